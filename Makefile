@@ -1,0 +1,103 @@
+# kiln: `make` builds every program into build/, `make check` runs every
+# test, `make guest` builds the guest kernel and initramfs, `make demo` boots
+# a microVM and shows its console. See README.md.
+
+VERSION := $(shell cat VERSION)
+B := build
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+	-DKILN_VERSION='"$(VERSION)"' $(WARN) -MMD -MP \
+	-fstack-protector-strong -D_FORTIFY_SOURCE=2
+SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+LDLIBS_VMM := -lyajl -lpthread
+
+LIB_SRCS := $(wildcard lib/*.c)
+VMM_SRCS := $(wildcard vmm/*.c vmm/hw/*.c)
+VMM_LIB_SRCS := $(filter-out vmm/main.c,$(VMM_SRCS))
+UNIT_SRCS := $(wildcard test/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(B)/test/%)
+
+obj = $(1:%.c=$(B)/obj/%.o)
+san = $(1:%.c=$(B)/san/%.o)
+
+PROGS := $(B)/kiln-vmm
+
+.PHONY: all guest check check-unit check-format check-integration bench \
+	demo deps format clean
+
+all: $(PROGS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
+
+$(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS))
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
+
+# Unit tests link the same objects as the programs, sanitizer-built.
+$(B)/test/%: $(B)/san/test/unit/%.o $(call san,$(VMM_LIB_SRCS) $(LIB_SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS_VMM)
+
+# ---- guest: kernel (cached outside the tree) and initramfs ---------------
+GUEST := $(B)/guest
+guest: $(GUEST)/vmlinux $(GUEST)/initramfs
+
+$(GUEST)/vmlinux $(GUEST)/bzImage: contrib/kernel/kiln-guest.config hack/build-guest-kernel.sh
+	hack/build-guest-kernel.sh $(GUEST)
+
+$(GUEST)/init: test/guest/init.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(GUEST)/initramfs: $(GUEST)/init hack/mkinitramfs.sh
+	hack/mkinitramfs.sh $@ $(GUEST)/init
+
+# ---- tests ----------------------------------------------------------------
+deps:
+	hack/install-deps.sh
+
+check: deps
+	$(MAKE) all guest $(UNIT_BINS)
+	$(MAKE) check-format
+	$(MAKE) check-unit
+	$(MAKE) check-integration
+
+check-unit: $(UNIT_BINS)
+	test/run-unit.sh $(UNIT_BINS)
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+check-format:
+	@bad=0; for f in $(FORMAT_SRCS); do \
+		clang-format --style=file $$f | cmp -s - $$f || { echo "not clang-formatted: $$f"; bad=1; }; \
+	done; \
+	if [ $$bad = 0 ]; then echo "check-format: ok"; else echo "run: make format"; exit 1; fi
+
+format:
+	clang-format --style=file -i $(FORMAT_SRCS)
+
+# The whole integration suite runs in one test-bed session.
+check-integration: all guest
+	hack/testbed test/integration/run.sh
+
+bench: all guest
+	hack/testbed test/bench/boot
+
+demo: deps
+	$(MAKE) all guest
+	hack/testbed $(B)/kiln-vmm --kernel $(GUEST)/vmlinux \
+		--initrd $(GUEST)/initramfs --vcpus 2 --mem 256 \
+		--cmdline "console=ttyS0 reboot=k panic=1 quiet"
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
