@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* kiln-vmm: one KVM microVM per process. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "../lib/error.h"
+#include "../lib/log.h"
+#include "config.h"
+#include "vm.h"
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "unknown"
+#endif
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kiln-vmm [options]\n"
+		"  --config-file PATH   Firecracker-style JSON: boot-source, "
+		"machine-config\n"
+		"  --kernel PATH        vmlinux (ELF, PVH entry) or bzImage\n"
+		"  --initrd PATH        initramfs\n"
+		"  --cmdline STR        kernel command line (default: \"%s\")\n"
+		"  --vcpus N            1 to %d (default 1)\n"
+		"  --mem MIB            guest memory in MiB (default 128)\n"
+		"  --console PATH       serial output to PATH instead of "
+		"stdout\n"
+		"  --console-in         feed stdin to the serial port\n"
+		"  --entropy            add a virtio-rng device\n"
+		"  --level LEVEL        log level: error, warning, info, "
+		"debug\n"
+		"  --log-path PATH      log to PATH instead of stderr\n"
+		"  --no-api, --boot-timer  accepted for Firecracker "
+		"compatibility\n"
+		"  --version, --help\n"
+		"Flags given after --config-file override its values.\n",
+		VM_DEFAULT_CMDLINE, VM_MAX_VCPUS);
+}
+
+static int parse_u64(const char *s, const char *what, uint64_t *out,
+		     struct kiln_error *err)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	if (s[0] < '0' || s[0] > '9')
+		return kiln_error_set(err, EINVAL, "%s `%s`: not a number",
+				      what, s);
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return kiln_error_set(err, EINVAL, "%s `%s`: not a number",
+				      what, s);
+	*out = v;
+	return 0;
+}
+
+static int set_level(const char *s, struct kiln_error *err)
+{
+	static const struct {
+		const char *name;
+		enum log_level level;
+	} levels[] = {
+		{ "error", LOG_ERROR }, { "warning", LOG_WARN },
+		{ "warn", LOG_WARN },	{ "info", LOG_INFO },
+		{ "debug", LOG_DEBUG }, { "trace", LOG_DEBUG },
+	};
+
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		if (strcasecmp(s, levels[i].name) == 0) {
+			log_set_level(levels[i].level);
+			return 0;
+		}
+	}
+	return kiln_error_set(err, EINVAL, "unknown log level `%s`", s);
+}
+
+static int set_path(char **dst, const char *s)
+{
+	free(*dst);
+	*dst = strdup(s);
+	return *dst == NULL ? -1 : 0;
+}
+
+enum {
+	OPT_CONFIG = 256,
+	OPT_KERNEL,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_VCPUS,
+	OPT_MEM,
+	OPT_CONSOLE,
+	OPT_CONSOLE_IN,
+	OPT_ENTROPY,
+	OPT_LEVEL,
+	OPT_LOG_PATH,
+	OPT_NOOP,
+	OPT_VERSION,
+	OPT_HELP,
+};
+
+static const struct option options[] = {
+	{ "config-file", required_argument, NULL, OPT_CONFIG },
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "vcpus", required_argument, NULL, OPT_VCPUS },
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "console-in", no_argument, NULL, OPT_CONSOLE_IN },
+	{ "entropy", no_argument, NULL, OPT_ENTROPY },
+	{ "level", required_argument, NULL, OPT_LEVEL },
+	{ "log-path", required_argument, NULL, OPT_LOG_PATH },
+	{ "no-api", no_argument, NULL, OPT_NOOP },
+	{ "boot-timer", no_argument, NULL, OPT_NOOP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ 0 },
+};
+
+static int parse_args(int argc, char **argv, struct vm_config *cfg,
+		      struct kiln_error *err)
+{
+	uint64_t n;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		int ret = 0;
+
+		switch (c) {
+		case OPT_CONFIG:
+			ret = vm_config_load_file(cfg, optarg, err);
+			break;
+		case OPT_KERNEL:
+			ret = set_path(&cfg->kernel_path, optarg);
+			break;
+		case OPT_INITRD:
+			ret = set_path(&cfg->initrd_path, optarg);
+			break;
+		case OPT_CMDLINE:
+			ret = set_path(&cfg->cmdline, optarg);
+			break;
+		case OPT_CONSOLE:
+			ret = set_path(&cfg->console_path, optarg);
+			break;
+		case OPT_VCPUS:
+			ret = parse_u64(optarg, "--vcpus", &n, err);
+			if (ret == 0 && n > VM_MAX_VCPUS)
+				ret = kiln_error_set(err, EINVAL,
+						     "--vcpus %s: must be 1 to "
+						     "%d",
+						     optarg, VM_MAX_VCPUS);
+			cfg->vcpu_count = (unsigned int)n;
+			break;
+		case OPT_MEM:
+			ret = parse_u64(optarg, "--mem", &n, err);
+			cfg->mem_mib = n;
+			break;
+		case OPT_CONSOLE_IN:
+			cfg->console_in = true;
+			break;
+		case OPT_ENTROPY:
+			cfg->entropy = true;
+			break;
+		case OPT_LEVEL:
+			ret = set_level(optarg, err);
+			break;
+		case OPT_LOG_PATH:
+			if (log_open(optarg) < 0)
+				ret = kiln_error_set(err, errno,
+						     "open log `%s`", optarg);
+			break;
+		case OPT_NOOP:
+			break;
+		case OPT_VERSION:
+			printf("kiln-vmm %s\n", KILN_VERSION);
+			exit(0);
+		case OPT_HELP:
+			usage(stdout);
+			exit(0);
+		default:
+			return kiln_error_set(err, EINVAL,
+					      "unknown or incomplete option "
+					      "`%s` (see --help)",
+					      argv[optind - 1]);
+		}
+		if (ret < 0)
+			return ret;
+	}
+	if (optind < argc)
+		return kiln_error_set(err, EINVAL, "unexpected argument `%s`",
+				      argv[optind]);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t start_ns = vm_now_ns();
+	struct kiln_error err = { 0 };
+	struct vm_config cfg;
+	struct vm vm;
+	int status = 0;
+
+	/* a crashing VMM must not leave a core with guest memory in it */
+	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+	log_set_prog("kiln-vmm");
+	vm_config_init(&cfg);
+	if (parse_args(argc, argv, &cfg, &err) < 0 ||
+	    vm_config_validate(&cfg, &err) < 0) {
+		kiln_error_print(&err, "kiln-vmm");
+		vm_config_destroy(&cfg);
+		return 2;
+	}
+	if (vm_create(&vm, &cfg, start_ns, &err) < 0) {
+		kiln_error_print(&err, "kiln-vmm");
+		vm_config_destroy(&cfg);
+		return 1;
+	}
+	if (vm_run(&vm, &err) < 0) {
+		kiln_error_print(&err, "kiln-vmm");
+		status = 1;
+	} else if (vm.exit_reason == VM_EXIT_SIGNAL) {
+		log_info("%s", vm.exit_msg);
+		status = 128 + vm.exit_signal;
+	} else {
+		log_info("%s", vm.exit_msg);
+	}
+	vm_destroy(&vm);
+	vm_config_destroy(&cfg);
+	return status;
+}

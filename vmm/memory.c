@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "memory.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "layout.h"
+
+#define GUEST_MEM_MIN (16ULL << 20)
+#define GUEST_PAGE    4096ULL
+
+int guest_mem_init(struct guest_mem *m, uint64_t size, struct kiln_error *err)
+{
+	uint64_t low;
+	void *p;
+
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (size < GUEST_MEM_MIN || size % GUEST_PAGE != 0)
+		return kiln_error_set(err, EINVAL,
+				      "guest memory of %llu bytes: must be a "
+				      "multiple of 4 KiB and at least 16 MiB",
+				      (unsigned long long)size);
+	m->fd = memfd_create("kiln-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (m->fd < 0)
+		return kiln_error_set(err, errno, "memfd_create");
+	if (ftruncate(m->fd, (off_t)size) < 0) {
+		kiln_error_set(err, errno, "size guest memory to %llu MiB",
+			       (unsigned long long)(size >> 20));
+		goto fail;
+	}
+	/* the size is fixed from here on: a shrink would fault the VMM */
+	if (fcntl(m->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+		kiln_error_set(err, errno, "seal guest memory");
+		goto fail;
+	}
+	/*
+	 * MAP_NORESERVE: RAM is populated on first touch, so a VM costs the
+	 * host only what the guest uses.
+	 */
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		 m->fd, 0);
+	if (p == MAP_FAILED) {
+		kiln_error_set(err, errno, "map %llu MiB of guest memory",
+			       (unsigned long long)(size >> 20));
+		goto fail;
+	}
+	madvise(p, size, MADV_DONTDUMP);
+	m->host = p;
+	m->size = size;
+
+	low = size < LAYOUT_MMIO_GAP ? size : LAYOUT_MMIO_GAP;
+	m->regions[0] =
+		(struct guest_region){ .gpa = 0, .size = low, .offset = 0 };
+	m->nregions = 1;
+	if (size > low) {
+		m->regions[1] = (struct guest_region){
+			.gpa = LAYOUT_MMIO_GAP_END,
+			.size = size - low,
+			.offset = low,
+		};
+		m->nregions = 2;
+	}
+	return 0;
+fail:
+	close(m->fd);
+	m->fd = -1;
+	return -1;
+}
+
+void guest_mem_destroy(struct guest_mem *m)
+{
+	if (m->host != NULL)
+		munmap(m->host, m->size);
+	if (m->fd >= 0)
+		close(m->fd);
+	m->host = NULL;
+	m->fd = -1;
+}
+
+void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint64_t end;
+
+	/* guest-controlled: gpa and len come from descriptors and registers */
+	if (__builtin_add_overflow(gpa, len, &end))
+		return NULL;
+	for (unsigned int i = 0; i < m->nregions; i++) {
+		const struct guest_region *r = &m->regions[i];
+
+		if (gpa >= r->gpa && gpa < r->gpa + r->size &&
+		    end <= r->gpa + r->size)
+			return m->host + r->offset + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+int guest_mem_write(struct guest_mem *m, uint64_t gpa, const void *src,
+		    uint64_t len, struct kiln_error *err)
+{
+	void *p = guest_mem_ptr(m, gpa, len);
+
+	if (p == NULL)
+		return kiln_error_set(err, EFAULT,
+				      "guest range 0x%llx+0x%llx is not RAM",
+				      (unsigned long long)gpa,
+				      (unsigned long long)len);
+	memcpy(p, src, len);
+	return 0;
+}
+
+int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst,
+		   uint64_t len, struct kiln_error *err)
+{
+	const void *p = guest_mem_ptr(m, gpa, len);
+
+	if (p == NULL)
+		return kiln_error_set(err, EFAULT,
+				      "guest range 0x%llx+0x%llx is not RAM",
+				      (unsigned long long)gpa,
+				      (unsigned long long)len);
+	memcpy(dst, p, len);
+	return 0;
+}
+
+uint64_t guest_mem_end(const struct guest_mem *m)
+{
+	const struct guest_region *r = &m->regions[m->nregions - 1];
+
+	return r->gpa + r->size;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Guest RAM: one memfd, mapped shared into the VMM, so that it can be
+ * snapshotted, and mapped MAP_PRIVATE by forks. Every translation of a guest
+ * address goes through guest_mem_ptr(), which checks the whole range.
+ */
+#ifndef KILN_VMM_MEMORY_H
+#define KILN_VMM_MEMORY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../lib/error.h"
+
+#define GUEST_MEM_MAX_REGIONS 2
+
+struct guest_region {
+	uint64_t gpa;	 /* guest-physical start */
+	uint64_t size;	 /* bytes */
+	uint64_t offset; /* offset in the memfd and in host mapping */
+};
+
+struct guest_mem {
+	uint8_t *host; /* mapping of the whole memfd */
+	uint64_t size; /* total RAM bytes */
+	int fd;	       /* the memfd, -1 when not created */
+	unsigned int nregions;
+	struct guest_region regions[GUEST_MEM_MAX_REGIONS];
+};
+
+/* Create size bytes of RAM (a multiple of 4 KiB, at least 16 MiB). */
+int guest_mem_init(struct guest_mem *m, uint64_t size, struct kiln_error *err);
+void guest_mem_destroy(struct guest_mem *m);
+
+/*
+ * Host pointer for [gpa, gpa + len), or NULL if any byte of it is not RAM
+ * or the range wraps. len 0 is allowed and checks only gpa. A range that
+ * spans the MMIO gap is not contiguous on the host and is refused.
+ */
+void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
+/* Copy into / out of guest memory; -1 with err if the range is not RAM. */
+int guest_mem_write(struct guest_mem *m, uint64_t gpa, const void *src,
+		    uint64_t len, struct kiln_error *err);
+int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst,
+		   uint64_t len, struct kiln_error *err);
+
+/* The highest guest-physical address + 1 of RAM. */
+uint64_t guest_mem_end(const struct guest_mem *m);
+
+#endif

@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/cleanup.h"
+#include "../lib/log.h"
+#include "device.h"
+#include "loader.h"
+#include "mptable.h"
+#include "x86.h"
+
+/* Where KVM on Intel keeps its real-mode TSS and identity map: in the gap. */
+#define VM_TSS_ADDR	     0xfffbd000ULL
+#define VM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+
+uint64_t vm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, const char *fmt,
+		     ...)
+{
+	int expected = VM_RUNNING;
+	va_list ap;
+
+	/* the first reason wins; later ones are consequences of it */
+	if (atomic_compare_exchange_strong(&vm->exit_reason, &expected,
+					   reason)) {
+		va_start(ap, fmt);
+		vsnprintf(vm->exit_msg, sizeof(vm->exit_msg), fmt, ap);
+		va_end(ap);
+	}
+	evloop_stop(&vm->loop);
+}
+
+int vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt,
+		      ...)
+{
+	size_t old = vm->cmdline_extra ? strlen(vm->cmdline_extra) : 0;
+	char *add = NULL, *s;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&add, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return kiln_error_set(err, ENOMEM, "kernel command line");
+	s = realloc(vm->cmdline_extra, old + n + 2);
+	if (s == NULL) {
+		free(add);
+		return kiln_error_set(err, ENOMEM, "kernel command line");
+	}
+	s[old] = ' ';
+	memcpy(s + old + 1, add, n + 1);
+	vm->cmdline_extra = s;
+	free(add);
+	return 0;
+}
+
+static int kvm_check_caps(int kvm_fd, struct kiln_error *err)
+{
+	static const struct {
+		int cap;
+		const char *name;
+	} caps[] = {
+		{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+		{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+		{ KVM_CAP_IRQFD, "KVM_CAP_IRQFD" },
+		{ KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD" },
+		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+		{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(caps); i++)
+		if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
+			return kiln_error_set(err, ENOTSUP, "KVM lacks %s",
+					      caps[i].name);
+	return 0;
+}
+
+/* Refuse more guest RAM than the host has: it would be overcommitted. */
+static int vm_check_mem(uint64_t bytes, struct kiln_error *err)
+{
+	struct sysinfo si;
+	uint64_t host;
+
+	if (sysinfo(&si) < 0)
+		return kiln_error_set(err, errno, "sysinfo");
+	host = (uint64_t)si.totalram * si.mem_unit;
+	if (bytes > host)
+		return kiln_error_set(err, ENOMEM,
+				      "guest memory of %llu MiB exceeds the "
+				      "host's %llu MiB",
+				      (unsigned long long)(bytes >> 20),
+				      (unsigned long long)(host >> 20));
+	return 0;
+}
+
+static int vm_setup_kvm(struct vm *vm, struct kiln_error *err)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	int ret, max;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return kiln_error_set(err, errno,
+				      "open /dev/kvm (kiln-vmm needs KVM; "
+				      "hack/testbed provides it where the "
+				      "machine has none)");
+	ret = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (ret != KVM_API_VERSION)
+		return kiln_error_set(err, ENOTSUP,
+				      "KVM API version %d, want %d", ret,
+				      KVM_API_VERSION);
+	if (kvm_check_caps(vm->kvm_fd, err) < 0)
+		return -1;
+	max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (max > 0 && vm->cfg->vcpu_count > (unsigned int)max)
+		return kiln_error_set(err, EINVAL,
+				      "%u vCPUs: this host's KVM allows %d",
+				      vm->cfg->vcpu_count, max);
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return kiln_error_set(err, errno, "KVM_CREATE_VM");
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, VM_TSS_ADDR) < 0)
+		return kiln_error_set(err, errno, "KVM_SET_TSS_ADDR");
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR,
+		  &(uint64_t){ VM_IDENTITY_MAP_ADDR }) < 0)
+		return kiln_error_set(err, errno, "KVM_SET_IDENTITY_MAP_ADDR");
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return kiln_error_set(err, errno, "KVM_CREATE_IRQCHIP");
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return kiln_error_set(err, errno, "KVM_CREATE_PIT2");
+	return 0;
+}
+
+static int vm_setup_memory(struct vm *vm, struct kiln_error *err)
+{
+	if (guest_mem_init(&vm->mem, vm->cfg->mem_mib << 20, err) < 0)
+		return -1;
+	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
+		const struct guest_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr =
+				(uint64_t)(uintptr_t)(vm->mem.host + r->offset),
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			return kiln_error_set(
+				err, errno, "KVM_SET_USER_MEMORY_REGION %u", i);
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
+	      struct kiln_error *err)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->kvm_fd = vm->vm_fd = vm->signal_fd = -1;
+	vm->mem.fd = -1;
+	vm->loop.epfd = vm->loop.stop_efd = -1;
+	vm->start_ns = start_ns;
+	atomic_init(&vm->exit_reason, VM_RUNNING);
+
+	if (vm_check_mem(cfg->mem_mib << 20, err) < 0 ||
+	    vm_setup_kvm(vm, err) < 0 || vm_setup_memory(vm, err) < 0 ||
+	    evloop_init(&vm->loop, err) < 0 || vcpu_signals_init(err) < 0)
+		goto fail;
+
+	vm->vcpus = calloc(cfg->vcpu_count, sizeof(*vm->vcpus));
+	if (vm->vcpus == NULL) {
+		kiln_error_set(err, ENOMEM, "allocate vCPUs");
+		goto fail;
+	}
+	for (unsigned int i = 0; i < cfg->vcpu_count; i++) {
+		vm->vcpu_count = i + 1;
+		if (vcpu_create(vm, &vm->vcpus[i], i, err) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	vm_destroy(vm);
+	return -1;
+}
+
+int vm_irqfd(struct vm *vm, unsigned int gsi, struct kiln_error *err)
+{
+	struct kvm_irqfd irqfd = { .gsi = gsi };
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	if (fd < 0)
+		return kiln_error_set(err, errno, "eventfd for IRQ %u", gsi);
+	irqfd.fd = fd;
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		kiln_error_set(err, errno, "KVM_IRQFD for IRQ %u", gsi);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int vm_irq_line(struct vm *vm, unsigned int gsi, int level,
+		struct kiln_error *err)
+{
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		return kiln_error_set(err, errno, "KVM_IRQ_LINE %u", gsi);
+	return 0;
+}
+
+static int device_cmp(const void *a, const void *b)
+{
+	const struct vm_device_state *x = a, *y = b;
+
+	if (x->desc->level != y->desc->level)
+		return x->desc->level - y->desc->level;
+	return strcmp(x->desc->name, y->desc->name);
+}
+
+static int vm_init_devices(struct vm *vm, struct kiln_error *err)
+{
+	const struct vmm_device *d;
+	struct vm_device_state all[VM_MAX_DEVICES];
+	unsigned int n = 0;
+
+	for (d = __start_vmm_devices; d < __stop_vmm_devices; d++) {
+		if (n == VM_MAX_DEVICES)
+			return kiln_error_set(err, E2BIG,
+					      "too many device types");
+		all[n++] = (struct vm_device_state){ .desc = d };
+	}
+	qsort(all, n, sizeof(all[0]), device_cmp);
+	for (unsigned int i = 0; i < n; i++) {
+		if (all[i].desc->init(vm, &all[i].state, err) < 0)
+			return kiln_error_wrap(err, "device %s",
+					       all[i].desc->name);
+		vm->devices[vm->ndevices++] = all[i];
+	}
+	return 0;
+}
+
+static void vm_exit_devices(struct vm *vm)
+{
+	while (vm->ndevices > 0) {
+		struct vm_device_state *d = &vm->devices[--vm->ndevices];
+
+		if (d->desc->exit != NULL)
+			d->desc->exit(vm, d->state);
+	}
+}
+
+static void vm_on_signal(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	struct signalfd_siginfo si;
+	int fd = vm->signal_fd;
+
+	(void)events;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	vm->exit_signal = (int)si.ssi_signo;
+	vm_request_exit(vm, VM_EXIT_SIGNAL, "stopped by signal %d (%s)",
+			(int)si.ssi_signo, strsignal((int)si.ssi_signo));
+}
+
+/* SIGINT, SIGTERM and SIGHUP end the VM through the event loop. */
+static int vm_setup_signals(struct vm *vm, struct kiln_error *err)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return kiln_error_set(err, errno, "block signals");
+	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (vm->signal_fd < 0)
+		return kiln_error_set(err, errno, "signalfd");
+	return evloop_add(&vm->loop, vm->signal_fd, EPOLLIN, vm_on_signal, vm,
+			  err);
+}
+
+static int vm_load(struct vm *vm, struct boot_entry *boot,
+		   struct kiln_error *err)
+{
+	const struct vm_config *cfg = vm->cfg;
+	const char *base = cfg->cmdline ? cfg->cmdline : VM_DEFAULT_CMDLINE;
+	cleanup_free char *cmdline = NULL;
+
+	if (asprintf(&cmdline, "%s%s", base,
+		     vm->cmdline_extra ? vm->cmdline_extra : "") < 0)
+		return kiln_error_set(err, ENOMEM, "kernel command line");
+	if (loader_load(&vm->mem, cfg->kernel_path, cfg->initrd_path, cmdline,
+			boot, err) < 0)
+		return -1;
+	if (mptable_write(&vm->mem, vm->vcpu_count, err) < 0)
+		return -1;
+	return x86_setup_boot_memory(&vm->mem, boot, err);
+}
+
+int vm_run(struct vm *vm, struct kiln_error *err)
+{
+	struct boot_entry boot;
+	unsigned int i;
+	int ret = -1;
+
+	/* devices first: they declare themselves on the command line */
+	if (vm_setup_signals(vm, err) < 0 || vm_init_devices(vm, err) < 0 ||
+	    vm_load(vm, &boot, err) < 0)
+		goto out;
+	for (i = 0; i < vm->vcpu_count; i++)
+		if (x86_setup_vcpu(vm->kvm_fd, vm->vcpus[i].fd, i,
+				   vm->vcpu_count, &boot, err) < 0 ||
+		    vcpu_spawn(&vm->vcpus[i], err) < 0)
+			goto out;
+	log_info("booting %s: %u vCPU, %llu MiB", vm->cfg->kernel_path,
+		 vm->vcpu_count, (unsigned long long)vm->cfg->mem_mib);
+	for (i = 0; i < vm->vcpu_count; i++)
+		vcpu_set_state(&vm->vcpus[i], VCPU_RUNNING);
+
+	if (evloop_run(&vm->loop, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	for (i = 0; i < vm->vcpu_count; i++)
+		vcpu_join(&vm->vcpus[i]);
+	vm_exit_devices(vm);
+	if (ret == 0 && atomic_load(&vm->exit_reason) == VM_EXIT_ERROR)
+		ret = kiln_error_set(err, 0, "%s", vm->exit_msg);
+	return ret;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->vcpu_count; i++) {
+		vcpu_join(&vm->vcpus[i]);
+		vcpu_destroy(&vm->vcpus[i]);
+	}
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	vm->vcpu_count = 0;
+	vm_exit_devices(vm);
+	free(vm->cmdline_extra);
+	vm->cmdline_extra = NULL;
+	if (vm->signal_fd >= 0)
+		close(vm->signal_fd);
+	vm->signal_fd = -1;
+	evloop_destroy(&vm->loop);
+	trap_table_destroy(&vm->traps);
+	guest_mem_destroy(&vm->mem);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->vm_fd = vm->kvm_fd = -1;
+}

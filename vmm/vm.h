@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A KVM virtual machine: memory, vCPUs, devices, event loop. */
+#ifndef KILN_VMM_VM_H
+#define KILN_VMM_VM_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "../lib/error.h"
+#include "config.h"
+#include "evloop.h"
+#include "memory.h"
+#include "trap.h"
+#include "vcpu.h"
+
+#define VM_MAX_DEVICES 32
+
+/* Why the VM ended: decides the VMM's exit status. */
+enum vm_exit_reason {
+	VM_RUNNING = 0,
+	VM_EXIT_RESET,	/* guest reboot: i8042 reset or triple fault */
+	VM_EXIT_ERROR,	/* KVM or VMM failure while running */
+	VM_EXIT_SIGNAL, /* the VMM was told to stop */
+};
+
+struct vm_device_state {
+	const struct vmm_device *desc;
+	void *state;
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	int kvm_fd;
+	int vm_fd;
+	struct guest_mem mem;
+	struct trap_table traps;
+	struct evloop loop;
+	unsigned int vcpu_count;
+	struct vcpu *vcpus;
+	unsigned int ndevices;
+	struct vm_device_state devices[VM_MAX_DEVICES];
+	int signal_fd;	     /* SIGINT/SIGTERM/SIGHUP, on the event loop */
+	int exit_signal;     /* the signal that ended the VM, if any */
+	char *cmdline_extra; /* what devices add to the kernel command line */
+	uint64_t start_ns;   /* CLOCK_MONOTONIC when the VMM started */
+	_Atomic int exit_reason; /* enum vm_exit_reason, first one wins */
+	char exit_msg[256];
+};
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
+	      struct kiln_error *err);
+/* Load the kernel, set up vCPUs and devices, run until the guest ends. */
+int vm_run(struct vm *vm, struct kiln_error *err);
+void vm_destroy(struct vm *vm);
+
+/*
+ * End the VM (from any thread): records the first reason and message,
+ * stops the event loop, which then stops every vCPU.
+ */
+void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, const char *fmt,
+		     ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * Append " <text>" to the guest kernel command line (a device declaring
+ * itself, e.g. virtio_mmio.device=4K@0xd0000000:5). Devices are created
+ * before the kernel is loaded, so this is for their init functions.
+ */
+int vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt,
+		      ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * An eventfd that raises guest interrupt gsi when written (KVM irqfd).
+ * Edge-triggered: each write is one interrupt.
+ */
+int vm_irqfd(struct vm *vm, unsigned int gsi, struct kiln_error *err);
+
+/* Set a level-triggered interrupt line (KVM_IRQ_LINE). */
+int vm_irq_line(struct vm *vm, unsigned int gsi, int level,
+		struct kiln_error *err);
+
+uint64_t vm_now_ns(void);
+
+#endif
