@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* kiln-vmm: one KVM microVM per process. */
 #include <errno.h>
+#include <signal.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +209,8 @@ int main(int argc, char **argv)
 
 	/* a crashing VMM must not leave a core with guest memory in it */
 	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+	/* a closed console pipe is an EPIPE the serial device handles */
+	signal(SIGPIPE, SIG_IGN);
 	log_set_prog("kiln-vmm");
 	vm_config_init(&cfg);
 	if (parse_args(argc, argv, &cfg, &err) < 0 ||

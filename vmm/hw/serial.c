@@ -1,0 +1,716 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * 8250/16550A UART on COM1: the guest console.
+ *
+ * Output is written synchronously, so the transmitter is always empty (LSR
+ * THRE|TEMT) and a THR write makes the THR-empty interrupt pending again at
+ * once. Input comes from the host's stdin through a 64-byte receive FIFO;
+ * the FIFO is always on whatever FCR says (as in Firecracker's vm-superio),
+ * FCR only decides what IIR bits 7:6 report. Line errors never happen
+ * except an overrun in loopback mode.
+ *
+ * The interrupt is an edge on an irqfd, as on an ISA bus: we compute the
+ * level the chip's INTR pin would have after every access and write the
+ * eventfd only when it rises. A guest handler loops until IIR says "no
+ * interrupt", so an edge is never lost.
+ */
+#include "serial.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "../../lib/log.h"
+#include "../device.h"
+#include "../evloop.h"
+#include "../layout.h"
+#include "../trap.h"
+#include "../vm.h"
+
+/* register offsets */
+#define UART_RBR 0 /* read, DLAB=0: receive buffer */
+#define UART_THR 0 /* write, DLAB=0: transmit holding */
+#define UART_DLL 0 /* DLAB=1: divisor latch, low byte */
+#define UART_IER 1 /* DLAB=0: interrupt enable */
+#define UART_DLM 1 /* DLAB=1: divisor latch, high byte */
+#define UART_IIR 2 /* read: interrupt identification */
+#define UART_FCR 2 /* write: FIFO control */
+#define UART_LCR 3
+#define UART_MCR 4
+#define UART_LSR 5
+#define UART_MSR 6
+#define UART_SCR 7
+
+#define IER_ERBFI 0x01 /* received data available */
+#define IER_ETBEI 0x02 /* transmit holding register empty */
+#define IER_ELSI  0x04 /* receiver line status */
+#define IER_EDSSI 0x08 /* modem status */
+#define IER_MASK  0x0f /* bits 4-7 read 0: Linux probes them */
+
+#define IIR_NONE 0x01
+#define IIR_MSR	 0x00
+#define IIR_THRE 0x02
+#define IIR_RDA	 0x04
+#define IIR_RLS	 0x06
+#define IIR_FIFO 0xc0
+
+#define FCR_ENABLE   0x01
+#define FCR_CLEAR_RX 0x02
+
+#define LCR_DLAB 0x80
+
+#define MCR_DTR	 0x01
+#define MCR_RTS	 0x02
+#define MCR_OUT1 0x04
+#define MCR_OUT2 0x08
+#define MCR_LOOP 0x10
+#define MCR_MASK 0x1f
+
+#define LSR_DR	 0x01
+#define LSR_OE	 0x02
+#define LSR_THRE 0x20
+#define LSR_TEMT 0x40
+
+#define MSR_DCTS 0x01
+#define MSR_DDSR 0x02
+#define MSR_TERI 0x04
+#define MSR_DDCD 0x08
+#define MSR_CTS	 0x10
+#define MSR_DSR	 0x20
+#define MSR_RI	 0x40
+#define MSR_DCD	 0x80
+
+#define SERIAL_OUT_BUF 256
+#define SERIAL_OUT_WAIT_MS \
+	100 /* how long a full non-blocking out_fd may stall */
+
+struct serial {
+	pthread_mutex_t lock; /* vCPU threads and the event loop */
+	int out_fd;
+	int irq_fd;
+	int wake_fd;
+
+	uint8_t ier;
+	uint8_t lcr;
+	uint8_t mcr;
+	uint8_t scr;
+	uint8_t dll;
+	uint8_t dlm;
+	uint8_t msr_delta; /* MSR bits 0-3, cleared by reading MSR */
+	bool fifo_on;	   /* FCR bit 0, only reported in IIR */
+	bool thre_pending; /* THR-empty interrupt not yet acknowledged */
+	bool overrun;	   /* LSR OE until LSR is read */
+	bool irq_line;	   /* INTR level after the last access */
+	bool rx_wait;	   /* input was refused: wake when drained */
+	bool out_dead;	   /* output failed once: drop from now on */
+
+	uint8_t rx[SERIAL_RX_FIFO];
+	unsigned int rx_head;
+	unsigned int rx_count;
+	uint8_t out[SERIAL_OUT_BUF];
+	size_t out_len;
+};
+
+static void serial_kick(int fd)
+{
+	uint64_t one = 1;
+
+	/*
+	 * EAGAIN means the counter is about to overflow because nobody reads
+	 * it: the event is pending anyway.
+	 */
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN &&
+	    log_ratelimit())
+		log_warn("serial: eventfd write: %s", strerror(errno));
+}
+
+/* The source IIR reports, in the chip's priority order. */
+static uint8_t serial_irq_source(const struct serial *s)
+{
+	if ((s->ier & IER_ELSI) && s->overrun)
+		return IIR_RLS;
+	if ((s->ier & IER_ERBFI) && s->rx_count > 0)
+		return IIR_RDA;
+	if ((s->ier & IER_ETBEI) && s->thre_pending)
+		return IIR_THRE;
+	if ((s->ier & IER_EDSSI) && s->msr_delta)
+		return IIR_MSR;
+	return IIR_NONE;
+}
+
+static void serial_update_irq(struct serial *s)
+{
+	bool line = serial_irq_source(s) != IIR_NONE;
+
+	if (line && !s->irq_line)
+		serial_kick(s->irq_fd);
+	s->irq_line = line;
+}
+
+static void serial_out_write(struct serial *s, const uint8_t *buf, size_t len)
+{
+	struct pollfd pfd = { .fd = s->out_fd, .events = POLLOUT };
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(s->out_fd, buf, len);
+		if (n > 0) {
+			buf += n;
+			len -= n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* someone else made out_fd non-blocking */
+			if (poll(&pfd, 1, SERIAL_OUT_WAIT_MS) > 0)
+				continue;
+			if (log_ratelimit())
+				log_warn("serial: console output stalled, "
+					 "dropped %zu bytes",
+					 len);
+			return;
+		}
+		/*
+		 * EPIPE, ENOSPC, EIO...: the console is gone, the guest is
+		 * not. Say so once and keep the VM running.
+		 */
+		log_warn("serial: console output failed, dropping it from now "
+			 "on: %s",
+			 n < 0 ? strerror(errno) : "short write");
+		s->out_dead = true;
+		return;
+	}
+}
+
+static void serial_flush_locked(struct serial *s)
+{
+	if (s->out_len > 0 && !s->out_dead && s->out_fd >= 0)
+		serial_out_write(s, s->out, s->out_len);
+	s->out_len = 0;
+}
+
+static void serial_putc(struct serial *s, uint8_t c)
+{
+	if (s->out_dead || s->out_fd < 0)
+		return;
+	s->out[s->out_len++] = c;
+	if (c == '\n' || s->out_len == sizeof(s->out))
+		serial_flush_locked(s);
+}
+
+static bool serial_rx_push(struct serial *s, uint8_t c)
+{
+	if (s->rx_count == SERIAL_RX_FIFO)
+		return false;
+	s->rx[(s->rx_head + s->rx_count) % SERIAL_RX_FIFO] = c;
+	s->rx_count++;
+	return true;
+}
+
+/*
+ * Resume the host's input once the guest has made real room, not at every
+ * byte it reads, so a paste does not cost one wakeup per byte.
+ */
+static void serial_rx_drained(struct serial *s)
+{
+	if (s->rx_wait && s->rx_count <= SERIAL_RX_FIFO / 2) {
+		s->rx_wait = false;
+		serial_kick(s->wake_fd);
+	}
+}
+
+static uint8_t serial_rx_pop(struct serial *s)
+{
+	uint8_t c;
+
+	if (s->rx_count == 0)
+		return 0;
+	c = s->rx[s->rx_head];
+	s->rx_head = (s->rx_head + 1) % SERIAL_RX_FIFO;
+	s->rx_count--;
+	serial_rx_drained(s);
+	return c;
+}
+
+/* MSR bits 4-7: a connected terminal, or MCR wired back in loopback. */
+static uint8_t serial_msr_lines(const struct serial *s)
+{
+	uint8_t m = s->mcr, v = 0;
+
+	if (!(m & MCR_LOOP))
+		return MSR_DCD | MSR_DSR | MSR_CTS;
+	if (m & MCR_DTR)
+		v |= MSR_DSR;
+	if (m & MCR_RTS)
+		v |= MSR_CTS;
+	if (m & MCR_OUT1)
+		v |= MSR_RI;
+	if (m & MCR_OUT2)
+		v |= MSR_DCD;
+	return v;
+}
+
+static void serial_write_mcr(struct serial *s, uint8_t v)
+{
+	uint8_t old = serial_msr_lines(s), now, changed;
+
+	s->mcr = v & MCR_MASK;
+	now = serial_msr_lines(s);
+	changed = old ^ now;
+	if (changed & MSR_CTS)
+		s->msr_delta |= MSR_DCTS;
+	if (changed & MSR_DSR)
+		s->msr_delta |= MSR_DDSR;
+	if (changed & MSR_DCD)
+		s->msr_delta |= MSR_DDCD;
+	if ((old & MSR_RI) && !(now & MSR_RI)) /* trailing edge only */
+		s->msr_delta |= MSR_TERI;
+}
+
+static void serial_write_ier(struct serial *s, uint8_t v)
+{
+	uint8_t old = s->ier;
+
+	s->ier = v & IER_MASK;
+	/*
+	 * Enabling ETBEI with the THR empty raises THRE at once, and again
+	 * after a disable/enable: Linux tests exactly that at startup and
+	 * falls back to polling (UART_BUG_THRE) if it does not happen.
+	 */
+	if ((s->ier & IER_ETBEI) && !(old & IER_ETBEI))
+		s->thre_pending = true;
+	/*
+	 * Linux clears ETBEI when its transmit queue runs dry: the end of a
+	 * burst, so a prompt without a newline shows up now.
+	 */
+	if (!(s->ier & IER_ETBEI) && (old & IER_ETBEI))
+		serial_flush_locked(s);
+}
+
+static void serial_write_fcr(struct serial *s, uint8_t v)
+{
+	bool on = v & FCR_ENABLE;
+
+	/* the chip empties its FIFOs whenever they are switched on or off */
+	if ((v & FCR_CLEAR_RX) || on != s->fifo_on) {
+		s->rx_count = 0;
+		s->rx_head = 0;
+		serial_rx_drained(s);
+	}
+	s->fifo_on = on;
+}
+
+static void serial_write(struct serial *s, unsigned int off, uint8_t v)
+{
+	bool dlab = s->lcr & LCR_DLAB;
+
+	switch (off) {
+	case UART_THR:
+		if (dlab) {
+			s->dll = v;
+			break;
+		}
+		if (s->mcr & MCR_LOOP) {
+			if (!serial_rx_push(s, v))
+				s->overrun = true;
+		} else {
+			serial_putc(s, v);
+		}
+		s->thre_pending = true; /* the THR empties at once */
+		break;
+	case UART_IER:
+		if (dlab)
+			s->dlm = v;
+		else
+			serial_write_ier(s, v);
+		break;
+	case UART_FCR:
+		serial_write_fcr(s, v);
+		break;
+	case UART_LCR:
+		s->lcr = v;
+		break;
+	case UART_MCR:
+		serial_write_mcr(s, v);
+		break;
+	case UART_SCR:
+		s->scr = v;
+		break;
+	default:
+		/* LSR and MSR writes are a factory test mode: ignore them */
+		break;
+	}
+}
+
+static uint8_t serial_read(struct serial *s, unsigned int off)
+{
+	bool dlab = s->lcr & LCR_DLAB;
+	uint8_t v;
+
+	switch (off) {
+	case UART_RBR:
+		return dlab ? s->dll : serial_rx_pop(s);
+	case UART_IER:
+		return dlab ? s->dlm : s->ier;
+	case UART_IIR:
+		v = serial_irq_source(s);
+		/* reading IIR acknowledges THRE when it is the one reported */
+		if (v == IIR_THRE)
+			s->thre_pending = false;
+		return v | (s->fifo_on ? IIR_FIFO : 0);
+	case UART_LCR:
+		return s->lcr;
+	case UART_MCR:
+		return s->mcr;
+	case UART_LSR:
+		v = LSR_THRE | LSR_TEMT;
+		if (s->rx_count > 0)
+			v |= LSR_DR;
+		if (s->overrun)
+			v |= LSR_OE;
+		s->overrun = false;
+		return v;
+	case UART_MSR:
+		v = serial_msr_lines(s) | s->msr_delta;
+		s->msr_delta = 0;
+		return v;
+	case UART_SCR:
+		return s->scr;
+	default:
+		return 0xff;
+	}
+}
+
+void serial_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len,
+	       bool is_write)
+{
+	struct serial *s = opaque;
+
+	/*
+	 * guest-controlled: off and len. Every register is one byte; a wider
+	 * or out-of-window access is dropped, and reads as a floating bus.
+	 */
+	if (len != 1 || off >= SERIAL_PORT_LEN) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		if (log_ratelimit())
+			log_debug("serial: ignored %u-byte %s at +%llu", len,
+				  is_write ? "write" : "read",
+				  (unsigned long long)off);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (is_write)
+		serial_write(s, off, data[0]);
+	else
+		data[0] = serial_read(s, off);
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+size_t serial_input(struct serial *s, const uint8_t *buf, size_t len)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while (n < len && serial_rx_push(s, buf[n]))
+		n++;
+	if (n < len)
+		s->rx_wait = true;
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+size_t serial_rx_room(struct serial *s)
+{
+	size_t room;
+
+	pthread_mutex_lock(&s->lock);
+	room = SERIAL_RX_FIFO - s->rx_count;
+	if (room == 0)
+		s->rx_wait = true;
+	pthread_mutex_unlock(&s->lock);
+	return room;
+}
+
+void serial_set_rx_wake(struct serial *s, int fd)
+{
+	pthread_mutex_lock(&s->lock);
+	s->wake_fd = fd;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void serial_flush(struct serial *s)
+{
+	pthread_mutex_lock(&s->lock);
+	serial_flush_locked(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct serial *serial_new(int out_fd, int irq_fd, struct kiln_error *err)
+{
+	struct serial *s = calloc(1, sizeof(*s));
+	int ret;
+
+	if (s == NULL) {
+		kiln_error_set(err, ENOMEM, "serial: allocate state");
+		return NULL;
+	}
+	ret = pthread_mutex_init(&s->lock, NULL);
+	if (ret != 0) {
+		free(s);
+		kiln_error_set(err, ret, "serial: init lock");
+		return NULL;
+	}
+	s->out_fd = out_fd;
+	s->irq_fd = irq_fd;
+	s->wake_fd = -1;
+	s->lcr = 0x03; /* 8N1 */
+	s->mcr = MCR_OUT2;
+	s->dll = 12; /* 9600 baud; the guest sets its own */
+	return s;
+}
+
+void serial_free(struct serial *s)
+{
+	if (s == NULL)
+		return;
+	serial_flush(s);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* ---- host input: an fd pumped into the receive FIFO by the event loop ---- */
+
+enum serial_in {
+	SERIAL_IN_OFF,	   /* the input ended */
+	SERIAL_IN_READING, /* in the loop for EPOLLIN */
+	SERIAL_IN_PAUSED,  /* in the loop with no events: FIFO full */
+	SERIAL_IN_PARKED,  /* out of the loop until the FIFO drains */
+};
+
+struct serial_pump {
+	struct serial *s;
+	struct evloop *loop;
+	int in_fd;
+	int wake_fd; /* written by the core when the FIFO drains */
+	enum serial_in state;
+};
+
+static void serial_pump_in_stop(struct serial_pump *p, enum serial_in next)
+{
+	evloop_del(p->loop, p->in_fd);
+	p->state = next;
+}
+
+static void serial_pump_pause(struct serial_pump *p, uint32_t events)
+{
+	struct kiln_error err = { 0 };
+
+	/*
+	 * epoll reports HUP and ERR even with an empty event mask, so a
+	 * hung-up input left in the loop would spin it until the guest
+	 * reads: take it out instead.
+	 */
+	if (events & (EPOLLHUP | EPOLLERR)) {
+		serial_pump_in_stop(p, SERIAL_IN_PARKED);
+		return;
+	}
+	if (evloop_mod(p->loop, p->in_fd, 0, &err) < 0) {
+		log_debug("serial: pause input: %s", err.msg);
+		serial_pump_in_stop(p, SERIAL_IN_PARKED);
+		return;
+	}
+	p->state = SERIAL_IN_PAUSED;
+}
+
+static void serial_pump_in_ready(void *opaque, uint32_t events)
+{
+	struct serial_pump *p = opaque;
+	uint8_t buf[SERIAL_RX_FIFO];
+	size_t room = serial_rx_room(p->s);
+	ssize_t n;
+
+	if (room == 0) {
+		serial_pump_pause(p, events);
+		return;
+	}
+	/* only what fits: the rest waits in the host's pipe or tty */
+	n = read(p->in_fd, buf, room);
+	if (n > 0) {
+		serial_input(p->s, buf, n);
+		return;
+	}
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n < 0)
+		log_warn("serial: read console input: %s; input stopped",
+			 strerror(errno));
+	else
+		log_debug("serial: end of console input");
+	serial_pump_in_stop(p, SERIAL_IN_OFF);
+}
+
+static void serial_pump_wake(void *opaque, uint32_t events)
+{
+	struct serial_pump *p = opaque;
+	struct kiln_error err = { 0 };
+	uint64_t v;
+	int ret;
+
+	(void)events;
+	if (read(p->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_debug("serial: read wake eventfd: %s", strerror(errno));
+	if (p->state == SERIAL_IN_PAUSED)
+		ret = evloop_mod(p->loop, p->in_fd, EPOLLIN, &err);
+	else if (p->state == SERIAL_IN_PARKED)
+		ret = evloop_add(p->loop, p->in_fd, EPOLLIN,
+				 serial_pump_in_ready, p, &err);
+	else
+		return;
+	if (ret < 0) {
+		log_warn("serial: resume console input: %s; input stopped",
+			 err.msg);
+		if (p->state == SERIAL_IN_PAUSED)
+			evloop_del(p->loop, p->in_fd);
+		p->state = SERIAL_IN_OFF;
+		return;
+	}
+	p->state = SERIAL_IN_READING;
+}
+
+struct serial_pump *serial_pump_start(struct serial *s, struct evloop *loop,
+				      int in_fd, struct kiln_error *err)
+{
+	struct serial_pump *p = calloc(1, sizeof(*p));
+
+	if (p == NULL) {
+		kiln_error_set(err, ENOMEM, "serial: allocate input");
+		return NULL;
+	}
+	p->s = s;
+	p->loop = loop;
+	p->in_fd = in_fd;
+	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->wake_fd < 0) {
+		kiln_error_set(err, errno, "serial: eventfd");
+		goto fail;
+	}
+	if (evloop_add(loop, p->wake_fd, EPOLLIN, serial_pump_wake, p, err) < 0)
+		goto fail_wake;
+	if (evloop_add(loop, in_fd, EPOLLIN, serial_pump_in_ready, p, err) <
+	    0) {
+		evloop_del(loop, p->wake_fd);
+		goto fail_wake;
+	}
+	serial_set_rx_wake(s, p->wake_fd);
+	p->state = SERIAL_IN_READING;
+	return p;
+fail_wake:
+	close(p->wake_fd);
+fail:
+	free(p);
+	return NULL;
+}
+
+void serial_pump_stop(struct serial_pump *p)
+{
+	if (p == NULL)
+		return;
+	if (p->state == SERIAL_IN_READING || p->state == SERIAL_IN_PAUSED)
+		evloop_del(p->loop, p->in_fd);
+	serial_set_rx_wake(p->s, -1);
+	evloop_del(p->loop, p->wake_fd);
+	close(p->wake_fd);
+	free(p);
+}
+
+/* ---- COM1 of a struct vm: ports, irqfd, console file, stdin ---- */
+
+struct serial_dev {
+	struct serial *s;
+	struct serial_pump *pump; /* stdin, when cfg->console_in */
+	int out_fd;		  /* the console file, -1 when on stdout */
+	int irq_fd;
+};
+
+static void serial_dev_free(struct serial_dev *d)
+{
+	serial_pump_stop(d->pump);
+	serial_free(d->s);
+	if (d->irq_fd >= 0)
+		close(d->irq_fd);
+	if (d->out_fd >= 0)
+		close(d->out_fd);
+	free(d);
+}
+
+static int serial_dev_init(struct vm *vm, void **state, struct kiln_error *err)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct serial_dev *d;
+
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return kiln_error_set(err, ENOMEM, "serial: allocate device");
+	d->out_fd = d->irq_fd = -1;
+	if (cfg->console_path != NULL) {
+		d->out_fd = open(cfg->console_path,
+				 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+				 0600);
+		if (d->out_fd < 0) {
+			kiln_error_set(err, errno,
+				       "serial: open console output `%s`",
+				       cfg->console_path);
+			goto fail;
+		}
+	}
+	d->irq_fd = vm_irqfd(vm, LAYOUT_COM1_IRQ, err);
+	if (d->irq_fd < 0) {
+		kiln_error_wrap(err, "serial: IRQ %d", LAYOUT_COM1_IRQ);
+		goto fail;
+	}
+	d->s = serial_new(d->out_fd >= 0 ? d->out_fd : STDOUT_FILENO, d->irq_fd,
+			  err);
+	if (d->s == NULL)
+		goto fail;
+	if (cfg->console_in) {
+		d->pump = serial_pump_start(d->s, &vm->loop, STDIN_FILENO, err);
+		if (d->pump == NULL && err != NULL && err->errnum == EPERM) {
+			/* a regular file or /dev/null: epoll refuses those */
+			log_warn("serial: stdin cannot be polled, console "
+				 "input off");
+		} else if (d->pump == NULL) {
+			kiln_error_wrap(err, "serial: console input");
+			goto fail;
+		}
+	}
+	/* last: a trap cannot be unregistered */
+	if (trap_register(&vm->traps, TRAP_PIO, LAYOUT_COM1_PORT,
+			  SERIAL_PORT_LEN, serial_io, d->s, err) < 0) {
+		kiln_error_wrap(err, "serial: ports %#x-%#x", LAYOUT_COM1_PORT,
+				LAYOUT_COM1_PORT + SERIAL_PORT_LEN - 1);
+		goto fail;
+	}
+	*state = d;
+	return 0;
+fail:
+	serial_dev_free(d);
+	return -1;
+}
+
+static void serial_dev_exit(struct vm *vm, void *state)
+{
+	(void)vm;
+	serial_dev_free(state);
+}
+
+VMM_DEVICE(serial, DEVICE_LEVEL_LEGACY, serial_dev_init, serial_dev_exit);

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * 8250/16550A UART, the guest console. The core below knows nothing of KVM
+ * or of the event loop: it writes guest output to out_fd, raises its
+ * interrupt by writing 1 to irq_fd (an irqfd) and takes host input through
+ * serial_input(), so unit tests drive it with pipes and eventfds. The glue
+ * at the end of serial.c wires it to COM1 of a struct vm.
+ */
+#ifndef KILN_VMM_HW_SERIAL_H
+#define KILN_VMM_HW_SERIAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../lib/error.h"
+
+#define SERIAL_PORT_LEN 8  /* registers at base + 0 .. base + 7 */
+#define SERIAL_RX_FIFO	64 /* bytes of input held for the guest */
+
+struct serial;
+struct evloop;
+
+/*
+ * out_fd receives guest output (-1: discard it), irq_fd gets one eventfd
+ * write per rising edge of the interrupt line (-1: no interrupts). Neither
+ * fd is owned: the caller closes them after serial_free().
+ */
+struct serial *serial_new(int out_fd, int irq_fd, struct kiln_error *err);
+
+/* Flush buffered output, then free. NULL is allowed. */
+void serial_free(struct serial *s);
+
+/* The trap_fn for the 8 ports; safe from any thread. */
+void serial_io(void *s, uint64_t off, uint8_t *data, uint32_t len,
+	       bool is_write);
+
+/*
+ * Queue host input for the guest: takes as many bytes as the receive FIFO
+ * has room for and returns that count. When it takes fewer than len, the
+ * wake fd (below) is written once the guest has drained the FIFO to half.
+ */
+size_t serial_input(struct serial *s, const uint8_t *buf, size_t len);
+
+/*
+ * Free room in the receive FIFO. A result of 0 arms the wake fd, as a
+ * refused serial_input() does, so the caller can stop reading its source
+ * and resume when woken.
+ */
+size_t serial_rx_room(struct serial *s);
+
+/* An eventfd (not owned) written when room comes back; -1 to disarm. */
+void serial_set_rx_wake(struct serial *s, int fd);
+
+/* Write out what the guest has sent but no newline has flushed yet. */
+void serial_flush(struct serial *s);
+
+/*
+ * Host input for the guest: the event loop reads in_fd into the receive
+ * FIFO, only as much as fits. While the FIFO is full in_fd is not polled,
+ * so no byte is lost; it is polled again once the guest has drained half.
+ * End of file (or a read error) takes in_fd out of the loop. in_fd is not
+ * owned. A NULL return fills err; errnum EPERM means epoll cannot watch
+ * in_fd (a regular file, /dev/null).
+ */
+struct serial_pump;
+
+struct serial_pump *serial_pump_start(struct serial *s, struct evloop *loop,
+				      int in_fd, struct kiln_error *err);
+/* With the loop stopped, or from the loop's thread. NULL is allowed. */
+void serial_pump_stop(struct serial_pump *p);
+
+#endif
