@@ -1,0 +1,74 @@
+# Helpers for integration tests: sourced by run.sh and every test file.
+# Each test is a shell function named test_*; it returns 0 to pass.
+
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+B=$TOP/build
+VMM=$B/kiln-vmm
+GUEST=$B/guest
+T=${T:-$(mktemp -d /tmp/kiln-it.XXXXXX)}
+
+# Fail the current test with a message (the caller returns 1).
+fail() {
+	echo "    FAIL: $*"
+	return 1
+}
+
+# Run kiln-vmm with a time limit; stdout in $T/out, stderr in $T/err,
+# status in $rc. Every test boots through here, so no VMM outlives a test.
+vmm() {
+	rc=0
+	timeout -k 5 "${VMM_TIMEOUT:-120}" "$VMM" "$@" >"$T/out" 2>"$T/err" || rc=$?
+	crlf "$T/out"
+}
+
+# A guest tty ends lines with \r\n; compare lines without the \r.
+crlf() {
+	[ -f "$1" ] && sed -i 's/\r$//' "$1"
+	return 0
+}
+
+# Wait up to $2 seconds for a line in a file still being written.
+wait_line() { # LINE SECONDS FILE
+	for _ in $(seq $(($2 * 10))); do
+		tr -d '\r' <"$3" 2>/dev/null | grep -qxF -- "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# The guest's console must contain each given line (exactly, as a line).
+console_has() {
+	for want in "$@"; do
+		grep -qxF -- "$want" "$T/out" || {
+			fail "console lacks line '$want'"
+			sed 's/^/    | /' "$T/out" | tail -n 20
+			sed 's/^/    ! /' "$T/err" | tail -n 10
+			return 1
+		}
+	done
+}
+
+# stderr must be exactly one line that contains the given text
+one_error_line() {
+	n=$(wc -l <"$T/err")
+	[ "$n" -eq 1 ] || { fail "want 1 line on stderr, got $n:"; sed 's/^/    ! /' "$T/err"; return 1; }
+	grep -qF -- "$1" "$T/err" || { fail "stderr lacks '$1': $(cat "$T/err")"; return 1; }
+}
+
+expect_rc() {
+	[ "$rc" -eq "$1" ] || { fail "exit status $rc, want $1"; sed 's/^/    ! /' "$T/err" | tail -n 10; return 1; }
+}
+
+expect_failure() {
+	[ "$rc" -ne 0 ] && [ "$rc" -lt 124 ] ||
+		{ fail "exit status $rc, want a plain failure"; return 1; }
+}
+
+# No kiln-vmm may be left running after a test.
+no_leftovers() {
+	if pgrep -x kiln-vmm >/dev/null; then
+		pkill -9 -x kiln-vmm
+		fail "a kiln-vmm process was left running"
+		return 1
+	fi
+}
