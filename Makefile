@@ -58,8 +58,19 @@ $(GUEST)/init: test/guest/init.c
 	@mkdir -p $(dir $@)
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 
-$(GUEST)/initramfs: $(GUEST)/init hack/mkinitramfs.sh
-	hack/mkinitramfs.sh $@ $(GUEST)/init
+# Guest-side test scripts ride in the initramfs as /tests/NAME.sh; a test
+# runs one with kiln.script=/tests/NAME.sh on the kernel command line.
+# Static test tools (test/guest/tools/NAME.c) ride along as /tools/NAME.
+GUEST_SCRIPTS := $(wildcard test/guest/scripts/*.sh)
+GUEST_TOOLS := $(patsubst test/guest/tools/%.c,$(GUEST)/tools/%,$(wildcard test/guest/tools/*.c))
+$(GUEST)/tools/%: test/guest/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(GUEST)/initramfs: $(GUEST)/init hack/mkinitramfs.sh $(GUEST_SCRIPTS) $(GUEST_TOOLS)
+	hack/mkinitramfs.sh $@ $(GUEST)/init \
+		$(foreach f,$(GUEST_SCRIPTS),$(f):/tests/$(notdir $(f))) \
+		$(foreach f,$(GUEST_TOOLS),$(f):/tools/$(notdir $(f)))
 
 # ---- tests ----------------------------------------------------------------
 deps:

@@ -12,6 +12,40 @@
 #define VM_MIN_MEM_MIB	   16
 #define VM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 pci=off nomodule"
 
+#define VM_MAX_DRIVES 8
+#define VM_MAX_NETS   8
+
+/* Firecracker's "drives" entry. */
+struct vm_drive {
+	char *id;	/* drive_id */
+	char *path;	/* path_on_host: a raw image */
+	bool read_only; /* is_read_only */
+	bool root;	/* is_root_device: root=/dev/vdX on the cmdline */
+};
+
+/* Firecracker's "network-interfaces" entry. */
+struct vm_net {
+	char *id;	/* iface_id */
+	char *tap;	/* host_dev_name */
+	uint8_t mac[6]; /* guest_mac */
+	bool has_mac;
+};
+
+/* Firecracker's "vsock". */
+struct vm_vsock {
+	bool enabled;
+	uint32_t cid;	/* guest_cid, >= 3 */
+	char *uds_path; /* host side: CONNECT <port> on this socket */
+};
+
+/* Firecracker's "balloon". */
+struct vm_balloon {
+	bool enabled;
+	uint32_t amount_mib; /* target size of the balloon */
+	bool deflate_on_oom;
+	uint32_t stats_interval_s; /* 0: no statistics queue polling */
+};
+
 struct vm_config {
 	char *kernel_path; /* vmlinux (ELF) or bzImage, detected */
 	char *initrd_path; /* NULL: none */
@@ -21,6 +55,12 @@ struct vm_config {
 	char *console_path; /* NULL: serial output to stdout */
 	bool console_in;    /* feed stdin to the serial port */
 	bool entropy;	    /* a virtio-rng device ("entropy" key) */
+	unsigned int ndrives;
+	struct vm_drive drives[VM_MAX_DRIVES];
+	unsigned int nnets;
+	struct vm_net nets[VM_MAX_NETS];
+	struct vm_vsock vsock;
+	struct vm_balloon balloon;
 };
 
 void vm_config_init(struct vm_config *c);
@@ -34,6 +74,22 @@ int vm_config_parse_json(struct vm_config *c, const char *json, size_t len,
 			 struct kiln_error *err);
 int vm_config_load_file(struct vm_config *c, const char *path,
 			struct kiln_error *err);
+
+/*
+ * Command-line forms of the device sections, key=value lists:
+ *   --drive id=ID,path=PATH[,ro][,root]
+ *   --net id=ID,tap=NAME[,mac=XX:XX:XX:XX:XX:XX]
+ *   --vsock cid=N,uds=PATH
+ *   --balloon amount=MIB[,deflate-on-oom][,stats=SECONDS]
+ */
+int vm_config_add_drive(struct vm_config *c, const char *spec,
+			struct kiln_error *err);
+int vm_config_add_net(struct vm_config *c, const char *spec,
+		      struct kiln_error *err);
+int vm_config_set_vsock(struct vm_config *c, const char *spec,
+			struct kiln_error *err);
+int vm_config_set_balloon(struct vm_config *c, const char *spec,
+			  struct kiln_error *err);
 
 /* Check the whole config (kernel given, 1..VM_MAX_VCPUS, memory range). */
 int vm_config_validate(const struct vm_config *c, struct kiln_error *err);

@@ -32,6 +32,13 @@ static void usage(FILE *f)
 		"stdout\n"
 		"  --console-in         feed stdin to the serial port\n"
 		"  --entropy            add a virtio-rng device\n"
+		"  --drive id=ID,path=PATH[,ro][,root]     a virtio-blk drive "
+		"(repeatable)\n"
+		"  --net id=ID,tap=NAME[,mac=MAC]          a virtio-net "
+		"interface (repeatable)\n"
+		"  --vsock cid=N,uds=PATH                  virtio-vsock, host "
+		"side on PATH\n"
+		"  --balloon amount=MIB[,deflate-on-oom][,stats=SECONDS]\n"
 		"  --level LEVEL        log level: error, warning, info, "
 		"debug\n"
 		"  --log-path PATH      log to PATH instead of stderr\n"
@@ -50,12 +57,10 @@ static int parse_u64(const char *s, const char *what, uint64_t *out,
 
 	errno = 0;
 	if (s[0] < '0' || s[0] > '9')
-		return kiln_error_set(err, EINVAL, "%s `%s`: not a number",
-				      what, s);
+		return kiln_error_set(err, 0, "%s `%s`: not a number", what, s);
 	v = strtoull(s, &end, 10);
 	if (errno != 0 || *end != '\0')
-		return kiln_error_set(err, EINVAL, "%s `%s`: not a number",
-				      what, s);
+		return kiln_error_set(err, 0, "%s `%s`: not a number", what, s);
 	*out = v;
 	return 0;
 }
@@ -77,7 +82,7 @@ static int set_level(const char *s, struct kiln_error *err)
 			return 0;
 		}
 	}
-	return kiln_error_set(err, EINVAL, "unknown log level `%s`", s);
+	return kiln_error_set(err, 0, "unknown log level `%s`", s);
 }
 
 static int set_path(char **dst, const char *s)
@@ -97,6 +102,10 @@ enum {
 	OPT_CONSOLE,
 	OPT_CONSOLE_IN,
 	OPT_ENTROPY,
+	OPT_DRIVE,
+	OPT_NET,
+	OPT_VSOCK,
+	OPT_BALLOON,
 	OPT_LEVEL,
 	OPT_LOG_PATH,
 	OPT_NOOP,
@@ -114,6 +123,10 @@ static const struct option options[] = {
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "console-in", no_argument, NULL, OPT_CONSOLE_IN },
 	{ "entropy", no_argument, NULL, OPT_ENTROPY },
+	{ "drive", required_argument, NULL, OPT_DRIVE },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "vsock", required_argument, NULL, OPT_VSOCK },
+	{ "balloon", required_argument, NULL, OPT_BALLOON },
 	{ "level", required_argument, NULL, OPT_LEVEL },
 	{ "log-path", required_argument, NULL, OPT_LOG_PATH },
 	{ "no-api", no_argument, NULL, OPT_NOOP },
@@ -152,7 +165,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 		case OPT_VCPUS:
 			ret = parse_u64(optarg, "--vcpus", &n, err);
 			if (ret == 0 && n > VM_MAX_VCPUS)
-				ret = kiln_error_set(err, EINVAL,
+				ret = kiln_error_set(err, 0,
 						     "--vcpus %s: must be 1 to "
 						     "%d",
 						     optarg, VM_MAX_VCPUS);
@@ -167,6 +180,18 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 			break;
 		case OPT_ENTROPY:
 			cfg->entropy = true;
+			break;
+		case OPT_DRIVE:
+			ret = vm_config_add_drive(cfg, optarg, err);
+			break;
+		case OPT_NET:
+			ret = vm_config_add_net(cfg, optarg, err);
+			break;
+		case OPT_VSOCK:
+			ret = vm_config_set_vsock(cfg, optarg, err);
+			break;
+		case OPT_BALLOON:
+			ret = vm_config_set_balloon(cfg, optarg, err);
 			break;
 		case OPT_LEVEL:
 			ret = set_level(optarg, err);
@@ -185,7 +210,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 			usage(stdout);
 			exit(0);
 		default:
-			return kiln_error_set(err, EINVAL,
+			return kiln_error_set(err, 0,
 					      "unknown or incomplete option "
 					      "`%s` (see --help)",
 					      argv[optind - 1]);
@@ -194,7 +219,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 			return ret;
 	}
 	if (optind < argc)
-		return kiln_error_set(err, EINVAL, "unexpected argument `%s`",
+		return kiln_error_set(err, 0, "unexpected argument `%s`",
 				      argv[optind]);
 	return 0;
 }

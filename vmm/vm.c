@@ -108,7 +108,7 @@ static int vm_check_mem(uint64_t bytes, struct kiln_error *err)
 		return kiln_error_set(err, errno, "sysinfo");
 	host = (uint64_t)si.totalram * si.mem_unit;
 	if (bytes > host)
-		return kiln_error_set(err, ENOMEM,
+		return kiln_error_set(err, 0,
 				      "guest memory of %llu MiB exceeds the "
 				      "host's %llu MiB",
 				      (unsigned long long)(bytes >> 20),
@@ -136,7 +136,7 @@ static int vm_setup_kvm(struct vm *vm, struct kiln_error *err)
 		return -1;
 	max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
 	if (max > 0 && vm->cfg->vcpu_count > (unsigned int)max)
-		return kiln_error_set(err, EINVAL,
+		return kiln_error_set(err, 0,
 				      "%u vCPUs: this host's KVM allows %d",
 				      vm->cfg->vcpu_count, max);
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);

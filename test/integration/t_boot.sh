@@ -81,3 +81,13 @@ test_sigterm_stops_vm() {
 	expect_rc 143 || return 1
 	grep -q 'stopped by signal 15' "$T/err" || { fail "no signal log line"; return 1; }
 }
+
+# Run a guest-side script from the initramfs (test/guest/scripts/NAME.sh);
+# the guest prints KILN-SCRIPT-RC=<status>, which must be 0.
+guest_script() { # NAME [KILN-VMM ARGS...]
+	name=$1
+	shift
+	vmm --kernel "$GUEST/vmlinux" --initrd "$GUEST/initramfs" "$@" \
+		--cmdline "console=ttyS0 reboot=k panic=1 quiet kiln.script=/tests/$name.sh"
+	expect_rc 0 && console_has KILN-SCRIPT-RC=0 KILN-INIT-END
+}

@@ -72,7 +72,24 @@ int main(void)
 	bad("{\"boot-source\": {}}", "kernel_image_path` is missing");
 	bad("{\"boot-source\": {\"kernel_image_path\": 5}}", "must be a "
 							     "string");
-	bad("{\"drives\": [{\"drive_id\": \"rootfs\"}]}", "not supported yet");
+	bad("{\"drives\": [{\"drive_id\": \"r\", \"partuuid\": \"x\"}]}", "not "
+									  "supp"
+									  "orte"
+									  "d "
+									  "ye"
+									  "t");
+	bad("{\"drives\": [{\"drive_id\": \"r\", \"is_read_only\": 1}]}", "must"
+									  " be "
+									  "a "
+									  "bool"
+									  "ea"
+									  "n");
+	bad("{\"drives\": {}}", "must be an array");
+	bad("{\"network-interfaces\": [{\"guest_mac\": \"aa:bb\"}]}", "want "
+								      "XX:XX");
+	bad("{\"vsock\": {\"guest_cid\": 3, \"uds\": \"/x\"}}", "unknown key "
+								"`vsock.uds`");
+	bad("{\"balloon\": {\"amount_mib\": -4}}", "out of range");
 	bad("{\"entropy\": {\"rate_limiter\": {}}}", "not supported yet");
 	bad("{\"entropy\": 1}", "must be an object");
 	is_int(parse(&c, "{\"entropy\": {}}", &err), 0, "entropy {} parses");
@@ -94,6 +111,85 @@ int main(void)
 		       "NUL byte refused");
 		vm_config_destroy(&c);
 	}
+	/* devices, in Firecracker's JSON shape */
+	is_int(parse(&c,
+		     "{\"boot-source\": {\"kernel_image_path\": \"/k\"},"
+		     " \"drives\": [{\"drive_id\": \"rootfs\", "
+		     "\"path_on_host\": \"/r\","
+		     " \"is_root_device\": true, \"is_read_only\": true},"
+		     " {\"drive_id\": \"data\", \"path_on_host\": \"/d\","
+		     " \"is_root_device\": false, \"is_read_only\": false,"
+		     " \"cache_type\": \"Unsafe\", \"io_engine\": \"Sync\","
+		     " \"rate_limiter\": null}],"
+		     " \"network-interfaces\": [{\"iface_id\": \"eth0\","
+		     " \"host_dev_name\": \"tap0\", \"guest_mac\": "
+		     "\"AA:FC:00:00:00:01\"}],"
+		     " \"vsock\": {\"guest_cid\": 3, \"uds_path\": "
+		     "\"/tmp/v.sock\"},"
+		     " \"balloon\": {\"amount_mib\": 16, \"deflate_on_oom\": "
+		     "true,"
+		     " \"stats_polling_interval_s\": 1}}",
+		     &err),
+	       0, "drives, interfaces, vsock and balloon parse");
+	is_int(c.ndrives, 2, "two drives");
+	ok(c.drives[0].root && c.drives[0].read_only && !c.drives[1].root,
+	   "root and read-only flags");
+	ok(strcmp(c.drives[1].path, "/d") == 0, "drive path");
+	is_int(c.nnets, 1, "one interface");
+	ok(strcmp(c.nets[0].tap, "tap0") == 0 && c.nets[0].has_mac &&
+		   c.nets[0].mac[0] == 0xaa && c.nets[0].mac[5] == 1,
+	   "tap name and MAC");
+	ok(c.vsock.enabled && c.vsock.cid == 3 &&
+		   strcmp(c.vsock.uds_path, "/tmp/v.sock") == 0,
+	   "vsock");
+	ok(c.balloon.enabled && c.balloon.amount_mib == 16 &&
+		   c.balloon.deflate_on_oom && c.balloon.stats_interval_s == 1,
+	   "balloon");
+	is_int(vm_config_validate(&c, &err), 0, "valid: %s", err.msg);
+	c.drives[1].root = true;
+	is_int(vm_config_validate(&c, &err), -1, "two root drives invalid");
+	c.drives[1].root = false;
+	c.vsock.cid = 2;
+	is_int(vm_config_validate(&c, &err), -1, "vsock CID 2 invalid");
+	c.vsock.cid = 3;
+	c.balloon.amount_mib = 129;
+	is_int(vm_config_validate(&c, &err), -1,
+	       "balloon above memory invalid");
+	vm_config_destroy(&c);
+
+	/* the same from command-line specs */
+	vm_config_init(&c);
+	c.kernel_path = strdup("/k");
+	is_int(vm_config_add_drive(&c, "id=rootfs,path=/r,ro,root", &err), 0,
+	       "--drive spec");
+	ok(c.drives[0].read_only && c.drives[0].root &&
+		   strcmp(c.drives[0].path, "/r") == 0,
+	   "--drive fields");
+	is_int(vm_config_add_drive(&c, "id=rootfs,path=/s", &err), 0,
+	       "second --drive");
+	is_int(vm_config_validate(&c, &err), -1, "duplicate drive id invalid");
+	ok(strstr(err.msg, "used twice") != NULL, "  says so: %s", err.msg);
+	is_int(vm_config_add_drive(&c, "id=x,path", &err), -1,
+	       "path without value");
+	is_int(vm_config_add_drive(&c, "id=x,ro=1", &err), -1,
+	       "ro takes no value");
+	is_int(vm_config_add_net(&c, "id=eth0,tap=tap0,mac=aa:fc:00:00:00:02",
+				 &err),
+	       0, "--net spec");
+	is_int(vm_config_add_net(&c, "id=e,tap=a-very-long-tap-name0", &err), 0,
+	       "--net with a long name parses");
+	is_int(vm_config_set_vsock(&c, "cid=7,uds=/tmp/x", &err), 0,
+	       "--vsock spec");
+	is_int(c.vsock.cid, 7, "vsock cid");
+	is_int(vm_config_set_vsock(&c, "cid=seven", &err), -1, "bad cid");
+	is_int(vm_config_set_balloon(&c, "amount=8,deflate-on-oom,stats=2",
+				     &err),
+	       0, "--balloon spec");
+	ok(c.balloon.amount_mib == 8 && c.balloon.deflate_on_oom &&
+		   c.balloon.stats_interval_s == 2,
+	   "balloon fields");
+	vm_config_destroy(&c);
+
 	vm_config_init(&c);
 	is_int(vm_config_load_file(&c, "/nonexistent.json", &err), -1,
 	       "missing file");
