@@ -31,21 +31,28 @@ PROGS := $(B)/kiln-vmm
 
 all: $(PROGS)
 
+# V=1 shows whole command lines
+Q := $(if $(V),,@)
+
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B)/san/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
+	@$(if $(Q),echo "  CC-SAN  $<")
+	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
 
 $(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS))
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
 
 # Unit tests link the same objects as the programs, sanitizer-built.
 $(B)/test/%: $(B)/san/test/unit/%.o $(call san,$(VMM_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS_VMM)
+	@$(if $(Q),echo "  LD-SAN  $@")
+	$(Q)$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS_VMM)
 
 # ---- guest: kernel (cached outside the tree) and initramfs ---------------
 GUEST := $(B)/guest
@@ -97,7 +104,8 @@ FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c)
 .SECONDEXPANSION:
 $(B)/fuzz/%: test/fuzz/%.c $$(FUZZ_SRCS_$$*)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $^ -lpthread
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lpthread
 
 check-fuzz: $(FUZZ_BINS)
 	@for t in $^; do \
