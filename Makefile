@@ -129,7 +129,7 @@ format:
 
 # The whole integration suite runs in one test-bed session.
 check-integration: all guest
-	hack/testbed test/integration/run.sh
+	TB_MEM=4608 hack/testbed test/integration/run.sh
 
 bench: all guest
 	hack/testbed test/bench/boot
