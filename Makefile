@@ -99,6 +99,8 @@ VIRTIO_CORE := vmm/virtio/queue.c vmm/virtio/virtio.c vmm/memory.c lib/error.c l
 FUZZ_SRCS_fuzz_virtq := $(VIRTIO_CORE)
 FUZZ_SRCS_fuzz_virtio_mmio := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/rng.c \
 	vmm/trap.c vmm/evloop.c
+FUZZ_SRCS_fuzz_virtio_blk := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/blk.c \
+	vmm/trap.c vmm/evloop.c
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))
 
 .SECONDEXPANSION:

@@ -1,0 +1,729 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-blk driven through the MMIO transport as a vCPU would (no KVM,
+ * vm_fd -1), over temporary image files: read/write/flush/get-id/
+ * discard/write-zeroes round trips, read-only refusal, range checks,
+ * split headers, malformed chains, backing replacement and snapshots.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../lib/log.h"
+#include "../../vmm/device.h"
+#include "../../vmm/virtio/blk.h"
+#include "../../vmm/virtio/mmio.h"
+#include "../../vmm/vm.h"
+#include "tap.h"
+
+/* ---- stubs for vm.c (KVM); weak so a build with vm.c uses the real ones */
+
+__attribute__((weak)) int vm_irqfd(struct vm *vm, unsigned int gsi,
+				   struct kiln_error *err)
+{
+	return kiln_error_set(err, ENOSYS, "no KVM in unit tests");
+}
+
+__attribute__((weak)) int
+vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt, ...)
+{
+	size_t old = vm->cmdline_extra ? strlen(vm->cmdline_extra) : 0;
+	char add[256], *s;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(add, sizeof(add), fmt, ap);
+	va_end(ap);
+	s = realloc(vm->cmdline_extra, old + n + 2);
+	if (s == NULL)
+		return kiln_error_set(err, ENOMEM, "cmdline");
+	s[old] = ' ';
+	memcpy(s + old + 1, add, n + 1);
+	vm->cmdline_extra = s;
+	return 0;
+}
+
+#define MEM_SIZE (16ULL << 20)
+#define DESC	 0x1000ULL
+#define AVAIL	 0x2000ULL
+#define USED	 0x3000ULL
+#define HDR	 0x10000ULL
+#define DATA	 0x100000ULL
+#define STATUS	 0x20000ULL
+#define QSIZE	 16
+#define SECTORS	 64 /* image size of the tests */
+
+#define S_ACK VIRTIO_CONFIG_S_ACKNOWLEDGE
+#define S_DRV VIRTIO_CONFIG_S_DRIVER
+#define S_FOK VIRTIO_CONFIG_S_FEATURES_OK
+#define S_DOK VIRTIO_CONFIG_S_DRIVER_OK
+#define S_NRS VIRTIO_CONFIG_S_NEEDS_RESET
+
+#define T_OUT	1
+#define T_FLUSH 4
+#define T_GETID 8
+#define T_DISC	11
+#define T_WZ	13
+
+#define F_RO	       (1U << 5)
+#define F_FLUSH	       (1U << 9)
+#define F_DISCARD      (1U << 13)
+#define F_WRITE_ZEROES (1U << 14)
+
+static char dir[] = "/tmp/kiln-blk-test.XXXXXX";
+
+struct tvm {
+	struct vm vm;
+	struct vm_config cfg;
+	void *state;
+	struct virtio_dev *d; /* the device under test */
+	uint64_t base;
+	uint16_t avail_idx;
+};
+
+static const struct vmm_device *blk_desc(void)
+{
+	for (const struct vmm_device *d = __start_vmm_devices;
+	     d < __stop_vmm_devices; d++)
+		if (strcmp(d->name, "virtio_blk") == 0)
+			return d;
+	return NULL;
+}
+
+/* A file of n bytes, byte i = (i * 7 + seed) & 0xff. */
+static char *mkimage(const char *name, size_t n, int seed)
+{
+	char *p;
+	uint8_t *buf = malloc(n + 1);
+	FILE *f;
+
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		exit(1);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (uint8_t)(i * 7 + seed);
+	f = fopen(p, "w");
+	fwrite(buf, 1, n, f);
+	fclose(f);
+	free(buf);
+	return p;
+}
+
+/* Drives given as "id=...,path=..." specs; NULL spec ends the list. */
+static struct tvm *tvm_try(struct kiln_error *err, ...)
+{
+	struct tvm *t = calloc(1, sizeof(*t));
+	const char *spec;
+	va_list ap;
+	int ret;
+
+	t->vm.cfg = &t->cfg;
+	t->vm.kvm_fd = t->vm.vm_fd = t->vm.signal_fd = -1;
+	t->vm.loop.epfd = t->vm.loop.stop_efd = -1;
+	va_start(ap, err);
+	while ((spec = va_arg(ap, const char *)) != NULL)
+		if (vm_config_add_drive(&t->cfg, spec, err) < 0) {
+			printf("Bail out! %s\n", err->msg);
+			exit(1);
+		}
+	va_end(ap);
+	if (guest_mem_init(&t->vm.mem, MEM_SIZE, err) < 0) {
+		printf("Bail out! %s\n", err->msg);
+		exit(1);
+	}
+	ret = blk_desc()->init(&t->vm, &t->state, err);
+	if (ret < 0) {
+		trap_table_destroy(&t->vm.traps);
+		guest_mem_destroy(&t->vm.mem);
+		free(t->vm.cmdline_extra);
+		vm_config_destroy(&t->cfg);
+		free(t);
+		return NULL;
+	}
+	t->vm.devices[0] = (struct vm_device_state){ blk_desc(), t->state };
+	t->vm.ndevices = 1;
+	if (t->cfg.ndrives > 0) {
+		t->d = blk_lookup(&t->vm, t->cfg.drives[0].id);
+		t->base = virtio_mmio_base(t->d);
+	}
+	return t;
+}
+
+#define tvm_new(...)                                              \
+	({                                                        \
+		struct kiln_error _e = { 0 };                     \
+		struct tvm *_t = tvm_try(&_e, __VA_ARGS__, NULL); \
+		if (_t == NULL) {                                 \
+			printf("Bail out! %s\n", _e.msg);         \
+			exit(1);                                  \
+		}                                                 \
+		_t;                                               \
+	})
+
+static void tvm_free(struct tvm *t)
+{
+	blk_desc()->exit(&t->vm, t->state);
+	trap_table_destroy(&t->vm.traps);
+	guest_mem_destroy(&t->vm.mem);
+	free(t->vm.cmdline_extra);
+	vm_config_destroy(&t->cfg);
+	free(t);
+}
+
+static void use(struct tvm *t, struct virtio_dev *d)
+{
+	t->d = d;
+	t->base = virtio_mmio_base(d);
+	t->avail_idx = 0;
+}
+
+static uint32_t rd(struct tvm *t, uint64_t off)
+{
+	uint32_t v = 0xdeadbeef;
+
+	trap_dispatch(&t->vm.traps, TRAP_MMIO, t->base + off, (uint8_t *)&v, 4,
+		      false);
+	return v;
+}
+
+static void wr(struct tvm *t, uint64_t off, uint32_t v)
+{
+	trap_dispatch(&t->vm.traps, TRAP_MMIO, t->base + off, (uint8_t *)&v, 4,
+		      true);
+}
+
+static uint64_t cfg64(struct tvm *t, uint32_t off)
+{
+	uint64_t v = 0;
+
+	trap_dispatch(&t->vm.traps, TRAP_MMIO,
+		      t->base + VIRTIO_MMIO_CONFIG + off, (uint8_t *)&v, 8,
+		      false);
+	return v;
+}
+
+static void *gp(struct tvm *t, uint64_t gpa, uint64_t len)
+{
+	return guest_mem_ptr(&t->vm.mem, gpa, len);
+}
+
+static struct virtq_used *used(struct tvm *t)
+{
+	return gp(t, USED, VIRTQ_USED_BYTES(QSIZE));
+}
+
+static uint32_t features_lo(struct tvm *t)
+{
+	wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	return rd(t, VIRTIO_MMIO_DEVICE_FEATURES);
+}
+
+/* Linux's probe: accept every offered feature (low word as given). */
+static void handshake(struct tvm *t, uint32_t lo)
+{
+	memset(gp(t, 0, 0x10000), 0, 0x10000);
+	t->avail_idx = 0;
+	wr(t, VIRTIO_MMIO_STATUS, 0);
+	wr(t, VIRTIO_MMIO_STATUS, S_ACK);
+	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
+	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1);
+	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, lo);
+	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
+	wr(t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	wr(t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+	wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC);
+	wr(t, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)AVAIL);
+	wr(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)USED);
+	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
+	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+}
+
+struct seg {
+	uint64_t addr;
+	uint32_t len;
+	bool write;
+};
+
+/* Post one chain of n segments and kick; returns the used length. */
+static uint32_t submit(struct tvm *t, const struct seg *s, unsigned int n)
+{
+	struct virtq_avail *a = gp(t, AVAIL, VIRTQ_AVAIL_BYTES(QSIZE));
+	uint16_t before = used(t)->idx;
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct virtq_desc *d = gp(t, DESC + 16ULL * i, 16);
+
+		*d = (struct virtq_desc){
+			s[i].addr, s[i].len,
+			(uint16_t)((s[i].write ? VIRTQ_DESC_F_WRITE : 0) |
+				   (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
+			(uint16_t)(i + 1)
+		};
+	}
+	a->ring[t->avail_idx % QSIZE] = 0;
+	t->avail_idx++;
+	__atomic_store_n(&a->idx, t->avail_idx, __ATOMIC_RELEASE);
+	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	if (used(t)->idx == before)
+		return 0xffffffff;
+	return used(t)->ring[(uint16_t)(used(t)->idx - 1) % QSIZE].len;
+}
+
+static uint8_t *status_byte(struct tvm *t)
+{
+	return gp(t, STATUS, 1);
+}
+
+static void set_hdr(struct tvm *t, uint32_t type, uint64_t sector)
+{
+	uint8_t *h = gp(t, HDR, 16);
+
+	memset(h, 0, 16);
+	memcpy(h, &type, 4);
+	memcpy(h + 8, &sector, 8);
+	*status_byte(t) = 0xee;
+}
+
+/* A plain request: header, data (len bytes at DATA), status. */
+static uint8_t req(struct tvm *t, uint32_t type, uint64_t sector, uint32_t len,
+		   bool data_write, uint32_t *used_len)
+{
+	struct seg s[3] = { { HDR, 16, false },
+			    { DATA, len, data_write },
+			    { STATUS, 1, true } };
+	uint32_t u;
+
+	set_hdr(t, type, sector);
+	if (len == 0) {
+		s[1] = s[2];
+		u = submit(t, s, 2);
+	} else {
+		u = submit(t, s, 3);
+	}
+	if (used_len != NULL)
+		*used_len = u;
+	return *status_byte(t);
+}
+
+static int file_read(const char *path, void *buf, size_t len, off_t off)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n = pread(fd, buf, len, off);
+
+	close(fd);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static bool all_byte(const uint8_t *p, size_t n, uint8_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+/* ---- tests ---- */
+
+static void test_glue(void)
+{
+	char *a = mkimage("a.img", SECTORS * 512, 0);
+	char *b = mkimage("b.img", SECTORS * 512 + 100, 1);
+	char spec_a[256], spec_b[256], spec_bad[256];
+	struct kiln_error err = { 0 };
+	struct tvm *t;
+
+	snprintf(spec_a, sizeof(spec_a), "id=data,path=%s", a);
+	snprintf(spec_b, sizeof(spec_b), "id=sys,path=%s,ro,root", b);
+	snprintf(spec_bad, sizeof(spec_bad), "id=gone,path=%s/missing.img",
+		 dir);
+
+	t = tvm_try(&err, NULL);
+	ok(t != NULL && t->state == NULL && t->vm.cmdline_extra == NULL,
+	   "no drives: no device, nothing on the command line");
+	tvm_free(t);
+
+	t = tvm_new(spec_a, spec_b);
+	ok(t->vm.cmdline_extra != NULL &&
+		   strstr(t->vm.cmdline_extra, "virtio_mmio.device=4K@"
+					       "0xd0000000:5 "
+					       "virtio_mmio.device=4K@"
+					       "0xd0001000:6 "
+					       "root=/dev/vdb ro") != NULL,
+	   "two drives declared in order, second is root ro:%s",
+	   t->vm.cmdline_extra);
+	is_int(rd(t, VIRTIO_MMIO_DEVICE_ID), 2, "device id 2");
+	is_int(cfg64(t, 0), SECTORS, "capacity = size / 512");
+	ok((features_lo(t) & (F_FLUSH | F_WRITE_ZEROES)) ==
+			   (F_FLUSH | F_WRITE_ZEROES) &&
+		   !(features_lo(t) & F_RO),
+	   "rw drive: FLUSH, WRITE_ZEROES, not RO (0x%x)", features_lo(t));
+	use(t, blk_lookup(&t->vm, "sys"));
+	is_int(cfg64(t, 0), SECTORS, "odd size: capacity rounded down");
+	ok((features_lo(t) & F_RO) &&
+		   !(features_lo(t) & (F_DISCARD | F_WRITE_ZEROES)),
+	   "ro drive: RO, no DISCARD or WRITE_ZEROES (0x%x)", features_lo(t));
+	ok(blk_lookup(&t->vm, "nope") == NULL, "lookup of an unknown id");
+	tvm_free(t);
+
+	t = tvm_try(&err, spec_a, spec_bad, NULL);
+	ok(t == NULL && strstr(err.msg, "missing.img") != NULL &&
+		   err.errnum == ENOENT,
+	   "missing image: init fails naming the path: %s", err.msg);
+	free(a);
+	free(b);
+}
+
+static void test_io(void)
+{
+	char *a = mkimage("io.img", SECTORS * 512, 3);
+	char spec[256];
+	struct tvm *t;
+	uint8_t *data, buf[4096];
+	uint32_t u, lo;
+
+	snprintf(spec, sizeof(spec), "id=data,path=%s", a);
+	t = tvm_new(spec);
+	lo = features_lo(t);
+	handshake(t, lo);
+	is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK,
+	       "handshake with all features (0x%x)", lo);
+	data = gp(t, DATA, 1 << 20);
+
+	/* read sectors 2..3 */
+	is_int(req(t, 0, 2, 1024, true, &u), 0, "IN: status OK");
+	is_int(u, 1025, "IN: used length = data + status");
+	file_read(a, buf, 1024, 1024);
+	ok(memcmp(buf, data, 1024) == 0, "IN: the file's bytes");
+
+	/* write sector 5, read it back */
+	memset(data, 0x5a, 512);
+	is_int(req(t, T_OUT, 5, 512, false, &u), 0, "OUT: status OK");
+	is_int(u, 1, "OUT: used length 1");
+	file_read(a, buf, 512, 5 * 512);
+	ok(all_byte(buf, 512, 0x5a), "OUT: the file has the data");
+	memset(data, 0, 512);
+	req(t, 0, 5, 512, true, NULL);
+	ok(all_byte(data, 512, 0x5a), "OUT then IN: round trip");
+
+	/* flush and get id */
+	is_int(req(t, T_FLUSH, 0, 0, false, &u), 0, "FLUSH: OK");
+	memset(data, 0xff, 32);
+	is_int(req(t, T_GETID, 0, 20, true, &u), 0, "GET_ID: OK");
+	is_int(u, 21, "GET_ID: 20 bytes + status");
+	ok(memcmp(data, "data", 5) == 0 && all_byte(data + 5, 15, 0) &&
+		   data[20] == 0xff,
+	   "GET_ID: the drive id, NUL padded to 20 bytes");
+
+	/* unsupported and malformed requests answer, no crash */
+	is_int(req(t, 99, 0, 512, true, NULL), 2, "unknown type: UNSUPP");
+	is_int(req(t, 0, SECTORS, 512, true, NULL), 1,
+	       "IN past the end: IOERR");
+	is_int(req(t, 0, SECTORS - 1, 1024, true, NULL), 1,
+	       "IN running over the end: IOERR");
+	is_int(req(t, T_OUT, UINT64_MAX / 512 + 1, 512, false, NULL), 1,
+	       "OUT with an overflowing sector: IOERR");
+	is_int(req(t, T_OUT, UINT64_MAX, 512, false, NULL), 1,
+	       "OUT at sector 2^64-1: IOERR");
+	is_int(req(t, 0, 0, 100, true, NULL), 1, "IN of 100 bytes: IOERR");
+	is_int(req(t, T_OUT, 0, 513, false, NULL), 1,
+	       "OUT of 513 bytes: IOERR");
+	is_int(req(t, 0, 0, 512, false, NULL), 1,
+	       "IN with a readable data buffer: IOERR");
+	is_int(req(t, 0, SECTORS - 1, 512, true, NULL), 0,
+	       "IN of the last sector: OK");
+	is_int(req(t, 0, 3, 0, true, NULL), 0, "IN of 0 bytes: OK");
+	ok(!t->d->broken, "none of these broke the device");
+
+	/* header split 3 + 13 bytes, data split 100 + 412 + status */
+	{
+		struct seg s[5] = { { HDR, 3, false },
+				    { HDR + 3, 13, false },
+				    { DATA + 0x10000, 100, false },
+				    { DATA + 0x20000, 412, false },
+				    { STATUS, 1, true } };
+
+		set_hdr(t, T_OUT, 7);
+		memset(gp(t, DATA + 0x10000, 100), 0x11, 100);
+		memset(gp(t, DATA + 0x20000, 412), 0x22, 412);
+		submit(t, s, 5);
+		is_int(*status_byte(t), 0, "split header and data: OUT OK");
+		file_read(a, buf, 512, 7 * 512);
+		ok(all_byte(buf, 100, 0x11) && all_byte(buf + 100, 412, 0x22),
+		   "split data landed in order");
+	}
+	/* IN into three segments whose last carries data and status */
+	{
+		struct seg s[4] = { { HDR, 16, false },
+				    { DATA, 200, true },
+				    { DATA + 0x1000, 300, true },
+				    { DATA + 0x2000, 13, true } };
+
+		set_hdr(t, 0, 7);
+		u = submit(t, s, 4);
+		is_int(u, 513, "IN over split buffers: 512 + status");
+		ok(all_byte(data, 100, 0x11) &&
+			   all_byte(data + 100, 100, 0x22) &&
+			   all_byte(data + 0x1000, 300, 0x22) &&
+			   all_byte(data + 0x2000, 12, 0x22),
+		   "IN: data across segments");
+		is_int(data[0x2000 + 12], 0, "IN: status the last byte");
+	}
+	/* a header of 8 readable bytes: IOERR, device fine */
+	{
+		struct seg s[2] = { { HDR, 8, false }, { STATUS, 1, true } };
+
+		set_hdr(t, 0, 0);
+		submit(t, s, 2);
+		is_int(*status_byte(t), 1, "8-byte header: IOERR");
+		ok(!t->d->broken, "8-byte header: device not broken");
+	}
+
+	/* write zeroes and discard */
+	{
+		struct {
+			uint64_t sector;
+			uint32_t num, flags;
+		} *r = (void *)data;
+
+		r[0] = (typeof(r[0])){ 8, 8, 0 };
+		r[1] = (typeof(r[1])){ 20, 1, 1 };
+		is_int(req(t, T_WZ, 0, 32, false, NULL), 0,
+		       "WRITE_ZEROES of two ranges: OK");
+		file_read(a, buf, 4096, 8 * 512);
+		ok(all_byte(buf, 4096, 0), "WRITE_ZEROES: range reads zeros");
+		file_read(a, buf, 512, 20 * 512);
+		ok(all_byte(buf, 512, 0), "WRITE_ZEROES unmap: zeros");
+		file_read(a, buf, 512, 16 * 512);
+		ok(!all_byte(buf, 512, 0), "WRITE_ZEROES: neighbours intact");
+		r[0] = (typeof(r[0])){ SECTORS - 1, 2, 0 };
+		is_int(req(t, T_WZ, 0, 16, false, NULL), 1,
+		       "WRITE_ZEROES past the end: IOERR");
+		r[0] = (typeof(r[0])){ 8, 8, 4 };
+		is_int(req(t, T_WZ, 0, 16, false, NULL), 2,
+		       "WRITE_ZEROES with reserved flags: UNSUPP");
+		is_int(req(t, T_WZ, 0, 20, false, NULL), 1,
+		       "WRITE_ZEROES of 20 bytes: IOERR");
+		if (lo & F_DISCARD) {
+			r[0] = (typeof(r[0])){ 24, 16, 0 };
+			is_int(req(t, T_DISC, 0, 16, false, NULL), 0,
+			       "DISCARD: OK");
+			file_read(a, buf, 4096, 24 * 512);
+			ok(all_byte(buf, 4096, 0), "DISCARD: punched range "
+						   "reads zeros");
+			r[0] = (typeof(r[0])){ 24, 16, 1 };
+			is_int(req(t, T_DISC, 0, 16, false, NULL), 2,
+			       "DISCARD with unmap flag: UNSUPP");
+		} else {
+			ok(1, "# SKIP no hole punching in %s", dir);
+			ok(1, "# SKIP");
+			ok(1, "# SKIP");
+		}
+		struct stat st;
+		stat(a, &st);
+		is_int(st.st_size, SECTORS * 512, "the image kept its size");
+	}
+
+	/* features not negotiated: UNSUPP */
+	handshake(t, lo & ~(F_FLUSH | F_WRITE_ZEROES | F_DISCARD));
+	is_int(req(t, T_FLUSH, 0, 0, false, NULL), 2,
+	       "FLUSH not negotiated: UNSUPP");
+	is_int(req(t, T_WZ, 0, 16, false, NULL), 2,
+	       "WRITE_ZEROES not negotiated: UNSUPP");
+
+	/* malformed chains */
+	handshake(t, lo);
+	{
+		struct seg s[2] = { { HDR, 16, false }, { DATA, 512, false } };
+
+		set_hdr(t, 0, 0);
+		is_int(submit(t, s, 2), 0xffffffff,
+		       "no writable byte: nothing used");
+		ok(t->d->broken && (rd(t, VIRTIO_MMIO_STATUS) & S_NRS),
+		   "no status byte: device broken, NEEDS_RESET");
+		ok(rd(t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG,
+		   "broken: config interrupt");
+	}
+	handshake(t, lo);
+	is_int(req(t, 0, 0, 512, true, NULL), 0, "reset: working again");
+	{
+		struct seg s[1] = { { STATUS, 0, true } };
+
+		set_hdr(t, 0, 0);
+		submit(t, s, 1);
+		ok(t->d->broken, "a single empty writable descriptor: broken");
+	}
+	tvm_free(t);
+	free(a);
+}
+
+static void test_ro(void)
+{
+	char *a = mkimage("ro.img", SECTORS * 512, 9);
+	char spec[256];
+	struct tvm *t;
+	uint8_t *data, buf[512], before[512];
+
+	chmod(a, 0444);
+	snprintf(spec, sizeof(spec), "id=ro,path=%s,ro", a);
+	t = tvm_new(spec);
+	handshake(t, features_lo(t));
+	data = gp(t, DATA, 4096);
+	file_read(a, before, 512, 0);
+	memset(data, 0x77, 512);
+	is_int(req(t, T_OUT, 0, 512, false, NULL), 1, "RO: OUT is IOERR");
+	file_read(a, buf, 512, 0);
+	ok(memcmp(buf, before, 512) == 0, "RO: the file is unchanged");
+	is_int(req(t, 0, 0, 512, true, NULL), 0, "RO: IN works");
+	ok(memcmp(data, before, 512) == 0, "RO: and reads the file");
+	is_int(req(t, T_FLUSH, 0, 0, false, NULL), 0, "RO: FLUSH OK");
+	is_int(req(t, T_WZ, 0, 16, false, NULL), 2,
+	       "RO: WRITE_ZEROES (not offered) UNSUPP");
+	tvm_free(t);
+	free(a);
+}
+
+static void test_replace(void)
+{
+	char *a = mkimage("r1.img", SECTORS * 512, 1);
+	char *b = mkimage("r2.img", 4 * SECTORS * 512, 2);
+	char spec[256], missing[256];
+	struct kiln_error err = { 0 };
+	struct tvm *t;
+	uint8_t *data, buf[512];
+	uint32_t gen;
+
+	snprintf(spec, sizeof(spec), "id=data,path=%s", a);
+	snprintf(missing, sizeof(missing), "%s/none.img", dir);
+	t = tvm_new(spec);
+	handshake(t, features_lo(t));
+	data = gp(t, DATA, 4096);
+	gen = rd(t, VIRTIO_MMIO_CONFIG_GENERATION);
+	is_int(blk_replace_backing(t->d, missing, &err), -1,
+	       "replace with a missing file fails: %s", err.msg);
+	ok(strstr(err.msg, "none.img") != NULL, "and names the path");
+	is_int(cfg64(t, 0), SECTORS, "failed replace: capacity unchanged");
+	is_int(req(t, 0, SECTORS - 1, 512, true, NULL), 0,
+	       "failed replace: old image still served");
+	is_int(req(t, 0, SECTORS, 512, true, NULL), 1,
+	       "old image: sector 64 out of range");
+	memset(&err, 0, sizeof(err));
+	is_int(blk_replace_backing(t->d, b, &err), 0, "replace: %s", err.msg);
+	is_int(cfg64(t, 0), 4 * SECTORS, "replace: new capacity in config");
+	is_int(blk_capacity(t->d), 4 * SECTORS, "blk_capacity");
+	ok(rd(t, VIRTIO_MMIO_CONFIG_GENERATION) != gen, "replace: config "
+							"generation changed");
+	ok(rd(t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG, "replace: "
+								    "config-"
+								    "change "
+								    "interrup"
+								    "t");
+	is_int(req(t, 0, 2 * SECTORS, 512, true, NULL), 0,
+	       "replace: sector 128 now readable");
+	file_read(b, buf, 512, 2 * SECTORS * 512);
+	ok(memcmp(buf, data, 512) == 0, "replace: from the new file");
+	tvm_free(t);
+	free(a);
+	free(b);
+}
+
+static void test_snapshot(void)
+{
+	char *a = mkimage("s.img", SECTORS * 512, 4);
+	char *b = mkimage("s2.img", 2 * SECTORS * 512, 4);
+	char spec[256], spec2[256];
+	struct kiln_error err = { 0 };
+	struct tvm *x, *y, *z;
+	size_t size;
+	uint8_t *s, *s2, *bad;
+	struct virtio_mmio_state *h;
+	uint8_t *ds;
+	unsigned int survived = 0;
+
+	snprintf(spec, sizeof(spec), "id=data,path=%s", a);
+	snprintf(spec2, sizeof(spec2), "id=data,path=%s", b);
+	x = tvm_new(spec);
+	y = tvm_new(spec);
+	z = tvm_new(spec2);
+	size = virtio_mmio_state_size(x->d);
+	s = malloc(size);
+	s2 = malloc(size);
+	bad = malloc(size);
+	h = (struct virtio_mmio_state *)bad;
+	ds = bad + sizeof(*h);
+	handshake(x, features_lo(x));
+	req(x, 0, 1, 512, true, NULL);
+	is_int(virtio_mmio_save(x->d, s, size, &err), 0, "save");
+	memcpy(gp(y, 0, 0x200000), gp(x, 0, 0x200000), 0x200000);
+	is_int(virtio_mmio_restore(y->d, s, size, &err), 0, "restore: %s",
+	       err.msg);
+	virtio_mmio_save(y->d, s2, size, &err);
+	ok(memcmp(s, s2, size) == 0, "restore: saved again, same bytes");
+	y->avail_idx = x->avail_idx;
+	is_int(req(y, 0, 2, 512, true, NULL), 0, "restore: queue carries on");
+	is_int(used(y)->idx, 2, "restore: second request used");
+	virtio_mmio_save(y->d, s2, size, &err);
+
+	ok(virtio_mmio_restore(z->d, s, size, &err) < 0,
+	   "restore over an image of another size refused: %s", err.msg);
+#define REFUSED(what, mutate)                                      \
+	do {                                                       \
+		memcpy(bad, s, size);                              \
+		mutate;                                            \
+		ok(virtio_mmio_restore(y->d, bad, size, &err) < 0, \
+		   "restore refused: %s (%s)", what, err.msg);     \
+	} while (0)
+	REFUSED("blk version", ((uint32_t *)ds)[0] = 9);
+	REFUSED("ro flag", ((uint32_t *)ds)[1] ^= 1);
+	REFUSED("capacity", ((uint64_t *)ds)[1] += 1);
+	REFUSED("features", ((uint64_t *)ds)[2] ^= 1ULL << 5);
+	REFUSED("drive id", ds[40] = 'X');
+	REFUSED("reserved", ds[60] = 1);
+	REFUSED("a feature never offered", h->dev.driver_features |= 1ULL << 7);
+	virtio_mmio_save(y->d, bad, size, &err);
+	ok(memcmp(bad, s2, size) == 0, "refused restores changed nothing");
+	for (size_t i = 0; i < size; i++) {
+		memcpy(bad, s, size);
+		bad[i] ^= 0xff;
+		if (virtio_mmio_restore(y->d, bad, size, &err) == 0)
+			survived++;
+	}
+	ok(survived < size, "byte flips: %u of %zu accepted, no crash",
+	   survived, size);
+	free(s);
+	free(s2);
+	free(bad);
+	tvm_free(x);
+	tvm_free(y);
+	tvm_free(z);
+	free(a);
+	free(b);
+}
+
+int main(void)
+{
+	char cmd[300];
+	int rc;
+
+	log_set_level(LOG_ERROR);
+	if (mkdtemp(dir) == NULL) {
+		printf("Bail out! mkdtemp\n");
+		return 1;
+	}
+	test_glue();
+	test_io();
+	test_ro();
+	test_replace();
+	test_snapshot();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	rc = tap_done();
+	if (system(cmd) != 0)
+		return 1;
+	return rc;
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-blk (device id 2): one device per configured drive. What other
+ * parts of the VMM (the HTTP API's PATCH /drives/{id}) may call.
+ */
+#ifndef KILN_VMM_VIRTIO_BLK_H
+#define KILN_VMM_VIRTIO_BLK_H
+
+#include "../../lib/error.h"
+#include "virtio.h"
+
+struct vm;
+
+/* The virtio-blk device of drive id in vm, or NULL. */
+struct virtio_dev *blk_lookup(struct vm *vm, const char *id);
+
+/*
+ * Point a running drive at another raw image (same read-only mode): the
+ * new file is opened before the old one is closed, so a failure changes
+ * nothing. The capacity follows the new file's size and the driver gets a
+ * config-change interrupt. Takes d->lock; callable from any thread.
+ */
+int blk_replace_backing(struct virtio_dev *d, const char *path,
+			struct kiln_error *err);
+
+/* Capacity in 512-byte sectors (for tests and the API). */
+uint64_t blk_capacity(struct virtio_dev *d);
+
+#endif
