@@ -274,7 +274,7 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 	return 1;
 }
 
-void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
+void virtq_add_used(struct virtq *q, uint16_t head, uint32_t len)
 {
 	struct virtq_used_elem *e;
 
@@ -284,8 +284,20 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 	__atomic_store_n(&e->id, (uint32_t)head, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->len, len, __ATOMIC_RELAXED);
 	q->used_idx++;
-	/* release: the element and the buffer contents before the index */
+}
+
+void virtq_publish(struct virtq *q)
+{
+	if (!q->ready || q->broken)
+		return;
+	/* release: the elements and the buffer contents before the index */
 	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+}
+
+void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
+{
+	virtq_add_used(q, head, len);
+	virtq_publish(q);
 }
 
 bool virtq_should_signal(struct virtq *q)

@@ -168,6 +168,14 @@ void virtq_set_budget(struct virtq *q, uint32_t n);
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
 
 /*
+ * virtq_push() in two halves, for a reply spread over several chains (a
+ * merged rx frame): add each used element, then publish them all with one
+ * store of used->idx, so the driver never sees part of the reply.
+ */
+void virtq_add_used(struct virtq *q, uint16_t head, uint32_t len);
+void virtq_publish(struct virtq *q);
+
+/*
  * After one or more pushes: does the driver want an interrupt? Updates
  * the event-idx bookkeeping, so call it once per batch.
  */
