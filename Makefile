@@ -101,6 +101,10 @@ FUZZ_SRCS_fuzz_virtio_mmio := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/rng.c 
 	vmm/trap.c vmm/evloop.c
 FUZZ_SRCS_fuzz_virtio_blk := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/blk.c \
 	vmm/trap.c vmm/evloop.c
+FUZZ_SRCS_fuzz_virtio_net := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/net.c \
+	vmm/trap.c vmm/evloop.c
+FUZZ_SRCS_fuzz_virtio_vsock := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/vsock.c \
+	vmm/virtio/vsock_conn.c vmm/trap.c vmm/evloop.c
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))
 
 .SECONDEXPANSION:

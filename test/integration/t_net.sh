@@ -1,0 +1,116 @@
+# virtio-net over a TAP. Each test makes its own network namespace with a
+# TAP in it (addresses only inside that namespace), runs kiln-vmm there and
+# removes namespace and TAP on the way out, failed or not.
+
+NET_MAC=02:4b:49:4c:4e:01
+
+net_ns_up() {
+	NET_NS=kiln-net-$$-$RANDOM
+	NET_SRV=
+	trap 'net_srv_stop; ip netns del "$NET_NS" 2>/dev/null' EXIT
+	ip netns add "$NET_NS" || { fail "ip netns add"; return 1; }
+	ip netns exec "$NET_NS" ip link set lo up &&
+		ip netns exec "$NET_NS" ip tuntap add dev tap0 mode tap &&
+		ip netns exec "$NET_NS" ip addr add 172.30.0.1/30 dev tap0 &&
+		ip netns exec "$NET_NS" ip link set tap0 up ||
+		{ fail "TAP setup in $NET_NS"; return 1; }
+}
+
+# Host side of the transfers: 5001 takes the guest's upload and records
+# "bytes sha256 seconds" in $T/up, 5002 sends $T/down and records its time.
+net_server() {
+	cat >"$T/srv.py" <<'PY'
+import hashlib, socket, sys, threading, time
+t = sys.argv[1]
+def listener(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("172.30.0.1", port))
+    s.listen(1)
+    s.settimeout(200)
+    return s
+def up(s):
+    c, _ = s.accept()
+    h, n, t0 = hashlib.sha256(), 0, time.time()
+    while True:
+        b = c.recv(1 << 16)
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+    dt = time.time() - t0
+    c.close()
+    open(t + "/up", "w").write("%d %s %.3f\n" % (n, h.hexdigest(), dt))
+def down(s):
+    c, _ = s.accept()
+    data = open(t + "/down", "rb").read()
+    t0 = time.time()
+    c.sendall(data)
+    c.shutdown(socket.SHUT_WR)
+    while c.recv(1 << 16):
+        pass
+    dt = time.time() - t0
+    c.close()
+    open(t + "/downtime", "w").write("%.3f\n" % dt)
+a, b = listener(5001), listener(5002)
+open(t + "/ready", "w").write("1\n")
+th = [threading.Thread(target=up, args=(a,)), threading.Thread(target=down, args=(b,))]
+for x in th: x.start()
+for x in th: x.join()
+PY
+	rm -f "$T/ready" "$T/up" "$T/downtime"
+	ip netns exec "$NET_NS" timeout 240 python3 "$T/srv.py" "$T" >"$T/srv.log" 2>&1 &
+	NET_SRV=$!
+	for _ in $(seq 100); do
+		[ -f "$T/ready" ] && return 0
+		sleep 0.1
+	done
+	fail "transfer server did not start: $(cat "$T/srv.log")"
+}
+
+# Give the server a moment to write its results, then end it.
+net_srv_stop() {
+	[ -n "${NET_SRV:-}" ] || return 0
+	for _ in $(seq 30); do
+		kill -0 "$NET_SRV" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$NET_SRV" 2>/dev/null
+	wait "$NET_SRV" 2>/dev/null
+	NET_SRV=
+}
+
+mib_s() { # BYTES SECONDS
+	echo "$1 $2" | awk '{ if ($2 > 0) printf "%.1f", $1 / 1048576 / $2; else print "?" }'
+}
+
+test_net_ping_and_tcp_both_ways() {
+	net_ns_up || return 1
+	head -c 4194304 /dev/urandom >"$T/down"
+	want_down=$(sha256sum "$T/down" | cut -d' ' -f1)
+	net_server || return 1
+	rc=0
+	timeout -k 5 "${VMM_TIMEOUT:-240}" ip netns exec "$NET_NS" "$VMM" \
+		--kernel "$GUEST/vmlinux" --initrd "$GUEST/initramfs" --mem 256 \
+		--net "id=eth0,tap=tap0,mac=$NET_MAC" \
+		--cmdline "console=ttyS0 reboot=k panic=1 quiet kiln.script=/tests/net.sh" \
+		>"$T/out" 2>"$T/err" || rc=$?
+	crlf "$T/out"
+	net_srv_stop
+	expect_rc 0 && console_has "net-mac=$NET_MAC" KILN-SCRIPT-RC=0 || return 1
+	grep '^net-' "$T/out" | sed 's/^/    /'
+	up_sha=$(sed -n 's/^net-out-sha=//p' "$T/out")
+	read -r up_n up_got up_s <"$T/up" || { fail "no upload result: $(cat "$T/srv.log")"; return 1; }
+	[ "$up_n" = 4194304 ] && [ "$up_got" = "$up_sha" ] ||
+		{ fail "guest->host: $up_n bytes sha $up_got, guest sent sha $up_sha"; return 1; }
+	console_has "net-in-bytes=4194304" "net-in-sha=$want_down" || return 1
+	echo "    throughput: guest->host $(mib_s 4194304 "$up_s") MiB/s," \
+		"host->guest $(mib_s 4194304 "$(cat "$T/downtime")") MiB/s"
+}
+
+# A TAP that does not exist: one clear line naming it, non-zero exit.
+test_net_missing_tap_is_an_error() {
+	vmm --kernel "$GUEST/vmlinux" --initrd "$GUEST/initramfs" \
+		--net id=eth0,tap=kilnnosuch0
+	expect_failure && one_error_line 'TAP `kilnnosuch0` does not exist'
+}
