@@ -49,7 +49,8 @@ $(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS))
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
 
 # Unit tests link the same objects as the programs, sanitizer-built.
-$(B)/test/%: $(B)/san/test/unit/%.o $(call san,$(VMM_LIB_SRCS) $(LIB_SRCS))
+$(B)/test/%: $(B)/san/test/unit/%.o \
+		$(call san,$(VMM_LIB_SRCS) $(LIB_SRCS) $(wildcard test/lib/*.c))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-SAN  $@")
 	$(Q)$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS_VMM)
@@ -98,13 +99,13 @@ FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 \
 VIRTIO_CORE := vmm/virtio/queue.c vmm/virtio/virtio.c vmm/memory.c lib/error.c lib/log.c
 FUZZ_SRCS_fuzz_virtq := $(VIRTIO_CORE)
 FUZZ_SRCS_fuzz_virtio_mmio := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/rng.c \
-	vmm/trap.c vmm/evloop.c
+	vmm/trap.c vmm/evloop.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_blk := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/blk.c \
-	vmm/trap.c vmm/evloop.c
+	vmm/trap.c vmm/evloop.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_net := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/net.c \
-	vmm/trap.c vmm/evloop.c
+	vmm/trap.c vmm/evloop.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_vsock := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/vsock.c \
-	vmm/virtio/vsock_conn.c vmm/trap.c vmm/evloop.c
+	vmm/virtio/vsock_conn.c vmm/trap.c vmm/evloop.c test/lib/vdriver.c
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))
 
 .SECONDEXPANSION:

@@ -10,7 +10,6 @@
  *
  * Input: struct fuzz_op records until the input ends.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,10 +22,8 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
-#include "../../vmm/device.h"
-#include "../../vmm/virtio/mmio.h"
 #include "../../vmm/virtio/vsock_priv.h"
-#include "../../vmm/vm.h"
+#include "../lib/vdriver.h"
 
 #define MEM_SIZE 0x80000ULL
 #define QSIZE	 16
@@ -57,21 +54,8 @@ struct fuzz_op {
 } __attribute__((packed));
 
 static uint8_t host[MEM_SIZE] __attribute__((aligned(4096)));
-static const struct vmm_device *desc;
 static char uds[108], uds6000[116];
 static int listen6000 = -1;
-
-__attribute__((weak)) int vm_irqfd(struct vm *vm, unsigned int gsi,
-				   struct kiln_error *err)
-{
-	return kiln_error_set(err, ENOSYS, "no KVM");
-}
-
-__attribute__((weak)) int
-vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt, ...)
-{
-	return 0;
-}
 
 static char dir[64];
 
@@ -87,10 +71,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 	log_set_level(LOG_ERROR);
-	for (const struct vmm_device *d = __start_vmm_devices;
-	     d < __stop_vmm_devices; d++)
-		if (strcmp(d->name, "virtio_vsock") == 0)
-			desc = d;
 	snprintf(dir, sizeof(dir), "/tmp/fuzz-vsock.%d", (int)getpid());
 	mkdir(dir, 0700);
 	snprintf(uds, sizeof(uds), "%s/v", dir);
@@ -98,7 +78,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	unlink(uds6000);
 	listen6000 = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	strcpy(sa.sun_path, uds6000);
-	if (desc == NULL ||
+	if (vdrv_find("virtio_vsock") == NULL ||
 	    bind(listen6000, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    listen(listen6000, 64) < 0)
 		abort();
@@ -107,60 +87,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 struct fz {
-	struct vm vm;
-	struct vm_config cfg;
-	uint64_t base;
-	uint16_t avail[3];
+	struct vdrv v;
 	int fds[MAX_HOST];
 };
 
-static void wr(struct fz *f, uint64_t off, uint32_t v)
-{
-	trap_dispatch(&f->vm.traps, TRAP_MMIO, f->base + off, (uint8_t *)&v, 4,
-		      true);
-}
-
-static void offer(struct fz *f, int q, uint16_t head)
-{
-	struct virtq_avail *a = (void *)(host + QBASE(q) + 0x1000);
-
-	a->ring[f->avail[q] % QSIZE] = head;
-	f->avail[q]++;
-	a->idx = f->avail[q];
-	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, q);
-}
-
-static void set_desc(int q, uint16_t i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
-{
-	struct virtq_desc *d = (void *)(host + QBASE(q) + 16ULL * (i % QSIZE));
-
-	*d = (struct virtq_desc){ addr, len, flags, next };
-}
-
 static void driver_up(struct fz *f, uint32_t features)
 {
-	wr(f, VIRTIO_MMIO_STATUS, 0);
-	memset(f->avail, 0, sizeof(f->avail));
-	memset(host, 0, 0xc000);
-	wr(f, VIRTIO_MMIO_STATUS, 1);
-	wr(f, VIRTIO_MMIO_STATUS, 3);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, features & 0x30000000);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, 1);
-	wr(f, VIRTIO_MMIO_STATUS, 11);
-	for (int q = 0; q < 3; q++) {
-		wr(f, VIRTIO_MMIO_QUEUE_SEL, q);
-		wr(f, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-		wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)QBASE(q));
-		wr(f, VIRTIO_MMIO_QUEUE_DRIVER_LOW,
-		   (uint32_t)QBASE(q) + 0x1000);
-		wr(f, VIRTIO_MMIO_QUEUE_DEVICE_LOW,
-		   (uint32_t)QBASE(q) + 0x2000);
-		wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
-	}
-	wr(f, VIRTIO_MMIO_STATUS, 15);
+	vdrv_handshake(&f->v, features & 0x30000000, 1, true);
 }
 
 /* One turn of the loop: stop is queued first, so run ends after a batch. */
@@ -169,11 +102,11 @@ static void pump(struct fz *f)
 	struct kiln_error err;
 
 	for (int i = 0; i < 3; i++) {
-		f->vm.loop.stopping = false;
-		evloop_stop(&f->vm.loop);
-		evloop_run(&f->vm.loop, &err);
+		f->v.vm.loop.stopping = false;
+		evloop_stop(&f->v.vm.loop);
+		evloop_run(&f->v.vm.loop, &err);
 	}
-	f->vm.loop.stopping = false;
+	f->v.vm.loop.stopping = false;
 }
 
 static const uint32_t ports[8] = { 6000, 5000, 1U << 30,   (1U << 30) + 1,
@@ -196,7 +129,7 @@ static void op_tx(struct fz *f, const struct fuzz_op *op)
 	};
 	uint32_t total = VSOCK_HDR_SIZE + (op->c & 0x1fff);
 	uint32_t split = (op->c >> 16) % (total + 1);
-	uint16_t head = f->avail[1] % QSIZE;
+	uint16_t head = f->v.q[1].next_avail % QSIZE;
 
 	memcpy(host + TXBUF, &h, sizeof(h));
 	memset(host + TXBUF + sizeof(h), op->a, op->c & 0x1fff);
@@ -205,23 +138,25 @@ static void op_tx(struct fz *f, const struct fuzz_op *op)
 		total = (op->c >> 16) & 0xffff;
 	}
 	if (split > 0 && split < total) {
-		set_desc(1, head, TXBUF, split, VIRTQ_DESC_F_NEXT,
-			 (head + 1) % QSIZE);
-		set_desc(1, head + 1, TXBUF + split, total - split, 0, 0);
+		vdrv_set_desc(&f->v, 1, head, TXBUF, split, VIRTQ_DESC_F_NEXT,
+			      (head + 1) % QSIZE);
+		vdrv_set_desc(&f->v, 1, head + 1, TXBUF + split, total - split,
+			      0, 0);
 	} else {
-		set_desc(1, head, TXBUF, total, 0, 0);
+		vdrv_set_desc(&f->v, 1, head, TXBUF, total, 0, 0);
 	}
-	offer(f, 1, head);
+	vdrv_offer(&f->v, 1, head);
 }
 
 static void op_rx(struct fz *f, const struct fuzz_op *op)
 {
 	for (unsigned int i = 0; i <= (op->a & 7); i++) {
-		uint16_t slot = f->avail[0] % QSIZE;
+		uint16_t slot = f->v.q[0].next_avail % QSIZE;
 		uint32_t len = (op->b & 0x8000) ? op->c % 0x1100 : 0x1100;
 
-		set_desc(0, slot, RXBUF(slot), len, VIRTQ_DESC_F_WRITE, 0);
-		offer(f, 0, slot);
+		vdrv_set_desc(&f->v, 0, slot, RXBUF(slot), len,
+			      VIRTQ_DESC_F_WRITE, 0);
+		vdrv_offer(&f->v, 0, slot);
 	}
 }
 
@@ -280,44 +215,28 @@ static void op_host(struct fz *f, const struct fuzz_op *op)
 	}
 }
 
-static void snapshot(struct virtio_dev *d, uint64_t value)
-{
-	static uint8_t
-		buf[sizeof(struct virtio_mmio_state) + VIRTIO_DEV_STATE_MAX];
-	size_t size = virtio_mmio_state_size(d);
-	struct kiln_error err = { 0 };
-
-	if (size > sizeof(buf) || virtio_mmio_save(d, buf, size, &err) < 0)
-		abort();
-	if (value & 1)
-		buf[(value >> 8) % size] ^= (uint8_t)(value >> 32);
-	virtio_mmio_restore(d, buf, size, &err);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kiln_error err = { 0 };
 	struct fz *f = calloc(1, sizeof(*f));
-	struct virtio_dev *d;
-	void *state = NULL;
+	struct vdrv *v = &f->v;
 	unsigned int n = 0;
 
 	memset(host, 0, sizeof(host));
 	for (int i = 0; i < MAX_HOST; i++)
 		f->fds[i] = -1;
-	f->cfg.vsock = (struct vm_vsock){ true, 3, uds };
-	f->vm.cfg = &f->cfg;
-	f->vm.kvm_fd = f->vm.vm_fd = f->vm.signal_fd = -1;
-	f->vm.mem.host = host;
-	f->vm.mem.size = MEM_SIZE;
-	f->vm.mem.fd = -1;
-	f->vm.mem.nregions = 1;
-	f->vm.mem.regions[0] = (struct guest_region){ 0, MEM_SIZE, 0 };
-	if (evloop_init(&f->vm.loop, &err) < 0 ||
-	    desc->init(&f->vm, &state, &err) < 0 || state == NULL)
+	vdrv_init(v);
+	v->cfg.vsock = (struct vm_vsock){ true, 3, uds };
+	vdrv_mem_static(v, host, MEM_SIZE);
+	for (int q = 0; q < 3; q++)
+		vdrv_queue_at(v, q, QBASE(q), QBASE(q) + 0x1000,
+			      QBASE(q) + 0x2000, QSIZE);
+	v->clear_gpa = 0;
+	v->clear_len = 0xc000;
+	if (evloop_init(&v->vm.loop, &err) < 0 ||
+	    vdrv_attach(v, "virtio_vsock", &err) < 0 || v->state == NULL)
 		abort();
-	d = state;
-	f->base = virtio_mmio_base(d);
+	vdrv_use(v, v->state);
 	driver_up(f, 0x30000000);
 
 	while (size >= sizeof(struct fuzz_op) && n++ < MAX_OPS) {
@@ -337,7 +256,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(host + (op.c % (MEM_SIZE / 8)) * 8, &op.d, 8);
 			break;
 		case OP_REG:
-			wr(f, op.b & 0xff, (uint32_t)op.d);
+			vdrv_wr(v, op.b & 0xff, (uint32_t)op.d);
 			break;
 		case OP_HOST:
 			op_host(f, &op);
@@ -345,7 +264,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case OP_PUMP:
 			break;
 		case OP_SNAPSHOT:
-			snapshot(d, op.d);
+			/* odd values flip a byte, even ones round-trip */
+			vdrv_snapshot_flip(v->dev, op.d >> 8,
+					   (op.d & 1) ? (uint8_t)(op.d >> 32)
+						      : 0);
 			break;
 		case OP_REINIT:
 			driver_up(f, (uint32_t)op.d);
@@ -353,16 +275,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		pump(f);
 	}
-	desc->exit(&f->vm, state);
 	for (int i = 0; i < MAX_HOST; i++)
 		if (f->fds[i] >= 0)
 			close(f->fds[i]);
 	/* guest connections the harness never accepted */
 	for (int fd; (fd = accept4(listen6000, NULL, NULL, 0)) >= 0;)
 		close(fd);
-	evloop_destroy(&f->vm.loop);
-	trap_table_destroy(&f->vm.traps);
-	free(f->vm.cmdline_extra);
+	vdrv_destroy(v);
 	free(f);
 	return 0;
 }

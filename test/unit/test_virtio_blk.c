@@ -15,39 +15,9 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
-#include "../../vmm/device.h"
 #include "../../vmm/virtio/blk.h"
-#include "../../vmm/virtio/mmio.h"
-#include "../../vmm/vm.h"
+#include "../lib/vdriver.h"
 #include "tap.h"
-
-/* ---- stubs for vm.c (KVM); weak so a build with vm.c uses the real ones */
-
-__attribute__((weak)) int vm_irqfd(struct vm *vm, unsigned int gsi,
-				   struct kiln_error *err)
-{
-	return kiln_error_set(err, ENOSYS, "no KVM in unit tests");
-}
-
-__attribute__((weak)) int
-vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt, ...)
-{
-	size_t old = vm->cmdline_extra ? strlen(vm->cmdline_extra) : 0;
-	char add[256], *s;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(add, sizeof(add), fmt, ap);
-	va_end(ap);
-	s = realloc(vm->cmdline_extra, old + n + 2);
-	if (s == NULL)
-		return kiln_error_set(err, ENOMEM, "cmdline");
-	s[old] = ' ';
-	memcpy(s + old + 1, add, n + 1);
-	vm->cmdline_extra = s;
-	return 0;
-}
 
 #define MEM_SIZE (16ULL << 20)
 #define DESC	 0x1000ULL
@@ -78,24 +48,6 @@ vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt, ...)
 
 static char dir[] = "/tmp/kiln-blk-test.XXXXXX";
 
-struct tvm {
-	struct vm vm;
-	struct vm_config cfg;
-	void *state;
-	struct virtio_dev *d; /* the device under test */
-	uint64_t base;
-	uint16_t avail_idx;
-};
-
-static const struct vmm_device *blk_desc(void)
-{
-	for (const struct vmm_device *d = __start_vmm_devices;
-	     d < __stop_vmm_devices; d++)
-		if (strcmp(d->name, "virtio_blk") == 0)
-			return d;
-	return NULL;
-}
-
 /* A file of n bytes, byte i = (i * 7 + seed) & 0xff. */
 static char *mkimage(const char *name, size_t n, int seed)
 {
@@ -115,16 +67,16 @@ static char *mkimage(const char *name, size_t n, int seed)
 }
 
 /* Drives given as "id=...,path=..." specs; NULL spec ends the list. */
-static struct tvm *tvm_try(struct kiln_error *err, ...)
+static struct vdrv *tvm_try(struct kiln_error *err, ...)
 {
-	struct tvm *t = calloc(1, sizeof(*t));
+	struct vdrv *t = malloc(sizeof(*t));
 	const char *spec;
 	va_list ap;
-	int ret;
 
-	t->vm.cfg = &t->cfg;
-	t->vm.kvm_fd = t->vm.vm_fd = t->vm.signal_fd = -1;
-	t->vm.loop.epfd = t->vm.loop.stop_efd = -1;
+	vdrv_init(t);
+	vdrv_queue_at(t, 0, DESC, AVAIL, USED, QSIZE);
+	t->clear_gpa = 0;
+	t->clear_len = 0x10000;
 	va_start(ap, err);
 	while ((spec = va_arg(ap, const char *)) != NULL)
 		if (vm_config_add_drive(&t->cfg, spec, err) < 0) {
@@ -132,117 +84,53 @@ static struct tvm *tvm_try(struct kiln_error *err, ...)
 			exit(1);
 		}
 	va_end(ap);
-	if (guest_mem_init(&t->vm.mem, MEM_SIZE, err) < 0) {
+	if (vdrv_mem_alloc(t, MEM_SIZE, err) < 0) {
 		printf("Bail out! %s\n", err->msg);
 		exit(1);
 	}
-	ret = blk_desc()->init(&t->vm, &t->state, err);
-	if (ret < 0) {
-		trap_table_destroy(&t->vm.traps);
-		guest_mem_destroy(&t->vm.mem);
-		free(t->vm.cmdline_extra);
+	if (vdrv_attach(t, "virtio_blk", err) < 0) {
+		vdrv_destroy(t);
 		vm_config_destroy(&t->cfg);
 		free(t);
 		return NULL;
 	}
-	t->vm.devices[0] = (struct vm_device_state){ blk_desc(), t->state };
+	t->vm.devices[0] = (struct vm_device_state){ t->desc, t->state };
 	t->vm.ndevices = 1;
-	if (t->cfg.ndrives > 0) {
-		t->d = blk_lookup(&t->vm, t->cfg.drives[0].id);
-		t->base = virtio_mmio_base(t->d);
-	}
+	if (t->cfg.ndrives > 0)
+		vdrv_use(t, blk_lookup(&t->vm, t->cfg.drives[0].id));
 	return t;
 }
 
-#define tvm_new(...)                                              \
-	({                                                        \
-		struct kiln_error _e = { 0 };                     \
-		struct tvm *_t = tvm_try(&_e, __VA_ARGS__, NULL); \
-		if (_t == NULL) {                                 \
-			printf("Bail out! %s\n", _e.msg);         \
-			exit(1);                                  \
-		}                                                 \
-		_t;                                               \
+#define tvm_new(...)                                               \
+	({                                                         \
+		struct kiln_error _e = { 0 };                      \
+		struct vdrv *_t = tvm_try(&_e, __VA_ARGS__, NULL); \
+		if (_t == NULL) {                                  \
+			printf("Bail out! %s\n", _e.msg);          \
+			exit(1);                                   \
+		}                                                  \
+		_t;                                                \
 	})
 
-static void tvm_free(struct tvm *t)
+static void tvm_free(struct vdrv *t)
 {
-	blk_desc()->exit(&t->vm, t->state);
-	trap_table_destroy(&t->vm.traps);
-	guest_mem_destroy(&t->vm.mem);
-	free(t->vm.cmdline_extra);
+	vdrv_destroy(t);
 	vm_config_destroy(&t->cfg);
 	free(t);
 }
 
-static void use(struct tvm *t, struct virtio_dev *d)
-{
-	t->d = d;
-	t->base = virtio_mmio_base(d);
-	t->avail_idx = 0;
-}
-
-static uint32_t rd(struct tvm *t, uint64_t off)
-{
-	uint32_t v = 0xdeadbeef;
-
-	trap_dispatch(&t->vm.traps, TRAP_MMIO, t->base + off, (uint8_t *)&v, 4,
-		      false);
-	return v;
-}
-
-static void wr(struct tvm *t, uint64_t off, uint32_t v)
-{
-	trap_dispatch(&t->vm.traps, TRAP_MMIO, t->base + off, (uint8_t *)&v, 4,
-		      true);
-}
-
-static uint64_t cfg64(struct tvm *t, uint32_t off)
+static uint64_t cfg64(struct vdrv *t, uint32_t off)
 {
 	uint64_t v = 0;
 
-	trap_dispatch(&t->vm.traps, TRAP_MMIO,
-		      t->base + VIRTIO_MMIO_CONFIG + off, (uint8_t *)&v, 8,
-		      false);
+	vdrv_access(t, VIRTIO_MMIO_CONFIG + off, &v, 8, false);
 	return v;
 }
 
-static void *gp(struct tvm *t, uint64_t gpa, uint64_t len)
+static uint32_t features_lo(struct vdrv *t)
 {
-	return guest_mem_ptr(&t->vm.mem, gpa, len);
-}
-
-static struct virtq_used *used(struct tvm *t)
-{
-	return gp(t, USED, VIRTQ_USED_BYTES(QSIZE));
-}
-
-static uint32_t features_lo(struct tvm *t)
-{
-	wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	return rd(t, VIRTIO_MMIO_DEVICE_FEATURES);
-}
-
-/* Linux's probe: accept every offered feature (low word as given). */
-static void handshake(struct tvm *t, uint32_t lo)
-{
-	memset(gp(t, 0, 0x10000), 0, 0x10000);
-	t->avail_idx = 0;
-	wr(t, VIRTIO_MMIO_STATUS, 0);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, lo);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
-	wr(t, VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC);
-	wr(t, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)AVAIL);
-	wr(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)USED);
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+	vdrv_wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	return vdrv_rd(t, VIRTIO_MMIO_DEVICE_FEATURES);
 }
 
 struct seg {
@@ -252,38 +140,31 @@ struct seg {
 };
 
 /* Post one chain of n segments and kick; returns the used length. */
-static uint32_t submit(struct tvm *t, const struct seg *s, unsigned int n)
+static uint32_t submit(struct vdrv *t, const struct seg *s, unsigned int n)
 {
-	struct virtq_avail *a = gp(t, AVAIL, VIRTQ_AVAIL_BYTES(QSIZE));
-	uint16_t before = used(t)->idx;
+	uint16_t before = vdrv_used(t, 0)->idx;
 
-	for (unsigned int i = 0; i < n; i++) {
-		struct virtq_desc *d = gp(t, DESC + 16ULL * i, 16);
-
-		*d = (struct virtq_desc){
-			s[i].addr, s[i].len,
-			(uint16_t)((s[i].write ? VIRTQ_DESC_F_WRITE : 0) |
-				   (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
-			(uint16_t)(i + 1)
-		};
-	}
-	a->ring[t->avail_idx % QSIZE] = 0;
-	t->avail_idx++;
-	__atomic_store_n(&a->idx, t->avail_idx, __ATOMIC_RELEASE);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	if (used(t)->idx == before)
+	for (unsigned int i = 0; i < n; i++)
+		vdrv_set_desc(t, 0, i, s[i].addr, s[i].len,
+			      (uint16_t)((s[i].write ? VIRTQ_DESC_F_WRITE : 0) |
+					 (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
+			      (uint16_t)(i + 1));
+	vdrv_offer(t, 0, 0);
+	if (vdrv_used(t, 0)->idx == before)
 		return 0xffffffff;
-	return used(t)->ring[(uint16_t)(used(t)->idx - 1) % QSIZE].len;
+	return vdrv_used(t, 0)
+		->ring[(uint16_t)(vdrv_used(t, 0)->idx - 1) % QSIZE]
+		.len;
 }
 
-static uint8_t *status_byte(struct tvm *t)
+static uint8_t *status_byte(struct vdrv *t)
 {
-	return gp(t, STATUS, 1);
+	return vdrv_gp(t, STATUS, 1);
 }
 
-static void set_hdr(struct tvm *t, uint32_t type, uint64_t sector)
+static void set_hdr(struct vdrv *t, uint32_t type, uint64_t sector)
 {
-	uint8_t *h = gp(t, HDR, 16);
+	uint8_t *h = vdrv_gp(t, HDR, 16);
 
 	memset(h, 0, 16);
 	memcpy(h, &type, 4);
@@ -292,7 +173,7 @@ static void set_hdr(struct tvm *t, uint32_t type, uint64_t sector)
 }
 
 /* A plain request: header, data (len bytes at DATA), status. */
-static uint8_t req(struct tvm *t, uint32_t type, uint64_t sector, uint32_t len,
+static uint8_t req(struct vdrv *t, uint32_t type, uint64_t sector, uint32_t len,
 		   bool data_write, uint32_t *used_len)
 {
 	struct seg s[3] = { { HDR, 16, false },
@@ -337,7 +218,7 @@ static void test_glue(void)
 	char *b = mkimage("b.img", SECTORS * 512 + 100, 1);
 	char spec_a[256], spec_b[256], spec_bad[256];
 	struct kiln_error err = { 0 };
-	struct tvm *t;
+	struct vdrv *t;
 
 	snprintf(spec_a, sizeof(spec_a), "id=data,path=%s", a);
 	snprintf(spec_b, sizeof(spec_b), "id=sys,path=%s,ro,root", b);
@@ -358,13 +239,13 @@ static void test_glue(void)
 					       "root=/dev/vdb ro") != NULL,
 	   "two drives declared in order, second is root ro:%s",
 	   t->vm.cmdline_extra);
-	is_int(rd(t, VIRTIO_MMIO_DEVICE_ID), 2, "device id 2");
+	is_int(vdrv_rd(t, VIRTIO_MMIO_DEVICE_ID), 2, "device id 2");
 	is_int(cfg64(t, 0), SECTORS, "capacity = size / 512");
 	ok((features_lo(t) & (F_FLUSH | F_WRITE_ZEROES)) ==
 			   (F_FLUSH | F_WRITE_ZEROES) &&
 		   !(features_lo(t) & F_RO),
 	   "rw drive: FLUSH, WRITE_ZEROES, not RO (0x%x)", features_lo(t));
-	use(t, blk_lookup(&t->vm, "sys"));
+	vdrv_use(t, blk_lookup(&t->vm, "sys"));
 	is_int(cfg64(t, 0), SECTORS, "odd size: capacity rounded down");
 	ok((features_lo(t) & F_RO) &&
 		   !(features_lo(t) & (F_DISCARD | F_WRITE_ZEROES)),
@@ -384,17 +265,17 @@ static void test_io(void)
 {
 	char *a = mkimage("io.img", SECTORS * 512, 3);
 	char spec[256];
-	struct tvm *t;
+	struct vdrv *t;
 	uint8_t *data, buf[4096];
 	uint32_t u, lo;
 
 	snprintf(spec, sizeof(spec), "id=data,path=%s", a);
 	t = tvm_new(spec);
 	lo = features_lo(t);
-	handshake(t, lo);
-	is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK,
+	vdrv_handshake(t, lo, 1, true);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK,
 	       "handshake with all features (0x%x)", lo);
-	data = gp(t, DATA, 1 << 20);
+	data = vdrv_gp(t, DATA, 1 << 20);
 
 	/* read sectors 2..3 */
 	is_int(req(t, 0, 2, 1024, true, &u), 0, "IN: status OK");
@@ -439,7 +320,7 @@ static void test_io(void)
 	is_int(req(t, 0, SECTORS - 1, 512, true, NULL), 0,
 	       "IN of the last sector: OK");
 	is_int(req(t, 0, 3, 0, true, NULL), 0, "IN of 0 bytes: OK");
-	ok(!t->d->broken, "none of these broke the device");
+	ok(!t->dev->broken, "none of these broke the device");
 
 	/* header split 3 + 13 bytes, data split 100 + 412 + status */
 	{
@@ -450,8 +331,8 @@ static void test_io(void)
 				    { STATUS, 1, true } };
 
 		set_hdr(t, T_OUT, 7);
-		memset(gp(t, DATA + 0x10000, 100), 0x11, 100);
-		memset(gp(t, DATA + 0x20000, 412), 0x22, 412);
+		memset(vdrv_gp(t, DATA + 0x10000, 100), 0x11, 100);
+		memset(vdrv_gp(t, DATA + 0x20000, 412), 0x22, 412);
 		submit(t, s, 5);
 		is_int(*status_byte(t), 0, "split header and data: OUT OK");
 		file_read(a, buf, 512, 7 * 512);
@@ -482,7 +363,7 @@ static void test_io(void)
 		set_hdr(t, 0, 0);
 		submit(t, s, 2);
 		is_int(*status_byte(t), 1, "8-byte header: IOERR");
-		ok(!t->d->broken, "8-byte header: device not broken");
+		ok(!t->dev->broken, "8-byte header: device not broken");
 	}
 
 	/* write zeroes and discard */
@@ -531,33 +412,35 @@ static void test_io(void)
 	}
 
 	/* features not negotiated: UNSUPP */
-	handshake(t, lo & ~(F_FLUSH | F_WRITE_ZEROES | F_DISCARD));
+	vdrv_handshake(t, lo & ~(F_FLUSH | F_WRITE_ZEROES | F_DISCARD), 1,
+		       true);
 	is_int(req(t, T_FLUSH, 0, 0, false, NULL), 2,
 	       "FLUSH not negotiated: UNSUPP");
 	is_int(req(t, T_WZ, 0, 16, false, NULL), 2,
 	       "WRITE_ZEROES not negotiated: UNSUPP");
 
 	/* malformed chains */
-	handshake(t, lo);
+	vdrv_handshake(t, lo, 1, true);
 	{
 		struct seg s[2] = { { HDR, 16, false }, { DATA, 512, false } };
 
 		set_hdr(t, 0, 0);
 		is_int(submit(t, s, 2), 0xffffffff,
 		       "no writable byte: nothing used");
-		ok(t->d->broken && (rd(t, VIRTIO_MMIO_STATUS) & S_NRS),
+		ok(t->dev->broken && (vdrv_rd(t, VIRTIO_MMIO_STATUS) & S_NRS),
 		   "no status byte: device broken, NEEDS_RESET");
-		ok(rd(t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG,
+		ok(vdrv_rd(t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG,
 		   "broken: config interrupt");
 	}
-	handshake(t, lo);
+	vdrv_handshake(t, lo, 1, true);
 	is_int(req(t, 0, 0, 512, true, NULL), 0, "reset: working again");
 	{
 		struct seg s[1] = { { STATUS, 0, true } };
 
 		set_hdr(t, 0, 0);
 		submit(t, s, 1);
-		ok(t->d->broken, "a single empty writable descriptor: broken");
+		ok(t->dev->broken, "a single empty writable descriptor: "
+				   "broken");
 	}
 	tvm_free(t);
 	free(a);
@@ -567,14 +450,14 @@ static void test_ro(void)
 {
 	char *a = mkimage("ro.img", SECTORS * 512, 9);
 	char spec[256];
-	struct tvm *t;
+	struct vdrv *t;
 	uint8_t *data, buf[512], before[512];
 
 	chmod(a, 0444);
 	snprintf(spec, sizeof(spec), "id=ro,path=%s,ro", a);
 	t = tvm_new(spec);
-	handshake(t, features_lo(t));
-	data = gp(t, DATA, 4096);
+	vdrv_handshake(t, features_lo(t), 1, true);
+	data = vdrv_gp(t, DATA, 4096);
 	file_read(a, before, 512, 0);
 	memset(data, 0x77, 512);
 	is_int(req(t, T_OUT, 0, 512, false, NULL), 1, "RO: OUT is IOERR");
@@ -595,17 +478,17 @@ static void test_replace(void)
 	char *b = mkimage("r2.img", 4 * SECTORS * 512, 2);
 	char spec[256], missing[256];
 	struct kiln_error err = { 0 };
-	struct tvm *t;
+	struct vdrv *t;
 	uint8_t *data, buf[512];
 	uint32_t gen;
 
 	snprintf(spec, sizeof(spec), "id=data,path=%s", a);
 	snprintf(missing, sizeof(missing), "%s/none.img", dir);
 	t = tvm_new(spec);
-	handshake(t, features_lo(t));
-	data = gp(t, DATA, 4096);
-	gen = rd(t, VIRTIO_MMIO_CONFIG_GENERATION);
-	is_int(blk_replace_backing(t->d, missing, &err), -1,
+	vdrv_handshake(t, features_lo(t), 1, true);
+	data = vdrv_gp(t, DATA, 4096);
+	gen = vdrv_rd(t, VIRTIO_MMIO_CONFIG_GENERATION);
+	is_int(blk_replace_backing(t->dev, missing, &err), -1,
 	       "replace with a missing file fails: %s", err.msg);
 	ok(strstr(err.msg, "none.img") != NULL, "and names the path");
 	is_int(cfg64(t, 0), SECTORS, "failed replace: capacity unchanged");
@@ -614,16 +497,21 @@ static void test_replace(void)
 	is_int(req(t, 0, SECTORS, 512, true, NULL), 1,
 	       "old image: sector 64 out of range");
 	memset(&err, 0, sizeof(err));
-	is_int(blk_replace_backing(t->d, b, &err), 0, "replace: %s", err.msg);
+	is_int(blk_replace_backing(t->dev, b, &err), 0, "replace: %s", err.msg);
 	is_int(cfg64(t, 0), 4 * SECTORS, "replace: new capacity in config");
-	is_int(blk_capacity(t->d), 4 * SECTORS, "blk_capacity");
-	ok(rd(t, VIRTIO_MMIO_CONFIG_GENERATION) != gen, "replace: config "
-							"generation changed");
-	ok(rd(t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG, "replace: "
-								    "config-"
-								    "change "
-								    "interrup"
-								    "t");
+	is_int(blk_capacity(t->dev), 4 * SECTORS, "blk_capacity");
+	ok(vdrv_rd(t, VIRTIO_MMIO_CONFIG_GENERATION) != gen, "replace: config "
+							     "generation "
+							     "changed");
+	ok(vdrv_rd(t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG, "repla"
+									 "ce: "
+									 "confi"
+									 "g-"
+									 "chang"
+									 "e "
+									 "inter"
+									 "rup"
+									 "t");
 	is_int(req(t, 0, 2 * SECTORS, 512, true, NULL), 0,
 	       "replace: sector 128 now readable");
 	file_read(b, buf, 512, 2 * SECTORS * 512);
@@ -639,7 +527,7 @@ static void test_snapshot(void)
 	char *b = mkimage("s2.img", 2 * SECTORS * 512, 4);
 	char spec[256], spec2[256];
 	struct kiln_error err = { 0 };
-	struct tvm *x, *y, *z;
+	struct vdrv *x, *y, *z;
 	size_t size;
 	uint8_t *s, *s2, *bad;
 	struct virtio_mmio_state *h;
@@ -651,33 +539,33 @@ static void test_snapshot(void)
 	x = tvm_new(spec);
 	y = tvm_new(spec);
 	z = tvm_new(spec2);
-	size = virtio_mmio_state_size(x->d);
+	size = virtio_mmio_state_size(x->dev);
 	s = malloc(size);
 	s2 = malloc(size);
 	bad = malloc(size);
 	h = (struct virtio_mmio_state *)bad;
 	ds = bad + sizeof(*h);
-	handshake(x, features_lo(x));
+	vdrv_handshake(x, features_lo(x), 1, true);
 	req(x, 0, 1, 512, true, NULL);
-	is_int(virtio_mmio_save(x->d, s, size, &err), 0, "save");
-	memcpy(gp(y, 0, 0x200000), gp(x, 0, 0x200000), 0x200000);
-	is_int(virtio_mmio_restore(y->d, s, size, &err), 0, "restore: %s",
+	is_int(virtio_mmio_save(x->dev, s, size, &err), 0, "save");
+	memcpy(vdrv_gp(y, 0, 0x200000), vdrv_gp(x, 0, 0x200000), 0x200000);
+	is_int(virtio_mmio_restore(y->dev, s, size, &err), 0, "restore: %s",
 	       err.msg);
-	virtio_mmio_save(y->d, s2, size, &err);
+	virtio_mmio_save(y->dev, s2, size, &err);
 	ok(memcmp(s, s2, size) == 0, "restore: saved again, same bytes");
-	y->avail_idx = x->avail_idx;
+	y->q[0].next_avail = x->q[0].next_avail;
 	is_int(req(y, 0, 2, 512, true, NULL), 0, "restore: queue carries on");
-	is_int(used(y)->idx, 2, "restore: second request used");
-	virtio_mmio_save(y->d, s2, size, &err);
+	is_int(vdrv_used(y, 0)->idx, 2, "restore: second request used");
+	virtio_mmio_save(y->dev, s2, size, &err);
 
-	ok(virtio_mmio_restore(z->d, s, size, &err) < 0,
+	ok(virtio_mmio_restore(z->dev, s, size, &err) < 0,
 	   "restore over an image of another size refused: %s", err.msg);
-#define REFUSED(what, mutate)                                      \
-	do {                                                       \
-		memcpy(bad, s, size);                              \
-		mutate;                                            \
-		ok(virtio_mmio_restore(y->d, bad, size, &err) < 0, \
-		   "restore refused: %s (%s)", what, err.msg);     \
+#define REFUSED(what, mutate)                                        \
+	do {                                                         \
+		memcpy(bad, s, size);                                \
+		mutate;                                              \
+		ok(virtio_mmio_restore(y->dev, bad, size, &err) < 0, \
+		   "restore refused: %s (%s)", what, err.msg);       \
 	} while (0)
 	REFUSED("blk version", ((uint32_t *)ds)[0] = 9);
 	REFUSED("ro flag", ((uint32_t *)ds)[1] ^= 1);
@@ -686,12 +574,12 @@ static void test_snapshot(void)
 	REFUSED("drive id", ds[40] = 'X');
 	REFUSED("reserved", ds[60] = 1);
 	REFUSED("a feature never offered", h->dev.driver_features |= 1ULL << 7);
-	virtio_mmio_save(y->d, bad, size, &err);
+	virtio_mmio_save(y->dev, bad, size, &err);
 	ok(memcmp(bad, s2, size) == 0, "refused restores changed nothing");
 	for (size_t i = 0; i < size; i++) {
 		memcpy(bad, s, size);
 		bad[i] ^= 0xff;
-		if (virtio_mmio_restore(y->d, bad, size, &err) == 0)
+		if (virtio_mmio_restore(y->dev, bad, size, &err) == 0)
 			survived++;
 	}
 	ok(survived < size, "byte flips: %u of %zu accepted, no crash",

@@ -8,7 +8,7 @@
  *
  * Build: cc -std=gnu11 -D_GNU_SOURCE test/unit/test_virtio_mmio.c
  *        vmm/virtio/{virtio,queue,mmio,rng}.c vmm/memory.c vmm/trap.c
- *        vmm/evloop.c lib/error.c lib/log.c -lpthread
+ *        vmm/evloop.c lib/error.c lib/log.c test/lib/vdriver.c -lpthread
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,39 +20,9 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
-#include "../../vmm/device.h"
 #include "../../vmm/layout.h"
-#include "../../vmm/virtio/mmio.h"
-#include "../../vmm/vm.h"
+#include "../lib/vdriver.h"
 #include "tap.h"
-
-/* ---- stubs for vm.c (KVM); weak so a build with vm.c uses the real ones */
-
-__attribute__((weak)) int vm_irqfd(struct vm *vm, unsigned int gsi,
-				   struct kiln_error *err)
-{
-	return kiln_error_set(err, ENOSYS, "no KVM in unit tests");
-}
-
-__attribute__((weak)) int
-vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt, ...)
-{
-	size_t old = vm->cmdline_extra ? strlen(vm->cmdline_extra) : 0;
-	char add[256], *s;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(add, sizeof(add), fmt, ap);
-	va_end(ap);
-	s = realloc(vm->cmdline_extra, old + n + 2);
-	if (s == NULL)
-		return kiln_error_set(err, ENOMEM, "cmdline");
-	s[old] = ' ';
-	memcpy(s + old + 1, add, n + 1);
-	vm->cmdline_extra = s;
-	return 0;
-}
 
 /* ---- a VM without KVM ---- */
 
@@ -69,119 +39,28 @@ vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt, ...)
 #define S_DOK VIRTIO_CONFIG_S_DRIVER_OK
 #define S_NRS VIRTIO_CONFIG_S_NEEDS_RESET
 
-struct tvm {
-	struct vm vm;
-	struct vm_config cfg;
-	struct virtio_dev *rng;
-	void *rng_state;
-	uint64_t base;
-};
-
-static const struct vmm_device *find_device(const char *name)
+static struct vdrv *tvm_new(bool entropy, bool loop)
 {
-	const struct vmm_device *d;
-
-	for (d = __start_vmm_devices; d < __stop_vmm_devices; d++)
-		if (strcmp(d->name, name) == 0)
-			return d;
-	return NULL;
-}
-
-static struct tvm *tvm_new(bool entropy, bool loop)
-{
-	const struct vmm_device *dev = find_device("virtio_rng");
 	struct kiln_error err = { 0 };
-	struct tvm *t = calloc(1, sizeof(*t));
+	struct vdrv *t = malloc(sizeof(*t));
 
+	vdrv_init(t);
 	t->cfg.entropy = entropy;
-	t->vm.cfg = &t->cfg;
-	t->vm.kvm_fd = t->vm.vm_fd = t->vm.signal_fd = -1;
-	t->vm.loop.epfd = t->vm.loop.stop_efd = -1;
-	if (guest_mem_init(&t->vm.mem, MEM_SIZE, &err) < 0 ||
+	vdrv_queue_at(t, 0, DESC, AVAIL, USED, QSIZE);
+	if (vdrv_mem_alloc(t, MEM_SIZE, &err) < 0 ||
 	    (loop && evloop_init(&t->vm.loop, &err) < 0) ||
-	    dev->init(&t->vm, &t->rng_state, &err) < 0) {
+	    vdrv_attach(t, "virtio_rng", &err) < 0) {
 		printf("Bail out! %s\n", err.msg);
 		exit(1);
 	}
-	t->rng = t->rng_state;
-	t->base = t->rng ? virtio_mmio_base(t->rng) : 0;
+	vdrv_use(t, t->state);
 	return t;
 }
 
-static void tvm_free(struct tvm *t)
+static void tvm_free(struct vdrv *t)
 {
-	find_device("virtio_rng")->exit(&t->vm, t->rng_state);
-	evloop_destroy(&t->vm.loop);
-	trap_table_destroy(&t->vm.traps);
-	guest_mem_destroy(&t->vm.mem);
-	free(t->vm.cmdline_extra);
+	vdrv_destroy(t);
 	free(t);
-}
-
-static uint32_t rd(struct tvm *t, uint64_t off)
-{
-	uint32_t v = 0xdeadbeef;
-
-	if (!trap_dispatch(&t->vm.traps, TRAP_MMIO, t->base + off,
-			   (uint8_t *)&v, 4, false))
-		return 0xffffffff;
-	return v;
-}
-
-static void wr(struct tvm *t, uint64_t off, uint32_t v)
-{
-	trap_dispatch(&t->vm.traps, TRAP_MMIO, t->base + off, (uint8_t *)&v, 4,
-		      true);
-}
-
-static void *gp(struct tvm *t, uint64_t gpa, uint64_t len)
-{
-	return guest_mem_ptr(&t->vm.mem, gpa, len);
-}
-
-static struct virtq_used *used(struct tvm *t)
-{
-	return gp(t, USED, VIRTQ_USED_BYTES(QSIZE));
-}
-
-static void set_desc(struct tvm *t, unsigned int i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
-{
-	struct virtq_desc *d = gp(t, DESC + 16ULL * i, 16);
-
-	*d = (struct virtq_desc){ addr, len, flags, next };
-}
-
-static void offer(struct tvm *t, uint16_t head)
-{
-	struct virtq_avail *a = gp(t, AVAIL, VIRTQ_AVAIL_BYTES(QSIZE));
-
-	a->ring[a->idx % QSIZE] = head;
-	__atomic_store_n(&a->idx, a->idx + 1, __ATOMIC_RELEASE);
-}
-
-/* What Linux's virtio_mmio + virtio core do at probe, up to DRIVER_OK. */
-static void handshake(struct tvm *t, uint32_t features_hi, bool driver_ok)
-{
-	wr(t, VIRTIO_MMIO_STATUS, 0);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, features_hi);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 0);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
-	wr(t, VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC);
-	wr(t, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)AVAIL);
-	wr(t, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)USED);
-	wr(t, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
-	if (driver_ok)
-		wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -196,21 +75,25 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 static void test_glue(void)
 {
-	struct tvm *t = tvm_new(false, false);
+	struct vdrv *t = tvm_new(false, false);
 	const char *cmdline;
 
-	ok(find_device("virtio_rng")->level == DEVICE_LEVEL_VIRTIO,
-	   "glue: virtio_rng registered at the virtio level");
-	ok(t->rng == NULL && t->vm.traps.count[TRAP_MMIO] == 0 &&
+	ok(vdrv_find("virtio_rng")->level == DEVICE_LEVEL_VIRTIO, "glue: "
+								  "virtio_rng "
+								  "registered "
+								  "at the "
+								  "virtio "
+								  "level");
+	ok(t->dev == NULL && t->vm.traps.count[TRAP_MMIO] == 0 &&
 		   t->vm.cmdline_extra == NULL,
 	   "glue: entropy off: no device, no window, no command line");
 	tvm_free(t);
 
 	t = tvm_new(true, false);
-	ok(t->rng != NULL && t->base == LAYOUT_VIRTIO_MMIO,
+	ok(t->dev != NULL && t->base == LAYOUT_VIRTIO_MMIO,
 	   "glue: entropy on: first window 0x%llx",
 	   (unsigned long long)t->base);
-	is_int(virtio_mmio_irq(t->rng), LAYOUT_VIRTIO_IRQ_BASE,
+	is_int(virtio_mmio_irq(t->dev), LAYOUT_VIRTIO_IRQ_BASE,
 	       "glue: first virtio IRQ");
 	cmdline = t->vm.cmdline_extra ? t->vm.cmdline_extra : "";
 	ok(strstr(cmdline, "virtio_mmio.device=4K@0xd0000000:5") != NULL,
@@ -220,128 +103,135 @@ static void test_glue(void)
 
 static void test_handshake(void)
 {
-	struct tvm *t = tvm_new(true, false);
-	uint8_t *buf = gp(t, BUF, 4096);
+	struct vdrv *t = tvm_new(true, false);
+	uint8_t *buf = vdrv_gp(t, BUF, 4096);
 
-	is_int(rd(t, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976, "magic \"virt\"");
-	is_int(rd(t, VIRTIO_MMIO_VERSION), 2, "version 2");
-	is_int(rd(t, VIRTIO_MMIO_DEVICE_ID), 4, "device id 4: rng");
-	is_int(rd(t, VIRTIO_MMIO_VENDOR_ID), VIRTIO_MMIO_VENDOR, "vendor id");
-	wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	ok(rd(t, VIRTIO_MMIO_DEVICE_FEATURES) & 1, "VERSION_1 offered");
-	wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	is_int(rd(t, VIRTIO_MMIO_DEVICE_FEATURES),
+	is_int(vdrv_rd(t, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976,
+	       "magic \"virt\"");
+	is_int(vdrv_rd(t, VIRTIO_MMIO_VERSION), 2, "version 2");
+	is_int(vdrv_rd(t, VIRTIO_MMIO_DEVICE_ID), 4, "device id 4: rng");
+	is_int(vdrv_rd(t, VIRTIO_MMIO_VENDOR_ID), VIRTIO_MMIO_VENDOR,
+	       "vendor id");
+	vdrv_wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	ok(vdrv_rd(t, VIRTIO_MMIO_DEVICE_FEATURES) & 1, "VERSION_1 offered");
+	vdrv_wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_DEVICE_FEATURES),
 	       VIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
 		       VIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX),
 	       "low features: indirect and event idx");
-	wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 7);
-	is_int(rd(t, VIRTIO_MMIO_DEVICE_FEATURES), 0, "feature word 7 is 0");
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_NUM_MAX), 256, "queue 0 max 256");
-	wr(t, VIRTIO_MMIO_QUEUE_SEL, 1);
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0, "queue 1 does not exist");
-	is_int(rd(t, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffff,
+	vdrv_wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 7);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_DEVICE_FEATURES), 0,
+	       "feature word 7 is 0");
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_NUM_MAX), 256, "queue 0 max 256");
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_SEL, 1);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0,
+	       "queue 1 does not exist");
+	is_int(vdrv_rd(t, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffff,
 	       "no shared memory region");
 
-	handshake(t, 1, false);
-	is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
+	vdrv_handshake(t, 0, 1, false);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
 	       "FEATURES_OK accepted");
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_READY), 1, "queue ready");
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_NUM), QSIZE, "queue num read back");
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW), USED,
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_READY), 1, "queue ready");
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_NUM), QSIZE, "queue num read back");
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW), USED,
 	       "used addr read back");
 
 	/* kicked before DRIVER_OK: served only once DRIVER_OK is set */
-	set_desc(t, 0, BUF, 64, VIRTQ_DESC_F_WRITE, 0);
-	offer(t, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	is_int(used(t)->idx, 0, "no buffer used before DRIVER_OK");
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
-	is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK,
+	vdrv_set_desc(t, 0, 0, BUF, 64, VIRTQ_DESC_F_WRITE, 0);
+	vdrv_publish(t, 0, 0);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	is_int(vdrv_used(t, 0)->idx, 0, "no buffer used before DRIVER_OK");
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK,
 	       "DRIVER_OK");
-	is_int(used(t)->idx, 1, "DRIVER_OK served the early buffer");
-	is_int(used(t)->ring[0].id, 0, "used: head 0");
-	is_int(used(t)->ring[0].len, 64, "used: 64 bytes");
+	is_int(vdrv_used(t, 0)->idx, 1, "DRIVER_OK served the early buffer");
+	is_int(vdrv_used(t, 0)->ring[0].id, 0, "used: head 0");
+	is_int(vdrv_used(t, 0)->ring[0].len, 64, "used: 64 bytes");
 	ok(!all_zero(buf, 64), "the buffer holds random bytes");
-	is_int(rd(t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_VRING,
+	is_int(vdrv_rd(t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_VRING,
 	       "InterruptStatus: used buffer");
-	wr(t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_VRING);
-	is_int(rd(t, VIRTIO_MMIO_INTERRUPT_STATUS), 0,
+	vdrv_wr(t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_VRING);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_INTERRUPT_STATUS), 0,
 	       "InterruptACK clears it");
 
 	/* two segments of 48 KiB: capped at 64 KiB */
 	memset(buf, 0, 4096);
-	set_desc(t, 1, BUF, 48 << 10, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT,
-		 2);
-	set_desc(t, 2, BUF + (48 << 10), 48 << 10, VIRTQ_DESC_F_WRITE, 0);
-	offer(t, 1);
+	vdrv_set_desc(t, 0, 1, BUF, 48 << 10,
+		      VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
+	vdrv_set_desc(t, 0, 2, BUF + (48 << 10), 48 << 10, VIRTQ_DESC_F_WRITE,
+		      0);
+	vdrv_publish(t, 0, 1);
 	/* a readable-only chain: nothing to write, len 0 */
-	set_desc(t, 3, BUF, 16, 0, 0);
-	offer(t, 3);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	is_int(used(t)->idx, 3, "notify: both chains used");
-	is_int(used(t)->ring[1].len, 64 << 10, "a request is capped at 64 KiB");
-	is_int(used(t)->ring[2].len, 0, "a readable chain gets 0 bytes");
+	vdrv_set_desc(t, 0, 3, BUF, 16, 0, 0);
+	vdrv_publish(t, 0, 3);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	is_int(vdrv_used(t, 0)->idx, 3, "notify: both chains used");
+	is_int(vdrv_used(t, 0)->ring[1].len, 64 << 10,
+	       "a request is capped at 64 KiB");
+	is_int(vdrv_used(t, 0)->ring[2].len, 0,
+	       "a readable chain gets 0 bytes");
 	ok(all_zero(buf + (64 << 10), 32 << 10), "nothing past the cap");
 
 	/* reset */
-	wr(t, VIRTIO_MMIO_STATUS, 0);
-	ok(rd(t, VIRTIO_MMIO_STATUS) == 0 &&
-		   rd(t, VIRTIO_MMIO_QUEUE_READY) == 0 &&
-		   rd(t, VIRTIO_MMIO_INTERRUPT_STATUS) == 0 &&
-		   rd(t, VIRTIO_MMIO_QUEUE_NUM) == 256,
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, 0);
+	ok(vdrv_rd(t, VIRTIO_MMIO_STATUS) == 0 &&
+		   vdrv_rd(t, VIRTIO_MMIO_QUEUE_READY) == 0 &&
+		   vdrv_rd(t, VIRTIO_MMIO_INTERRUPT_STATUS) == 0 &&
+		   vdrv_rd(t, VIRTIO_MMIO_QUEUE_NUM) == 256,
 	   "reset: status, queue and interrupt cleared");
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 0); /* Linux's del_vq after reset */
-	memset(gp(t, USED, 4096), 0, 4096);
-	memset(gp(t, AVAIL, 4096), 0, 4096);
-	handshake(t, 1, true);
-	set_desc(t, 0, BUF, 8, VIRTQ_DESC_F_WRITE, 0);
-	offer(t, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	is_int(used(t)->idx, 1, "reset: a second handshake works");
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_READY, 0); /* Linux's del_vq after reset */
+	memset(vdrv_gp(t, USED, 4096), 0, 4096);
+	memset(vdrv_gp(t, AVAIL, 4096), 0, 4096);
+	vdrv_handshake(t, 0, 1, true);
+	vdrv_set_desc(t, 0, 0, BUF, 8, VIRTQ_DESC_F_WRITE, 0);
+	vdrv_publish(t, 0, 0);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	is_int(vdrv_used(t, 0)->idx, 1, "reset: a second handshake works");
 	tvm_free(t);
 }
 
 static void test_wrong_order(void)
 {
-	struct tvm *t = tvm_new(true, false);
+	struct vdrv *t = tvm_new(true, false);
 
-	wr(t, VIRTIO_MMIO_STATUS, S_DRV);
-	is_int(rd(t, VIRTIO_MMIO_STATUS), 0,
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_DRV);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), 0,
 	       "DRIVER before ACKNOWLEDGE ignored");
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
-	is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV,
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK);
+	vdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	vdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1);
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV,
 	       "features before DRIVER ignored: FEATURES_OK refused");
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_DOK);
-	is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV,
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_DOK);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV,
 	       "DRIVER_OK before FEATURES_OK ignored");
-	wr(t, VIRTIO_MMIO_QUEUE_NUM, 4);
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
-	ok(rd(t, VIRTIO_MMIO_QUEUE_NUM) == 256 &&
-		   rd(t, VIRTIO_MMIO_QUEUE_READY) == 0,
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NUM, 4);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
+	ok(vdrv_rd(t, VIRTIO_MMIO_QUEUE_NUM) == 256 &&
+		   vdrv_rd(t, VIRTIO_MMIO_QUEUE_READY) == 0,
 	   "queue setup before FEATURES_OK ignored");
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1); /* bit 0: not offered */
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
-	is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV,
+	vdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	vdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1); /* bit 0: not offered */
+	vdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	vdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1);
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV,
 	       "a feature not offered: FEATURES_OK refused");
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 0);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
-	is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
+	vdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	vdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 0);
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
 	       "fixed features: FEATURES_OK accepted");
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1);
-	ok(!(t->rng->driver_features & 1), "features after FEATURES_OK: no");
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK);
-	is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
+	vdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1);
+	ok(!(t->dev->driver_features & 1), "features after FEATURES_OK: no");
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
 	       "clearing bits without a reset ignored");
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | 0x20);
-	is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | 0x20);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
 	       "unknown status bit ignored");
 
 	/* odd sizes and offsets */
@@ -358,95 +248,98 @@ static void test_wrong_order(void)
 		trap_dispatch(&t->vm.traps, TRAP_MMIO,
 			      t->base + VIRTIO_MMIO_STATUS, (uint8_t *)&h, 2,
 			      true);
-		is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
+		is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
 		       "2-byte status write ignored");
 		trap_dispatch(&t->vm.traps, TRAP_MMIO,
 			      t->base + VIRTIO_MMIO_STATUS + 1, b, 4, true);
-		is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
+		is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK,
 		       "misaligned 4-byte write ignored");
 		ok(!trap_dispatch(&t->vm.traps, TRAP_MMIO, t->base + 0xffe, b,
 				  4, false),
 		   "access past the window is not ours");
 	}
-	wr(t, VIRTIO_MMIO_MAGIC_VALUE, 0);
-	is_int(rd(t, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976,
+	vdrv_wr(t, VIRTIO_MMIO_MAGIC_VALUE, 0);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976,
 	       "read-only register write ignored");
-	is_int(rd(t, 0x0f0), 0, "unknown register reads 0");
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_NOTIFY), 0,
+	is_int(vdrv_rd(t, 0x0f0), 0, "unknown register reads 0");
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_NOTIFY), 0,
 	       "write-only register reads 0");
 
 	/* queue writes checked */
-	wr(t, VIRTIO_MMIO_QUEUE_NUM, 12);
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_NUM), 256, "QueueNum 12 ignored");
-	wr(t, VIRTIO_MMIO_QUEUE_NUM, 512);
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_NUM), 256, "QueueNum over max ignored");
-	wr(t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC + 4);
-	wr(t, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)AVAIL);
-	wr(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)USED);
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_READY), 0,
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NUM, 12);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_NUM), 256, "QueueNum 12 ignored");
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NUM, 512);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_NUM), 256,
+	       "QueueNum over max ignored");
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC + 4);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)AVAIL);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)USED);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_READY), 0,
 	       "misaligned descriptor table: QueueReady refused");
-	wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC);
-	wr(t, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 1);
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_READY), 0,
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 1);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_READY), 0,
 	       "used ring outside RAM: QueueReady refused");
-	wr(t, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 2);
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_READY), 0, "QueueReady 2 ignored");
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_READY), 1, "fixed rings: ready");
-	wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x5000);
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_DESC_LOW), DESC,
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_READY, 2);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_READY), 0, "QueueReady 2 ignored");
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_READY), 1, "fixed rings: ready");
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x5000);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_DESC_LOW), DESC,
 	       "a ready queue's registers are fixed");
-	wr(t, VIRTIO_MMIO_QUEUE_SEL, 9);
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
-	wr(t, VIRTIO_MMIO_QUEUE_NUM, 4);
-	wr(t, VIRTIO_MMIO_QUEUE_SEL, 0);
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_NUM), QSIZE,
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_SEL, 9);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NUM, 4);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_NUM), QSIZE,
 	       "writes to a missing queue go nowhere");
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
-	wr(t, VIRTIO_MMIO_QUEUE_NUM, 4);
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_NUM), QSIZE,
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NUM, 4);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_QUEUE_NUM), QSIZE,
 	       "queue setup after DRIVER_OK ignored");
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0x10000);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
-	ok(!t->rng->broken, "notify of a missing queue is ignored");
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0x10000);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	ok(!t->dev->broken, "notify of a missing queue is ignored");
 
 	/* FAILED stops the device until a reset */
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK | 0x80);
-	set_desc(t, 0, BUF, 8, VIRTQ_DESC_F_WRITE, 0);
-	offer(t, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	is_int(used(t)->idx, 0, "FAILED: notifications ignored");
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK | 0x80);
+	vdrv_set_desc(t, 0, 0, BUF, 8, VIRTQ_DESC_F_WRITE, 0);
+	vdrv_publish(t, 0, 0);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	is_int(vdrv_used(t, 0)->idx, 0, "after FAILED status, notifications are ignored");
 	tvm_free(t);
 }
 
 static void test_broken(void)
 {
-	struct tvm *t = tvm_new(true, false);
+	struct vdrv *t = tvm_new(true, false);
 
-	handshake(t, 1, true);
-	offer(t, 200); /* head >= size */
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	ok(rd(t, VIRTIO_MMIO_STATUS) & S_NRS, "broken: status NEEDS_RESET");
-	is_int(rd(t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_CONFIG,
+	vdrv_handshake(t, 0, 1, true);
+	vdrv_publish(t, 0, 200); /* head >= size */
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	ok(vdrv_rd(t, VIRTIO_MMIO_STATUS) & S_NRS, "broken: status "
+						   "NEEDS_RESET");
+	is_int(vdrv_rd(t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_CONFIG,
 	       "broken: config-change interrupt");
 	/* drivers write status read-modify-write: keep NEEDS_RESET */
-	wr(t, VIRTIO_MMIO_STATUS, rd(t, VIRTIO_MMIO_STATUS));
-	ok(rd(t, VIRTIO_MMIO_STATUS) & S_NRS, "broken: write-back keeps it");
-	set_desc(t, 0, BUF, 8, VIRTQ_DESC_F_WRITE, 0);
-	offer(t, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	is_int(used(t)->idx, 0, "broken: nothing processed");
-	memset(gp(t, AVAIL, 4096), 0, 4096);
-	handshake(t, 1, true);
-	ok(rd(t, VIRTIO_MMIO_STATUS) == (S_ACK | S_DRV | S_FOK | S_DOK),
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, vdrv_rd(t, VIRTIO_MMIO_STATUS));
+	ok(vdrv_rd(t, VIRTIO_MMIO_STATUS) & S_NRS, "broken: write-back keeps "
+						   "it");
+	vdrv_set_desc(t, 0, 0, BUF, 8, VIRTQ_DESC_F_WRITE, 0);
+	vdrv_publish(t, 0, 0);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	is_int(vdrv_used(t, 0)->idx, 0, "broken: nothing processed");
+	memset(vdrv_gp(t, AVAIL, 4096), 0, 4096);
+	vdrv_handshake(t, 0, 1, true);
+	ok(vdrv_rd(t, VIRTIO_MMIO_STATUS) == (S_ACK | S_DRV | S_FOK | S_DOK),
 	   "broken: reset and handshake recover");
-	offer(t, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	is_int(used(t)->idx, 1, "broken: processing again");
+	vdrv_publish(t, 0, 0);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	is_int(vdrv_used(t, 0)->idx, 1, "broken: processing again");
 	tvm_free(t);
 }
 
@@ -486,7 +379,7 @@ static const struct virtio_ops cfg_ops = {
 
 static void test_config_and_slots(void)
 {
-	struct tvm *t = tvm_new(true, false);
+	struct vdrv *t = tvm_new(true, false);
 	struct virtio_dev devs[LAYOUT_IRQ_MAX - LAYOUT_VIRTIO_IRQ_BASE + 1];
 	struct kiln_error err = { 0 };
 	unsigned int n = 0;
@@ -563,59 +456,61 @@ static void *loop_thread(void *arg)
 
 static void test_evloop(void)
 {
-	struct tvm *t = tvm_new(true, true);
+	struct vdrv *t = tvm_new(true, true);
 	pthread_t th;
 	int i;
 
 	ok(t->vm.loop.entries != NULL, "loop: the queue's eventfd is served");
 	pthread_create(&th, NULL, loop_thread, &t->vm.loop);
-	handshake(t, 1, true);
+	vdrv_handshake(t, 0, 1, true);
 	for (int r = 0; r < 50; r++) {
-		set_desc(t, r % QSIZE, BUF + 64 * (r % QSIZE), 64,
-			 VIRTQ_DESC_F_WRITE, 0);
-		offer(t, r % QSIZE);
-		wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		vdrv_set_desc(t, 0, r % QSIZE, BUF + 64 * (r % QSIZE), 64,
+			      VIRTQ_DESC_F_WRITE, 0);
+		vdrv_publish(t, 0, r % QSIZE);
+		vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 		/* wait for the loop thread, as a driver waits for its IRQ */
-		for (i = 0; i < 2000 &&
-			    __atomic_load_n(&used(t)->idx, __ATOMIC_ACQUIRE) !=
-				    (uint16_t)(r + 1);
+		for (i = 0; i < 2000 && __atomic_load_n(&vdrv_used(t, 0)->idx,
+							__ATOMIC_ACQUIRE) !=
+						(uint16_t)(r + 1);
 		     i++)
 			usleep(1000);
 		if (i == 2000)
 			break;
 	}
-	is_int(used(t)->idx, 50, "loop: 50 requests served by the loop thread");
-	ok(rd(t, VIRTIO_MMIO_INTERRUPT_STATUS) & 1, "loop: interrupt raised");
+	is_int(vdrv_used(t, 0)->idx, 50,
+	       "loop: 50 requests served by the loop thread");
+	ok(vdrv_rd(t, VIRTIO_MMIO_INTERRUPT_STATUS) & 1, "loop: interrupt "
+							 "raised");
 
 	/*
 	 * A ring that refills itself (used ring over the avail ring): the
 	 * loop serves it in batches and still answers evloop_stop().
 	 */
-	wr(t, VIRTIO_MMIO_STATUS, 0);
-	memset(gp(t, 0, 0x10000), 0, 0x10000);
-	handshake(t, 1, false);
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)AVAIL);
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, 0);
+	memset(vdrv_gp(t, 0, 0x10000), 0, 0x10000);
+	vdrv_handshake(t, 0, 1, false);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_READY, 0);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)AVAIL);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
 	for (i = 0; i < QSIZE; i++)
-		set_desc(t, i, BUF, 8, VIRTQ_DESC_F_WRITE, 0);
-	virtio_dev_lock(t->rng);
-	t->rng->queues[0].used_idx = 5;
-	virtio_dev_unlock(t->rng);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
-	offer(t, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		vdrv_set_desc(t, 0, i, BUF, 8, VIRTQ_DESC_F_WRITE, 0);
+	virtio_dev_lock(t->dev);
+	t->dev->queues[0].used_idx = 5;
+	virtio_dev_unlock(t->dev);
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+	vdrv_publish(t, 0, 0);
+	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	usleep(50000);
-	virtio_dev_lock(t->rng);
-	i = t->rng->queues[0].last_avail;
-	virtio_dev_unlock(t->rng);
+	virtio_dev_lock(t->dev);
+	i = t->dev->queues[0].last_avail;
+	virtio_dev_unlock(t->dev);
 	ok(i > 3 * QSIZE, "loop: a self-refilling ring runs in batches (%d)",
 	   i);
 	evloop_stop(&t->vm.loop);
 	pthread_join(th, NULL);
 	ok(1, "loop: and the loop still stops");
-	find_device("virtio_rng")->exit(&t->vm, t->rng_state);
-	t->rng_state = NULL;
+	t->desc->exit(&t->vm, t->state);
+	t->state = NULL;
 	ok(t->vm.loop.entries == NULL, "loop: device exit removed its entry");
 	tvm_free(t);
 }
@@ -624,60 +519,60 @@ static void test_evloop(void)
 
 static void test_snapshot(void)
 {
-	struct tvm *a = tvm_new(true, false), *b = tvm_new(true, false);
+	struct vdrv *a = tvm_new(true, false), *b = tvm_new(true, false);
 	struct kiln_error err = { 0 };
-	size_t size = virtio_mmio_state_size(a->rng);
+	size_t size = virtio_mmio_state_size(a->dev);
 	uint8_t *s = malloc(size + 1), *s2 = malloc(size + 1);
 	uint8_t *bad = malloc(size + 1);
 	struct virtio_mmio_state *h = (struct virtio_mmio_state *)bad;
 	unsigned int survived = 0;
 
-	handshake(a, 1, true);
-	set_desc(a, 0, BUF, 32, VIRTQ_DESC_F_WRITE, 0);
-	offer(a, 0);
-	wr(a, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	wr(a, VIRTIO_MMIO_QUEUE_SEL, 3);
-	is_int(virtio_mmio_save(a->rng, s, size - 1, &err), -1,
+	vdrv_handshake(a, 0, 1, true);
+	vdrv_set_desc(a, 0, 0, BUF, 32, VIRTQ_DESC_F_WRITE, 0);
+	vdrv_publish(a, 0, 0);
+	vdrv_wr(a, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	vdrv_wr(a, VIRTIO_MMIO_QUEUE_SEL, 3);
+	is_int(virtio_mmio_save(a->dev, s, size - 1, &err), -1,
 	       "save: short buffer refused");
-	is_int(virtio_mmio_save(a->rng, s, size, &err), 0, "save");
+	is_int(virtio_mmio_save(a->dev, s, size, &err), 0, "save");
 
 	/* the restored VM gets the memory file too */
-	memcpy(gp(b, 0, 0x200000), gp(a, 0, 0x200000), 0x200000);
+	memcpy(vdrv_gp(b, 0, 0x200000), vdrv_gp(a, 0, 0x200000), 0x200000);
 	memset(&err, 0, sizeof(err));
-	is_int(virtio_mmio_restore(b->rng, s, size, &err), 0, "restore: %s",
+	is_int(virtio_mmio_restore(b->dev, s, size, &err), 0, "restore: %s",
 	       err.msg);
-	is_int(rd(b, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK,
+	is_int(vdrv_rd(b, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK,
 	       "restore: status");
-	is_int(rd(b, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_VRING,
+	is_int(vdrv_rd(b, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_VRING,
 	       "restore: pending interrupt");
-	is_int(rd(b, VIRTIO_MMIO_QUEUE_NUM_MAX), 0,
+	is_int(vdrv_rd(b, VIRTIO_MMIO_QUEUE_NUM_MAX), 0,
 	       "restore: QueueSel 3 (no such queue) kept");
-	wr(b, VIRTIO_MMIO_QUEUE_SEL, 0);
-	ok(rd(b, VIRTIO_MMIO_QUEUE_READY) == 1 &&
-		   rd(b, VIRTIO_MMIO_QUEUE_NUM) == QSIZE &&
-		   rd(b, VIRTIO_MMIO_QUEUE_DESC_LOW) == DESC,
+	vdrv_wr(b, VIRTIO_MMIO_QUEUE_SEL, 0);
+	ok(vdrv_rd(b, VIRTIO_MMIO_QUEUE_READY) == 1 &&
+		   vdrv_rd(b, VIRTIO_MMIO_QUEUE_NUM) == QSIZE &&
+		   vdrv_rd(b, VIRTIO_MMIO_QUEUE_DESC_LOW) == DESC,
 	   "restore: queue registers");
-	wr(b, VIRTIO_MMIO_QUEUE_SEL, 3);
-	virtio_mmio_save(b->rng, s2, size, &err);
+	vdrv_wr(b, VIRTIO_MMIO_QUEUE_SEL, 3);
+	virtio_mmio_save(b->dev, s2, size, &err);
 	ok(memcmp(s, s2, size) == 0, "restore: saved again, same bytes");
-	set_desc(b, 1, BUF + 64, 32, VIRTQ_DESC_F_WRITE, 0);
-	offer(b, 1);
-	wr(b, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	is_int(used(b)->idx, 2, "restore: the queue carries on");
-	is_int(used(b)->ring[1].id, 1, "restore: with the next buffer");
+	vdrv_set_desc(b, 0, 1, BUF + 64, 32, VIRTQ_DESC_F_WRITE, 0);
+	vdrv_publish(b, 0, 1);
+	vdrv_wr(b, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	is_int(vdrv_used(b, 0)->idx, 2, "restore: the queue carries on");
+	is_int(vdrv_used(b, 0)->ring[1].id, 1, "restore: with the next buffer");
 
 	/* corrupt states: refused, the device unchanged */
-	virtio_mmio_save(b->rng, s2, size, &err);
+	virtio_mmio_save(b->dev, s2, size, &err);
 #define REFUSED(what, mutate)                                        \
 	do {                                                         \
 		memcpy(bad, s, size);                                \
 		mutate;                                              \
-		ok(virtio_mmio_restore(b->rng, bad, size, &err) < 0, \
+		ok(virtio_mmio_restore(b->dev, bad, size, &err) < 0, \
 		   "restore refused: %s (%s)", what, err.msg);       \
 	} while (0)
-	is_int(virtio_mmio_restore(b->rng, s, size + 1, &err), -1,
+	is_int(virtio_mmio_restore(b->dev, s, size + 1, &err), -1,
 	       "restore refused: oversized state");
-	is_int(virtio_mmio_restore(b->rng, s, size - 1, &err), -1,
+	is_int(virtio_mmio_restore(b->dev, s, size - 1, &err), -1,
 	       "restore refused: truncated state");
 	REFUSED("bad magic", h->magic ^= 1);
 	REFUSED("future version", h->version = 2);
@@ -702,21 +597,21 @@ static void test_snapshot(void)
 	REFUSED("state for a second queue", h->dev.queues[1].size = 4);
 	REFUSED("rng state version", ((uint32_t *)(bad + sizeof(*h)))[0] = 7);
 	REFUSED("rng reserved field", ((uint32_t *)(bad + sizeof(*h)))[1] = 1);
-	virtio_mmio_save(b->rng, bad, size, &err);
+	virtio_mmio_save(b->dev, bad, size, &err);
 	ok(memcmp(bad, s2, size) == 0, "refused restores changed nothing");
 
 	/* every single-byte corruption: refused or accepted, never a crash */
 	for (size_t i = 0; i < size; i++) {
 		memcpy(bad, s, size);
 		bad[i] ^= 0xff;
-		if (virtio_mmio_restore(b->rng, bad, size, &err) == 0)
+		if (virtio_mmio_restore(b->dev, bad, size, &err) == 0)
 			survived++;
 	}
 	ok(survived < size, "byte flips: %u of %zu accepted, no crash",
 	   survived, size);
 	/* a restore from unaligned bytes */
 	memcpy(bad + 1, s, size);
-	is_int(virtio_mmio_restore(b->rng, bad + 1, size, &err), 0,
+	is_int(virtio_mmio_restore(b->dev, bad + 1, size, &err), 0,
 	       "restore from a misaligned buffer");
 	free(s);
 	free(s2);

@@ -29,22 +29,8 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
-#include "../../vmm/device.h"
-#include "../../vmm/virtio/mmio.h"
-#include "../../vmm/vm.h"
+#include "../lib/vdriver.h"
 #include "tap.h"
-
-__attribute__((weak)) int vm_irqfd(struct vm *vm, unsigned int gsi,
-				   struct kiln_error *err)
-{
-	return kiln_error_set(err, ENOSYS, "no KVM in unit tests");
-}
-
-__attribute__((weak)) int
-vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt, ...)
-{
-	return 0;
-}
 
 #define TAPNAME	 "ktest0"
 #define ETHTYPE	 0x88b5 /* local experimental: nothing else sends it */
@@ -71,26 +57,12 @@ vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt, ...)
 static const uint8_t MAC[6] = { 0x02, 0x4b, 0x49, 0x4c, 0x4e, 0x01 };
 
 struct tvm {
-	struct vm vm;
-	struct vm_config cfg;
-	void *state;
-	struct virtio_dev *dev;
-	uint64_t base;
-	int timer;
-	uint16_t rx_avail, tx_avail;
+	struct vdrv v;
+	int timer; /* stops the loop: see spin() */
 };
 
 static int pkt = -1; /* AF_PACKET on the TAP's far side */
 static int ifindex;
-
-static const struct vmm_device *find_device(const char *name)
-{
-	for (const struct vmm_device *d = __start_vmm_devices;
-	     d < __stop_vmm_devices; d++)
-		if (strcmp(d->name, name) == 0)
-			return d;
-	return NULL;
-}
 
 static void on_timer(void *opaque, uint32_t events)
 {
@@ -100,7 +72,7 @@ static void on_timer(void *opaque, uint32_t events)
 	if (read(t->timer, &v, sizeof(v)) < 0) {
 		/* nonblocking: nothing */
 	}
-	evloop_stop(&t->vm.loop);
+	evloop_stop(&t->v.vm.loop);
 }
 
 /* Run the VMM event loop for ms milliseconds. */
@@ -110,38 +82,39 @@ static void spin(struct tvm *t, int ms)
 	struct kiln_error err;
 
 	timerfd_settime(t->timer, 0, &it, NULL);
-	t->vm.loop.stopping = false;
-	evloop_run(&t->vm.loop, &err);
+	t->v.vm.loop.stopping = false;
+	evloop_run(&t->v.vm.loop, &err);
 }
 
 static int tvm_init(struct tvm *t, const char *tap, struct kiln_error *err)
 {
-	memset(t, 0, sizeof(*t));
-	t->cfg.nnets = 1;
-	t->cfg.nets[0] = (struct vm_net){ .id = "eth0",
+	struct vdrv *v = &t->v;
+
+	vdrv_init(v);
+	t->timer = -1;
+	v->cfg.nnets = 1;
+	v->cfg.nets[0] = (struct vm_net){ .id = "eth0",
 					  .tap = (char *)tap,
 					  .has_mac = true };
-	memcpy(t->cfg.nets[0].mac, MAC, 6);
-	t->vm.cfg = &t->cfg;
-	t->vm.kvm_fd = t->vm.vm_fd = t->vm.signal_fd = -1;
-	if (guest_mem_init(&t->vm.mem, MEM_SIZE, err) < 0 ||
-	    evloop_init(&t->vm.loop, err) < 0)
+	memcpy(v->cfg.nets[0].mac, MAC, 6);
+	vdrv_queue_at(v, 0, RXDESC, RXAVAIL, RXUSED, QSIZE);
+	vdrv_queue_at(v, 1, TXDESC, TXAVAIL, TXUSED, QSIZE);
+	v->clear_gpa = 0;
+	v->clear_len = 0x8000;
+	if (vdrv_mem_alloc(v, MEM_SIZE, err) < 0 ||
+	    evloop_init(&v->vm.loop, err) < 0)
 		return -1;
 	t->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (evloop_add(&t->vm.loop, t->timer, EPOLLIN, on_timer, t, err) < 0)
+	if (evloop_add(&v->vm.loop, t->timer, EPOLLIN, on_timer, t, err) < 0)
 		return -1;
-	return find_device("virtio_net")->init(&t->vm, &t->state, err);
+	return vdrv_attach(v, "virtio_net", err);
 }
 
 static void tvm_free(struct tvm *t)
 {
-	find_device("virtio_net")->exit(&t->vm, t->state);
-	evloop_del(&t->vm.loop, t->timer);
+	evloop_del(&t->v.vm.loop, t->timer);
 	close(t->timer);
-	evloop_destroy(&t->vm.loop);
-	trap_table_destroy(&t->vm.traps);
-	guest_mem_destroy(&t->vm.mem);
-	free(t->vm.cmdline_extra);
+	vdrv_destroy(&t->v);
 }
 
 static struct tvm *tvm_new(void)
@@ -149,82 +122,13 @@ static struct tvm *tvm_new(void)
 	struct kiln_error err = { 0 };
 	struct tvm *t = malloc(sizeof(*t));
 
-	if (tvm_init(t, TAPNAME, &err) < 0 || t->state == NULL) {
+	if (tvm_init(t, TAPNAME, &err) < 0 || t->v.state == NULL) {
 		printf("Bail out! %s\n", err.msg);
 		exit(1);
 	}
 	/* the set's first member: struct net_set { count; nets[] } */
-	t->dev = *(struct virtio_dev **)((char *)t->state + 8);
-	t->base = virtio_mmio_base(t->dev);
+	vdrv_use(&t->v, *(struct virtio_dev **)((char *)t->v.state + 8));
 	return t;
-}
-
-static uint32_t rd(struct tvm *t, uint64_t off)
-{
-	uint32_t v = 0xdeadbeef;
-
-	trap_dispatch(&t->vm.traps, TRAP_MMIO, t->base + off, (uint8_t *)&v, 4,
-		      false);
-	return v;
-}
-
-static void wr(struct tvm *t, uint64_t off, uint32_t v)
-{
-	trap_dispatch(&t->vm.traps, TRAP_MMIO, t->base + off, (uint8_t *)&v, 4,
-		      true);
-}
-
-static void *gp(struct tvm *t, uint64_t gpa, uint64_t len)
-{
-	return guest_mem_ptr(&t->vm.mem, gpa, len);
-}
-
-static struct virtq_used *used(struct tvm *t, int q)
-{
-	return gp(t, q ? TXUSED : RXUSED, VIRTQ_USED_BYTES(QSIZE));
-}
-
-static void set_desc(struct tvm *t, int q, unsigned int i, uint64_t addr,
-		     uint32_t len, uint16_t flags, uint16_t next)
-{
-	struct virtq_desc *d = gp(t, (q ? TXDESC : RXDESC) + 16ULL * i, 16);
-
-	*d = (struct virtq_desc){ addr, len, flags, next };
-}
-
-static void offer(struct tvm *t, int q, uint16_t head)
-{
-	struct virtq_avail *a =
-		gp(t, q ? TXAVAIL : RXAVAIL, VIRTQ_AVAIL_BYTES(QSIZE));
-
-	a->ring[a->idx % QSIZE] = head;
-	__atomic_store_n(&a->idx, a->idx + 1, __ATOMIC_RELEASE);
-}
-
-static void setup_queue(struct tvm *t, int q)
-{
-	wr(t, VIRTIO_MMIO_QUEUE_SEL, q);
-	wr(t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, q ? TXDESC : RXDESC);
-	wr(t, VIRTIO_MMIO_QUEUE_DRIVER_LOW, q ? TXAVAIL : RXAVAIL);
-	wr(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, q ? TXUSED : RXUSED);
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
-}
-
-static void handshake(struct tvm *t, uint32_t features_lo)
-{
-	memset(gp(t, 0, 0x8000), 0, 0x8000);
-	wr(t, VIRTIO_MMIO_STATUS, 0);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, features_lo);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
-	setup_queue(t, 0);
-	setup_queue(t, 1);
-	wr(t, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
 }
 
 static size_t make_frame(uint8_t *f, size_t len, uint8_t seed)
@@ -287,7 +191,7 @@ static long tap_events(struct tvm *t)
 	}
 	if (d != NULL)
 		closedir(d);
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", t->vm.loop.epfd);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", t->v.vm.loop.epfd);
 	f = fopen(path, "r");
 	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
 		int fd;
@@ -354,13 +258,17 @@ static void test_glue(void)
 	struct kiln_error err = { 0 };
 	struct tvm t;
 
-	ok(find_device("virtio_net")->level == DEVICE_LEVEL_VIRTIO,
-	   "glue: virtio_net registered at the virtio level");
+	ok(vdrv_find("virtio_net")->level == DEVICE_LEVEL_VIRTIO, "glue: "
+								  "virtio_net "
+								  "registered "
+								  "at the "
+								  "virtio "
+								  "level");
 	is_int(tvm_init(&t, "nosuch0", &err), -1, "missing TAP: init fails");
 	ok(strstr(err.msg, "TAP `nosuch0` does not exist") &&
 		   strstr(err.msg, "eth0"),
 	   "missing TAP: error names it: %s", err.msg);
-	ok(t.state == NULL, "missing TAP: no device left");
+	ok(t.v.state == NULL, "missing TAP: no device left");
 	tvm_free(&t);
 	memset(&err, 0, sizeof(err));
 	is_int(tvm_init(&t, "lo", &err), -1, "not a TAP: init fails");
@@ -373,20 +281,21 @@ static void test_config(struct tvm *t)
 	uint8_t mac[6];
 	uint32_t f;
 
-	is_int(rd(t, VIRTIO_MMIO_DEVICE_ID), 1, "device id 1: net");
-	wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	f = rd(t, VIRTIO_MMIO_DEVICE_FEATURES);
+	is_int(vdrv_rd(&t->v, VIRTIO_MMIO_DEVICE_ID), 1, "device id 1: net");
+	vdrv_wr(&t->v, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	f = vdrv_rd(&t->v, VIRTIO_MMIO_DEVICE_FEATURES);
 	ok((f & (F_MAC | F_MRG | F_STATUS)) == (F_MAC | F_MRG | F_STATUS),
 	   "features: MAC, MRG_RXBUF, STATUS offered (0x%x)", f);
 	ok((f & 0x3) == 0x3 && (f & (3u << 7)) && (f & (3u << 11)),
 	   "features: TAP offloads probed and offered (0x%x)", f);
 	ok(!(f & (1u << 17)), "features: no control queue");
 	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)rd(t, VIRTIO_MMIO_CONFIG + i);
+		mac[i] = (uint8_t)vdrv_rd(&t->v, VIRTIO_MMIO_CONFIG + i);
 	ok(memcmp(mac, MAC, 6) == 0, "config: MAC from the config");
-	is_int(rd(t, VIRTIO_MMIO_CONFIG + 6) & 0xffff, 1, "config: link up");
-	wr(t, VIRTIO_MMIO_QUEUE_SEL, 2);
-	is_int(rd(t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0, "two queues only");
+	is_int(vdrv_rd(&t->v, VIRTIO_MMIO_CONFIG + 6) & 0xffff, 1,
+	       "config: link up");
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_SEL, 2);
+	is_int(vdrv_rd(&t->v, VIRTIO_MMIO_QUEUE_NUM_MAX), 0, "two queues only");
 }
 
 static void test_tx(struct tvm *t)
@@ -394,17 +303,17 @@ static void test_tx(struct tvm *t)
 	uint8_t f[1600], got[2000];
 	ssize_t n;
 
-	handshake(t, F_MAC);
-	memset(gp(t, TXBUF, 12), 0, 12);
-	make_frame(gp(t, TXBUF + 12, 1000), 1000, 7);
+	vdrv_handshake(&t->v, F_MAC, 1, true);
+	memset(vdrv_gp(&t->v, TXBUF, 12), 0, 12);
+	make_frame(vdrv_gp(&t->v, TXBUF + 12, 1000), 1000, 7);
 	/* header and the frame split over three descriptors */
-	set_desc(t, 1, 0, TXBUF, 12, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(t, 1, 1, TXBUF + 12, 300, VIRTQ_DESC_F_NEXT, 2);
-	set_desc(t, 1, 2, TXBUF + 312, 700, 0, 0);
-	offer(t, 1, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	vdrv_set_desc(&t->v, 1, 0, TXBUF, 12, VIRTQ_DESC_F_NEXT, 1);
+	vdrv_set_desc(&t->v, 1, 1, TXBUF + 12, 300, VIRTQ_DESC_F_NEXT, 2);
+	vdrv_set_desc(&t->v, 1, 2, TXBUF + 312, 700, 0, 0);
+	vdrv_publish(&t->v, 1, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	spin(t, 50);
-	is_int(used(t, 1)->idx, 1, "tx: chain used");
+	is_int(vdrv_used(&t->v, 1)->idx, 1, "tx: chain used");
 	n = host_recv(got, sizeof(got));
 	make_frame(f, 1000, 7);
 	ok(n == 1000 && memcmp(got, f, 1000) == 0,
@@ -415,26 +324,28 @@ static void rx_buffers(struct tvm *t, unsigned int first, unsigned int count,
 		       uint32_t size)
 {
 	for (unsigned int i = first; i < first + count; i++) {
-		set_desc(t, 0, i % QSIZE, RXBUF + 0x10000ULL * (i % QSIZE),
-			 size, VIRTQ_DESC_F_WRITE, 0);
-		offer(t, 0, i % QSIZE);
+		vdrv_set_desc(&t->v, 0, i % QSIZE,
+			      RXBUF + 0x10000ULL * (i % QSIZE), size,
+			      VIRTQ_DESC_F_WRITE, 0);
+		vdrv_publish(&t->v, 0, i % QSIZE);
 	}
 }
 
 static void test_rx(struct tvm *t)
 {
 	uint8_t f[1600];
-	uint8_t *b = gp(t, RXBUF, 2048);
+	uint8_t *b = vdrv_gp(&t->v, RXBUF, 2048);
 
-	handshake(t, F_MAC);
+	vdrv_handshake(&t->v, F_MAC, 1, true);
 	rx_buffers(t, 0, 2, 2048);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	spin(t, 20);
 	ok(tap_events(t) & EPOLLIN, "rx: polling while buffers are there");
 	host_send(f, make_frame(f, 600, 3));
 	spin(t, 50);
-	is_int(used(t, 0)->idx, 1, "rx: one buffer used");
-	is_int(used(t, 0)->ring[0].len, 12 + 600, "rx: header + frame");
+	is_int(vdrv_used(&t->v, 0)->idx, 1, "rx: one buffer used");
+	is_int(vdrv_used(&t->v, 0)->ring[0].len, 12 + 600,
+	       "rx: header + frame");
 	ok(b[10] == 1 && b[11] == 0, "rx: num_buffers 1");
 	ok(memcmp(b + 12, f, 600) == 0, "rx: the frame in the buffer");
 }
@@ -446,17 +357,19 @@ static void test_rx_mergeable(struct tvm *t)
 	int ok_data = 1;
 	uint32_t off = 0;
 
-	handshake(t, F_MAC | F_MRG);
+	vdrv_handshake(&t->v, F_MAC | F_MRG, 1, true);
 	rx_buffers(t, 0, 8, 64);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	spin(t, 20);
 	host_send(f, make_frame(f, 200, 9));
 	spin(t, 50);
-	u = used(t, 0);
+	u = vdrv_used(&t->v, 0);
 	is_int(u->idx, 4, "mrg: 212 bytes over four 64-byte buffers");
-	is_int(((uint8_t *)gp(t, RXBUF, 12))[10], 4, "mrg: num_buffers 4");
+	is_int(((uint8_t *)vdrv_gp(&t->v, RXBUF, 12))[10], 4,
+	       "mrg: num_buffers 4");
 	for (unsigned int i = 0; i < 4 && i < u->idx; i++) {
-		uint8_t *p = gp(t, RXBUF + 0x10000ULL * u->ring[i].id, 64);
+		uint8_t *p =
+			vdrv_gp(&t->v, RXBUF + 0x10000ULL * u->ring[i].id, 64);
 		uint32_t skip = i == 0 ? 12 : 0;
 
 		if (memcmp(p + skip, f + off, u->ring[i].len - skip) != 0)
@@ -470,25 +383,28 @@ static void test_rx_no_buffers(struct tvm *t)
 {
 	uint8_t f[1600], *b;
 
-	handshake(t, F_MAC);
+	vdrv_handshake(&t->v, F_MAC, 1, true);
 	rx_buffers(t, 0, 1, 2048);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	spin(t, 20);
 	host_send(f, make_frame(f, 100, 1));
 	host_send(f, make_frame(f, 120, 2));
 	spin(t, 50);
-	is_int(used(t, 0)->idx, 1, "no buffers: the first frame delivered");
+	is_int(vdrv_used(&t->v, 0)->idx, 1,
+	       "no buffers: the first frame delivered");
 	ok(!(tap_events(t) & EPOLLIN),
 	   "no buffers: the TAP is not polled (events 0x%lx)", tap_events(t));
 	spin(t, 50);
-	is_int(used(t, 0)->idx, 1, "no buffers: nothing more, no spinning");
+	is_int(vdrv_used(&t->v, 0)->idx, 1,
+	       "no buffers: nothing more, no spinning");
 	rx_buffers(t, 1, 1, 2048);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	spin(t, 50);
-	is_int(used(t, 0)->idx, 2,
+	is_int(vdrv_used(&t->v, 0)->idx, 2,
 	       "no buffers: kick delivers the pending frame");
-	b = gp(t, RXBUF + 0x10000, 2048);
-	ok(used(t, 0)->ring[1].len == 132 && memcmp(b + 12, f, 120) == 0,
+	b = vdrv_gp(&t->v, RXBUF + 0x10000, 2048);
+	ok(vdrv_used(&t->v, 0)->ring[1].len == 132 &&
+		   memcmp(b + 12, f, 120) == 0,
 	   "no buffers: it is the second frame, intact");
 	ok(tap_events(t) & EPOLLIN, "no buffers: polling resumed");
 }
@@ -496,37 +412,37 @@ static void test_rx_no_buffers(struct tvm *t)
 static void expect_broken(struct tvm *t, const char *what)
 {
 	spin(t, 20);
-	ok(rd(t, VIRTIO_MMIO_STATUS) & S_NRS, "malformed: %s → NEEDS_RESET",
-	   what);
+	ok(vdrv_rd(&t->v, VIRTIO_MMIO_STATUS) & S_NRS,
+	   "malformed: %s → NEEDS_RESET", what);
 }
 
 static void test_malformed(struct tvm *t)
 {
-	handshake(t, F_MAC);
-	set_desc(t, 1, 0, TXBUF, 4, 0, 0);
-	offer(t, 1, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	vdrv_handshake(&t->v, F_MAC, 1, true);
+	vdrv_set_desc(&t->v, 1, 0, TXBUF, 4, 0, 0);
+	vdrv_publish(&t->v, 1, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	expect_broken(t, "tx chain shorter than the header");
 
-	handshake(t, F_MAC);
-	set_desc(t, 1, 0, TXBUF, 100, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(t, 1, 1, TXBUF + 100, 100, VIRTQ_DESC_F_WRITE, 0);
-	offer(t, 1, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	vdrv_handshake(&t->v, F_MAC, 1, true);
+	vdrv_set_desc(&t->v, 1, 0, TXBUF, 100, VIRTQ_DESC_F_NEXT, 1);
+	vdrv_set_desc(&t->v, 1, 1, TXBUF + 100, 100, VIRTQ_DESC_F_WRITE, 0);
+	vdrv_publish(&t->v, 1, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	expect_broken(t, "tx chain with a writable descriptor");
 
-	handshake(t, F_MAC);
-	set_desc(t, 1, 0, TXBUF, 40000, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(t, 1, 1, TXBUF + 40000, 40000, 0, 0);
-	offer(t, 1, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	vdrv_handshake(&t->v, F_MAC, 1, true);
+	vdrv_set_desc(&t->v, 1, 0, TXBUF, 40000, VIRTQ_DESC_F_NEXT, 1);
+	vdrv_set_desc(&t->v, 1, 1, TXBUF + 40000, 40000, 0, 0);
+	vdrv_publish(&t->v, 1, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	expect_broken(t, "tx frame over 65562 bytes");
 
-	handshake(t, F_MAC);
-	set_desc(t, 0, 0, RXBUF, 100, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(t, 0, 1, RXBUF + 100, 2000, VIRTQ_DESC_F_WRITE, 0);
-	offer(t, 0, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	vdrv_handshake(&t->v, F_MAC, 1, true);
+	vdrv_set_desc(&t->v, 0, 0, RXBUF, 100, VIRTQ_DESC_F_NEXT, 1);
+	vdrv_set_desc(&t->v, 0, 1, RXBUF + 100, 2000, VIRTQ_DESC_F_WRITE, 0);
+	vdrv_publish(&t->v, 0, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	{
 		uint8_t f[200];
 
@@ -534,9 +450,9 @@ static void test_malformed(struct tvm *t)
 	}
 	expect_broken(t, "rx chain with a readable descriptor");
 
-	handshake(t, F_MAC | F_MRG);
+	vdrv_handshake(&t->v, F_MAC | F_MRG, 1, true);
 	rx_buffers(t, 0, 1, 8);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	{
 		uint8_t f[200];
 
@@ -544,17 +460,18 @@ static void test_malformed(struct tvm *t)
 	}
 	expect_broken(t, "mergeable rx buffer smaller than the header");
 
-	handshake(t, F_MAC);
+	vdrv_handshake(&t->v, F_MAC, 1, true);
 	rx_buffers(t, 0, 1, 50);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	{
 		uint8_t f[200];
 
 		host_send(f, make_frame(f, 100, 6));
 	}
 	spin(t, 50);
-	ok(!(rd(t, VIRTIO_MMIO_STATUS) & S_NRS) && used(t, 0)->idx == 1 &&
-		   used(t, 0)->ring[0].len == 0,
+	ok(!(vdrv_rd(&t->v, VIRTIO_MMIO_STATUS) & S_NRS) &&
+		   vdrv_used(&t->v, 0)->idx == 1 &&
+		   vdrv_used(&t->v, 0)->ring[0].len == 0,
 	   "small rx buffer without MRG: frame dropped, buffer returned");
 }
 
@@ -562,31 +479,31 @@ static void test_snapshot(struct tvm *t)
 {
 	static uint8_t s[8192], bad[8192];
 	struct kiln_error err = { 0 };
-	size_t size = virtio_mmio_state_size(t->dev);
+	size_t size = virtio_mmio_state_size(t->v.dev);
 	size_t dev_off = sizeof(struct virtio_mmio_state);
 
-	handshake(t, F_MAC | F_MRG);
-	ok(size <= sizeof(s) && virtio_mmio_save(t->dev, s, size, &err) == 0,
+	vdrv_handshake(&t->v, F_MAC | F_MRG, 1, true);
+	ok(size <= sizeof(s) && virtio_mmio_save(t->v.dev, s, size, &err) == 0,
 	   "save: %s", err.msg);
-	is_int(virtio_mmio_restore(t->dev, s, size, &err), 0, "restore: %s",
+	is_int(virtio_mmio_restore(t->v.dev, s, size, &err), 0, "restore: %s",
 	       err.msg);
-	is_int(rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK,
-	       "restore: running");
+	is_int(vdrv_rd(&t->v, VIRTIO_MMIO_STATUS),
+	       S_ACK | S_DRV | S_FOK | S_DOK, "restore: running");
 	memcpy(bad, s, size);
 	bad[dev_off] ^= 1; /* version */
-	ok(virtio_mmio_restore(t->dev, bad, size, &err) < 0,
+	ok(virtio_mmio_restore(t->v.dev, bad, size, &err) < 0,
 	   "restore refused: version (%s)", err.msg);
 	memcpy(bad, s, size);
 	memset(bad + dev_off + 12, 'x', IFNAMSIZ); /* tap name */
-	ok(virtio_mmio_restore(t->dev, bad, size, &err) < 0,
+	ok(virtio_mmio_restore(t->v.dev, bad, size, &err) < 0,
 	   "restore refused: unterminated TAP name (%s)", err.msg);
 	memcpy(bad, s, size);
 	bad[dev_off + 10] = 0; /* has_mac */
-	ok(virtio_mmio_restore(t->dev, bad, size, &err) < 0,
+	ok(virtio_mmio_restore(t->v.dev, bad, size, &err) < 0,
 	   "restore refused: MAC presence differs (%s)", err.msg);
 	memcpy(bad, s, size);
 	bad[dev_off + 28 + 7] |= 0x80; /* acked feature bit 63 */
-	ok(virtio_mmio_restore(t->dev, bad, size, &err) < 0,
+	ok(virtio_mmio_restore(t->v.dev, bad, size, &err) < 0,
 	   "restore refused: features not offered (%s)", err.msg);
 }
 

@@ -24,23 +24,9 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
-#include "../../vmm/device.h"
-#include "../../vmm/virtio/mmio.h"
 #include "../../vmm/virtio/vsock_priv.h"
-#include "../../vmm/vm.h"
+#include "../lib/vdriver.h"
 #include "tap.h"
-
-__attribute__((weak)) int vm_irqfd(struct vm *vm, unsigned int gsi,
-				   struct kiln_error *err)
-{
-	return kiln_error_set(err, ENOSYS, "no KVM in unit tests");
-}
-
-__attribute__((weak)) int
-vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt, ...)
-{
-	return 0;
-}
 
 #define MEM_SIZE (16ULL << 20)
 #define QSIZE	 16
@@ -52,63 +38,16 @@ vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt, ...)
 #define CID	 3
 
 struct tvm {
-	struct vm vm;
-	struct vm_config cfg;
-	struct virtio_dev *dev;
-	void *state;
-	uint64_t base;
+	struct vdrv v;
 	pthread_t loop;
-	uint16_t avail[3]; /* next avail idx per queue */
-	uint16_t rx_seen;  /* used entries of rx consumed */
 	char dir[64], uds[128];
 };
-
-static const struct vmm_device *find_device(const char *name)
-{
-	for (const struct vmm_device *d = __start_vmm_devices;
-	     d < __stop_vmm_devices; d++)
-		if (strcmp(d->name, name) == 0)
-			return d;
-	return NULL;
-}
-
-static void *gp(struct tvm *t, uint64_t gpa, uint64_t len)
-{
-	return guest_mem_ptr(&t->vm.mem, gpa, len);
-}
-
-static void wr(struct tvm *t, uint64_t off, uint32_t v)
-{
-	trap_dispatch(&t->vm.traps, TRAP_MMIO, t->base + off, (uint8_t *)&v, 4,
-		      true);
-}
-
-static uint32_t rd(struct tvm *t, uint64_t off)
-{
-	uint32_t v = 0;
-
-	trap_dispatch(&t->vm.traps, TRAP_MMIO, t->base + off, (uint8_t *)&v, 4,
-		      false);
-	return v;
-}
-
-static struct virtq_used *used(struct tvm *t, int q)
-{
-	return gp(t, QBASE(q) + 0x2000, VIRTQ_USED_BYTES(QSIZE));
-}
 
 static void offer(struct tvm *t, int q, uint16_t desc, uint64_t addr,
 		  uint32_t len, uint16_t flags)
 {
-	struct virtq_desc *d = gp(t, QBASE(q) + 16ULL * desc, 16);
-	struct virtq_avail *a =
-		gp(t, QBASE(q) + 0x1000, VIRTQ_AVAIL_BYTES(QSIZE));
-
-	*d = (struct virtq_desc){ addr, len, flags, 0 };
-	a->ring[t->avail[q] % QSIZE] = desc;
-	t->avail[q]++;
-	__atomic_store_n(&a->idx, t->avail[q], __ATOMIC_RELEASE);
-	wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, q);
+	vdrv_set_desc(&t->v, q, desc, addr, len, flags, 0);
+	vdrv_offer(&t->v, q, desc);
 }
 
 static void *loop_thread(void *arg)
@@ -134,35 +73,35 @@ static struct tvm *tvm_new(void)
 {
 	struct kiln_error err = { 0 };
 	struct tvm *t = calloc(1, sizeof(*t));
+	struct vdrv *v = &t->v;
 
 	strcpy(t->dir, "/tmp/kiln-vsock.XXXXXX");
 	if (mkdtemp(t->dir) == NULL)
 		exit(1);
 	snprintf(t->uds, sizeof(t->uds), "%s/v.sock", t->dir);
-	t->cfg.vsock = (struct vm_vsock){ true, CID, t->uds };
-	t->vm.cfg = &t->cfg;
-	t->vm.kvm_fd = t->vm.vm_fd = t->vm.signal_fd = -1;
-	if (guest_mem_init(&t->vm.mem, MEM_SIZE, &err) < 0 ||
-	    evloop_init(&t->vm.loop, &err) < 0 ||
-	    find_device("virtio_vsock")->init(&t->vm, &t->state, &err) < 0) {
+	vdrv_init(v);
+	v->cfg.vsock = (struct vm_vsock){ true, CID, t->uds };
+	for (int q = 0; q < 3; q++)
+		vdrv_queue_at(v, q, QBASE(q), QBASE(q) + 0x1000,
+			      QBASE(q) + 0x2000, QSIZE);
+	v->clear_gpa = QBASE(0);
+	v->clear_len = 0xc000;
+	if (vdrv_mem_alloc(v, MEM_SIZE, &err) < 0 ||
+	    evloop_init(&v->vm.loop, &err) < 0 ||
+	    vdrv_attach(v, "virtio_vsock", &err) < 0) {
 		printf("Bail out! %s\n", err.msg);
 		exit(1);
 	}
-	t->dev = t->state;
-	t->base = virtio_mmio_base(t->dev);
-	pthread_create(&t->loop, NULL, loop_thread, &t->vm.loop);
+	vdrv_use(v, v->state);
+	pthread_create(&t->loop, NULL, loop_thread, &v->vm.loop);
 	return t;
 }
 
 static void tvm_free(struct tvm *t)
 {
-	evloop_stop(&t->vm.loop);
+	evloop_stop(&t->v.vm.loop);
 	pthread_join(t->loop, NULL);
-	find_device("virtio_vsock")->exit(&t->vm, t->state);
-	evloop_destroy(&t->vm.loop);
-	trap_table_destroy(&t->vm.traps);
-	guest_mem_destroy(&t->vm.mem);
-	free(t->vm.cmdline_extra);
+	vdrv_destroy(&t->v);
 	rmdir(t->dir);
 	free(t);
 }
@@ -175,29 +114,7 @@ static void post_rx(struct tvm *t, uint16_t slot)
 /* The driver's probe: three queues, rx filled, DRIVER_OK. */
 static void driver_up(struct tvm *t, bool fill_rx)
 {
-	wr(t, VIRTIO_MMIO_STATUS, 0);
-	memset(gp(t, QBASE(0), 0xc000), 0, 0xc000);
-	memset(t->avail, 0, sizeof(t->avail));
-	t->rx_seen = 0;
-	wr(t, VIRTIO_MMIO_STATUS, 1);
-	wr(t, VIRTIO_MMIO_STATUS, 3);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, 1);
-	wr(t, VIRTIO_MMIO_STATUS, 11);
-	for (int q = 0; q < 3; q++) {
-		wr(t, VIRTIO_MMIO_QUEUE_SEL, q);
-		wr(t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-		wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)QBASE(q));
-		wr(t, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-		wr(t, VIRTIO_MMIO_QUEUE_DRIVER_LOW,
-		   (uint32_t)QBASE(q) + 0x1000);
-		wr(t, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
-		wr(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW,
-		   (uint32_t)QBASE(q) + 0x2000);
-		wr(t, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-		wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
-	}
-	wr(t, VIRTIO_MMIO_STATUS, 15);
+	vdrv_handshake(&t->v, 0, 1, true);
 	if (fill_rx)
 		for (uint16_t i = 0; i < QSIZE; i++)
 			post_rx(t, i);
@@ -209,20 +126,16 @@ static void driver_up(struct tvm *t, bool fill_rx)
  */
 static bool rx_get(struct tvm *t, struct vsock_hdr *h, void *data, int ms)
 {
-	struct virtq_used *u = used(t, 0);
 	struct virtq_used_elem e;
 
-	for (int i = 0;
-	     __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE) == t->rx_seen; i++) {
+	for (int i = 0; !vdrv_used_next(&t->v, 0, &e); i++) {
 		if (i >= ms)
 			return false;
 		usleep(1000);
 	}
-	e = u->ring[t->rx_seen % QSIZE];
-	t->rx_seen++;
-	memcpy(h, gp(t, RXBUF(e.id), 44), 44);
+	memcpy(h, vdrv_gp(&t->v, RXBUF(e.id), 44), 44);
 	if (data != NULL && h->len <= 4096)
-		memcpy(data, gp(t, RXBUF(e.id) + 44, h->len), h->len);
+		memcpy(data, vdrv_gp(&t->v, RXBUF(e.id) + 44, h->len), h->len);
 	post_rx(t, (uint16_t)e.id);
 	return true;
 }
@@ -231,12 +144,12 @@ static bool rx_get(struct tvm *t, struct vsock_hdr *h, void *data, int ms)
 static void tx_put(struct tvm *t, const struct vsock_hdr *h, const void *data,
 		   uint32_t dlen, uint32_t desc_len)
 {
-	struct virtq_used *u = used(t, 1);
-	uint16_t want = t->avail[1] + 1;
+	struct virtq_used *u = vdrv_used(&t->v, 1);
+	uint16_t want = t->v.q[1].next_avail + 1;
 
-	memcpy(gp(t, TXBUF, 44), h, 44);
+	memcpy(vdrv_gp(&t->v, TXBUF, 44), h, 44);
 	if (dlen > 0)
-		memcpy(gp(t, TXBUF + 44, dlen), data, dlen);
+		memcpy(vdrv_gp(&t->v, TXBUF + 44, dlen), data, dlen);
 	offer(t, 1, 0, TXBUF, desc_len, 0);
 	for (int i = 0;
 	     i < 2000 && __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE) != want;
@@ -564,27 +477,29 @@ static void test_malformed(struct tvm *t)
 	tx_put(t, &h, NULL, 0, 20);
 	ok(!rx_get(t, &h, NULL, 200), "len beyond the chain, > 64 KiB, short "
 				      "header: dropped");
-	ok(!(rd(t, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET),
+	ok(!(vdrv_rd(&t->v, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET),
 	   "malformed packets do not break the device");
 
 	/* many RSTs owed while rx is empty: tx waits, nothing lost */
-	wr(t, VIRTIO_MMIO_STATUS, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_STATUS, 0);
 	driver_up(t, false);
 	for (int i = 0; i < 80; i++) {
 		/* a driver never has more than QSIZE chains out */
-		for (int w = 0; w < 2000 && i >= QSIZE &&
-				(uint16_t)(i - used(t, 1)->idx) >= QSIZE;
+		for (int w = 0;
+		     w < 2000 && i >= QSIZE &&
+		     (uint16_t)(i - vdrv_used(&t->v, 1)->idx) >= QSIZE;
 		     w++)
 			usleep(1000);
-		if (i >= QSIZE && (uint16_t)(i - used(t, 1)->idx) >= QSIZE)
+		if (i >= QSIZE &&
+		    (uint16_t)(i - vdrv_used(&t->v, 1)->idx) >= QSIZE)
 			break;
 		h = hdr(VSOCK_OP_RW, 100 + i, 6000, 0, 0, 0);
-		memcpy(gp(t, TXBUF + 64ULL * i, 44), &h, 44);
+		memcpy(vdrv_gp(&t->v, TXBUF + 64ULL * i, 44), &h, 44);
 		offer(t, 1, i % QSIZE, TXBUF + 64ULL * i, 44, 0);
 	}
 	usleep(100000);
-	ok(used(t, 1)->idx == 64, "64 RSTs owed: tx waits (%u)",
-	   used(t, 1)->idx);
+	ok(vdrv_used(&t->v, 1)->idx == 64, "64 RSTs owed: tx waits (%u)",
+	   vdrv_used(&t->v, 1)->idx);
 	for (uint16_t i = 0; i < QSIZE; i++)
 		post_rx(t, i);
 	{
@@ -601,45 +516,49 @@ static void test_malformed(struct tvm *t)
 	h = hdr(VSOCK_OP_RW, 1, 6000, 0, 0, 0);
 	tx_put(t, &h, NULL, 0, 44);
 	usleep(100000);
-	ok(rd(t, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET, "rx buffer "
-								    "of 16 "
-								    "bytes → "
-								    "device "
-								    "broken");
+	ok(vdrv_rd(&t->v, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET,
+	   "rx buffer "
+	   "of 16 "
+	   "bytes → "
+	   "device "
+	   "broken");
 }
 
 static void test_config_and_restore(struct tvm *t)
 {
 	struct kiln_error err = { 0 };
-	size_t size = virtio_mmio_state_size(t->dev);
+	size_t size = virtio_mmio_state_size(t->v.dev);
 	uint8_t *s = malloc(size);
 	uint32_t hp, ev = 0xffffffff;
 	char buf[16];
 	int fd;
 
 	driver_up(t, true);
-	is_int(rd(t, VIRTIO_MMIO_DEVICE_ID), 19, "device id 19");
-	is_int(rd(t, VIRTIO_MMIO_CONFIG), CID, "config: guest_cid low");
-	is_int(rd(t, VIRTIO_MMIO_CONFIG + 4), 0, "config: guest_cid high");
+	is_int(vdrv_rd(&t->v, VIRTIO_MMIO_DEVICE_ID), 19, "device id 19");
+	is_int(vdrv_rd(&t->v, VIRTIO_MMIO_CONFIG), CID,
+	       "config: guest_cid low");
+	is_int(vdrv_rd(&t->v, VIRTIO_MMIO_CONFIG + 4), 0,
+	       "config: guest_cid high");
 	fd = open_host_conn(t, &hp);
 	ok(fd >= 0, "restore: a connection up");
 	offer(t, 2, 0, EVBUF, 4, VIRTQ_DESC_F_WRITE);
-	memcpy(gp(t, EVBUF, 4), &ev, 4);
-	ok(virtio_mmio_save(t->dev, s, size, &err) == 0, "save: %s", err.msg);
-	ok(virtio_mmio_restore(t->dev, s, size, &err) == 0, "restore: %s",
+	memcpy(vdrv_gp(&t->v, EVBUF, 4), &ev, 4);
+	ok(virtio_mmio_save(t->v.dev, s, size, &err) == 0, "save: %s", err.msg);
+	ok(virtio_mmio_restore(t->v.dev, s, size, &err) == 0, "restore: %s",
 	   err.msg);
 	ok(read_to(fd, buf, sizeof(buf), 2000) == 0, "restore: host "
 						     "connections reset");
 	close(fd);
-	for (int i = 0; i < 1000 && used(t, 2)->idx == 0; i++)
+	for (int i = 0; i < 1000 && vdrv_used(&t->v, 2)->idx == 0; i++)
 		usleep(1000);
-	memcpy(&ev, gp(t, EVBUF, 4), 4);
-	ok(used(t, 2)->idx == 1 && ev == 0, "restore: TRANSPORT_RESET event to "
-					    "the guest");
+	memcpy(&ev, vdrv_gp(&t->v, EVBUF, 4), 4);
+	ok(vdrv_used(&t->v, 2)->idx == 1 && ev == 0, "restore: TRANSPORT_RESET "
+						     "event to "
+						     "the guest");
 	/* a corrupt device state is refused */
 	memset(s + size - 16, 0xff, 4);
-	ok(virtio_mmio_restore(t->dev, s, size, &err) < 0, "restore: bad "
-							   "version refused");
+	ok(virtio_mmio_restore(t->v.dev, s, size, &err) < 0, "restore: bad "
+							     "version refused");
 	free(s);
 }
 
@@ -659,7 +578,7 @@ static void test_bind(void)
 	vm.kvm_fd = vm.vm_fd = vm.signal_fd = -1;
 	vm.loop.epfd = vm.loop.stop_efd = -1;
 	guest_mem_init(&vm.mem, MEM_SIZE, &err);
-	ok(find_device("virtio_vsock")->init(&vm, &st, &err) < 0 &&
+	ok(vdrv_find("virtio_vsock")->init(&vm, &st, &err) < 0 &&
 		   strstr(err.msg, path) != NULL,
 	   "bind: error names the path: %s", err.msg);
 
@@ -673,21 +592,21 @@ static void test_bind(void)
 		bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 		close(fd);
 	}
-	ok(find_device("virtio_vsock")->init(&vm, &st, &err) == 0,
+	ok(vdrv_find("virtio_vsock")->init(&vm, &st, &err) == 0,
 	   "bind: stale socket replaced: %s", err.msg);
 	/* a live one is not */
 	{
 		void *st2 = NULL;
 
-		ok(find_device("virtio_vsock")->init(&vm, &st2, &err) < 0 &&
+		ok(vdrv_find("virtio_vsock")->init(&vm, &st2, &err) < 0 &&
 			   strstr(err.msg, path) != NULL,
 		   "bind: live socket refused: %s", err.msg);
 	}
-	find_device("virtio_vsock")->exit(&vm, st);
+	vdrv_find("virtio_vsock")->exit(&vm, st);
 	ok(access(path, F_OK) < 0, "exit: socket unlinked");
 	/* a regular file is never removed */
 	close(creat(path, 0600));
-	ok(find_device("virtio_vsock")->init(&vm, &st, &err) < 0 &&
+	ok(vdrv_find("virtio_vsock")->init(&vm, &st, &err) < 0 &&
 		   access(path, F_OK) == 0,
 	   "bind: a regular file at the path is refused and kept");
 	unlink(path);
