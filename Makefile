@@ -140,6 +140,7 @@ check-integration: all guest
 
 bench: all guest
 	hack/testbed test/bench/boot
+	hack/testbed test/bench/io
 
 demo: deps
 	$(MAKE) all guest
