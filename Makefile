@@ -106,6 +106,8 @@ FUZZ_SRCS_fuzz_virtio_net := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/net.c \
 	vmm/trap.c vmm/evloop.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_vsock := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/vsock.c \
 	vmm/virtio/vsock_conn.c vmm/trap.c vmm/evloop.c test/lib/vdriver.c
+FUZZ_SRCS_fuzz_virtio_balloon := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/balloon.c \
+	vmm/trap.c vmm/evloop.c test/lib/vdriver.c
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))
 
 .SECONDEXPANSION:
