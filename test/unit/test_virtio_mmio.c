@@ -310,7 +310,8 @@ static void test_wrong_order(void)
 	vdrv_set_desc(t, 0, 0, BUF, 8, VIRTQ_DESC_F_WRITE, 0);
 	vdrv_publish(t, 0, 0);
 	vdrv_wr(t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	is_int(vdrv_used(t, 0)->idx, 0, "after FAILED status, notifications are ignored");
+	is_int(vdrv_used(t, 0)->idx, 0,
+	       "after FAILED status, notifications are ignored");
 	tvm_free(t);
 }
 
