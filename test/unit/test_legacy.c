@@ -18,6 +18,7 @@
 #include "../../vmm/hw/legacy.h"
 #include "../../vmm/layout.h"
 #include "../../vmm/vm.h"
+#include "../lib/util.h"
 #include "tap.h"
 
 /* ---- helpers ---- */
@@ -341,25 +342,6 @@ static void test_cmos_glue(void)
 }
 
 /* ---- boot timer and port sink ---- */
-
-static int count_in_file(const char *path, const char *needle)
-{
-	char buf[8192];
-	int fd = open(path, O_RDONLY), n = 0;
-	ssize_t len;
-	const char *p;
-
-	if (fd < 0)
-		return -1;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len < 0)
-		return -1;
-	buf[len] = '\0';
-	for (p = buf; (p = strstr(p, needle)) != NULL; p++)
-		n++;
-	return n;
-}
 
 static void test_boot_timer(const char *logpath)
 {

@@ -20,6 +20,7 @@
 #include "../../vmm/hw/serial.h"
 #include "../../vmm/layout.h"
 #include "../../vmm/vm.h"
+#include "../lib/util.h"
 #include "tap.h"
 
 /* ---- helpers ---- */
@@ -337,25 +338,6 @@ static void test_odd_access(void)
 	serial_io(f.s, UINT64_MAX, buf, 8, true);
 	ok(1, "odd: offset ~0, len 8 write survived");
 	fixture_close(&f);
-}
-
-static int count_in_file(const char *path, const char *needle)
-{
-	char buf[8192];
-	int fd = open(path, O_RDONLY), n = 0;
-	ssize_t len;
-	const char *p;
-
-	if (fd < 0)
-		return -1;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len < 0)
-		return -1;
-	buf[len] = '\0';
-	for (p = buf; (p = strstr(p, needle)) != NULL; p++)
-		n++;
-	return n;
 }
 
 static void test_epipe(const char *logpath)

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Small helpers shared by the unit tests. */
+#ifndef KILN_TEST_UTIL_H
+#define KILN_TEST_UTIL_H
+
+/*
+ * How many times needle occurs in the first 8 KiB of the file at path
+ * (a log the code under test wrote); -1 if it cannot be read.
+ */
+int count_in_file(const char *path, const char *needle);
+
+#endif
