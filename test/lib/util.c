@@ -23,3 +23,12 @@ int count_in_file(const char *path, const char *needle)
 		n++;
 	return n;
 }
+
+uint64_t irqs(int efd)
+{
+	uint64_t n = 0;
+
+	if (read(efd, &n, sizeof(n)) < 0)
+		return 0;
+	return n;
+}

@@ -19,6 +19,7 @@
 #include "../../vmm/layout.h"
 #include "../../vmm/vm.h"
 #include "../lib/util.h"
+#include "../lib/vdriver.h"
 #include "tap.h"
 
 /* ---- helpers ---- */
@@ -41,25 +42,6 @@ static void nap_ms(long ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
-}
-
-static uint64_t irqs(int efd)
-{
-	uint64_t n = 0;
-
-	if (read(efd, &n, sizeof(n)) < 0)
-		return 0;
-	return n;
-}
-
-static const struct vmm_device *find_device(const char *name)
-{
-	const struct vmm_device *d;
-
-	for (d = __start_vmm_devices; d < __stop_vmm_devices; d++)
-		if (strcmp(d->name, name) == 0)
-			return d;
-	return NULL;
 }
 
 /* ---- i8042 ---- */
@@ -170,7 +152,7 @@ static void test_i8042(void)
 
 static void test_i8042_glue(void)
 {
-	const struct vmm_device *dev = find_device("i8042");
+	const struct vmm_device *dev = vdrv_find("i8042");
 	struct vm *vm = calloc(1, sizeof(*vm));
 	struct kiln_error err = { 0 };
 	void *state = NULL;
@@ -323,7 +305,7 @@ static bool port_wr(struct vm *vm, uint16_t port, uint8_t v)
 
 static void test_cmos_glue(void)
 {
-	const struct vmm_device *dev = find_device("cmos");
+	const struct vmm_device *dev = vdrv_find("cmos");
 	struct vm *vm = calloc(1, sizeof(*vm));
 	struct kiln_error err = { 0 };
 	void *state = NULL, *again = NULL;
@@ -384,8 +366,8 @@ static void test_boot_timer(const char *logpath)
 
 static void test_sink(void)
 {
-	const struct vmm_device *bt = find_device("boot_timer");
-	const struct vmm_device *sink = find_device("isa_sink");
+	const struct vmm_device *bt = vdrv_find("boot_timer");
+	const struct vmm_device *sink = vdrv_find("isa_sink");
 	struct vm *vm = calloc(1, sizeof(*vm));
 	struct kiln_error err = { 0 };
 	uint8_t buf[4] = { 0 }, a = 0, b = 0, c = 0;

@@ -21,6 +21,7 @@
 #include "../../vmm/layout.h"
 #include "../../vmm/vm.h"
 #include "../lib/util.h"
+#include "../lib/vdriver.h"
 #include "tap.h"
 
 /* ---- helpers ---- */
@@ -36,16 +37,6 @@ static uint8_t rd(struct serial *s, unsigned int off)
 static void wr(struct serial *s, unsigned int off, uint8_t v)
 {
 	serial_io(s, off, &v, 1, true);
-}
-
-/* Interrupts raised since the last call (the eventfd counter). */
-static uint64_t irqs(int efd)
-{
-	uint64_t n = 0;
-
-	if (read(efd, &n, sizeof(n)) < 0)
-		return 0;
-	return n;
 }
 
 static ssize_t drain(int fd, char *buf, size_t len)
@@ -494,19 +485,9 @@ static void test_pump_eperm(void)
 
 /* ---- the glue, through the device table ---- */
 
-static const struct vmm_device *find_device(const char *name)
-{
-	const struct vmm_device *d;
-
-	for (d = __start_vmm_devices; d < __stop_vmm_devices; d++)
-		if (strcmp(d->name, name) == 0)
-			return d;
-	return NULL;
-}
-
 static void test_glue(void)
 {
-	const struct vmm_device *dev = find_device("serial");
+	const struct vmm_device *dev = vdrv_find("serial");
 	struct vm_config cfg = { 0 };
 	struct vm *vm = calloc(1, sizeof(*vm));
 	struct kiln_error err = { 0 };
