@@ -9,6 +9,7 @@
 
 struct evloop_entry {
 	int fd;
+	bool dead; /* deleted: freed once the current batch is done */
 	evloop_fn fn;
 	void *opaque;
 	struct evloop_entry *next;
@@ -18,7 +19,7 @@ int evloop_init(struct evloop *l, struct kiln_error *err)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 
-	l->entries = NULL;
+	l->entries = l->dead = NULL;
 	l->stopping = false;
 	l->stop_efd = -1;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -34,15 +35,21 @@ int evloop_init(struct evloop *l, struct kiln_error *err)
 	return 0;
 }
 
+static void evloop_free_list(struct evloop_entry *e)
+{
+	while (e != NULL) {
+		struct evloop_entry *next = e->next;
+
+		free(e);
+		e = next;
+	}
+}
+
 void evloop_destroy(struct evloop *l)
 {
-	struct evloop_entry *e, *next;
-
-	for (e = l->entries; e != NULL; e = next) {
-		next = e->next;
-		free(e);
-	}
-	l->entries = NULL;
+	evloop_free_list(l->entries);
+	evloop_free_list(l->dead);
+	l->entries = l->dead = NULL;
 	if (l->stop_efd >= 0)
 		close(l->stop_efd);
 	if (l->epfd >= 0)
@@ -111,19 +118,14 @@ void evloop_del(struct evloop *l, int fd)
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
 	*link = e->next;
 	/*
-	 * Entries freed while epoll_wait results still point at them would
-	 * be a use-after-free; evloop_run() re-looks-up every event, so a
-	 * callback may delete any fd, its own included.
+	 * Events already returned by epoll_wait may still point at e: keep
+	 * it, marked dead, until evloop_run() finishes the batch, so a
+	 * callback may delete any fd, its own included, and no new entry can
+	 * take e's address within the batch.
 	 */
-	free(e);
-}
-
-static bool evloop_alive(struct evloop *l, struct evloop_entry *e)
-{
-	for (struct evloop_entry *p = l->entries; p != NULL; p = p->next)
-		if (p == e)
-			return true;
-	return false;
+	e->dead = true;
+	e->next = l->dead;
+	l->dead = e;
 }
 
 int evloop_run(struct evloop *l, struct kiln_error *err)
@@ -148,10 +150,12 @@ int evloop_run(struct evloop *l, struct kiln_error *err)
 					/* nonblocking: already drained */
 				}
 				l->stopping = true;
-			} else if (evloop_alive(l, e)) {
+			} else if (!e->dead) {
 				e->fn(e->opaque, evs[i].events);
 			}
 		}
+		evloop_free_list(l->dead);
+		l->dead = NULL;
 	}
 	return 0;
 }

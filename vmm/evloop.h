@@ -21,6 +21,7 @@ struct evloop {
 	int stop_efd; /* eventfd: evloop_stop() from any thread */
 	bool stopping;
 	struct evloop_entry *entries;
+	struct evloop_entry *dead; /* deleted during a batch, freed after it */
 };
 
 int evloop_init(struct evloop *l, struct kiln_error *err);

@@ -24,6 +24,23 @@ static void on_read(void *opaque, uint32_t events)
 		evloop_stop(c->l);
 }
 
+/* Two fds ready in one batch; whichever runs first deletes the other. */
+struct pair {
+	struct evloop *l;
+	int a[2], b[2];
+	int calls;
+};
+
+static void on_pair(void *opaque, uint32_t events)
+{
+	struct pair *p = opaque;
+
+	p->calls++;
+	evloop_del(p->l, p->a[0]);
+	evloop_del(p->l, p->b[0]);
+	evloop_stop(p->l);
+}
+
 static void *stopper(void *arg)
 {
 	usleep(10000);
@@ -54,6 +71,26 @@ int main(void)
 	is_int(evloop_run(&l, &err), 0, "stopped from another thread");
 	pthread_join(th, NULL);
 	is_int(c.calls, 4, "callback deleted itself and ran once");
+	{
+		struct pair p = { .l = &l };
+
+		l.stopping = false;
+		ok(pipe(p.a) == 0 && pipe(p.b) == 0, "two pipes");
+		is_int(evloop_add(&l, p.a[0], EPOLLIN, on_pair, &p, &err), 0,
+		       "add a");
+		is_int(evloop_add(&l, p.b[0], EPOLLIN, on_pair, &p, &err), 0,
+		       "add b");
+		ok(write(p.a[1], "x", 1) == 1 && write(p.b[1], "y", 1) == 1,
+		   "both ready");
+		is_int(evloop_run(&l, &err), 0, "run one batch");
+		is_int(p.calls, 1,
+		       "an fd deleted by another callback in the batch is not "
+		       "called");
+		for (int i = 0; i < 2; i++) {
+			close(p.a[i]);
+			close(p.b[i]);
+		}
+	}
 	evloop_destroy(&l);
 	close(c.fds[0]);
 	close(c.fds[1]);
