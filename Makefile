@@ -13,18 +13,34 @@ BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-fstack-protector-strong -D_FORTIFY_SOURCE=2
 SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
-LDLIBS_VMM := -lyajl -lpthread
+LDLIBS_VMM := -lyajl -lhttp_parser -lpthread
+# the agent is guest code: one static binary, no libc surprises
+LDLIBS_AGENT := -static -lprotobuf-c -lcap -lpthread
+LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lpthread
 
-LIB_SRCS := $(wildcard lib/*.c)
-VMM_SRCS := $(wildcard vmm/*.c vmm/hw/*.c vmm/virtio/*.c)
+# protobuf-c code generated from our .proto files, under build/gen
+GEN := $(B)/gen
+PROTOS := lib/ttrpc.proto agent/proto/agent.proto
+GEN_SRCS := $(PROTOS:%.proto=$(GEN)/%.pb-c.c)
+GEN_HDRS := $(PROTOS:%.proto=$(GEN)/%.pb-c.h)
+BASE_CFLAGS += -I$(GEN)
+
+# ttrpc and the agent client are lib/ code, but kiln-vmm does not link them
+RPC_SRCS := $(wildcard lib/ttrpc.c) $(GEN_SRCS)
+CLIENT_SRCS := $(wildcard lib/agent_client.c)
+LIB_SRCS := $(filter-out $(RPC_SRCS) $(CLIENT_SRCS),$(wildcard lib/*.c))
+VMM_SRCS := $(wildcard vmm/*.c vmm/hw/*.c vmm/virtio/*.c vmm/api/*.c)
 VMM_LIB_SRCS := $(filter-out vmm/main.c,$(VMM_SRCS))
+AGENT_SRCS := $(wildcard agent/*.c)
+AGENT_LIB_SRCS := $(filter-out agent/main.c,$(AGENT_SRCS))
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(B)/test/%)
 
 obj = $(1:%.c=$(B)/obj/%.o)
 san = $(1:%.c=$(B)/san/%.o)
 
-PROGS := $(B)/kiln-vmm
+PROGS := $(B)/kiln-vmm $(if $(wildcard agent/main.c),$(B)/kiln-agent) \
+	$(if $(wildcard test/tools/agentctl.c),$(B)/kiln-agentctl)
 
 .PHONY: all guest check check-unit check-format check-fuzz check-integration bench \
 	demo deps format clean
@@ -34,12 +50,18 @@ all: $(PROGS)
 # V=1 shows whole command lines
 Q := $(if $(V),,@)
 
-$(B)/obj/%.o: %.c
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: %.proto
+	@mkdir -p $(GEN)
+	@$(if $(Q),echo "  PROTOC  $<")
+	$(Q)protoc-c --c_out=$(GEN) -I. $<
+
+# every object may include a generated header: generate them first
+$(B)/obj/%.o: %.c | $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(B)/san/%.o: %.c
+$(B)/san/%.o: %.c | $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC-SAN  $<")
 	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
@@ -48,12 +70,22 @@ $(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
 
+$(B)/kiln-agent: $(call obj,$(AGENT_SRCS) $(RPC_SRCS) $(LIB_SRCS))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_AGENT)
+
+# the host side of the agent as a command, for tests and benchmarks
+$(B)/kiln-agentctl: $(call obj,test/tools/agentctl.c $(CLIENT_SRCS) $(RPC_SRCS) $(LIB_SRCS))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lprotobuf-c -lpthread
+
 # Unit tests link the same objects as the programs, sanitizer-built.
 $(B)/test/%: $(B)/san/test/unit/%.o \
-		$(call san,$(VMM_LIB_SRCS) $(LIB_SRCS) $(wildcard test/lib/*.c))
+		$(call san,$(VMM_LIB_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS) \
+			$(AGENT_LIB_SRCS) $(wildcard test/lib/*.c))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-SAN  $@")
-	$(Q)$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS_VMM)
+	$(Q)$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS_TEST)
 
 # ---- guest: kernel (cached outside the tree) and initramfs ---------------
 GUEST := $(B)/guest
@@ -75,8 +107,9 @@ $(GUEST)/tools/%: test/guest/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 
-$(GUEST)/initramfs: $(GUEST)/init hack/mkinitramfs.sh $(GUEST_SCRIPTS) $(GUEST_TOOLS)
+$(GUEST)/initramfs: $(GUEST)/init $(filter %/kiln-agent,$(PROGS)) hack/mkinitramfs.sh $(GUEST_SCRIPTS) $(GUEST_TOOLS)
 	hack/mkinitramfs.sh $@ $(GUEST)/init \
+		$(foreach f,$(filter %/kiln-agent,$(PROGS)),$(f):/sbin/kiln-agent) \
 		$(foreach f,$(GUEST_SCRIPTS),$(f):/tests/$(notdir $(f))) \
 		$(foreach f,$(GUEST_TOOLS),$(f):/tools/$(notdir $(f)))
 
@@ -99,22 +132,28 @@ FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 \
 VIRTIO_CORE := vmm/virtio/queue.c vmm/virtio/virtio.c vmm/memory.c lib/error.c lib/log.c
 FUZZ_SRCS_fuzz_virtq := $(VIRTIO_CORE)
 FUZZ_SRCS_fuzz_virtio_mmio := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/rng.c \
-	vmm/trap.c vmm/evloop.c test/lib/vdriver.c
+	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_blk := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/blk.c \
-	vmm/trap.c vmm/evloop.c test/lib/vdriver.c
+	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_net := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/net.c \
-	vmm/trap.c vmm/evloop.c test/lib/vdriver.c
+	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_vsock := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/vsock.c \
-	vmm/virtio/vsock_conn.c vmm/trap.c vmm/evloop.c test/lib/vdriver.c
+	vmm/virtio/vsock_conn.c vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_balloon := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/balloon.c \
-	vmm/trap.c vmm/evloop.c test/lib/vdriver.c
+	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
+FUZZ_SRCS_fuzz_api := vmm/api/http.c $(wildcard vmm/api/routes*.c) vmm/config.c \
+	vmm/config_json.c lib/error.c lib/log.c test/lib/api_fake.c
+FUZZ_LIBS_fuzz_api := -lyajl -lhttp_parser
+FUZZ_SRCS_fuzz_ttrpc := lib/ttrpc.c $(GEN_SRCS) lib/error.c lib/log.c
+FUZZ_LIBS_fuzz_ttrpc := -lprotobuf-c
+.SECONDARY: $(GEN_SRCS) $(GEN_HDRS)
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))
 
 .SECONDEXPANSION:
-$(B)/fuzz/%: test/fuzz/%.c $$(FUZZ_SRCS_$$*)
+$(B)/fuzz/%: test/fuzz/%.c $$(FUZZ_SRCS_$$*) | $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lpthread
+	$(Q)clang $(FUZZ_CFLAGS) -I$(GEN) -o $@ $(filter %.c,$^) $(FUZZ_LIBS_$*) -lpthread
 
 check-fuzz: $(FUZZ_BINS)
 	@for t in $^; do \
@@ -143,6 +182,8 @@ check-integration: all guest
 bench: all guest
 	hack/testbed test/bench/boot
 	hack/testbed test/bench/io
+	test/bench/api
+	test/bench/api --boot
 
 demo: deps
 	$(MAKE) all guest

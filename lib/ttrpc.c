@@ -1,0 +1,867 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ttrpc: framing (containerd/ttrpc PROTOCOL.md), a server that runs each
+ * request on its own thread, and a client that multiplexes calls from
+ * several threads over one connection with a reader thread.
+ *
+ * The peer is hostile on both sides: the agent's client is the host, but
+ * the host's server is the guest. Every length is checked against
+ * TTRPC_MAX_MSG before anything is allocated, status messages from the
+ * peer are sanitised before they reach a log line.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "ttrpc.h"
+#include "lib/ttrpc.pb-c.h"
+
+/* requests in flight on one server connection; more get RESOURCE_EXHAUSTED */
+#define TTRPC_MAX_INFLIGHT 128
+/* gRPC's last status code (UNAUTHENTICATED) */
+#define TTRPC_CODE_MAX 16
+
+static const uint8_t empty_buf[1];
+
+/* ---- framing ---------------------------------------------------------- */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+void ttrpc_header_encode(const struct ttrpc_header *h,
+			 uint8_t out[TTRPC_HEADER_LEN])
+{
+	put_be32(out, h->length);
+	put_be32(out + 4, h->stream_id);
+	out[8] = h->type;
+	out[9] = h->flags;
+}
+
+int ttrpc_header_decode(const uint8_t in[TTRPC_HEADER_LEN],
+			struct ttrpc_header *h, struct kiln_error *err)
+{
+	/* guest-controlled: every field; h is filled even on failure */
+	h->length = get_be32(in);
+	h->stream_id = get_be32(in + 4);
+	h->type = in[8];
+	h->flags = in[9];
+	if (h->length > TTRPC_MAX_MSG)
+		return kiln_error_set(err, 0,
+				      "ttrpc message of %u bytes is over the "
+				      "%u-byte limit",
+				      h->length, TTRPC_MAX_MSG);
+	if (h->type < TTRPC_REQUEST || h->type > TTRPC_DATA)
+		return kiln_error_set(err, 0, "unknown ttrpc message type %u",
+				      h->type);
+	return 0;
+}
+
+/* 0 when len bytes were read, 1 on EOF first (*got says how many), -1 */
+static int read_full(int fd, uint8_t *buf, size_t len, size_t *got)
+{
+	*got = 0;
+	while (*got < len) {
+		ssize_t n = read(fd, buf + *got, len - *got);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			return 1;
+		*got += n;
+	}
+	return 0;
+}
+
+int ttrpc_read_msg(int fd, struct ttrpc_header *h, uint8_t **payload,
+		   struct kiln_error *err)
+{
+	uint8_t hdr[TTRPC_HEADER_LEN];
+	cleanup_free uint8_t *buf = NULL;
+	size_t got;
+	int r;
+
+	*payload = NULL;
+	r = read_full(fd, hdr, sizeof(hdr), &got);
+	if (r < 0)
+		return kiln_error_set(err, errno, "read ttrpc header");
+	if (r > 0 && got == 0)
+		return kiln_error_set(err, 0, "connection closed");
+	if (r > 0)
+		return kiln_error_set(err, 0,
+				      "connection closed after %zu bytes of a "
+				      "ttrpc header",
+				      got);
+	if (ttrpc_header_decode(hdr, h, err) < 0)
+		return -1;
+	/* length <= TTRPC_MAX_MSG: checked by the decode */
+	buf = malloc(h->length ? h->length : 1);
+	if (buf == NULL)
+		return kiln_error_set(err, ENOMEM, "ttrpc message of %u bytes",
+				      h->length);
+	r = read_full(fd, buf, h->length, &got);
+	if (r < 0)
+		return kiln_error_set(err, errno, "read ttrpc message");
+	if (r > 0)
+		return kiln_error_set(err, 0,
+				      "connection closed after %zu of %u bytes "
+				      "of a ttrpc message",
+				      got, h->length);
+	*payload = steal_ptr(&buf);
+	return 0;
+}
+
+int ttrpc_write_msg(int fd, uint32_t stream_id, uint8_t type,
+		    const uint8_t *payload, size_t len, struct kiln_error *err)
+{
+	struct ttrpc_header h = { .stream_id = stream_id, .type = type };
+	uint8_t hdr[TTRPC_HEADER_LEN];
+	struct iovec iov[2];
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+	bool sock = true;
+
+	if (len > TTRPC_MAX_MSG)
+		return kiln_error_set(err, EMSGSIZE,
+				      "ttrpc message of %zu bytes is over the "
+				      "%u-byte limit",
+				      len, TTRPC_MAX_MSG);
+	h.length = len;
+	ttrpc_header_encode(&h, hdr);
+	iov[0] = (struct iovec){ hdr, sizeof(hdr) };
+	iov[1] = (struct iovec){ (void *)payload, len };
+	if (len == 0)
+		mh.msg_iovlen = 1;
+	while (mh.msg_iovlen > 0) {
+		ssize_t n;
+
+		/* sendmsg for MSG_NOSIGNAL: a peer gone away is an error
+		 * here, not a SIGPIPE that kills the agent or the runtime */
+		if (sock) {
+			n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+			if (n < 0 && errno == ENOTSOCK) {
+				sock = false;
+				continue;
+			}
+		} else {
+			n = writev(fd, mh.msg_iov, mh.msg_iovlen);
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return kiln_error_set(err, errno,
+					      "write ttrpc message");
+		}
+		while (mh.msg_iovlen > 0 && (size_t)n >= mh.msg_iov->iov_len) {
+			n -= mh.msg_iov->iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen > 0) {
+			mh.msg_iov->iov_base =
+				(uint8_t *)mh.msg_iov->iov_base + n;
+			mh.msg_iov->iov_len -= n;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Status messages cross to the other side and into its logs: keep them
+ * printable ASCII (a Go peer also rejects a proto3 string that is not
+ * UTF-8, so a method name echoed back must not break its decoding).
+ */
+static void sanitise(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = '?';
+}
+
+/* ---- server ----------------------------------------------------------- */
+
+ProtobufCMessage *ttrpc_alloc_msg(const ProtobufCMessageDescriptor *desc)
+{
+	ProtobufCMessage *m = malloc(desc->sizeof_message);
+
+	if (m != NULL)
+		protobuf_c_message_init(desc, m);
+	return m;
+}
+
+static int pack_response(int code, char *msg, const uint8_t *data, size_t len,
+			 uint8_t **out, size_t *out_len)
+{
+	Ttrpc__Status st = TTRPC__STATUS__INIT;
+	Ttrpc__Response r = TTRPC__RESPONSE__INIT;
+	uint8_t *buf;
+	size_t n;
+
+	if (msg != NULL)
+		sanitise(msg);
+	st.code = code;
+	st.message = msg != NULL ? msg : (char *)protobuf_c_empty_string;
+	r.status = &st;
+	r.payload.data = (uint8_t *)data;
+	r.payload.len = len;
+	n = ttrpc__response__get_packed_size(&r);
+	buf = malloc(n ? n : 1);
+	if (buf == NULL)
+		return -1;
+	ttrpc__response__pack(&r, buf);
+	*out = buf;
+	*out_len = n;
+	return 0;
+}
+
+static const struct ttrpc_method *find_method(const struct ttrpc_server *s,
+					      const char *service,
+					      const char *method)
+{
+	for (size_t i = 0; i < s->nmethods; i++)
+		if (strcmp(s->methods[i].service, service) == 0 &&
+		    strcmp(s->methods[i].method, method) == 0)
+			return &s->methods[i];
+	return NULL;
+}
+
+/* call the handler; *code and msg on error, *resp (maybe NULL) on OK */
+static void run_handler(const struct ttrpc_server *s,
+			const struct ttrpc_method *m,
+			const ProtobufCMessage *in, ProtobufCMessage **resp,
+			int *code, char *msg, size_t msglen)
+{
+	struct kiln_error herr = { 0 };
+
+	*resp = NULL;
+	*code = m->fn(s->ctx, in, resp, &herr);
+	if (*code == TTRPC_OK)
+		return;
+	if (*resp != NULL) {
+		protobuf_c_message_free_unpacked(*resp, NULL);
+		*resp = NULL;
+	}
+	/* a handler that returned kiln_error_set()'s -1 means "failed" */
+	if (*code < 0 || *code > TTRPC_CODE_MAX)
+		*code = TTRPC_UNKNOWN;
+	if (herr.msg[0] == '\0' && herr.errnum == 0)
+		snprintf(msg, msglen, "%s failed", m->method);
+	else
+		kiln_error_str(&herr, msg, msglen);
+}
+
+int ttrpc_server_dispatch(const struct ttrpc_server *s, const uint8_t *payload,
+			  size_t len, uint8_t **out, size_t *out_len)
+{
+	char msg[KILN_ERROR_MSG_MAX] = "";
+	Ttrpc__Request *req = NULL;
+	const struct ttrpc_method *m;
+	ProtobufCMessage *in = NULL, *resp = NULL;
+	cleanup_free uint8_t *rbuf = NULL;
+	size_t rlen = 0;
+	int code, r;
+
+	*out = NULL;
+	*out_len = 0;
+	/* client-controlled: the whole payload */
+	if (len > TTRPC_MAX_MSG) {
+		code = TTRPC_RESOURCE_EXHAUSTED;
+		snprintf(msg, sizeof(msg), "request of %zu bytes is too large",
+			 len);
+		goto reply;
+	}
+	req = ttrpc__request__unpack(NULL, len, len ? payload : empty_buf);
+	if (req == NULL) {
+		code = TTRPC_INVALID_ARGUMENT;
+		snprintf(msg, sizeof(msg), "bad ttrpc.Request message");
+		goto reply;
+	}
+	m = find_method(s, req->service, req->method);
+	if (m == NULL) {
+		code = TTRPC_UNIMPLEMENTED;
+		snprintf(msg, sizeof(msg), "unknown method %.200s/%.200s",
+			 req->service, req->method);
+		goto reply;
+	}
+	in = protobuf_c_message_unpack(m->req_desc, NULL, req->payload.len,
+				       req->payload.len ? req->payload.data
+							: empty_buf);
+	if (in == NULL) {
+		code = TTRPC_INVALID_ARGUMENT;
+		snprintf(msg, sizeof(msg), "bad %s message", m->req_desc->name);
+		goto reply;
+	}
+	run_handler(s, m, in, &resp, &code, msg, sizeof(msg));
+	if (code != TTRPC_OK || resp == NULL)
+		goto reply;
+	rlen = protobuf_c_message_get_packed_size(resp);
+	/* leave room for the Response around it */
+	if (rlen > TTRPC_MAX_MSG - 64) {
+		code = TTRPC_RESOURCE_EXHAUSTED;
+		snprintf(msg, sizeof(msg),
+			 "%s: response of %zu bytes is too large", m->method,
+			 rlen);
+		rlen = 0;
+		goto reply;
+	}
+	rbuf = malloc(rlen ? rlen : 1);
+	if (rbuf == NULL) {
+		r = -1;
+		goto out;
+	}
+	protobuf_c_message_pack(resp, rbuf);
+reply:
+	r = pack_response(code, code == TTRPC_OK ? NULL : msg, rbuf, rlen, out,
+			  out_len);
+out:
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	if (in != NULL)
+		protobuf_c_message_free_unpacked(in, NULL);
+	if (req != NULL)
+		ttrpc__request__free_unpacked(req, NULL);
+	return r;
+}
+
+/*
+ * One served connection. The reader and every request thread hold a
+ * reference; the last one out closes fd, so a response can still be
+ * written after the client shut its sending side down, and fd is never
+ * reused under a request thread's feet.
+ */
+struct srv_conn {
+	const struct ttrpc_server *s;
+	int fd;
+	pthread_mutex_t lock; /* refs, inflight */
+	unsigned int refs;
+	unsigned int inflight;
+	pthread_mutex_t wlock; /* one frame at a time on fd; dead */
+	bool dead;
+};
+
+struct srv_call {
+	struct srv_conn *conn;
+	uint32_t stream_id;
+	uint8_t *payload;
+	size_t len;
+};
+
+static void conn_put(struct srv_conn *c)
+{
+	bool last;
+
+	pthread_mutex_lock(&c->lock);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&c->lock);
+	if (!last)
+		return;
+	close(c->fd);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->wlock);
+	free(c);
+}
+
+/* A failed write ends the connection: shutdown wakes the reader too. */
+static void conn_kill(struct srv_conn *c)
+{
+	c->dead = true;
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+static void conn_send(struct srv_conn *c, uint32_t id, const uint8_t *buf,
+		      size_t len)
+{
+	struct kiln_error err;
+
+	pthread_mutex_lock(&c->wlock);
+	if (!c->dead &&
+	    ttrpc_write_msg(c->fd, id, TTRPC_RESPONSE, buf, len, &err) < 0) {
+		log_debug("ttrpc: %s", err.msg);
+		conn_kill(c);
+	}
+	pthread_mutex_unlock(&c->wlock);
+}
+
+static void conn_send_status(struct srv_conn *c, uint32_t id, int code,
+			     const char *msg)
+{
+	char m[KILN_ERROR_MSG_MAX];
+	cleanup_free uint8_t *out = NULL;
+	size_t len;
+
+	snprintf(m, sizeof(m), "%s", msg);
+	if (pack_response(code, m, NULL, 0, &out, &len) < 0) {
+		pthread_mutex_lock(&c->wlock);
+		conn_kill(c);
+		pthread_mutex_unlock(&c->wlock);
+		return;
+	}
+	conn_send(c, id, out, len);
+}
+
+static void *srv_call_main(void *arg)
+{
+	struct srv_call *call = arg;
+	struct srv_conn *c = call->conn;
+	cleanup_free uint8_t *out = NULL;
+	size_t len;
+
+	if (ttrpc_server_dispatch(c->s, call->payload, call->len, &out, &len) <
+	    0)
+		conn_send_status(c, call->stream_id, TTRPC_RESOURCE_EXHAUSTED,
+				 "out of memory");
+	else
+		conn_send(c, call->stream_id, out, len);
+	free(call->payload);
+	free(call);
+	pthread_mutex_lock(&c->lock);
+	c->inflight--;
+	pthread_mutex_unlock(&c->lock);
+	conn_put(c);
+	return NULL;
+}
+
+/* Start a thread for one request; false when it could not be started. */
+static bool conn_start_call(struct srv_conn *c, uint32_t id, uint8_t **payload,
+			    size_t len)
+{
+	struct srv_call *call;
+	pthread_attr_t attr;
+	pthread_t t;
+	bool started;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->inflight >= TTRPC_MAX_INFLIGHT) {
+		pthread_mutex_unlock(&c->lock);
+		return false;
+	}
+	c->inflight++;
+	c->refs++;
+	pthread_mutex_unlock(&c->lock);
+
+	call = malloc(sizeof(*call));
+	started = call != NULL && pthread_attr_init(&attr) == 0;
+	if (started) {
+		*call = (struct srv_call){ c, id, *payload, len };
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&t, &attr, srv_call_main, call) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (started) {
+		*payload = NULL; /* the thread owns it now */
+		return true;
+	}
+	free(call);
+	pthread_mutex_lock(&c->lock);
+	c->inflight--;
+	c->refs--; /* the reader's own reference keeps c alive */
+	pthread_mutex_unlock(&c->lock);
+	return false;
+}
+
+void ttrpc_serve_conn(const struct ttrpc_server *s, int fd)
+{
+	struct srv_conn *c = calloc(1, sizeof(*c));
+	uint32_t last_id = 0;
+
+	if (c == NULL) {
+		log_error("ttrpc: out of memory for a connection");
+		close(fd);
+		return;
+	}
+	c->s = s;
+	c->fd = fd;
+	c->refs = 1;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->wlock, NULL);
+
+	for (;;) {
+		struct kiln_error err = { 0 };
+		struct ttrpc_header h;
+		cleanup_free uint8_t *payload = NULL;
+
+		if (ttrpc_read_msg(fd, &h, &payload, &err) < 0) {
+			if (strcmp(err.msg, "connection closed") != 0)
+				log_debug("ttrpc: %s", err.msg);
+			break;
+		}
+		/* client-controlled: the header. The spec asks a peer to
+		 * ignore what it does not know, for future compatibility;
+		 * we have no streaming methods, so DATA is ignored too. */
+		if (h.type != TTRPC_REQUEST)
+			continue;
+		if (h.stream_id % 2 == 0) {
+			conn_send_status(c, h.stream_id, TTRPC_INVALID_ARGUMENT,
+					 "StreamID must be odd for client "
+					 "initiated streams");
+			continue;
+		}
+		if (h.stream_id <= last_id) {
+			conn_send_status(c, h.stream_id, TTRPC_INVALID_ARGUMENT,
+					 "StreamID cannot be re-used and must "
+					 "increment");
+			continue;
+		}
+		last_id = h.stream_id;
+		if (!conn_start_call(c, h.stream_id, &payload, h.length))
+			conn_send_status(c, h.stream_id,
+					 TTRPC_RESOURCE_EXHAUSTED,
+					 "too many requests in flight");
+	}
+	conn_put(c);
+}
+
+struct serve_arg {
+	const struct ttrpc_server *s;
+	int fd;
+};
+
+static void *serve_main(void *arg)
+{
+	struct serve_arg a = *(struct serve_arg *)arg;
+
+	free(arg);
+	ttrpc_serve_conn(a.s, a.fd);
+	return NULL;
+}
+
+int ttrpc_serve_detached(const struct ttrpc_server *s, int fd,
+			 struct kiln_error *err)
+{
+	struct serve_arg *a = malloc(sizeof(*a));
+	pthread_attr_t attr;
+	pthread_t t;
+	int r;
+
+	if (a == NULL)
+		return kiln_error_set(err, ENOMEM, "ttrpc connection");
+	*a = (struct serve_arg){ s, fd };
+	r = pthread_attr_init(&attr);
+	if (r == 0) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		r = pthread_create(&t, &attr, serve_main, a);
+		pthread_attr_destroy(&attr);
+	}
+	if (r != 0) {
+		free(a);
+		return kiln_error_set(err, r, "start ttrpc connection thread");
+	}
+	return 0;
+}
+
+/* ---- client ----------------------------------------------------------- */
+
+/* A call waiting for its response; lives on the caller's stack. */
+struct pending {
+	struct pending *next;
+	uint32_t id;
+	bool done;
+	uint8_t *payload;
+	size_t len;
+	pthread_cond_t cond;
+};
+
+struct ttrpc_client {
+	int fd;
+	pthread_t reader;
+	pthread_mutex_t wlock; /* one frame at a time on fd; before lock */
+	pthread_mutex_t lock;  /* what follows */
+	struct pending *pending;
+	uint32_t next_id;
+	bool broken;
+	char why[KILN_ERROR_MSG_MAX];
+};
+
+static void client_unlink(struct ttrpc_client *c, struct pending *p)
+{
+	for (struct pending **pp = &c->pending; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			return;
+		}
+}
+
+/* Fail every pending and future call; called with c->lock held. */
+static void client_break(struct ttrpc_client *c, const char *why)
+{
+	if (!c->broken)
+		snprintf(c->why, sizeof(c->why), "%s", why);
+	c->broken = true;
+	for (struct pending *p = c->pending; p; p = p->next)
+		pthread_cond_signal(&p->cond);
+}
+
+static void *client_reader(void *arg)
+{
+	struct ttrpc_client *c = arg;
+	struct kiln_error err = { 0 };
+
+	for (;;) {
+		struct ttrpc_header h;
+		uint8_t *payload;
+		struct pending *p;
+
+		if (ttrpc_read_msg(c->fd, &h, &payload, &err) < 0)
+			break;
+		/* guest-controlled: which stream, what type. A response for
+		 * no pending call (one that timed out) is dropped. */
+		pthread_mutex_lock(&c->lock);
+		for (p = c->pending; p; p = p->next)
+			if (p->id == h.stream_id)
+				break;
+		if (p != NULL && h.type == TTRPC_RESPONSE) {
+			p->payload = payload;
+			p->len = h.length;
+			p->done = true;
+			payload = NULL;
+			client_unlink(c, p);
+			pthread_cond_signal(&p->cond);
+		}
+		pthread_mutex_unlock(&c->lock);
+		free(payload);
+	}
+	sanitise(err.msg);
+	pthread_mutex_lock(&c->lock);
+	client_break(c, err.msg);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+struct ttrpc_client *ttrpc_client_new(int fd, struct kiln_error *err)
+{
+	struct ttrpc_client *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (c == NULL) {
+		kiln_error_set(err, ENOMEM, "ttrpc client");
+		return NULL;
+	}
+	c->fd = fd;
+	c->next_id = 1;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->wlock, NULL);
+	r = pthread_create(&c->reader, NULL, client_reader, c);
+	if (r != 0) {
+		pthread_mutex_destroy(&c->lock);
+		pthread_mutex_destroy(&c->wlock);
+		free(c);
+		kiln_error_set(err, r, "start ttrpc client thread");
+		return NULL;
+	}
+	return c;
+}
+
+void ttrpc_client_free(struct ttrpc_client *c)
+{
+	if (c == NULL)
+		return;
+	/* wakes the reader, which fails whatever is still pending */
+	shutdown(c->fd, SHUT_RDWR);
+	pthread_join(c->reader, NULL);
+	close(c->fd);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->wlock);
+	free(c);
+}
+
+static void set_code(int *code, int v)
+{
+	if (code != NULL)
+		*code = v;
+}
+
+/* UNAVAILABLE for a broken connection; called with c->lock held */
+static int client_unavailable(struct ttrpc_client *c, const char *method,
+			      int *code, struct kiln_error *err)
+{
+	set_code(code, TTRPC_UNAVAILABLE);
+	if (strcmp(c->why, "connection closed") == 0)
+		return kiln_error_set(err, 0, "%s: connection closed", method);
+	return kiln_error_set(err, 0, "%s: connection broken: %s", method,
+			      c->why);
+}
+
+/* The Request frame for one call, malloc'd into *out. */
+static int pack_request(const char *service, const char *method,
+			const ProtobufCMessage *req, uint64_t timeout_ns,
+			uint8_t **out, size_t *out_len, struct kiln_error *err)
+{
+	Ttrpc__Request r = TTRPC__REQUEST__INIT;
+	cleanup_free uint8_t *pbuf = NULL;
+	size_t plen = protobuf_c_message_get_packed_size(req);
+	size_t n;
+
+	if (plen > TTRPC_MAX_MSG)
+		return kiln_error_set(err, EMSGSIZE,
+				      "%s: request of %zu bytes is too large",
+				      method, plen);
+	pbuf = malloc(plen ? plen : 1);
+	if (pbuf == NULL)
+		return kiln_error_set(err, ENOMEM, "%s", method);
+	protobuf_c_message_pack(req, pbuf);
+	r.service = (char *)service;
+	r.method = (char *)method;
+	r.payload.data = pbuf;
+	r.payload.len = plen;
+	r.timeout_nano = timeout_ns > INT64_MAX ? INT64_MAX : timeout_ns;
+	n = ttrpc__request__get_packed_size(&r);
+	if (n > TTRPC_MAX_MSG)
+		return kiln_error_set(err, EMSGSIZE,
+				      "%s: request of %zu bytes is too large",
+				      method, n);
+	*out = malloc(n);
+	if (*out == NULL)
+		return kiln_error_set(err, ENOMEM, "%s", method);
+	ttrpc__request__pack(&r, *out);
+	*out_len = n;
+	return 0;
+}
+
+/* Send the request and wait; 0 with p->payload, or -1 with err and code. */
+static int client_roundtrip(struct ttrpc_client *c, const char *method,
+			    struct pending *p, const uint8_t *frame, size_t len,
+			    uint64_t timeout_ns, int *code,
+			    struct kiln_error *err)
+{
+	struct kiln_error werr;
+	struct timespec deadline;
+	bool timed_out = false;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ns / 1000000000u;
+	deadline.tv_nsec += timeout_ns % 1000000000u;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+
+	/* ids must reach the server in increasing order (it refuses one
+	 * that goes back): take the id and write under the same wlock */
+	pthread_mutex_lock(&c->wlock);
+	pthread_mutex_lock(&c->lock);
+	if (!c->broken && c->next_id > UINT32_MAX - 2)
+		client_break(c, "out of stream ids");
+	if (c->broken) {
+		r = client_unavailable(c, method, code, err);
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_unlock(&c->wlock);
+		return r;
+	}
+	p->id = c->next_id;
+	c->next_id += 2;
+	p->next = c->pending;
+	c->pending = p;
+	pthread_mutex_unlock(&c->lock);
+	r = ttrpc_write_msg(c->fd, p->id, TTRPC_REQUEST, frame, len, &werr);
+	pthread_mutex_unlock(&c->wlock);
+
+	pthread_mutex_lock(&c->lock);
+	if (r < 0) {
+		sanitise(werr.msg);
+		client_break(c, werr.msg);
+		shutdown(c->fd, SHUT_RDWR);
+	}
+	while (!p->done && !c->broken && !timed_out) {
+		if (timeout_ns == 0)
+			pthread_cond_wait(&p->cond, &c->lock);
+		else if (pthread_cond_timedwait(&p->cond, &c->lock,
+						&deadline) == ETIMEDOUT)
+			timed_out = true;
+	}
+	if (!p->done)
+		client_unlink(c, p);
+	if (p->done)
+		r = 0;
+	else if (c->broken)
+		r = client_unavailable(c, method, code, err);
+	else {
+		set_code(code, TTRPC_DEADLINE_EXCEEDED);
+		r = kiln_error_set(err, ETIMEDOUT, "%s: no answer in %llu ms",
+				   method,
+				   (unsigned long long)(timeout_ns / 1000000));
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int ttrpc_call(struct ttrpc_client *c, const char *service, const char *method,
+	       const ProtobufCMessage *req,
+	       const ProtobufCMessageDescriptor *resp_desc,
+	       ProtobufCMessage **resp, uint64_t timeout_ns, int *code,
+	       struct kiln_error *err)
+{
+	cleanup_free uint8_t *frame = NULL;
+	struct pending p = { 0 };
+	pthread_condattr_t ca;
+	Ttrpc__Response *r;
+	size_t len = 0;
+	int ret;
+
+	*resp = NULL;
+	set_code(code, TTRPC_OK);
+	if (pack_request(service, method, req, timeout_ns, &frame, &len, err) <
+	    0) {
+		set_code(code, TTRPC_RESOURCE_EXHAUSTED);
+		return -1;
+	}
+	/* a deadline beyond a century is no deadline (and no overflow) */
+	if (timeout_ns > 100ull * 365 * 86400 * 1000000000)
+		timeout_ns = 0;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	ret = client_roundtrip(c, method, &p, frame, len, timeout_ns, code,
+			       err);
+	pthread_cond_destroy(&p.cond);
+	if (ret < 0)
+		return -1;
+
+	/* guest-controlled: the whole Response */
+	r = ttrpc__response__unpack(NULL, p.len, p.len ? p.payload : empty_buf);
+	free(p.payload);
+	if (r == NULL) {
+		set_code(code, TTRPC_INTERNAL);
+		return kiln_error_set(err, 0, "%s: bad ttrpc.Response message",
+				      method);
+	}
+	if (r->status != NULL && r->status->code != TTRPC_OK) {
+		set_code(code, r->status->code);
+		sanitise(r->status->message);
+		ret = kiln_error_set(err, 0, "%s: %.400s", method,
+				     r->status->message);
+		ttrpc__response__free_unpacked(r, NULL);
+		return ret;
+	}
+	*resp = protobuf_c_message_unpack(resp_desc, NULL, r->payload.len,
+					  r->payload.len ? r->payload.data
+							 : empty_buf);
+	ttrpc__response__free_unpacked(r, NULL);
+	if (*resp == NULL) {
+		set_code(code, TTRPC_INTERNAL);
+		return kiln_error_set(err, 0, "%s: bad %s message", method,
+				      resp_desc->name);
+	}
+	return 0;
+}
