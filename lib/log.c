@@ -3,51 +3,124 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level log_level = LOG_INFO;
+/* read by every logging thread, set by any: relaxed atomics */
+static int log_level = LOG_INFO;
 static const char *log_prog = "kiln";
+static bool log_show_level = true;
+static bool log_show_origin;
 static int log_fd = STDERR_FILENO;
+static pthread_mutex_t log_open_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *const level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+static const char *const level_names[] = { "OFF", "ERROR", "WARN", "INFO",
+					   "DEBUG" };
 
 void log_set_level(enum log_level level)
 {
-	log_level = level;
+	__atomic_store_n(&log_level, (int)level, __ATOMIC_RELAXED);
 }
 
 void log_set_prog(const char *prog)
 {
-	log_prog = prog;
+	__atomic_store_n(&log_prog, prog, __ATOMIC_RELAXED);
+}
+
+void log_set_show_level(bool show)
+{
+	__atomic_store_n(&log_show_level, show, __ATOMIC_RELAXED);
+}
+
+void log_set_show_origin(bool show)
+{
+	__atomic_store_n(&log_show_origin, show, __ATOMIC_RELAXED);
+}
+
+int log_level_parse(const char *name)
+{
+	static const struct {
+		const char *name;
+		enum log_level level;
+	} names[] = {
+		{ "off", LOG_OFF },	 { "error", LOG_ERROR },
+		{ "warning", LOG_WARN }, { "warn", LOG_WARN },
+		{ "info", LOG_INFO },	 { "debug", LOG_DEBUG },
+		{ "trace", LOG_DEBUG },
+	};
+
+	if (name == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i].name) == 0)
+			return (int)names[i].level;
+	return -1;
 }
 
 int log_open(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int cur, ret = 0;
 
 	if (fd < 0)
 		return -1;
-	if (log_fd != STDERR_FILENO)
-		close(log_fd);
-	log_fd = fd;
-	return 0;
+	pthread_mutex_lock(&log_open_lock);
+	cur = __atomic_load_n(&log_fd, __ATOMIC_RELAXED);
+	if (cur == STDERR_FILENO) {
+		/* stderr stays the process's own: the log moves to a new fd */
+		__atomic_store_n(&log_fd, fd, __ATOMIC_RELEASE);
+		fd = -1;
+	} else if (dup3(fd, cur, O_CLOEXEC) < 0) {
+		/*
+		 * The number stays and only its file changes, atomically:
+		 * closing it instead could let a racing write() land in
+		 * whatever file next takes the number.
+		 */
+		ret = -1;
+	}
+	pthread_mutex_unlock(&log_open_lock);
+	if (fd >= 0) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+	}
+	return ret;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+void log_msg(enum log_level level, const char *file, int line, const char *fmt,
+	     ...)
 {
 	char buf[1024];
 	struct timespec ts;
 	int saved = errno, n, m;
 	va_list ap;
 
-	if (level > log_level)
+	if (level <= LOG_OFF || level > LOG_DEBUG ||
+	    (int)level > __atomic_load_n(&log_level, __ATOMIC_RELAXED))
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	n = snprintf(buf, sizeof(buf), "%s: [%ld.%06ld] %s: ", log_prog,
-		     (long)ts.tv_sec, ts.tv_nsec / 1000, level_names[level]);
+	n = snprintf(buf, sizeof(buf), "%s: [%ld.%06ld] ",
+		     __atomic_load_n(&log_prog, __ATOMIC_RELAXED),
+		     (long)ts.tv_sec, ts.tv_nsec / 1000);
+	if (__atomic_load_n(&log_show_level, __ATOMIC_RELAXED))
+		n += snprintf(buf + n, sizeof(buf) - n,
+			      "%s: ", level_names[level]);
+	if (__atomic_load_n(&log_show_origin, __ATOMIC_RELAXED) &&
+	    file != NULL) {
+		const char *base = strrchr(file, '/');
+
+		n += snprintf(buf + n, sizeof(buf) - n,
+			      "%s:%d: ", base != NULL ? base + 1 : file, line);
+	}
+	/* a long prog or file name: the prefix is cut, the line stays one */
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
 	va_start(ap, fmt);
 	m = vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
 	va_end(ap);
@@ -56,7 +129,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 						    : n + m);
 	buf[n++] = '\n';
 	/* one write() per line so lines from several threads do not interleave */
-	if (write(log_fd, buf, n) < 0) {
+	if (write(__atomic_load_n(&log_fd, __ATOMIC_ACQUIRE), buf, n) < 0) {
 		/* nowhere left to report it */
 	}
 	errno = saved;

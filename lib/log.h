@@ -1,9 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Logging: one line per event, to stderr unless log_open() names a file. */
+/*
+ * Logging: one line per event, to stderr unless log_open() names a file.
+ * A line is "prog: [seconds.micros] LEVEL: file.c:line: message", where
+ * the level shows unless log_set_show_level(false) and the origin only
+ * after log_set_show_origin(true). Every setter is safe from any thread
+ * while others log. libc only: the static guest agent links this too.
+ */
 #ifndef KILN_LOG_H
 #define KILN_LOG_H
 
+#include <stdbool.h>
+
 enum log_level {
+	LOG_OFF, /* nothing at all (Firecracker's "Off") */
 	LOG_ERROR,
 	LOG_WARN,
 	LOG_INFO,
@@ -12,15 +21,29 @@ enum log_level {
 
 void log_set_level(enum log_level level);
 void log_set_prog(const char *prog);
-/* Redirect to a file opened for append; returns -1 with errno on failure. */
+/* Show "LEVEL: " (the default) or not. */
+void log_set_show_level(bool show);
+/* Show "file.c:line: " (not by default). */
+void log_set_show_origin(bool show);
+/*
+ * A level by name, any case: "Off", "Error", "Warning" (or "Warn"),
+ * "Info", "Debug", "Trace" (as Debug). -1 when unknown.
+ */
+int log_level_parse(const char *name);
+/*
+ * Redirect to a file opened for append; returns -1 with errno on failure.
+ * Safe while other threads log: each line goes whole to the old file or
+ * to the new one.
+ */
 int log_open(const char *path);
-void log_msg(enum log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/* Use the log_* macros, which fill in the origin. */
+void log_msg(enum log_level level, const char *file, int line, const char *fmt,
+	     ...) __attribute__((format(printf, 4, 5)));
 
-#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __FILE__, __LINE__, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __FILE__, __LINE__, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __FILE__, __LINE__, __VA_ARGS__)
 
 /*
  * Rate limit for messages a guest can trigger at will (unknown ports, bad

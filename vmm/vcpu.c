@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "metrics.h"
 #include "vm.h"
 
 /* The signal that kicks a vCPU thread out of KVM_RUN. */
@@ -78,6 +79,8 @@ static void vcpu_io(struct vcpu *v)
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
 
+	metrics_inc(&metrics_vcpu,
+		    out ? VCPU_M_EXIT_IO_OUT : VCPU_M_EXIT_IO_IN);
 	/* string I/O (rep outsb...) arrives as count back-to-back items */
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
 		if (trap_dispatch(&v->vm->traps, TRAP_PIO, run->io.port, data,
@@ -100,6 +103,8 @@ static void vcpu_mmio(struct vcpu *v)
 	/* guest-controlled: KVM caps len at 8, the size of data[] */
 	if (len > sizeof(run->mmio.data))
 		len = sizeof(run->mmio.data);
+	metrics_inc(&metrics_vcpu, run->mmio.is_write ? VCPU_M_EXIT_MMIO_WRITE
+						      : VCPU_M_EXIT_MMIO_READ);
 	if (trap_dispatch(&v->vm->traps, TRAP_MMIO, run->mmio.phys_addr,
 			  run->mmio.data, len, run->mmio.is_write))
 		return;
@@ -142,6 +147,7 @@ static bool vcpu_handle_exit(struct vcpu *v)
 				v->id);
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
+		metrics_inc(&metrics_vcpu, VCPU_M_FAILURES);
 		vm_request_exit(vm, VM_EXIT_ERROR,
 				"vcpu %u: KVM entry failed, hardware reason "
 				"0x%llx",
@@ -150,11 +156,13 @@ static bool vcpu_handle_exit(struct vcpu *v)
 					.hardware_entry_failure_reason);
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
+		metrics_inc(&metrics_vcpu, VCPU_M_FAILURES);
 		vm_request_exit(vm, VM_EXIT_ERROR,
 				"vcpu %u: KVM internal error, suberror %u",
 				v->id, run->internal.suberror);
 		return false;
 	default:
+		metrics_inc(&metrics_vcpu, VCPU_M_FAILURES);
 		vm_request_exit(vm, VM_EXIT_ERROR,
 				"vcpu %u: unexpected KVM exit reason %u", v->id,
 				run->exit_reason);
@@ -197,6 +205,7 @@ static void *vcpu_thread(void *arg)
 			int ret = ioctl(v->fd, KVM_RUN, 0);
 
 			v->exits++;
+			metrics_inc(&metrics_vcpu, VCPU_M_KVM_RUN);
 			if (ret < 0) {
 				if (errno == EINTR || errno == EAGAIN) {
 					__atomic_store_n(
@@ -204,6 +213,7 @@ static void *vcpu_thread(void *arg)
 						__ATOMIC_RELAXED);
 					continue;
 				}
+				metrics_inc(&metrics_vcpu, VCPU_M_FAILURES);
 				vm_request_exit(v->vm, VM_EXIT_ERROR,
 						"vcpu %u: KVM_RUN: %s", v->id,
 						strerror(errno));

@@ -13,6 +13,7 @@
 #include "../../lib/log.h"
 #include "../device.h"
 #include "../layout.h"
+#include "../metrics.h"
 #include "../trap.h"
 #include "../vm.h"
 
@@ -32,8 +33,10 @@ void boot_timer_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len,
 	now = vm_now_ns();
 	ns = now > t->start_ns ? now - t->start_ns : 1;
 	/* the first write wins; a guest repeating it cannot flood the log */
-	if (atomic_compare_exchange_strong(&t->ready_ns, &zero, ns))
+	if (atomic_compare_exchange_strong(&t->ready_ns, &zero, ns)) {
+		metrics_set(&metrics_vmm, VMM_M_BOOT_TIME_US, ns / 1000);
 		log_info("guest init reached after %.3f ms", ns / 1e6);
+	}
 }
 
 uint64_t boot_timer_ns(void *state)

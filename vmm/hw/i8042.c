@@ -20,6 +20,7 @@
 #include "../../lib/log.h"
 #include "../device.h"
 #include "../layout.h"
+#include "../metrics.h"
 #include "../trap.h"
 #include "../vm.h"
 
@@ -225,10 +226,12 @@ void i8042_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len,
 
 	/* guest-controlled: off and len; both ports are one byte wide */
 	if (len != 1 || (off != I8042_OFF_DATA && off != I8042_OFF_CMD)) {
+		metrics_inc(&metrics_i8042, I8042_M_MISSED);
 		if (!is_write)
 			memset(data, 0xff, len);
 		return;
 	}
+	metrics_inc(&metrics_i8042, is_write ? I8042_M_WRITE : I8042_M_READ);
 	pthread_mutex_lock(&k->lock);
 	if (is_write) {
 		k->last_cmd = off == I8042_OFF_CMD;
@@ -247,6 +250,8 @@ void i8042_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len,
 	pthread_mutex_unlock(&k->lock);
 
 	/* outside the lock: the callback may stop the whole VM */
+	if (reset)
+		metrics_inc(&metrics_i8042, I8042_M_RESET);
 	if (reset && k->reset != NULL)
 		k->reset(k->reset_opaque);
 }
@@ -281,6 +286,30 @@ void i8042_free(struct i8042 *k)
 		return;
 	pthread_mutex_destroy(&k->lock);
 	free(k);
+}
+
+/*
+ * Ctrl+Alt+Del as key presses in scan code set 2 (what Firecracker's
+ * SendCtrlAltDel sends; the guest's atkbd runs the keyboard untranslated):
+ * Ctrl 0x14, Alt 0x11, Del 0xe0 0x71. No releases: the guest acts on the
+ * press of Del with Ctrl and Alt held.
+ */
+int i8042_ctrl_alt_del(struct i8042 *k, struct kiln_error *err)
+{
+	static const uint8_t keys[] = { 0x14, 0x11, 0xe0, 0x71 };
+
+	pthread_mutex_lock(&k->lock);
+	if (k->count + sizeof(keys) > I8042_BUF) {
+		pthread_mutex_unlock(&k->lock);
+		return kiln_error_set(err, EBUSY,
+				      "i8042: the guest is not reading its "
+				      "keyboard buffer");
+	}
+	for (size_t i = 0; i < sizeof(keys); i++)
+		i8042_push(k, keys[i]);
+	i8042_update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
 }
 
 /* ---- ports 0x60 and 0x64 of a struct vm ---- */
@@ -339,6 +368,15 @@ static void i8042_dev_exit(struct vm *vm, void *state)
 {
 	(void)vm;
 	i8042_dev_free(state);
+}
+
+struct i8042 *i8042_lookup(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].desc->init == i8042_dev_init &&
+		    vm->devices[i].state != NULL)
+			return ((struct i8042_dev *)vm->devices[i].state)->k;
+	return NULL;
 }
 
 VMM_DEVICE(i8042, DEVICE_LEVEL_LEGACY, i8042_dev_init, i8042_dev_exit);

@@ -30,6 +30,11 @@ struct i8042 *i8042_new(int irq_fd, void (*reset)(void *opaque),
 void i8042_free(struct i8042 *k);
 void i8042_io(void *k, uint64_t off, uint8_t *data, uint32_t len,
 	      bool is_write);
+/* Queue the Ctrl+Alt+Del key presses and raise IRQ 1 (any thread). */
+int i8042_ctrl_alt_del(struct i8042 *k, struct kiln_error *err);
+/* The i8042 of a running vm, or NULL. */
+struct vm;
+struct i8042 *i8042_lookup(struct vm *vm);
 
 /* CMOS/RTC: offset 0 is the index port (0x70), offset 1 the data port. */
 #define CMOS_PORT_LEN 2

@@ -30,6 +30,7 @@
 #include "../device.h"
 #include "../evloop.h"
 #include "../layout.h"
+#include "../metrics.h"
 #include "../trap.h"
 #include "../vm.h"
 
@@ -171,6 +172,7 @@ static void serial_out_write(struct serial *s, const uint8_t *buf, size_t len)
 			/* someone else made out_fd non-blocking */
 			if (poll(&pfd, 1, SERIAL_OUT_WAIT_MS) > 0)
 				continue;
+			metrics_add(&metrics_uart, UART_M_MISSED_WRITE, len);
 			if (log_ratelimit())
 				log_warn("serial: console output stalled, "
 					 "dropped %zu bytes",
@@ -181,6 +183,8 @@ static void serial_out_write(struct serial *s, const uint8_t *buf, size_t len)
 		 * EPIPE, ENOSPC, EIO...: the console is gone, the guest is
 		 * not. Say so once and keep the VM running.
 		 */
+		metrics_inc(&metrics_uart, UART_M_ERROR);
+		metrics_add(&metrics_uart, UART_M_MISSED_WRITE, len);
 		log_warn("serial: console output failed, dropping it from now "
 			 "on: %s",
 			 n < 0 ? strerror(errno) : "short write");
@@ -198,6 +202,9 @@ static void serial_flush_locked(struct serial *s)
 
 static void serial_putc(struct serial *s, uint8_t c)
 {
+	metrics_inc(&metrics_uart, UART_M_WRITE);
+	if (s->out_dead)
+		metrics_inc(&metrics_uart, UART_M_MISSED_WRITE);
 	if (s->out_dead || s->out_fd < 0)
 		return;
 	s->out[s->out_len++] = c;
@@ -232,6 +239,7 @@ static uint8_t serial_rx_pop(struct serial *s)
 
 	if (s->rx_count == 0)
 		return 0;
+	metrics_inc(&metrics_uart, UART_M_READ);
 	c = s->rx[s->rx_head];
 	s->rx_head = (s->rx_head + 1) % SERIAL_RX_FIFO;
 	s->rx_count--;
@@ -318,8 +326,10 @@ static void serial_write(struct serial *s, unsigned int off, uint8_t v)
 			break;
 		}
 		if (s->mcr & MCR_LOOP) {
-			if (!serial_rx_push(s, v))
+			if (!serial_rx_push(s, v)) {
 				s->overrun = true;
+				metrics_inc(&metrics_uart, UART_M_MISSED_READ);
+			}
 		} else {
 			serial_putc(s, v);
 		}

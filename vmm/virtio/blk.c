@@ -37,6 +37,7 @@
 
 #include "../../lib/log.h"
 #include "../device.h"
+#include "../metrics.h"
 #include "../vm.h"
 #include "blk.h"
 #include "mmio.h"
@@ -126,6 +127,8 @@ struct blk {
 	uint64_t capacity; /* sectors, under dev.lock */
 	dev_t st_dev;	   /* identity of the open file, for snapshots */
 	ino_t st_ino;
+	struct metrics_group *metrics;	    /* block_<drive id> */
+	bool io_failed;			    /* scratch, under dev.lock */
 	struct virtq_chain chain;	    /* scratch, under dev.lock */
 	struct iovec data[VIRTQ_CHAIN_MAX]; /* scratch, under dev.lock */
 };
@@ -297,8 +300,10 @@ static bool blk_in_range(const struct blk *b, uint64_t sector, uint64_t count)
 
 /* ---- requests ---- */
 
-static uint8_t blk_log_io(const struct blk *b, const char *what, int e)
+static uint8_t blk_log_io(struct blk *b, const char *what, int e)
 {
+	b->io_failed = true;
+	metrics_inc(b->metrics, BLK_M_EXECUTE_FAILS);
 	if (log_ratelimit())
 		log_warn("virtio-blk %s: %s: %s", b->id, what, strerror(-e));
 	return VIRTIO_BLK_S_IOERR;
@@ -424,6 +429,13 @@ static uint8_t blk_request(struct blk *b, struct virtq_chain *c,
 			return blk_log_io(
 				b, h.type == VIRTIO_BLK_T_IN ? "read" : "write",
 				ret);
+		metrics_inc(b->metrics, h.type == VIRTIO_BLK_T_IN
+						? BLK_M_READ_COUNT
+						: BLK_M_WRITE_COUNT);
+		metrics_add(b->metrics,
+			    h.type == VIRTIO_BLK_T_IN ? BLK_M_READ_BYTES
+						      : BLK_M_WRITE_BYTES,
+			    len);
 		if (h.type == VIRTIO_BLK_T_IN)
 			*written = (uint32_t)len;
 		return VIRTIO_BLK_S_OK;
@@ -432,6 +444,7 @@ static uint8_t blk_request(struct blk *b, struct virtq_chain *c,
 			return VIRTIO_BLK_S_UNSUPP;
 		if (fdatasync(b->fd) < 0)
 			return blk_log_io(b, "fdatasync", -errno);
+		metrics_inc(b->metrics, BLK_M_FLUSH_COUNT);
 		return VIRTIO_BLK_S_OK;
 	case VIRTIO_BLK_T_GET_ID:
 		/* guest-controlled: write at most 20 bytes, fewer if short */
@@ -465,6 +478,7 @@ static void blk_notify(struct virtio_dev *d, unsigned int queue)
 	struct virtq_chain *c = &b->chain;
 	bool pushed = false;
 
+	metrics_inc(b->metrics, BLK_M_QUEUE_EVENTS);
 	while (virtq_pop(q, c) == 1) {
 		struct iovec *last;
 		uint32_t written;
@@ -478,7 +492,10 @@ static void blk_notify(struct virtio_dev *d, unsigned int queue)
 					      c->head);
 			break;
 		}
+		b->io_failed = false;
 		status = blk_request(b, c, &written);
+		if (status != VIRTIO_BLK_S_OK && !b->io_failed)
+			metrics_inc(b->metrics, BLK_M_INVALID_REQS);
 		/* guest-controlled: the status is the last writable byte */
 		last = &c->iov[c->nread + c->nwrite - 1];
 		while (last->iov_len == 0)
@@ -614,6 +631,7 @@ static void blk_free(struct blk *b)
 		return;
 	if (b->fd >= 0)
 		close(b->fd);
+	metrics_unregister(b->metrics);
 	free(b->path);
 	free(b->drive_id);
 	free(b);
@@ -656,7 +674,10 @@ static struct blk *blk_new(const struct vm_drive *drv,
 		b->ops.features |= VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
 	if (b->discard)
 		b->ops.features |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD);
-	if (virtio_dev_init(&b->dev, &b->ops, b, mem, err) < 0) {
+	b->metrics = metrics_register("block", drv->id, metrics_blk_defs,
+				      BLK_M_COUNT, err);
+	if (b->metrics == NULL ||
+	    virtio_dev_init(&b->dev, &b->ops, b, mem, err) < 0) {
 		blk_free(b);
 		return NULL;
 	}
@@ -699,6 +720,7 @@ int blk_replace_backing(struct virtio_dev *d, const char *path,
 	virtio_dev_config_changed(d);
 	virtio_dev_unlock(d);
 	close(old);
+	metrics_inc(b->metrics, BLK_M_UPDATES);
 	log_info("drive %s: now `%s`, %llu sectors", b->id, path,
 		 (unsigned long long)bk.capacity);
 	return 0;

@@ -32,6 +32,7 @@
 
 #include "../../lib/log.h"
 #include "../device.h"
+#include "../metrics.h"
 #include "../vm.h"
 #include "mmio.h"
 #include "tap.h"
@@ -96,8 +97,7 @@ struct net {
 	uint8_t *rx_nbuf[2]; /* num_buffers bytes in the first held chain */
 	struct net_held rx_held[NET_QUEUE_SIZE];
 
-	uint64_t rx_packets, rx_bytes, rx_dropped, rx_errors;
-	uint64_t tx_packets, tx_bytes, tx_dropped, tx_errors;
+	struct metrics_group *metrics; /* net_<iface id> */
 
 	struct virtq_chain chain;	   /* scratch */
 	uint8_t rx_buf[NET_FRAME_MAX + 1]; /* +1: a longer read is too long */
@@ -193,7 +193,7 @@ static bool net_rx_deliver(struct net *n)
 			 * ring holds less than one frame: give what fits and
 			 * count it, rather than wait for ever.
 			 */
-			n->rx_dropped++;
+			metrics_inc(n->metrics, NET_M_RX_DROPPED);
 			break;
 		}
 		if (virtq_pop(q, c) != 1)
@@ -211,7 +211,7 @@ static bool net_rx_deliver(struct net *n)
 			 * hold any frame we may receive */
 			virtq_push(q, c->head, 0);
 			n->rx_pushed = true;
-			n->rx_dropped++;
+			metrics_inc(n->metrics, NET_M_RX_DROPPED);
 			net_rx_clear(n);
 			return true;
 		}
@@ -241,8 +241,9 @@ static bool net_rx_deliver(struct net *n)
 	virtq_publish(q);
 	n->rx_pushed = true;
 	if (n->rx_done == n->rx_len) {
-		n->rx_packets++;
-		n->rx_bytes += n->rx_len - NET_HDR_LEN;
+		metrics_inc(n->metrics, NET_M_RX_PACKETS);
+		metrics_add(n->metrics, NET_M_RX_BYTES,
+			    n->rx_len - NET_HDR_LEN);
 	}
 	net_rx_clear(n);
 	return true;
@@ -279,12 +280,12 @@ static void net_rx_pump(struct net *n)
 			if (log_ratelimit())
 				log_warn("virtio-net %s: read TAP `%s`: %s",
 					 n->id, n->tap.name, strerror(errno));
-			n->rx_errors++;
+			metrics_inc(n->metrics, NET_M_TAP_READ_FAILS);
 			net_poll(n, false);
 			break;
 		}
 		if (r < NET_HDR_LEN || r > NET_FRAME_MAX) {
-			n->rx_dropped++;
+			metrics_inc(n->metrics, NET_M_RX_DROPPED);
 			continue;
 		}
 		n->rx_len = (uint32_t)r;
@@ -344,12 +345,13 @@ static void net_tx(struct net *n)
 				log_warn("virtio-net %s: write TAP `%s`: %s",
 					 n->id, n->tap.name, strerror(errno));
 			if (errno == EAGAIN)
-				n->tx_dropped++;
+				metrics_inc(n->metrics, NET_M_TX_DROPPED);
 			else
-				n->tx_errors++;
+				metrics_inc(n->metrics, NET_M_TAP_WRITE_FAILS);
 		} else {
-			n->tx_packets++;
-			n->tx_bytes += c->read_len - NET_HDR_LEN;
+			metrics_inc(n->metrics, NET_M_TX_PACKETS);
+			metrics_add(n->metrics, NET_M_TX_BYTES,
+				    c->read_len - NET_HDR_LEN);
 		}
 		virtq_push(q, c->head, 0);
 		pushed = true;
@@ -420,7 +422,7 @@ static void net_reset(struct virtio_dev *d)
 	struct net *n = d->priv;
 
 	if (n->rx_len > 0)
-		n->rx_dropped++;
+		metrics_inc(n->metrics, NET_M_RX_DROPPED);
 	net_rx_clear(n);
 	n->rx_pushed = false;
 	net_poll(n, false);
@@ -477,7 +479,7 @@ static int net_restore(struct virtio_dev *d, const void *state,
 	if (has_mac)
 		memcpy(n->config.mac, s->mac, 6);
 	if (n->rx_len > 0)
-		n->rx_dropped++;
+		metrics_inc(n->metrics, NET_M_RX_DROPPED);
 	net_rx_clear(n);
 	return 0;
 }
@@ -527,6 +529,7 @@ static void net_free(struct net *n)
 	if (n->in_loop)
 		evloop_del(&n->vm->loop, n->tap.fd);
 	tap_close(&n->tap);
+	metrics_unregister(n->metrics);
 	free(n);
 }
 
@@ -543,6 +546,12 @@ static int net_create(struct vm *vm, const struct vm_net *c, struct net **out,
 	if (tap_open(&n->tap, c->tap, err) < 0) {
 		kiln_error_wrap(err, "network interface `%s`", n->id);
 		free(n);
+		return -1;
+	}
+	n->metrics = metrics_register("net", n->id, metrics_net_defs,
+				      NET_M_COUNT, err);
+	if (n->metrics == NULL) {
+		net_free(n);
 		return -1;
 	}
 	n->ops = net_ops;

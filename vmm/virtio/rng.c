@@ -15,6 +15,7 @@
 
 #include "../../lib/log.h"
 #include "../device.h"
+#include "../metrics.h"
 #include "../vm.h"
 #include "mmio.h"
 #include "virtio.h"
@@ -78,6 +79,8 @@ static void rng_notify(struct virtio_dev *d, unsigned int queue)
 
 		virtq_push(q, r->chain.head, n);
 		r->bytes += n;
+		metrics_inc(&metrics_entropy, ENTROPY_M_EVENTS);
+		metrics_add(&metrics_entropy, ENTROPY_M_BYTES, n);
 		pushed = true;
 	}
 	if (pushed)

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "../device.h"
+#include "../metrics.h"
 #include "../vm.h"
 #include "mmio.h"
 #include "vsock_priv.h"
@@ -196,6 +197,9 @@ void vsock_rx_run(struct vsock *vs)
 		if (n == 0)
 			continue; /* that connection had nothing after all */
 		virtq_push(q, vs->rx_chain.head, n);
+		metrics_inc(&metrics_vsock, VSOCK_M_RX_PACKETS);
+		metrics_add(&metrics_vsock, VSOCK_M_RX_BYTES,
+			    n - VSOCK_HDR_SIZE);
 		vs->rx_held = false;
 		pushed = true;
 	}
@@ -216,12 +220,14 @@ static void tx_one(struct vsock *vs, const struct virtq_chain *c)
 	/* guest-controlled: the whole header must be readable */
 	if (c->read_len < VSOCK_HDR_SIZE) {
 		vsock_log("tx packet of %u bytes, no header", c->read_len);
+		metrics_inc(&metrics_vsock, VSOCK_M_TX_INVALID);
 		return;
 	}
 	iov_copy_from(vs, c, &h, sizeof(h));
 	/* guest-controlled: len within the chain and the packet maximum */
 	if (h.len > VSOCK_MAX_PKT || h.len > c->read_len - VSOCK_HDR_SIZE) {
 		vsock_log("tx packet len %u, chain %u", h.len, c->read_len);
+		metrics_inc(&metrics_vsock, VSOCK_M_TX_INVALID);
 		return;
 	}
 	/* guest-controlled: addresses; a wrong source gets no answer */
@@ -229,8 +235,11 @@ static void tx_one(struct vsock *vs, const struct virtq_chain *c)
 		vsock_log("tx packet from cid %llu to cid %llu dropped",
 			  (unsigned long long)h.src_cid,
 			  (unsigned long long)h.dst_cid);
+		metrics_inc(&metrics_vsock, VSOCK_M_TX_INVALID);
 		return;
 	}
+	metrics_inc(&metrics_vsock, VSOCK_M_TX_PACKETS);
+	metrics_add(&metrics_vsock, VSOCK_M_TX_BYTES, h.len);
 	/* guest-controlled: only streams */
 	if (h.type != VSOCK_TYPE_STREAM) {
 		rst_reply(vs, &h);

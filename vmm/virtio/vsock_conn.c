@@ -31,6 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../metrics.h"
 #include "vsock_priv.h"
 
 static unsigned int hash_of(uint32_t local, uint32_t peer)
@@ -153,6 +154,7 @@ void vsock_conn_free(struct vsock_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	vs->nconns--;
+	metrics_inc(&metrics_vsock, VSOCK_M_CONNS_REMOVED);
 	free(c);
 }
 
@@ -164,6 +166,7 @@ void vsock_conn_free_all(struct vsock *vs)
 
 void vsock_conn_kill(struct vsock_conn *c)
 {
+	metrics_inc(&metrics_vsock, VSOCK_M_CONNS_KILLED);
 	if (c->state == CONN_HANDSHAKE) {
 		vsock_conn_free(c); /* the guest never heard of it */
 		return;
@@ -233,6 +236,7 @@ static bool conn_link(struct vsock_conn *c)
 		vs->conns->prev = c;
 	vs->conns = c;
 	vs->nconns++;
+	metrics_inc(&metrics_vsock, VSOCK_M_CONNS_ADDED);
 	return true;
 }
 
@@ -281,6 +285,7 @@ static bool conn_flush(struct vsock_conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (n <= 0) {
+			metrics_inc(&metrics_vsock, VSOCK_M_TX_WRITE_FAILS);
 			vsock_conn_kill(c);
 			return false;
 		}
@@ -314,6 +319,7 @@ static void conn_write(struct vsock_conn *c, const struct virtq_chain *chain,
 			n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		while (n < 0 && errno == EINTR);
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			metrics_inc(&metrics_vsock, VSOCK_M_TX_WRITE_FAILS);
 			vsock_conn_kill(c);
 			return;
 		}
@@ -556,6 +562,7 @@ uint32_t vsock_conn_rx(struct vsock_conn *c, const struct virtq_chain *chain)
 			vsock_pending_add(c);
 			return 0;
 		} else {
+			metrics_inc(&metrics_vsock, VSOCK_M_RX_READ_FAILS);
 			vsock_conn_kill(c);
 			return vsock_conn_rx(c, chain);
 		}
