@@ -61,6 +61,12 @@ struct vm_config {
 	struct vm_net nets[VM_MAX_NETS];
 	struct vm_vsock vsock;
 	struct vm_balloon balloon;
+	/* Firecracker's "logger" and "metrics": main.c applies them */
+	char *log_path;	  /* NULL: keep logging to stderr */
+	int log_level;	  /* enum log_level; -1: not set */
+	bool show_level;  /* show_level */
+	bool show_origin; /* show_log_origin */
+	char *metrics_path;
 };
 
 void vm_config_init(struct vm_config *c);
@@ -74,6 +80,39 @@ int vm_config_parse_json(struct vm_config *c, const char *json, size_t len,
 			 struct kiln_error *err);
 int vm_config_load_file(struct vm_config *c, const char *path,
 			struct kiln_error *err);
+
+/*
+ * One section of that JSON, already parsed (the API's PUT bodies):
+ * "boot-source", "machine-config", "drives", "network-interfaces",
+ * "vsock", "balloon", "entropy", "logger", "metrics", or "drive" and
+ * "network-interface" for one entry, which is appended. Fields are set
+ * on top of what c holds; parse into a fresh config to replace.
+ */
+struct yajl_val_s;
+int vm_config_parse_section(struct vm_config *c, const char *name,
+			    struct yajl_val_s *v, struct kiln_error *err);
+
+/*
+ * JSON text to a yajl tree (free with yajl_tree_free), with nesting
+ * bounded; NULL with err ("invalid JSON: ...") otherwise.
+ */
+struct yajl_val_s *vm_config_json_tree(const char *text, size_t len,
+				       struct kiln_error *err);
+
+/*
+ * c as Firecracker's full-config JSON (GET /vm/config): the shape that
+ * vm_config_parse_json reads back to the same config. Absent optional
+ * sections are null, as Firecracker writes them. malloc'd; NULL when
+ * out of memory.
+ */
+char *vm_config_to_json(const struct vm_config *c);
+
+/* Firecracker's logger levels ("Info", ...) to enum log_level, and back. */
+int vm_config_log_level(const char *name, struct kiln_error *err);
+const char *vm_config_log_level_name(int level);
+
+/* "aa:bb:cc:dd:ee:ff", unicast only. */
+int vm_config_parse_mac(const char *s, uint8_t mac[6], struct kiln_error *err);
 
 /*
  * Command-line forms of the device sections, key=value lists:
@@ -93,5 +132,12 @@ int vm_config_set_balloon(struct vm_config *c, const char *spec,
 
 /* Check the whole config (kernel given, 1..VM_MAX_VCPUS, memory range). */
 int vm_config_validate(const struct vm_config *c, struct kiln_error *err);
+
+/* The parts of vm_config_validate, for the API to answer each request. */
+int vm_config_validate_machine(const struct vm_config *c,
+			       struct kiln_error *err);
+int vm_config_validate_drive(const struct vm_drive *d, struct kiln_error *err);
+int vm_config_validate_net(const struct vm_net *n, struct kiln_error *err);
+int vm_config_validate_vsock(const struct vm_vsock *v, struct kiln_error *err);
 
 #endif

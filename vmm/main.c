@@ -10,7 +10,10 @@
 
 #include "../lib/error.h"
 #include "../lib/log.h"
+#include "api/api.h"
+#include "api/vm_ops.h"
 #include "config.h"
+#include "metrics.h"
 #include "vm.h"
 
 #ifndef KILN_VERSION
@@ -39,9 +42,18 @@ static void usage(FILE *f)
 		"  --vsock cid=N,uds=PATH                  virtio-vsock, host "
 		"side on PATH\n"
 		"  --balloon amount=MIB[,deflate-on-oom][,stats=SECONDS]\n"
+		"  --api-sock PATH      serve Firecracker's HTTP API on this "
+		"Unix socket;\n"
+		"                       the VM starts on InstanceStart (or at "
+		"once with\n"
+		"                       --config-file)\n"
+		"  --id ID              instance id reported by GET /\n"
 		"  --level LEVEL        log level: error, warning, info, "
 		"debug\n"
 		"  --log-path PATH      log to PATH instead of stderr\n"
+		"  --show-level, --show-log-origin  add the level / source "
+		"file:line to log lines\n"
+		"  --metrics-path PATH  write metrics (JSON lines) to PATH\n"
 		"  --no-api, --boot-timer  accepted for Firecracker "
 		"compatibility\n"
 		"  --version, --help\n"
@@ -67,22 +79,12 @@ static int parse_u64(const char *s, const char *what, uint64_t *out,
 
 static int set_level(const char *s, struct kiln_error *err)
 {
-	static const struct {
-		const char *name;
-		enum log_level level;
-	} levels[] = {
-		{ "error", LOG_ERROR }, { "warning", LOG_WARN },
-		{ "warn", LOG_WARN },	{ "info", LOG_INFO },
-		{ "debug", LOG_DEBUG }, { "trace", LOG_DEBUG },
-	};
+	int level = log_level_parse(s);
 
-	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-		if (strcasecmp(s, levels[i].name) == 0) {
-			log_set_level(levels[i].level);
-			return 0;
-		}
-	}
-	return kiln_error_set(err, 0, "unknown log level `%s`", s);
+	if (level < 0)
+		return kiln_error_set(err, 0, "unknown log level `%s`", s);
+	log_set_level(level);
+	return 0;
 }
 
 static int set_path(char **dst, const char *s)
@@ -108,6 +110,11 @@ enum {
 	OPT_BALLOON,
 	OPT_LEVEL,
 	OPT_LOG_PATH,
+	OPT_SHOW_LEVEL,
+	OPT_SHOW_ORIGIN,
+	OPT_METRICS_PATH,
+	OPT_API_SOCK,
+	OPT_ID,
 	OPT_NOOP,
 	OPT_VERSION,
 	OPT_HELP,
@@ -129,6 +136,11 @@ static const struct option options[] = {
 	{ "balloon", required_argument, NULL, OPT_BALLOON },
 	{ "level", required_argument, NULL, OPT_LEVEL },
 	{ "log-path", required_argument, NULL, OPT_LOG_PATH },
+	{ "show-level", no_argument, NULL, OPT_SHOW_LEVEL },
+	{ "show-log-origin", no_argument, NULL, OPT_SHOW_ORIGIN },
+	{ "metrics-path", required_argument, NULL, OPT_METRICS_PATH },
+	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+	{ "id", required_argument, NULL, OPT_ID },
 	{ "no-api", no_argument, NULL, OPT_NOOP },
 	{ "boot-timer", no_argument, NULL, OPT_NOOP },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -136,8 +148,15 @@ static const struct option options[] = {
 	{ 0 },
 };
 
+/* What the flags say beyond the VM's own configuration. */
+struct vmm_opts {
+	const char *api_sock;
+	const char *id;
+	bool config_file; /* the VM is fully described before any request */
+};
+
 static int parse_args(int argc, char **argv, struct vm_config *cfg,
-		      struct kiln_error *err)
+		      struct vmm_opts *o, struct kiln_error *err)
 {
 	uint64_t n;
 	int c;
@@ -149,6 +168,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 		switch (c) {
 		case OPT_CONFIG:
 			ret = vm_config_load_file(cfg, optarg, err);
+			o->config_file = true;
 			break;
 		case OPT_KERNEL:
 			ret = set_path(&cfg->kernel_path, optarg);
@@ -201,6 +221,21 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 				ret = kiln_error_set(err, errno,
 						     "open log `%s`", optarg);
 			break;
+		case OPT_SHOW_LEVEL:
+			cfg->show_level = true;
+			break;
+		case OPT_SHOW_ORIGIN:
+			cfg->show_origin = true;
+			break;
+		case OPT_METRICS_PATH:
+			ret = set_path(&cfg->metrics_path, optarg);
+			break;
+		case OPT_API_SOCK:
+			o->api_sock = optarg;
+			break;
+		case OPT_ID:
+			o->id = optarg;
+			break;
 		case OPT_NOOP:
 			break;
 		case OPT_VERSION:
@@ -224,10 +259,29 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 	return 0;
 }
 
+/* The logger and metrics settings of a config file or flags. */
+static int apply_observability(struct vm *vm, const struct vm_config *cfg,
+			       struct kiln_error *err)
+{
+	/* without a logger section the default format stays (level shown) */
+	if ((cfg->log_path != NULL || cfg->log_level >= 0 || cfg->show_origin) &&
+	    vm_ops_apply_logger(cfg->log_path, cfg->log_level, cfg->show_level,
+				cfg->show_origin, err) < 0)
+		return -1;
+	if (cfg->metrics_path == NULL)
+		return 0;
+	if (metrics_open(cfg->metrics_path, err) < 0)
+		return -1;
+	return metrics_start_timer(&vm->loop, err);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t start_ns = vm_now_ns();
 	struct kiln_error err = { 0 };
+	struct vmm_opts opts = { 0 };
+	struct api_server *api = NULL;
+	struct api_ctx ctx;
 	struct vm_config cfg;
 	struct vm vm;
 	int status = 0;
@@ -238,16 +292,31 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	log_set_prog("kiln-vmm");
 	vm_config_init(&cfg);
-	if (parse_args(argc, argv, &cfg, &err) < 0 ||
-	    vm_config_validate(&cfg, &err) < 0) {
+	if (parse_args(argc, argv, &cfg, &opts, &err) < 0 ||
+	    ((opts.api_sock == NULL || opts.config_file) &&
+	     vm_config_validate(&cfg, &err) < 0)) {
 		kiln_error_print(&err, "kiln-vmm");
 		vm_config_destroy(&cfg);
 		return 2;
 	}
-	if (vm_create(&vm, &cfg, start_ns, &err) < 0) {
-		kiln_error_print(&err, "kiln-vmm");
-		vm_config_destroy(&cfg);
-		return 1;
+	if (vm_init(&vm, &cfg, start_ns, &err) < 0 ||
+	    apply_observability(&vm, &cfg, &err) < 0)
+		goto fail_init;
+	ctx = (struct api_ctx){
+		.cfg = &cfg,
+		.state = API_NOT_STARTED,
+		.ops = &vm_api_ops,
+		.vmm = &vm,
+		.instance_id = opts.id ? opts.id : "anonymous-instance",
+	};
+	/* the API first: a client may connect while the guest boots */
+	if (opts.api_sock != NULL &&
+	    api_server_start(&api, opts.api_sock, &vm.loop, &ctx, &err) < 0)
+		goto fail_init;
+	if (opts.api_sock == NULL || opts.config_file) {
+		if (vm_boot(&vm, &err) < 0)
+			goto fail_init;
+		ctx.state = API_RUNNING;
 	}
 	if (vm_run(&vm, &err) < 0) {
 		kiln_error_print(&err, "kiln-vmm");
@@ -258,6 +327,14 @@ int main(int argc, char **argv)
 	} else {
 		log_info("%s", vm.exit_msg);
 	}
+	goto out;
+fail_init:
+	kiln_error_print(&err, "kiln-vmm");
+	status = 1;
+out:
+	if (api != NULL)
+		api_server_stop(api);
+	metrics_stop();
 	vm_destroy(&vm);
 	vm_config_destroy(&cfg);
 	return status;

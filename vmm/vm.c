@@ -175,38 +175,6 @@ static int vm_setup_memory(struct vm *vm, struct kiln_error *err)
 	return 0;
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
-	      struct kiln_error *err)
-{
-	memset(vm, 0, sizeof(*vm));
-	vm->cfg = cfg;
-	vm->kvm_fd = vm->vm_fd = vm->signal_fd = -1;
-	vm->mem.fd = -1;
-	vm->loop.epfd = vm->loop.stop_efd = -1;
-	vm->start_ns = start_ns;
-	atomic_init(&vm->exit_reason, VM_RUNNING);
-
-	if (vm_check_mem(cfg->mem_mib << 20, err) < 0 ||
-	    vm_setup_kvm(vm, err) < 0 || vm_setup_memory(vm, err) < 0 ||
-	    evloop_init(&vm->loop, err) < 0 || vcpu_signals_init(err) < 0)
-		goto fail;
-
-	vm->vcpus = calloc(cfg->vcpu_count, sizeof(*vm->vcpus));
-	if (vm->vcpus == NULL) {
-		kiln_error_set(err, ENOMEM, "allocate vCPUs");
-		goto fail;
-	}
-	for (unsigned int i = 0; i < cfg->vcpu_count; i++) {
-		vm->vcpu_count = i + 1;
-		if (vcpu_create(vm, &vm->vcpus[i], i, err) < 0)
-			goto fail;
-	}
-	return 0;
-fail:
-	vm_destroy(vm);
-	return -1;
-}
-
 int vm_irqfd(struct vm *vm, unsigned int gsi, struct kiln_error *err)
 {
 	struct kvm_irqfd irqfd = { .gsi = gsi };
@@ -324,39 +292,24 @@ static int vm_load(struct vm *vm, struct boot_entry *boot,
 	return x86_setup_boot_memory(&vm->mem, boot, err);
 }
 
-int vm_run(struct vm *vm, struct kiln_error *err)
+int vm_init(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
+	    struct kiln_error *err)
 {
-	struct boot_entry boot;
-	unsigned int i;
-	int ret = -1;
-
-	/* devices first: they declare themselves on the command line */
-	if (vm_setup_signals(vm, err) < 0 || vm_init_devices(vm, err) < 0 ||
-	    vm_load(vm, &boot, err) < 0)
-		goto out;
-	for (i = 0; i < vm->vcpu_count; i++)
-		if (x86_setup_vcpu(vm->kvm_fd, vm->vcpus[i].fd, i,
-				   vm->vcpu_count, &boot, err) < 0 ||
-		    vcpu_spawn(&vm->vcpus[i], err) < 0)
-			goto out;
-	log_info("booting %s: %u vCPU, %llu MiB", vm->cfg->kernel_path,
-		 vm->vcpu_count, (unsigned long long)vm->cfg->mem_mib);
-	for (i = 0; i < vm->vcpu_count; i++)
-		vcpu_set_state(&vm->vcpus[i], VCPU_RUNNING);
-
-	if (evloop_run(&vm->loop, err) < 0)
-		goto out;
-	ret = 0;
-out:
-	for (i = 0; i < vm->vcpu_count; i++)
-		vcpu_join(&vm->vcpus[i]);
-	vm_exit_devices(vm);
-	if (ret == 0 && atomic_load(&vm->exit_reason) == VM_EXIT_ERROR)
-		ret = kiln_error_set(err, 0, "%s", vm->exit_msg);
-	return ret;
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->kvm_fd = vm->vm_fd = vm->signal_fd = -1;
+	vm->mem.fd = -1;
+	vm->loop.epfd = vm->loop.stop_efd = -1;
+	vm->start_ns = start_ns;
+	atomic_init(&vm->exit_reason, VM_RUNNING);
+	if (evloop_init(&vm->loop, err) < 0 || vcpu_signals_init(err) < 0 ||
+	    vm_setup_signals(vm, err) < 0)
+		return -1;
+	return 0;
 }
 
-void vm_destroy(struct vm *vm)
+/* Undo vm_boot, back to what vm_init left: the loop and signals stay. */
+static void vm_unboot(struct vm *vm)
 {
 	for (unsigned int i = 0; i < vm->vcpu_count; i++) {
 		vcpu_join(&vm->vcpus[i]);
@@ -368,15 +321,104 @@ void vm_destroy(struct vm *vm)
 	vm_exit_devices(vm);
 	free(vm->cmdline_extra);
 	vm->cmdline_extra = NULL;
-	if (vm->signal_fd >= 0)
-		close(vm->signal_fd);
-	vm->signal_fd = -1;
-	evloop_destroy(&vm->loop);
 	trap_table_destroy(&vm->traps);
 	guest_mem_destroy(&vm->mem);
+	vm->mem.fd = -1;
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->vm_fd = vm->kvm_fd = -1;
+	vm->booted = false;
+	vm->paused = false;
+}
+
+int vm_boot(struct vm *vm, struct kiln_error *err)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct boot_entry boot;
+	unsigned int i;
+
+	if (vm->booted)
+		return kiln_error_set(err, EALREADY,
+				      "the VM is already running");
+	vm->booted = true;
+	if (vm_check_mem(cfg->mem_mib << 20, err) < 0 ||
+	    vm_setup_kvm(vm, err) < 0 || vm_setup_memory(vm, err) < 0)
+		goto fail;
+	vm->vcpus = calloc(cfg->vcpu_count, sizeof(*vm->vcpus));
+	if (vm->vcpus == NULL) {
+		kiln_error_set(err, ENOMEM, "allocate vCPUs");
+		goto fail;
+	}
+	for (i = 0; i < cfg->vcpu_count; i++) {
+		vm->vcpu_count = i + 1;
+		if (vcpu_create(vm, &vm->vcpus[i], i, err) < 0)
+			goto fail;
+	}
+	/* devices first: they declare themselves on the command line */
+	if (vm_init_devices(vm, err) < 0 || vm_load(vm, &boot, err) < 0)
+		goto fail;
+	for (i = 0; i < vm->vcpu_count; i++)
+		if (x86_setup_vcpu(vm->kvm_fd, vm->vcpus[i].fd, i,
+				   vm->vcpu_count, &boot, err) < 0 ||
+		    vcpu_spawn(&vm->vcpus[i], err) < 0)
+			goto fail;
+	log_info("booting %s: %u vCPU, %llu MiB", cfg->kernel_path,
+		 vm->vcpu_count, (unsigned long long)cfg->mem_mib);
+	for (i = 0; i < vm->vcpu_count; i++)
+		vcpu_set_state(&vm->vcpus[i], VCPU_RUNNING);
+	return 0;
+fail:
+	vm_unboot(vm);
+	return -1;
+}
+
+static int vm_set_vcpus(struct vm *vm, enum vcpu_state want, bool paused,
+			struct kiln_error *err)
+{
+	if (!vm->booted)
+		return kiln_error_set(err, 0, "the VM is not running");
+	for (unsigned int i = 0; i < vm->vcpu_count; i++) {
+		vcpu_set_state(&vm->vcpus[i], want);
+		if (vm->vcpus[i].state == VCPU_EXITED)
+			return kiln_error_set(err, 0, "vCPU %u has exited", i);
+	}
+	vm->paused = paused;
+	return 0;
+}
+
+int vm_pause(struct vm *vm, struct kiln_error *err)
+{
+	return vm_set_vcpus(vm, VCPU_PAUSED, true, err);
+}
+
+int vm_resume(struct vm *vm, struct kiln_error *err)
+{
+	return vm_set_vcpus(vm, VCPU_RUNNING, false, err);
+}
+
+int vm_run(struct vm *vm, struct kiln_error *err)
+{
+	int ret = -1;
+
+	if (evloop_run(&vm->loop, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	for (unsigned int i = 0; i < vm->vcpu_count; i++)
+		vcpu_join(&vm->vcpus[i]);
+	vm_exit_devices(vm);
+	if (ret == 0 && atomic_load(&vm->exit_reason) == VM_EXIT_ERROR)
+		ret = kiln_error_set(err, 0, "%s", vm->exit_msg);
+	return ret;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	vm_unboot(vm);
+	if (vm->signal_fd >= 0)
+		close(vm->signal_fd);
+	vm->signal_fd = -1;
+	evloop_destroy(&vm->loop);
 }

@@ -4,6 +4,7 @@
 #define KILN_VMM_VM_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../lib/error.h"
@@ -43,15 +44,29 @@ struct vm {
 	int exit_signal;     /* the signal that ended the VM, if any */
 	char *cmdline_extra; /* what devices add to the kernel command line */
 	uint64_t start_ns;   /* CLOCK_MONOTONIC when the VMM started */
+	bool booted;	     /* vm_boot succeeded: KVM VM, devices, vCPUs */
+	bool paused;	     /* every vCPU parked by vm_pause */
 	_Atomic int exit_reason; /* enum vm_exit_reason, first one wins */
 	char exit_msg[256];
 };
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
-	      struct kiln_error *err);
-/* Load the kernel, set up vCPUs and devices, run until the guest ends. */
+/*
+ * A VM's life: vm_init (event loop and signals, no KVM yet: the API serves
+ * from here), vm_boot (KVM VM, guest memory, devices, kernel, vCPUs
+ * running; on failure everything it made is undone and vm_boot may be
+ * called again), vm_run (the VMM thread's loop until the guest or a
+ * signal ends it), vm_destroy (also after a failed vm_init). cfg must
+ * outlive the VM; it is read by vm_boot.
+ */
+int vm_init(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
+	    struct kiln_error *err);
+int vm_boot(struct vm *vm, struct kiln_error *err);
 int vm_run(struct vm *vm, struct kiln_error *err);
 void vm_destroy(struct vm *vm);
+
+/* Park every vCPU (a paused guest uses no host CPU), or run them again. */
+int vm_pause(struct vm *vm, struct kiln_error *err);
+int vm_resume(struct vm *vm, struct kiln_error *err);
 
 /*
  * End the VM (from any thread): records the first reason and message,

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "../../lib/log.h"
 
 #include "../../vmm/config.h"
 #include "tap.h"
@@ -22,6 +27,70 @@ static void bad(const char *json, const char *want)
 	ok(strstr(err.msg, want) != NULL, "  message `%s` has `%s`", err.msg,
 	   want);
 	vm_config_destroy(&c);
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	       (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Field by field, so a writer that drops a field cannot hide it. */
+static bool config_eq(const struct vm_config *a, const struct vm_config *b)
+{
+	if (!str_eq(a->kernel_path, b->kernel_path) ||
+	    !str_eq(a->initrd_path, b->initrd_path) ||
+	    !str_eq(a->cmdline, b->cmdline) || a->vcpu_count != b->vcpu_count ||
+	    a->mem_mib != b->mem_mib || a->entropy != b->entropy ||
+	    a->ndrives != b->ndrives || a->nnets != b->nnets ||
+	    a->vsock.enabled != b->vsock.enabled ||
+	    a->vsock.cid != b->vsock.cid ||
+	    !str_eq(a->vsock.uds_path, b->vsock.uds_path) ||
+	    memcmp(&a->balloon, &b->balloon, sizeof(a->balloon)) != 0 ||
+	    !str_eq(a->log_path, b->log_path) || a->log_level != b->log_level ||
+	    a->show_level != b->show_level ||
+	    a->show_origin != b->show_origin ||
+	    !str_eq(a->metrics_path, b->metrics_path))
+		return false;
+	for (unsigned int i = 0; i < a->ndrives; i++)
+		if (!str_eq(a->drives[i].id, b->drives[i].id) ||
+		    !str_eq(a->drives[i].path, b->drives[i].path) ||
+		    a->drives[i].read_only != b->drives[i].read_only ||
+		    a->drives[i].root != b->drives[i].root)
+			return false;
+	for (unsigned int i = 0; i < a->nnets; i++)
+		if (!str_eq(a->nets[i].id, b->nets[i].id) ||
+		    !str_eq(a->nets[i].tap, b->nets[i].tap) ||
+		    a->nets[i].has_mac != b->nets[i].has_mac ||
+		    memcmp(a->nets[i].mac, b->nets[i].mac, 6) != 0)
+			return false;
+	return true;
+}
+
+/* JSON -> config -> JSON -> config: both configs and both texts equal. */
+static void round_trip(const char *json, const char *what)
+{
+	struct kiln_error err = { 0 };
+	struct vm_config a, b;
+	char *ja = NULL, *jb = NULL;
+
+	vm_config_init(&a);
+	vm_config_init(&b);
+	is_int(vm_config_parse_json(&a, json, strlen(json), &err), 0,
+	       "round trip %s: parses: %s", what, err.msg);
+	ja = vm_config_to_json(&a);
+	ok(ja != NULL, "  written");
+	is_int(vm_config_parse_json(&b, ja ? ja : "", ja ? strlen(ja) : 0,
+				    &err),
+	       0, "  read back: %s", err.msg);
+	jb = vm_config_to_json(&b);
+	ok(config_eq(&a, &b), "  same config");
+	if (!ok(ja && jb && strcmp(ja, jb) == 0, "  same JSON"))
+		printf("#   %s\n#   %s\n", ja, jb);
+	free(ja);
+	free(jb);
+	vm_config_destroy(&a);
+	vm_config_destroy(&b);
 }
 
 int main(void)
@@ -189,6 +258,82 @@ int main(void)
 		   c.balloon.stats_interval_s == 2,
 	   "balloon fields");
 	vm_config_destroy(&c);
+
+	/* logger and metrics */
+	is_int(parse(&c,
+		     "{\"logger\": {\"log_path\": \"/l\", \"level\": "
+		     "\"warning\", \"show_level\": true, \"show_log_origin\": "
+		     "false, \"module\": null},"
+		     " \"metrics\": {\"metrics_path\": \"/m\"}}",
+		     &err),
+	       0, "logger and metrics parse: %s", err.msg);
+	ok(strcmp(c.log_path, "/l") == 0 && c.log_level == LOG_WARN &&
+		   c.show_level && !c.show_origin,
+	   "logger fields");
+	ok(strcmp(c.metrics_path, "/m") == 0, "metrics_path");
+	vm_config_destroy(&c);
+	vm_config_init(&c);
+	is_int(c.log_level, -1, "no level by default");
+	vm_config_destroy(&c);
+	bad("{\"logger\": {\"module\": \"vmm\"}}", "module filter not "
+						   "supported");
+	bad("{\"logger\": {\"level\": \"Chatty\"}}", "want Error");
+	bad("{\"logger\": {\"colour\": true}}", "unknown key `logger.colour`");
+	bad("{\"metrics\": {}}", "`metrics.metrics_path` is missing");
+	bad("{\"metrics\": []}", "must be an object");
+	bad("{\"mmds-config\": {\"network_interfaces\": []}}", "not supported "
+							       "yet");
+	bad("{\"drive\": {}}", "unknown key `drive`");
+	bad("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+	    "]]",
+	    "nested deeper");
+
+	/* JSON both ways */
+	round_trip("{}", "an empty config");
+	round_trip("{\"boot-source\": {\"kernel_image_path\": \"/k\"}}", "a "
+									 "kerne"
+									 "l "
+									 "alon"
+									 "e");
+	round_trip("{\"boot-source\": {\"kernel_image_path\": \"/k\", "
+		   "\"initrd_path\": \"/i\", \"boot_args\": \"console=ttyS0 "
+		   "quiet \\\"x\\\"\"},"
+		   " \"machine-config\": {\"vcpu_count\": 4, \"mem_size_mib\": "
+		   "4096, \"smt\": false},"
+		   " \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": "
+		   "\"/r\", \"is_root_device\": true, \"is_read_only\": true},"
+		   " {\"drive_id\": \"d\", \"path_on_host\": \"/d \\u00e9\"}],"
+		   " \"network-interfaces\": [{\"iface_id\": \"eth0\", "
+		   "\"host_dev_name\": \"tap0\", \"guest_mac\": "
+		   "\"AA:FC:00:00:00:01\"}, {\"iface_id\": \"eth1\", "
+		   "\"host_dev_name\": \"tap1\"}],"
+		   " \"vsock\": {\"guest_cid\": 4294967294, \"uds_path\": "
+		   "\"/v\"},"
+		   " \"balloon\": {\"amount_mib\": 64, \"deflate_on_oom\": "
+		   "false,"
+		   " \"stats_polling_interval_s\": 0},"
+		   " \"entropy\": {}, \"logger\": {\"level\": \"Trace\"},"
+		   " \"metrics\": {\"metrics_path\": \"/m\"},"
+		   " \"mmds-config\": null, \"cpu-config\": null}",
+		   "every section");
+	{
+		struct vm_config w;
+		char *j;
+
+		vm_config_init(&w);
+		j = vm_config_to_json(&w);
+		ok(j && strstr(j, "\"boot-source\":null") &&
+			   strstr(j, "\"drives\":[]") &&
+			   strstr(j, "\"vsock\":null") &&
+			   strstr(j, "\"balloon\":null") &&
+			   strstr(j, "\"logger\":null") &&
+			   strstr(j, "\"metrics\":null") &&
+			   strstr(j, "\"entropy\":null"),
+		   "absent sections are null, as Firecracker writes them: %s",
+		   j);
+		free(j);
+		vm_config_destroy(&w);
+	}
 
 	vm_config_init(&c);
 	is_int(vm_config_load_file(&c, "/nonexistent.json", &err), -1,

@@ -35,6 +35,7 @@
 
 #include "../../lib/log.h"
 #include "../device.h"
+#include "../metrics.h"
 #include "../vm.h"
 #include "balloon.h"
 #include "mmio.h"
@@ -304,6 +305,9 @@ static void balloon_stats_parse(struct balloon *b, const struct virtq_chain *c)
 	char line[1024];
 	size_t o = 0;
 
+	metrics_inc(&metrics_balloon, BALLOON_M_STATS_UPDATES);
+	if (c->read_len % BALLOON_STAT_BYTES != 0)
+		metrics_inc(&metrics_balloon, BALLOON_M_STATS_FAILS);
 	if (c->read_len % BALLOON_STAT_BYTES != 0 && log_ratelimit())
 		log_warn("virtio-balloon: stats buffer of %u bytes is not "
 			 "whole entries",
@@ -423,6 +427,10 @@ static void balloon_notify(struct virtio_dev *d, unsigned int queue)
 		return;
 	}
 	while (virtq_pop(q, &b->chain) == 1) {
+		metrics_inc(&metrics_balloon,
+			    role == ROLE_INFLATE     ? BALLOON_M_INFLATE
+			    : role == ROLE_REPORTING ? BALLOON_M_REPORT
+						     : BALLOON_M_DEFLATE);
 		if (role == ROLE_INFLATE)
 			balloon_inflate(b, &b->chain);
 		else if (role == ROLE_REPORTING)
@@ -614,6 +622,32 @@ uint32_t balloon_actual_mib(struct virtio_dev *d)
 	mib = b->actual_pages / BALLOON_PAGES_PER_MIB;
 	virtio_dev_unlock(d);
 	return mib;
+}
+
+int balloon_set_stats_interval(struct virtio_dev *d, uint32_t seconds,
+			       struct kiln_error *err)
+{
+	struct balloon *b = balloon_of(d);
+	uint32_t old;
+	int ret;
+
+	if (b == NULL)
+		return kiln_error_set(err, EINVAL, "not a virtio-balloon");
+	virtio_dev_lock(d);
+	/* the statistics queue exists only when enabled at boot (Firecracker) */
+	if (b->stats_interval_s == 0 || seconds == 0) {
+		virtio_dev_unlock(d);
+		return kiln_error_set(err, 0,
+				      "balloon statistics can be enabled or "
+				      "disabled only before boot");
+	}
+	old = b->stats_interval_s;
+	b->stats_interval_s = seconds;
+	ret = balloon_timer_arm(b, err);
+	if (ret < 0)
+		b->stats_interval_s = old;
+	virtio_dev_unlock(d);
+	return ret;
 }
 
 int balloon_get_stats(struct virtio_dev *d, struct balloon_stats *out,

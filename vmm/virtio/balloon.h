@@ -66,6 +66,13 @@ int balloon_get_stats(struct virtio_dev *d, struct balloon_stats *out,
 		      struct kiln_error *err);
 
 /*
+ * A new statistics polling interval (PATCH /balloon/statistics): only
+ * while statistics are on, and not to 0 (they were enabled at boot).
+ */
+int balloon_set_stats_interval(struct virtio_dev *d, uint32_t seconds,
+			       struct kiln_error *err);
+
+/*
  * Ask for fresh statistics now: give the held stats buffer back to the
  * driver, which refills it. What the stats_interval_s timer does.
  */

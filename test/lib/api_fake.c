@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "api_fake.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static int __attribute__((format(printf, 3, 4)))
+record(void *vmm, const char *op, const char *fmt, ...)
+{
+	struct api_fake *f = vmm;
+	size_t used = strlen(f->log);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(f->last, sizeof(f->last), fmt, ap);
+	va_end(ap);
+	/* a full log keeps its start; the fuzzer makes many calls */
+	snprintf(f->log + used, sizeof(f->log) - used, "%s;", f->last);
+	f->ncalls++;
+	if (f->fail_op != NULL && strcmp(f->fail_op, op) == 0)
+		return -1;
+	return 0;
+}
+
+#define RECORD(op, err, ...)                                          \
+	(record(vmm, op, __VA_ARGS__) < 0                             \
+		 ? kiln_error_set(err, 0, "%s",                       \
+				  ((struct api_fake *)vmm)->fail_msg) \
+		 : 0)
+
+static int fake_boot(void *vmm, struct kiln_error *err)
+{
+	return RECORD("boot", err, "boot");
+}
+
+static int fake_pause(void *vmm, struct kiln_error *err)
+{
+	return RECORD("pause", err, "pause");
+}
+
+static int fake_resume(void *vmm, struct kiln_error *err)
+{
+	return RECORD("resume", err, "resume");
+}
+
+static int fake_ctrl_alt_del(void *vmm, struct kiln_error *err)
+{
+	return RECORD("ctrl_alt_del", err, "ctrl_alt_del");
+}
+
+static int fake_logger(void *vmm, const char *path, int level, bool show_level,
+		       bool show_origin, struct kiln_error *err)
+{
+	return RECORD("logger", err, "logger(%s,%d,%d,%d)", path ? path : "-",
+		      level, show_level, show_origin);
+}
+
+static int fake_metrics_open(void *vmm, const char *path,
+			     struct kiln_error *err)
+{
+	return RECORD("metrics_open", err, "metrics_open(%s)", path);
+}
+
+static int fake_metrics_flush(void *vmm, struct kiln_error *err)
+{
+	return RECORD("metrics_flush", err, "metrics_flush");
+}
+
+static int fake_drive_replace(void *vmm, const char *id, const char *path,
+			      struct kiln_error *err)
+{
+	return RECORD("drive_replace", err, "drive_replace(%s,%s)", id, path);
+}
+
+static int fake_balloon_set_target(void *vmm, uint32_t amount_mib,
+				   struct kiln_error *err)
+{
+	return RECORD("balloon_set_target", err, "balloon_set_target(%u)",
+		      amount_mib);
+}
+
+static int fake_balloon_stats(void *vmm, struct balloon_stats *out,
+			      struct kiln_error *err)
+{
+	if (RECORD("balloon_stats", err, "balloon_stats") < 0)
+		return -1;
+	*out = ((struct api_fake *)vmm)->stats;
+	return 0;
+}
+
+static int fake_balloon_set_interval(void *vmm, uint32_t seconds,
+				     struct kiln_error *err)
+{
+	return RECORD("balloon_set_interval", err, "balloon_set_interval(%u)",
+		      seconds);
+}
+
+const struct api_ops api_fake_ops = {
+	.boot = fake_boot,
+	.pause = fake_pause,
+	.resume = fake_resume,
+	.ctrl_alt_del = fake_ctrl_alt_del,
+	.logger = fake_logger,
+	.metrics_open = fake_metrics_open,
+	.metrics_flush = fake_metrics_flush,
+	.drive_replace = fake_drive_replace,
+	.balloon_set_target = fake_balloon_set_target,
+	.balloon_stats = fake_balloon_stats,
+	.balloon_set_interval = fake_balloon_set_interval,
+};
+
+void api_fake_init(struct api_fake *f, struct api_ctx *ctx,
+		   struct vm_config *cfg)
+{
+	memset(f, 0, sizeof(*f));
+	if (ctx == NULL)
+		return;
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->cfg = cfg;
+	ctx->state = API_NOT_STARTED;
+	ctx->ops = &api_fake_ops;
+	ctx->vmm = f;
+	ctx->instance_id = "anonymous-instance";
+}
+
+void api_fake_fail(struct api_fake *f, const char *op, const char *msg)
+{
+	f->fail_op = op;
+	snprintf(f->fail_msg, sizeof(f->fail_msg), "%s", msg ? msg : "");
+}
+
+void api_fake_clear(struct api_fake *f)
+{
+	f->log[0] = '\0';
+	f->last[0] = '\0';
+	f->ncalls = 0;
+}

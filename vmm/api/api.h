@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Firecracker's API: routing a request to its resource, with Firecracker's
+ * paths, JSON bodies, status codes, error shape ({"fault_message": ...})
+ * and pre-boot / post-boot rules. Runs on the VMM thread; everything it
+ * does to the VM goes through api_ops, so tests and the fuzzer can route
+ * requests without a VM.
+ */
+#ifndef KILN_VMM_API_API_H
+#define KILN_VMM_API_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../../lib/error.h"
+#include "../config.h"
+#include "http.h"
+
+enum api_vm_state {
+	API_NOT_STARTED,
+	API_RUNNING,
+	API_PAUSED,
+};
+
+struct balloon_stats;
+
+/*
+ * What a request may do to the VMM. Each returns 0, or -1 with err (the
+ * fault_message). opaque is api_ctx.vmm.
+ */
+struct api_ops {
+	/* InstanceStart: build and start the VM from ctx->cfg */
+	int (*boot)(void *vmm, struct kiln_error *err);
+	int (*pause)(void *vmm, struct kiln_error *err);
+	int (*resume)(void *vmm, struct kiln_error *err);
+	int (*ctrl_alt_del)(void *vmm, struct kiln_error *err);
+	/* PUT /logger: NULL path keeps the current one; level < 0 keeps it */
+	int (*logger)(void *vmm, const char *path, int level, bool show_level,
+		      bool show_origin, struct kiln_error *err);
+	/* PUT /metrics, and FlushMetrics */
+	int (*metrics_open)(void *vmm, const char *path,
+			    struct kiln_error *err);
+	int (*metrics_flush)(void *vmm, struct kiln_error *err);
+	/* PATCH /drives/{id} on a running VM */
+	int (*drive_replace)(void *vmm, const char *id, const char *path,
+			     struct kiln_error *err);
+	/* PATCH /balloon, GET /balloon(/statistics), PATCH /balloon/statistics */
+	int (*balloon_set_target)(void *vmm, uint32_t amount_mib,
+				  struct kiln_error *err);
+	int (*balloon_stats)(void *vmm, struct balloon_stats *out,
+			     struct kiln_error *err);
+	int (*balloon_set_interval)(void *vmm, uint32_t seconds,
+				    struct kiln_error *err);
+};
+
+struct api_ctx {
+	struct vm_config *cfg;	 /* built by pre-boot requests; read after */
+	enum api_vm_state state; /* kept by the router */
+	const struct api_ops *ops;
+	void *vmm;
+	const char *instance_id; /* GET / "id"; "anonymous-instance" */
+};
+
+/* Route one request; always fills resp (status, JSON body or NULL). */
+void api_dispatch(struct api_ctx *ctx, const struct api_request *req,
+		  struct api_response *resp);
+
+/* ---- the bridge between the API thread and the VMM thread ------------ */
+struct evloop;
+struct api_server;
+
+/*
+ * Serve the API on a Unix socket: the HTTP server's thread hands each
+ * request to the VMM thread through a queue and an eventfd watched by
+ * loop, where api_dispatch(ctx) answers it; the API thread waits for that
+ * answer, so the VMM thread never waits on a client.
+ */
+int api_server_start(struct api_server **out, const char *sock_path,
+		     struct evloop *loop, struct api_ctx *ctx,
+		     struct kiln_error *err);
+/* The same with another router in place of api_dispatch (tests). */
+typedef void (*api_dispatch_fn)(struct api_ctx *ctx,
+				const struct api_request *req,
+				struct api_response *resp);
+int api_server_start_with(struct api_server **out, const char *sock_path,
+			  struct evloop *loop, struct api_ctx *ctx,
+			  api_dispatch_fn dispatch, struct kiln_error *err);
+/*
+ * Call from the thread that runs loop, or once nothing runs it: requests
+ * still waiting are answered 503.
+ */
+void api_server_stop(struct api_server *s);
+
+#endif

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * HTTP/1.1 for the API, over libhttp-parser: a connection's byte stream
+ * turned into requests (no I/O, so the fuzzer can drive it), and a server
+ * on a Unix socket run by the API thread.
+ */
+#ifndef KILN_VMM_API_HTTP_H
+#define KILN_VMM_API_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../../lib/error.h"
+
+#define HTTP_MAX_BODY	51200 /* Firecracker's default payload limit */
+#define HTTP_MAX_HEADER 8192  /* request line and headers together */
+#define HTTP_MAX_CONNS	64
+#define HTTP_MAX_PATH	256
+#define HTTP_MAX_OUTPUT (1024 * 1024) /* queued answers per connection */
+
+struct api_request {
+	char method[16];	  /* "GET", "PUT", "PATCH", ... as received */
+	char path[HTTP_MAX_PATH]; /* URL path, query string removed */
+	char *body;		  /* NUL-terminated; "" when there is none */
+	size_t body_len;
+};
+
+struct api_response {
+	int status; /* 200, 204, 400, ... */
+	char *body; /* malloc'd JSON text, or NULL for no body */
+};
+
+/* Called once per complete request; must set resp->status. */
+typedef void (*http_request_fn)(void *opaque, const struct api_request *req,
+				struct api_response *resp);
+
+/* ---- one connection's bytes ---------------------------------------- */
+struct http_conn;
+
+struct http_conn *http_conn_new(void);
+void http_conn_free(struct http_conn *c);
+
+/*
+ * Feed received bytes. Each complete request is handed to fn and its
+ * formatted response appended to the output buffer. Returns 0 to keep
+ * reading, 1 when the connection should close once the output is flushed
+ * (the client asked for it, or the bytes were not HTTP: a 400/413 answer
+ * is queued first).
+ *
+ * Parsing stops while more than HTTP_MAX_OUTPUT bytes wait to be sent (a
+ * client that pipelines but never reads); the rest of data is kept, and
+ * http_conn_feed(c, NULL, 0, ...) resumes it once the output has drained.
+ */
+int http_conn_feed(struct http_conn *c, const char *data, size_t len,
+		   http_request_fn fn, void *opaque);
+
+/* Part of a request received and not yet answered (for idle timeouts). */
+bool http_conn_partial(const struct http_conn *c);
+
+/* Bytes waiting to be sent, and dropping the first n of them once sent. */
+const char *http_conn_output(const struct http_conn *c, size_t *len);
+void http_conn_consume(struct http_conn *c, size_t n);
+
+/* "Bad Request" for 400, ... ("Unknown" for codes we never send). */
+const char *http_reason(int status);
+
+/* ---- the server ------------------------------------------------------ */
+struct http_server;
+
+/*
+ * Bind and listen on a Unix socket at path (an existing path is an error,
+ * as with Firecracker) and start the API thread, which calls fn for each
+ * request. The socket accepts connections when this returns.
+ */
+int http_server_start(struct http_server **out, const char *path,
+		      http_request_fn fn, void *opaque, struct kiln_error *err);
+
+/* Stop the thread, close every connection, unlink the socket, free. */
+void http_server_stop(struct http_server *s);
+
+#endif

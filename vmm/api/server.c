@@ -1,0 +1,571 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The API's Unix socket and its thread ("kiln-api"), and the bridge that
+ * hands each request to the VMM thread.
+ *
+ * The API thread runs its own epoll loop over the listening socket, an
+ * eventfd for stop, and up to HTTP_MAX_CONNS nonblocking connections.
+ * A request is answered synchronously inside http_conn_feed() (the bridge
+ * waits for the VMM thread), so one request is served at a time; other
+ * clients only wait, and the VMM thread never waits on a client.
+ *
+ * Backpressure: a connection is read only while none of its output is
+ * pending; with output pending it waits for EPOLLOUT instead, so a client
+ * that pipelines but never reads costs at most HTTP_MAX_OUTPUT plus one
+ * read. A connection that holds part of a request, or unsent output, and
+ * makes no progress for HTTP_IDLE_TIMEOUT_S is closed, so slow clients
+ * cannot keep slots; an idle keep-alive connection may stay.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../lib/cleanup.h"
+#include "../../lib/log.h"
+#include "../evloop.h"
+#include "../metrics.h"
+#include "api.h"
+#include "http.h"
+
+#define HTTP_IDLE_TIMEOUT_S 10
+#define HTTP_READ_CHUNK	    16384
+#define HTTP_READS_PER_WAKE 16 /* then let other connections run */
+
+struct srv_conn {
+	int fd;
+	uint32_t events;
+	uint64_t last_ns; /* last progress, for the idle timeout */
+	struct http_conn *h;
+	struct srv_conn *prev, *next;
+};
+
+struct http_server {
+	int lfd, epfd, stop_efd;
+	bool stopping;
+	uint64_t listen_paused_until; /* ns; 0 when accepting */
+	pthread_t thread;
+	bool thread_started;
+	http_request_fn fn;
+	void *opaque;
+	struct srv_conn *conns;
+	unsigned int nconns;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char rbuf[HTTP_READ_CHUNK];
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void conn_free(struct http_server *s, struct srv_conn *c)
+{
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	http_conn_free(c->h);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->nconns--;
+	free(c);
+}
+
+/* Send what the client takes; -1 when it is gone. */
+static int conn_flush(struct srv_conn *c)
+{
+	size_t len;
+	const char *out = http_conn_output(c->h, &len);
+
+	while (len > 0) {
+		ssize_t n = send(c->fd, out, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		}
+		http_conn_consume(c->h, (size_t)n);
+		c->last_ns = now_ns();
+		out = http_conn_output(c->h, &len);
+	}
+	return 0;
+}
+
+/*
+ * Serve c until it would block: flush, resume input kept while the output
+ * was full, read and feed. Returns -1 when c is done (closed by the
+ * client, an error, or closing with every answer sent).
+ */
+static int conn_serve(struct http_server *s, struct srv_conn *c)
+{
+	size_t pending;
+	uint32_t want;
+
+	for (int reads = 0;;) {
+		ssize_t n;
+
+		if (conn_flush(c) < 0)
+			return -1;
+		http_conn_output(c->h, &pending);
+		if (pending > 0)
+			break; /* read nothing more until the client reads */
+		if (http_conn_feed(c->h, NULL, 0, s->fn, s->opaque) == 1) {
+			http_conn_output(c->h, &pending);
+			if (pending == 0)
+				return -1;
+			continue;
+		}
+		http_conn_output(c->h, &pending);
+		if (pending > 0)
+			continue;
+		if (reads++ == HTTP_READS_PER_WAKE)
+			break; /* level-triggered: we come back */
+		n = recv(c->fd, s->rbuf, sizeof(s->rbuf), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0)
+			return -1; /* EOF or error, with every answer sent */
+		c->last_ns = now_ns();
+		http_conn_feed(c->h, s->rbuf, (size_t)n, s->fn, s->opaque);
+	}
+	want = pending > 0 ? EPOLLOUT : EPOLLIN;
+	if (want != c->events) {
+		struct epoll_event ev = { .events = want, .data.ptr = c };
+
+		if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+			return -1;
+		c->events = want;
+	}
+	return 0;
+}
+
+/* Over HTTP_MAX_CONNS: say so, best effort, and hang up. */
+static void conn_refuse(int fd)
+{
+	static const char body[] = "{\"fault_message\": \"too many API "
+				   "connections open\"}";
+	char busy[256];
+	int n = snprintf(busy, sizeof(busy),
+			 "HTTP/1.1 503 %s\r\nServer: kiln-vmm\r\n"
+			 "Content-Length: %zu\r\n"
+			 "Content-Type: application/json\r\n"
+			 "Connection: close\r\n\r\n%s",
+			 http_reason(503), sizeof(body) - 1, body);
+
+	if (send(fd, busy, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* the client is gone or not reading: closing is all we do */
+	}
+	close(fd);
+}
+
+static void server_accept(struct http_server *s)
+{
+	for (;;) {
+		struct epoll_event ev = { .events = EPOLLIN };
+		struct srv_conn *c;
+		int fd = accept4(s->lfd, NULL, NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/*
+			 * EMFILE and friends: the connection stays queued and
+			 * a level-triggered loop would spin on it; look again
+			 * in a while.
+			 */
+			if (log_ratelimit())
+				log_warn("API socket: accept: %s",
+					 strerror(errno));
+			ev.events = 0;
+			ev.data.ptr = s;
+			epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd, &ev);
+			s->listen_paused_until = now_ns() + 100000000ULL;
+			return;
+		}
+		if (s->nconns >= HTTP_MAX_CONNS) {
+			conn_refuse(fd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (c != NULL)
+			c->h = http_conn_new();
+		ev.data.ptr = c;
+		if (c == NULL || c->h == NULL ||
+		    epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			if (c != NULL)
+				http_conn_free(c->h);
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->events = EPOLLIN;
+		c->last_ns = now_ns();
+		c->next = s->conns;
+		if (s->conns != NULL)
+			s->conns->prev = c;
+		s->conns = c;
+		s->nconns++;
+	}
+}
+
+static bool conn_stalled(const struct srv_conn *c)
+{
+	size_t pending;
+
+	http_conn_output(c->h, &pending);
+	return pending > 0 || http_conn_partial(c->h);
+}
+
+/*
+ * Ready for what it waits for: the client moved while a long request kept
+ * this thread busy, and epoll has not told us yet.
+ */
+static bool conn_ready(const struct srv_conn *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = (short)c->events };
+
+	return poll(&p, 1, 0) == 1 && p.revents != 0;
+}
+
+/* Close stalled connections; returns the epoll timeout (ms) until the
+ * next deadline, or -1 for none. */
+static int server_expire(struct http_server *s)
+{
+	const uint64_t limit = HTTP_IDLE_TIMEOUT_S * 1000000000ULL;
+	uint64_t now = now_ns(), next = UINT64_MAX;
+	struct srv_conn *c, *nc;
+
+	if (s->listen_paused_until != 0) {
+		if (now >= s->listen_paused_until) {
+			struct epoll_event ev = { .events = EPOLLIN,
+						  .data.ptr = s };
+
+			s->listen_paused_until = 0;
+			epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd, &ev);
+		} else {
+			next = s->listen_paused_until;
+		}
+	}
+	for (c = s->conns; c != NULL; c = nc) {
+		nc = c->next;
+		if (!conn_stalled(c))
+			continue;
+		if (now - c->last_ns >= limit && !conn_ready(c)) {
+			if (log_ratelimit())
+				log_warn("API connection stalled for %d s: "
+					 "closed",
+					 HTTP_IDLE_TIMEOUT_S);
+			conn_free(s, c);
+		} else if (c->last_ns + limit < next) {
+			next = c->last_ns + limit;
+		}
+	}
+	if (next == UINT64_MAX)
+		return -1;
+	/* round up: waking a little late is fine, spinning early is not */
+	return (int)((next - now + 999999) / 1000000);
+}
+
+static void *server_thread(void *arg)
+{
+	struct http_server *s = arg;
+	struct epoll_event evs[HTTP_MAX_CONNS + 2];
+
+	pthread_setname_np(pthread_self(), "kiln-api");
+	while (!s->stopping) {
+		int n = epoll_wait(s->epfd, evs, ARRAY_SIZE(evs),
+				   server_expire(s));
+
+		if (n < 0 && errno != EINTR) {
+			log_error("API thread: epoll_wait: %s",
+				  strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n && !s->stopping; i++) {
+			void *p = evs[i].data.ptr;
+
+			if (p == NULL)
+				s->stopping = true;
+			else if (p == s)
+				server_accept(s);
+			else if (conn_serve(s, p) < 0)
+				conn_free(s, p);
+		}
+	}
+	while (s->conns != NULL)
+		conn_free(s, s->conns);
+	return NULL;
+}
+
+static int server_listen(struct http_server *s, const char *path,
+			 struct kiln_error *err)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(addr.sun_path))
+		return kiln_error_set(err, ENAMETOOLONG,
+				      "API socket path `%s`: %zu bytes, at "
+				      "most %zu fit in a Unix socket address",
+				      path, len, sizeof(addr.sun_path) - 1);
+	memcpy(addr.sun_path, path, len + 1);
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s->lfd < 0)
+		return kiln_error_set(err, errno, "API socket");
+	if (bind(s->lfd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		if (errno == EADDRINUSE)
+			return kiln_error_set(err, 0, "API socket `%s` exists",
+					      path);
+		return kiln_error_set(err, errno, "bind API socket `%s`", path);
+	}
+	memcpy(s->path, path, len + 1);
+	if (listen(s->lfd, 128) < 0)
+		return kiln_error_set(err, errno, "listen on API socket `%s`",
+				      path);
+	return 0;
+}
+
+void http_server_stop(struct http_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->thread_started) {
+		uint64_t one = 1;
+
+		if (write(s->stop_efd, &one, sizeof(one)) < 0) {
+			/* the counter is already non-zero: the thread wakes */
+		}
+		pthread_join(s->thread, NULL);
+	}
+	if (s->path[0] != '\0')
+		unlink(s->path);
+	if (s->lfd >= 0)
+		close(s->lfd);
+	if (s->stop_efd >= 0)
+		close(s->stop_efd);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	free(s);
+}
+
+int http_server_start(struct http_server **out, const char *path,
+		      http_request_fn fn, void *opaque, struct kiln_error *err)
+{
+	struct http_server *s = calloc(1, sizeof(*s));
+	struct epoll_event ev = { .events = EPOLLIN };
+	sigset_t all, old;
+	int ret;
+
+	if (s == NULL)
+		return kiln_error_set(err, ENOMEM, "API server");
+	s->lfd = s->stop_efd = -1;
+	s->fn = fn;
+	s->opaque = opaque;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0) {
+		kiln_error_set(err, errno, "API server epoll");
+		goto fail;
+	}
+	s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ev.data.ptr = NULL;
+	if (s->stop_efd < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->stop_efd, &ev) < 0) {
+		kiln_error_set(err, errno, "API server eventfd");
+		goto fail;
+	}
+	if (server_listen(s, path, err) < 0)
+		goto fail;
+	ev.data.ptr = s;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) < 0) {
+		kiln_error_set(err, errno, "API server epoll");
+		goto fail;
+	}
+	/* signals belong to the VMM thread's signalfd, as for the vCPUs */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&s->thread, NULL, server_thread, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret != 0) {
+		kiln_error_set(err, ret, "start the API thread");
+		goto fail;
+	}
+	s->thread_started = true;
+	*out = s;
+	return 0;
+fail:
+	http_server_stop(s);
+	return -1;
+}
+
+/* ---- the bridge: API thread → VMM thread ------------------------------- */
+
+/* A request waiting for the VMM thread; lives on the API thread's stack. */
+struct api_job {
+	const struct api_request *req;
+	struct api_response *resp;
+	bool done; /* under lock: the API thread may return, job is gone */
+	struct api_job *next;
+};
+
+struct api_server {
+	struct http_server *http;
+	struct evloop *loop;
+	struct api_ctx *ctx;
+	api_dispatch_fn dispatch;
+	int efd; /* API thread → VMM thread: jobs queued */
+	bool in_loop;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct api_job *head, **tail;
+	bool stopping;
+};
+
+static void answer_shutdown(struct api_response *resp)
+{
+	resp->status = 503;
+	resp->body = strdup("{\"fault_message\": \"the VMM is shutting "
+			    "down\"}");
+}
+
+/* API thread: hand the request over and wait for its answer. */
+static void bridge_request(void *opaque, const struct api_request *req,
+			   struct api_response *resp)
+{
+	struct api_server *a = opaque;
+	struct api_job job = { .req = req, .resp = resp };
+	uint64_t t0 = now_ns(), one = 1;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->stopping) {
+		pthread_mutex_unlock(&a->lock);
+		answer_shutdown(resp);
+	} else {
+		*a->tail = &job;
+		a->tail = &job.next;
+		pthread_mutex_unlock(&a->lock);
+		if (write(a->efd, &one, sizeof(one)) < 0) {
+			/* only at a counter near 2^64: the loop wakes anyway */
+		}
+		pthread_mutex_lock(&a->lock);
+		while (!job.done)
+			pthread_cond_wait(&a->cond, &a->lock);
+		pthread_mutex_unlock(&a->lock);
+	}
+	metrics_api_request(req->method, resp->status, now_ns() - t0);
+}
+
+/* VMM thread: answer everything queued. */
+static void bridge_on_event(void *opaque, uint32_t events)
+{
+	struct api_server *a = opaque;
+	struct api_job *job, *next;
+	uint64_t v;
+
+	if (read(a->efd, &v, sizeof(v)) < 0) {
+		/* nonblocking: already drained */
+	}
+	pthread_mutex_lock(&a->lock);
+	job = a->head;
+	a->head = NULL;
+	a->tail = &a->head;
+	pthread_mutex_unlock(&a->lock);
+	for (; job != NULL; job = next) {
+		next = job->next;
+		a->dispatch(a->ctx, job->req, job->resp);
+		pthread_mutex_lock(&a->lock);
+		job->done = true;
+		pthread_cond_broadcast(&a->cond);
+		pthread_mutex_unlock(&a->lock);
+	}
+}
+
+void api_server_stop(struct api_server *a)
+{
+	struct api_job *job;
+
+	if (a == NULL)
+		return;
+	/*
+	 * The VMM thread may no longer run the loop: answer what waits, and
+	 * whatever comes later, here, or the API thread would wait forever
+	 * and the join below with it.
+	 */
+	pthread_mutex_lock(&a->lock);
+	a->stopping = true;
+	for (job = a->head; job != NULL; job = job->next) {
+		answer_shutdown(job->resp);
+		job->done = true;
+	}
+	a->head = NULL;
+	a->tail = &a->head;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	http_server_stop(a->http);
+	if (a->in_loop)
+		evloop_del(a->loop, a->efd);
+	if (a->efd >= 0)
+		close(a->efd);
+	pthread_cond_destroy(&a->cond);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+int api_server_start_with(struct api_server **out, const char *sock_path,
+			  struct evloop *loop, struct api_ctx *ctx,
+			  api_dispatch_fn dispatch, struct kiln_error *err)
+{
+	struct api_server *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return kiln_error_set(err, ENOMEM, "API server");
+	a->loop = loop;
+	a->ctx = ctx;
+	a->dispatch = dispatch;
+	a->tail = &a->head;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (a->efd < 0) {
+		kiln_error_set(err, errno, "API eventfd");
+		goto fail;
+	}
+	if (evloop_add(loop, a->efd, EPOLLIN, bridge_on_event, a, err) < 0)
+		goto fail;
+	a->in_loop = true;
+	if (http_server_start(&a->http, sock_path, bridge_request, a, err) < 0)
+		goto fail;
+	*out = a;
+	return 0;
+fail:
+	api_server_stop(a);
+	return -1;
+}
+
+int api_server_start(struct api_server **out, const char *sock_path,
+		     struct evloop *loop, struct api_ctx *ctx,
+		     struct kiln_error *err)
+{
+	return api_server_start_with(out, sock_path, loop, ctx, api_dispatch,
+				     err);
+}
