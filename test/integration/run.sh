@@ -26,7 +26,14 @@ done
 passed=0 failed=0 failures=
 for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -- "${1:-}"); do
 	start=$(date +%s.%N)
-	if ( set -u; "$t" ) && ( no_leftovers ); then
+	ok=0
+	if ( set -u; "$t" ); then
+		( no_leftovers ) && ok=1
+	else
+		# a failed test may leave its VMM behind: not the next test's fault
+		pkill -9 -x kiln-vmm 2>/dev/null
+	fi
+	if [ "$ok" = 1 ]; then
 		passed=$((passed + 1))
 		printf 'ok   %-44s %5.1fs\n' "$t" "$(echo "$(date +%s.%N) - $start" | bc)"
 	else

@@ -1,0 +1,249 @@
+# The Firecracker-compatible API, driven with curl alone: configure,
+# start, metrics, pause/resume, drive hot-swap, balloon, Ctrl+Alt+Del,
+# bad requests, and GET /vm/config fed back as --config-file.
+
+API_CMDLINE="console=ttyS0 reboot=k panic=1 quiet"
+
+# One request: status code in $code, body in $T/api.body and $body.
+api() { # METHOD PATH [JSON]
+	if [ $# -ge 3 ]; then
+		code=$(curl -s -m 10 -o "$T/api.body" -w '%{http_code}' \
+			--unix-socket "$T/api.sock" -X "$1" \
+			-H 'Content-Type: application/json' -d "$3" \
+			"http://localhost$2") || code=000
+	else
+		code=$(curl -s -m 10 -o "$T/api.body" -w '%{http_code}' \
+			--unix-socket "$T/api.sock" -X "$1" \
+			"http://localhost$2") || code=000
+	fi
+	body=$(cat "$T/api.body" 2>/dev/null)
+}
+
+# A request that must answer WANT.
+api_ok() { # WANT METHOD PATH [JSON]
+	want=$1
+	shift
+	api "$@"
+	[ "$code" = "$want" ] ||
+		{ fail "$1 $2: status $code, want $want: $body"; return 1; }
+}
+
+# A request that must fail with 400 and a fault_message containing TEXT:
+# the body is exactly {"fault_message":"..."} with a non-empty message.
+api_fault() { # TEXT METHOD PATH [JSON]
+	text=$1
+	shift
+	api "$@"
+	[ "$code" = 400 ] ||
+		{ fail "$1 $2: status $code, want 400: $body"; return 1; }
+	printf '%s' "$body" | grep -qE '^\{ *"fault_message" *: *"([^"\\]|\\.)+" *\}$' ||
+		{ fail "$1 $2: not a fault_message body: $body"; return 1; }
+	printf '%s' "$body" | grep -qiF -- "$text" ||
+		{ fail "$1 $2: fault_message lacks '$text': $body"; return 1; }
+}
+
+# A flat value of $body's JSON object: json_get state.
+json_get() { # KEY
+	printf '%s' "$body" | sed -n 's/.*"'"$1"'" *: *"\{0,1\}\([^",}]*\).*/\1/p'
+}
+
+# Start kiln-vmm with --api-sock in the background; wait until it answers.
+api_start() { # [KILN-VMM ARGS...]
+	rm -f "$T/api.sock" "$T/out" "$T/err"
+	timeout -k 5 "${VMM_TIMEOUT:-120}" "$VMM" --api-sock "$T/api.sock" "$@" \
+		>"$T/out" 2>"$T/err" &
+	api_pid=$!
+	for _ in $(seq 100); do
+		api GET /
+		[ "$code" = 200 ] && return 0
+		sleep 0.05
+	done
+	fail "the API socket never answered"
+	cat "$T/err"
+	return 1
+}
+
+# Wait for the background VMM to end: its status in $rc.
+api_wait() {
+	rc=0
+	wait "$api_pid" || rc=$?
+	crlf "$T/out"
+}
+
+# The pre-boot configuration of a guest running /tests/$1.sh.
+api_configure() { # SCRIPT [MEM-MIB]
+	api_ok 204 PUT /boot-source "{\"kernel_image_path\": \"$GUEST/vmlinux\",
+		\"initrd_path\": \"$GUEST/initramfs\",
+		\"boot_args\": \"$API_CMDLINE kiln.script=/tests/$1.sh\"}" &&
+		api_ok 204 PUT /machine-config \
+			"{\"vcpu_count\": 1, \"mem_size_mib\": ${2:-128}}"
+}
+
+ticks() {
+	grep -c '^TICK' "$T/out" 2>/dev/null || true
+}
+
+# ms of CPU (user + system) the process has used.
+cpu_ms() { # PID
+	awk '{ print int(($14 + $15) * 1000 / '"$(getconf CLK_TCK)"') }' "/proc/$1/stat"
+}
+
+# Configure and start through the API alone; the guest runs; metrics
+# flush; pause stops the guest and the VMM's CPU use; resume restarts it.
+test_api_start_metrics_pause_resume() {
+	api_start || return 1
+	api_ok 200 GET / && [ "$(json_get state)" = "Not started" ] ||
+		{ fail "state before start: $body"; return 1; }
+	api_configure api_tick || return 1
+	api_ok 204 PUT /metrics "{\"metrics_path\": \"$T/metrics\"}" || return 1
+	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
+	api_ok 200 GET / && [ "$(json_get state)" = Running ] ||
+		{ fail "state after start: $body"; return 1; }
+	wait_line "TICK 20" 60 "$T/out" || { fail "the guest never ticked"; tail "$T/out"; return 1; }
+	api_ok 204 PUT /actions '{"action_type": "FlushMetrics"}' || return 1
+	python3 - "$T/metrics" <<'PY' || { fail "metrics: $(tail -c 600 "$T/metrics")"; return 1; }
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert lines, "no metrics line"
+m = lines[-1]
+assert m["utc_timestamp_ms"] > 0
+exits = sum(v for k, v in m["vcpu"].items() if k.startswith("exit_"))
+assert exits > 0, m["vcpu"]
+assert m["api_server"], m
+PY
+	pid=$(pgrep -P "$api_pid" -x kiln-vmm)
+	api_ok 204 PATCH /vm '{"state": "Paused"}' || return 1
+	api_ok 200 GET / && [ "$(json_get state)" = Paused ] ||
+		{ fail "state after pause: $body"; return 1; }
+	sleep 0.5
+	t0=$(ticks) c0=$(cpu_ms "$pid")
+	sleep 3
+	t1=$(ticks) c1=$(cpu_ms "$pid")
+	echo "    paused 3 s: $((t1 - t0)) ticks, $((c1 - c0)) ms of VMM CPU"
+	[ "$t1" -eq "$t0" ] || { fail "the guest ticked while paused"; return 1; }
+	[ $((c1 - c0)) -lt 150 ] || { fail "a paused VMM used $((c1 - c0)) ms CPU"; return 1; }
+	api_ok 204 PATCH /vm '{"state": "Resumed"}' || return 1
+	wait_line "TICK $((t1 + 10))" 30 "$T/out" || { fail "no ticks after resume"; return 1; }
+	kill -TERM "$pid"
+	api_wait
+	expect_rc 143
+}
+
+# PATCH /drives swaps the backing file of a running drive: the guest
+# reads the new content and sees the new size.
+test_api_drive_hot_swap() {
+	{ echo OLD; head -c 1048576 /dev/zero; } >"$T/old.img"
+	truncate -s 1M "$T/old.img"
+	{ echo NEW; head -c 10 /dev/zero; } >"$T/new.img"
+	truncate -s 2M "$T/new.img"
+	api_start || return 1
+	api_configure api_blk || return 1
+	api_ok 204 PUT /drives/data "{\"drive_id\": \"data\",
+		\"path_on_host\": \"$T/old.img\", \"is_root_device\": false,
+		\"is_read_only\": true}" || return 1
+	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
+	wait_line "BLK-READ OLD size=2048" 60 "$T/out" ||
+		{ fail "the guest never read OLD"; tail "$T/out"; return 1; }
+	api_fault "not supported after" PUT /drives/data "{\"drive_id\": \"data\",
+		\"path_on_host\": \"$T/new.img\", \"is_root_device\": false,
+		\"is_read_only\": true}" || return 1
+	api_fault "no-such" PATCH /drives/data \
+		"{\"drive_id\": \"data\", \"path_on_host\": \"$T/no-such.img\"}" || return 1
+	api_ok 204 PATCH /drives/data \
+		"{\"drive_id\": \"data\", \"path_on_host\": \"$T/new.img\"}" || return 1
+	api_wait
+	expect_rc 0 && console_has "BLK-READ NEW size=4096" KILN-SCRIPT-RC=0
+}
+
+# The balloon through the API: a new target reaches the guest, GET
+# /balloon and /balloon/statistics report it.
+test_api_balloon() {
+	api_start || return 1
+	api_configure api_tick 256 || return 1
+	api_ok 204 PUT /balloon '{"amount_mib": 0, "deflate_on_oom": false,
+		"stats_polling_interval_s": 1}' || return 1
+	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
+	wait_line "TICK 5" 60 "$T/out" || { fail "the guest never ticked"; return 1; }
+	api_ok 204 PATCH /balloon '{"amount_mib": 64}' || return 1
+	actual=
+	for _ in $(seq 100); do
+		api_ok 200 GET /balloon/statistics || return 1
+		actual=$(json_get actual_mib)
+		[ "$actual" = 64 ] && break
+		sleep 0.2
+	done
+	[ "$actual" = 64 ] || { fail "balloon actual_mib $actual, want 64: $body"; return 1; }
+	[ "$(json_get target_mib)" = 64 ] || { fail "target_mib: $body"; return 1; }
+	[ -n "$(json_get total_memory)" ] ||
+		{ fail "no total_memory in the statistics: $body"; return 1; }
+	api_ok 200 GET /balloon || return 1
+	[ "$(json_get amount_mib)" = 64 ] || { fail "GET /balloon: $body"; return 1; }
+	api_ok 204 PATCH /balloon/statistics '{"stats_polling_interval_s": 2}' || return 1
+	api_fault "" PATCH /balloon '{"amount_mib": 100000}' || return 1
+	kill -TERM "$(pgrep -P "$api_pid" -x kiln-vmm)"
+	api_wait
+	expect_rc 143
+}
+
+# SendCtrlAltDel reaches the guest as the keystroke; Linux reboots, and
+# kiln-vmm exits 0 as on any guest reboot.
+test_api_send_ctrl_alt_del() {
+	api_start || return 1
+	api_configure api_tick || return 1
+	api_fault "before starting" PUT /actions '{"action_type": "SendCtrlAltDel"}' || return 1
+	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
+	wait_line "TICK 10" 60 "$T/out" || { fail "the guest never ticked"; return 1; }
+	api_ok 204 PUT /actions '{"action_type": "SendCtrlAltDel"}' || return 1
+	api_wait
+	expect_rc 0
+}
+
+# Bad requests get a 400 with a fault_message, and the VMM keeps serving;
+# bytes that are not HTTP get a 400 too.
+test_api_bad_requests_keep_serving() {
+	api_start || return 1
+	api_fault "InstanceStart" PUT /actions '{"action_type": "Reboot"}' || return 1
+	api_fault "kernel" PUT /actions '{"action_type": "InstanceStart"}' || return 1
+	api_fault "json" PUT /machine-config '{"vcpu_count": ' || return 1
+	api_fault "bogus" PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 128, "bogus": 2}' || return 1
+	api_fault "vcpu_count" PUT /machine-config '{"vcpu_count": "two", "mem_size_mib": 128}' || return 1
+	api_fault "invalid request" GET /no-such-thing || return 1
+	api_fault "not supported yet" PUT /snapshot/create \
+		'{"snapshot_path": "/tmp/s", "mem_file_path": "/tmp/m"}' || return 1
+	api_fault "before starting" PATCH /vm '{"state": "Paused"}' || return 1
+	# bytes that are not HTTP get a 400; a client that sends half a
+	# request and goes away changes nothing
+	python3 - "$T/api.sock" <<'PY' || { fail "raw socket checks"; return 1; }
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+s.settimeout(5)
+reply = s.recv(4096)
+assert reply.startswith(b"HTTP/1.1 400"), reply
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"PUT /machine-config HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+s.close()
+PY
+	api_ok 200 GET /machine-config || return 1
+	[ "$(json_get vcpu_count)" = 1 ] || { fail "machine-config changed: $body"; return 1; }
+	kill -TERM "$(pgrep -P "$api_pid" -x kiln-vmm)"
+	api_wait
+	expect_rc 143 && [ ! -e "$T/api.sock" ] || { fail "the API socket was left behind"; return 1; }
+}
+
+# GET /vm/config is what --config-file takes: a VM configured through the
+# API boots again from its own description.
+test_api_vm_config_round_trip() {
+	api_start || return 1
+	api_configure api_tick || return 1
+	api_ok 204 PUT /entropy '{}' || return 1
+	api_ok 200 GET /vm/config || return 1
+	printf '%s' "$body" >"$T/vm.json"
+	kill -TERM "$(pgrep -P "$api_pid" -x kiln-vmm)"
+	api_wait
+	sed -i 's#/tests/api_tick.sh#/tests/rng.sh#' "$T/vm.json"
+	vmm --config-file "$T/vm.json"
+	expect_rc 0 && console_has KILN-SCRIPT-RC=0 KILN-INIT-END
+}
