@@ -146,7 +146,8 @@ FUZZ_SRCS_fuzz_api := vmm/api/http.c $(wildcard vmm/api/routes*.c) vmm/config.c 
 FUZZ_LIBS_fuzz_api := -lyajl -lhttp_parser
 FUZZ_SRCS_fuzz_ttrpc := lib/ttrpc.c $(GEN_SRCS) lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_ttrpc := -lprotobuf-c
-.SECONDARY: $(GEN_SRCS) $(GEN_HDRS)
+# keep intermediate objects (san/, generated code) between runs
+.SECONDARY:
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))
 
 .SECONDEXPANSION:

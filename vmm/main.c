@@ -264,7 +264,8 @@ static int apply_observability(struct vm *vm, const struct vm_config *cfg,
 			       struct kiln_error *err)
 {
 	/* without a logger section the default format stays (level shown) */
-	if ((cfg->log_path != NULL || cfg->log_level >= 0 || cfg->show_origin) &&
+	if ((cfg->log_path != NULL || cfg->log_level >= 0 ||
+	     cfg->show_origin) &&
 	    vm_ops_apply_logger(cfg->log_path, cfg->log_level, cfg->show_level,
 				cfg->show_origin, err) < 0)
 		return -1;
