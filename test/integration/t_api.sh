@@ -247,3 +247,22 @@ test_api_vm_config_round_trip() {
 	vmm --config-file "$T/vm.json"
 	expect_rc 0 && console_has KILN-SCRIPT-RC=0 KILN-INIT-END
 }
+
+# A start that fails half-way (the drive's file is missing: KVM VM, memory
+# and some devices already exist) is undone; the VMM keeps serving, and
+# once the drive is fixed the same process boots.
+test_api_failed_start_can_retry() {
+	api_start || return 1
+	api_configure rng || return 1
+	api_ok 204 PUT /entropy '{}' || return 1
+	api_ok 204 PUT /drives/data "{\"drive_id\": \"data\",
+		\"path_on_host\": \"$T/missing.img\", \"is_root_device\": false,
+		\"is_read_only\": false}" || return 1
+	api_fault "missing.img" PUT /actions '{"action_type": "InstanceStart"}' || return 1
+	api_ok 200 GET / && [ "$(json_get state)" = "Not started" ] ||
+		{ fail "state after a failed start: $body"; return 1; }
+	truncate -s 1M "$T/missing.img"
+	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
+	api_wait
+	expect_rc 0 && console_has KILN-SCRIPT-RC=0 KILN-INIT-END
+}
