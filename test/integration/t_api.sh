@@ -96,9 +96,13 @@ test_api_start_metrics_pause_resume() {
 		{ fail "state before start: $body"; return 1; }
 	api_configure api_tick || return 1
 	api_ok 204 PUT /metrics "{\"metrics_path\": \"$T/metrics\"}" || return 1
+	api_ok 204 PUT /logger "{\"log_path\": \"$T/vmm.log\", \"level\": \"Debug\",
+		\"show_level\": true, \"show_log_origin\": true}" || return 1
 	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
 	api_ok 200 GET / && [ "$(json_get state)" = Running ] ||
 		{ fail "state after start: $body"; return 1; }
+	grep -qE '^kiln-vmm: \[[0-9.]+\] INFO: vm\.c:[0-9]+: booting ' "$T/vmm.log" ||
+		{ fail "the log file lacks the boot line with its origin"; cat "$T/vmm.log"; return 1; }
 	wait_line "TICK 20" 60 "$T/out" || { fail "the guest never ticked"; tail "$T/out"; return 1; }
 	api_ok 204 PUT /actions '{"action_type": "FlushMetrics"}' || return 1
 	python3 - "$T/metrics" <<'PY' || { fail "metrics: $(tail -c 600 "$T/metrics")"; return 1; }
