@@ -26,7 +26,7 @@ GEN_HDRS := $(PROTOS:%.proto=$(GEN)/%.pb-c.h)
 BASE_CFLAGS += -I$(GEN)
 
 # ttrpc and the agent client are lib/ code, but kiln-vmm does not link them
-RPC_SRCS := $(wildcard lib/ttrpc.c) $(GEN_SRCS)
+RPC_SRCS := $(wildcard lib/ttrpc*.c) $(GEN_SRCS)
 CLIENT_SRCS := $(wildcard lib/agent_client.c)
 LIB_SRCS := $(filter-out $(RPC_SRCS) $(CLIENT_SRCS),$(wildcard lib/*.c))
 VMM_SRCS := $(wildcard vmm/*.c vmm/hw/*.c vmm/virtio/*.c vmm/api/*.c)
@@ -144,7 +144,7 @@ FUZZ_SRCS_fuzz_virtio_balloon := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/bal
 FUZZ_SRCS_fuzz_api := vmm/api/http.c $(wildcard vmm/api/routes*.c) vmm/config.c \
 	vmm/config_json.c lib/error.c lib/log.c test/lib/api_fake.c
 FUZZ_LIBS_fuzz_api := -lyajl -lhttp_parser
-FUZZ_SRCS_fuzz_ttrpc := lib/ttrpc.c $(GEN_SRCS) lib/error.c lib/log.c
+FUZZ_SRCS_fuzz_ttrpc := lib/ttrpc.c lib/ttrpc_client.c $(GEN_SRCS) lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_ttrpc := -lprotobuf-c
 # keep intermediate objects (san/, generated code) between runs
 .SECONDARY:

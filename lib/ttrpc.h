@@ -126,6 +126,9 @@ int ttrpc_serve_detached(const struct ttrpc_server *s, int fd,
 /* A zeroed, initialised message of type desc (for handler responses). */
 ProtobufCMessage *ttrpc_alloc_msg(const ProtobufCMessageDescriptor *desc);
 
+/* Make a peer's status message printable ASCII, in place (internal). */
+void ttrpc_sanitise(char *s);
+
 /* ---- client ----------------------------------------------------------- */
 struct ttrpc_client;
 
