@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A container's file systems: the rootfs block device (with a tmpfs
+ * overlay when it is read-only) mounted by the agent, and the mounts its
+ * init makes in its own mount namespace before pivot_root.
+ */
+#ifndef KILN_AGENT_MOUNT_H
+#define KILN_AGENT_MOUNT_H
+
+#include "agent.h"
+
+struct mount_one {
+	const char *source, *destination, *type; /* into the request */
+	struct spec_mount_opts opts;
+};
+
+/* Everything the init child needs, checked before the clone. */
+struct mount_plan {
+	char root[160]; /* /run/kiln/c/<id>/rootfs */
+	struct mount_one *mounts;
+	size_t nmounts;
+	bool readonly;
+	const char *hostname; /* NULL: keep the guest's */
+};
+
+#define MOUNTS_MAX 128
+
+/* Check the request's mounts and hostname into plan (mounts malloc'd). */
+int mount_plan_init(struct mount_plan *plan, const char *dir,
+		    const Kiln__Agent__V1__CreateContainerRequest *req,
+		    struct kiln_error *err);
+void mount_plan_free(struct mount_plan *plan);
+
+/* Mount the rootfs device at <dir>/rootfs (sets c->overlay). */
+int mount_rootfs(struct ctr *c, const Kiln__Agent__V1__Rootfs *r,
+		 struct kiln_error *err);
+/* Undo mount_rootfs and remove <dir>; best effort, logs what is left. */
+void mount_rootfs_remove(struct ctr *c);
+
+/*
+ * In the init child, in its new mount namespace: make every mount
+ * private, mount the defaults and plan's mounts under the root,
+ * pivot_root into it, set the hostname. Reports on `report` and returns
+ * -1 on failure. No malloc.
+ */
+int mount_setup_child(const struct mount_plan *plan, int report);
+
+#endif
