@@ -107,9 +107,14 @@ $(GUEST)/tools/%: test/guest/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 
-$(GUEST)/initramfs: $(GUEST)/init $(filter %/kiln-agent,$(PROGS)) hack/mkinitramfs.sh $(GUEST_SCRIPTS) $(GUEST_TOOLS)
+# the agent rides in the initramfs stripped (1.0 MB instead of 1.5 MB)
+$(GUEST)/kiln-agent: $(B)/kiln-agent
+	@mkdir -p $(dir $@)
+	strip -o $@ $<
+
+$(GUEST)/initramfs: $(GUEST)/init $(if $(filter %/kiln-agent,$(PROGS)),$(GUEST)/kiln-agent) hack/mkinitramfs.sh $(GUEST_SCRIPTS) $(GUEST_TOOLS)
 	hack/mkinitramfs.sh $@ $(GUEST)/init \
-		$(foreach f,$(filter %/kiln-agent,$(PROGS)),$(f):/sbin/kiln-agent) \
+		$(if $(filter %/kiln-agent,$(PROGS)),$(GUEST)/kiln-agent:/sbin/kiln-agent) \
 		$(foreach f,$(GUEST_SCRIPTS),$(f):/tests/$(notdir $(f))) \
 		$(foreach f,$(GUEST_TOOLS),$(f):/tools/$(notdir $(f)))
 
@@ -147,7 +152,7 @@ FUZZ_LIBS_fuzz_api := -lyajl -lhttp_parser
 FUZZ_SRCS_fuzz_ttrpc := lib/ttrpc.c lib/ttrpc_client.c $(GEN_SRCS) lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_ttrpc := -lprotobuf-c
 # keep intermediate objects (san/, generated code) between runs
-.SECONDARY:
+.PRECIOUS: $(B)/san/%.o $(B)/obj/%.o $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))
 
 .SECONDEXPANSION:
