@@ -190,6 +190,7 @@ bench: all guest
 	hack/testbed test/bench/io
 	test/bench/api
 	test/bench/api --boot
+	hack/testbed test/bench/agent
 
 demo: deps
 	$(MAKE) all guest

@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config clang lld libclang-rt-14-dev clang-format
 libyajl-dev libseccomp-dev libmnl-dev libcap-dev libprotobuf-c-dev protobuf-c-compiler
-libhttp-parser-dev
+libhttp-parser-dev erofs-utils
 qemu-system-x86 busybox-static e2fsprogs cpio kmod xz-utils gzip python3 curl iproute2
 procps util-linux
 linux-source-6.1 flex bison libelf-dev bc libssl-dev dwarves rsync"
