@@ -151,6 +151,10 @@ FUZZ_SRCS_fuzz_api := vmm/api/http.c $(wildcard vmm/api/routes*.c) vmm/config.c 
 FUZZ_LIBS_fuzz_api := -lyajl -lhttp_parser
 FUZZ_SRCS_fuzz_ttrpc := lib/ttrpc.c lib/ttrpc_client.c $(GEN_SRCS) lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_ttrpc := -lprotobuf-c
+# sandbox_read_file comes from the fuzz file (it serves the input's files)
+FUZZ_SRCS_fuzz_agent_spec := agent/spec.c agent/process.c agent/mount.c \
+	$(GEN)/agent/proto/agent.pb-c.c lib/error.c lib/log.c
+FUZZ_LIBS_fuzz_agent_spec := -lprotobuf-c -lcap
 # keep intermediate objects (san/, generated code) between runs
 .PRECIOUS: $(B)/san/%.o $(B)/obj/%.o $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))

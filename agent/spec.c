@@ -488,17 +488,27 @@ int spec_sysctl_path(const char *key, char *buf, size_t len,
 
 bool spec_hostname_valid(const char *name)
 {
-	size_t n = name ? strnlen(name, 65) : 0;
+	size_t n = name ? strnlen(name, 65) : 0, label = 0;
 
-	if (n == 0 || n > 64 || name[0] == '-' || name[0] == '.')
+	if (n == 0 || n > 64)
 		return false;
+	/* no empty label, none over 63 bytes, none that starts or ends
+	 * with '-' */
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = name[i];
 
-		if (!isalnum(c) && c != '-' && c != '.')
+		if (c == '.') {
+			if (label == 0 || name[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum(c) && c != '-')
+			return false;
+		if (++label > 63 || (c == '-' && label == 1))
 			return false;
 	}
-	return true;
+	return name[n - 1] != '-' && name[n - 1] != '.';
 }
 
 /* ---- stats files --------------------------------------------------------- */
