@@ -13,7 +13,10 @@ BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-fstack-protector-strong -D_FORTIFY_SOURCE=2
 SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
-LDLIBS_VMM := -lyajl -lhttp_parser -lpthread
+# kiln-vmm is static: no dynamic loader at start (1.7 ms of CPU against
+# 3.0 ms dynamic, measured with --version), and nothing to find in /lib
+# once it runs jailed
+LDLIBS_VMM := -static -lyajl_s -lhttp_parser -lpthread
 # the agent is guest code: one static binary, no libc surprises
 LDLIBS_AGENT := -static -lprotobuf-c -lcap -lpthread
 LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lpthread
