@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -206,49 +209,147 @@ void mount_rootfs_remove(struct ctr *c)
 
 /* ---- in the init child: no malloc ------------------------------------- */
 
-/* mkdir -p of root + path, the last component a file when file */
-static int mkpath(const char *root, const char *path, bool file)
+/*
+ * Paths under the container's root are the image's to shape: a symlink
+ * such as /data -> /etc or /a -> ../../.. must not lead a lookup made
+ * before pivot_root into the guest's own root. Every destination is
+ * therefore resolved by openat2(2) with RESOLVE_IN_ROOT from a descriptor
+ * of the root (absolute links and ".." stop at it, as after chroot), and
+ * RESOLVE_NO_MAGICLINKS, because once the container's /proc is mounted a
+ * link to /proc/self/root would jump anywhere.
+ */
+static int open_in_root(int rootfd, const char *path)
 {
-	char buf[PATH_MAX];
-	size_t rl = strlen(root);
-	int n = snprintf(buf, sizeof(buf), "%s%s", root, path);
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = -1;
 
-	if (n < 0 || (size_t)n >= sizeof(buf))
-		return -1;
-	for (char *p = buf + rl + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
+	/* EAGAIN: a rename raced with a ".." step; the kernel asks us to
+	 * retry rather than risk an escape */
+	for (int i = 0; i < 16; i++) {
+		fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+		if (fd >= 0 || errno != EAGAIN)
+			break;
 	}
-	if (file) {
-		int fd = open(buf, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-
-		if (fd < 0 && errno != EISDIR)
-			return -1;
-		if (fd >= 0)
-			close(fd);
-		return 0;
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
+	return fd;
 }
 
-static int mount_at(const struct mount_plan *plan, const char *src,
-		    const char *dst, const char *type, unsigned long flags,
-		    const char *data, int report)
+/*
+ * One component just made (or found) in dir, which is inside the root:
+ * no symlink is followed here, so a link planted where we expected a
+ * directory fails with ELOOP instead of being taken.
+ */
+static int open_component(int dir, const char *name)
 {
-	char path[PATH_MAX];
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+	};
 
-	if (mkpath(plan->root, dst, false) < 0) {
-		proc_report(report, TTRPC_INTERNAL, errno,
-			    "mkdir %s in the rootfs", dst);
+	return (int)syscall(SYS_openat2, dir, name, &how, sizeof(how));
+}
+
+int mount_resolve(int rootfd, const char *path, enum mount_create create)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path), end = len;
+	int fd, saved;
+	char *p;
+
+	if (len >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s%s", plan->root, dst);
+	fd = open_in_root(rootfd, path);
+	if (fd >= 0 || errno != ENOENT || create == MOUNT_OPEN)
+		return fd;
+	memcpy(buf, path, len + 1);
+	/* the longest prefix that exists, resolved in the root */
+	for (;;) {
+		while (end > 0 && buf[end - 1] == '/')
+			end--;
+		while (end > 0 && buf[end - 1] != '/')
+			end--;
+		if (end == 0) {
+			fd = open_in_root(rootfd, "/");
+		} else {
+			char c = buf[end];
+
+			buf[end] = '\0';
+			fd = open_in_root(rootfd, buf);
+			buf[end] = c;
+		}
+		if (fd >= 0)
+			break;
+		if (errno != ENOENT || end == 0)
+			return -1;
+	}
+	/* then one component at a time, relative to what is resolved so far */
+	for (p = buf + end;;) {
+		char *name, *next;
+		bool last;
+		int r, sub;
+
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			return fd;
+		name = p;
+		next = name + strcspn(name, "/");
+		p = next;
+		while (*p == '/')
+			p++;
+		last = *p == '\0';
+		*next = '\0';
+		if (last && create == MOUNT_MKFILE)
+			r = mknodat(fd, name, S_IFREG | 0644, 0);
+		else
+			r = mkdirat(fd, name, 0755);
+		if (r < 0 && errno != EEXIST)
+			goto fail;
+		sub = open_component(fd, name);
+		if (sub < 0)
+			goto fail;
+		close(fd);
+		fd = sub;
+	}
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/*
+ * mount(2) on "/proc/self/fd/N" follows the magic link to the very inode
+ * that was resolved in the root, so the image's links are never walked
+ * again through a string (runc mounts the same way). The child is in a
+ * new mount namespace that still holds the guest's /proc, which the agent
+ * mounted at boot (mount_setup_child checks it); /proc/self works there
+ * although the child is in a new pid namespace: it is visible from the
+ * guest's. The fd-based API (open_tree, move_mount) would spare /proc but
+ * not the flag translation for every file system type's data string.
+ */
+static void fd_path(char *buf, size_t len, int fd)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+static int mount_at(int rootfd, const char *src, const char *dst,
+		    const char *type, unsigned long flags, const char *data,
+		    int report)
+{
+	cleanup_close int fd = mount_resolve(rootfd, dst, MOUNT_MKDIR);
+	char path[32];
+
+	if (fd < 0) {
+		proc_report(report, TTRPC_INTERNAL, errno,
+			    "mount destination %s: resolve in the rootfs", dst);
+		return -1;
+	}
+	fd_path(path, sizeof(path), fd);
 	if (mount(src, path, type, flags, data) < 0) {
 		proc_report(report, TTRPC_INTERNAL, errno,
 			    "mount %s (%s) on %s", src, type, dst);
@@ -257,77 +358,121 @@ static int mount_at(const struct mount_plan *plan, const char *src,
 	return 0;
 }
 
-static int mount_defaults(const struct mount_plan *plan, int report)
+static int dev_links(int rootfd, int report)
+{
+	static const char *const links[][2] = {
+		{ "ptmx", "pts/ptmx" },
+		{ "fd", "/proc/self/fd" },
+		{ "stdin", "/proc/self/fd/0" },
+		{ "stdout", "/proc/self/fd/1" },
+		{ "stderr", "/proc/self/fd/2" },
+	};
+	/* after the tmpfs went on /dev: this is its root */
+	cleanup_close int dev = mount_resolve(rootfd, "/dev", MOUNT_OPEN);
+
+	if (dev < 0) {
+		proc_report(report, TTRPC_INTERNAL, errno,
+			    "mount destination /dev: resolve in the rootfs");
+		return -1;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+		if (symlinkat(links[i][1], dev, links[i][0]) < 0 &&
+		    errno != EEXIST) {
+			proc_report(report, TTRPC_INTERNAL, errno,
+				    "symlink /dev/%s", links[i][0]);
+			return -1;
+		}
+	return 0;
+}
+
+static int mount_defaults(int rootfd, int report)
 {
 	static const char *const devs[] = { "null",   "zero",	 "full",
 					    "random", "urandom", "tty" };
-	static const char *const links[][2] = {
-		{ "/dev/ptmx", "pts/ptmx" },
-		{ "/dev/fd", "/proc/self/fd" },
-		{ "/dev/stdin", "/proc/self/fd/0" },
-		{ "/dev/stdout", "/proc/self/fd/1" },
-		{ "/dev/stderr", "/proc/self/fd/2" },
-	};
 	const unsigned long nse = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-	char path[PATH_MAX];
 
-	if (mount_at(plan, "proc", "/proc", "proc", nse, NULL, report) < 0 ||
-	    mount_at(plan, "sysfs", "/sys", "sysfs", nse | MS_RDONLY, NULL,
+	if (mount_at(rootfd, "proc", "/proc", "proc", nse, NULL, report) < 0 ||
+	    mount_at(rootfd, "sysfs", "/sys", "sysfs", nse | MS_RDONLY, NULL,
 		     report) < 0 ||
-	    mount_at(plan, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME,
-		     "mode=755,size=65536k", report) < 0)
+	    mount_at(rootfd, "tmpfs", "/dev", "tmpfs",
+		     MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k",
+		     report) < 0)
 		return -1;
 	for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
-		char src[32], dst[32];
+		char src[32], path[32];
+		cleanup_close int fd = -1;
 
 		snprintf(src, sizeof(src), "/dev/%s", devs[i]);
-		snprintf(dst, sizeof(dst), "/dev/%s", devs[i]);
-		snprintf(path, sizeof(path), "%s%s", plan->root, dst);
-		if (mkpath(plan->root, dst, true) < 0 ||
-		    mount(src, path, NULL, MS_BIND, NULL) < 0) {
+		fd = mount_resolve(rootfd, src, MOUNT_MKFILE);
+		if (fd >= 0)
+			fd_path(path, sizeof(path), fd);
+		if (fd < 0 || mount(src, path, NULL, MS_BIND, NULL) < 0) {
 			proc_report(report, TTRPC_INTERNAL, errno,
 				    "bind %s into the container", src);
 			return -1;
 		}
 	}
-	if (mount_at(plan, "devpts", "/dev/pts", "devpts",
+	if (mount_at(rootfd, "devpts", "/dev/pts", "devpts",
 		     MS_NOSUID | MS_NOEXEC,
 		     "newinstance,ptmxmode=0666,mode=0620,gid=5", report) < 0 ||
-	    mount_at(plan, "shm", "/dev/shm", "tmpfs", nse,
+	    mount_at(rootfd, "shm", "/dev/shm", "tmpfs", nse,
 		     "mode=1777,size=65536k", report) < 0 ||
-	    mount_at(plan, "mqueue", "/dev/mqueue", "mqueue", nse, NULL,
+	    mount_at(rootfd, "mqueue", "/dev/mqueue", "mqueue", nse, NULL,
 		     report) < 0)
 		return -1;
-	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
-		snprintf(path, sizeof(path), "%s%s", plan->root, links[i][0]);
-		if (symlink(links[i][1], path) < 0 && errno != EEXIST) {
-			proc_report(report, TTRPC_INTERNAL, errno, "symlink %s",
-				    links[i][0]);
-			return -1;
-		}
+	return dev_links(rootfd, report);
+}
+
+/*
+ * A change to the bind mount just made: resolved again, because the
+ * descriptor used to mount names the inode under the new mount, and only
+ * a fresh lookup crosses onto it.
+ */
+static int bind_change(int rootfd, const struct mount_one *m,
+		       unsigned long flags, const char *what, int report)
+{
+	cleanup_close int fd =
+		mount_resolve(rootfd, m->destination, MOUNT_OPEN);
+	char path[32];
+
+	if (fd >= 0)
+		fd_path(path, sizeof(path), fd);
+	if (fd < 0 || mount(NULL, path, NULL, flags, NULL) < 0) {
+		proc_report(report, TTRPC_INTERNAL, errno, "%s %s", what,
+			    m->destination);
+		return -1;
 	}
 	return 0;
 }
 
-static int mount_request(const struct mount_plan *plan,
-			 const struct mount_one *m, int report)
+static int mount_request(int rootfd, const struct mount_one *m, int report)
 {
 	const struct spec_mount_opts *o = &m->opts;
-	char path[PATH_MAX];
+	cleanup_close int fd = -1;
+	char path[32];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s%s", plan->root, m->destination);
 	if (!o->bind)
-		return mount_at(plan, m->source[0] ? m->source : m->type,
+		return mount_at(rootfd, m->source[0] ? m->source : m->type,
 				m->destination, m->type, o->flags,
 				o->data[0] ? o->data : NULL, report);
+	/* the source is the guest's (a volume the client placed), not the
+	 * image's: looked up as usual */
 	if (stat(m->source, &st) < 0) {
 		proc_report(report, TTRPC_INVALID_ARGUMENT, errno,
 			    "bind mount source `%s`", m->source);
 		return -1;
 	}
-	if (mkpath(plan->root, m->destination, !S_ISDIR(st.st_mode)) < 0 ||
-	    mount(m->source, path, NULL, MS_BIND | (o->recursive ? MS_REC : 0),
+	fd = mount_resolve(rootfd, m->destination,
+			   S_ISDIR(st.st_mode) ? MOUNT_MKDIR : MOUNT_MKFILE);
+	if (fd < 0) {
+		proc_report(report, TTRPC_INTERNAL, errno,
+			    "mount destination %s: resolve in the rootfs",
+			    m->destination);
+		return -1;
+	}
+	fd_path(path, sizeof(path), fd);
+	if (mount(m->source, path, NULL, MS_BIND | (o->recursive ? MS_REC : 0),
 		  NULL) < 0) {
 		proc_report(report, TTRPC_INTERNAL, errno, "bind %s on %s",
 			    m->source, m->destination);
@@ -335,18 +480,12 @@ static int mount_request(const struct mount_plan *plan,
 	}
 	/* a bind mount takes its flags only from a remount */
 	if ((o->flags & ~MS_REC) != 0 &&
-	    mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | o->flags, NULL) <
-		    0) {
-		proc_report(report, TTRPC_INTERNAL, errno,
-			    "remount %s with its options", m->destination);
+	    bind_change(rootfd, m, MS_BIND | MS_REMOUNT | o->flags,
+			"remount with its options", report) < 0)
 		return -1;
-	}
-	if (o->propagation &&
-	    mount(NULL, path, NULL, o->propagation, NULL) < 0) {
-		proc_report(report, TTRPC_INTERNAL, errno,
-			    "set propagation of %s", m->destination);
+	if (o->propagation && bind_change(rootfd, m, o->propagation,
+					  "set propagation of", report) < 0)
 		return -1;
-	}
 	return 0;
 }
 
@@ -377,6 +516,33 @@ static int enter_root(const struct mount_plan *plan, int report)
 	return 0;
 }
 
+static int mount_all(const struct mount_plan *plan, int report)
+{
+	/* opened after the bind onto itself: mounts go on that mount */
+	cleanup_close int rootfd =
+		open(plan->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct statfs sf = { .f_type = PROC_SUPER_MAGIC };
+
+	if (rootfd < 0) {
+		proc_report(report, TTRPC_INTERNAL, errno, "open %s",
+			    plan->root);
+		return -1;
+	}
+	if (statfs("/proc/self/fd", &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) {
+		proc_report(report, TTRPC_INTERNAL,
+			    sf.f_type == PROC_SUPER_MAGIC ? errno : 0,
+			    "the guest's /proc is not mounted: mounts in the "
+			    "rootfs go through /proc/self/fd");
+		return -1;
+	}
+	if (mount_defaults(rootfd, report) < 0)
+		return -1;
+	for (size_t i = 0; i < plan->nmounts; i++)
+		if (mount_request(rootfd, &plan->mounts[i], report) < 0)
+			return -1;
+	return 0;
+}
+
 int mount_setup_child(const struct mount_plan *plan, int report)
 {
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
@@ -390,11 +556,8 @@ int mount_setup_child(const struct mount_plan *plan, int report)
 			    plan->root);
 		return -1;
 	}
-	if (mount_defaults(plan, report) < 0)
+	if (mount_all(plan, report) < 0)
 		return -1;
-	for (size_t i = 0; i < plan->nmounts; i++)
-		if (mount_request(plan, &plan->mounts[i], report) < 0)
-			return -1;
 	if (plan->readonly &&
 	    mount(NULL, plan->root, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY,
 		  NULL) < 0) {

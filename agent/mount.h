@@ -37,6 +37,21 @@ int mount_rootfs(struct ctr *c, const Kiln__Agent__V1__Rootfs *r,
 /* Undo mount_rootfs and remove <dir>; best effort, logs what is left. */
 void mount_rootfs_remove(struct ctr *c);
 
+enum mount_create {
+	MOUNT_OPEN,   /* every component must exist */
+	MOUNT_MKDIR,  /* missing ones become directories */
+	MOUNT_MKFILE, /* ... and the last an empty file (a file's bind) */
+};
+
+/*
+ * An O_PATH descriptor of path (absolute, no . or ..) inside the
+ * directory rootfd, every symlink of the image resolved as if rootfd were
+ * "/" (openat2 RESOLVE_IN_ROOT), creating what is missing as told, never
+ * outside rootfd. Returns -1 with errno set. No malloc: the init child
+ * calls it.
+ */
+int mount_resolve(int rootfd, const char *path, enum mount_create create);
+
 /*
  * In the init child, in its new mount namespace: make every mount
  * private, mount the defaults and plan's mounts under the root,

@@ -9,6 +9,9 @@
 #              exit status 3 when it does not, after OUT.ext4 is built
 #   BUSYBOX    environment: the static busybox (default /bin/busybox,
 #              from Debian's busybox-static)
+#   MKROOTFS_LINKS  environment, optional: "NAME=TARGET ..." symlinks made
+#              at the top of the image last (an empty directory NAME is
+#              replaced): hostile images for the agent's mount tests
 set -eu
 
 fail() {
@@ -61,6 +64,14 @@ nogroup:x:65534:
 EOF
 echo kiln-rootfs >"$stage/etc/hostname"
 echo "kiln agent test rootfs" >"$stage/etc/motd"
+for link in ${MKROOTFS_LINKS:-}; do
+	name=${link%%=*}
+	case $name in
+	"" | */* | . | .. | "$link") fail "MKROOTFS_LINKS: bad entry \`$link\`" ;;
+	esac
+	[ ! -d "$stage/$name" ] || rmdir "$stage/$name"
+	ln -s "${link#*=}" "$stage/$name"
+done
 # owned by the user only when we may chown (the test bed runs as root)
 chown 1000:1000 "$stage/home/kiln" 2>/dev/null || true
 

@@ -13,7 +13,8 @@ AG_BULK_BYTES=${KILN_AGENT_BULK_BYTES:-104857600}
 # a subset, to debug one part (the test bed passes KILN_* through)
 AG_STEPS=${KILN_AGENT_STEPS:-ready stdio_exact stdin_bulk tty tty_resize \
 sigterm_init sigterm_trap sigterm_exec_sigkill exec_same_fs two_containers \
-spec_ids spec_caps_root spec_caps_user spec_username stats_move bad_input shutdown}
+spec_ids spec_caps_root spec_caps_user spec_username stats_move symlink_root \
+bad_input shutdown}
 
 # Every call is bounded: a WaitProcess that never answers must not hang
 # the suite.
@@ -314,6 +315,67 @@ ag_stats_move() {
 		{ ag_fail "memory grew by $((mem1 - mem0)), want >= 32 MiB"; return 1; }
 	[ "$cpu1" -ge $((cpu0 + 10000)) ] ||
 		ag_fail "cpu grew by $((cpu1 - cpu0)) us, want >= 10 ms"
+}
+
+# Images whose links point out of the root, in a guest of their own (the
+# links break every other step): on vda /dev -> /etc and /sys -> a run of
+# .. to /mnt, on vdb /proc -> /proc/self/root. The init child resolves
+# each mount destination inside the container's root (openat2
+# RESOLVE_IN_ROOT), so the /dev tmpfs with its nodes is the container's
+# /etc and sysfs its /mnt. Looked up as plain paths they would land on
+# the guest's /etc and /mnt, which pivot_root then hides: no /dev/null.
+ag_symlink_root() {
+	for img in links:"dev=/etc sys=../../../../../../../../mnt" \
+		loop:"proc=/proc/self/root"; do
+		MKROOTFS_LINKS=${img#*:} "$TOP/test/integration/mkrootfs.sh" \
+			"$T/${img%%:*}.ext4" ||
+			{ fail "mkrootfs.sh with ${img#*:} failed"; return 1; }
+	done
+	main_uds=$AG_UDS
+	AG_UDS=$T/links.sock
+	rm -f "$AG_UDS"
+	timeout -k 5 300 "$VMM" --kernel "$GUEST/vmlinux" \
+		--initrd "$GUEST/initramfs" --vcpus 1 --mem 256 \
+		--drive "id=rootfs,path=$T/links.ext4" \
+		--drive "id=rootfs2,path=$T/loop.ext4" \
+		--vsock "cid=3,uds=$AG_UDS" \
+		--cmdline "console=ttyS0 reboot=k panic=1 quiet rdinit=/sbin/kiln-agent" \
+		>"$T/links.out" 2>"$T/links.err" &
+	lpid=$!
+	rc=0
+	ag_symlink_checks || rc=1
+	ag shutdown >/dev/null 2>&1
+	for _ in $(seq 300); do
+		kill -0 "$lpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$lpid" 2>/dev/null
+	wait "$lpid" 2>/dev/null
+	AG_UDS=$main_uds
+	[ "$rc" -eq 0 ] || sed 's/^/      console| /' "$T/links.out" | tail -n 10
+	return "$rc"
+}
+
+ag_symlink_checks() {
+	agrun wait-ready && ag_expect_rc 0 || return 1
+	agrun run --id l1 --rootfs /dev/vda -- sh -c '
+		stat -f -c "etc=%T" /etc; stat -f -c "mnt=%T" /mnt
+		echo marker >/dev/x && cat /etc/x
+		test -c /etc/null && echo >/dev/null && echo null=char
+		test -d /mnt/kernel && echo mnt-has-kernel
+		test -e /etc/passwd && echo image-etc-visible; true'
+	ag_expect_rc 0 && ag_out_has etc=tmpfs mnt=sysfs marker null=char \
+		mnt-has-kernel || return 1
+	! grep -qx image-etc-visible "$T/ag.out" ||
+		{ ag_fail "the image's /etc is not under the /dev tmpfs"; return 1; }
+	# the marker lived in l1's tmpfs; the image and the guest kept nothing
+	agrun run --id l2 --rootfs /dev/vda -- sh -c \
+		'test ! -e /etc/x && stat -f -c %T /etc'
+	ag_expect_rc 0 && ag_out_is tmpfs || return 1
+	# a link back to itself through a magic link: one clear error
+	agrun run --id l3 --rootfs /dev/vdb -- true
+	ag_clear_error "mount destination /proc:" || return 1
+	agrun check && ag_expect_rc 0
 }
 
 ag_bad_input() {
