@@ -78,7 +78,7 @@ $(B)/kiln-agent: $(call obj,$(AGENT_SRCS) $(RPC_SRCS) $(LIB_SRCS))
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_AGENT)
 
 # the host side of the agent as a command, for tests and benchmarks
-$(B)/kiln-agentctl: $(call obj,test/tools/agentctl.c $(CLIENT_SRCS) $(RPC_SRCS) $(LIB_SRCS))
+$(B)/kiln-agentctl: $(call obj,test/tools/agentctl.c test/tools/agentctl_opts.c $(CLIENT_SRCS) $(RPC_SRCS) $(LIB_SRCS))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lprotobuf-c -lpthread
 

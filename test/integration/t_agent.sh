@@ -13,8 +13,8 @@ AG_BULK_BYTES=${KILN_AGENT_BULK_BYTES:-104857600}
 # a subset, to debug one part (the test bed passes KILN_* through)
 AG_STEPS=${KILN_AGENT_STEPS:-ready stdio_exact stdin_bulk tty tty_resize \
 sigterm_init sigterm_trap sigterm_exec_sigkill exec_same_fs two_containers \
-spec_ids spec_caps_root spec_caps_user spec_username stats_move symlink_root \
-bad_input shutdown}
+spec_ids spec_caps_root spec_caps_user spec_username stats_move mounts \
+symlink_root bad_input shutdown}
 
 # Every call is bounded: a WaitProcess that never answers must not hang
 # the suite.
@@ -315,6 +315,54 @@ ag_stats_move() {
 		{ ag_fail "memory grew by $((mem1 - mem0)), want >= 32 MiB"; return 1; }
 	[ "$cpu1" -ge $((cpu0 + 10000)) ] ||
 		ag_fail "cpu grew by $((cpu1 - cpu0)) us, want >= 10 ms"
+}
+
+# the /proc/mounts line of $2 in what $1 printed: "type=T" and one "opt=O"
+# per option, for ag_out_has
+AG_MNT_AWK='$2 == D { n++; print "type=" $3; k = split($4, o, ","); for (i = 1; i <= k; i++) print "opt=" o[i] } END { print "lines=" n + 0 }'
+
+# Mounts the client asks for (CreateContainerRequest.mounts): a tmpfs
+# with its options, a read-only bind of the guest's own /sbin (the
+# initramfs, where the agent runs), then requests the agent refuses.
+ag_mounts() {
+	# tmpfs hides its default mode 1777 in /proc/mounts: /private, with
+	# an empty SOURCE, shows that a mode and a flag arrive too
+	agrun run --id mnt1 --rootfs "$AG_R1" \
+		--mount tmpfs:tmpfs:/scratch:size=1m,mode=1777 \
+		--mount tmpfs::/private:mode=700,noexec -- sh -c "
+		awk -v D=/scratch '$AG_MNT_AWK' /proc/mounts
+		echo mode=\$(stat -c %a /scratch)
+		awk -v D=/private '$AG_MNT_AWK' /proc/mounts | sed s/^/private-/
+		echo private-mode=\$(stat -c %a /private)
+		dd if=/dev/zero of=/scratch/big bs=1M count=2 2>&1; echo dd=\$?"
+	ag_expect_rc 0 && ag_out_has lines=1 type=tmpfs opt=size=1024k \
+		mode=1777 private-lines=1 private-type=tmpfs \
+		private-opt=mode=700 private-opt=noexec private-mode=700 || return 1
+	grep -q 'No space left on device' "$T/ag.out" ||
+		{ ag_fail "writing 2 MiB to a 1 MiB tmpfs did not fail with ENOSPC"; return 1; }
+	! grep -qx dd=0 "$T/ag.out" || { ag_fail "dd of 2 MiB succeeded"; return 1; }
+	agrun run --id mnt2 --rootfs "$AG_R1" \
+		--mount bind:/sbin:/host-sbin:rbind,ro -- sh -c "
+		awk -v D=/host-sbin '$AG_MNT_AWK' /proc/mounts
+		test -x /host-sbin/kiln-agent && echo agent-visible
+		touch /host-sbin/x 2>&1; echo touch=\$?"
+	ag_expect_rc 0 && ag_out_has lines=1 opt=ro agent-visible touch=1 || return 1
+	grep -q 'Read-only file system' "$T/ag.out" ||
+		{ ag_fail "touch did not fail with EROFS"; return 1; }
+	# what the agent refuses, each as one line that names it
+	agrun run --id mbad1 --rootfs "$AG_R1" --mount bogusfs:none:/x -- true
+	ag_clear_error bogusfs || return 1
+	agrun run --id mbad2 --rootfs "$AG_R1" --mount tmpfs:tmpfs:scratch -- true
+	ag_clear_error "\`scratch\` is not absolute" || return 1
+	agrun run --id mbad3 --rootfs "$AG_R1" --mount bind:/no/such:/x -- true
+	ag_clear_error /no/such || return 1
+	# and what agentctl refuses itself, before it connects
+	agrun run --id mbad4 --rootfs "$AG_R1" --mount tmpfs:/scratch -- true
+	ag_expect_rc 2 && ag_clear_error "want TYPE:SOURCE:DEST" || return 1
+	agrun check && ag_expect_rc 0 || return 1
+	# nothing was left under the ids that failed
+	agrun run --id mbad1 --rootfs "$AG_R1" -- true
+	ag_expect_rc 0
 }
 
 # Images whose links point out of the root, in a guest of their own (the

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,12 +27,8 @@
 #include "../../lib/agent_client.h"
 #include "../../lib/cleanup.h"
 #include "../../lib/error.h"
+#include "agentctl.h"
 
-#define PROG "kiln-agentctl"
-#define DEFAULT_PATH \
-	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define EXIT_FAIL	    1
-#define EXIT_USAGE	    2
 #define DEFAULT_TIMEOUT_SEC 30
 
 struct ctl {
@@ -43,39 +38,8 @@ struct ctl {
 	struct kiln_error err;
 };
 
-/* Every command's options: for run and exec a Process and its container. */
-struct proc_opts {
-	const char *id, *exec_id, *rootfs, *fstype, *hostname, *cwd;
-	bool ro, readonly_rootfs, tty, detach, keep, no_stdin, all, have_sec;
-	bool no_new_privs;
-	uint32_t rows, cols, count, bytes;
-	int64_t sec, nsec;
-	Kiln__Agent__V1__Process proc;
-	Kiln__Agent__V1__User user;
-	Kiln__Agent__V1__Capabilities caps;
-	bool have_caps;
-	Kiln__Agent__V1__Rlimit *rlimit_store;
-	char **env, **caplist;
-	uint32_t *groups;
-};
-
 static struct termios saved_tio;
 static bool raw_mode;
-
-static int usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", PROG);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see %s --help)\n", PROG);
-	return EXIT_USAGE;
-}
 
 static void usage(FILE *f)
 {
@@ -90,6 +54,7 @@ static void usage(FILE *f)
 		   "CAP]...\n"
 		   "      [--no-caps] [--no-new-privs] [--hostname H] "
 		   "[--no-stdin]\n"
+		   "      [--mount TYPE:SOURCE:DEST[:OPT,OPT...]]...\n"
 		   "      [--detach] [--keep] -- ARGS...\n"
 		   "  exec --id ID [--exec-id E] [process options] -- ARGS...\n"
 		   "  kill --id ID [--exec-id E] [--all] SIGNAL\n"
@@ -103,57 +68,6 @@ static void usage(FILE *f)
 		   "  bench-exec --id ID [--count N] -- ARGS   "
 		   "ExecProcess+Wait "
 		   "round trips\n");
-}
-
-static int parse_u32(const char *s, uint32_t *out)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 ||
-	    v > UINT32_MAX)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-
-	if (strcmp(s, "unlimited") == 0 || strcmp(s, "-1") == 0) {
-		*out = UINT64_MAX;
-		return 0;
-	}
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* "TERM", "SIGTERM" or "15" */
-static int parse_signal(const char *s, uint32_t *sig)
-{
-	int i;
-
-	if (parse_u32(s, sig) == 0)
-		return *sig > 0 && *sig < (uint32_t)NSIG ? 0 : -1;
-	if (strncmp(s, "SIG", 3) == 0)
-		s += 3;
-	for (i = 1; i < NSIG; i++) {
-		const char *name = sigabbrev_np(i);
-
-		if (name != NULL && strcmp(name, s) == 0) {
-			*sig = (uint32_t)i;
-			return 0;
-		}
-	}
-	return -1;
 }
 
 /* Every command may race the guest's boot: wait for the agent. */
@@ -333,246 +247,6 @@ static int relay(struct ctl *ctl, struct proc_opts *o, const char *exec_id,
 
 /* ---- run and exec ------------------------------------------------------ */
 
-/* option values: letters, though only the long names are accepted */
-
-#define ARG(name, v)                             \
-	{                                        \
-		name, required_argument, NULL, v \
-	}
-#define FLAG(name, v)                      \
-	{                                  \
-		name, no_argument, NULL, v \
-	}
-static const struct option proc_longopts[] = {
-	ARG("id", 'i'),	      ARG("exec-id", 'e'),	 ARG("rootfs", 'r'),
-	ARG("fstype", 'f'),   FLAG("ro", 'o'),		 FLAG("read-only", 'R'),
-	FLAG("tty", 't'),     ARG("rows", 'y'),		 ARG("cols", 'x'),
-	ARG("user", 'u'),     ARG("groups", 'g'),	 ARG("cwd", 'c'),
-	ARG("env", 'E'),      ARG("rlimit", 'l'),	 ARG("cap", 'C'),
-	FLAG("no-caps", 'N'), FLAG("no-new-privs", 'P'), ARG("hostname", 'h'),
-	FLAG("detach", 'd'),  FLAG("keep", 'k'),	 FLAG("no-stdin", 'I'),
-	FLAG("all", 'a'),     ARG("sec", 's'),		 ARG("nsec", 'n'),
-	ARG("bytes", 'b'),    ARG("count", 'm'),	 { NULL, 0, NULL, 0 },
-};
-
-/* "NOFILE=1024:2048" or "RLIMIT_NOFILE=..." */
-static int parse_rlimit(const char *s, Kiln__Agent__V1__Rlimit *rl)
-{
-	const char *eq = strchr(s, '=');
-	char *name, *colon, *val;
-
-	if (eq == NULL || eq == s)
-		return -1;
-	if (asprintf(&name, "%s%.*s", strncmp(s, "RLIMIT_", 7) ? "RLIMIT_" : "",
-		     (int)(eq - s), s) < 0)
-		return -1;
-	val = strdup(eq + 1);
-	if (val == NULL)
-		return -1;
-	colon = strchr(val, ':');
-	if (colon == NULL)
-		return -1;
-	*colon = '\0';
-	kiln__agent__v1__rlimit__init(rl);
-	rl->type = name;
-	if (parse_u64(val, &rl->soft) < 0 ||
-	    parse_u64(colon + 1, &rl->hard) < 0)
-		return -1;
-	free(val);
-	return 0;
-}
-
-static int parse_user(const char *s, struct proc_opts *o)
-{
-	const char *colon = strchr(s, ':');
-	char uid[32];
-
-	if (s[0] < '0' || s[0] > '9') {
-		o->user.username = (char *)s;
-		return 0;
-	}
-	if (colon == NULL || (size_t)(colon - s) >= sizeof(uid))
-		return -1;
-	memcpy(uid, s, (size_t)(colon - s));
-	uid[colon - s] = '\0';
-	return parse_u32(uid, &o->user.uid) < 0 ||
-			       parse_u32(colon + 1, &o->user.gid) < 0
-		       ? -1
-		       : 0;
-}
-
-static int parse_groups(char *s, struct proc_opts *o)
-{
-	char *tok, *save = NULL;
-	size_t n = 1;
-
-	for (const char *p = s; *p != '\0'; p++)
-		n += *p == ',';
-	o->groups = calloc(n, sizeof(*o->groups));
-	if (o->groups == NULL)
-		return -1;
-	for (tok = strtok_r(s, ",", &save); tok != NULL;
-	     tok = strtok_r(NULL, ",", &save))
-		if (parse_u32(tok, &o->groups[o->user.n_additional_gids++]) < 0)
-			return -1;
-	o->user.additional_gids = o->groups;
-	return 0;
-}
-
-/* the options that only keep their argument or set a flag */
-#define STR_OPT(v, f)                                  \
-	{                                              \
-		v, offsetof(struct proc_opts, f), true \
-	}
-#define BOOL_OPT(v, f)                                  \
-	{                                               \
-		v, offsetof(struct proc_opts, f), false \
-	}
-static const struct {
-	int val;
-	size_t off;
-	bool is_str;
-} plain_opts[] = {
-	STR_OPT('i', id),	  STR_OPT('e', exec_id),
-	STR_OPT('r', rootfs),	  STR_OPT('f', fstype),
-	STR_OPT('h', hostname),	  STR_OPT('c', cwd),
-	BOOL_OPT('o', ro),	  BOOL_OPT('R', readonly_rootfs),
-	BOOL_OPT('t', tty),	  BOOL_OPT('d', detach),
-	BOOL_OPT('k', keep),	  BOOL_OPT('I', no_stdin),
-	BOOL_OPT('a', all),	  BOOL_OPT('P', no_new_privs),
-	BOOL_OPT('N', have_caps),
-};
-
-/*
- * Options into o; ARGS after them (after "--" or the first non-option).
- * Returns 0 or an exit status for a usage error.
- */
-static int parse_proc_opts(int argc, char **argv, struct proc_opts *o)
-{
-	bool have_path = false;
-	size_t i;
-	int opt;
-
-	kiln__agent__v1__process__init(&o->proc);
-	kiln__agent__v1__user__init(&o->user);
-	kiln__agent__v1__capabilities__init(&o->caps);
-	o->proc.user = &o->user;
-	o->cwd = "/";
-	o->fstype = "ext4";
-	/* every option takes at most one slot */
-	o->env = calloc((size_t)argc + 2, sizeof(*o->env));
-	o->caplist = calloc((size_t)argc + 1, sizeof(*o->caplist));
-	o->rlimit_store = calloc((size_t)argc + 1, sizeof(*o->rlimit_store));
-	o->proc.rlimits = calloc((size_t)argc + 1, sizeof(*o->proc.rlimits));
-	if (o->env == NULL || o->caplist == NULL || o->rlimit_store == NULL ||
-	    o->proc.rlimits == NULL)
-		return usage_error("out of memory");
-	o->proc.env = o->env;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+", proc_longopts, NULL)) !=
-	       -1) {
-		for (i = 0; i < ARRAY_SIZE(plain_opts); i++)
-			if (plain_opts[i].val == opt)
-				break;
-		if (i < ARRAY_SIZE(plain_opts)) {
-			char *field = (char *)o + plain_opts[i].off;
-
-			if (plain_opts[i].is_str)
-				*(const char **)field = optarg;
-			else
-				*(bool *)field = true;
-			continue;
-		}
-		switch (opt) {
-		case 'y':
-		case 'x':
-			if (parse_u32(optarg,
-				      opt == 'y' ? &o->rows : &o->cols) < 0)
-				return usage_error("bad size `%s`", optarg);
-			break;
-		case 'u':
-			if (parse_user(optarg, o) < 0)
-				return usage_error("--user `%s`: want UID:GID "
-						   "or a name",
-						   optarg);
-			break;
-		case 'g':
-			if (parse_groups(optarg, o) < 0)
-				return usage_error("bad --groups");
-			break;
-		case 'E':
-			have_path |= strncmp(optarg, "PATH=", 5) == 0;
-			o->env[o->proc.n_env++] = optarg;
-			break;
-		case 'l': {
-			Kiln__Agent__V1__Rlimit *rl =
-				&o->rlimit_store[o->proc.n_rlimits];
-
-			if (parse_rlimit(optarg, rl) < 0)
-				return usage_error("--rlimit `%s`: want "
-						   "NAME=SOFT:HARD",
-						   optarg);
-			o->proc.rlimits[o->proc.n_rlimits++] = rl;
-			break;
-		}
-		case 'C':
-			o->caplist[o->caps.n_bounding++] = optarg;
-			o->have_caps = true;
-			break;
-		case 'm':
-			if (parse_u32(optarg, &o->count) < 0 || o->count == 0)
-				return usage_error("bad --count `%s`", optarg);
-			break;
-		case 'b':
-			if (parse_u32(optarg, &o->bytes) < 0)
-				return usage_error("bad --bytes `%s`", optarg);
-			break;
-		case 's':
-		case 'n': {
-			uint64_t v;
-
-			if (parse_u64(optarg, &v) < 0 || v > INT64_MAX)
-				return usage_error("bad number `%s`", optarg);
-			*(opt == 's' ? &o->sec : &o->nsec) = (int64_t)v;
-			o->have_sec |= opt == 's';
-			break;
-		}
-		default:
-			return usage_error("unknown option");
-		}
-	}
-	if (!have_path)
-		o->env[o->proc.n_env++] = DEFAULT_PATH;
-	o->proc.cwd = (char *)o->cwd;
-	o->proc.no_new_privileges = o->no_new_privs;
-	if (o->have_caps) {
-		/* one list for every set but inheritable and ambient */
-		o->caps.bounding = o->caps.effective = o->caps.permitted =
-			o->caplist;
-		o->caps.n_effective = o->caps.n_permitted = o->caps.n_bounding;
-		o->proc.capabilities = &o->caps;
-	}
-	/* what is left, possibly nothing: the agent judges empty args */
-	o->proc.args = argv + optind;
-	o->proc.n_args = (size_t)(argc - optind);
-	o->proc.terminal = o->tty;
-	if (o->tty) {
-		struct winsize ws;
-
-		if (isatty(STDIN_FILENO) &&
-		    ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
-			o->rows = o->rows ? o->rows : ws.ws_row;
-			o->cols = o->cols ? o->cols : ws.ws_col;
-		}
-		o->proc.console_height = o->rows;
-		o->proc.console_width = o->cols;
-	}
-	o->proc.stdin = !o->detach && !o->no_stdin;
-	o->proc.stdout = !o->detach;
-	o->proc.stderr = !o->detach && !o->tty;
-	return 0;
-}
-
 static int start_container(struct ctl *ctl, struct proc_opts *o)
 {
 	uint32_t pid;
@@ -593,7 +267,7 @@ static int cmd_run(struct ctl *ctl, int argc, char **argv)
 	static char idbuf[32];
 	int r;
 
-	r = parse_proc_opts(argc, argv, &o);
+	r = opts_parse(argc, argv, &o);
 	if (r != 0)
 		return r;
 	if (o.id == NULL) {
@@ -604,6 +278,8 @@ static int cmd_run(struct ctl *ctl, int argc, char **argv)
 	req.process = &o.proc;
 	req.hostname = (char *)(o.hostname != NULL ? o.hostname : "");
 	req.readonly_rootfs = o.readonly_rootfs;
+	req.mounts = o.mounts;
+	req.n_mounts = o.n_mounts;
 	if (o.rootfs != NULL) {
 		rootfs.device = (char *)o.rootfs;
 		rootfs.fstype = (char *)o.fstype;
@@ -637,11 +313,14 @@ static int cmd_exec(struct ctl *ctl, int argc, char **argv)
 	uint32_t pid;
 	int r;
 
-	r = parse_proc_opts(argc, argv, &o);
+	r = opts_parse(argc, argv, &o);
 	if (r != 0)
 		return r;
 	if (o.id == NULL)
-		return usage_error("exec needs --id");
+		return opts_usage_error("exec needs --id");
+	if (o.n_mounts != 0)
+		return opts_usage_error("--mount: only run creates a "
+					"container");
 	if (o.exec_id == NULL) {
 		snprintf(idbuf, sizeof(idbuf), "exec-%d", (int)getpid());
 		o.exec_id = idbuf;
@@ -664,11 +343,11 @@ static int cmd_bench_exec(struct ctl *ctl, int argc, char **argv)
 	uint32_t i;
 	int r;
 
-	r = parse_proc_opts(argc, argv, &o);
+	r = opts_parse(argc, argv, &o);
 	if (r != 0)
 		return r;
 	if (o.id == NULL)
-		return usage_error("bench-exec needs --id");
+		return opts_usage_error("bench-exec needs --id");
 	if (ctl_connect(ctl) < 0)
 		return -1;
 	o.proc.stdin = o.proc.stdout = o.proc.stderr = false;
@@ -702,18 +381,18 @@ static int cmd_small(struct ctl *ctl, const char *cmd, int argc, char **argv)
 	uint32_t sig = 0;
 	int r;
 
-	r = parse_proc_opts(argc, argv, &s);
+	r = opts_parse(argc, argv, &s);
 	if (r != 0)
 		return r;
 	if (need_id && s.id == NULL)
-		return usage_error("%s needs --id", cmd);
+		return opts_usage_error("%s needs --id", cmd);
 	if (strcmp(cmd, "kill") == 0) {
 		if (s.proc.n_args != 1 ||
-		    parse_signal(s.proc.args[0], &sig) < 0)
-			return usage_error("kill wants one SIGNAL");
+		    opts_parse_signal(s.proc.args[0], &sig) < 0)
+			return opts_usage_error("kill wants one SIGNAL");
 	} else if (s.proc.n_args != 0) {
-		return usage_error("%s: unexpected argument `%s`", cmd,
-				   s.proc.args[0]);
+		return opts_usage_error("%s: unexpected argument `%s`", cmd,
+					s.proc.args[0]);
 	}
 	if (ctl_connect(ctl) < 0)
 		return -1;
@@ -765,7 +444,8 @@ static int cmd_small(struct ctl *ctl, const char *cmd, int argc, char **argv)
 #undef P
 	} else if (strcmp(cmd, "resize") == 0) {
 		if (s.rows == 0 || s.cols == 0)
-			return usage_error("resize needs --rows and --cols");
+			return opts_usage_error("resize needs --rows and "
+						"--cols");
 		return agent_resize(c, s.id, s.exec_id, s.cols, s.rows, err);
 	} else if (strcmp(cmd, "close-stdin") == 0) {
 		return agent_close_stdin(c, s.id, s.exec_id, err);
@@ -796,7 +476,7 @@ static int cmd_small(struct ctl *ctl, const char *cmd, int argc, char **argv)
 		}
 		return agent_reseed(c, buf, s.bytes, err);
 	} else {
-		return usage_error("unknown command `%s`", cmd);
+		return opts_usage_error("unknown command `%s`", cmd);
 	}
 	return 0;
 }
@@ -825,21 +505,21 @@ int main(int argc, char **argv)
 		case 't':
 			if (sscanf(optarg, "%lf", &d) != 1 || !(d > 0) ||
 			    d > 86400)
-				return usage_error("bad --timeout `%s`",
-						   optarg);
+				return opts_usage_error("bad --timeout `%s`",
+							optarg);
 			ctl.timeout_ns = (uint64_t)(d * 1e9);
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		default:
-			return usage_error("unknown option");
+			return opts_usage_error("unknown option");
 		}
 	}
 	if (ctl.uds == NULL)
-		return usage_error("--uds PATH is required");
+		return opts_usage_error("--uds PATH is required");
 	if (optind >= argc)
-		return usage_error("no command");
+		return opts_usage_error("no command");
 	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;
