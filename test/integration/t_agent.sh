@@ -14,7 +14,7 @@ AG_BULK_BYTES=${KILN_AGENT_BULK_BYTES:-104857600}
 AG_STEPS=${KILN_AGENT_STEPS:-ready stdio_exact stdin_bulk tty tty_resize \
 sigterm_init sigterm_trap sigterm_exec_sigkill exec_same_fs two_containers \
 spec_ids spec_caps_root spec_caps_user spec_username stats_move mounts \
-symlink_root bad_input shutdown}
+symlink_root bad_input oom_event shutdown}
 
 # Every call is bounded: a WaitProcess that never answers must not hang
 # the suite.
@@ -315,6 +315,21 @@ ag_stats_move() {
 		{ ag_fail "memory grew by $((mem1 - mem0)), want >= 32 MiB"; return 1; }
 	[ "$cpu1" -ge $((cpu0 + 10000)) ] ||
 		ag_fail "cpu grew by $((cpu1 - cpu0)) us, want >= 10 ms"
+}
+
+# A container that eats the guest's memory is OOM-killed (137), and a
+# GetOOMEvent call waiting meanwhile names it.
+ag_oom_event() {
+	AG_LIMIT=90 ag oom-wait >"$T/oom.out" 2>"$T/oom.err" &
+	oom_pid=$!
+	sleep 1
+	AG_LIMIT=90 agrun run --id hog --rootfs "$AG_R1" -- tail /dev/zero
+	ag_expect_rc 137 || { kill "$oom_pid" 2>/dev/null; return 1; }
+	orc=0
+	wait "$oom_pid" || orc=$?
+	[ "$orc" = 0 ] && grep -qx container_id=hog "$T/oom.out" ||
+		{ ag_fail "oom-wait: status $orc: $(cat "$T/oom.out" "$T/oom.err")"; return 1; }
+	agrun check && ag_expect_rc 0
 }
 
 # the /proc/mounts line of $2 in what $1 printed: "type=T" and one "opt=O"

@@ -65,6 +65,8 @@ static void usage(FILE *f)
 		   "  close-stdin --id ID [--exec-id E]\n"
 		   "  set-time [--sec S [--nsec N]] | reseed [--bytes N] | "
 		   "shutdown\n"
+		   "  oom-wait                     the next container with an "
+		   "OOM kill\n"
 		   "  bench-exec --id ID [--count N] -- ARGS   "
 		   "ExecProcess+Wait "
 		   "round trips\n");
@@ -376,7 +378,8 @@ static int cmd_small(struct ctl *ctl, const char *cmd, int argc, char **argv)
 	struct proc_opts s = { .bytes = 64 };
 	bool need_id =
 		strcmp(cmd, "set-time") != 0 && strcmp(cmd, "reseed") != 0 &&
-		strcmp(cmd, "shutdown") != 0 && strcmp(cmd, "check") != 0;
+		strcmp(cmd, "shutdown") != 0 && strcmp(cmd, "check") != 0 &&
+		strcmp(cmd, "oom-wait") != 0;
 	struct agent_client *c;
 	uint32_t sig = 0;
 	int r;
@@ -453,6 +456,12 @@ static int cmd_small(struct ctl *ctl, const char *cmd, int argc, char **argv)
 		return agent_remove(c, s.id, err);
 	} else if (strcmp(cmd, "shutdown") == 0) {
 		return agent_shutdown(c, err);
+	} else if (strcmp(cmd, "oom-wait") == 0) {
+		cleanup_free char *id = NULL;
+
+		if (agent_oom_event(c, &id, err) < 0)
+			return -1;
+		printf("container_id=%s\n", id);
 	} else if (strcmp(cmd, "set-time") == 0) {
 		struct timespec ts;
 
