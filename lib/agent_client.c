@@ -350,6 +350,15 @@ static int check_id(const char *what, const char *id, bool may_be_empty,
 	return 0;
 }
 
+/* A process's ids: the container's always, the exec's unless the init's. */
+static int check_proc_ids(const char *container_id, const char *exec_id,
+			  bool exec_may_be_empty, struct kiln_error *err)
+{
+	if (check_id("container id", container_id, false, err) < 0)
+		return -1;
+	return check_id("exec id", exec_id, exec_may_be_empty, err);
+}
+
 /* protobuf-c takes char *; it only reads them when packing */
 #define STR(s) ((char *)((s) != NULL ? (s) : ""))
 
@@ -425,8 +434,7 @@ int agent_exec(struct agent_client *c, const char *container_id,
 		KILN__AGENT__V1__EXEC_PROCESS_REQUEST__INIT;
 	Kiln__Agent__V1__StartResponse *resp;
 
-	if (check_id("container id", container_id, false, err) < 0 ||
-	    check_id("exec id", exec_id, false, err) < 0)
+	if (check_proc_ids(container_id, exec_id, false, err) < 0)
 		return -1;
 	req.container_id = STR(container_id);
 	req.exec_id = STR(exec_id);
@@ -448,8 +456,7 @@ int agent_signal(struct agent_client *c, const char *container_id,
 	Kiln__Agent__V1__SignalProcessRequest req =
 		KILN__AGENT__V1__SIGNAL_PROCESS_REQUEST__INIT;
 
-	if (check_id("container id", container_id, false, err) < 0 ||
-	    check_id("exec id", exec_id, true, err) < 0)
+	if (check_proc_ids(container_id, exec_id, true, err) < 0)
 		return -1;
 	req.container_id = STR(container_id);
 	req.exec_id = STR(exec_id);
@@ -467,8 +474,7 @@ int agent_wait(struct agent_client *c, const char *container_id,
 		KILN__AGENT__V1__PROCESS_REQUEST__INIT;
 	Kiln__Agent__V1__WaitProcessResponse *resp;
 
-	if (check_id("container id", container_id, false, err) < 0 ||
-	    check_id("exec id", exec_id, true, err) < 0)
+	if (check_proc_ids(container_id, exec_id, true, err) < 0)
 		return -1;
 	req.container_id = STR(container_id);
 	req.exec_id = STR(exec_id);
@@ -492,8 +498,7 @@ int agent_resize(struct agent_client *c, const char *container_id,
 	Kiln__Agent__V1__ResizeTtyRequest req =
 		KILN__AGENT__V1__RESIZE_TTY_REQUEST__INIT;
 
-	if (check_id("container id", container_id, false, err) < 0 ||
-	    check_id("exec id", exec_id, true, err) < 0)
+	if (check_proc_ids(container_id, exec_id, true, err) < 0)
 		return -1;
 	req.container_id = STR(container_id);
 	req.exec_id = STR(exec_id);
@@ -508,8 +513,7 @@ int agent_close_stdin(struct agent_client *c, const char *container_id,
 	Kiln__Agent__V1__ProcessRequest req =
 		KILN__AGENT__V1__PROCESS_REQUEST__INIT;
 
-	if (check_id("container id", container_id, false, err) < 0 ||
-	    check_id("exec id", exec_id, true, err) < 0)
+	if (check_proc_ids(container_id, exec_id, true, err) < 0)
 		return -1;
 	req.container_id = STR(container_id);
 	req.exec_id = STR(exec_id);
@@ -651,8 +655,7 @@ int agent_stream_header(char *buf, size_t len, const char *container_id,
 {
 	int n;
 
-	if (check_id("container id", container_id, false, err) < 0 ||
-	    check_id("exec id", exec_id, true, err) < 0)
+	if (check_proc_ids(container_id, exec_id, true, err) < 0)
 		return -1;
 	if (stream == NULL ||
 	    (strcmp(stream, "stdin") != 0 && strcmp(stream, "stdout") != 0 &&
