@@ -19,7 +19,7 @@
 #include "../../vmm/evloop.h"
 #include "../../vmm/metrics.h"
 #include "../../vmm/virtio/blk.h"
-#include "../lib/vdriver.h"
+#include "../lib/vblk.h"
 #include "tap.h"
 
 #define THREADS 4
@@ -255,38 +255,19 @@ static void test_timer(void)
 #define STATUS	 0x20000ULL
 #define QSIZE	 16
 
+static const struct vblk_layout layout = {
+	.mem_size = MEM_SIZE,
+	.desc = DESC,
+	.avail = AVAIL,
+	.used = USED,
+	.qsize = QSIZE,
+};
+
 static struct vdrv *blk_vm(const char *spec, const char *spec2,
 			   struct kiln_error *err)
 {
-	struct vdrv *t = malloc(sizeof(*t));
-
-	vdrv_init(t);
-	vdrv_queue_at(t, 0, DESC, AVAIL, USED, QSIZE);
-	t->clear_gpa = 0;
-	t->clear_len = 0x10000;
-	if (vm_config_add_drive(&t->cfg, spec, err) < 0 ||
-	    (spec2 != NULL && vm_config_add_drive(&t->cfg, spec2, err) < 0) ||
-	    vdrv_mem_alloc(t, MEM_SIZE, err) < 0) {
-		printf("Bail out! %s\n", err->msg);
-		exit(1);
-	}
-	if (vdrv_attach(t, "virtio_blk", err) < 0) {
-		vdrv_destroy(t);
-		vm_config_destroy(&t->cfg);
-		free(t);
-		return NULL;
-	}
-	t->vm.devices[0] = (struct vm_device_state){ t->desc, t->state };
-	t->vm.ndevices = 1;
-	vdrv_use(t, blk_lookup(&t->vm, t->cfg.drives[0].id));
-	return t;
-}
-
-static void blk_vm_free(struct vdrv *t)
-{
-	vdrv_destroy(t);
-	vm_config_destroy(&t->cfg);
-	free(t);
+	return vblk_new(&layout, (const char *const[]){ spec, spec2, NULL },
+			err);
 }
 
 /* A read of len bytes at sector; returns the status byte. */
@@ -349,7 +330,7 @@ static void test_blk(void)
 								"notifications "
 								"counted");
 	yajl_tree_free(root);
-	blk_vm_free(t);
+	vblk_free(t);
 	metrics_flush(&err);
 	root = next_line();
 	ok(root != NULL && !has_group(root, "block_rootfs"), "blk: the group "

@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +15,7 @@
 
 #include "../../lib/log.h"
 #include "../../vmm/virtio/blk.h"
-#include "../lib/vdriver.h"
+#include "../lib/vblk.h"
 #include "tap.h"
 
 #define MEM_SIZE (16ULL << 20)
@@ -67,39 +66,16 @@ static char *mkimage(const char *name, size_t n, int seed)
 }
 
 /* Drives given as "id=...,path=..." specs; NULL spec ends the list. */
-static struct vdrv *tvm_try(struct kiln_error *err, ...)
-{
-	struct vdrv *t = malloc(sizeof(*t));
-	const char *spec;
-	va_list ap;
+static const struct vblk_layout layout = {
+	.mem_size = MEM_SIZE,
+	.desc = DESC,
+	.avail = AVAIL,
+	.used = USED,
+	.qsize = QSIZE,
+};
 
-	vdrv_init(t);
-	vdrv_queue_at(t, 0, DESC, AVAIL, USED, QSIZE);
-	t->clear_gpa = 0;
-	t->clear_len = 0x10000;
-	va_start(ap, err);
-	while ((spec = va_arg(ap, const char *)) != NULL)
-		if (vm_config_add_drive(&t->cfg, spec, err) < 0) {
-			printf("Bail out! %s\n", err->msg);
-			exit(1);
-		}
-	va_end(ap);
-	if (vdrv_mem_alloc(t, MEM_SIZE, err) < 0) {
-		printf("Bail out! %s\n", err->msg);
-		exit(1);
-	}
-	if (vdrv_attach(t, "virtio_blk", err) < 0) {
-		vdrv_destroy(t);
-		vm_config_destroy(&t->cfg);
-		free(t);
-		return NULL;
-	}
-	t->vm.devices[0] = (struct vm_device_state){ t->desc, t->state };
-	t->vm.ndevices = 1;
-	if (t->cfg.ndrives > 0)
-		vdrv_use(t, blk_lookup(&t->vm, t->cfg.drives[0].id));
-	return t;
-}
+#define tvm_try(err, ...) \
+	vblk_new(&layout, (const char *const[]){ __VA_ARGS__ }, (err))
 
 #define tvm_new(...)                                               \
 	({                                                         \
@@ -112,12 +88,7 @@ static struct vdrv *tvm_try(struct kiln_error *err, ...)
 		_t;                                                \
 	})
 
-static void tvm_free(struct vdrv *t)
-{
-	vdrv_destroy(t);
-	vm_config_destroy(&t->cfg);
-	free(t);
-}
+#define tvm_free vblk_free
 
 static uint64_t cfg64(struct vdrv *t, uint32_t off)
 {
