@@ -31,7 +31,11 @@ BASE_CFLAGS += -I$(GEN)
 # ttrpc and the agent client are lib/ code, but kiln-vmm does not link them
 RPC_SRCS := $(wildcard lib/ttrpc*.c) $(GEN_SRCS)
 CLIENT_SRCS := $(wildcard lib/agent_client.c)
-LIB_SRCS := $(filter-out $(RPC_SRCS) $(CLIENT_SRCS),$(wildcard lib/*.c))
+# JSON reading needs yajl, which the static agent does not link
+JSON_SRCS := lib/json.c
+LIB_SRCS := $(filter-out $(RPC_SRCS) $(CLIENT_SRCS) $(JSON_SRCS),$(wildcard lib/*.c))
+# config.json and state.json: the runtime and the shim
+OCI_SRCS := $(wildcard oci/*.c)
 VMM_SRCS := $(wildcard vmm/*.c vmm/hw/*.c vmm/virtio/*.c vmm/api/*.c)
 VMM_LIB_SRCS := $(filter-out vmm/main.c,$(VMM_SRCS))
 AGENT_SRCS := $(wildcard agent/*.c)
@@ -85,7 +89,8 @@ $(B)/kiln-agentctl: $(call obj,test/tools/agentctl.c test/tools/agentctl_opts.c 
 # Unit tests link the same objects as the programs, sanitizer-built.
 $(B)/test/%: $(B)/san/test/unit/%.o \
 		$(call san,$(VMM_LIB_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS) \
-			$(AGENT_LIB_SRCS) $(wildcard test/lib/*.c))
+			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) \
+			$(wildcard test/lib/*.c))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-SAN  $@")
 	$(Q)$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS_TEST)
