@@ -2,11 +2,8 @@
 #include "json.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cleanup.h"
 
@@ -261,55 +258,4 @@ fail:
 	json_strv_free(k);
 	json_strv_free(val);
 	return -1;
-}
-
-char *json_read_file(const char *path, size_t max, size_t *len,
-		     struct kiln_error *err)
-{
-	cleanup_close int fd =
-		open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	cleanup_free char *buf = NULL;
-	struct stat st;
-	size_t n = 0;
-
-	if (fd < 0) {
-		kiln_error_set(err, errno, "open `%s`", path);
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0) {
-		kiln_error_set(err, errno, "stat `%s`", path);
-		return NULL;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		kiln_error_set(err, 0, "`%s` is not a regular file", path);
-		return NULL;
-	}
-	if ((uint64_t)st.st_size > max) {
-		kiln_error_set(err, EFBIG, "`%s` is larger than %zu bytes",
-			       path, max);
-		return NULL;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		kiln_error_set(err, ENOMEM, "read `%s`", path);
-		return NULL;
-	}
-	/* the file may grow while we read: never past what we allocated */
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			kiln_error_set(err, errno, "read `%s`", path);
-			return NULL;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	if (len != NULL)
-		*len = n;
-	return steal_ptr(&buf);
 }

@@ -53,8 +53,4 @@ int json_array_len(yajl_val v, const char *path, size_t max,
 /* Free a NULL-terminated vector and its strings. */
 void json_strv_free(char **v);
 
-/* Read a whole file of at most max bytes into a NUL-terminated buffer. */
-char *json_read_file(const char *path, size_t max, size_t *len,
-		     struct kiln_error *err);
-
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../lib/cleanup.h"
+#include "../lib/file.h"
 
 const char *const oci_hook_names[OCI_HOOK_KINDS] = {
 	[OCI_HOOK_PRESTART] = "prestart",
@@ -507,7 +508,7 @@ struct oci_spec *oci_spec_load(const char *bundle, struct kiln_error *err)
 		kiln_error_set(err, ENOMEM, "bundle path");
 		return NULL;
 	}
-	text = json_read_file(path, OCI_CONFIG_MAX, &len, err);
+	text = file_read(path, OCI_CONFIG_MAX, &len, err);
 	if (text == NULL)
 		return NULL;
 	s = oci_spec_parse(text, len, err);
