@@ -19,7 +19,7 @@ SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 LDLIBS_VMM := -static -lyajl_s -lhttp_parser -lpthread
 # the agent is guest code: one static binary, no libc surprises
 LDLIBS_AGENT := -static -lprotobuf-c -lcap -lpthread
-LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lpthread
+LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lcrypto -lpthread
 
 # protobuf-c code generated from our .proto files, under build/gen
 GEN := $(B)/gen

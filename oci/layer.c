@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "layer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <glob.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../lib/cleanup.h"
+
+const char *layer_mkfs_erofs = "mkfs.erofs";
+
+/* What one entry contributes to a fingerprint: fixed-size, no padding. */
+struct layer_entry_sum {
+	uint64_t ino, size, rdev;
+	int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+	uint32_t mode, uid, gid, pathlen;
+};
+
+/* nftw has no argument for its callback: one walk at a time per thread */
+static __thread EVP_MD_CTX *walk_md;
+static __thread size_t walk_root_len;
+
+static int walk_entry(const char *path, const struct stat *st, int type,
+		      struct FTW *ftw)
+{
+	const char *rel = path + walk_root_len;
+	struct layer_entry_sum e = {
+		.ino = st->st_ino,
+		.size = (uint64_t)st->st_size,
+		.rdev = st->st_rdev,
+		.mtime_sec = st->st_mtim.tv_sec,
+		.mtime_nsec = st->st_mtim.tv_nsec,
+		/* ctime: no one can set it, so every change moves it */
+		.ctime_sec = st->st_ctim.tv_sec,
+		.ctime_nsec = st->st_ctim.tv_nsec,
+		.mode = st->st_mode,
+		.uid = st->st_uid,
+		.gid = st->st_gid,
+		.pathlen = (uint32_t)strlen(rel),
+	};
+
+	if (type == FTW_NS || type == FTW_DNR)
+		return -1; /* unreadable: no fingerprint can stand for it */
+	if (EVP_DigestUpdate(walk_md, &e, sizeof(e)) != 1 ||
+	    EVP_DigestUpdate(walk_md, rel, e.pathlen) != 1)
+		return -1;
+	return 0;
+}
+
+static void hex(const unsigned char *d, unsigned int n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (unsigned int i = 0; i < n; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int layer_key(const char *dir, enum layer_kind kind,
+	      char key[LAYER_KEY_LEN + 1], struct kiln_error *err)
+{
+	char real[PATH_MAX];
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	EVP_MD_CTX *md;
+	struct stat st;
+	int ret = -1;
+
+	if (realpath(dir, real) == NULL)
+		return kiln_error_set(err, errno, "layer `%s`", dir);
+	if (stat(real, &st) < 0)
+		return kiln_error_set(err, errno, "layer `%s`", dir);
+	if (!S_ISDIR(st.st_mode))
+		return kiln_error_set(err, ENOTDIR,
+				      "layer `%s` is not a directory", dir);
+	md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		kiln_error_set(err, ENOMEM, "layer `%s`: SHA-256", dir);
+		goto out;
+	}
+	if (kind == LAYER_IMMUTABLE) {
+		struct layer_entry_sum id = {
+			.ino = st.st_ino,
+			.rdev = st.st_dev,
+			.ctime_sec = st.st_ctim.tv_sec,
+			.ctime_nsec = st.st_ctim.tv_nsec,
+			.pathlen = (uint32_t)strlen(real),
+		};
+
+		if (EVP_DigestUpdate(md, "immutable", 10) != 1 ||
+		    EVP_DigestUpdate(md, &id, sizeof(id)) != 1 ||
+		    EVP_DigestUpdate(md, real, id.pathlen) != 1) {
+			kiln_error_set(err, 0, "layer `%s`: SHA-256", dir);
+			goto out;
+		}
+	} else {
+		if (EVP_DigestUpdate(md, "tree", 5) != 1) {
+			kiln_error_set(err, 0, "layer `%s`: SHA-256", dir);
+			goto out;
+		}
+		walk_md = md;
+		walk_root_len = strlen(real);
+		/* FTW_PHYS: a symlink is an entry, never followed */
+		if (nftw(real, walk_entry, 32, FTW_PHYS | FTW_MOUNT) != 0) {
+			kiln_error_set(err, errno,
+				       "layer `%s`: fingerprint of the tree",
+				       dir);
+			goto out;
+		}
+	}
+	if (EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != 32) {
+		kiln_error_set(err, 0, "layer `%s`: SHA-256", dir);
+		goto out;
+	}
+	hex(digest, dlen, key);
+	ret = 0;
+out:
+	walk_md = NULL;
+	EVP_MD_CTX_free(md);
+	return ret;
+}
+
+/* Run mkfs.erofs IMAGE DIR; its last output line goes into err. */
+static int run_mkfs(const char *image, const char *dir, struct kiln_error *err)
+{
+	char out[512] = "";
+	int pipefd[2], status;
+	ssize_t n, total = 0;
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return kiln_error_set(err, errno, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return kiln_error_set(err, errno, "fork");
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		dup2(null, 0);
+		dup2(pipefd[1], 1);
+		dup2(pipefd[1], 2);
+		/* keep every owner, mode, xattr and time the layer has */
+		execlp(layer_mkfs_erofs, layer_mkfs_erofs, "--quiet",
+		       "--preserve-mtime", image, dir, (char *)NULL);
+		dprintf(2, "cannot run %s: %s\n", layer_mkfs_erofs,
+			strerror(errno));
+		_exit(127);
+	}
+	close(pipefd[1]);
+	/* keep the tail: the last line says what went wrong */
+	while ((n = read(pipefd[0], out + total,
+			 sizeof(out) - 1 - (size_t)total)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		total += n;
+		if ((size_t)total == sizeof(out) - 1) {
+			memmove(out, out + total / 2,
+				(size_t)(total - total / 2));
+			total -= total / 2;
+		}
+	}
+	out[total] = '\0';
+	close(pipefd[0]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return kiln_error_set(err, errno,
+					      "wait for mkfs.erofs");
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	while (total > 0 && out[total - 1] == '\n')
+		out[--total] = '\0';
+	{
+		char *last = strrchr(out, '\n');
+
+		return kiln_error_set(
+			err, 0, "%s `%s`: %s", layer_mkfs_erofs, dir,
+			last ? last + 1 : (out[0] ? out : "failed"));
+	}
+}
+
+static int mkdir_p(const char *path, struct kiln_error *err)
+{
+	char buf[PATH_MAX];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return kiln_error_set(err, ENAMETOOLONG, "`%s`", path);
+	for (char *s = buf + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+
+		*s = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return kiln_error_set(err, errno, "mkdir `%s`", buf);
+		if (c == '\0')
+			return 0;
+		*s = c;
+	}
+}
+
+char *layer_image(const char *cache_dir, const char *dir, enum layer_kind kind,
+		  bool *built, struct kiln_error *err)
+{
+	char key[LAYER_KEY_LEN + 1], lock[PATH_MAX], tmp[PATH_MAX];
+	cleanup_free char *image = NULL;
+	cleanup_close int lockfd = -1;
+
+	*built = false;
+	if (layer_key(dir, kind, key, err) < 0 || mkdir_p(cache_dir, err) < 0)
+		return NULL;
+	if (asprintf(&image, "%s/%s.erofs", cache_dir, key) < 0) {
+		image = NULL;
+		kiln_error_set(err, ENOMEM, "layer path");
+		return NULL;
+	}
+	if (access(image, F_OK) == 0)
+		return steal_ptr(&image);
+	/*
+	 * One lock for the whole cache, never removed: builds of different
+	 * layers wait for each other, but a lock file per key could only be
+	 * removed by racing a waiter that holds it.
+	 */
+	snprintf(lock, sizeof(lock), "%s/.lock", cache_dir);
+	lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lockfd < 0) {
+		kiln_error_set(err, errno, "open `%s`", lock);
+		return NULL;
+	}
+	while (flock(lockfd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			kiln_error_set(err, errno, "lock `%s`", lock);
+			return NULL;
+		}
+	}
+	/* whoever held the lock before us may have built it */
+	if (access(image, F_OK) == 0)
+		return steal_ptr(&image);
+	/* a build that was killed left its temporary file: ours now */
+	snprintf(tmp, sizeof(tmp), "%s/.%s.*.tmp", cache_dir, key);
+	{
+		glob_t g;
+
+		if (glob(tmp, GLOB_NOSORT, NULL, &g) == 0)
+			for (size_t i = 0; i < g.gl_pathc; i++)
+				unlink(g.gl_pathv[i]);
+		globfree(&g);
+	}
+	snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", cache_dir, key,
+		 (int)getpid());
+	if (run_mkfs(tmp, dir, err) < 0) {
+		unlink(tmp);
+		return NULL;
+	}
+	{
+		cleanup_close int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || fsync(fd) < 0 || rename(tmp, image) < 0) {
+			kiln_error_set(err, errno, "store `%s`", image);
+			unlink(tmp);
+			return NULL;
+		}
+	}
+	*built = true;
+	return steal_ptr(&image);
+}
