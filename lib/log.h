@@ -26,6 +26,11 @@ void log_set_show_level(bool show);
 /* Show "file.c:line: " (not by default). */
 void log_set_show_origin(bool show);
 /*
+ * Write JSON lines instead, as runc's --log-format json does:
+ * {"level":"error","msg":"...","time":"2026-12-02T04:30:00.000000000Z"}.
+ */
+void log_set_json(bool json);
+/*
  * A level by name, any case: "Off", "Error", "Warning" (or "Warn"),
  * "Info", "Debug", "Trace" (as Debug). -1 when unknown.
  */

@@ -176,6 +176,31 @@ static void test_reopen(const char *a, const char *b)
 	       "a third open logs to the new file");
 }
 
+/* runc's JSON lines: what containerd's shims read back for the error. */
+static void test_json(const char *path)
+{
+	int seen = 0;
+	char last[2048];
+
+	log_open(path);
+	lines_since(path, &seen, ".", NULL, 0);
+	log_set_level(LOG_INFO);
+	log_set_json(true);
+	log_error("create `%s`: \"quoted\"\tand\\back\nslash", "c1");
+	log_debug("filtered");
+	log_set_json(false);
+	is_int(lines_since(path, &seen,
+			   "^\\{\"level\":\"error\",\"msg\":\"[^\n]*\","
+			   "\"time\":"
+			   "\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{9}"
+			   "Z\"\\}\n",
+			   last, sizeof(last)),
+	       1, "one JSON line with level, msg and time, filtered by level");
+	ok(strstr(last, "create `c1`: \\\"quoted\\\"\\u0009and\\\\back\\u000a"
+			"slash") != NULL,
+	   "quotes, backslashes and control bytes escaped: %s", last);
+}
+
 int main(void)
 {
 	char a[300], b[300], cmd[300];
@@ -194,6 +219,7 @@ int main(void)
 	test_format(a);
 	test_parse();
 	test_reopen(a, b);
+	test_json(b);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	rc = tap_done();
 	if (system(cmd) != 0)
