@@ -36,6 +36,8 @@ JSON_SRCS := lib/json.c
 LIB_SRCS := $(filter-out $(RPC_SRCS) $(CLIENT_SRCS) $(JSON_SRCS),$(wildcard lib/*.c))
 # config.json and state.json: the runtime and the shim
 OCI_SRCS := $(wildcard oci/*.c)
+RUNTIME_SRCS := $(wildcard runtime/*.c)
+RUNTIME_LIB_SRCS := $(filter-out runtime/main.c,$(RUNTIME_SRCS))
 VMM_SRCS := $(wildcard vmm/*.c vmm/hw/*.c vmm/virtio/*.c vmm/api/*.c)
 VMM_LIB_SRCS := $(filter-out vmm/main.c,$(VMM_SRCS))
 AGENT_SRCS := $(wildcard agent/*.c)
@@ -46,7 +48,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(B)/test/%)
 obj = $(1:%.c=$(B)/obj/%.o)
 san = $(1:%.c=$(B)/san/%.o)
 
-PROGS := $(B)/kiln-vmm $(if $(wildcard agent/main.c),$(B)/kiln-agent) \
+PROGS := $(B)/kiln-vmm $(B)/kiln $(if $(wildcard agent/main.c),$(B)/kiln-agent) \
 	$(if $(wildcard test/tools/agentctl.c),$(B)/kiln-agentctl)
 
 .PHONY: all guest check check-unit check-format check-fuzz check-integration bench \
@@ -77,6 +79,11 @@ $(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
 
+# the OCI runtime CLI
+$(B)/kiln: $(call obj,$(RUNTIME_SRCS) $(OCI_SRCS) $(JSON_SRCS) $(LIB_SRCS))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lcrypto
+
 $(B)/kiln-agent: $(call obj,$(AGENT_SRCS) $(RPC_SRCS) $(LIB_SRCS))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_AGENT)
@@ -89,7 +96,7 @@ $(B)/kiln-agentctl: $(call obj,test/tools/agentctl.c test/tools/agentctl_opts.c 
 # Unit tests link the same objects as the programs, sanitizer-built.
 $(B)/test/%: $(B)/san/test/unit/%.o \
 		$(call san,$(VMM_LIB_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS) \
-			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) \
+			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) $(RUNTIME_LIB_SRCS) \
 			$(wildcard test/lib/*.c))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-SAN  $@")

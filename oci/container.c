@@ -291,12 +291,13 @@ char *oci_state_json(const struct container_state *s, struct kiln_error *err)
 
 void rfc3339_now(char buf[40])
 {
+	char date[32];
 	struct timespec ts;
 	struct tm tm;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(buf, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, ts.tv_nsec);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* 19 + 1 + 9 + 1 bytes for any year up to 9999 */
+	snprintf(buf, 40, "%.19s.%09dZ", date, (int)(ts.tv_nsec % 1000000000));
 }
