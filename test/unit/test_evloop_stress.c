@@ -53,8 +53,8 @@
 /* iterations: each thread's own, all of them run concurrently */
 #define NET_TOGGLES  1500
 #define HOST_CONNS   1500
-#define VSOCK_RESETS 300
-#define HELD	     8 /* host connections kept open at once */
+#define VSOCK_RESETS (HOST_CONNS / 5) /* one per 5 connections */
+#define HELD	     8		      /* host connections kept open at once */
 
 struct stress {
 	struct vdrv v; /* the VM; its driver drives the net */
@@ -62,7 +62,8 @@ struct stress {
 	struct vsock *vs;
 	uint64_t vsock_base;
 	char dir[64], uds[96];
-	int net_done, conns_done, resets_done; /* each by its thread */
+	int net_done, resets_done, conns_done; /* each by its thread */
+	int conns_tried; /* atomic: the reset thread follows it */
 };
 
 static void *loop_thread(void *arg)
@@ -96,15 +97,17 @@ static void vsock_reset(struct stress *s)
 		      true);
 }
 
-/* vCPU 1: vsock resets, racing the connections. */
+/* vCPU 1: a vsock reset per 5 host connections, for as long as they come. */
 static void *vsock_reset_thread(void *arg)
 {
 	struct stress *s = arg;
 
 	for (int i = 0; i < VSOCK_RESETS; i++) {
+		while (__atomic_load_n(&s->conns_tried, __ATOMIC_RELAXED) <
+		       (i + 1) * 5)
+			sched_yield();
 		vsock_reset(s);
 		s->resets_done++;
-		sched_yield();
 	}
 	return NULL;
 }
@@ -134,6 +137,7 @@ static void *host_thread(void *arg)
 	for (int i = 0; i < HOST_CONNS; i++) {
 		int fd = host_connect(s->uds);
 
+		__atomic_fetch_add(&s->conns_tried, 1, __ATOMIC_RELAXED);
 		if (fd < 0)
 			continue;
 		/* half of them ask for a guest port, half never say a word */
