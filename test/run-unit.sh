@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run each unit test binary; print its TAP, then one summary line.
-# usage: test/run-unit.sh BIN...
+# usage: [LABEL=name] test/run-unit.sh BIN...
+LABEL=${LABEL:-unit}
 passed=0 failed=0 bad=
 for t in "$@"; do
 	echo "# $t"
@@ -18,5 +19,5 @@ for t in "$@"; do
 	fi
 done
 [ -z "$bad" ] || echo "# failed to run cleanly:$bad"
-echo "unit: $passed passed, $failed failed"
+echo "$LABEL: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

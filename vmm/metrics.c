@@ -151,6 +151,7 @@ static struct metrics_group *metrics_dynamic; /* registration order */
 static int metrics_fd = -1;
 static int metrics_timer_fd = -1;
 static struct evloop *metrics_loop;
+static struct evloop_entry *metrics_timer_ev;
 static uint64_t metrics_start_ns;
 
 static uint64_t metrics_now_ns(clockid_t clk)
@@ -508,7 +509,9 @@ int metrics_start_timer(struct evloop *loop, struct kiln_error *err)
 		return kiln_error_set(err, errno, "metrics timerfd");
 	if (timerfd_settime(fd, 0, &its, NULL) < 0)
 		return kiln_error_set(err, errno, "metrics timerfd");
-	if (evloop_add(loop, fd, EPOLLIN, metrics_on_timer, NULL, err) < 0)
+	metrics_timer_ev =
+		evloop_add(loop, fd, EPOLLIN, metrics_on_timer, NULL, err);
+	if (metrics_timer_ev == NULL)
 		return kiln_error_wrap(err, "metrics timer");
 	metrics_loop = loop;
 	metrics_timer_fd = steal_fd(&fd);
@@ -520,7 +523,8 @@ void metrics_stop(void)
 	struct kiln_error err = { 0 };
 
 	if (metrics_timer_fd >= 0) {
-		evloop_del(metrics_loop, metrics_timer_fd);
+		evloop_del(metrics_loop, metrics_timer_ev);
+		metrics_timer_ev = NULL;
 		close(metrics_timer_fd);
 		metrics_timer_fd = -1;
 		metrics_loop = NULL;

@@ -270,8 +270,11 @@ static int vm_setup_signals(struct vm *vm, struct kiln_error *err)
 	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (vm->signal_fd < 0)
 		return kiln_error_set(err, errno, "signalfd");
+	/* in the loop until evloop_destroy: the handle is not kept */
 	return evloop_add(&vm->loop, vm->signal_fd, EPOLLIN, vm_on_signal, vm,
-			  err);
+			  err) != NULL
+		       ? 0
+		       : -1;
 }
 
 static int vm_load(struct vm *vm, struct boot_entry *boot,

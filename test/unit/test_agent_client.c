@@ -201,7 +201,10 @@ static void *fake_vmm_main(void *arg)
 
 	usleep(v->delay_ms * 1000);
 	memcpy(sa.sun_path, v->path, strlen(v->path) + 1);
-	v->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* atomic: fake_vmm_stop polls it from the test's thread */
+	__atomic_store_n(&v->lfd,
+			 socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0),
+			 __ATOMIC_RELEASE);
 	if (bind(v->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    listen(v->lfd, 8) < 0) {
 		perror("fake vmm bind");
@@ -213,7 +216,7 @@ static void *fake_vmm_main(void *arg)
 
 		if (fd < 0)
 			break;
-		v->conns++;
+		__atomic_fetch_add(&v->conns, 1, __ATOMIC_RELAXED);
 		read_line_raw(fd, line, sizeof(line));
 		snprintf(v->last_connect, sizeof(v->last_connect), "%s", line);
 		if (v->refuse > 0) {
@@ -249,7 +252,7 @@ static void fake_vmm_stop(struct fake_vmm *v)
 {
 	/* wait for a late bind, then wake accept() */
 	usleep(10 * 1000);
-	while (v->lfd < 0)
+	while (__atomic_load_n(&v->lfd, __ATOMIC_ACQUIRE) < 0)
 		usleep(10 * 1000);
 	shutdown(v->lfd, SHUT_RDWR);
 	pthread_join(v->thread, NULL);
@@ -444,7 +447,9 @@ static void test_deadline(void)
 	fd = agent_vsock_connect(v.path, 1024, agent_deadline_ms(300), &err);
 	ok(fd < 0 && strstr(err.msg, "closed the connection") != NULL,
 	   "a port that never listens: %s", err.msg);
-	ok(v.conns >= 2, "it was retried (%u tries)", v.conns);
+	ok(__atomic_load_n(&v.conns, __ATOMIC_RELAXED) >= 2,
+	   "it was retried (%u tries)",
+	   __atomic_load_n(&v.conns, __ATOMIC_RELAXED));
 	fake_vmm_stop(&v);
 }
 

@@ -59,6 +59,7 @@ static const uint8_t MAC[6] = { 0x02, 0x4b, 0x49, 0x4c, 0x4e, 0x01 };
 struct tvm {
 	struct vdrv v;
 	int timer; /* stops the loop: see spin() */
+	struct evloop_entry *timer_ev;
 };
 
 static int pkt = -1; /* AF_PACKET on the TAP's far side */
@@ -92,6 +93,7 @@ static int tvm_init(struct tvm *t, const char *tap, struct kiln_error *err)
 
 	vdrv_init(v);
 	t->timer = -1;
+	t->timer_ev = NULL;
 	v->cfg.nnets = 1;
 	v->cfg.nets[0] = (struct vm_net){ .id = "eth0",
 					  .tap = (char *)tap,
@@ -105,14 +107,16 @@ static int tvm_init(struct tvm *t, const char *tap, struct kiln_error *err)
 	    evloop_init(&v->vm.loop, err) < 0)
 		return -1;
 	t->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (evloop_add(&v->vm.loop, t->timer, EPOLLIN, on_timer, t, err) < 0)
+	t->timer_ev =
+		evloop_add(&v->vm.loop, t->timer, EPOLLIN, on_timer, t, err);
+	if (t->timer_ev == NULL)
 		return -1;
 	return vdrv_attach(v, "virtio_net", err);
 }
 
 static void tvm_free(struct tvm *t)
 {
-	evloop_del(&t->v.vm.loop, t->timer);
+	evloop_del(&t->v.vm.loop, t->timer_ev);
 	close(t->timer);
 	vdrv_destroy(&t->v);
 }

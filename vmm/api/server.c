@@ -434,7 +434,7 @@ struct api_server {
 	struct api_ctx *ctx;
 	api_dispatch_fn dispatch;
 	int efd; /* API thread → VMM thread: jobs queued */
-	bool in_loop;
+	struct evloop_entry *efd_ev; /* efd in loop, or NULL */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct api_job *head, **tail;
@@ -522,8 +522,7 @@ void api_server_stop(struct api_server *a)
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
 	http_server_stop(a->http);
-	if (a->in_loop)
-		evloop_del(a->loop, a->efd);
+	evloop_del(a->loop, a->efd_ev);
 	if (a->efd >= 0)
 		close(a->efd);
 	pthread_cond_destroy(&a->cond);
@@ -550,9 +549,9 @@ int api_server_start_with(struct api_server **out, const char *sock_path,
 		kiln_error_set(err, errno, "API eventfd");
 		goto fail;
 	}
-	if (evloop_add(loop, a->efd, EPOLLIN, bridge_on_event, a, err) < 0)
+	a->efd_ev = evloop_add(loop, a->efd, EPOLLIN, bridge_on_event, a, err);
+	if (a->efd_ev == NULL)
 		goto fail;
-	a->in_loop = true;
 	if (http_server_start(&a->http, sock_path, bridge_request, a, err) < 0)
 		goto fail;
 	*out = a;

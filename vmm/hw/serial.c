@@ -512,12 +512,14 @@ struct serial_pump {
 	struct evloop *loop;
 	int in_fd;
 	int wake_fd; /* written by the core when the FIFO drains */
+	struct evloop_entry *in_ev, *wake_ev; /* in loop, or NULL */
 	enum serial_in state;
 };
 
 static void serial_pump_in_stop(struct serial_pump *p, enum serial_in next)
 {
-	evloop_del(p->loop, p->in_fd);
+	evloop_del(p->loop, p->in_ev);
+	p->in_ev = NULL;
 	p->state = next;
 }
 
@@ -534,7 +536,7 @@ static void serial_pump_pause(struct serial_pump *p, uint32_t events)
 		serial_pump_in_stop(p, SERIAL_IN_PARKED);
 		return;
 	}
-	if (evloop_mod(p->loop, p->in_fd, 0, &err) < 0) {
+	if (evloop_mod(p->loop, p->in_ev, 0, &err) < 0) {
 		log_debug("serial: pause input: %s", err.msg);
 		serial_pump_in_stop(p, SERIAL_IN_PARKED);
 		return;
@@ -579,18 +581,20 @@ static void serial_pump_wake(void *opaque, uint32_t events)
 	(void)events;
 	if (read(p->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_debug("serial: read wake eventfd: %s", strerror(errno));
-	if (p->state == SERIAL_IN_PAUSED)
-		ret = evloop_mod(p->loop, p->in_fd, EPOLLIN, &err);
-	else if (p->state == SERIAL_IN_PARKED)
-		ret = evloop_add(p->loop, p->in_fd, EPOLLIN,
-				 serial_pump_in_ready, p, &err);
-	else
+	if (p->state == SERIAL_IN_PAUSED) {
+		ret = evloop_mod(p->loop, p->in_ev, EPOLLIN, &err);
+	} else if (p->state == SERIAL_IN_PARKED) {
+		p->in_ev = evloop_add(p->loop, p->in_fd, EPOLLIN,
+				      serial_pump_in_ready, p, &err);
+		ret = p->in_ev != NULL ? 0 : -1;
+	} else {
 		return;
+	}
 	if (ret < 0) {
 		log_warn("serial: resume console input: %s; input stopped",
 			 err.msg);
-		if (p->state == SERIAL_IN_PAUSED)
-			evloop_del(p->loop, p->in_fd);
+		evloop_del(p->loop, p->in_ev);
+		p->in_ev = NULL;
 		p->state = SERIAL_IN_OFF;
 		return;
 	}
@@ -614,11 +618,14 @@ struct serial_pump *serial_pump_start(struct serial *s, struct evloop *loop,
 		kiln_error_set(err, errno, "serial: eventfd");
 		goto fail;
 	}
-	if (evloop_add(loop, p->wake_fd, EPOLLIN, serial_pump_wake, p, err) < 0)
+	p->wake_ev =
+		evloop_add(loop, p->wake_fd, EPOLLIN, serial_pump_wake, p, err);
+	if (p->wake_ev == NULL)
 		goto fail_wake;
-	if (evloop_add(loop, in_fd, EPOLLIN, serial_pump_in_ready, p, err) <
-	    0) {
-		evloop_del(loop, p->wake_fd);
+	p->in_ev =
+		evloop_add(loop, in_fd, EPOLLIN, serial_pump_in_ready, p, err);
+	if (p->in_ev == NULL) {
+		evloop_del(loop, p->wake_ev);
 		goto fail_wake;
 	}
 	serial_set_rx_wake(s, p->wake_fd);
@@ -635,10 +642,9 @@ void serial_pump_stop(struct serial_pump *p)
 {
 	if (p == NULL)
 		return;
-	if (p->state == SERIAL_IN_READING || p->state == SERIAL_IN_PAUSED)
-		evloop_del(p->loop, p->in_fd);
+	evloop_del(p->loop, p->in_ev); /* NULL unless READING or PAUSED */
 	serial_set_rx_wake(p->s, -1);
-	evloop_del(p->loop, p->wake_fd);
+	evloop_del(p->loop, p->wake_ev);
 	close(p->wake_fd);
 	free(p);
 }

@@ -87,6 +87,7 @@ struct balloon {
 	struct virtio_ops ops; /* balloon_ops with this VM's features/queues */
 	struct vm *vm;
 	int timer_fd; /* stats polling, -1 without an event loop */
+	struct evloop_entry *timer_ev; /* timer_fd in vm->loop */
 
 	/* all below under dev.lock */
 	uint32_t target_pages;
@@ -686,7 +687,7 @@ static void balloon_dev_exit(struct vm *vm, void *state)
 		return;
 	b = d->priv;
 	if (b->timer_fd >= 0) {
-		evloop_del(&vm->loop, b->timer_fd);
+		evloop_del(&vm->loop, b->timer_ev);
 		close(b->timer_fd);
 	}
 	virtio_mmio_del(d);
@@ -742,8 +743,9 @@ static int balloon_dev_init(struct vm *vm, void **state, struct kiln_error *err)
 			kiln_error_set(err, errno, "virtio-balloon: timerfd");
 			goto fail;
 		}
-		if (evloop_add(&vm->loop, b->timer_fd, EPOLLIN, balloon_timer,
-			       b, err) < 0) {
+		b->timer_ev = evloop_add(&vm->loop, b->timer_fd, EPOLLIN,
+					 balloon_timer, b, err);
+		if (b->timer_ev == NULL) {
 			close(b->timer_fd);
 			b->timer_fd = -1;
 			goto fail;

@@ -31,8 +31,9 @@
 struct mmio_notify {
 	struct virtio_mmio *m;
 	unsigned int queue;
-	int fd;	       /* eventfd in the loop, -1 without a loop */
-	bool assigned; /* a KVM ioeventfd signals fd */
+	int fd;			 /* eventfd in the loop, -1 without a loop */
+	struct evloop_entry *ev; /* fd's entry in vm->loop */
+	bool assigned;		 /* a KVM ioeventfd signals fd */
 };
 
 struct virtio_mmio {
@@ -453,7 +454,7 @@ static void mmio_free(struct virtio_mmio *m)
 
 		mmio_deassign(m, i);
 		if (n->fd >= 0) {
-			evloop_del(&m->vm->loop, n->fd);
+			evloop_del(&m->vm->loop, n->ev);
 			close(n->fd);
 		}
 	}
@@ -490,7 +491,6 @@ int virtio_mmio_add(struct vm *vm, struct virtio_dev *d, struct kiln_error *err)
 		if (m->irq_fd < 0)
 			goto fail;
 	}
-	/* the loop's list is only changed here, before any vCPU runs */
 	for (unsigned int i = 0; vm->loop.epfd >= 0 && i < d->ops->num_queues;
 	     i++) {
 		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -499,8 +499,10 @@ int virtio_mmio_add(struct vm *vm, struct virtio_dev *d, struct kiln_error *err)
 			kiln_error_set(err, errno, "eventfd");
 			goto fail;
 		}
-		if (evloop_add(&vm->loop, fd, EPOLLIN, mmio_on_notify,
-			       &m->notify[i], err) < 0) {
+		m->notify[i].ev = evloop_add(&vm->loop, fd, EPOLLIN,
+					     mmio_on_notify, &m->notify[i],
+					     err);
+		if (m->notify[i].ev == NULL) {
 			close(fd);
 			goto fail;
 		}

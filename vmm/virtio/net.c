@@ -86,8 +86,8 @@ struct net {
 	struct tap tap;
 	char id[32];
 	struct net_config config;
-	bool in_loop; /* tap.fd is in vm->loop */
-	bool polling; /* ... with EPOLLIN */
+	struct evloop_entry *tap_ev; /* tap.fd in vm->loop, or NULL */
+	bool polling;		     /* ... with EPOLLIN */
 
 	/* all below under dev.lock */
 	uint32_t rx_len;  /* bytes of the pending frame in rx_buf, 0: none */
@@ -123,13 +123,15 @@ static void net_poll(struct net *n, bool on)
 {
 	struct kiln_error err = { 0 };
 
-	if (!n->in_loop || n->polling == on)
+	if (n->tap_ev == NULL || n->polling == on)
 		return;
 	/*
 	 * Off is edge-triggered: epoll always reports EPOLLERR/EPOLLHUP, and
 	 * a TAP whose interface was deleted would otherwise spin the loop.
+	 * Called on a vCPU thread too (activate, reset): evloop_mod on the
+	 * handle is safe from any thread (evloop.h).
 	 */
-	if (evloop_mod(&n->vm->loop, n->tap.fd, on ? EPOLLIN : EPOLLET, &err) <
+	if (evloop_mod(&n->vm->loop, n->tap_ev, on ? EPOLLIN : EPOLLET, &err) <
 	    0) {
 		log_warn("virtio-net %s: %s", n->id, err.msg);
 		return;
@@ -526,8 +528,7 @@ static uint64_t net_offload_features(unsigned int tun)
 
 static void net_free(struct net *n)
 {
-	if (n->in_loop)
-		evloop_del(&n->vm->loop, n->tap.fd);
+	evloop_del(&n->vm->loop, n->tap_ev);
 	tap_close(&n->tap);
 	metrics_unregister(n->metrics);
 	free(n);
@@ -567,15 +568,15 @@ static int net_create(struct vm *vm, const struct vm_net *c, struct net **out,
 		net_free(n);
 		return -1;
 	}
-	/* before the vCPUs start; no EPOLLIN until the driver is ready */
+	/* no EPOLLIN until the driver is ready */
 	if (vm->loop.epfd >= 0) {
-		if (evloop_add(&vm->loop, n->tap.fd, EPOLLET, net_on_tap, n,
-			       err) < 0) {
+		n->tap_ev = evloop_add(&vm->loop, n->tap.fd, EPOLLET,
+				       net_on_tap, n, err);
+		if (n->tap_ev == NULL) {
 			virtio_dev_destroy(&n->dev);
 			net_free(n);
 			return -1;
 		}
-		n->in_loop = true;
 	}
 	if (virtio_mmio_add(vm, &n->dev, err) < 0) {
 		virtio_dev_destroy(&n->dev);

@@ -8,13 +8,16 @@
  * calls into the core (status state machine, feature negotiation, queue
  * enable, snapshots) and the ops.
  *
- * Threads and locks. vCPU threads run register accesses; the event-loop
- * thread runs queue notifications and device backends. Both take d->lock,
- * and every ops callback is called with it held. Lock order: d->lock is
- * the outermost lock of a device; under it a device may take its own
- * private locks, never another device's d->lock, and never the event
- * loop's list (evloop_add/del are only called before the vCPUs start or
- * after they stopped). Interrupt raising (d->interrupt) takes no lock.
+ * Threads and locks. vCPU threads run register accesses (so activate and
+ * reset run there); the event-loop thread runs queue notifications and
+ * device backends. Both take d->lock, and every ops callback is called
+ * with it held. Lock order: d->lock is the outermost lock of a device;
+ * under it a device may take its own private locks, never another
+ * device's d->lock. The event loop's lock is innermost: evloop_add, _mod
+ * and _del may be called from either thread with d->lock held, on the
+ * handle evloop_add returned; what a callback may rely on after a delete
+ * from another thread is in evloop.h (the loop's threading rule).
+ * Interrupt raising (d->interrupt) takes no lock.
  *
  * A misbehaving driver never crashes, hangs or makes the VMM read out of
  * bounds: the device is marked broken (status NEEDS_RESET, a config-change

@@ -513,7 +513,7 @@ static void vsock_free(struct vm *vm, struct vsock *vs)
 	vsock_conn_free_all(vs);
 	if (vs->listen_fd >= 0) {
 		if (vs->loop != NULL)
-			evloop_del(vs->loop, vs->listen_fd);
+			evloop_del(vs->loop, vs->listen_ev);
 		close(vs->listen_fd);
 		/* only our own socket: another VMM may have replaced it */
 		if (stat(vs->uds, &st) == 0 && st.st_dev == vs->uds_dev &&
@@ -522,7 +522,7 @@ static void vsock_free(struct vm *vm, struct vsock *vs)
 	}
 	if (vs->wake_fd >= 0) {
 		if (vs->loop != NULL)
-			evloop_del(vs->loop, vs->wake_fd);
+			evloop_del(vs->loop, vs->wake_ev);
 		close(vs->wake_fd);
 	}
 	free(vs->uds);
@@ -566,15 +566,17 @@ static int vsock_dev_init(struct vm *vm, void **state, struct kiln_error *err)
 			kiln_error_set(err, errno, "virtio-vsock: eventfd");
 			goto fail;
 		}
-		if (evloop_add(vs->loop, vs->wake_fd, EPOLLIN, vsock_on_wake,
-			       vs, err) < 0) {
+		vs->wake_ev = evloop_add(vs->loop, vs->wake_fd, EPOLLIN,
+					 vsock_on_wake, vs, err);
+		if (vs->wake_ev == NULL) {
 			close(vs->wake_fd);
 			vs->wake_fd = -1;
 			goto fail;
 		}
-		if (evloop_add(vs->loop, vs->listen_fd, EPOLLIN,
-			       vsock_on_listen, vs, err) < 0) {
-			evloop_del(vs->loop, vs->wake_fd);
+		vs->listen_ev = evloop_add(vs->loop, vs->listen_fd, EPOLLIN,
+					   vsock_on_listen, vs, err);
+		if (vs->listen_ev == NULL) {
+			evloop_del(vs->loop, vs->wake_ev);
 			close(vs->wake_fd);
 			vs->wake_fd = -1;
 			goto fail;

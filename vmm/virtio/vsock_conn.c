@@ -129,9 +129,8 @@ static void conn_close_fd(struct vsock_conn *c)
 {
 	if (c->fd < 0)
 		return;
-	if (c->in_loop)
-		evloop_del(c->vs->loop, c->fd);
-	c->in_loop = false;
+	evloop_del(c->vs->loop, c->ev);
+	c->ev = NULL;
 	close(c->fd);
 	c->fd = -1;
 	free(c->buf);
@@ -181,7 +180,7 @@ void vsock_conn_update_events(struct vsock_conn *c)
 {
 	uint32_t want = 0;
 
-	if (!c->in_loop)
+	if (c->ev == NULL)
 		return;
 	switch (c->state) {
 	case CONN_HANDSHAKE:
@@ -198,7 +197,7 @@ void vsock_conn_update_events(struct vsock_conn *c)
 		break; /* EPOLLHUP/ERR still come: a client gone */
 	}
 	if (want != c->events &&
-	    evloop_mod(c->vs->loop, c->fd, want, NULL) == 0)
+	    evloop_mod(c->vs->loop, c->ev, want, NULL) == 0)
 		c->events = want;
 }
 
@@ -224,12 +223,12 @@ static bool conn_link(struct vsock_conn *c)
 	struct vsock *vs = c->vs;
 
 	if (vs->loop != NULL) {
-		if (evloop_add(vs->loop, c->fd, c->events, conn_event, c,
-			       NULL) < 0) {
+		c->ev = evloop_add(vs->loop, c->fd, c->events, conn_event, c,
+				   NULL);
+		if (c->ev == NULL) {
 			free(c);
 			return false;
 		}
-		c->in_loop = true;
 	}
 	c->next = vs->conns;
 	if (vs->conns != NULL)
@@ -671,8 +670,8 @@ static void conn_event(void *opaque, uint32_t events)
 			vsock_conn_kill(c);
 			goto out;
 		}
-		evloop_del(vs->loop, c->fd);
-		c->in_loop = false;
+		evloop_del(vs->loop, c->ev);
+		c->ev = NULL;
 	}
 	conn_maybe_finish(c);
 	if (c->state != CONN_CONNECTED)

@@ -3,10 +3,12 @@
  * virtio-vsock internals shared by vsock.c (device, queues, packets) and
  * vsock_conn.c (connections and their host Unix sockets). Not an API.
  *
- * Every function here runs with dev.lock held. evloop_add/del/mod on
- * connection fds are only called on the event-loop thread: a reset from a
- * vCPU thread only marks reset_pending and wakes the loop, which tears the
- * connections down (see vsock_apply_reset).
+ * Every function here runs with dev.lock held. Connections are created,
+ * changed and freed on the event-loop thread only, so evloop_del of a
+ * connection's fd always happens there and its callback (conn_event) is
+ * never called for a freed connection (evloop.h: the rule for deleting).
+ * A reset from a vCPU thread only marks reset_pending and wakes the loop,
+ * which tears the connections down (see vsock_apply_reset).
  */
 #ifndef KILN_VMM_VIRTIO_VSOCK_PRIV_H
 #define KILN_VMM_VIRTIO_VSOCK_PRIV_H
@@ -98,7 +100,7 @@ struct vsock_conn {
 	uint32_t local_port; /* ours (the host's) */
 	uint32_t peer_port;  /* the guest's */
 	bool hashed;
-	bool in_loop;
+	struct evloop_entry *ev; /* fd in vs->loop, or NULL */
 	bool pending;		 /* on vs's rx work list */
 	bool readable;		 /* the host fd may have data (EPOLLIN seen) */
 	bool host_eof;		 /* read returned 0 */
@@ -137,9 +139,11 @@ struct vsock {
 	uint64_t cid;
 	char *uds;
 	int listen_fd;
+	struct evloop_entry *listen_ev; /* in loop, or NULL */
 	dev_t uds_dev;
 	ino_t uds_ino;
 	int wake_fd; /* eventfd: more work on the loop thread */
+	struct evloop_entry *wake_ev; /* in loop, or NULL */
 
 	bool reset_pending; /* connections to drop on the loop thread */
 	bool tx_stalled;    /* rst ring full: tx waits for rx */
