@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
+#include "../../lib/util.h"
 #include "../device.h"
 #include "../metrics.h"
 #include "../vm.h"
@@ -128,14 +129,6 @@ static const char *const stat_names[BALLOON_S_NR] = {
 const char *balloon_stat_name(unsigned int tag)
 {
 	return tag < BALLOON_S_NR ? stat_names[tag] : NULL;
-}
-
-static uint64_t balloon_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 static enum balloon_role balloon_role(const struct virtio_dev *d,
@@ -333,7 +326,7 @@ static void balloon_stats_parse(struct balloon *b, const struct virtq_chain *c)
 					      " %s=%llu", stat_names[tag],
 					      (unsigned long long)val);
 	}
-	b->stats_ns = balloon_now_ns();
+	b->stats_ns = util_now_ns();
 	log_debug("virtio-balloon: stats%s", o > 0 ? line : " (none)");
 }
 

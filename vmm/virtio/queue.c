@@ -28,12 +28,8 @@
 #include <string.h>
 
 #include "../../lib/log.h"
+#include "../../lib/util.h"
 #include "virtio.h"
-
-static bool is_pow2(uint32_t v)
-{
-	return v != 0 && (v & (v - 1)) == 0;
-}
 
 void virtq_init(struct virtq *q, struct virtio_dev *dev, unsigned int index,
 		uint16_t max_size)
@@ -82,7 +78,7 @@ static int virtq_map(struct virtq *q, const struct guest_mem *mem,
 	uint16_t n = q->size;
 	void *desc, *avail, *used;
 
-	if (n == 0 || n > q->max_size || !is_pow2(n))
+	if (n == 0 || n > q->max_size || !util_is_pow2(n))
 		return kiln_error_set(err, EINVAL,
 				      "queue size %u: not a power of 2 in "
 				      "1..%u",
@@ -354,7 +350,7 @@ int virtq_restore(struct virtq *q, const struct virtq_state *s,
 	    s->indirect > 1 || s->broken > 1)
 		return kiln_error_set(err, EINVAL, "queue %u: bad flag",
 				      q->index);
-	if (s->size == 0 || s->size > q->max_size || !is_pow2(s->size))
+	if (s->size == 0 || s->size > q->max_size || !util_is_pow2(s->size))
 		return kiln_error_set(err, EINVAL,
 				      "queue %u: size %u not a power of 2 in "
 				      "1..%u",
