@@ -137,7 +137,7 @@ check: deps
 # dependencies into an unrelated fuzzer.
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(WARN)
-VIRTIO_CORE := vmm/virtio/queue.c vmm/virtio/virtio.c vmm/memory.c lib/error.c lib/log.c
+VIRTIO_CORE := vmm/virtio/queue.c vmm/virtio/iov.c vmm/virtio/virtio.c vmm/memory.c lib/error.c lib/log.c
 FUZZ_SRCS_fuzz_virtq := $(VIRTIO_CORE)
 FUZZ_SRCS_fuzz_virtio_mmio := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/rng.c \
 	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c

@@ -40,6 +40,7 @@
 #include "../metrics.h"
 #include "../vm.h"
 #include "blk.h"
+#include "iov.h"
 #include "mmio.h"
 #include "virtio.h"
 
@@ -217,53 +218,6 @@ fail:
 	return -1;
 }
 
-/* ---- scatter-gather helpers ---- */
-
-/* Copy len bytes at offset skip of iov[0, n) to buf; false if short. */
-static bool iov_read(const struct iovec *iov, unsigned int n, uint64_t skip,
-		     void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	for (unsigned int i = 0; i < n && len > 0; i++) {
-		size_t l = iov[i].iov_len, c;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		c = l - skip < len ? l - skip : len;
-		memcpy(p, (uint8_t *)iov[i].iov_base + skip, c);
-		p += c;
-		len -= c;
-		skip = 0;
-	}
-	return len == 0;
-}
-
-/* dst = the bytes [skip, skip + len) of iov[0, n); returns the count. */
-static unsigned int iov_slice(struct iovec *dst, const struct iovec *iov,
-			      unsigned int n, uint64_t skip, uint64_t len)
-{
-	unsigned int k = 0;
-
-	for (unsigned int i = 0; i < n && len > 0; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		dst[k].iov_base = (uint8_t *)iov[i].iov_base + skip;
-		dst[k].iov_len = l - skip < len ? l - skip : len;
-		len -= dst[k].iov_len;
-		skip = 0;
-		if (dst[k].iov_len > 0)
-			k++;
-	}
-	return k;
-}
-
 /* The whole of iov[0, n) at off, retrying short transfers. 0 or -errno. */
 static int blk_rw(int fd, struct iovec *iov, unsigned int n, uint64_t off,
 		  bool write)
@@ -351,7 +305,8 @@ static uint8_t blk_dwz(struct blk *b, const struct virtq_chain *c,
 		struct blk_dwz_seg s;
 		int ret;
 
-		iov_read(c->iov, c->nread, BLK_HDR_BYTES + off, &s, sizeof(s));
+		iov_to_buf(c->iov, c->nread, BLK_HDR_BYTES + off, &s,
+			   sizeof(s));
 		/* guest-controlled: flags, range size and bounds */
 		if ((s.flags & ~BLK_DWZ_F_UNMAP) != 0 ||
 		    (!wz && (s.flags & BLK_DWZ_F_UNMAP)))
@@ -399,7 +354,7 @@ static uint8_t blk_request(struct blk *b, struct virtq_chain *c,
 	*written = 0;
 	/* guest-controlled: the header is 16 readable bytes, maybe split */
 	if (c->read_len < BLK_HDR_BYTES ||
-	    !iov_read(c->iov, c->nread, 0, &h, sizeof(h)))
+	    !iov_to_buf(c->iov, c->nread, 0, &h, sizeof(h)))
 		return VIRTIO_BLK_S_IOERR;
 
 	switch (h.type) {
