@@ -141,7 +141,7 @@ VIRTIO_CORE := vmm/virtio/queue.c vmm/virtio/iov.c vmm/virtio/virtio.c vmm/memor
 FUZZ_SRCS_fuzz_virtq := $(VIRTIO_CORE)
 FUZZ_SRCS_fuzz_virtio_mmio := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/rng.c \
 	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
-FUZZ_SRCS_fuzz_virtio_blk := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/blk.c \
+FUZZ_SRCS_fuzz_virtio_blk := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/blk.c vmm/virtio/blk_req.c \
 	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_net := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/net.c \
 	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c

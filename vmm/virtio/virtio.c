@@ -261,6 +261,14 @@ int virtio_dev_queue_enable(struct virtio_dev *d, unsigned int index,
 void virtio_dev_save(struct virtio_dev *d, struct virtio_dev_state *s,
 		     void *dev_state)
 {
+	/*
+	 * The device first: it may finish work in progress (blk answers a
+	 * request spread over several turns), which moves its queues.
+	 */
+	if (d->ops->state_size > 0) {
+		memset(dev_state, 0, d->ops->state_size);
+		d->ops->save(d, dev_state);
+	}
 	memset(s, 0, sizeof(*s));
 	s->device_id = d->ops->device_id;
 	s->num_queues = d->ops->num_queues;
@@ -270,10 +278,6 @@ void virtio_dev_save(struct virtio_dev *d, struct virtio_dev_state *s,
 	s->broken = d->broken;
 	for (unsigned int i = 0; i < d->ops->num_queues; i++)
 		virtq_save(&d->queues[i], &s->queues[i]);
-	if (d->ops->state_size > 0) {
-		memset(dev_state, 0, d->ops->state_size);
-		d->ops->save(d, dev_state);
-	}
 }
 
 static bool all_zero(const void *p, size_t len)
