@@ -361,6 +361,7 @@ static void balloon_timer(void *opaque, uint32_t events)
 	struct balloon *b = opaque;
 	uint64_t ticks;
 
+	(void)events;
 	if (read(b->timer_fd, &ticks, sizeof(ticks)) < 0)
 		return; /* EAGAIN: nothing expired */
 	balloon_poll_stats(&b->dev);

@@ -185,6 +185,9 @@ static void blk_config_read(struct virtio_dev *d, uint32_t offset, void *data,
 static void blk_config_write(struct virtio_dev *d, uint32_t offset,
 			     const void *data, uint32_t len)
 {
+	(void)d;
+	(void)data;
+	(void)len;
 	if (log_ratelimit())
 		log_debug("virtio-blk: config write at %u ignored", offset);
 }

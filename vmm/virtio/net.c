@@ -293,6 +293,7 @@ static void net_on_tap(void *opaque, uint32_t events)
 {
 	struct net *n = opaque;
 
+	(void)events;
 	virtio_dev_lock(&n->dev);
 	net_rx_pump(n);
 	virtio_dev_unlock(&n->dev);
@@ -366,6 +367,8 @@ static void net_config_write(struct virtio_dev *d, uint32_t offset,
 {
 	const struct net *n = d->priv;
 
+	(void)data;
+	(void)len;
 	/* guest-controlled: read-only for a VERSION_1 driver */
 	if (log_ratelimit())
 		log_warn("virtio-net %s: config write at %u ignored", n->id,
@@ -573,6 +576,7 @@ static void net_dev_exit(struct vm *vm, void *state)
 {
 	struct net_set *s = state;
 
+	(void)vm;
 	if (s == NULL)
 		return;
 	for (unsigned int i = 0; i < s->count; i++) {
