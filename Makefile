@@ -7,7 +7,16 @@ B := build
 
 CC ?= cc
 CFLAGS ?= -O2 -g
-WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+WARN := -Wall -Wextra -Werror -Wshadow
+# -Wunused-parameter stays on for the VMM core, its devices and lib/ (an
+# unused parameter there is a mistake or an ops callback that says so with
+# (void)p). Where nearly every function is a callback of a fixed
+# signature it is off: the API's route handlers (id, body, resp), the
+# agent's ttrpc handlers (ctx, in), and the tests' and fuzzers' stub
+# callbacks. Measured: those account for 113 of the 121 unused
+# parameters; none of them was a mistake.
+NO_UNUSED_PARAM_DIRS := vmm/api/ agent/ test/
+unused_param = $(if $(filter $(addsuffix %,$(NO_UNUSED_PARAM_DIRS)),$(1)),-Wno-unused-parameter)
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-DKILN_VERSION='"$(VERSION)"' $(WARN) -MMD -MP \
 	-fstack-protector-strong -D_FORTIFY_SOURCE=2
@@ -75,12 +84,12 @@ $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: %.proto
 $(B)/obj/%.o: %.c | $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(BASE_CFLAGS) $(call unused_param,$<) $(CFLAGS) -c -o $@ $<
 
 $(B)/san/%.o: %.c | $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC-SAN  $<")
-	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
+	$(Q)$(CC) $(BASE_CFLAGS) $(call unused_param,$<) $(SAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
 
 $(B)/tsan/%.o: %.c | $(GEN_HDRS)
 	@mkdir -p $(dir $@)
@@ -169,12 +178,13 @@ check: deps
 # Each target lists its sources: a new device must not drag its
 # dependencies into an unrelated fuzzer.
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(WARN)
-VIRTIO_CORE := vmm/virtio/queue.c vmm/virtio/virtio.c vmm/memory.c lib/error.c lib/log.c
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(WARN) \
+	-Wno-unused-parameter # one command line mixes harness stubs and devices
+VIRTIO_CORE := vmm/virtio/queue.c vmm/virtio/iov.c vmm/virtio/virtio.c vmm/memory.c lib/error.c lib/log.c
 FUZZ_SRCS_fuzz_virtq := $(VIRTIO_CORE)
 FUZZ_SRCS_fuzz_virtio_mmio := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/rng.c \
 	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
-FUZZ_SRCS_fuzz_virtio_blk := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/blk.c \
+FUZZ_SRCS_fuzz_virtio_blk := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/blk.c vmm/virtio/blk_req.c \
 	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_net := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/net.c \
 	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c

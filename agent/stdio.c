@@ -22,23 +22,9 @@
 
 #include "../lib/cleanup.h"
 #include "../lib/log.h"
+#include "../lib/util.h"
 
 #define RELAY_BUF (64 * 1024)
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= n;
-	}
-	return 0;
-}
 
 static void relay_out(int src, int sock, char *buf)
 {
@@ -51,7 +37,7 @@ static void relay_out(int src, int sock, char *buf)
 		 * slave is gone */
 		if (n <= 0)
 			break;
-		if (write_all(sock, buf, n) < 0)
+		if (util_write_all(sock, buf, n) < 0)
 			break; /* the host went away: the writer gets EPIPE */
 	}
 	shutdown(sock, SHUT_WR);
@@ -67,7 +53,7 @@ static bool drain_in(int sock, int dst, char *buf)
 			continue;
 		if (n <= 0)
 			return true;
-		if (write_all(dst, buf, n) < 0)
+		if (util_write_all(dst, buf, n) < 0)
 			return false;
 	}
 }
@@ -95,7 +81,7 @@ static void relay_in(int sock, int dst, int wake, char *buf)
 			continue;
 		if (n <= 0)
 			return; /* the host's half-close */
-		if (write_all(dst, buf, n) < 0)
+		if (util_write_all(dst, buf, n) < 0)
 			return; /* the reader is gone */
 	}
 }
@@ -205,7 +191,7 @@ static void answer(int fd, const char *fmt, ...)
 		if (buf[i] == '\n' || buf[i] == '\r')
 			buf[i] = ' ';
 	buf[n++] = '\n';
-	write_all(fd, buf, n);
+	util_write_all(fd, buf, n);
 }
 
 static void *stream_main(void *arg)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "util.h"
 #include "ttrpc.h"
 
 /* Between tries while a guest boots: short, as the benchmark times the
@@ -25,17 +26,9 @@
 /* A try made at or after the deadline still gets this long to answer. */
 #define MIN_TRY_NS (1000 * 1000 * 1000ull)
 
-uint64_t agent_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 uint64_t agent_deadline_ms(uint64_t ms)
 {
-	return agent_now_ns() + ms * 1000000ull;
+	return util_now_ns() + ms * 1000000ull;
 }
 
 bool agent_id_valid(const char *id)
@@ -61,7 +54,7 @@ bool agent_id_valid(const char *id)
 /* ms left until deadline for poll(), at least 0 */
 static int ms_left(uint64_t deadline)
 {
-	uint64_t now = agent_now_ns();
+	uint64_t now = util_now_ns();
 
 	if (now >= deadline)
 		return 0;
@@ -118,22 +111,6 @@ static int read_line(int fd, char *buf, size_t len, uint64_t deadline,
 	return (int)n;
 }
 
-static int write_all(int fd, const char *buf, size_t len,
-		     struct kiln_error *err)
-{
-	while (len > 0) {
-		ssize_t r = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return kiln_error_set(err, errno, "write");
-		buf += r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
-
 /*
  * One try. *retry says whether a later try may succeed (the guest is
  * still booting) or the failure is final.
@@ -161,7 +138,8 @@ static int vsock_try(const char *uds_path, uint32_t port, uint64_t deadline,
 		return kiln_error_set(err, errno, "connect `%s`", uds_path);
 	}
 	n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
-	if (write_all(fd, line, (size_t)n, err) < 0) {
+	if (util_write_all(fd, line, (size_t)n) < 0) {
+		kiln_error_set(err, errno, "write");
 		*retry = err == NULL || err->errnum == EPIPE ||
 			 err->errnum == ECONNRESET;
 		return -1;
@@ -197,7 +175,7 @@ int agent_vsock_connect(const char *uds_path, uint32_t port,
 	unsigned int tries = 0;
 
 	for (;;) {
-		uint64_t now = agent_now_ns();
+		uint64_t now = util_now_ns();
 		uint64_t try_deadline = deadline_ns;
 		bool retry;
 		int fd;
@@ -210,7 +188,7 @@ int agent_vsock_connect(const char *uds_path, uint32_t port,
 			return fd;
 		if (!retry)
 			break;
-		if (agent_now_ns() + RETRY_SLEEP_NS >= deadline_ns) {
+		if (util_now_ns() + RETRY_SLEEP_NS >= deadline_ns) {
 			if (tries == 1)
 				break;
 			if (err != NULL)
@@ -288,7 +266,7 @@ struct agent_client *agent_client_connect(const char *uds_path,
 			return NULL;
 		/* the first Check may wait for the agent to finish setting up,
 		 * but not past the deadline */
-		now = agent_now_ns();
+		now = util_now_ns();
 		c->timeout_ns = deadline_ns > now + MIN_TRY_NS
 					? deadline_ns - now
 					: MIN_TRY_NS;
@@ -300,7 +278,7 @@ struct agent_client *agent_client_connect(const char *uds_path,
 		/* a listener that accepted and then went away (an agent that
 		 * restarts) is worth another try; an error status is not */
 		if (code != TTRPC_UNAVAILABLE ||
-		    agent_now_ns() + RETRY_SLEEP_NS >= deadline_ns)
+		    util_now_ns() + RETRY_SLEEP_NS >= deadline_ns)
 			return NULL;
 		nanosleep(&(struct timespec){ .tv_nsec = RETRY_SLEEP_NS },
 			  NULL);
@@ -684,13 +662,16 @@ int agent_attach_stream(struct agent_client *c, const char *container_id,
 				stream, err);
 	if (n < 0)
 		return -1;
-	deadline = agent_now_ns() +
+	deadline = util_now_ns() +
 		   (c->timeout_ns != 0 ? c->timeout_ns : 30 * MIN_TRY_NS);
 	fd = agent_vsock_connect(c->uds_path, AGENT_STREAM_PORT, deadline, err);
 	if (fd < 0)
 		return kiln_error_wrap(err, "attach %s", stream);
-	if (write_all(fd, line, (size_t)n, err) < 0 ||
-	    read_line(fd, line, sizeof(line), deadline, &eof, err) < 0)
+	if (util_write_all(fd, line, (size_t)n) < 0)
+		n = kiln_error_set(err, errno, "write");
+	else
+		n = read_line(fd, line, sizeof(line), deadline, &eof, err);
+	if (n < 0)
 		return kiln_error_wrap(
 			err, "attach %s of %s/%s", stream, container_id,
 			exec_id != NULL && exec_id[0] != '\0' ? exec_id : "-");

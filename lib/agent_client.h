@@ -47,8 +47,7 @@ struct agent_client {
 int agent_vsock_connect(const char *uds_path, uint32_t port,
 			uint64_t deadline_ns, struct kiln_error *err);
 
-/* CLOCK_MONOTONIC now, in ns; and now + ms, for deadlines. */
-uint64_t agent_now_ns(void);
+/* util_now_ns() + ms, for deadlines. */
 uint64_t agent_deadline_ms(uint64_t ms);
 
 /*

@@ -10,6 +10,7 @@
 
 #include "../lib/error.h"
 #include "../lib/log.h"
+#include "../lib/util.h"
 #include "api/api.h"
 #include "api/vm_ops.h"
 #include "config.h"
@@ -278,7 +279,7 @@ static int apply_observability(struct vm *vm, const struct vm_config *cfg,
 
 int main(int argc, char **argv)
 {
-	uint64_t start_ns = vm_now_ns();
+	uint64_t start_ns = util_now_ns();
 	struct kiln_error err = { 0 };
 	struct vmm_opts opts = { 0 };
 	struct api_server *api = NULL;

@@ -24,6 +24,7 @@
 
 #include "../lib/cleanup.h"
 #include "../lib/log.h"
+#include "../lib/util.h"
 #include "evloop.h"
 
 /* ---- the static groups ---- */
@@ -154,18 +155,10 @@ static struct evloop *metrics_loop;
 static struct evloop_entry *metrics_timer_ev;
 static uint64_t metrics_start_ns;
 
-static uint64_t metrics_now_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* uptime counts from process start, before any API request or VM */
 __attribute__((constructor)) static void metrics_init_clock(void)
 {
-	metrics_start_ns = metrics_now_ns(CLOCK_MONOTONIC);
+	metrics_start_ns = util_now_ns();
 }
 
 static bool metrics_name_taken(const char *name)
@@ -400,11 +393,10 @@ static int metrics_flush_locked(struct kiln_error *err)
 	if (b.p == NULL)
 		return kiln_error_set(err, ENOMEM, "metrics line");
 	metrics_set(&metrics_vmm, VMM_M_UPTIME_MS,
-		    (metrics_now_ns(CLOCK_MONOTONIC) - metrics_start_ns) /
-			    1000000);
+		    (util_now_ns() - metrics_start_ns) / 1000000);
 	mbuf_printf(
 		&b, "{\"utc_timestamp_ms\":%llu",
-		(unsigned long long)(metrics_now_ns(CLOCK_REALTIME) / 1000000));
+		(unsigned long long)(util_clock_ns(CLOCK_REALTIME) / 1000000));
 	for (struct metrics_group *g = metrics_static; g != NULL; g = g->next)
 		metrics_group_json(&b, g);
 	for (struct metrics_group *g = metrics_dynamic; g != NULL; g = g->next)

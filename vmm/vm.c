@@ -27,14 +27,6 @@
 #define VM_TSS_ADDR	     0xfffbd000ULL
 #define VM_IDENTITY_MAP_ADDR 0xfffbc000ULL
 
-uint64_t vm_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, const char *fmt,
 		     ...)
 {

@@ -93,6 +93,4 @@ int vm_irqfd(struct vm *vm, unsigned int gsi, struct kiln_error *err);
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level,
 		struct kiln_error *err);
 
-uint64_t vm_now_ns(void);
-
 #endif

@@ -27,6 +27,7 @@
 #include "../../lib/agent_client.h"
 #include "../../lib/cleanup.h"
 #include "../../lib/error.h"
+#include "../../lib/util.h"
 #include "agentctl.h"
 
 #define DEFAULT_TIMEOUT_SEC 30
@@ -75,8 +76,7 @@ static void usage(FILE *f)
 /* Every command may race the guest's boot: wait for the agent. */
 static int ctl_connect(struct ctl *ctl)
 {
-	ctl->c = agent_client_connect(ctl->uds,
-				      agent_now_ns() + ctl->timeout_ns,
+	ctl->c = agent_client_connect(ctl->uds, util_now_ns() + ctl->timeout_ns,
 				      ctl->timeout_ns, &ctl->err);
 	return ctl->c != NULL ? 0 : -1;
 }
@@ -359,13 +359,13 @@ static int cmd_bench_exec(struct ctl *ctl, int argc, char **argv)
 		uint64_t t0;
 
 		snprintf(eid, sizeof(eid), "bench-%d-%u", (int)getpid(), i);
-		t0 = agent_now_ns();
+		t0 = util_now_ns();
 		if (agent_exec(ctl->c, o.id, eid, &o.proc, NULL, &ctl->err) <
 			    0 ||
 		    agent_wait(ctl->c, o.id, eid, &ex, &ctl->err) < 0)
 			return -1;
 		printf("exec_us=%.1f status=%d\n",
-		       (double)(agent_now_ns() - t0) / 1e3, ex.status);
+		       (double)(util_now_ns() - t0) / 1e3, ex.status);
 	}
 	return 0;
 }
@@ -535,14 +535,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (strcmp(cmd, "wait-ready") == 0) {
-		t0 = agent_now_ns();
+		t0 = util_now_ns();
 		r = ctl_connect(&ctl);
 		/* CLOCK_MONOTONIC, as Python's time.monotonic(), for the
 		 * benchmark */
 		if (r == 0)
 			printf("ready_mono_ns=%llu\nwaited_ms=%.1f\n",
-			       (unsigned long long)agent_now_ns(),
-			       (double)(agent_now_ns() - t0) / 1e6);
+			       (unsigned long long)util_now_ns(),
+			       (double)(util_now_ns() - t0) / 1e6);
 	} else if (strcmp(cmd, "run") == 0) {
 		r = cmd_run(&ctl, argc, argv);
 	} else if (strcmp(cmd, "exec") == 0) {

@@ -16,6 +16,7 @@
 #include "../../lib/agent_client.h"
 #include "../../lib/cleanup.h"
 #include "../../lib/ttrpc.h"
+#include "../../lib/util.h"
 #include "tap.h"
 
 /* ---- the stub agent ----------------------------------------------------- */
@@ -404,7 +405,7 @@ static void test_retry(void)
 	struct fake_vmm v = { .delay_ms = 300, .refuse = 3 };
 	struct kiln_error err = { 0 };
 	struct agent_client *c;
-	uint64_t t0 = agent_now_ns();
+	uint64_t t0 = util_now_ns();
 
 	fake_vmm_start(&v, "retry");
 	c = agent_client_connect(v.path, agent_deadline_ms(5000), 5000000000ull,
@@ -413,7 +414,7 @@ static void test_retry(void)
 	   "connect retries until the socket exists and the port "
 	   "answers: %s",
 	   c ? "ok" : err.msg);
-	ok(agent_now_ns() - t0 >= 300000000ull, "it waited for the socket");
+	ok(util_now_ns() - t0 >= 300000000ull, "it waited for the socket");
 	is_int(v.conns, 4, "three CONNECTs closed without OK, then one OK");
 	agent_client_free(c);
 	fake_vmm_stop(&v);
@@ -430,9 +431,9 @@ static void test_deadline(void)
 	snprintf(path, sizeof(path), "/tmp/kiln-test-agent-%d-none.sock",
 		 (int)getpid());
 	unlink(path);
-	t0 = agent_now_ns();
+	t0 = util_now_ns();
 	fd = agent_vsock_connect(path, 1024, agent_deadline_ms(300), &err);
-	dt = agent_now_ns() - t0;
+	dt = util_now_ns() - t0;
 	ok(fd < 0 && strstr(err.msg, "not reachable in time") != NULL &&
 		   strstr(err.msg, path) != NULL,
 	   "no socket: fails at the deadline naming it: %s", err.msg);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
+#include "../../lib/util.h"
 #include "../../vmm/device.h"
 #include "../../vmm/hw/legacy.h"
 #include "../../vmm/layout.h"
@@ -327,7 +328,7 @@ static void test_cmos_glue(void)
 
 static void test_boot_timer(const char *logpath)
 {
-	struct boot_timer t = { .start_ns = vm_now_ns() - 12345678 };
+	struct boot_timer t = { .start_ns = util_now_ns() - 12345678 };
 	uint8_t buf[4] = { 0xaa, 0xaa, 0xaa, 0xaa };
 	uint32_t magic4 = LAYOUT_BOOT_TIMER_MAGIC;
 	uint64_t ns;
@@ -389,7 +390,7 @@ static void test_sink(void)
 	   "sink glue: and nothing around them");
 	sink->exit(vm, state);
 
-	vm->start_ns = vm_now_ns() - 1000000;
+	vm->start_ns = util_now_ns() - 1000000;
 	ok(bt != NULL && bt->init(vm, &bstate, &err) == 0, "boot timer glue: "
 							   "init");
 	ok(port_wr(vm, LAYOUT_BOOT_TIMER_PORT, LAYOUT_BOOT_TIMER_MAGIC),

@@ -7,10 +7,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../../lib/log.h"
@@ -111,21 +117,27 @@ struct seg {
 };
 
 /* Post one chain of n segments and kick; returns the used length. */
-static uint32_t submit(struct vdrv *t, const struct seg *s, unsigned int n)
+/* Offer the chain at descriptor 0 and kick; its used length, or ~0. */
+static uint32_t offer_head0(struct vdrv *t)
 {
 	uint16_t before = vdrv_used(t, 0)->idx;
 
-	for (unsigned int i = 0; i < n; i++)
-		vdrv_set_desc(t, 0, i, s[i].addr, s[i].len,
-			      (uint16_t)((s[i].write ? VIRTQ_DESC_F_WRITE : 0) |
-					 (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
-			      (uint16_t)(i + 1));
 	vdrv_offer(t, 0, 0);
 	if (vdrv_used(t, 0)->idx == before)
 		return 0xffffffff;
 	return vdrv_used(t, 0)
 		->ring[(uint16_t)(vdrv_used(t, 0)->idx - 1) % QSIZE]
 		.len;
+}
+
+static uint32_t submit(struct vdrv *t, const struct seg *s, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		vdrv_set_desc(t, 0, i, s[i].addr, s[i].len,
+			      (uint16_t)((s[i].write ? VIRTQ_DESC_F_WRITE : 0) |
+					 (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
+			      (uint16_t)(i + 1));
+	return offer_head0(t);
 }
 
 static uint8_t *status_byte(struct vdrv *t)
@@ -565,6 +577,316 @@ static void test_snapshot(void)
 	free(b);
 }
 
+/* ---- limits and bounded work (issue 9, item 3) ---- */
+
+#define BIG_SECTORS (8 * 2048) /* an 8 MiB image */
+#define MIB	    (1U << 20)
+#define IND	    0xe00000ULL /* an indirect table */
+#define BUF(i)	    (0x400000ULL + (uint64_t)(i) * (MIB + 4096))
+
+/* Check len bytes at gpa against the image's bytes at sector. */
+static bool matches_image(struct vdrv *t, const char *img, uint64_t gpa,
+			  uint64_t sector, size_t len)
+{
+	uint8_t *want = malloc(len);
+	bool same = want != NULL &&
+		    file_read(img, want, len, (off_t)(sector * 512)) == 0 &&
+		    memcmp(vdrv_gp(t, gpa, len), want, len) == 0;
+
+	free(want);
+	return same;
+}
+
+/* One chain through an indirect table of n segments; returns used len. */
+static uint32_t submit_indirect(struct vdrv *t, const struct seg *s,
+				unsigned int n)
+{
+	struct virtq_desc *d = vdrv_gp(t, IND, 16ULL * n);
+
+	for (unsigned int i = 0; i < n; i++)
+		d[i] = (struct virtq_desc){
+			.addr = s[i].addr,
+			.len = s[i].len,
+			.flags =
+				(uint16_t)((s[i].write ? VIRTQ_DESC_F_WRITE
+						       : 0) |
+					   (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
+			.next = (uint16_t)(i + 1),
+		};
+	vdrv_set_desc(t, 0, 0, IND, 16 * n, VIRTQ_DESC_F_INDIRECT, 0);
+	return offer_head0(t);
+}
+
+static void test_limits(void)
+{
+	char *a = mkimage("big.img", (size_t)BIG_SECTORS * 512, 5);
+	char spec[256];
+	struct vdrv *t;
+	struct seg s[258];
+	uint32_t u;
+
+	snprintf(spec, sizeof(spec), "id=big,path=%s", a);
+	t = tvm_new(spec);
+	vdrv_handshake(t, features_lo(t), 1, true);
+	is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK,
+	       "limits: handshake");
+	is_int(cfg64(t, 8) & 0xffffffff, MIB, "config: size_max 1 MiB");
+	is_int(cfg64(t, 8) >> 32, 254, "config: seg_max 254");
+
+	/* size_max: one segment of 1 MiB passes, 1 MiB + 512 does not */
+	s[0] = (struct seg){ HDR, 16, false };
+	s[1] = (struct seg){ BUF(0), MIB, true };
+	s[2] = (struct seg){ STATUS, 1, true };
+	set_hdr(t, 0, 0);
+	is_int(submit(t, s, 3), MIB + 1, "IN of one 1 MiB segment: used");
+	is_int(*status_byte(t), 0, "IN of one 1 MiB segment: OK");
+	ok(matches_image(t, a, BUF(0), 0, MIB), "and the image's bytes");
+	s[1].len = MIB + 512;
+	set_hdr(t, 0, 0);
+	submit(t, s, 3);
+	is_int(*status_byte(t), 1, "IN of a segment over size_max: IOERR");
+	s[1].write = false;
+	set_hdr(t, T_OUT, 0);
+	submit(t, s, 3);
+	is_int(*status_byte(t), 1, "OUT of a segment over size_max: IOERR");
+	ok(matches_image(t, a, BUF(0), 0, MIB), "the refused OUT wrote "
+						"nothing");
+	/* the same bytes in two segments are within the limits */
+	s[1] = (struct seg){ BUF(0), MIB, true };
+	s[2] = (struct seg){ BUF(1), 512, true };
+	s[3] = (struct seg){ STATUS, 1, true };
+	set_hdr(t, 0, 0);
+	submit(t, s, 4);
+	is_int(*status_byte(t), 0, "1 MiB + 512 in two segments: OK");
+
+	/* seg_max: 254 data segments pass, 255 do not (header, status) */
+	for (unsigned int n = 254; n <= 255; n++) {
+		s[0] = (struct seg){ HDR, 16, false };
+		for (unsigned int i = 0; i < n; i++)
+			s[1 + i] =
+				(struct seg){ BUF(0) + 4096ULL * i, 512, true };
+		s[1 + n] = (struct seg){ STATUS, 1, true };
+		set_hdr(t, 0, 0);
+		u = submit_indirect(t, s, n + 2);
+		if (n == 254) {
+			is_int(u, 254 * 512 + 1, "254 segments: used length");
+			is_int(*status_byte(t), 0, "254 data segments: OK");
+		} else {
+			is_int(u, 1, "255 segments: only the status");
+			is_int(*status_byte(t), 1,
+			       "255 data segments: IOERR (seg_max 254)");
+		}
+	}
+	ok(!t->dev->broken, "limits: the device is not broken");
+	tvm_free(t);
+	free(a);
+}
+
+/* Request i of a batch: header, then 1 MiB of data and the status in one. */
+static void post_read(struct vdrv *t, unsigned int i, uint64_t sector)
+{
+	uint8_t *h = vdrv_gp(t, HDR + 16ULL * i, 16);
+
+	memset(h, 0, 16);
+	memcpy(h + 8, &sector, 8);
+	memset(vdrv_gp(t, BUF(i), MIB + 1), 0xee, MIB + 1);
+	vdrv_set_desc(t, 0, 2 * i, HDR + 16ULL * i, 16, VIRTQ_DESC_F_NEXT,
+		      (uint16_t)(2 * i + 1));
+	vdrv_set_desc(t, 0, 2 * i + 1, BUF(i), MIB + 1, VIRTQ_DESC_F_WRITE, 0);
+	vdrv_publish(t, 0, (uint16_t)(2 * i));
+}
+
+static bool notify_more(struct vdrv *t)
+{
+	bool more;
+
+	virtio_dev_lock(t->dev);
+	more = virtio_dev_notify(t->dev, 0);
+	virtio_dev_unlock(t->dev);
+	return more;
+}
+
+static void test_turns(void)
+{
+	char *a = mkimage("turns.img", (size_t)BIG_SECTORS * 512, 6);
+	char spec[256];
+	struct vdrv *t;
+	struct seg s[6];
+	unsigned int turns = 0;
+	bool all = true;
+	size_t size;
+	uint8_t *st;
+
+	snprintf(spec, sizeof(spec), "id=turns,path=%s", a);
+	t = tvm_new(spec);
+	vdrv_handshake(t, features_lo(t), 1, true);
+
+	/* a queue full of 1 MiB reads (8 MiB) and one notification */
+	for (unsigned int i = 0; i < 8; i++)
+		post_read(t, i, 2048ULL * i);
+	ok(notify_more(t), "8 MiB queued: the first turn leaves work");
+	is_int(vdrv_used(t, 0)->idx, 2,
+	       "the first turn answers 2 MiB of requests, no more");
+	while (notify_more(t) && turns < 100)
+		turns++;
+	is_int(vdrv_used(t, 0)->idx, 8, "later turns answer the rest");
+	is_int(turns, 2, "in 2 more turns that ask for a next, then a last");
+	for (unsigned int i = 0; i < 8; i++) {
+		all = all && matches_image(t, a, BUF(i), 2048ULL * i, MIB) &&
+		      *(uint8_t *)vdrv_gp(t, BUF(i) + MIB, 1) == 0 &&
+		      vdrv_used(t, 0)->ring[i].len == MIB + 1;
+	}
+	ok(all, "every request answered once, in order, with its bytes");
+	ok(!notify_more(t), "an empty queue: no more turns");
+
+	/* one 4 MiB request (4 segments of 1 MiB) spans 2 turns */
+	vdrv_handshake(t, features_lo(t), 1, true);
+	s[0] = (struct seg){ HDR, 16, false };
+	for (unsigned int i = 0; i < 4; i++)
+		s[1 + i] = (struct seg){ BUF(i), MIB, true };
+	s[5] = (struct seg){ STATUS, 1, true };
+	set_hdr(t, 0, 100);
+	is_int(submit(t, s, 6), 0xffffffff,
+	       "4 MiB read: not answered after one turn");
+	ok(notify_more(t) == false && vdrv_used(t, 0)->idx == 1, "the next "
+								 "turn "
+								 "finishes it");
+	is_int(*status_byte(t), 0, "4 MiB read: OK");
+	all = true;
+	for (unsigned int i = 0; i < 4; i++)
+		all = all &&
+		      matches_image(t, a, BUF(i), 100 + 2048ULL * i, MIB);
+	ok(all, "4 MiB read: the image's bytes in all 4 segments");
+
+	/* a reset while a request is half done: it is dropped */
+	set_hdr(t, 0, 200);
+	submit(t, s, 6);
+	is_int(vdrv_used(t, 0)->idx, 1, "second 4 MiB read: in progress");
+	vdrv_wr(t, VIRTIO_MMIO_STATUS, 0);
+	is_int(vdrv_used(t, 0)->idx, 1,
+	       "reset: the half-done request is "
+	       "not answered");
+	vdrv_handshake(t, features_lo(t), 1, true);
+	is_int(req(t, 0, 0, 512, true, NULL), 0, "after the reset: working");
+	is_int(vdrv_used(t, 0)->idx, 1, "and only the new request answered");
+
+	/* a snapshot while a request is half done: save finishes it */
+	set_hdr(t, 0, 300);
+	submit(t, s, 6);
+	is_int(vdrv_used(t, 0)->idx, 1, "third 4 MiB read: in progress");
+	size = virtio_mmio_state_size(t->dev);
+	st = malloc(size);
+	is_int(virtio_mmio_save(t->dev, st, size, NULL), 0, "save");
+	is_int(vdrv_used(t, 0)->idx, 2, "save answered the request first");
+	is_int(*status_byte(t), 0, "with OK");
+	ok(matches_image(t, a, BUF(3), 300 + 3 * 2048, MIB), "and all of its "
+							     "bytes");
+	ok(((struct virtio_mmio_state *)st)->dev.queues[0].used_idx == 2,
+	   "the saved queue has it answered");
+	ok(!notify_more(t) && vdrv_used(t, 0)->idx == 2, "no second answer on "
+							 "the next turn");
+	free(st);
+	tvm_free(t);
+	free(a);
+}
+
+/* ---- the device lock during I/O ---- */
+
+#define SLOW_GPA 0x800000ULL /* guest pages whose first touch blocks */
+
+struct slow_req {
+	struct vdrv *t;
+	uint32_t used;
+};
+
+/* The "event loop": post a 512 KiB read into SLOW_GPA and kick. */
+static void *slow_reader(void *arg)
+{
+	struct slow_req *r = arg;
+	struct seg s[3] = { { HDR, 16, false },
+			    { SLOW_GPA, 512 * 1024, true },
+			    { STATUS, 1, true } };
+
+	set_hdr(r->t, 0, 64);
+	r->used = submit(r->t, s, 3);
+	return NULL;
+}
+
+/*
+ * A disk that never answers until we say so: the read's destination is
+ * guest memory under userfaultfd, so preadv() blocks inside the kernel
+ * until this thread fills the pages. Meanwhile a vCPU must get the
+ * device lock at once (a register access) instead of waiting for the
+ * disk.
+ */
+static void test_lock_during_io(void)
+{
+	char *a = mkimage("slow.img", (size_t)BIG_SECTORS * 512, 7);
+	char spec[256];
+	struct vdrv *t;
+	struct slow_req r;
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg;
+	struct uffdio_zeropage zp;
+	struct pollfd pfd;
+	pthread_t th;
+	void *slow;
+	int uffd, locked;
+
+	snprintf(spec, sizeof(spec), "id=slow,path=%s", a);
+	t = tvm_new(spec);
+	vdrv_handshake(t, features_lo(t), 1, true);
+	slow = vdrv_gp(t, SLOW_GPA, MIB);
+	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0) {
+		ok(1, "# SKIP userfaultfd: %s", strerror(errno));
+		ok(1, "# SKIP");
+		ok(1, "# SKIP");
+		goto out;
+	}
+	/* fresh pages, missing until the fault is served */
+	if (mmap(slow, MIB, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != slow) {
+		printf("Bail out! mmap: %s\n", strerror(errno));
+		exit(1);
+	}
+	reg = (struct uffdio_register){
+		.range = { (uintptr_t)slow, MIB },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+		printf("Bail out! UFFDIO_REGISTER: %s\n", strerror(errno));
+		exit(1);
+	}
+	r = (struct slow_req){ .t = t };
+	pthread_create(&th, NULL, slow_reader, &r);
+	/* the reader is inside preadv() once the first fault arrives */
+	pfd = (struct pollfd){ .fd = uffd, .events = POLLIN };
+	is_int(poll(&pfd, 1, 10000), 1, "the read blocks on the slow pages");
+	locked = pthread_mutex_trylock(&t->dev->lock);
+	is_int(locked, 0, "during the I/O the device lock is free");
+	if (locked == 0) {
+		pthread_mutex_unlock(&t->dev->lock);
+		/* a vCPU's register access goes through meanwhile */
+		is_int(vdrv_rd(t, VIRTIO_MMIO_STATUS),
+		       S_ACK | S_DRV | S_FOK | S_DOK,
+		       "a register read during the I/O answers");
+	} else {
+		ok(0, "a register read during the I/O answers");
+	}
+	zp = (struct uffdio_zeropage){ .range = { (uintptr_t)slow, MIB } };
+	ioctl(uffd, UFFDIO_ZEROPAGE, &zp);
+	pthread_join(th, NULL);
+	is_int(r.used, 512 * 1024 + 1, "the read completes afterwards");
+	is_int(*status_byte(t), 0, "OK");
+	ok(matches_image(t, a, SLOW_GPA, 64, 512 * 1024), "with the image's "
+							  "bytes");
+	close(uffd);
+out:
+	tvm_free(t);
+	free(a);
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -580,6 +902,9 @@ int main(void)
 	test_ro();
 	test_replace();
 	test_snapshot();
+	test_limits();
+	test_turns();
+	test_lock_during_io();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	rc = tap_done();
 	if (system(cmd) != 0)

@@ -31,6 +31,7 @@
 
 #include "../../lib/cleanup.h"
 #include "../../lib/log.h"
+#include "../../lib/util.h"
 #include "../evloop.h"
 #include "../metrics.h"
 #include "api.h"
@@ -62,14 +63,6 @@ struct http_server {
 	char rbuf[HTTP_READ_CHUNK];
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static void conn_free(struct http_server *s, struct srv_conn *c)
 {
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -100,7 +93,7 @@ static int conn_flush(struct srv_conn *c)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 		}
 		http_conn_consume(c->h, (size_t)n);
-		c->last_ns = now_ns();
+		c->last_ns = util_now_ns();
 		out = http_conn_output(c->h, &len);
 	}
 	return 0;
@@ -142,7 +135,7 @@ static int conn_serve(struct http_server *s, struct srv_conn *c)
 			break;
 		if (n <= 0)
 			return -1; /* EOF or error, with every answer sent */
-		c->last_ns = now_ns();
+		c->last_ns = util_now_ns();
 		http_conn_feed(c->h, s->rbuf, (size_t)n, s->fn, s->opaque);
 	}
 	want = pending > 0 ? EPOLLOUT : EPOLLIN;
@@ -199,7 +192,7 @@ static void server_accept(struct http_server *s)
 			ev.events = 0;
 			ev.data.ptr = s;
 			epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd, &ev);
-			s->listen_paused_until = now_ns() + 100000000ULL;
+			s->listen_paused_until = util_now_ns() + 100000000ULL;
 			return;
 		}
 		if (s->nconns >= HTTP_MAX_CONNS) {
@@ -220,7 +213,7 @@ static void server_accept(struct http_server *s)
 		}
 		c->fd = fd;
 		c->events = EPOLLIN;
-		c->last_ns = now_ns();
+		c->last_ns = util_now_ns();
 		c->next = s->conns;
 		if (s->conns != NULL)
 			s->conns->prev = c;
@@ -253,7 +246,7 @@ static bool conn_ready(const struct srv_conn *c)
 static int server_expire(struct http_server *s)
 {
 	const uint64_t limit = HTTP_IDLE_TIMEOUT_S * 1000000000ULL;
-	uint64_t now = now_ns(), next = UINT64_MAX;
+	uint64_t now = util_now_ns(), next = UINT64_MAX;
 	struct srv_conn *c, *nc;
 
 	if (s->listen_paused_until != 0) {
@@ -454,7 +447,7 @@ static void bridge_request(void *opaque, const struct api_request *req,
 {
 	struct api_server *a = opaque;
 	struct api_job job = { .req = req, .resp = resp };
-	uint64_t t0 = now_ns(), one = 1;
+	uint64_t t0 = util_now_ns(), one = 1;
 
 	pthread_mutex_lock(&a->lock);
 	if (a->stopping) {
@@ -472,7 +465,7 @@ static void bridge_request(void *opaque, const struct api_request *req,
 			pthread_cond_wait(&a->cond, &a->lock);
 		pthread_mutex_unlock(&a->lock);
 	}
-	metrics_api_request(req->method, resp->status, now_ns() - t0);
+	metrics_api_request(req->method, resp->status, util_now_ns() - t0);
 }
 
 /* VMM thread: answer everything queued. */

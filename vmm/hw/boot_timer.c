@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../lib/log.h"
+#include "../../lib/util.h"
 #include "../device.h"
 #include "../layout.h"
 #include "../metrics.h"
@@ -30,7 +31,7 @@ void boot_timer_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len,
 	/* guest-controlled: only a 1-byte write of the magic value counts */
 	if (off != 0 || len != 1 || data[0] != LAYOUT_BOOT_TIMER_MAGIC)
 		return;
-	now = vm_now_ns();
+	now = util_now_ns();
 	ns = now > t->start_ns ? now - t->start_ns : 1;
 	/* the first write wins; a guest repeating it cannot flood the log */
 	if (atomic_compare_exchange_strong(&t->ready_ns, &zero, ns)) {

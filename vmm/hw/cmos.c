@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../lib/util.h"
 #include "../device.h"
 #include "../layout.h"
 #include "../trap.h"
@@ -61,17 +62,9 @@ struct cmos {
 	uint64_t latched_ns; /* CLOCK_MONOTONIC of the latch, 0: none */
 };
 
-static uint64_t cmos_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 static void cmos_latch(struct cmos *c, bool force)
 {
-	uint64_t mono = cmos_mono_ns();
+	uint64_t mono = util_now_ns();
 	time_t t;
 
 	if (!force && c->latched_ns != 0 &&

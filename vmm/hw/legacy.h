@@ -47,7 +47,7 @@ void cmos_io(void *c, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
 
 /*
  * Boot timer: the guest's init writes LAYOUT_BOOT_TIMER_MAGIC once it runs.
- * start_ns is the vm_now_ns() the measure starts from.
+ * start_ns is the util_now_ns() the measure starts from.
  */
 struct boot_timer {
 	uint64_t start_ns;

@@ -34,10 +34,12 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
+#include "../../lib/util.h"
 #include "../device.h"
 #include "../metrics.h"
 #include "../vm.h"
 #include "balloon.h"
+#include "iov.h"
 #include "mmio.h"
 #include "virtio.h"
 
@@ -131,14 +133,6 @@ const char *balloon_stat_name(unsigned int tag)
 	return tag < BALLOON_S_NR ? stat_names[tag] : NULL;
 }
 
-static uint64_t balloon_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static enum balloon_role balloon_role(const struct virtio_dev *d,
 				      unsigned int queue)
 {
@@ -201,28 +195,6 @@ static int pfn_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Copy n bytes at offset skip of the readable part of c; false if short. */
-static bool chain_read(const struct virtq_chain *c, uint64_t skip, void *buf,
-		       size_t n)
-{
-	uint8_t *out = buf;
-
-	for (unsigned int i = 0; i < c->nread && n > 0; i++) {
-		size_t l = c->iov[i].iov_len, k;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		k = l - skip < n ? l - skip : n;
-		memcpy(out, (uint8_t *)c->iov[i].iov_base + skip, k);
-		out += k;
-		n -= k;
-		skip = 0;
-	}
-	return n == 0;
-}
-
 /* An inflate buffer: free every page it names. */
 static void balloon_inflate(struct balloon *b, const struct virtq_chain *c)
 {
@@ -241,7 +213,7 @@ static void balloon_inflate(struct balloon *b, const struct virtq_chain *c)
 		uint32_t k = n - done < BALLOON_PFN_BATCH ? n - done
 							  : BALLOON_PFN_BATCH;
 
-		chain_read(c, (uint64_t)done * 4, pfns, (size_t)k * 4);
+		virtq_chain_read(c, (uint64_t)done * 4, pfns, (size_t)k * 4);
 		/* Linux hands out pages in no useful order: sort to coalesce */
 		qsort(pfns, k, sizeof(pfns[0]), pfn_cmp);
 		for (uint32_t i = 0; i < k; i++) {
@@ -321,7 +293,8 @@ static void balloon_stats_parse(struct balloon *b, const struct virtq_chain *c)
 		uint16_t tag;
 		uint64_t val;
 
-		chain_read(c, (uint64_t)i * BALLOON_STAT_BYTES, e, sizeof(e));
+		virtq_chain_read(c, (uint64_t)i * BALLOON_STAT_BYTES, e,
+				 sizeof(e));
 		memcpy(&tag, e, 2);
 		memcpy(&val, e + 2, 8);
 		/* guest-controlled: unknown tags are skipped (newer drivers) */
@@ -334,7 +307,7 @@ static void balloon_stats_parse(struct balloon *b, const struct virtq_chain *c)
 					      " %s=%llu", stat_names[tag],
 					      (unsigned long long)val);
 	}
-	b->stats_ns = balloon_now_ns();
+	b->stats_ns = util_now_ns();
 	log_debug("virtio-balloon: stats%s", o > 0 ? line : " (none)");
 }
 
@@ -389,6 +362,7 @@ static void balloon_timer(void *opaque, uint32_t events)
 	struct balloon *b = opaque;
 	uint64_t ticks;
 
+	(void)events;
 	if (read(b->timer_fd, &ticks, sizeof(ticks)) < 0)
 		return; /* EAGAIN: nothing expired */
 	balloon_poll_stats(&b->dev);

@@ -11,13 +11,9 @@
  * other virtio devices sit between them. A root drive adds
  * "root=/dev/vdX" (and "ro") to the command line.
  *
- * Requests run synchronously in notify, on the event-loop thread, with
- * d->lock held: a vCPU touching this device's registers waits for the
- * I/O in flight, and one slow image stalls the loop for every device. A
- * dedicated I/O thread (or io_uring) would pop chains under the lock, do
- * preadv/pwritev without it, and push completions (in any order, which
- * the spec allows) under it again with several requests in flight; the
- * request parsing below would not change.
+ * Requests: blk_req.c (parsing, limits, the I/O without the device lock,
+ * bounded work per turn of the loop). This file: the backing file, config
+ * space, snapshots and the drives.
  *
  * Feature set. Per drive: F_RO for read-only drives; F_FLUSH, F_SEG_MAX,
  * F_SIZE_MAX, F_BLK_SIZE always; F_WRITE_ZEROES for writable drives
@@ -32,7 +28,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../../lib/log.h"
@@ -40,53 +35,11 @@
 #include "../metrics.h"
 #include "../vm.h"
 #include "blk.h"
+#include "blk_priv.h"
 #include "mmio.h"
 #include "virtio.h"
 
-/* feature bits (section 5.2.3) */
-#define VIRTIO_BLK_F_SIZE_MAX	  1
-#define VIRTIO_BLK_F_SEG_MAX	  2
-#define VIRTIO_BLK_F_RO		  5
-#define VIRTIO_BLK_F_BLK_SIZE	  6
-#define VIRTIO_BLK_F_FLUSH	  9
-#define VIRTIO_BLK_F_DISCARD	  13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
-
-/* request types and status (section 5.2.6) */
-#define VIRTIO_BLK_T_IN		  0
-#define VIRTIO_BLK_T_OUT	  1
-#define VIRTIO_BLK_T_FLUSH	  4
-#define VIRTIO_BLK_T_GET_ID	  8
-#define VIRTIO_BLK_T_DISCARD	  11
-#define VIRTIO_BLK_T_WRITE_ZEROES 13
-#define VIRTIO_BLK_S_OK		  0
-#define VIRTIO_BLK_S_IOERR	  1
-#define VIRTIO_BLK_S_UNSUPP	  2
-
-#define BLK_SECTOR	    512ULL
-#define BLK_ID_BYTES	    20
-#define BLK_QUEUE_SIZE	    256
-#define BLK_SEG_MAX	    (BLK_QUEUE_SIZE - 2) /* header and status */
-#define BLK_SIZE_MAX	    (1U << 20)
-#define BLK_DWZ_SEG_MAX	    16	       /* ranges in one discard request */
-#define BLK_DWZ_SECTORS_MAX (1U << 22) /* 2 GiB per range */
-#define BLK_DISCARD_ALIGN   8	       /* sectors: one 4 KiB fs block */
-#define BLK_HDR_BYTES	    16
-#define BLK_STATE_VERSION   1
-
-struct blk_req_hdr {
-	uint32_t type;
-	uint32_t reserved;
-	uint64_t sector;
-};
-
-struct blk_dwz_seg {
-	uint64_t sector;
-	uint32_t num_sectors;
-	uint32_t flags; /* bit 0: unmap; the rest reserved */
-};
-
-#define BLK_DWZ_F_UNMAP 1U
+#define BLK_STATE_VERSION 1
 
 /* struct virtio_blk_config up to write_zeroes_may_unmap (section 5.2.4) */
 struct blk_config {
@@ -114,24 +67,6 @@ struct blk_config {
 } __attribute__((packed));
 
 _Static_assert(sizeof(struct blk_config) == 60, "virtio_blk_config layout");
-
-struct blk {
-	struct virtio_dev dev;	   /* first */
-	struct virtio_ops ops;	   /* blk_ops with this drive's features */
-	char id[BLK_ID_BYTES + 1]; /* GET_ID answer, NUL padded */
-	char *drive_id;		   /* the whole id, for blk_lookup */
-	char *path;
-	int fd;
-	bool read_only;
-	bool discard;	   /* the backend punches holes */
-	uint64_t capacity; /* sectors, under dev.lock */
-	dev_t st_dev;	   /* identity of the open file, for snapshots */
-	ino_t st_ino;
-	struct metrics_group *metrics;	    /* block_<drive id> */
-	bool io_failed;			    /* scratch, under dev.lock */
-	struct virtq_chain chain;	    /* scratch, under dev.lock */
-	struct iovec data[VIRTQ_CHAIN_MAX]; /* scratch, under dev.lock */
-};
 
 /* The snapshot of a blk (Firecracker's persist.rs shape). */
 struct blk_state {
@@ -217,297 +152,6 @@ fail:
 	return -1;
 }
 
-/* ---- scatter-gather helpers ---- */
-
-/* Copy len bytes at offset skip of iov[0, n) to buf; false if short. */
-static bool iov_read(const struct iovec *iov, unsigned int n, uint64_t skip,
-		     void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	for (unsigned int i = 0; i < n && len > 0; i++) {
-		size_t l = iov[i].iov_len, c;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		c = l - skip < len ? l - skip : len;
-		memcpy(p, (uint8_t *)iov[i].iov_base + skip, c);
-		p += c;
-		len -= c;
-		skip = 0;
-	}
-	return len == 0;
-}
-
-/* dst = the bytes [skip, skip + len) of iov[0, n); returns the count. */
-static unsigned int iov_slice(struct iovec *dst, const struct iovec *iov,
-			      unsigned int n, uint64_t skip, uint64_t len)
-{
-	unsigned int k = 0;
-
-	for (unsigned int i = 0; i < n && len > 0; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		dst[k].iov_base = (uint8_t *)iov[i].iov_base + skip;
-		dst[k].iov_len = l - skip < len ? l - skip : len;
-		len -= dst[k].iov_len;
-		skip = 0;
-		if (dst[k].iov_len > 0)
-			k++;
-	}
-	return k;
-}
-
-/* The whole of iov[0, n) at off, retrying short transfers. 0 or -errno. */
-static int blk_rw(int fd, struct iovec *iov, unsigned int n, uint64_t off,
-		  bool write)
-{
-	while (n > 0) {
-		ssize_t r = write ? pwritev(fd, iov, (int)n, (off_t)off)
-				  : preadv(fd, iov, (int)n, (off_t)off);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -EIO; /* the file shrank under us */
-		off += (uint64_t)r;
-		while (n > 0 && (size_t)r >= iov->iov_len) {
-			r -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + r;
-			iov->iov_len -= (size_t)r;
-		}
-	}
-	return 0;
-}
-
-/* sectors [sector, sector + count) inside the disk? */
-static bool blk_in_range(const struct blk *b, uint64_t sector, uint64_t count)
-{
-	return sector <= b->capacity && count <= b->capacity - sector;
-}
-
-/* ---- requests ---- */
-
-static uint8_t blk_log_io(struct blk *b, const char *what, int e)
-{
-	b->io_failed = true;
-	metrics_inc(b->metrics, BLK_M_EXECUTE_FAILS);
-	if (log_ratelimit())
-		log_warn("virtio-blk %s: %s: %s", b->id, what, strerror(-e));
-	return VIRTIO_BLK_S_IOERR;
-}
-
-/* Zero bytes [off, off + len) of the image, reading back as zeros. */
-static int blk_zero(struct blk *b, uint64_t off, uint64_t len, bool unmap)
-{
-	static const uint8_t zeros[64 * 1024];
-
-	if (unmap && b->discard &&
-	    fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)off, (off_t)len) == 0)
-		return 0;
-	if (fallocate(b->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)off, (off_t)len) == 0)
-		return 0;
-	if (errno != EOPNOTSUPP && errno != EINVAL && errno != ENODEV)
-		return -errno;
-	while (len > 0) {
-		struct iovec v = { (void *)zeros,
-				   len < sizeof(zeros) ? len : sizeof(zeros) };
-		int ret = blk_rw(b->fd, &v, 1, off, true);
-
-		if (ret < 0)
-			return ret;
-		off += sizeof(zeros) < len ? sizeof(zeros) : len;
-		len -= sizeof(zeros) < len ? sizeof(zeros) : len;
-	}
-	return 0;
-}
-
-/* DISCARD or WRITE_ZEROES: data is the readable part after the header. */
-static uint8_t blk_dwz(struct blk *b, const struct virtq_chain *c,
-		       uint32_t type)
-{
-	uint32_t len = c->read_len - BLK_HDR_BYTES;
-	bool wz = type == VIRTIO_BLK_T_WRITE_ZEROES;
-
-	/* guest-controlled: a whole number of ranges, at most the maximum */
-	if (len == 0 || len % sizeof(struct blk_dwz_seg) != 0 ||
-	    len / sizeof(struct blk_dwz_seg) > BLK_DWZ_SEG_MAX)
-		return VIRTIO_BLK_S_IOERR;
-	for (uint32_t off = 0; off < len; off += sizeof(struct blk_dwz_seg)) {
-		struct blk_dwz_seg s;
-		int ret;
-
-		iov_read(c->iov, c->nread, BLK_HDR_BYTES + off, &s, sizeof(s));
-		/* guest-controlled: flags, range size and bounds */
-		if ((s.flags & ~BLK_DWZ_F_UNMAP) != 0 ||
-		    (!wz && (s.flags & BLK_DWZ_F_UNMAP)))
-			return VIRTIO_BLK_S_UNSUPP;
-		if (s.num_sectors > BLK_DWZ_SECTORS_MAX ||
-		    !blk_in_range(b, s.sector, s.num_sectors))
-			return VIRTIO_BLK_S_IOERR;
-		if (s.num_sectors == 0)
-			continue;
-		if (wz)
-			ret = blk_zero(b, s.sector * BLK_SECTOR,
-				       s.num_sectors * BLK_SECTOR,
-				       s.flags & BLK_DWZ_F_UNMAP);
-		else if (!b->discard)
-			ret = 0; /* a discard is a hint: nothing to do */
-		else if (fallocate(b->fd,
-				   FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				   (off_t)(s.sector * BLK_SECTOR),
-				   (off_t)(s.num_sectors * BLK_SECTOR)) < 0)
-			ret = -errno;
-		else
-			ret = 0;
-		if (ret < 0)
-			return blk_log_io(b, wz ? "write zeroes" : "discard",
-					  ret);
-	}
-	return VIRTIO_BLK_S_OK;
-}
-
-/*
- * One request. *written is the bytes put in the writable part before the
- * status byte. The chain has at least one writable byte (the status).
- */
-static uint8_t blk_request(struct blk *b, struct virtq_chain *c,
-			   uint32_t *written)
-{
-	struct virtio_dev *d = &b->dev;
-	/* guest-controlled: everything in c; the status byte is excluded */
-	uint32_t wdata = c->write_len - 1;
-	struct blk_req_hdr h;
-	uint64_t len;
-	unsigned int n;
-	int ret;
-
-	*written = 0;
-	/* guest-controlled: the header is 16 readable bytes, maybe split */
-	if (c->read_len < BLK_HDR_BYTES ||
-	    !iov_read(c->iov, c->nread, 0, &h, sizeof(h)))
-		return VIRTIO_BLK_S_IOERR;
-
-	switch (h.type) {
-	case VIRTIO_BLK_T_IN:
-	case VIRTIO_BLK_T_OUT:
-		if (h.type == VIRTIO_BLK_T_OUT && b->read_only)
-			return VIRTIO_BLK_S_IOERR; /* section 5.2.6.2 */
-		/* guest-controlled: data on the right side, whole sectors */
-		len = h.type == VIRTIO_BLK_T_IN ? wdata
-						: c->read_len - BLK_HDR_BYTES;
-		if ((h.type == VIRTIO_BLK_T_IN &&
-		     c->read_len != BLK_HDR_BYTES) ||
-		    len % BLK_SECTOR != 0 ||
-		    !blk_in_range(b, h.sector, len / BLK_SECTOR))
-			return VIRTIO_BLK_S_IOERR;
-		if (len == 0)
-			return VIRTIO_BLK_S_OK;
-		if (h.type == VIRTIO_BLK_T_IN)
-			n = iov_slice(b->data, c->iov + c->nread, c->nwrite, 0,
-				      len);
-		else
-			n = iov_slice(b->data, c->iov, c->nread, BLK_HDR_BYTES,
-				      len);
-		ret = blk_rw(b->fd, b->data, n, h.sector * BLK_SECTOR,
-			     h.type == VIRTIO_BLK_T_OUT);
-		if (ret < 0)
-			return blk_log_io(
-				b, h.type == VIRTIO_BLK_T_IN ? "read" : "write",
-				ret);
-		metrics_inc(b->metrics, h.type == VIRTIO_BLK_T_IN
-						? BLK_M_READ_COUNT
-						: BLK_M_WRITE_COUNT);
-		metrics_add(b->metrics,
-			    h.type == VIRTIO_BLK_T_IN ? BLK_M_READ_BYTES
-						      : BLK_M_WRITE_BYTES,
-			    len);
-		if (h.type == VIRTIO_BLK_T_IN)
-			*written = (uint32_t)len;
-		return VIRTIO_BLK_S_OK;
-	case VIRTIO_BLK_T_FLUSH:
-		if (!virtio_dev_has(d, VIRTIO_BLK_F_FLUSH))
-			return VIRTIO_BLK_S_UNSUPP;
-		if (fdatasync(b->fd) < 0)
-			return blk_log_io(b, "fdatasync", -errno);
-		metrics_inc(b->metrics, BLK_M_FLUSH_COUNT);
-		return VIRTIO_BLK_S_OK;
-	case VIRTIO_BLK_T_GET_ID:
-		/* guest-controlled: write at most 20 bytes, fewer if short */
-		len = wdata < BLK_ID_BYTES ? wdata : BLK_ID_BYTES;
-		n = iov_slice(b->data, c->iov + c->nread, c->nwrite, 0, len);
-		for (unsigned int i = 0, o = 0; i < n; i++) {
-			memcpy(b->data[i].iov_base, b->id + o,
-			       b->data[i].iov_len);
-			o += (unsigned int)b->data[i].iov_len;
-		}
-		*written = (uint32_t)len;
-		return VIRTIO_BLK_S_OK;
-	case VIRTIO_BLK_T_DISCARD:
-	case VIRTIO_BLK_T_WRITE_ZEROES:
-		if (!virtio_dev_has(d, h.type == VIRTIO_BLK_T_DISCARD
-					       ? VIRTIO_BLK_F_DISCARD
-					       : VIRTIO_BLK_F_WRITE_ZEROES))
-			return VIRTIO_BLK_S_UNSUPP;
-		if (b->read_only)
-			return VIRTIO_BLK_S_IOERR;
-		return blk_dwz(b, c, h.type);
-	default:
-		return VIRTIO_BLK_S_UNSUPP;
-	}
-}
-
-static void blk_notify(struct virtio_dev *d, unsigned int queue)
-{
-	struct blk *b = d->priv;
-	struct virtq *q = &d->queues[queue];
-	struct virtq_chain *c = &b->chain;
-	bool pushed = false;
-
-	metrics_inc(b->metrics, BLK_M_QUEUE_EVENTS);
-	while (virtq_pop(q, c) == 1) {
-		struct iovec *last;
-		uint32_t written;
-		uint8_t status;
-
-		/* guest-controlled: no writable byte, nowhere to answer */
-		if (c->write_len == 0) {
-			virtio_dev_set_broken(d,
-					      "request %u without a status "
-					      "byte",
-					      c->head);
-			break;
-		}
-		b->io_failed = false;
-		status = blk_request(b, c, &written);
-		if (status != VIRTIO_BLK_S_OK && !b->io_failed)
-			metrics_inc(b->metrics, BLK_M_INVALID_REQS);
-		/* guest-controlled: the status is the last writable byte */
-		last = &c->iov[c->nread + c->nwrite - 1];
-		while (last->iov_len == 0)
-			last--; /* write_len > 0: some segment has a byte */
-		((uint8_t *)last->iov_base)[last->iov_len - 1] = status;
-		virtq_push(q, c->head, written + 1);
-		pushed = true;
-	}
-	if (pushed)
-		virtio_dev_used(d, q);
-}
-
 /* ---- config space ---- */
 
 static void blk_config_fill(const struct blk *b, struct blk_config *cfg)
@@ -541,6 +185,9 @@ static void blk_config_read(struct virtio_dev *d, uint32_t offset, void *data,
 static void blk_config_write(struct virtio_dev *d, uint32_t offset,
 			     const void *data, uint32_t len)
 {
+	(void)d;
+	(void)data;
+	(void)len;
 	if (log_ratelimit())
 		log_debug("virtio-blk: config write at %u ignored", offset);
 }
@@ -549,9 +196,11 @@ static void blk_config_write(struct virtio_dev *d, uint32_t offset,
 
 static void blk_save(struct virtio_dev *d, void *state)
 {
-	const struct blk *b = d->priv;
+	struct blk *b = d->priv;
 	struct blk_state *s = state;
 
+	/* no request half done in the snapshot: the queues are saved next */
+	blk_quiesce(b);
 	memset(s, 0, sizeof(*s));
 	s->version = BLK_STATE_VERSION;
 	s->flags = (b->read_only ? BLK_STATE_F_RO : 0) |
@@ -618,6 +267,7 @@ static const struct virtio_ops blk_ops = {
 	.config_read = blk_config_read,
 	.config_write = blk_config_write,
 	.notify = blk_notify,
+	.reset = blk_reset,
 	.state_size = sizeof(struct blk_state),
 	.save = blk_save,
 	.restore = blk_restore,
@@ -631,6 +281,7 @@ static void blk_free(struct blk *b)
 		return;
 	if (b->fd >= 0)
 		close(b->fd);
+	pthread_mutex_destroy(&b->io_lock);
 	metrics_unregister(b->metrics);
 	free(b->path);
 	free(b->drive_id);
@@ -655,6 +306,7 @@ static struct blk *blk_new(const struct vm_drive *drv,
 		kiln_error_set(err, ENOMEM, "drive %s", drv->id);
 		return NULL;
 	}
+	pthread_mutex_init(&b->io_lock, NULL);
 	/* GET_ID: the drive id, NUL padded, cut at 20 bytes */
 	strncpy(b->id, drv->id, BLK_ID_BYTES);
 	b->fd = bk.fd;
@@ -703,6 +355,8 @@ int blk_replace_backing(struct virtio_dev *d, const char *path,
 		return kiln_error_set(err, ENOMEM, "drive %s", b->id);
 	}
 	virtio_dev_lock(d);
+	/* waits for the chunk of I/O in flight on the old file */
+	pthread_mutex_lock(&b->io_lock);
 	/*
 	 * Negotiated features cannot change: a new file without hole
 	 * punching keeps DISCARD (then a no-op, it is a hint) and
@@ -717,6 +371,7 @@ int blk_replace_backing(struct virtio_dev *d, const char *path,
 	b->st_ino = bk.st_ino;
 	free(b->path);
 	b->path = p;
+	pthread_mutex_unlock(&b->io_lock);
 	virtio_dev_config_changed(d);
 	virtio_dev_unlock(d);
 	close(old);

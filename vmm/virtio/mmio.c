@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
+#include "../../lib/util.h"
 #include "../layout.h"
 #include "../vm.h"
 
@@ -266,7 +267,7 @@ static void mmio_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
 		q = mmio_config_queue(m, off);
 		if (q == NULL)
 			break;
-		if (v == 0 || v > q->max_size || (v & (v - 1)) != 0)
+		if (v == 0 || v > q->max_size || !util_is_pow2(v))
 			mmio_log(m, "QueueNum %u: not a power of 2 in 1..%u", v,
 				 q->max_size);
 		else

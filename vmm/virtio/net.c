@@ -34,6 +34,7 @@
 #include "../device.h"
 #include "../metrics.h"
 #include "../vm.h"
+#include "iov.h"
 #include "mmio.h"
 #include "tap.h"
 #include "virtio.h"
@@ -146,24 +147,6 @@ static void net_rx_clear(struct net *n)
 	n->rx_nbuf[0] = n->rx_nbuf[1] = NULL;
 }
 
-/* Copy len bytes from src into c's writable part; returns bytes copied. */
-static uint32_t net_copy_to_chain(const struct virtq_chain *c,
-				  const uint8_t *src, uint32_t len)
-{
-	uint32_t done = 0;
-
-	for (unsigned int i = c->nread; i < c->nread + c->nwrite && done < len;
-	     i++) {
-		size_t k = c->iov[i].iov_len;
-
-		if (k > len - done)
-			k = len - done;
-		memcpy(c->iov[i].iov_base, src + done, k);
-		done += (uint32_t)k;
-	}
-	return done;
-}
-
 /* Host pointer to byte off of c's writable part (off < write_len). */
 static uint8_t *net_chain_byte(const struct virtq_chain *c, uint32_t off)
 {
@@ -229,8 +212,8 @@ static bool net_rx_deliver(struct net *n)
 			n->rx_nbuf[0] = net_chain_byte(c, NET_NUM_BUFFERS);
 			n->rx_nbuf[1] = net_chain_byte(c, NET_NUM_BUFFERS + 1);
 		}
-		k = net_copy_to_chain(c, n->rx_buf + n->rx_done,
-				      n->rx_len - n->rx_done);
+		k = (uint32_t)virtq_chain_write(c, 0, n->rx_buf + n->rx_done,
+						n->rx_len - n->rx_done);
 		n->rx_held[n->rx_nheld++] = (struct net_held){ c->head, k };
 		n->rx_done += k;
 	}
@@ -312,6 +295,7 @@ static void net_on_tap(void *opaque, uint32_t events)
 {
 	struct net *n = opaque;
 
+	(void)events;
 	virtio_dev_lock(&n->dev);
 	net_rx_pump(n);
 	virtio_dev_unlock(&n->dev);
@@ -385,6 +369,8 @@ static void net_config_write(struct virtio_dev *d, uint32_t offset,
 {
 	const struct net *n = d->priv;
 
+	(void)data;
+	(void)len;
 	/* guest-controlled: read-only for a VERSION_1 driver */
 	if (log_ratelimit())
 		log_warn("virtio-net %s: config write at %u ignored", n->id,
@@ -591,6 +577,7 @@ static void net_dev_exit(struct vm *vm, void *state)
 {
 	struct net_set *s = state;
 
+	(void)vm;
 	if (s == NULL)
 		return;
 	for (unsigned int i = 0; i < s->count; i++) {

@@ -28,12 +28,8 @@
 #include <string.h>
 
 #include "../../lib/log.h"
+#include "../../lib/util.h"
 #include "virtio.h"
-
-static bool is_pow2(uint32_t v)
-{
-	return v != 0 && (v & (v - 1)) == 0;
-}
 
 void virtq_init(struct virtq *q, struct virtio_dev *dev, unsigned int index,
 		uint16_t max_size)
@@ -82,7 +78,7 @@ static int virtq_map(struct virtq *q, const struct guest_mem *mem,
 	uint16_t n = q->size;
 	void *desc, *avail, *used;
 
-	if (n == 0 || n > q->max_size || !is_pow2(n))
+	if (n == 0 || n > q->max_size || !util_is_pow2(n))
 		return kiln_error_set(err, EINVAL,
 				      "queue size %u: not a power of 2 in "
 				      "1..%u",
@@ -156,12 +152,13 @@ static void virtq_read_desc(const struct virtq_desc *p, struct virtq_desc *d)
 	__asm__ volatile("" ::: "memory");
 }
 
-int virtq_pop(struct virtq *q, struct virtq_chain *c)
+/*
+ * The head of the next available chain: 1 and *head, 0 when the ring is
+ * empty or the batch budget is spent, -1 when the queue broke.
+ */
+static int virtq_next_head(struct virtq *q, uint16_t *head)
 {
-	const struct virtq_desc *table;
-	uint16_t avail_idx, head, i;
-	uint32_t table_size, ttl;
-	bool in_indirect = false;
+	uint16_t avail_idx;
 
 	if (q->broken || (q->dev != NULL && q->dev->broken))
 		return -1;
@@ -197,81 +194,128 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 		return 0;
 	}
 
-	head = __atomic_load_n(&q->avail->ring[q->last_avail % q->size],
-			       __ATOMIC_RELAXED);
+	*head = __atomic_load_n(&q->avail->ring[q->last_avail % q->size],
+				__ATOMIC_RELAXED);
 	/* guest-controlled: head, every descriptor and indirect table */
-	if (head >= q->size)
-		return virtq_fail(q, "head %u >= size %u", head, q->size);
+	if (*head >= q->size)
+		return virtq_fail(q, "head %u >= size %u", *head, q->size);
+	return 1;
+}
 
-	memset(c, 0, offsetof(struct virtq_chain, iov));
-	c->head = head;
-	table = q->desc;
-	table_size = q->size;
+/* Append the buffer of descriptor d to c. 0, or -1 (queue broken). */
+static int virtq_chain_add(struct virtq *q, struct virtq_chain *c,
+			   const struct virtq_desc *d)
+{
+	uint32_t *total;
+	void *p;
+
+	if (c->nread + c->nwrite == VIRTQ_CHAIN_MAX)
+		return virtq_fail(q, "chain longer than %u segments",
+				  VIRTQ_CHAIN_MAX);
+	p = guest_mem_ptr(q->mem, d->addr, d->len);
+	if (p == NULL)
+		return virtq_fail(q, "buffer 0x%llx+%u outside RAM",
+				  (unsigned long long)d->addr, d->len);
+	if (d->flags & VIRTQ_DESC_F_WRITE) {
+		total = &c->write_len;
+		c->nwrite++;
+	} else {
+		if (c->nwrite > 0)
+			return virtq_fail(q, "readable after writable");
+		total = &c->read_len;
+		c->nread++;
+	}
+	if (__builtin_add_overflow(*total, d->len, total))
+		return virtq_fail(q, "chain length overflows");
+	c->iov[c->nread + c->nwrite - 1] =
+		(struct iovec){ .iov_base = p, .iov_len = d->len };
+	return 0;
+}
+
+static int virtq_walk(struct virtq *q, struct virtq_chain *c,
+		      const struct virtq_desc *table, uint32_t table_size,
+		      uint16_t head, bool in_indirect);
+
+/*
+ * Descriptor d names an indirect table: its chain, from entry 0, ends
+ * the chain (d has no NEXT). Tables do not nest.
+ */
+static int virtq_walk_indirect(struct virtq *q, struct virtq_chain *c,
+			       const struct virtq_desc *d, uint16_t head,
+			       bool in_indirect)
+{
+	void *p;
+
+	if (!q->indirect)
+		return virtq_fail(q, "indirect not negotiated");
+	if (in_indirect)
+		return virtq_fail(q, "nested indirect table");
+	if (d->flags & VIRTQ_DESC_F_NEXT)
+		return virtq_fail(q, "indirect with NEXT");
+	if (d->len == 0 || d->len % sizeof(struct virtq_desc) ||
+	    d->len / sizeof(struct virtq_desc) > VIRTQ_CHAIN_MAX)
+		return virtq_fail(q, "indirect table of %u bytes", d->len);
+	p = guest_mem_ptr(q->mem, d->addr, d->len);
+	if (p == NULL)
+		return virtq_fail(q, "indirect table 0x%llx+%u not RAM",
+				  (unsigned long long)d->addr, d->len);
+	return virtq_walk(q, c, p, d->len / sizeof(struct virtq_desc), head,
+			  true);
+}
+
+/*
+ * Follow a chain through table (the ring's descriptor table from head, or
+ * an indirect table from 0) into c. 0, or -1 (queue broken).
+ */
+static int virtq_walk(struct virtq *q, struct virtq_chain *c,
+		      const struct virtq_desc *table, uint32_t table_size,
+		      uint16_t head, bool in_indirect)
+{
 	/* each table is walked at most once per entry: no cycle survives */
-	ttl = table_size;
-	i = head;
+	uint32_t ttl = table_size;
+	uint16_t i = in_indirect ? 0 : head;
+
 	for (;;) {
 		struct virtq_desc d;
-		uint32_t *total;
-		void *p;
 
 		if (ttl-- == 0)
 			return virtq_fail(q, "chain from head %u loops", head);
 		virtq_read_desc(&table[i], &d);
-		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
-			if (!q->indirect)
-				return virtq_fail(q, "indirect not negotiated");
-			if (in_indirect)
-				return virtq_fail(q, "nested indirect table");
-			if (d.flags & VIRTQ_DESC_F_NEXT)
-				return virtq_fail(q, "indirect with NEXT");
-			if (d.len == 0 || d.len % sizeof(struct virtq_desc) ||
-			    d.len / sizeof(struct virtq_desc) > VIRTQ_CHAIN_MAX)
-				return virtq_fail(
-					q, "indirect table of %u bytes", d.len);
-			p = guest_mem_ptr(q->mem, d.addr, d.len);
-			if (p == NULL)
-				return virtq_fail(
-					q, "indirect table 0x%llx+%u not RAM",
-					(unsigned long long)d.addr, d.len);
-			table = p;
-			table_size = d.len / sizeof(struct virtq_desc);
-			ttl = table_size;
-			in_indirect = true;
-			i = 0;
-			continue;
-		}
-		if (c->nread + c->nwrite == VIRTQ_CHAIN_MAX)
-			return virtq_fail(q, "chain longer than %u segments",
-					  VIRTQ_CHAIN_MAX);
-		p = guest_mem_ptr(q->mem, d.addr, d.len);
-		if (p == NULL)
-			return virtq_fail(q, "buffer 0x%llx+%u outside RAM",
-					  (unsigned long long)d.addr, d.len);
-		if (d.flags & VIRTQ_DESC_F_WRITE) {
-			total = &c->write_len;
-			c->nwrite++;
-		} else {
-			if (c->nwrite > 0)
-				return virtq_fail(q, "readable after writable");
-			total = &c->read_len;
-			c->nread++;
-		}
-		if (__builtin_add_overflow(*total, d.len, total))
-			return virtq_fail(q, "chain length overflows");
-		c->iov[c->nread + c->nwrite - 1] =
-			(struct iovec){ .iov_base = p, .iov_len = d.len };
+		if (d.flags & VIRTQ_DESC_F_INDIRECT)
+			return virtq_walk_indirect(q, c, &d, head, in_indirect);
+		if (virtq_chain_add(q, c, &d) < 0)
+			return -1;
 		if (!(d.flags & VIRTQ_DESC_F_NEXT))
-			break;
+			return 0;
 		if (d.next >= table_size)
 			return virtq_fail(q, "next %u >= table size %u", d.next,
 					  table_size);
 		i = d.next;
 	}
+}
+
+int virtq_pop(struct virtq *q, struct virtq_chain *c)
+{
+	uint16_t head = 0;
+	int ret = virtq_next_head(q, &head);
+
+	if (ret <= 0)
+		return ret;
+	memset(c, 0, offsetof(struct virtq_chain, iov));
+	c->head = head;
+	if (virtq_walk(q, c, q->desc, q->size, head, false) < 0)
+		return -1;
 	q->last_avail++;
 	if (q->budget != VIRTQ_UNLIMITED)
 		q->budget--;
 	return 1;
+}
+
+bool virtq_has_avail(const struct virtq *q)
+{
+	return q->ready && !q->broken &&
+	       __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) !=
+		       q->last_avail;
 }
 
 void virtq_add_used(struct virtq *q, uint16_t head, uint32_t len)
@@ -354,7 +398,7 @@ int virtq_restore(struct virtq *q, const struct virtq_state *s,
 	    s->indirect > 1 || s->broken > 1)
 		return kiln_error_set(err, EINVAL, "queue %u: bad flag",
 				      q->index);
-	if (s->size == 0 || s->size > q->max_size || !is_pow2(s->size))
+	if (s->size == 0 || s->size > q->max_size || !util_is_pow2(s->size))
 		return kiln_error_set(err, EINVAL,
 				      "queue %u: size %u not a power of 2 in "
 				      "1..%u",

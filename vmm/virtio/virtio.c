@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../lib/log.h"
+#include "../../lib/util.h"
 
 /* status bits the driver may set; NEEDS_RESET belongs to the device */
 #define VIRTIO_DRIVER_STATUS                                       \
@@ -21,11 +22,6 @@
 /* the most config space a 4 KiB MMIO window (config at 0x100) can hold */
 #define VIRTIO_CONFIG_MAX 0xf00
 
-static bool is_pow2(uint32_t v)
-{
-	return v != 0 && (v & (v - 1)) == 0;
-}
-
 int virtio_dev_init(struct virtio_dev *d, const struct virtio_ops *ops,
 		    void *priv, const struct guest_mem *mem,
 		    struct kiln_error *err)
@@ -34,7 +30,7 @@ int virtio_dev_init(struct virtio_dev *d, const struct virtio_ops *ops,
 
 	if (ops->notify == NULL || ops->num_queues == 0 ||
 	    ops->num_queues > VIRTIO_MAX_QUEUES ||
-	    !is_pow2(ops->queue_max_size) ||
+	    !util_is_pow2(ops->queue_max_size) ||
 	    ops->queue_max_size > VIRTQ_MAX_SIZE ||
 	    ops->config_size > VIRTIO_CONFIG_MAX ||
 	    (ops->config_size > 0 && ops->config_read == NULL) ||
@@ -265,6 +261,14 @@ int virtio_dev_queue_enable(struct virtio_dev *d, unsigned int index,
 void virtio_dev_save(struct virtio_dev *d, struct virtio_dev_state *s,
 		     void *dev_state)
 {
+	/*
+	 * The device first: it may finish work in progress (blk answers a
+	 * request spread over several turns), which moves its queues.
+	 */
+	if (d->ops->state_size > 0) {
+		memset(dev_state, 0, d->ops->state_size);
+		d->ops->save(d, dev_state);
+	}
 	memset(s, 0, sizeof(*s));
 	s->device_id = d->ops->device_id;
 	s->num_queues = d->ops->num_queues;
@@ -274,10 +278,6 @@ void virtio_dev_save(struct virtio_dev *d, struct virtio_dev_state *s,
 	s->broken = d->broken;
 	for (unsigned int i = 0; i < d->ops->num_queues; i++)
 		virtq_save(&d->queues[i], &s->queues[i]);
-	if (d->ops->state_size > 0) {
-		memset(dev_state, 0, d->ops->state_size);
-		d->ops->save(d, dev_state);
-	}
 }
 
 static bool all_zero(const void *p, size_t len)

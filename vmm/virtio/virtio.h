@@ -95,7 +95,10 @@ struct virtio_ops {
 	 * The driver made buffers available in queue (index < num_queues,
 	 * the queue is ready, DRIVER_OK set, device not broken). Called on
 	 * the event-loop thread, or on a vCPU thread when there is no event
-	 * loop (unit tests, fuzzers). Required.
+	 * loop (unit tests, fuzzers). Required. A device may drop d->lock
+	 * around I/O that can block (blk does, see blk_req.c): it takes
+	 * it back before it returns and then trusts none of what it read
+	 * before, since a reset may have run meanwhile.
 	 */
 	void (*notify)(struct virtio_dev *d, unsigned int queue);
 	/* The driver reset the device: drop in-flight state. May be NULL. */

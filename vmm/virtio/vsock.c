@@ -55,55 +55,6 @@ void vsock_wake(struct vsock *vs)
 		vsock_log("wake eventfd: %s", strerror(errno));
 }
 
-unsigned int vsock_iov_sub(struct vsock *vs, const struct virtq_chain *c,
-			   unsigned int first, unsigned int n, size_t off,
-			   size_t len)
-{
-	unsigned int k = 0;
-
-	for (unsigned int i = first; i < first + n && len > 0; i++) {
-		size_t l = c->iov[i].iov_len;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		l -= off;
-		if (l > len)
-			l = len;
-		vs->iov[k].iov_base = (uint8_t *)c->iov[i].iov_base + off;
-		vs->iov[k].iov_len = l;
-		k++;
-		len -= l;
-		off = 0;
-	}
-	return k;
-}
-
-static void iov_copy_from(struct vsock *vs, const struct virtq_chain *c,
-			  void *dst, size_t len)
-{
-	unsigned int k = vsock_iov_sub(vs, c, 0, c->nread, 0, len);
-	uint8_t *p = dst;
-
-	for (unsigned int i = 0; i < k; i++) {
-		memcpy(p, vs->iov[i].iov_base, vs->iov[i].iov_len);
-		p += vs->iov[i].iov_len;
-	}
-}
-
-static void iov_copy_to(struct vsock *vs, const struct virtq_chain *c,
-			const void *src, size_t len)
-{
-	unsigned int k = vsock_iov_sub(vs, c, c->nread, c->nwrite, 0, len);
-	const uint8_t *p = src;
-
-	for (unsigned int i = 0; i < k; i++) {
-		memcpy(vs->iov[i].iov_base, p, vs->iov[i].iov_len);
-		p += vs->iov[i].iov_len;
-	}
-}
-
 static void rst_reply(struct vsock *vs, const struct vsock_hdr *h)
 {
 	unsigned int i;
@@ -148,7 +99,7 @@ static uint32_t rx_fill_one(struct vsock *vs, const struct virtq_chain *c)
 
 		vs->rst_head = (vs->rst_head + 1) % VSOCK_RST_MAX;
 		vs->rst_len--;
-		iov_copy_to(vs, c, &h, sizeof(h));
+		virtq_chain_write(c, 0, &h, sizeof(h));
 		return VSOCK_HDR_SIZE;
 	}
 	conn = vs->pend_head;
@@ -223,7 +174,7 @@ static void tx_one(struct vsock *vs, const struct virtq_chain *c)
 		metrics_inc(&metrics_vsock, VSOCK_M_TX_INVALID);
 		return;
 	}
-	iov_copy_from(vs, c, &h, sizeof(h));
+	virtq_chain_read(c, 0, &h, sizeof(h));
 	/* guest-controlled: len within the chain and the packet maximum */
 	if (h.len > VSOCK_MAX_PKT || h.len > c->read_len - VSOCK_HDR_SIZE) {
 		vsock_log("tx packet len %u, chain %u", h.len, c->read_len);
@@ -308,9 +259,10 @@ static void event_run(struct vsock *vs)
 	if (virtq_pop(q, &vs->ev_chain) != 1)
 		return;
 	/* guest-controlled: a too small buffer gets a short write */
-	iov_copy_to(vs, &vs->ev_chain, &id,
-		    vs->ev_chain.write_len < sizeof(id) ? vs->ev_chain.write_len
-							: sizeof(id));
+	virtq_chain_write(&vs->ev_chain, 0, &id,
+			  vs->ev_chain.write_len < sizeof(id)
+				  ? vs->ev_chain.write_len
+				  : sizeof(id));
 	virtq_push(q, vs->ev_chain.head,
 		   vs->ev_chain.write_len < sizeof(id) ? vs->ev_chain.write_len
 						       : sizeof(id));

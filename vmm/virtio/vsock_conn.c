@@ -312,8 +312,8 @@ static void conn_write(struct vsock_conn *c, const struct virtq_chain *chain,
 		struct msghdr mh = { .msg_iov = vs->iov };
 		ssize_t n;
 
-		mh.msg_iovlen = vsock_iov_sub(vs, chain, 0, chain->nread,
-					      VSOCK_HDR_SIZE, len);
+		mh.msg_iovlen = iov_slice(vs->iov, chain->iov, chain->nread,
+					  VSOCK_HDR_SIZE, len);
 		do
 			n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		while (n < 0 && errno == EINTR);
@@ -334,8 +334,8 @@ static void conn_write(struct vsock_conn *c, const struct virtq_chain *chain,
 			vsock_conn_kill(c);
 			return;
 		}
-		k = vsock_iov_sub(vs, chain, 0, chain->nread,
-				  VSOCK_HDR_SIZE + done, len - done);
+		k = iov_slice(vs->iov, chain->iov, chain->nread,
+			      VSOCK_HDR_SIZE + done, len - done);
 		/* the credit check in vsock_conn_tx keeps this in bounds */
 		for (unsigned int i = 0; i < k; i++) {
 			const uint8_t *p = vs->iov[i].iov_base;
@@ -483,19 +483,6 @@ static void hdr_to_guest(const struct vsock_conn *c, struct vsock_hdr *h,
 	};
 }
 
-static void put_hdr(struct vsock *vs, const struct virtq_chain *chain,
-		    const struct vsock_hdr *h)
-{
-	unsigned int k = vsock_iov_sub(vs, chain, chain->nread, chain->nwrite,
-				       0, sizeof(*h));
-	const uint8_t *p = (const uint8_t *)h;
-
-	for (unsigned int i = 0; i < k; i++) {
-		memcpy(vs->iov[i].iov_base, p, vs->iov[i].iov_len);
-		p += vs->iov[i].iov_len;
-	}
-}
-
 /* Read host data into chain after the header: payload bytes, or -1. */
 static ssize_t conn_read(struct vsock_conn *c, const struct virtq_chain *chain)
 {
@@ -513,8 +500,8 @@ static ssize_t conn_read(struct vsock_conn *c, const struct virtq_chain *chain)
 		errno = EAGAIN;
 		return -1;
 	}
-	k = vsock_iov_sub(vs, chain, chain->nread, chain->nwrite,
-			  VSOCK_HDR_SIZE, max);
+	k = iov_slice(vs->iov, chain->iov + chain->nread, chain->nwrite,
+		      VSOCK_HDR_SIZE, max);
 	do
 		n = readv(c->fd, vs->iov, (int)k);
 	while (n < 0 && errno == EINTR);
@@ -523,13 +510,12 @@ static ssize_t conn_read(struct vsock_conn *c, const struct virtq_chain *chain)
 
 uint32_t vsock_conn_rx(struct vsock_conn *c, const struct virtq_chain *chain)
 {
-	struct vsock *vs = c->vs;
 	struct vsock_hdr h;
 	ssize_t n;
 
 	if (c->pend & PEND_RST) {
 		hdr_to_guest(c, &h, VSOCK_OP_RST);
-		put_hdr(vs, chain, &h);
+		virtq_chain_write(chain, 0, &h, sizeof(h));
 		vsock_conn_free(c);
 		return VSOCK_HDR_SIZE;
 	}
@@ -573,7 +559,7 @@ uint32_t vsock_conn_rx(struct vsock_conn *c, const struct virtq_chain *chain)
 	/* every packet carries our credit */
 	c->pend &= ~PEND_CREDIT;
 	c->last_fwd_sent = c->fwd_cnt;
-	put_hdr(vs, chain, &h);
+	virtq_chain_write(chain, 0, &h, sizeof(h));
 	if (h.op == VSOCK_OP_SHUTDOWN && c->host_eof)
 		conn_maybe_finish(c);
 	if (c->state == CONN_CONNECTED)

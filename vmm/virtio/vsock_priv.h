@@ -20,6 +20,7 @@
 
 #include "../../lib/log.h"
 #include "../evloop.h"
+#include "iov.h"
 #include "virtio.h"
 
 #define VSOCK_RXQ 0
@@ -175,10 +176,6 @@ struct vsock {
 /* vsock.c */
 void vsock_wake(struct vsock *vs);
 void vsock_rx_run(struct vsock *vs);
-/* Bytes [off, off + len) of c's segments [first, first + n) as vs->iov. */
-unsigned int vsock_iov_sub(struct vsock *vs, const struct virtq_chain *c,
-			   unsigned int first, unsigned int n, size_t off,
-			   size_t len);
 
 /* vsock_conn.c */
 struct vsock_conn *vsock_conn_find(struct vsock *vs, uint32_t local,

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Small helpers every part of kiln (VMM, agent, runtime, tests) needs and
+ * none owns: the monotonic clock, power-of-2 checks, whole writes.
+ */
+#ifndef KILN_UTIL_H
+#define KILN_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* clk now, in ns. */
+static inline uint64_t util_clock_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* CLOCK_MONOTONIC now, in ns: for intervals and deadlines. */
+static inline uint64_t util_now_ns(void)
+{
+	return util_clock_ns(CLOCK_MONOTONIC);
+}
+
+static inline bool util_is_pow2(uint64_t v)
+{
+	return v != 0 && (v & (v - 1)) == 0;
+}
+
+/*
+ * Write all len bytes of buf to fd, retrying short writes and EINTR. A
+ * socket is written with MSG_NOSIGNAL: a closed peer is EPIPE, never a
+ * SIGPIPE. 0, or -1 with errno (EIO if the fd took no bytes).
+ */
+int util_write_all(int fd, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The shared helpers: lib/util.h (clock, is_pow2, write_all) and the
+ * scatter-gather copies of vmm/virtio/iov.h, at segment boundaries.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../lib/util.h"
+#include "../../vmm/virtio/iov.h"
+#include "tap.h"
+
+static void test_util(void)
+{
+	uint64_t t0 = util_now_ns(), t1 = util_now_ns();
+	char big[256 * 1024], out[sizeof(big)];
+	int p[2], sv[2], status = -1;
+	size_t got = 0;
+	pid_t pid;
+
+	ok(t1 >= t0, "util_now_ns does not go back");
+	ok(util_is_pow2(1) && util_is_pow2(1024) && util_is_pow2(1ULL << 63),
+	   "powers of 2");
+	ok(!util_is_pow2(0) && !util_is_pow2(3) && !util_is_pow2(1025), "not "
+									"powers"
+									" of "
+									"2");
+
+	/* more than a pipe holds: short writes are retried */
+	memset(big, 'x', sizeof(big));
+	if (pipe(p) < 0)
+		return;
+	pid = fork();
+	if (pid == 0)
+		_exit(util_write_all(p[1], big, sizeof(big)) == 0 ? 0 : 1);
+	close(p[1]);
+	for (ssize_t n; (n = read(p[0], out + got, sizeof(out) - got)) > 0;)
+		got += (size_t)n;
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	ok(got == sizeof(big) && WIFEXITED(status) &&
+		   WEXITSTATUS(status) == 0 && memcmp(big, out, got) == 0,
+	   "write_all to a pipe: every byte (%zu)", got);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return;
+	/* a closed socket peer: EPIPE, no SIGPIPE kills us */
+	close(sv[1]);
+	ok(util_write_all(sv[0], "a", 1) < 0 && errno == EPIPE, "write_all to "
+								"a closed "
+								"socket: "
+								"EPIPE, not a "
+								"signal");
+	close(sv[0]);
+}
+
+static void test_iov(void)
+{
+	uint8_t a[3], b[0], c[5], buf[16];
+	struct iovec iov[3] = { { a, 3 }, { b, 0 }, { c, 5 } }, dst[3];
+	struct virtq_chain ch = { .nread = 1, .nwrite = 2 };
+
+	memcpy(a, "abc", 3);
+	memcpy(c, "defgh", 5);
+	ok(iov_to_buf(iov, 3, 2, buf, 4) && memcmp(buf, "cdef", 4) == 0,
+	   "to_buf across segments and an empty one");
+	ok(!iov_to_buf(iov, 3, 5, buf, 4), "to_buf past the end: short");
+	is_int(iov_from_buf(iov, 3, 1, "XYZW", 4), 4, "from_buf: 4 bytes");
+	ok(memcmp(a, "aXY", 3) == 0 && memcmp(c, "ZWfgh", 5) == 0, "from_buf: "
+								   "placed "
+								   "across "
+								   "segments");
+	is_int(iov_from_buf(iov, 3, 6, "1234", 4), 2, "from_buf: cut at end");
+	is_int(iov_slice(dst, iov, 3, 2, 3), 2, "slice: two segments");
+	ok(dst[0].iov_base == a + 2 && dst[0].iov_len == 1 &&
+		   dst[1].iov_base == c && dst[1].iov_len == 2,
+	   "slice: bounds");
+	is_int(iov_slice(dst, iov, 3, 8, 4), 0, "slice past the end: empty");
+
+	ch.iov[0] = iov[0];
+	ch.iov[1] = iov[1];
+	ch.iov[2] = iov[2];
+	is_int(virtq_chain_write(&ch, 0, "pqrstu", 6), 5,
+	       "chain write: only the writable part");
+	ok(memcmp(a, "aXY", 3) == 0 && memcmp(c, "pqrst", 5) == 0, "chain "
+								   "write: "
+								   "readable "
+								   "part "
+								   "untouched");
+	ok(virtq_chain_read(&ch, 1, buf, 2) && memcmp(buf, "XY", 2) == 0,
+	   "chain read: the readable part");
+	ok(!virtq_chain_read(&ch, 1, buf, 3), "chain read: not past it");
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_DFL);
+	test_util();
+	test_iov();
+	return tap_done();
+}
