@@ -575,8 +575,10 @@ void ttrpc_serve_conn(const struct ttrpc_server *s, int fd)
 		 * we have no streaming methods, so DATA is ignored too.
 		 * Whatever is not run is skipped unread, never held. */
 		if (h.type != TTRPC_REQUEST) {
-			if (skip_payload(fd, &h, &err) < 0)
+			if (skip_payload(fd, &h, &err) < 0) {
+				log_debug("ttrpc: %s", err.msg);
 				break;
+			}
 			continue;
 		}
 		if (h.stream_id % 2 == 0) {
@@ -591,8 +593,10 @@ void ttrpc_serve_conn(const struct ttrpc_server *s, int fd)
 			code = TTRPC_RESOURCE_EXHAUSTED;
 		}
 		if (refused != NULL) {
-			if (skip_payload(fd, &h, &err) < 0)
+			if (skip_payload(fd, &h, &err) < 0) {
+				log_debug("ttrpc: %s", err.msg);
 				break;
+			}
 			conn_send_status(c, h.stream_id, code, refused);
 			continue;
 		}
