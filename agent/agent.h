@@ -149,23 +149,31 @@ size_t ctr_list(char (*ids)[SPEC_ID_MAX + 1], size_t max);
 int proc_spec_from_msg(const Kiln__Agent__V1__Process *m, struct proc_spec *s,
 		       struct kiln_error *err);
 void proc_spec_free(struct proc_spec *s);
-/* username -> uid, gid, groups from the files under root (a dir fd) */
+/*
+ * username -> uid, gid, groups from etc/passwd and etc/group under root
+ * (a dir fd), each a regular file of at most PROC_USER_FILE_MAX bytes
+ * (anything else fails with FAILED_PRECONDITION; missing ones are empty).
+ */
+#define PROC_USER_FILE_MAX (1u << 20)
 int proc_spec_resolve_user(struct proc_spec *s, int rootfd,
 			   struct kiln_error *err);
 /*
  * Pipes or a pty for the streams asked for, /dev/null for the others.
  * child[3]: what the process gets as 0, 1, 2; the agent's ends go to p.
- * A terminal comes from the container's own devpts (ptmx: its ptmx seen
- * from the agent), so that the process's tty has a name in /dev/pts; NULL
- * for an init, which opens its own once it has mounted /dev/pts.
+ * A terminal comes from the container's own devpts (ptmx: a master just
+ * opened from its ptmx, taken over here), so that the process's tty has
+ * a name in /dev/pts; -1 for an init, which opens its own once it has
+ * mounted /dev/pts.
  */
-int proc_stdio_open(const struct proc_spec *s, struct proc *p, const char *ptmx,
+int proc_stdio_open(const struct proc_spec *s, struct proc *p, int ptmx,
 		    int child[3], struct kiln_error *err);
 /*
  * A pty of the devpts instance whose ptmx is given, unlocked and sized.
  * Returns the master and *slave, or -1 with errno. No malloc.
  */
 int proc_pty_open(const char *ptmx, uint16_t rows, uint16_t cols, int *slave);
+/* The same from a master m already open (closed on failure). */
+int proc_pty_setup(int m, uint16_t rows, uint16_t cols, int *slave);
 void proc_close3(int fd[3]);
 
 /* what a child reports on its CLOEXEC pipe: nothing at all means exec ran */

@@ -344,7 +344,7 @@ static int spawn_init(struct ctr *c, struct mount_plan *plan,
 	cg = ctr_open_cgroup(c, err);
 	if (cg < 0)
 		return cg;
-	res = proc_stdio_open(&c->spec, c->init, NULL, child, err);
+	res = proc_stdio_open(&c->spec, c->init, -1, child, err);
 	if (res < 0)
 		return res;
 	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(st, O_CLOEXEC) < 0) {

@@ -10,14 +10,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/major.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "../lib/cleanup.h"
+#include "mount.h"
 
 struct exec_args {
 	struct proc_spec *spec;
@@ -88,6 +92,32 @@ static int open_ns(pid_t init, int ns[4], struct kiln_error *err)
 	return 0;
 }
 
+/*
+ * A pty master from the container's own devpts. Its /dev/pts is the
+ * container's to change (a privileged one can unmount it and leave a
+ * FIFO, a link out of its root or another device in its place): only
+ * the ptmx device itself, found inside its root, is opened.
+ */
+static int open_ptmx(pid_t init, struct kiln_error *err)
+{
+	cleanup_close int root = -1;
+	char path[64];
+	int m;
+
+	snprintf(path, sizeof(path), "/proc/%d/root", init);
+	root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return AGENT_FAIL(err, TTRPC_FAILED_PRECONDITION, errno,
+				  "open `%s`", path);
+	m = mount_open_in_root(root, "dev/pts/ptmx", O_RDWR, S_IFCHR,
+			       makedev(TTYAUX_MAJOR, 2), NULL, err);
+	if (m < 0) {
+		kiln_error_wrap(err, "a terminal for the process");
+		return -TTRPC_FAILED_PRECONDITION;
+	}
+	return m;
+}
+
 static void close_all(int *fds, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -106,10 +136,9 @@ static int spawn_exec(struct ctr *c, struct proc *p, struct proc_spec *s,
 {
 	int ns[4] = { -1, -1, -1, -1 }, child[3] = { -1, -1, -1 };
 	int rep[2] = { -1, -1 }, pp[2] = { -1, -1 }, go[2] = { -1, -1 };
-	cleanup_close int cg = -1;
+	cleanup_close int cg = -1, ptmx = -1;
 	struct child_report r;
 	struct exec_args a;
-	char ptmx[64];
 	pid_t mid, pid = -1;
 	int res;
 
@@ -120,10 +149,18 @@ static int spawn_exec(struct ctr *c, struct proc *p, struct proc_spec *s,
 		proc_free(p);
 		return cg;
 	}
-	snprintf(ptmx, sizeof(ptmx), "/proc/%d/root/dev/pts/ptmx", init);
 	res = open_ns(init, ns, err);
-	if (res == 0)
+	if (res == 0 && s->terminal) {
+		res = open_ptmx(init, err);
+		if (res >= 0) {
+			ptmx = res;
+			res = 0;
+		}
+	}
+	if (res == 0) {
 		res = proc_stdio_open(s, p, ptmx, child, err);
+		ptmx = -1; /* taken over */
+	}
 	if (res == 0 && (pipe2(rep, O_CLOEXEC) < 0 ||
 			 pipe2(pp, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0))
 		res = AGENT_FAIL(err, TTRPC_INTERNAL, errno, "pipe");

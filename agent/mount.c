@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -233,6 +234,68 @@ static int open_in_root(int rootfd, const char *path)
 		if (fd >= 0 || errno != EAGAIN)
 			break;
 	}
+	return fd;
+}
+
+static const char *type_name(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "regular file";
+	case S_IFDIR:
+		return "directory";
+	case S_IFCHR:
+		return "character device";
+	case S_IFBLK:
+		return "block device";
+	case S_IFIFO:
+		return "FIFO";
+	case S_IFSOCK:
+		return "socket";
+	case S_IFLNK:
+		return "symlink";
+	}
+	return "file of unknown type";
+}
+
+int mount_open_in_root(int rootfd, const char *path, int flags, mode_t type,
+		       dev_t rdev, struct stat *st, struct kiln_error *err)
+{
+	cleanup_close int pfd = -1;
+	struct stat sb;
+	char proc[64];
+	int fd;
+
+	/* guest-controlled: the whole tree under rootfd. O_PATH opens
+	 * nothing: no FIFO to wait on, no device driver's open to run */
+	pfd = open_in_root(rootfd, path);
+	if (pfd < 0)
+		return kiln_error_set(err, errno, "open the container's %s",
+				      path);
+	if (fstat(pfd, &sb) < 0)
+		return kiln_error_set(err, errno, "stat the container's %s",
+				      path);
+	if ((sb.st_mode & S_IFMT) != type)
+		return kiln_error_set(err, 0,
+				      "the container's %s is a %s, not a %s",
+				      path, type_name(sb.st_mode),
+				      type_name(type));
+	if ((type == S_IFCHR || type == S_IFBLK) && sb.st_rdev != rdev)
+		return kiln_error_set(err, 0,
+				      "the container's %s is the device %u:%u, "
+				      "not %u:%u",
+				      path, major(sb.st_rdev),
+				      minor(sb.st_rdev), major(rdev),
+				      minor(rdev));
+	/* the very inode checked above: the magic link is not a lookup by
+	 * name, so a rename since cannot swap another file in */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	fd = open(proc, flags | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return kiln_error_set(err, errno, "open the container's %s",
+				      path);
+	if (st != NULL)
+		*st = sb;
 	return fd;
 }
 

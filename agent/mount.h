@@ -7,6 +7,8 @@
 #ifndef KILN_AGENT_MOUNT_H
 #define KILN_AGENT_MOUNT_H
 
+#include <sys/stat.h>
+
 #include "agent.h"
 
 struct mount_one {
@@ -52,6 +54,18 @@ enum mount_create {
  */
 int mount_resolve(int rootfd, const char *path, enum mount_create create);
 
+/*
+ * The agent's one way to open a file under a container's root (a dir fd
+ * of it): path is resolved as mount_resolve does, never outside rootfd,
+ * and only once the result is known to be of type (S_IFREG, S_IFCHR...;
+ * a device must also be rdev) is it opened, with flags plus O_NOCTTY and
+ * O_CLOEXEC, through /proc/self/fd. A FIFO, a directory or a device that
+ * a container put where the agent looks is refused before any open(2)
+ * could block on it or run a driver's open. *st (when not NULL) gets its
+ * stat. Returns the fd, or -1 with err (errnum ENOENT: it does not exist).
+ */
+int mount_open_in_root(int rootfd, const char *path, int flags, mode_t type,
+		       dev_t rdev, struct stat *st, struct kiln_error *err);
 /*
  * In the init child, in its new mount namespace: make every mount
  * private, mount the defaults and plan's mounts under the root,

@@ -258,8 +258,15 @@ int proc_spec_resolve_user(struct proc_spec *s, int rootfd,
 
 	if (s->username == NULL)
 		return 0;
-	/* guest-controlled: the image's files, read inside its root */
-	pw = sandbox_read_file(rootfd, "etc/passwd", 4u << 20, &len, &e2);
+	/* guest-controlled: the image's files, read inside its root. A
+	 * missing file is an image without users; any other failure (a
+	 * FIFO, a directory, a file over the limit) is the container's
+	 * doing and fails the call rather than being taken as missing */
+	pw = sandbox_read_file(rootfd, "etc/passwd", PROC_USER_FILE_MAX, &len,
+			       &e2);
+	if (pw == NULL && e2.errnum != ENOENT)
+		return AGENT_FAIL(err, TTRPC_FAILED_PRECONDITION, e2.errnum,
+				  "user `%s`: %s", s->username, e2.msg);
 	if (pw == NULL &&
 	    strspn(s->username, "0123456789") != strlen(s->username))
 		return AGENT_FAIL(err, TTRPC_INVALID_ARGUMENT, 0,
@@ -269,7 +276,11 @@ int proc_spec_resolve_user(struct proc_spec *s, int rootfd,
 	if (spec_passwd_lookup(pw ? pw : "", len, s->username, &s->uid, &s->gid,
 			       err) < 0)
 		return -TTRPC_INVALID_ARGUMENT;
-	gr = sandbox_read_file(rootfd, "etc/group", 4u << 20, &glen, &e2);
+	gr = sandbox_read_file(rootfd, "etc/group", PROC_USER_FILE_MAX, &glen,
+			       &e2);
+	if (gr == NULL && e2.errnum != ENOENT)
+		return AGENT_FAIL(err, TTRPC_FAILED_PRECONDITION, e2.errnum,
+				  "user `%s`: %s", s->username, e2.msg);
 	if (gr != NULL) {
 		n = spec_group_lookup(gr, glen, s->username,
 				      s->groups + s->ngroups,
@@ -294,30 +305,37 @@ void proc_close3(int fd[3])
 
 int proc_pty_open(const char *ptmx, uint16_t rows, uint16_t cols, int *slave)
 {
-	struct winsize ws = { .ws_row = rows, .ws_col = cols };
-	int unlock = 0, m, sl;
+	/* no malloc: the init child calls this */
+	int m = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
 
-	/* no malloc: the init child calls this too */
-	m = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (m < 0)
 		return -1;
+	return proc_pty_setup(m, rows, cols, slave);
+}
+
+int proc_pty_setup(int m, uint16_t rows, uint16_t cols, int *slave)
+{
+	struct winsize ws = { .ws_row = rows, .ws_col = cols };
+	int unlock = 0, sl, e;
+
 	if (ioctl(m, TIOCSPTLCK, &unlock) < 0 ||
-	    (rows && cols && ioctl(m, TIOCSWINSZ, &ws) < 0)) {
-		close(m);
-		return -1;
-	}
+	    (rows && cols && ioctl(m, TIOCSWINSZ, &ws) < 0))
+		goto fail;
 	/* the slave without a path lookup: /dev/pts of the container is
 	 * not the agent's */
 	sl = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (sl < 0) {
-		close(m);
-		return -1;
-	}
+	if (sl < 0)
+		goto fail;
 	*slave = sl;
 	return m;
+fail:
+	e = errno;
+	close(m);
+	errno = e;
+	return -1;
 }
 
-int proc_stdio_open(const struct proc_spec *s, struct proc *p, const char *ptmx,
+int proc_stdio_open(const struct proc_spec *s, struct proc *p, int ptmx,
 		    int child[3], struct kiln_error *err)
 {
 	int r;
@@ -327,12 +345,12 @@ int proc_stdio_open(const struct proc_spec *s, struct proc *p, const char *ptmx,
 		p->terminal = true;
 		if (!s->want[0])
 			p->stdin_closed = true;
-		if (ptmx == NULL)
+		if (ptmx < 0)
 			return 0; /* the init opens it once it has /dev/pts */
-		p->pty_master = proc_pty_open(ptmx, s->rows, s->cols, &r);
+		p->pty_master = proc_pty_setup(ptmx, s->rows, s->cols, &r);
 		if (p->pty_master < 0)
 			return AGENT_FAIL(err, TTRPC_INTERNAL, errno,
-					  "open a pty at `%s`", ptmx);
+					  "set up a pty in the container");
 		child[0] = child[1] = child[2] = r;
 		return 0;
 	}

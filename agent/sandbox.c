@@ -4,6 +4,7 @@
  * hostname, DNS and sysctls, the clock, the entropy pool, power-off.
  */
 #include "agent.h"
+#include "mount.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,22 +53,34 @@ char *sandbox_read_file(int dirfd, const char *path, size_t max, size_t *len,
 {
 	cleanup_close int fd = -1;
 	cleanup_free char *buf = NULL;
-	size_t got = 0, cap = 4096;
+	size_t got = 0, cap = max < 4096 ? max : 4096;
+	const char *in = dirfd >= 0 ? "the container's " : "";
+	struct stat st;
 
 	if (dirfd >= 0) {
-		/* guest-controlled: the path is resolved as if dirfd were
-		 * "/", so an image's symlinks cannot lead out of it */
-		struct open_how how = {
-			.flags = O_RDONLY | O_CLOEXEC,
-			.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-		};
-
-		fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+		/* guest-controlled: a container's file, looked up inside its
+		 * root and opened only once known to be a regular file */
+		fd = mount_open_in_root(dirfd, path, O_RDONLY | O_NONBLOCK,
+					S_IFREG, 0, &st, err);
+		if (fd < 0)
+			return NULL;
 	} else {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			kiln_error_set(err, errno, "open `%s`", path);
+			return NULL;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			kiln_error_set(err, 0, "`%s` is not a regular file",
+				       path);
+			return NULL;
+		}
 	}
-	if (fd < 0) {
-		kiln_error_set(err, errno, "open `%s`", path);
+	/* st_size is 0 for /proc and cgroup files: the read below is
+	 * bounded too */
+	if ((uint64_t)st.st_size > max) {
+		kiln_error_set(err, EFBIG, "%s%s is %lld bytes, over %zu", in,
+			       path, (long long)st.st_size, max);
 		return NULL;
 	}
 	buf = malloc(cap + 1);
@@ -82,7 +95,9 @@ char *sandbox_read_file(int dirfd, const char *path, size_t max, size_t *len,
 			char *nb;
 
 			if (cap >= max) {
-				kiln_error_set(err, EFBIG, "read `%s`", path);
+				kiln_error_set(err, EFBIG,
+					       "%s%s is over %zu bytes", in,
+					       path, max);
 				return NULL;
 			}
 			cap = cap * 2 > max ? max : cap * 2;

@@ -108,6 +108,9 @@ static int read_line(int fd, char *buf, size_t len, uint64_t deadline,
 		buf[n++] = ch;
 	}
 	buf[n] = '\0';
+	/* guest/VMM-controlled: the line ends up in error messages and
+	 * logs, as ttrpc status messages do */
+	ttrpc_sanitise(buf);
 	return (int)n;
 }
 
@@ -675,7 +678,8 @@ int agent_attach_stream(struct agent_client *c, const char *container_id,
 		return kiln_error_wrap(
 			err, "attach %s of %s/%s", stream, container_id,
 			exec_id != NULL && exec_id[0] != '\0' ? exec_id : "-");
-	/* guest-controlled: "OK" or "ERR <message>", shown cut and as is */
+	/* guest-controlled: "OK" or "ERR <message>", shown cut and
+	 * sanitised (read_line) */
 	if (strcmp(line, "OK") == 0)
 		return steal_fd(&fd);
 	if (strncmp(line, "ERR", 3) == 0 && (line[3] == '\0' || line[3] == ' '))

@@ -94,15 +94,12 @@ static int read_full(int fd, uint8_t *buf, size_t len, size_t *got)
 	return 0;
 }
 
-int ttrpc_read_msg(int fd, struct ttrpc_header *h, uint8_t **payload,
-		   struct kiln_error *err)
+static int read_header(int fd, struct ttrpc_header *h, struct kiln_error *err)
 {
 	uint8_t hdr[TTRPC_HEADER_LEN];
-	cleanup_free uint8_t *buf = NULL;
 	size_t got;
 	int r;
 
-	*payload = NULL;
 	r = read_full(fd, hdr, sizeof(hdr), &got);
 	if (r < 0)
 		return kiln_error_set(err, errno, "read ttrpc header");
@@ -113,8 +110,17 @@ int ttrpc_read_msg(int fd, struct ttrpc_header *h, uint8_t **payload,
 				      "connection closed after %zu bytes of a "
 				      "ttrpc header",
 				      got);
-	if (ttrpc_header_decode(hdr, h, err) < 0)
-		return -1;
+	return ttrpc_header_decode(hdr, h, err);
+}
+
+/* the h->length bytes after a header, malloc'd */
+static int read_payload(int fd, const struct ttrpc_header *h, uint8_t **payload,
+			struct kiln_error *err)
+{
+	cleanup_free uint8_t *buf = NULL;
+	size_t got;
+	int r;
+
 	/* length <= TTRPC_MAX_MSG: checked by the decode */
 	buf = malloc(h->length ? h->length : 1);
 	if (buf == NULL)
@@ -130,6 +136,40 @@ int ttrpc_read_msg(int fd, struct ttrpc_header *h, uint8_t **payload,
 				      got, h->length);
 	*payload = steal_ptr(&buf);
 	return 0;
+}
+
+/* read the h->length bytes after a header into nothing: the frame is
+ * consumed, so the next header is where the peer put it */
+static int skip_payload(int fd, const struct ttrpc_header *h,
+			struct kiln_error *err)
+{
+	uint8_t buf[4096];
+	size_t left = h->length, got;
+	int r;
+
+	while (left > 0) {
+		size_t n = left < sizeof(buf) ? left : sizeof(buf);
+
+		r = read_full(fd, buf, n, &got);
+		if (r < 0)
+			return kiln_error_set(err, errno, "read ttrpc message");
+		if (r > 0)
+			return kiln_error_set(err, 0,
+					      "connection closed inside a "
+					      "ttrpc message of %u bytes",
+					      h->length);
+		left -= n;
+	}
+	return 0;
+}
+
+int ttrpc_read_msg(int fd, struct ttrpc_header *h, uint8_t **payload,
+		   struct kiln_error *err)
+{
+	*payload = NULL;
+	if (read_header(fd, h, err) < 0)
+		return -1;
+	return read_payload(fd, h, payload, err);
 }
 
 int ttrpc_write_msg(int fd, uint32_t stream_id, uint8_t type,
@@ -352,9 +392,10 @@ out:
 struct srv_conn {
 	const struct ttrpc_server *s;
 	int fd;
-	pthread_mutex_t lock; /* refs, inflight */
+	pthread_mutex_t lock; /* refs, inflight, inflight_bytes */
 	unsigned int refs;
 	unsigned int inflight;
+	size_t inflight_bytes; /* payloads of the requests in flight */
 	pthread_mutex_t wlock; /* one frame at a time on fd; dead */
 	bool dead;
 };
@@ -433,15 +474,49 @@ static void *srv_call_main(void *arg)
 	else
 		conn_send(c, call->stream_id, out, len);
 	free(call->payload);
-	free(call);
 	pthread_mutex_lock(&c->lock);
 	c->inflight--;
+	c->inflight_bytes -= call->len;
 	pthread_mutex_unlock(&c->lock);
+	free(call);
 	conn_put(c);
 	return NULL;
 }
 
-/* Start a thread for one request; false when it could not be started. */
+/*
+ * Room for one more request of len bytes, or the status message that
+ * refuses it. Taken before its payload is read, so that what a client
+ * has in flight never costs more than the caps.
+ */
+static const char *conn_reserve(struct srv_conn *c, size_t len)
+{
+	const char *refused = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->inflight >= TTRPC_MAX_INFLIGHT)
+		refused = "too many requests in flight";
+	else if (len > TTRPC_MAX_INFLIGHT_BYTES - c->inflight_bytes)
+		refused = "too many bytes of requests in flight";
+	if (refused == NULL) {
+		c->inflight++;
+		c->inflight_bytes += len;
+		c->refs++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return refused;
+}
+
+static void conn_unreserve(struct srv_conn *c, size_t len)
+{
+	pthread_mutex_lock(&c->lock);
+	c->inflight--;
+	c->inflight_bytes -= len;
+	c->refs--; /* the reader's own reference keeps c alive */
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Start a thread for one reserved request; false when it could not be
+ * started (the reservation is then given back). */
 static bool conn_start_call(struct srv_conn *c, uint32_t id, uint8_t **payload,
 			    size_t len)
 {
@@ -449,15 +524,6 @@ static bool conn_start_call(struct srv_conn *c, uint32_t id, uint8_t **payload,
 	pthread_attr_t attr;
 	pthread_t t;
 	bool started;
-
-	pthread_mutex_lock(&c->lock);
-	if (c->inflight >= TTRPC_MAX_INFLIGHT) {
-		pthread_mutex_unlock(&c->lock);
-		return false;
-	}
-	c->inflight++;
-	c->refs++;
-	pthread_mutex_unlock(&c->lock);
 
 	call = malloc(sizeof(*call));
 	started = call != NULL && pthread_attr_init(&attr) == 0;
@@ -472,10 +538,7 @@ static bool conn_start_call(struct srv_conn *c, uint32_t id, uint8_t **payload,
 		return true;
 	}
 	free(call);
-	pthread_mutex_lock(&c->lock);
-	c->inflight--;
-	c->refs--; /* the reader's own reference keeps c alive */
-	pthread_mutex_unlock(&c->lock);
+	conn_unreserve(c, len);
 	return false;
 }
 
@@ -499,34 +562,54 @@ void ttrpc_serve_conn(const struct ttrpc_server *s, int fd)
 		struct kiln_error err = { 0 };
 		struct ttrpc_header h;
 		cleanup_free uint8_t *payload = NULL;
+		const char *refused = NULL;
+		int code = TTRPC_INVALID_ARGUMENT;
 
-		if (ttrpc_read_msg(fd, &h, &payload, &err) < 0) {
+		if (read_header(fd, &h, &err) < 0) {
 			if (strcmp(err.msg, "connection closed") != 0)
 				log_debug("ttrpc: %s", err.msg);
 			break;
 		}
 		/* client-controlled: the header. The spec asks a peer to
 		 * ignore what it does not know, for future compatibility;
-		 * we have no streaming methods, so DATA is ignored too. */
-		if (h.type != TTRPC_REQUEST)
+		 * we have no streaming methods, so DATA is ignored too.
+		 * Whatever is not run is skipped unread, never held. */
+		if (h.type != TTRPC_REQUEST) {
+			if (skip_payload(fd, &h, &err) < 0) {
+				log_debug("ttrpc: %s", err.msg);
+				break;
+			}
 			continue;
+		}
 		if (h.stream_id % 2 == 0) {
-			conn_send_status(c, h.stream_id, TTRPC_INVALID_ARGUMENT,
-					 "StreamID must be odd for client "
-					 "initiated streams");
+			refused = "StreamID must be odd for client initiated "
+				  "streams";
+		} else if (h.stream_id <= last_id) {
+			refused = "StreamID cannot be re-used and must "
+				  "increment";
+		} else {
+			last_id = h.stream_id;
+			refused = conn_reserve(c, h.length);
+			code = TTRPC_RESOURCE_EXHAUSTED;
+		}
+		if (refused != NULL) {
+			if (skip_payload(fd, &h, &err) < 0) {
+				log_debug("ttrpc: %s", err.msg);
+				break;
+			}
+			conn_send_status(c, h.stream_id, code, refused);
 			continue;
 		}
-		if (h.stream_id <= last_id) {
-			conn_send_status(c, h.stream_id, TTRPC_INVALID_ARGUMENT,
-					 "StreamID cannot be re-used and must "
-					 "increment");
-			continue;
+		if (read_payload(fd, &h, &payload, &err) < 0) {
+			log_debug("ttrpc: %s", err.msg);
+			conn_unreserve(c, h.length);
+			break;
 		}
-		last_id = h.stream_id;
 		if (!conn_start_call(c, h.stream_id, &payload, h.length))
 			conn_send_status(c, h.stream_id,
 					 TTRPC_RESOURCE_EXHAUSTED,
-					 "too many requests in flight");
+					 "cannot start a thread for the "
+					 "request");
 	}
 	conn_put(c);
 }

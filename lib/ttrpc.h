@@ -112,10 +112,25 @@ int ttrpc_server_dispatch(const struct ttrpc_server *s, const uint8_t *payload,
 			  size_t len, uint8_t **out, size_t *out_len);
 
 /*
+ * Payload bytes of the requests in flight on one server connection. The
+ * agent is PID 1 of a small guest: 128 requests of 4 MiB each (and what
+ * protobuf-c unpacks them into) could take all its memory. Four
+ * requests of the largest size fit, so any single request is served on
+ * an otherwise idle connection.
+ */
+#define TTRPC_MAX_INFLIGHT_BYTES (16u << 20)
+
+/*
  * Serve one connection until EOF or a framing error: a reader loop that
- * starts a thread per request (at most 128 in flight; more get
- * RESOURCE_EXHAUSTED); responses are written under a lock, so they may go
- * out in any order. Returns when the reader ends; fd is closed once the
+ * starts a thread per request. At most 128 requests and
+ * TTRPC_MAX_INFLIGHT_BYTES of their payloads are in flight: a request
+ * past either cap is read into nothing (its payload is never held) and
+ * answered RESOURCE_EXHAUSTED at once, which the client may retry. The
+ * socket is not left unread instead (back-pressure): ttrpc has no flow
+ * control of its own, and a request stuck behind one that cannot fit
+ * would wait for calls (a WaitProcess) that may only end through it (a
+ * KillProcess). Responses are written under a lock, so they may go out
+ * in any order. Returns when the reader ends; fd is closed once the
  * last in-flight request has answered. Blocking: run it on its own thread
  * (ttrpc_serve_detached does that; on failure it leaves fd open).
  */
@@ -126,7 +141,8 @@ int ttrpc_serve_detached(const struct ttrpc_server *s, int fd,
 /* A zeroed, initialised message of type desc (for handler responses). */
 ProtobufCMessage *ttrpc_alloc_msg(const ProtobufCMessageDescriptor *desc);
 
-/* Make a peer's status message printable ASCII, in place (internal). */
+/* Make a peer's text printable ASCII, in place: a status message, the
+ * agent client's answer lines. */
 void ttrpc_sanitise(char *s);
 
 /* ---- client ----------------------------------------------------------- */

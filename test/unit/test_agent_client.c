@@ -190,6 +190,11 @@ static void fake_stream(struct fake_vmm *v, int fd)
 		write_str(fd, "OK\nhello from the guest");
 	else if (strcmp(v->last_header, "c1 e1 stdin\n") == 0)
 		write_str(fd, "ERR no process e1 in c1\n");
+	else if (strcmp(v->last_header, "c1 e2 stdin\n") == 0)
+		/* a guest that writes to the host's terminal and logs */
+		write_str(fd, "ERR gone\x1b]0;owned\x07 \xff\xfe\r\x7f end\n");
+	else if (strcmp(v->last_header, "c1 e3 stdin\n") == 0)
+		write_str(fd, "\x1b[2JHUH\n");
 	else
 		write_str(fd, "WHAT\n");
 	close(fd);
@@ -262,6 +267,15 @@ static void fake_vmm_stop(struct fake_vmm *v)
 }
 
 /* ---- tests -------------------------------------------------------------- */
+
+/* printable ASCII only: nothing that a terminal or a log would act on */
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			return false;
+	return true;
+}
 
 static void test_ids_and_headers(void)
 {
@@ -390,6 +404,14 @@ static void test_calls(void)
 	fd = agent_attach_stream(c, "c1", NULL, "stderr", &err);
 	ok(fd < 0 && strstr(err.msg, "unexpected answer") != NULL,
 	   "another answer is an error: %s", err.msg);
+	fd = agent_attach_stream(c, "c1", "e2", "stdin", &err);
+	ok(fd < 0 && strstr(err.msg, "gone?]0;owned? ???? end") != NULL &&
+		   printable(err.msg),
+	   "an \"ERR\" line is sanitised: %s", err.msg);
+	fd = agent_attach_stream(c, "c1", "e3", "stdin", &err);
+	ok(fd < 0 && strstr(err.msg, "\"?[2JHUH\"") != NULL &&
+		   printable(err.msg),
+	   "and so is another answer: %s", err.msg);
 
 	ok(agent_shutdown(c, &err) == 0, "Shutdown: a connection that ends is "
 					 "a guest powering off");

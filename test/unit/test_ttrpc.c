@@ -5,6 +5,7 @@
  * test-only .proto is needed.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,12 +106,26 @@ static int h_block(void *ctx, const ProtobufCMessage *req,
 	return h_echo(ctx, req, resp, err);
 }
 
+/* Hold: like Block, but answers nothing (its request may be large) */
+static int h_hold(void *ctx, const ProtobufCMessage *req,
+		  ProtobufCMessage **resp, struct kiln_error *err)
+{
+	pthread_mutex_lock(&gate_lock);
+	blocked++;
+	while (!gate_open)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	blocked--;
+	pthread_mutex_unlock(&gate_lock);
+	return TTRPC_OK;
+}
+
 static const struct ttrpc_method methods[] = {
 	{ SVC, "Echo", &ttrpc__key_value__descriptor, h_echo },
 	{ SVC, "Fail", &ttrpc__key_value__descriptor, h_fail },
 	{ SVC, "Errno", &ttrpc__key_value__descriptor, h_errno },
 	{ SVC, "Nil", &ttrpc__key_value__descriptor, h_nil },
 	{ SVC, "Block", &ttrpc__key_value__descriptor, h_block },
+	{ SVC, "Hold", &ttrpc__key_value__descriptor, h_hold },
 };
 static const struct ttrpc_server server = { methods, ARRAY_SIZE(methods),
 					    NULL };
@@ -638,6 +653,98 @@ static void test_server_rules(void)
 	close(sv[0]);
 }
 
+/* a Hold request of about len bytes */
+static int raw_big_request(int fd, uint32_t id, size_t len)
+{
+	Ttrpc__KeyValue kv = TTRPC__KEY_VALUE__INIT;
+	cleanup_free char *value = malloc(len + 1);
+	cleanup_free uint8_t *kvb = malloc(len + 64);
+	cleanup_free uint8_t *req = malloc(len + 256);
+	struct kiln_error err;
+	size_t n;
+
+	if (value == NULL || kvb == NULL || req == NULL)
+		return -1;
+	memset(value, 'v', len);
+	value[len] = '\0';
+	kv.key = "0";
+	kv.value = value;
+	n = ttrpc__key_value__pack(&kv, kvb);
+	n = pack_req(SVC, "Hold", kvb, n, req);
+	return ttrpc_write_msg(fd, id, TTRPC_REQUEST, req, n, &err);
+}
+
+/* one response within ms: its code, message and id; -2 when none came */
+static int raw_status_within(int fd, int ms, uint32_t *id, char *msg,
+			     size_t msglen)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct kiln_error err;
+	struct ttrpc_header h;
+	cleanup_free uint8_t *b = NULL;
+	Ttrpc__Response *r;
+	int code;
+
+	if (poll(&p, 1, ms) != 1)
+		return -2;
+	if (ttrpc_read_msg(fd, &h, &b, &err) < 0 || h.type != TTRPC_RESPONSE)
+		return -1;
+	*id = h.stream_id;
+	r = ttrpc__response__unpack(NULL, h.length, b);
+	if (r == NULL)
+		return -1;
+	code = r->status ? r->status->code : 0;
+	snprintf(msg, msglen, "%s",
+		 r->status && r->status->message ? r->status->message : "");
+	ttrpc__response__free_unpacked(r, NULL);
+	return code;
+}
+
+/*
+ * Four requests of nearly 4 MiB fill TTRPC_MAX_INFLIGHT_BYTES; a fifth is
+ * answered RESOURCE_EXHAUSTED at once (its handler never runs), a small
+ * one still fits, and once the four answer a large one runs again.
+ */
+static void test_inflight_bytes(void)
+{
+	const size_t big = TTRPC_MAX_MSG - 1024;
+	struct kiln_error err = { 0 };
+	char msg[256] = "";
+	uint32_t id = 0;
+	int sv[2], code, good = 0;
+
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	ttrpc_serve_detached(&server, sv[1], &err);
+	gate_set(false);
+	for (uint32_t i = 0; i < 4; i++)
+		raw_big_request(sv[0], 1 + 2 * i, big);
+	ok(wait_waiters(4), "4 requests of %zu bytes held at once", big);
+	raw_big_request(sv[0], 9, big);
+	code = raw_status_within(sv[0], 5000, &id, msg, sizeof(msg));
+	ok(code == TTRPC_RESOURCE_EXHAUSTED && id == 9 &&
+		   strstr(msg, "bytes of requests in flight") != NULL,
+	   "a fifth over %u bytes in flight: RESOURCE_EXHAUSTED at once "
+	   "(code %d id %u: %s)",
+	   TTRPC_MAX_INFLIGHT_BYTES, code, id, msg);
+	is_int(gate_waiters(), 4, "its handler never ran");
+	raw_request(sv[0], 11, "Echo", "small");
+	code = raw_status_within(sv[0], 5000, &id, msg, sizeof(msg));
+	ok(code == TTRPC_OK && id == 11, "a small request still fits (%d)",
+	   code);
+	gate_set(true);
+	for (int i = 0; i < 4; i++)
+		good += raw_status_within(sv[0], 5000, &id, msg, sizeof(msg)) ==
+			TTRPC_OK;
+	is_int(good, 4, "the four answer");
+	ok(wait_waiters(0), "handlers done");
+	raw_big_request(sv[0], 13, big);
+	code = raw_status_within(sv[0], 5000, &id, msg, sizeof(msg));
+	ok(code == TTRPC_OK && id == 13, "their bytes are free again (%d)",
+	   code);
+	gate_set(false);
+	close(sv[0]);
+}
+
 static void test_client_broken(void)
 {
 	struct kiln_error err = { 0 };
@@ -732,6 +839,7 @@ int main(void)
 	test_concurrent();
 	test_blocking();
 	test_server_rules();
+	test_inflight_bytes();
 	test_client_broken();
 	return tap_done();
 }
