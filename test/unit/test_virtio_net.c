@@ -48,6 +48,7 @@
 #define F_MAC	 (1u << 5)
 #define F_MRG	 (1u << 15)
 #define F_STATUS (1u << 16)
+#define F_EVIDX	 (1u << 29) /* VIRTIO_RING_F_EVENT_IDX */
 #define S_ACK	 VIRTIO_CONFIG_S_ACKNOWLEDGE
 #define S_DRV	 VIRTIO_CONFIG_S_DRIVER
 #define S_FOK	 VIRTIO_CONFIG_S_FEATURES_OK
@@ -413,6 +414,121 @@ static void test_rx_no_buffers(struct tvm *t)
 	ok(tap_events(t) & EPOLLIN, "no buffers: polling resumed");
 }
 
+/* ---- when interrupts are raised ---- */
+
+static struct tvm *irq_tvm;
+static unsigned int irq_queue, nirq;
+static uint16_t irq_used[8]; /* the queue's used idx at each interrupt */
+static void (*irq_real)(struct virtio_dev *d, uint32_t bits);
+
+static void irq_record(struct virtio_dev *d, uint32_t bits)
+{
+	if (nirq < 8)
+		irq_used[nirq] = vdrv_used(&irq_tvm->v, irq_queue)->idx;
+	nirq++;
+	irq_real(d, bits);
+}
+
+static void irq_watch(struct tvm *t, unsigned int queue)
+{
+	irq_tvm = t;
+	irq_queue = queue;
+	nirq = 0;
+	irq_real = t->v.dev->interrupt;
+	t->v.dev->interrupt = irq_record;
+}
+
+static void irq_unwatch(struct tvm *t)
+{
+	t->v.dev->interrupt = irq_real;
+}
+
+/* The driver's used_event of queue q (the avail ring's last field). */
+static uint16_t *used_event(struct tvm *t, unsigned int q)
+{
+	return vdrv_gp(&t->v, (q == 0 ? RXAVAIL : TXAVAIL) + 4 + 2 * QSIZE, 2);
+}
+
+/* Offer tx frame i (header + 200 bytes) in one descriptor, no kick. */
+static void tx_frame(struct tvm *t, unsigned int i)
+{
+	uint64_t a = TXBUF + 0x1000ULL * (i % QSIZE);
+
+	memset(vdrv_gp(&t->v, a, 12), 0, 12);
+	make_frame(vdrv_gp(&t->v, a + 12, 200), 200, (uint8_t)i);
+	vdrv_set_desc(&t->v, 1, i % QSIZE, a, 212, 0, 0);
+	vdrv_publish(&t->v, 1, i % QSIZE);
+}
+
+/*
+ * With EVENT_IDX the driver names the used entry it wants an interrupt
+ * for; Linux's virtio-net asks for the next tx completion when its TCP
+ * waits on one (TCP small queues). The device must raise it when that
+ * entry is used, not after the rest of the batch went through the TAP
+ * (each write runs the host's receive path first).
+ */
+static void test_tx_interrupts(struct tvm *t)
+{
+	uint8_t got[2000];
+	int n = 0;
+
+	vdrv_handshake(&t->v, F_MAC | F_EVIDX, 1, true);
+	irq_watch(t, 1);
+	tx_frame(t, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	spin(t, 50);
+	is_int(nirq, 1, "tx irq: the first completion interrupts");
+	*used_event(t, 1) = 1; /* "when used idx passes 1" */
+	nirq = 0;
+	for (unsigned int i = 1; i <= 3; i++)
+		tx_frame(t, i);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	spin(t, 50);
+	is_int(vdrv_used(&t->v, 1)->idx, 4, "tx irq: one kick sends all three");
+	is_int(nirq, 1, "tx irq: one interrupt for them");
+	is_int(irq_used[0], 2,
+	       "tx irq: raised as the frame used_event names is used, before "
+	       "the rest of the batch");
+	*used_event(t, 1) = 100;
+	nirq = 0;
+	tx_frame(t, 4);
+	tx_frame(t, 5);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	spin(t, 50);
+	is_int(vdrv_used(&t->v, 1)->idx, 6, "tx irq: two more sent");
+	is_int(nirq, 0, "tx irq: none before used_event is reached");
+	irq_unwatch(t);
+	while (host_recv(got, sizeof(got)) > 0)
+		n++;
+	is_int(n, 6, "tx irq: six frames on the TAP");
+}
+
+/* The same on rx: Linux's NAPI asks for the next buffer used. */
+static void test_rx_interrupts(struct tvm *t)
+{
+	uint8_t f[200];
+
+	vdrv_handshake(&t->v, F_MAC | F_EVIDX, 1, true);
+	irq_watch(t, 0);
+	rx_buffers(t, 0, 8, 2048);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	spin(t, 20);
+	host_send(f, make_frame(f, 100, 1));
+	spin(t, 50);
+	is_int(nirq, 1, "rx irq: the first frame interrupts");
+	*used_event(t, 0) = 1;
+	nirq = 0;
+	for (uint8_t i = 2; i <= 4; i++)
+		host_send(f, make_frame(f, 100, i));
+	spin(t, 50);
+	is_int(vdrv_used(&t->v, 0)->idx, 4, "rx irq: three more delivered");
+	is_int(nirq, 1, "rx irq: one interrupt for them");
+	is_int(irq_used[0], 2,
+	       "rx irq: raised as the buffer used_event names is used, before "
+	       "the rest of the batch");
+	irq_unwatch(t);
+}
+
 static void expect_broken(struct tvm *t, const char *what)
 {
 	spin(t, 20);
@@ -528,6 +644,8 @@ int main(void)
 	test_rx(t);
 	test_rx_mergeable(t);
 	test_rx_no_buffers(t);
+	test_tx_interrupts(t);
+	test_rx_interrupts(t);
 	test_malformed(t);
 	test_snapshot(t);
 	tvm_free(t);

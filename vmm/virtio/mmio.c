@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * virtio-mmio version 2. Every register access runs on a vCPU thread with
- * the device lock held; notifications run on the event-loop thread, also
- * with the lock held (see virtio.h for the lock order).
+ * the device lock held, but InterruptStatus and InterruptACK, which touch
+ * only the atomic isr: the guest's interrupt handler reads one and writes
+ * the other on every interrupt, and must not wait for the event loop to
+ * finish a backend's work (a TAP write, a disk request) under the lock.
+ * Notifications run on the event-loop thread with the lock held (see
+ * virtio.h for the lock order).
  *
  * Notification path: at QueueReady a KVM ioeventfd on QueueNotify (4
  * bytes, datamatch = queue index) makes a guest kick signal an eventfd
@@ -282,9 +286,6 @@ static void mmio_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
 		else
 			mmio_kick(m, v);
 		break;
-	case VIRTIO_MMIO_INTERRUPT_ACK:
-		__atomic_fetch_and(&m->isr, ~v, __ATOMIC_SEQ_CST);
-		break;
 	case VIRTIO_MMIO_STATUS:
 		mmio_status(m, v);
 		break;
@@ -345,8 +346,6 @@ static uint32_t mmio_read(struct virtio_mmio *m, uint64_t off)
 		return q ? q->size : 0;
 	case VIRTIO_MMIO_QUEUE_READY:
 		return q ? q->ready : 0;
-	case VIRTIO_MMIO_INTERRUPT_STATUS:
-		return __atomic_load_n(&m->isr, __ATOMIC_SEQ_CST);
 	case VIRTIO_MMIO_STATUS:
 		return d->status;
 	case VIRTIO_MMIO_QUEUE_DESC_LOW:
@@ -410,6 +409,17 @@ static void mmio_trap(void *opaque, uint64_t off, uint8_t *data, uint32_t len,
 	struct virtio_mmio *m = opaque;
 	uint32_t v;
 
+	/* the interrupt path: no lock (see the top of this file) */
+	if (len == 4 && off == VIRTIO_MMIO_INTERRUPT_STATUS && !is_write) {
+		v = __atomic_load_n(&m->isr, __ATOMIC_SEQ_CST);
+		memcpy(data, &v, 4);
+		return;
+	}
+	if (len == 4 && off == VIRTIO_MMIO_INTERRUPT_ACK && is_write) {
+		memcpy(&v, data, 4);
+		__atomic_fetch_and(&m->isr, ~v, __ATOMIC_SEQ_CST);
+		return;
+	}
 	virtio_dev_lock(m->dev);
 	if (off >= VIRTIO_MMIO_CONFIG) {
 		mmio_config(m, off - VIRTIO_MMIO_CONFIG, data, len, is_write);

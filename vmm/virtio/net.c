@@ -20,6 +20,14 @@
  *
  * TX: each chain is one frame, header first, handed to the TAP with one
  * writev().
+ *
+ * Interrupts: the decision (virtio_dev_used, which honours the driver's
+ * used_event or NO_INTERRUPT) is taken after every frame, as QEMU does,
+ * not once per batch. A TAP write runs the host's whole receive path
+ * before it returns (and may let the receiving process run), so a batch
+ * can take long; a guest whose TCP waits for tx completions (TCP small
+ * queues with Linux's napi_tx) or for the peer's ACKs must hear of the
+ * first frame when it asked to, not after the last.
  */
 #include <errno.h>
 #include <linux/if_tun.h>
@@ -94,7 +102,6 @@ struct net {
 	uint32_t rx_len;  /* bytes of the pending frame in rx_buf, 0: none */
 	uint32_t rx_done; /* bytes of it already copied to held chains */
 	unsigned int rx_nheld;
-	bool rx_pushed; /* used entries since the last interrupt decision */
 	uint8_t *rx_nbuf[2]; /* num_buffers bytes in the first held chain */
 	struct net_held rx_held[NET_QUEUE_SIZE];
 
@@ -195,7 +202,7 @@ static bool net_rx_deliver(struct net *n)
 			/* guest-controlled: without MRG_RXBUF one chain must
 			 * hold any frame we may receive */
 			virtq_push(q, c->head, 0);
-			n->rx_pushed = true;
+			virtio_dev_used(d, q);
 			metrics_inc(n->metrics, NET_M_RX_DROPPED);
 			net_rx_clear(n);
 			return true;
@@ -224,7 +231,7 @@ static bool net_rx_deliver(struct net *n)
 	for (unsigned int i = 0; i < n->rx_nheld; i++)
 		virtq_add_used(q, n->rx_held[i].head, n->rx_held[i].len);
 	virtq_publish(q);
-	n->rx_pushed = true;
+	virtio_dev_used(d, q);
 	if (n->rx_done == n->rx_len) {
 		metrics_inc(n->metrics, NET_M_RX_PACKETS);
 		metrics_add(n->metrics, NET_M_RX_BYTES,
@@ -249,7 +256,7 @@ static void net_rx_pump(struct net *n)
 	}
 	if (n->rx_len > 0 && !net_rx_deliver(n)) {
 		net_poll(n, false);
-		goto out;
+		return;
 	}
 	for (unsigned int i = 0; i < NET_RX_BATCH; i++) {
 		ssize_t r = read(n->tap.fd, n->rx_buf, sizeof(n->rx_buf));
@@ -283,11 +290,6 @@ static void net_rx_pump(struct net *n)
 			break;
 		}
 	}
-out:
-	if (n->rx_pushed) {
-		n->rx_pushed = false;
-		virtio_dev_used(d, q);
-	}
 }
 
 /* Event loop: the TAP is readable (or in error). */
@@ -306,7 +308,6 @@ static void net_tx(struct net *n)
 	struct virtio_dev *d = &n->dev;
 	struct virtq *q = &d->queues[NET_TXQ];
 	struct virtq_chain *c = &n->chain;
-	bool pushed = false;
 
 	while (virtq_pop(q, c) == 1) {
 		ssize_t r;
@@ -340,10 +341,9 @@ static void net_tx(struct net *n)
 				    c->read_len - NET_HDR_LEN);
 		}
 		virtq_push(q, c->head, 0);
-		pushed = true;
-	}
-	if (pushed)
+		/* now, not after the batch: see "Interrupts" above */
 		virtio_dev_used(d, q);
+	}
 }
 
 static void net_notify(struct virtio_dev *d, unsigned int queue)
@@ -412,7 +412,6 @@ static void net_reset(struct virtio_dev *d)
 	if (n->rx_len > 0)
 		metrics_inc(n->metrics, NET_M_RX_DROPPED);
 	net_rx_clear(n);
-	n->rx_pushed = false;
 	net_poll(n, false);
 }
 
