@@ -287,6 +287,19 @@ int main(void)
 	bad("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
 	    "]]",
 	    "nested deeper");
+	/* yajl takes comments: a quote in one must not hide the nesting */
+	bad("/* \" */ [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+	    "nested deeper");
+	bad("// \"\n[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+	    "nested deeper");
+	is_int(parse(&c,
+		     "/* [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[ \" */ {} // [[[[",
+		     &err),
+	       0, "brackets in comments do not count");
+	vm_config_destroy(&c);
+	vm_config_init(&c);
 
 	/* JSON both ways */
 	round_trip("{}", "an empty config");
