@@ -158,6 +158,9 @@ FUZZ_LIBS_fuzz_ttrpc := -lprotobuf-c
 FUZZ_SRCS_fuzz_agent_spec := agent/spec.c agent/process.c agent/mount.c \
 	$(GEN)/agent/proto/agent.pb-c.c lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_agent_spec := -lprotobuf-c -lcap
+FUZZ_SRCS_fuzz_loader := vmm/loader.c vmm/memory.c lib/error.c lib/log.c
+FUZZ_SRCS_fuzz_config := vmm/config.c vmm/config_json.c lib/error.c lib/log.c
+FUZZ_LIBS_fuzz_config := -lyajl
 # keep intermediate objects (san/, generated code) between runs
 .PRECIOUS: $(B)/san/%.o $(B)/obj/%.o $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))
