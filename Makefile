@@ -179,6 +179,7 @@ check-fuzz: $(FUZZ_BINS)
 	done
 
 check-unit: $(UNIT_BINS)
+	test/run-unit-selftest.sh
 	test/run-unit.sh $(UNIT_BINS)
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
