@@ -45,6 +45,7 @@ for t in "$@"; do
 				 if (plan == 0 && $0 ~ /# *[Ss][Kk][Ii][Pp]/) why() }
 		END { printf "%d %d %d %s %d\n%s", p, f, s,
 			     plan == "" ? "-" : plan, n, reasons }')
+	# shellcheck disable=SC2046 # five numbers, split into $1..$5
 	set -- $(printf '%s\n' "$tap" | head -n 1)
 	p=$1 f=$2 s=$3 plan=$4 n=$5 asserts_failed=$2
 	reasons=$(printf '%s\n' "$tap" | tail -n +2)
