@@ -3,7 +3,10 @@
 # takes (a PVH ELF, a 64-bit ELF without the note, bzImages of boot
 # protocol 2.06, 2.10 and 2.15, relocatable or not), behind the target's
 # 5-byte header (flags, initrd length / 64, command-line length).
-# usage: test/fuzz/mkseeds_loader.py DIR
+# With a real guest kernel (make guest), also its headers: the vmlinux's
+# program headers and notes with each PT_LOAD cut to one page, and the
+# bzImage's setup code and header with a few pages of kernel.
+# usage: test/fuzz/mkseeds_loader.py DIR [VMLINUX BZIMAGE]
 import os
 import struct
 import sys
@@ -67,6 +70,45 @@ def bzimage(version=0x20f, relocatable=1, setup_sects=4, ksize=0x3000,
     return bytes(setup) + bytes((i * 13 + 5) & 0xff for i in range(ksize))
 
 
+def real_vmlinux(path):
+    """The real ELF header, program headers and notes; loads cut short."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        eh = list(struct.unpack("<16sHHIQQQIHHHHHH", head))
+        phoff, phnum = eh[5], eh[10]
+        f.seek(phoff)
+        phs = [list(struct.unpack("<IIQQQQQQ", f.read(56))) for _ in range(phnum)]
+        notes = {}
+        for i, ph in enumerate(phs):
+            if ph[0] == PT_NOTE:
+                f.seek(ph[2])
+                notes[i] = f.read(ph[5])
+    off = (64 + 56 * phnum + 0xfff) & ~0xfff
+    body = b""
+    for i, ph in enumerate(phs):
+        if ph[0] == PT_LOAD:
+            ph[2], ph[5], ph[6] = off + len(body), 0x1000, 0x2000
+            body += bytes((j * 7 + 1) & 0xff for j in range(0x1000))
+        elif i in notes:
+            ph[2] = off + len(body)
+            body += notes[i]
+    eh[5], eh[6], eh[12], eh[13] = 64, 0, 0, 0
+    img = struct.pack("<16sHHIQQQIHHHHHH", *eh)
+    img += b"".join(struct.pack("<IIQQQQQQ", *ph) for ph in phs)
+    img += b"\0" * (off - len(img))
+    return img + body
+
+
+def real_bzimage(path):
+    """The real setup code and header, then 12 KiB of kernel."""
+    with open(path, "rb") as f:
+        data = f.read(64 * 1024)
+    sects = data[0x1f1] or 4
+    setup = bytearray(data[:(sects + 1) * 512])
+    struct.pack_into("<I", setup, 0x1f4, 0x3000 // 16)
+    return bytes(setup) + bytes((i * 13 + 5) & 0xff for i in range(0x3000))
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -82,6 +124,9 @@ def main():
         "bzimage-2.06": hdr(2, 16, 255) + bzimage(version=0x206, setup_sects=0, cmdline_size=255),
         "bzimage-low-initrd-max": hdr(2, 64, 0) + bzimage(initrd_max=0x37ffffff, init_size=2 * MIB),
     }
+    if len(sys.argv) > 3:
+        seeds["real-vmlinux-pvh"] = hdr(2, 64, 60) + real_vmlinux(sys.argv[2])
+        seeds["real-bzimage"] = hdr(2, 64, 60) + real_bzimage(sys.argv[3])
     for name, data in seeds.items():
         with open(os.path.join(out, "seed-" + name), "wb") as f:
             f.write(data)
