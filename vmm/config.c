@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,10 +114,60 @@ static int spec_walk(const char *spec, const char *what,
 	return 0;
 }
 
+/* Well-formed UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF); NULL counts as valid. */
+static bool utf8_valid(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	while (s != NULL && *s != '\0') {
+		unsigned int n, cp;
+
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		if (*s >= 0xc2 && *s <= 0xdf)
+			n = 1, cp = *s & 0x1f;
+		else if (*s >= 0xe0 && *s <= 0xef)
+			n = 2, cp = *s & 0x0f;
+		else if (*s >= 0xf0 && *s <= 0xf4)
+			n = 3, cp = *s & 0x07;
+		else
+			return false;
+		for (unsigned int i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i] & 0x3f);
+		}
+		if ((n == 2 &&
+		     (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		s += n + 1;
+	}
+	return true;
+}
+
+/*
+ * The config is written as JSON (GET /vm/config), which holds UTF-8 only:
+ * a string from the command line that is not UTF-8 is refused, as it
+ * could not come through a --config-file or the API either.
+ */
+static int need_utf8(const char *what, const char *v, struct kiln_error *err)
+{
+	if (!utf8_valid(v))
+		return kiln_error_set(err, EINVAL, "%s is not valid UTF-8",
+				      what);
+	return 0;
+}
+
 static int need_value(const char *k, const char *v, struct kiln_error *err)
 {
 	if (v == NULL || *v == '\0')
 		return kiln_error_set(err, 0, "`%s` needs a value", k);
+	if (need_utf8(k, v, err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -363,8 +414,31 @@ static int validate_devices(const struct vm_config *c, struct kiln_error *err)
 	return 0;
 }
 
+/* Every string that vm_config_to_json writes. */
+static int validate_strings(const struct vm_config *c, struct kiln_error *err)
+{
+	if (need_utf8("the kernel path", c->kernel_path, err) < 0 ||
+	    need_utf8("the initrd path", c->initrd_path, err) < 0 ||
+	    need_utf8("the kernel command line", c->cmdline, err) < 0 ||
+	    need_utf8("the log path", c->log_path, err) < 0 ||
+	    need_utf8("the metrics path", c->metrics_path, err) < 0 ||
+	    need_utf8("the vsock uds_path", c->vsock.uds_path, err) < 0)
+		return -1;
+	for (unsigned int i = 0; i < c->ndrives; i++)
+		if (need_utf8("a drive_id", c->drives[i].id, err) < 0 ||
+		    need_utf8("a path_on_host", c->drives[i].path, err) < 0)
+			return -1;
+	for (unsigned int i = 0; i < c->nnets; i++)
+		if (need_utf8("an iface_id", c->nets[i].id, err) < 0 ||
+		    need_utf8("a host_dev_name", c->nets[i].tap, err) < 0)
+			return -1;
+	return 0;
+}
+
 int vm_config_validate(const struct vm_config *c, struct kiln_error *err)
 {
+	if (validate_strings(c, err) < 0)
+		return -1;
 	if (c->kernel_path == NULL)
 		return kiln_error_set(err, 0,
 				      "no kernel: set the boot source "

@@ -20,7 +20,11 @@
 /* yajl builds trees iteratively but frees them recursively */
 #define JSON_MAX_DEPTH 32
 
-/* client-controlled: bound the nesting before yajl sees the text */
+/*
+ * client-controlled: bound the nesting before yajl sees the text. Read it
+ * as yajl_tree_parse does, comments included (it allows them): a quote in
+ * a comment must not hide the brackets after it.
+ */
 static bool json_depth_ok(const char *s, size_t len)
 {
 	unsigned int depth = 0;
@@ -28,6 +32,7 @@ static bool json_depth_ok(const char *s, size_t len)
 
 	for (size_t i = 0; i < len; i++) {
 		char ch = s[i];
+		const char *end;
 
 		if (in_str) {
 			if (ch == '\\')
@@ -36,6 +41,12 @@ static bool json_depth_ok(const char *s, size_t len)
 				in_str = false;
 		} else if (ch == '"') {
 			in_str = true;
+		} else if (ch == '/' && i + 1 < len && s[i + 1] == '/') {
+			end = memchr(s + i, '\n', len - i);
+			i = end ? (size_t)(end - s) : len;
+		} else if (ch == '/' && i + 1 < len && s[i + 1] == '*') {
+			end = memmem(s + i + 2, len - i - 2, "*/", 2);
+			i = end ? (size_t)(end - s) + 1 : len;
 		} else if (ch == '[' || ch == '{') {
 			if (++depth > JSON_MAX_DEPTH)
 				return false;

@@ -6,8 +6,8 @@
  * integration tests match on the console, and ends the VM by rebooting.
  *
  * Not PID 1, it is a small multi-tool for test scripts, like crun's
- * tests/init.c: `init cpus`, `init meminfo`, `init uptime`, `init ports`, or
- * the same names through a symlink.
+ * tests/init.c: `init cpus`, `init meminfo`, `init ram4g`, `init uptime`,
+ * `init ports`, or the same names through a symlink.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -113,6 +113,32 @@ static int print_meminfo(void)
 	if (!p)
 		return 1;
 	say("mem_kib=%lu", strtoul(p + strlen("MemTotal:"), NULL, 10));
+	return 0;
+}
+
+/*
+ * The RAM above 4 GiB as the guest kernel took it from the e820 map: the
+ * KiB of the top-level "System RAM" ranges of /proc/iomem past 4 GiB.
+ */
+static int print_ram_above_4g(void)
+{
+	static char buf[16384];
+	unsigned long long a, b, kib = 0;
+	const unsigned long long g4 = 1ULL << 32;
+	char *line, *save;
+	int n;
+
+	if (read_file("/proc/iomem", buf, sizeof(buf)) < 0)
+		return 1;
+	for (line = strtok_r(buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		/* nested ranges are indented: only the top level counts */
+		if (sscanf(line, "%llx-%llx : %n", &a, &b, &n) != 2 ||
+		    line[0] == ' ' || strcmp(line + n, "System RAM") || b < g4)
+			continue;
+		kib += (b + 1 - (a > g4 ? a : g4)) / 1024;
+	}
+	say("ram_above_4g_kib=%llu", kib);
 	return 0;
 }
 
@@ -275,6 +301,7 @@ static void __attribute__((noreturn)) pid1_main(void)
 	say("KILN-INIT-OK");
 	print_cpus();
 	print_meminfo();
+	print_ram_above_4g();
 	print_uptime();
 
 	/* The kernel takes dotted options for module parameters and never
@@ -321,9 +348,8 @@ static const struct tool {
 	const char *name;
 	int (*run)(void);
 } tools[] = {
-	{ "cpus", print_cpus },
-	{ "meminfo", print_meminfo },
-	{ "uptime", print_uptime },
+	{ "cpus", print_cpus },		 { "meminfo", print_meminfo },
+	{ "ram4g", print_ram_above_4g }, { "uptime", print_uptime },
 	{ "ports", probe_ports },
 };
 
@@ -342,6 +368,6 @@ int main(int argc, char **argv)
 		if (!strcmp(base, tools[i].name) ||
 		    (argc > 1 && !strcmp(argv[1], tools[i].name)))
 			return tools[i].run();
-	fprintf(stderr, "usage: init cpus|meminfo|uptime|ports\n");
+	fprintf(stderr, "usage: init cpus|meminfo|ram4g|uptime|ports\n");
 	return 2;
 }

@@ -505,7 +505,8 @@ test_agent_in_guest() {
 	src=0
 	"$TOP/test/integration/mkrootfs.sh" "$T/rootfs.ext4" "$r2" || src=$?
 	if [ "$src" -eq 3 ]; then
-		echo "    no mkfs.erofs: the second rootfs is ext4 too"
+		# the rest still runs, but the test counts as skipped
+		skip "no mkfs.erofs: the erofs rootfs is untested (the second rootfs is ext4 too)"
 		cp "$T/rootfs.ext4" "$T/rootfs2.ext4"
 		r2=$T/rootfs2.ext4
 		AG_R2FS=ext4

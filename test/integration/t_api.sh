@@ -189,17 +189,33 @@ test_api_balloon() {
 	expect_rc 143
 }
 
-# SendCtrlAltDel reaches the guest as the keystroke; Linux reboots, and
-# kiln-vmm exits 0 as on any guest reboot.
+# SendCtrlAltDel reaches the guest as the keystroke; Linux reboots through
+# the i8042's reset line (reboot=k), and kiln-vmm exits 0 as on any guest
+# reboot. The guest's init never ends on its own here (api_tick runs until
+# the host stops it), so the reset can only come from the keystroke.
 test_api_send_ctrl_alt_del() {
 	api_start || return 1
 	api_configure api_tick || return 1
 	api_fault "before starting" PUT /actions '{"action_type": "SendCtrlAltDel"}' || return 1
+	api_ok 204 PUT /metrics "{\"metrics_path\": \"$T/metrics\"}" || return 1
 	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
 	wait_line "TICK 10" 60 "$T/out" || { fail "the guest never ticked"; return 1; }
+	api_ok 204 PUT /actions '{"action_type": "FlushMetrics"}' || return 1
 	api_ok 204 PUT /actions '{"action_type": "SendCtrlAltDel"}' || return 1
 	api_wait
-	expect_rc 0
+	expect_rc 0 || return 1
+	grep -qF 'guest reboot (i8042 reset)' "$T/err" ||
+		{ fail "the VMM did not end on the i8042 reset line"; tail -n 5 "$T/err"; return 1; }
+	grep -qx KILN-INIT-END "$T/out" &&
+		{ fail "init ended on its own: the reboot was not the keystroke's"; return 1; }
+	# no reset before the keystroke, one after it (the exit's last line)
+	python3 - "$T/metrics" <<'PY' || { fail "i8042 metrics: $(tail -c 600 "$T/metrics")"; return 1; }
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert len(lines) >= 2, "want the flushed line and the exit's line"
+assert lines[0]["i8042"]["reset_count"] == 0, lines[0]["i8042"]
+assert sum(m["i8042"]["reset_count"] for m in lines) == 1, [m["i8042"] for m in lines]
+PY
 }
 
 # Bad requests get a 400 with a fault_message, and the VMM keeps serving;

@@ -3,10 +3,13 @@
 # back under pressure.
 
 # KiB of the VMM's RSS that is guest RAM: the memfd mapping in smaps.
+# Fails, printing nothing, when there is no such process or mapping: an
+# empty sample is not an RSS of 0.
 balloon_rss_kb() { # PID
-	awk '/^[0-9a-f]+-[0-9a-f]+ / { ram = ($0 ~ /memfd:kiln-guest-ram/) }
-	     ram && $1 == "Rss:" { s += $2 }
-	     END { print s + 0 }' "/proc/$1/smaps"
+	[ -n "$1" ] && [ -r "/proc/$1/smaps" ] || return 1
+	awk '/^[0-9a-f]+-[0-9a-f]+ / { ram = ($0 ~ /memfd:kiln-guest-ram/); if (ram) n++ }
+	     ram && $1 == "Rss:" { s += $2; r++ }
+	     END { if (!n || !r) exit 1; print s }' "/proc/$1/smaps"
 }
 
 # Boot script $1 with balloon spec $2 (and extra kernel args $3), wait.
@@ -40,11 +43,13 @@ test_balloon_free_page_reporting_lowers_rss() {
 	fi
 	pid=$(pgrep -P "$tpid" -x kiln-vmm)
 	sleep 2
-	hi=$(balloon_rss_kb "$pid")
+	hi=$(balloon_rss_kb "$pid") ||
+		{ kill "$tpid"; wait "$tpid"; fail "no RSS sample of kiln-vmm (pid '$pid') while memhog held 300 MiB"; return 1; }
 	wait_line BALLOON-FREED 60 "$T/out" || true
 	# Linux reports free pages 2 s after they gather; give it time
 	sleep 12
-	lo=$(balloon_rss_kb "$pid")
+	lo=$(balloon_rss_kb "$pid") ||
+		{ kill "$tpid"; wait "$tpid"; fail "no RSS sample of kiln-vmm (pid '$pid') after memhog freed its memory"; return 1; }
 	wait "$tpid" || rc=$?
 	crlf "$T/out"
 	echo "    guest-RAM RSS: ${hi} KiB holding 300 MiB, ${lo} KiB after it was freed"

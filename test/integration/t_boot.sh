@@ -10,9 +10,16 @@ boot_ok() { # KERNEL VCPUS MEM_MIB
 	kib=$(sed -n 's/^mem_kib=//p' "$T/out")
 	[ -n "$kib" ] && [ "$kib" -le $(($3 * 1024)) ] && [ "$kib" -ge $(($3 * 768)) ] ||
 		{ fail "mem_kib=$kib for $3 MiB"; return 1; }
+	# RAM stops at 3 GiB (the MMIO hole) and the rest lies above 4 GiB:
+	# the guest's e820 RAM there (/proc/iomem) must be all of that rest
+	high=$(sed -n 's/^ram_above_4g_kib=//p' "$T/out")
+	want=$(($3 > 3072 ? ($3 - 3072) * 1024 : 0))
+	[ "$high" = "$want" ] ||
+		{ fail "RAM above 4 GiB: ${high:-no line} KiB, want $want for $3 MiB"; return 1; }
 	grep -q 'guest init reached after [0-9.]* ms' "$T/err" ||
 		{ fail "no boot-timer line"; cat "$T/err"; return 1; }
-	grep -q 'i8042' "$T/err" || { fail "reboot did not come through the i8042"; return 1; }
+	grep -qF 'guest reboot (i8042 reset)' "$T/err" ||
+		{ fail "reboot did not come through the i8042"; return 1; }
 }
 
 test_boot_vmlinux_pvh_1cpu() { boot_ok "$GUEST/vmlinux" 1 128; }
@@ -54,11 +61,13 @@ test_guest_triple_fault_ends_vm() {
 	grep -q 'triple fault' "$T/err" || { fail "no triple-fault log"; cat "$T/err"; return 1; }
 }
 
-# The guest pokes unused ports (PCI config, fw_cfg, ...): it carries on.
+# The guest pokes unused ports (PCI config, fw_cfg, ...): it carries on,
+# every write is dropped and every read floats to all ones at its width.
 test_guest_unknown_ports_continue() {
 	vmm --kernel "$GUEST/vmlinux" --initrd "$GUEST/initramfs" \
 		--cmdline "console=ttyS0 reboot=k quiet kiln.ports=1"
-	expect_rc 0 && console_has KILN-PORTS-OK KILN-INIT-END
+	expect_rc 0 && console_has KILN-PORTS-OK KILN-INIT-END || return 1
+	console_has "ports=1234:ff,2f0:ffff,cf8:ffffffff,cfc:ffffffff,511:ff"
 }
 
 # A kernel panic with panic=1 reboots: the VMM ends cleanly.

@@ -242,6 +242,39 @@ int main(void)
 	       "path without value");
 	is_int(vm_config_add_drive(&c, "id=x,ro=1", &err), -1,
 	       "ro takes no value");
+	/* GET /vm/config writes JSON, which holds UTF-8 only */
+	is_int(vm_config_add_drive(&c, "id=x,path=/a\xff\xfe", &err), -1,
+	       "--drive path that is not UTF-8 refused");
+	ok(strstr(err.msg, "not valid UTF-8") != NULL, "  says so: %s",
+	   err.msg);
+	c.ndrives--; /* the refused entry; kiln-vmm stops there */
+	free(c.drives[c.ndrives].id);
+	free(c.drives[c.ndrives].path);
+	memset(&c.drives[c.ndrives], 0, sizeof(c.drives[0]));
+	is_int(vm_config_add_drive(&c, "id=u,path=/d \xc3\xa9", &err), 0,
+	       "--drive path in UTF-8 taken");
+	c.ndrives--;
+	free(c.drives[c.ndrives].id);
+	free(c.drives[c.ndrives].path);
+	memset(&c.drives[c.ndrives], 0, sizeof(c.drives[0]));
+	{
+		static const char *const bad_utf8[] = {
+			"/k\xc0\xaf",	      /* overlong '/' */
+			"/k\xed\xa0\x80",     /* a surrogate */
+			"/k\xf4\x90\x80\x80", /* past U+10FFFF */
+			"/k\xe2\x82",	      /* cut short */
+		};
+		char *kp = c.kernel_path;
+
+		for (size_t i = 0; i < 4; i++) {
+			c.kernel_path = (char *)bad_utf8[i];
+			ok(vm_config_validate(&c, &err) == -1 &&
+				   strstr(err.msg, "UTF-8") != NULL,
+			   "kernel path %zu not UTF-8: invalid (%s)", i,
+			   err.msg);
+		}
+		c.kernel_path = kp;
+	}
 	is_int(vm_config_add_net(&c, "id=eth0,tap=tap0,mac=aa:fc:00:00:00:02",
 				 &err),
 	       0, "--net spec");
@@ -287,6 +320,19 @@ int main(void)
 	bad("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
 	    "]]",
 	    "nested deeper");
+	/* yajl takes comments: a quote in one must not hide the nesting */
+	bad("/* \" */ [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+	    "nested deeper");
+	bad("// \"\n[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+	    "nested deeper");
+	is_int(parse(&c,
+		     "/* [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[ \" */ {} // [[[[",
+		     &err),
+	       0, "brackets in comments do not count");
+	vm_config_destroy(&c);
+	vm_config_init(&c);
 
 	/* JSON both ways */
 	round_trip("{}", "an empty config");

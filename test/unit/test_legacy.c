@@ -18,6 +18,7 @@
 #include "../../vmm/device.h"
 #include "../../vmm/hw/legacy.h"
 #include "../../vmm/layout.h"
+#include "../../vmm/metrics.h"
 #include "../../vmm/vm.h"
 #include "../lib/util.h"
 #include "../lib/vdriver.h"
@@ -69,6 +70,7 @@ static void test_i8042(void)
 	struct kiln_error err = { 0 };
 	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	struct i8042 *k = i8042_new(efd, count_reset, NULL, &err);
+	uint64_t missed;
 	uint8_t buf[4];
 
 	is_int(rd(i8042_io, k, KCMD), 0x14, "i8042: status: unlocked, SYS");
@@ -145,8 +147,14 @@ static void test_i8042(void)
 	is_int(rd(i8042_io, k, 2), 0xff, "i8042: offset 2 floats");
 	is_int(resets, 2, "i8042: wide writes do nothing");
 	is_int(rd(i8042_io, k, KDATA), 0x55, "i8042: and did not pop");
+	missed = metrics_get(&metrics_i8042, I8042_M_MISSED);
+	buf[0] = 0xfe; /* the reset pulse, were it taken as a command */
 	i8042_io(k, UINT64_MAX, buf, 1, true);
-	ok(1, "i8042: offset ~0 survived");
+	is_int(metrics_get(&metrics_i8042, I8042_M_MISSED), missed + 1,
+	       "i8042: offset ~0 counts as a missed access");
+	is_int(resets, 2, "i8042: and pulses nothing");
+	is_int(rd(i8042_io, k, KCMD) & 0x01, 0, "i8042: and queued nothing");
+	is_int(kcmd(k, 0xaa), 0x55, "i8042: the controller still answers");
 	i8042_free(k);
 	close(efd);
 }

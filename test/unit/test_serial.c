@@ -326,8 +326,14 @@ static void test_odd_access(void)
 	is_int(rd(f.s, 7), 0x11, "odd: a 4-byte write changed nothing");
 	serial_io(f.s, 8, buf, 1, false);
 	is_int(buf[0], 0xff, "odd: offset 8 reads as a floating bus");
+	memset(buf, 'x', sizeof(buf));
 	serial_io(f.s, UINT64_MAX, buf, 8, true);
-	ok(1, "odd: offset ~0, len 8 write survived");
+	serial_io(f.s, UINT64_MAX, buf, 1, true);
+	is_int(rd(f.s, 7), 0x11, "odd: offset ~0 writes changed nothing");
+	is_int(rd(f.s, 5) & 0x01, 0x01, "odd: the byte still waits");
+	is_int(rd(f.s, 0), 'q', "odd: and reads back as it came");
+	is_int(drain(f.out[0], (char *)buf, sizeof(buf)), 0,
+	       "odd: and nothing reached the output");
 	fixture_close(&f);
 }
 

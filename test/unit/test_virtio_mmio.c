@@ -447,17 +447,19 @@ static void test_config_and_slots(void)
 
 /* ---- the event loop path: notify runs on the loop thread ---- */
 
+/* evloop_run's status as the thread's result */
 static void *loop_thread(void *arg)
 {
 	struct kiln_error err = { 0 };
 
-	evloop_run(arg, &err);
-	return NULL;
+	return (void *)(intptr_t)evloop_run(arg, &err);
 }
 
 static void test_evloop(void)
 {
 	struct vdrv *t = tvm_new(true, true);
+	struct timespec deadline;
+	void *ret = NULL;
 	pthread_t th;
 	int i;
 
@@ -508,8 +510,14 @@ static void test_evloop(void)
 	ok(i > 3 * QSIZE, "loop: a self-refilling ring runs in batches (%d)",
 	   i);
 	evloop_stop(&t->vm.loop);
-	pthread_join(th, NULL);
-	ok(1, "loop: and the loop still stops");
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	if (!ok(pthread_timedjoin_np(th, &ret, &deadline) == 0, "loop: and the "
+								"loop still "
+								"stops (within "
+								"10 s)"))
+		abort(); /* the loop thread still uses t */
+	is_int((intptr_t)ret, 0, "loop: evloop_run returns 0 when stopped");
 	t->desc->exit(&t->vm, t->state);
 	t->state = NULL;
 	ok(t->vm.loop.entries == NULL, "loop: device exit removed its entry");

@@ -632,11 +632,9 @@ int main(void)
 	struct tvm *t;
 
 	log_set_level(LOG_ERROR);
-	if (netns_setup() < 0) {
-		printf("1..0 # SKIP no network namespace with a TAP here: %s\n",
-		       strerror(errno));
-		return 0;
-	}
+	if (netns_setup() < 0)
+		return tap_skip_all("no network namespace with a TAP here: %s",
+				    strerror(errno));
 	test_glue();
 	t = tvm_new();
 	test_config(t);
