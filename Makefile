@@ -126,7 +126,8 @@ $(B)/test/%: $(B)/san/test/unit/%.o \
 # The same tests, ThreadSanitizer-built (check-tsan runs TSAN_UNIT).
 $(B)/tsan-test/%: $(B)/tsan/test/unit/%.o \
 		$(call tsan,$(VMM_LIB_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS) \
-			$(AGENT_LIB_SRCS) $(wildcard test/lib/*.c))
+			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) $(RUNTIME_LIB_SRCS) \
+			$(wildcard test/lib/*.c))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-TSAN $@")
 	$(Q)$(CC) $(TSAN_CFLAGS) -o $@ $^ $(LDLIBS_TEST)
