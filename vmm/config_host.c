@@ -38,19 +38,18 @@ static int check_image(const char *what, const char *path,
 	if (stat(path, &st) < 0)
 		return kiln_error_set(err, errno, "open %s `%s`", what, path);
 	if (!S_ISREG(st.st_mode))
-		return kiln_error_set(err, EINVAL, "%s `%s` is not a file",
-				      what, path);
+		return kiln_error_set(err, 0, "%s `%s` is not a file", what,
+				      path);
 	fd = open(path, O_RDONLY | OPEN_FLAGS);
 	if (fd < 0)
 		return kiln_error_set(err, errno, "open %s `%s`", what, path);
 	if (fstat(fd, &st) < 0)
 		return kiln_error_set(err, errno, "stat %s `%s`", what, path);
 	if (!S_ISREG(st.st_mode))
-		return kiln_error_set(err, EINVAL, "%s `%s` is not a file",
-				      what, path);
-	if (st.st_size == 0)
-		return kiln_error_set(err, EINVAL, "%s `%s` is empty", what,
+		return kiln_error_set(err, 0, "%s `%s` is not a file", what,
 				      path);
+	if (st.st_size == 0)
+		return kiln_error_set(err, 0, "%s `%s` is empty", what, path);
 	return 0;
 }
 
@@ -66,8 +65,7 @@ int vm_config_check_boot_source(const char *kernel, const char *initrd,
 	return 0;
 }
 
-int vm_config_check_drive_file(const struct vm_drive *d,
-			       struct kiln_error *err)
+int vm_config_check_drive_file(const struct vm_drive *d, struct kiln_error *err)
 {
 	int mode = d->read_only ? O_RDONLY : O_RDWR;
 	cleanup_close int fd = -1;
@@ -77,7 +75,7 @@ int vm_config_check_drive_file(const struct vm_drive *d,
 		return kiln_error_set(err, errno, "drive %s: open `%s`", d->id,
 				      d->path);
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return kiln_error_set(err, EINVAL,
+		return kiln_error_set(err, 0,
 				      "drive %s: `%s` is not a file or block "
 				      "device",
 				      d->id, d->path);
@@ -91,7 +89,7 @@ int vm_config_check_drive_file(const struct vm_drive *d,
 		return kiln_error_set(err, errno, "drive %s: stat `%s`", d->id,
 				      d->path);
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return kiln_error_set(err, EINVAL,
+		return kiln_error_set(err, 0,
 				      "drive %s: `%s` is not a file or block "
 				      "device",
 				      d->id, d->path);
@@ -120,8 +118,7 @@ static bool uds_listening(const struct sockaddr_un *sa)
 	       errno != ECONNREFUSED;
 }
 
-int vm_config_check_vsock_path(const struct vm_vsock *v,
-			       struct kiln_error *err)
+int vm_config_check_vsock_path(const struct vm_vsock *v, struct kiln_error *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	cleanup_free char *copy = NULL;
@@ -137,12 +134,12 @@ int vm_config_check_vsock_path(const struct vm_vsock *v,
 	if (lstat(v->uds_path, &st) == 0) {
 		/* InstanceStart replaces only a socket nobody listens on */
 		if (!S_ISSOCK(st.st_mode))
-			return kiln_error_set(err, EADDRINUSE,
+			return kiln_error_set(err, 0,
 					      "vsock uds_path `%s` exists and "
 					      "is not a socket",
 					      v->uds_path);
 		if (uds_listening(&sa))
-			return kiln_error_set(err, EADDRINUSE,
+			return kiln_error_set(err, 0,
 					      "vsock uds_path `%s`: another "
 					      "process listens there",
 					      v->uds_path);
@@ -160,7 +157,7 @@ int vm_config_check_vsock_path(const struct vm_vsock *v,
 				      "vsock uds_path `%s`: directory `%s`",
 				      v->uds_path, dir);
 	if (!S_ISDIR(st.st_mode))
-		return kiln_error_set(err, ENOTDIR,
+		return kiln_error_set(err, 0,
 				      "vsock uds_path `%s`: `%s` is not a "
 				      "directory",
 				      v->uds_path, dir);
