@@ -289,7 +289,7 @@ static int balloon_kv(void *ctx, const char *k, const char *v,
 		return 0;
 	}
 	if (strcmp(k, "stats") == 0) {
-		if (num_value(&n, UINT32_MAX, k, v, err) < 0)
+		if (num_value(&n, UINT16_MAX, k, v, err) < 0)
 			return -1;
 		b->stats_interval_s = (uint32_t)n;
 		return 0;
@@ -372,6 +372,26 @@ int vm_config_validate_vsock(const struct vm_vsock *v, struct kiln_error *err)
 	return 0;
 }
 
+int vm_config_validate_boot_args(const char *args, struct kiln_error *err)
+{
+	size_t len = strlen(args);
+
+	/* linux-loader's Cmdline, which Firecracker builds at the request */
+	if (len > VM_MAX_BOOT_ARGS)
+		return kiln_error_set(err, 0,
+				      "the kernel command line is invalid: %zu "
+				      "bytes, at most %d",
+				      len, VM_MAX_BOOT_ARGS);
+	for (size_t i = 0; i < len; i++)
+		if (args[i] < ' ' || args[i] > '~')
+			return kiln_error_set(err, 0,
+					      "the kernel command line is "
+					      "invalid: byte 0x%02x at %zu is "
+					      "not printable ASCII",
+					      (unsigned char)args[i], i);
+	return 0;
+}
+
 static int validate_devices(const struct vm_config *c, struct kiln_error *err)
 {
 	unsigned int roots = 0;
@@ -444,6 +464,9 @@ int vm_config_validate(const struct vm_config *c, struct kiln_error *err)
 				      "no kernel: set the boot source "
 				      "(--kernel, "
 				      "--config-file or PUT /boot-source)");
+	if (c->cmdline != NULL &&
+	    vm_config_validate_boot_args(c->cmdline, err) < 0)
+		return -1;
 	if (vm_config_validate_machine(c, err) < 0)
 		return -1;
 	return validate_devices(c, err);

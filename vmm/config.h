@@ -15,6 +15,9 @@
 #define VM_MAX_DRIVES 8
 #define VM_MAX_NETS   8
 
+/* boot_args, as Firecracker takes them: Linux x86's 2048 with the NUL */
+#define VM_MAX_BOOT_ARGS 2047
+
 /* Firecracker's "drives" entry. */
 struct vm_drive {
 	char *id;	/* drive_id */
@@ -139,5 +142,28 @@ int vm_config_validate_machine(const struct vm_config *c,
 int vm_config_validate_drive(const struct vm_drive *d, struct kiln_error *err);
 int vm_config_validate_net(const struct vm_net *n, struct kiln_error *err);
 int vm_config_validate_vsock(const struct vm_vsock *v, struct kiln_error *err);
+/* boot_args: printable ASCII, at most VM_MAX_BOOT_ARGS bytes. */
+int vm_config_validate_boot_args(const char *args, struct kiln_error *err);
+
+/*
+ * What the host must provide, checked when it is configured (an API
+ * request, --config-file, flags) rather than at InstanceStart, as
+ * Firecracker opens its files at the request (config_host.c). Each opens
+ * what it names and closes it again, never blocking; InstanceStart opens
+ * them for good, so a file removed in between still fails there.
+ */
+/* kernel (required) and initrd (NULL: none): readable non-empty files */
+int vm_config_check_boot_source(const char *kernel, const char *initrd,
+				struct kiln_error *err);
+/* path_on_host: a file or block device, opened read-only or read-write */
+int vm_config_check_drive_file(const struct vm_drive *d,
+			       struct kiln_error *err);
+/* host_dev_name: an existing TAP this process may attach to */
+int vm_config_check_tap(const struct vm_net *n, struct kiln_error *err);
+/* uds_path: free (or a stale socket) in a directory we may create it in */
+int vm_config_check_vsock_path(const struct vm_vsock *v,
+			       struct kiln_error *err);
+/* All of the above for what c configures. */
+int vm_config_check_host(const struct vm_config *c, struct kiln_error *err);
 
 #endif

@@ -236,6 +236,14 @@ static int parse_entropy(struct vm_config *c, yajl_val obj,
 	return 0;
 }
 
+static bool has_key(yajl_val obj, const char *key)
+{
+	for (size_t i = 0; i < obj->u.object.len; i++)
+		if (strcmp(obj->u.object.keys[i], key) == 0)
+			return true;
+	return false;
+}
+
 static int parse_drive(struct vm_config *c, yajl_val obj,
 		       struct kiln_error *err)
 {
@@ -285,6 +293,10 @@ static int parse_drive(struct vm_config *c, yajl_val obj,
 		if (ret < 0)
 			return ret;
 	}
+	/* required by Firecracker (a bool without a default) */
+	if (!has_key(obj, "is_root_device"))
+		return kiln_error_set(err, 0,
+				      "`drives[].is_root_device` is missing");
 	return 0;
 }
 
@@ -419,7 +431,8 @@ static int parse_balloon(struct vm_config *c, yajl_val obj,
 			if (get_bool(v, k, &c->balloon.deflate_on_oom, err) < 0)
 				return -1;
 		} else if (strcmp(k, "stats_polling_interval_s") == 0) {
-			if (get_uint(v, k, UINT32_MAX, &n, err) < 0)
+			/* a u16 in Firecracker */
+			if (get_uint(v, k, UINT16_MAX, &n, err) < 0)
 				return -1;
 			c->balloon.stats_interval_s = (uint32_t)n;
 		} else if (strcmp(k, "free_page_hinting") == 0) {

@@ -294,9 +294,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	log_set_prog("kiln-vmm");
 	vm_config_init(&cfg);
+	/*
+	 * A VM described before any request is checked as the API checks
+	 * each request (vm_config_check_host): the same errors, before KVM.
+	 */
 	if (parse_args(argc, argv, &cfg, &opts, &err) < 0 ||
 	    ((opts.api_sock == NULL || opts.config_file) &&
-	     vm_config_validate(&cfg, &err) < 0)) {
+	     (vm_config_validate(&cfg, &err) < 0 ||
+	      vm_config_check_host(&cfg, &err) < 0))) {
 		kiln_error_print(&err, "kiln-vmm");
 		vm_config_destroy(&cfg);
 		return 2;

@@ -38,6 +38,10 @@ static const char *const fail_ops[16] = {
 	"balloon_set_target",
 	"balloon_stats",
 	"balloon_set_interval",
+	"check_boot_source",
+	"check_drive",
+	"check_net",
+	"check_vsock",
 };
 
 struct fuzz {

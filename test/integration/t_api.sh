@@ -268,16 +268,18 @@ test_api_vm_config_round_trip() {
 	expect_rc 0 && console_has KILN-SCRIPT-RC=0 KILN-INIT-END
 }
 
-# A start that fails half-way (the drive's file is missing: KVM VM, memory
-# and some devices already exist) is undone; the VMM keeps serving, and
-# once the drive is fixed the same process boots.
+# A start that fails half-way (the drive's file went away after its PUT
+# checked it: KVM VM, memory and some devices already exist) is undone;
+# the VMM keeps serving, and once the drive is back the same process boots.
 test_api_failed_start_can_retry() {
 	api_start || return 1
 	api_configure rng || return 1
 	api_ok 204 PUT /entropy '{}' || return 1
+	truncate -s 1M "$T/missing.img"
 	api_ok 204 PUT /drives/data "{\"drive_id\": \"data\",
 		\"path_on_host\": \"$T/missing.img\", \"is_root_device\": false,
 		\"is_read_only\": false}" || return 1
+	rm "$T/missing.img"
 	api_fault "missing.img" PUT /actions '{"action_type": "InstanceStart"}' || return 1
 	api_ok 200 GET / && [ "$(json_get state)" = "Not started" ] ||
 		{ fail "state after a failed start: $body"; return 1; }
@@ -285,4 +287,37 @@ test_api_failed_start_can_retry() {
 	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
 	api_wait
 	expect_rc 0 && console_has KILN-SCRIPT-RC=0 KILN-INIT-END
+}
+
+# Firecracker opens what a pre-boot request names while it answers it:
+# a missing kernel, initrd, drive file, TAP or socket directory is a 400
+# naming it at that request, which then changes nothing.
+test_api_checks_at_request() {
+	api_start || return 1
+	api_fault "open kernel \`$T/no-vmlinux\`: No such file" PUT /boot-source \
+		"{\"kernel_image_path\": \"$T/no-vmlinux\"}" || return 1
+	api_fault "open initrd \`$T/no-initrd\`" PUT /boot-source \
+		"{\"kernel_image_path\": \"$GUEST/vmlinux\",
+		\"initrd_path\": \"$T/no-initrd\"}" || return 1
+	api_fault "command line is invalid" PUT /boot-source \
+		"{\"kernel_image_path\": \"$GUEST/vmlinux\",
+		\"boot_args\": \"$(head -c 2048 /dev/zero | tr '\0' x)\"}" || return 1
+	api_fault "drive data: open \`$T/no.img\`: No such file" PUT /drives/data \
+		"{\"drive_id\": \"data\", \"path_on_host\": \"$T/no.img\",
+		\"is_root_device\": false}" || return 1
+	api_fault "is_root_device\` is missing" PUT /drives/data \
+		"{\"drive_id\": \"data\", \"path_on_host\": \"$GUEST/vmlinux\"}" || return 1
+	api_fault 'TAP `kilnnosuch0` does not exist' PUT /network-interfaces/eth0 \
+		'{"iface_id": "eth0", "host_dev_name": "kilnnosuch0"}' || return 1
+	api_fault "$T/no/dir/v.sock" PUT /vsock \
+		"{\"guest_cid\": 3, \"uds_path\": \"$T/no/dir/v.sock\"}" || return 1
+	api_fault "0 vCPUs" PUT /machine-config '{"vcpu_count": 0, "mem_size_mib": 128}' || return 1
+	api_fault "33 vCPUs" PUT /machine-config '{"vcpu_count": 33, "mem_size_mib": 128}' || return 1
+	api_fault "Empty PATCH request" PATCH /machine-config '{}' || return 1
+	api_ok 200 GET /vm/config || return 1
+	printf '%s' "$body" | grep -q '"boot-source":null,.*"drives":\[\],"network-interfaces":\[\],"vsock":null' ||
+		{ fail "refused requests changed the config: $body"; return 1; }
+	kill -TERM "$(pgrep -P "$api_pid" -x kiln-vmm)"
+	api_wait
+	expect_rc 143
 }

@@ -78,6 +78,21 @@ test_bad_unknown_config_key() {
 	bad_vmm "unknown key \`machine-confg\`" --config-file "$T/vm.json"
 }
 
+# --config-file is checked as the API checks each request: the same words
+test_bad_config_missing_drive() {
+	printf '{"boot-source": {"kernel_image_path": "%s"}, "drives": [{"drive_id":
+		"data", "path_on_host": "%s", "is_root_device": false}]}' \
+		"$GUEST/vmlinux" "$T/no.img" >"$T/vm.json"
+	bad_vmm "drive data: open \`$T/no.img\`: No such file or directory" \
+		--config-file "$T/vm.json"
+}
+
+test_bad_config_missing_kernel() {
+	printf '{"boot-source": {"kernel_image_path": "%s"}}' "$T/no-vmlinux" >"$T/vm.json"
+	bad_vmm "open kernel \`$T/no-vmlinux\`: No such file or directory" \
+		--config-file "$T/vm.json"
+}
+
 test_bad_config_not_json() {
 	echo '{"boot-source": ' >"$T/vm.json"
 	bad_vmm "invalid JSON" --config-file "$T/vm.json"

@@ -67,6 +67,33 @@ static int fake_metrics_flush(void *vmm, struct kiln_error *err)
 	return RECORD("metrics_flush", err, "metrics_flush");
 }
 
+static int fake_check_boot_source(void *vmm, const char *kernel,
+				  const char *initrd, struct kiln_error *err)
+{
+	return RECORD("check_boot_source", err, "check_boot_source(%s,%s)",
+		      kernel, initrd ? initrd : "-");
+}
+
+static int fake_check_drive(void *vmm, const struct vm_drive *d,
+			    struct kiln_error *err)
+{
+	return RECORD("check_drive", err, "check_drive(%s,%s,%s)", d->id,
+		      d->path, d->read_only ? "ro" : "rw");
+}
+
+static int fake_check_net(void *vmm, const struct vm_net *n,
+			  struct kiln_error *err)
+{
+	return RECORD("check_net", err, "check_net(%s,%s)", n->id, n->tap);
+}
+
+static int fake_check_vsock(void *vmm, const struct vm_vsock *v,
+			    struct kiln_error *err)
+{
+	return RECORD("check_vsock", err, "check_vsock(%u,%s)", v->cid,
+		      v->uds_path);
+}
+
 static int fake_drive_replace(void *vmm, const char *id, const char *path,
 			      struct kiln_error *err)
 {
@@ -104,6 +131,10 @@ const struct api_ops api_fake_ops = {
 	.logger = fake_logger,
 	.metrics_open = fake_metrics_open,
 	.metrics_flush = fake_metrics_flush,
+	.check_boot_source = fake_check_boot_source,
+	.check_drive = fake_check_drive,
+	.check_net = fake_check_net,
+	.check_vsock = fake_check_vsock,
 	.drive_replace = fake_drive_replace,
 	.balloon_set_target = fake_balloon_set_target,
 	.balloon_stats = fake_balloon_stats,

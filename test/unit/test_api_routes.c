@@ -6,12 +6,16 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
 #include "../../lib/log.h"
 #include "../../vmm/api/api.h"
+#include "../../vmm/api/vm_ops.h"
 #include "../lib/api_fake.h"
 #include "tap.h"
 
@@ -192,6 +196,9 @@ static const struct bad {
 	{ PRE, "PUT", "/boot-source", "{\"boot_args\": \"x\"}",
 	  "kernel_image_path` is missing" },
 	{ RUN, "PUT", "/boot-source", KERNEL, "not supported after starting" },
+	{ PRE, "PUT", "/boot-source",
+	  "{\"kernel_image_path\": \"/k\", \"boot_args\": \"a\\u0007b\"}",
+	  "command line is invalid: byte 0x07 at 1" },
 	/* machine-config */
 	{ PRE, "PUT", "/machine-config", "{\"vcpu_count\": 2}",
 	  "`machine-config.mem_size_mib` is missing" },
@@ -208,6 +215,7 @@ static const struct bad {
 	  "`machine-config.smt` true is not supported" },
 	{ PRE, "PATCH", "/machine-config", "{\"huge_pages\": \"2M\"}",
 	  "only \"None\"" },
+	{ PRE, "PATCH", "/machine-config", "{}", "Empty PATCH request." },
 	{ PRE, "PATCH", "/machine-config", "{\"cpus\": 2}",
 	  "unknown key `machine-config.cpus`" },
 	{ PRE, "PATCH", "/machine-config", "{\"mem_size_mib\": 100}",
@@ -216,12 +224,18 @@ static const struct bad {
 	  "not supported after starting" },
 	/* drives */
 	{ PRE, "PUT", "/drives/data",
-	  "{\"drive_id\": \"other\", \"path_on_host\": \"/d\"}",
+	  "{\"drive_id\": \"other\", \"path_on_host\": \"/d\","
+	  " \"is_root_device\": false}",
 	  "path [data] does not match the id from the body [other]" },
-	{ PRE, "PUT", "/drives/data", "{\"path_on_host\": \"/d\"}",
+	{ PRE, "PUT", "/drives/data",
+	  "{\"path_on_host\": \"/d\", \"is_root_device\": false}",
 	  "`drive_id` is missing" },
-	{ PRE, "PUT", "/drives/data", "{\"drive_id\": \"data\"}",
+	{ PRE, "PUT", "/drives/data",
+	  "{\"drive_id\": \"data\", \"is_root_device\": false}",
 	  "drive `data` needs a path_on_host" },
+	{ PRE, "PUT", "/drives/data",
+	  "{\"drive_id\": \"data\", \"path_on_host\": \"/d\"}",
+	  "`drives[].is_root_device` is missing" },
 	{ PRE, "PUT", "/drives/data",
 	  "{\"drive_id\": \"data\", \"path_on_host\": \"/d\", \"speed\": 1}",
 	  "unknown key `drives[].speed`" },
@@ -310,6 +324,10 @@ static const struct bad {
 	{ PRE, "PUT", "/balloon", "{\"amount_mib\": 1}",
 	  "`balloon.deflate_on_oom` is missing" },
 	{ PRE, "PUT", "/balloon",
+	  "{\"amount_mib\": 1, \"deflate_on_oom\": false,"
+	  " \"stats_polling_interval_s\": 65536}",
+	  "out of range 0..65535" },
+	{ PRE, "PUT", "/balloon",
 	  "{\"amount_mib\": -1, \"deflate_on_oom\": "
 	  "false}",
 	  "out of range" },
@@ -339,6 +357,8 @@ static const struct bad {
 	  "unknown key `balloon/statistics.interval`" },
 	{ RUN, "PATCH", "/balloon/statistics",
 	  "{\"stats_polling_interval_s\": 4294967296}", "out of range" },
+	{ RUN, "PATCH", "/balloon/statistics",
+	  "{\"stats_polling_interval_s\": 65536}", "out of range 0..65535" },
 	{ PRE, "PATCH", "/balloon/statistics",
 	  "{\"stats_polling_interval_s\": 2}", "not supported before" },
 	/* entropy, logger, metrics */
@@ -450,6 +470,21 @@ static void check_ops_fail(void)
 		{ "logger", "PUT", "/logger", "{\"log_path\": \"/l\"}", PRE },
 		{ "metrics_open", "PUT", "/metrics",
 		  "{\"metrics_path\": \"/m\"}", PRE },
+		{ "check_boot_source", "PUT", "/boot-source",
+		  "{\"kernel_image_path\": \"/k2\"}", PRE },
+		{ "check_drive", "PUT", "/drives/data",
+		  "{\"drive_id\": \"data\", \"path_on_host\": \"/d\","
+		  " \"is_root_device\": false}",
+		  PRE },
+		{ "check_drive", "PUT", "/drives/rootfs",
+		  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/r2\","
+		  " \"is_root_device\": true}",
+		  PRE },
+		{ "check_net", "PUT", "/network-interfaces/eth1",
+		  "{\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\"}",
+		  PRE },
+		{ "check_vsock", "PUT", "/vsock",
+		  "{\"guest_cid\": 4, \"uds_path\": \"/w.sock\"}", PRE },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -498,12 +533,17 @@ static void check_success(void)
 		"no kernel");
 	is_int(t.fake.ncalls, 0, "  boot not called without a kernel");
 
+	api_fake_clear(&t.fake);
 	done(&t, "PUT", "/boot-source", KERNEL);
+	ok(strcmp(t.fake.log, "check_boot_source(/k,-);") == 0,
+	   "  the kernel is checked at the request: %s", t.fake.log);
 	ok(strcmp(t.cfg.kernel_path, "/k") == 0 &&
 		   strcmp(t.cfg.cmdline, "console=ttyS0") == 0,
 	   "  boot source set");
 	done(&t, "PUT", "/boot-source",
 	     "{\"kernel_image_path\": \"/k2\", \"initrd_path\": \"/i\"}");
+	ok(strcmp(t.fake.last, "check_boot_source(/k2,/i)") == 0,
+	   "  and the initrd: %s", t.fake.last);
 	ok(strcmp(t.cfg.kernel_path, "/k2") == 0 && t.cfg.cmdline == NULL &&
 		   strcmp(t.cfg.initrd_path, "/i") == 0,
 	   "  a second PUT replaces the whole boot source");
@@ -514,7 +554,7 @@ static void check_success(void)
 	ok(t.cfg.vcpu_count == 2 && t.cfg.mem_mib == 256, "  PATCH merges: 2 "
 							  "vCPUs kept, memory "
 							  "changed");
-	done(&t, "PATCH", "/machine-config", "{}");
+	refused(&t, "PATCH", "/machine-config", "{}", "Empty PATCH request.");
 	done(&t, "PUT", "/drives/rootfs",
 	     "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/r\","
 	     " \"is_root_device\": true, \"is_read_only\": true,"
@@ -526,6 +566,8 @@ static void check_success(void)
 	done(&t, "PUT", "/drives/rootfs",
 	     "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/r2\","
 	     " \"is_root_device\": true, \"is_read_only\": false}");
+	ok(strcmp(t.fake.last, "check_drive(rootfs,/r2,rw)") == 0,
+	   "  the drive's file is checked in its mode: %s", t.fake.last);
 	ok(t.cfg.ndrives == 2 && strcmp(t.cfg.drives[0].path, "/r2") == 0 &&
 		   !t.cfg.drives[0].read_only,
 	   "  the same drive id again replaces it in place");
@@ -534,13 +576,15 @@ static void check_success(void)
 
 		snprintf(path, sizeof(path), "/drives/d%d", i);
 		snprintf(body, sizeof(body),
-			 "{\"drive_id\": \"d%d\", \"path_on_host\": \"/d\"}",
+			 "{\"drive_id\": \"d%d\", \"path_on_host\": \"/d\","
+			 " \"is_root_device\": false}",
 			 i);
 		call(&t, "PUT", path, body);
 	}
 	is_int(t.cfg.ndrives, VM_MAX_DRIVES, "  %d drives", VM_MAX_DRIVES);
 	refused(&t, "PUT", "/drives/one_more",
-		"{\"drive_id\": \"one_more\", \"path_on_host\": \"/d\"}",
+		"{\"drive_id\": \"one_more\", \"path_on_host\": \"/d\","
+		" \"is_root_device\": false}",
 		"already 8 drives");
 	done(&t, "PUT", "/network-interfaces/eth0",
 	     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\","
@@ -548,6 +592,8 @@ static void check_success(void)
 	     "null}");
 	done(&t, "PUT", "/network-interfaces/eth0",
 	     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap1\"}");
+	ok(strcmp(t.fake.last, "check_net(eth0,tap1)") == 0,
+	   "  the TAP is checked: %s", t.fake.last);
 	ok(t.cfg.nnets == 1 && strcmp(t.cfg.nets[0].tap, "tap1") == 0 &&
 		   !t.cfg.nets[0].has_mac,
 	   "  the same interface id again replaces it");
@@ -555,6 +601,8 @@ static void check_success(void)
 	     "{\"guest_cid\": 3, \"uds_path\": \"/v.sock\", \"vsock_id\": "
 	     "\"vsock0\"}");
 	done(&t, "PUT", "/vsock", "{\"guest_cid\": 9, \"uds_path\": \"/w\"}");
+	ok(strcmp(t.fake.last, "check_vsock(9,/w)") == 0,
+	   "  the socket path is checked: %s", t.fake.last);
 	ok(t.cfg.vsock.enabled && t.cfg.vsock.cid == 9 &&
 		   strcmp(t.cfg.vsock.uds_path, "/w") == 0,
 	   "  vsock replaced");
@@ -743,11 +791,125 @@ static void check_full_config(void)
 	t_fini(&t);
 }
 
+/*
+ * The host checks of a real VMM (vm_api_ops.check_*, which need no VM)
+ * behind the router: a pre-boot PUT naming a file that is not there is
+ * refused at that request, with the words --config-file gives.
+ */
+static void check_host_at_request(void)
+{
+	char dir[] = "/tmp/kiln-test-api-XXXXXX";
+	char kernel[64], missing[64], fifo[64], body[800], want[600];
+	struct api_ops ops = api_fake_ops;
+	struct kiln_error err = { 0 };
+	struct vm_config file;
+	struct t t;
+	int fd;
+
+	ops.check_boot_source = vm_api_ops.check_boot_source;
+	ops.check_drive = vm_api_ops.check_drive;
+	ops.check_net = vm_api_ops.check_net;
+	ops.check_vsock = vm_api_ops.check_vsock;
+	if (!ok(mkdtemp(dir) != NULL, "temp dir"))
+		return;
+	snprintf(kernel, sizeof(kernel), "%s/vmlinux", dir);
+	snprintf(missing, sizeof(missing), "%s/missing", dir);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	fd = open(kernel, O_CREAT | O_WRONLY, 0600);
+	ok(fd >= 0 && write(fd,
+			    "\x7f"
+			    "ELF",
+			    4) == 4,
+	   "a kernel file");
+	close(fd);
+	ok(mkfifo(fifo, 0600) == 0, "a FIFO");
+
+	t_init(&t);
+	t.ctx.ops = &ops;
+	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}",
+		 missing);
+	snprintf(want, sizeof(want),
+		 "open kernel `%s`: No such file or directory", missing);
+	refused(&t, "PUT", "/boot-source", body, want);
+	ok(t.cfg.kernel_path == NULL, "  no boot source kept");
+	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}", fifo);
+	refused(&t, "PUT", "/boot-source", body, "is not a file");
+	snprintf(body, sizeof(body),
+		 "{\"kernel_image_path\": \"%s\", \"initrd_path\": \"%s\"}",
+		 kernel, missing);
+	refused(&t, "PUT", "/boot-source", body, "open initrd `");
+	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}", kernel);
+	done(&t, "PUT", "/boot-source", body);
+
+	snprintf(body, sizeof(body),
+		 "{\"drive_id\": \"data\", \"path_on_host\": \"%s\","
+		 " \"is_root_device\": false}",
+		 missing);
+	snprintf(want, sizeof(want),
+		 "drive data: open `%s`: No such file or directory", missing);
+	refused(&t, "PUT", "/drives/data", body, want);
+	is_int(t.cfg.ndrives, 0, "  no drive kept");
+	snprintf(body, sizeof(body),
+		 "{\"drive_id\": \"data\", \"path_on_host\": \"%s\","
+		 " \"is_root_device\": false}",
+		 fifo);
+	refused(&t, "PUT", "/drives/data", body, "not a file or block device");
+	snprintf(body, sizeof(body),
+		 "{\"drive_id\": \"data\", \"path_on_host\": \"%s\","
+		 " \"is_root_device\": false, \"is_read_only\": true}",
+		 kernel);
+	done(&t, "PUT", "/drives/data", body);
+	is_int(t.cfg.ndrives, 1, "  the drive is kept");
+
+	refused(&t, "PUT", "/network-interfaces/eth0",
+		"{\"iface_id\": \"eth0\", \"host_dev_name\": \"kilnnotap0\"}",
+		"TAP `kilnnotap0` does not exist");
+	is_int(t.cfg.nnets, 0, "  no interface kept");
+
+	snprintf(body, sizeof(body),
+		 "{\"guest_cid\": 3, \"uds_path\": \"%s/no/v.sock\"}", dir);
+	refused(&t, "PUT", "/vsock", body, "No such file or directory");
+	snprintf(body, sizeof(body), "{\"guest_cid\": 3, \"uds_path\": \"%s\"}",
+		 kernel);
+	refused(&t, "PUT", "/vsock", body, "exists and is not a socket");
+	ok(!t.cfg.vsock.enabled, "  no vsock kept");
+	snprintf(body, sizeof(body),
+		 "{\"guest_cid\": 3, \"uds_path\": \"%s/v.sock\"}", dir);
+	done(&t, "PUT", "/vsock", body);
+
+	/* --config-file with the same missing drive: the same message */
+	vm_config_init(&file);
+	snprintf(body, sizeof(body),
+		 "{\"boot-source\": {\"kernel_image_path\": \"%s\"},"
+		 " \"drives\": [{\"drive_id\": \"data\", \"path_on_host\":"
+		 " \"%s\", \"is_root_device\": false}]}",
+		 kernel, missing);
+	is_int(vm_config_parse_json(&file, body, strlen(body), &err), 0,
+	       "the config file parses");
+	is_int(vm_config_check_host(&file, &err), -1, "  its check fails");
+	kiln_error_str(&err, want, sizeof(want));
+	snprintf(body, sizeof(body),
+		 "{\"drive_id\": \"data\", \"path_on_host\": \"%s\","
+		 " \"is_root_device\": false}",
+		 missing);
+	call(&t, "PUT", "/drives/data", body);
+	snprintf(body, sizeof(body), "{\"fault_message\":\"%s\"}", want);
+	ok(t.resp.body != NULL && strcmp(t.resp.body, body) == 0,
+	   "  with the API's words: %s", want);
+	vm_config_destroy(&file);
+	t_fini(&t);
+
+	unlink(kernel);
+	unlink(fifo);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	check_success();
 	check_bads();
 	check_ops_fail();
 	check_full_config();
+	check_host_at_request();
 	return tap_done();
 }

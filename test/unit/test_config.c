@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "../../lib/log.h"
 
@@ -93,6 +99,172 @@ static void round_trip(const char *json, const char *what)
 	vm_config_destroy(&b);
 }
 
+/* boot_args as Firecracker's linux-loader Cmdline takes them */
+static void check_boot_args(void)
+{
+	struct kiln_error err = { 0 };
+	char args[VM_MAX_BOOT_ARGS + 2];
+	struct vm_config c;
+
+	memset(args, 'x', sizeof(args));
+	args[VM_MAX_BOOT_ARGS] = '\0';
+	is_int(vm_config_validate_boot_args(args, &err), 0,
+	       "%d bytes of "
+	       "boot_args",
+	       VM_MAX_BOOT_ARGS);
+	args[VM_MAX_BOOT_ARGS] = 'x';
+	args[VM_MAX_BOOT_ARGS + 1] = '\0';
+	is_int(vm_config_validate_boot_args(args, &err), -1, "%d refused",
+	       VM_MAX_BOOT_ARGS + 1);
+	ok(strstr(err.msg, "command line is invalid: 2048 bytes, at most "
+			   "2047") != NULL,
+	   "  says so: %s", err.msg);
+	is_int(vm_config_validate_boot_args("console=ttyS0\tquiet", &err), -1,
+	       "a tab refused");
+	ok(strstr(err.msg, "byte 0x09 at 13 is not printable ASCII") != NULL,
+	   "  says where: %s", err.msg);
+	is_int(vm_config_validate_boot_args("caf\xc3\xa9", &err), -1,
+	       "non-ASCII refused");
+	is_int(vm_config_validate_boot_args("", &err), 0, "empty is fine");
+
+	/* flags and --config-file get it from vm_config_validate */
+	vm_config_init(&c);
+	c.kernel_path = strdup("/k");
+	c.cmdline = strdup("a\nb");
+	is_int(vm_config_validate(&c, &err), -1, "validate checks boot_args");
+	ok(strstr(err.msg, "command line is invalid") != NULL, "  %s", err.msg);
+	vm_config_destroy(&c);
+}
+
+/* The host side, checked when configured (config_host.c). */
+static void check_host(void)
+{
+	char dir[] = "/tmp/kiln-test-host-XXXXXX";
+	char p[8][96];
+	struct kiln_error err = { 0 };
+	struct vm_drive d = { .id = "data" };
+	struct vm_net n = { .id = "eth0", .tap = "kilnnotap0" };
+	struct vm_vsock v = { .enabled = true, .cid = 3 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct vm_config c;
+	int fd, lfd;
+	char *json;
+
+	if (!ok(mkdtemp(dir) != NULL, "temp dir"))
+		return;
+	for (int i = 0; i < 8; i++)
+		snprintf(p[i], sizeof(p[i]), "%s/%d", dir, i);
+	/* 0: a kernel, 1: empty, 2: a FIFO, 3: missing, 4: a directory */
+	fd = open(p[0], O_CREAT | O_WRONLY, 0600);
+	ok(fd >= 0 && write(fd, "kernel", 6) == 6, "a file");
+	close(fd);
+	close(open(p[1], O_CREAT | O_WRONLY, 0600));
+	ok(mkfifo(p[2], 0600) == 0, "a FIFO");
+	ok(mkdir(p[4], 0700) == 0, "a directory");
+
+	is_int(vm_config_check_boot_source(p[0], NULL, &err), 0,
+	       "kernel "
+	       "opens");
+	is_int(vm_config_check_boot_source(p[0], p[0], &err), 0,
+	       "kernel and initrd open");
+	is_int(vm_config_check_boot_source(p[3], NULL, &err), -1,
+	       "a missing kernel");
+	ok(strstr(err.msg, "open kernel `") && strstr(err.msg, p[3]) &&
+		   err.errnum == ENOENT,
+	   "  names it, ENOENT: %s", err.msg);
+	is_int(vm_config_check_boot_source(p[0], p[3], &err), -1,
+	       "a missing initrd");
+	ok(strstr(err.msg, "open initrd `") && strstr(err.msg, p[3]),
+	   "  names it: %s", err.msg);
+	is_int(vm_config_check_boot_source(p[1], NULL, &err), -1,
+	       "an empty kernel");
+	ok(strstr(err.msg, "is empty") != NULL, "  says so: %s", err.msg);
+	/* a FIFO nobody writes would block a plain open(O_RDONLY) */
+	is_int(vm_config_check_boot_source(p[2], NULL, &err), -1,
+	       "a FIFO as kernel, without blocking");
+	ok(strstr(err.msg, "is not a file") != NULL, "  says so: %s", err.msg);
+	is_int(vm_config_check_boot_source(p[4], NULL, &err), -1,
+	       "a directory as kernel");
+
+	d.path = p[0];
+	is_int(vm_config_check_drive_file(&d, &err), 0, "a drive file opens");
+	d.read_only = true;
+	is_int(vm_config_check_drive_file(&d, &err), 0, "  read-only too");
+	d.path = p[3];
+	is_int(vm_config_check_drive_file(&d, &err), -1, "a missing drive");
+	ok(strstr(err.msg, "drive data: open `") && strstr(err.msg, p[3]) &&
+		   err.errnum == ENOENT,
+	   "  names it: %s", err.msg);
+	d.path = p[2];
+	is_int(vm_config_check_drive_file(&d, &err), -1,
+	       "a FIFO as drive, without blocking");
+	ok(strstr(err.msg, "not a file or block device") != NULL,
+	   "  says so: %s", err.msg);
+	d.path = p[4];
+	is_int(vm_config_check_drive_file(&d, &err), -1,
+	       "a directory as "
+	       "drive");
+	d.path = "/dev/null";
+	is_int(vm_config_check_drive_file(&d, &err), -1,
+	       "a character device is refused before it is opened");
+
+	is_int(vm_config_check_tap(&n, &err), -1, "a TAP that does not exist");
+	ok(strstr(err.msg, "network interface eth0: TAP `kilnnotap0` does "
+			   "not exist") != NULL,
+	   "  names it: %s", err.msg);
+
+	v.uds_path = p[5];
+	is_int(vm_config_check_vsock_path(&v, &err), 0, "a free socket path");
+	v.uds_path = p[0];
+	is_int(vm_config_check_vsock_path(&v, &err), -1, "a file in the way");
+	ok(strstr(err.msg, "exists and is not a socket") != NULL,
+	   "  says so: %s", err.msg);
+	snprintf(p[6], sizeof(p[6]), "%s/no/v.sock", dir);
+	v.uds_path = p[6];
+	is_int(vm_config_check_vsock_path(&v, &err), -1, "no such directory");
+	ok(strstr(err.msg, "directory `") && err.errnum == ENOENT,
+	   "  says so: %s", err.msg);
+	/* a live socket is another VMM's; a stale one is replaced at boot */
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p[7]);
+	ok(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		   listen(lfd, 1) == 0,
+	   "a listening socket");
+	v.uds_path = p[7];
+	is_int(vm_config_check_vsock_path(&v, &err), -1, "  is in use");
+	ok(strstr(err.msg, "another process listens there") != NULL,
+	   "  says so: %s", err.msg);
+	close(lfd);
+	is_int(vm_config_check_vsock_path(&v, &err), 0,
+	       "  once closed, stale: replaced at InstanceStart");
+
+	/* --config-file: the same checks, the same words */
+	vm_config_init(&c);
+	if (asprintf(&json,
+		     "{\"boot-source\": {\"kernel_image_path\": \"%s\"},"
+		     " \"drives\": [{\"drive_id\": \"data\", \"path_on_host\":"
+		     " \"%s\", \"is_root_device\": false}]}",
+		     p[0], p[3]) < 0)
+		json = NULL;
+	is_int(vm_config_parse_json(&c, json, strlen(json), &err), 0,
+	       "a config file with a missing drive parses");
+	is_int(vm_config_check_host(&c, &err), -1, "  and fails its check");
+	ok(strstr(err.msg, "drive data: open `") && strstr(err.msg, p[3]),
+	   "  naming the drive: %s", err.msg);
+	free(c.drives[0].path);
+	c.drives[0].path = strdup(p[0]);
+	is_int(vm_config_check_host(&c, &err), 0, "  fixed, it passes");
+	vm_config_destroy(&c);
+	free(json);
+
+	for (int i = 0; i < 8; i++)
+		if (i == 4)
+			rmdir(p[i]);
+		else
+			unlink(p[i]);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	struct kiln_error err = { 0 };
@@ -154,6 +326,12 @@ int main(void)
 									  "ea"
 									  "n");
 	bad("{\"drives\": {}}", "must be an array");
+	/* Firecracker's required fields and ranges */
+	bad("{\"drives\": [{\"drive_id\": \"r\", \"path_on_host\": \"/r\"}]}",
+	    "`drives[].is_root_device` is missing");
+	bad("{\"balloon\": {\"amount_mib\": 1, \"deflate_on_oom\": true,"
+	    " \"stats_polling_interval_s\": 65536}}",
+	    "out of range 0..65535");
 	bad("{\"network-interfaces\": [{\"guest_mac\": \"aa:bb\"}]}", "want "
 								      "XX:XX");
 	bad("{\"vsock\": {\"guest_cid\": 3, \"uds\": \"/x\"}}", "unknown key "
@@ -348,7 +526,8 @@ int main(void)
 		   "4096, \"smt\": false},"
 		   " \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": "
 		   "\"/r\", \"is_root_device\": true, \"is_read_only\": true},"
-		   " {\"drive_id\": \"d\", \"path_on_host\": \"/d \\u00e9\"}],"
+		   " {\"drive_id\": \"d\", \"path_on_host\": \"/d \\u00e9\","
+		   " \"is_root_device\": false}],"
 		   " \"network-interfaces\": [{\"iface_id\": \"eth0\", "
 		   "\"host_dev_name\": \"tap0\", \"guest_mac\": "
 		   "\"AA:FC:00:00:00:01\"}, {\"iface_id\": \"eth1\", "
@@ -380,6 +559,9 @@ int main(void)
 		free(j);
 		vm_config_destroy(&w);
 	}
+
+	check_boot_args();
+	check_host();
 
 	vm_config_init(&c);
 	is_int(vm_config_load_file(&c, "/nonexistent.json", &err), -1,

@@ -41,6 +41,19 @@ struct api_ops {
 	int (*metrics_open)(void *vmm, const char *path,
 			    struct kiln_error *err);
 	int (*metrics_flush)(void *vmm, struct kiln_error *err);
+	/*
+	 * Pre-boot PUTs: what the host must provide, checked before the
+	 * request is answered, as Firecracker opens its files then
+	 * (vm_config_check_* on a real VMM; a fake records the call).
+	 */
+	int (*check_boot_source)(void *vmm, const char *kernel,
+				 const char *initrd, struct kiln_error *err);
+	int (*check_drive)(void *vmm, const struct vm_drive *d,
+			   struct kiln_error *err);
+	int (*check_net)(void *vmm, const struct vm_net *n,
+			 struct kiln_error *err);
+	int (*check_vsock)(void *vmm, const struct vm_vsock *v,
+			   struct kiln_error *err);
 	/* PATCH /drives/{id} on a running VM */
 	int (*drive_replace)(void *vmm, const char *id, const char *path,
 			     struct kiln_error *err);

@@ -487,6 +487,7 @@ static void respond(struct api_ctx *ctx, const struct route *r, const char *id,
 		    const struct api_request *req, struct api_response *resp)
 {
 	struct kiln_error err = { 0 };
+	char msg[KILN_ERROR_MSG_MAX + 64];
 	yajl_val body = NULL;
 	int ret;
 
@@ -508,10 +509,13 @@ static void respond(struct api_ctx *ctx, const struct route *r, const char *id,
 	else
 		ret = r->fn(ctx, id, body, resp, &err);
 	yajl_tree_free(body);
+	/* with errno's words: "open kernel `/k`: No such file or directory" */
+	if (ret < 0 && err.msg[0] != '\0')
+		kiln_error_str(&err, msg, sizeof(msg));
 	if (ret == -2)
-		fault(resp, 500, err.msg[0] ? err.msg : "internal error");
+		fault(resp, 500, err.msg[0] ? msg : "internal error");
 	else if (ret < 0)
-		fault(resp, 400, err.msg[0] ? err.msg : "bad request");
+		fault(resp, 400, err.msg[0] ? msg : "bad request");
 	else if (resp->status == 0)
 		resp->status = 204;
 }

@@ -34,7 +34,14 @@ int route_put_boot_source(struct api_ctx *ctx, const char *id, yajl_val body,
 	cleanup_config struct vm_config tmp;
 
 	vm_config_init(&tmp);
-	if (scratch(&tmp, "boot-source", body, err) < 0)
+	if (scratch(&tmp, "boot-source", body, err) < 0 ||
+	    (tmp.cmdline != NULL &&
+	     vm_config_validate_boot_args(tmp.cmdline, err) < 0))
+		return -1;
+	/* Firecracker opens both files here, not at InstanceStart */
+	if (OP(ctx, check_boot_source, err) < 0 ||
+	    ctx->ops->check_boot_source(ctx->vmm, tmp.kernel_path,
+					tmp.initrd_path, err) < 0)
 		return -1;
 	/* a PUT replaces the whole boot source, as Firecracker's does */
 	swap_str(&ctx->cfg->kernel_path, &tmp.kernel_path);
@@ -53,6 +60,9 @@ static int machine(struct api_ctx *ctx, yajl_val body, bool patch,
 	vm_config_init(&tmp);
 	if (!patch && route_need_keys(body, "machine-config", need, err) < 0)
 		return -1;
+	/* Firecracker's words for a PATCH that changes nothing */
+	if (patch && body->u.object.len == 0)
+		return kiln_error_set(err, 0, "Empty PATCH request.");
 	if (patch) {
 		tmp.vcpu_count = ctx->cfg->vcpu_count;
 		tmp.mem_mib = ctx->cfg->mem_mib;
@@ -125,6 +135,10 @@ int route_put_drive(struct api_ctx *ctx, const char *id, yajl_val body,
 				      "drive `%s`: already %d drives, the most "
 				      "kiln-vmm takes",
 				      id, VM_MAX_DRIVES);
+	/* Firecracker opens the file here, in the drive's mode */
+	if (OP(ctx, check_drive, err) < 0 ||
+	    ctx->ops->check_drive(ctx->vmm, d, err) < 0)
+		return -1;
 	if (at == c->ndrives)
 		c->ndrives++;
 	swap_str(&c->drives[at].id, &d->id);
@@ -171,6 +185,10 @@ int route_put_net(struct api_ctx *ctx, const char *id, yajl_val body,
 				      "interface `%s`: already %d interfaces, "
 				      "the most kiln-vmm takes",
 				      id, VM_MAX_NETS);
+	/* Firecracker opens the TAP here */
+	if (OP(ctx, check_net, err) < 0 ||
+	    ctx->ops->check_net(ctx->vmm, n, err) < 0)
+		return -1;
 	if (at == c->nnets)
 		c->nnets++;
 	swap_str(&c->nets[at].id, &n->id);
@@ -190,6 +208,10 @@ int route_put_vsock(struct api_ctx *ctx, const char *id, yajl_val body,
 	if (route_need_keys(body, "vsock", need, err) < 0 ||
 	    scratch(&tmp, "vsock", body, err) < 0 ||
 	    vm_config_validate_vsock(&tmp.vsock, err) < 0)
+		return -1;
+	/* Firecracker binds the socket here; we check that it could */
+	if (OP(ctx, check_vsock, err) < 0 ||
+	    ctx->ops->check_vsock(ctx->vmm, &tmp.vsock, err) < 0)
 		return -1;
 	ctx->cfg->vsock.enabled = true;
 	ctx->cfg->vsock.cid = tmp.vsock.cid;

@@ -220,8 +220,15 @@ int route_patch_balloon_stats(struct api_ctx *ctx, const char *id,
 
 	if (route_only_keys(body, "balloon/statistics", keys, err) < 0 ||
 	    route_get_u32(body, "balloon/statistics",
-			  "stats_polling_interval_s", &s, err) < 0 ||
-	    need_stats(ctx, err) < 0)
+			  "stats_polling_interval_s", &s, err) < 0)
+		return -1;
+	/* a u16 in Firecracker */
+	if (s > UINT16_MAX)
+		return kiln_error_set(err, 0,
+				      "`balloon/statistics.stats_polling_"
+				      "interval_s` %u is out of range 0..%u",
+				      s, UINT16_MAX);
+	if (need_stats(ctx, err) < 0)
 		return -1;
 	/* the statistics queue exists or not from boot on */
 	if (s == 0)

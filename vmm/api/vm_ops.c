@@ -61,6 +61,35 @@ static int op_metrics_flush(void *vmm, struct kiln_error *err)
 	return metrics_flush(err);
 }
 
+/* The host checks need no VM: the same as --config-file's. */
+static int op_check_boot_source(void *vmm, const char *kernel,
+				const char *initrd, struct kiln_error *err)
+{
+	(void)vmm;
+	return vm_config_check_boot_source(kernel, initrd, err);
+}
+
+static int op_check_drive(void *vmm, const struct vm_drive *d,
+			  struct kiln_error *err)
+{
+	(void)vmm;
+	return vm_config_check_drive_file(d, err);
+}
+
+static int op_check_net(void *vmm, const struct vm_net *n,
+			struct kiln_error *err)
+{
+	(void)vmm;
+	return vm_config_check_tap(n, err);
+}
+
+static int op_check_vsock(void *vmm, const struct vm_vsock *v,
+			  struct kiln_error *err)
+{
+	(void)vmm;
+	return vm_config_check_vsock_path(v, err);
+}
+
 static int op_drive_replace(void *vmm, const char *id, const char *path,
 			    struct kiln_error *err)
 {
@@ -124,6 +153,10 @@ const struct api_ops vm_api_ops = {
 	.logger = op_logger,
 	.metrics_open = op_metrics_open,
 	.metrics_flush = op_metrics_flush,
+	.check_boot_source = op_check_boot_source,
+	.check_drive = op_check_drive,
+	.check_net = op_check_net,
+	.check_vsock = op_check_vsock,
 	.drive_replace = op_drive_replace,
 	.balloon_set_target = op_balloon_set_target,
 	.balloon_stats = op_balloon_stats,
