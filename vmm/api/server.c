@@ -352,6 +352,8 @@ static int server_expire(struct http_server *s)
 	}
 	if (next == UINT64_MAX)
 		return -1;
+	if (next <= now)
+		return 0; /* now moved on while serving a late connection */
 	/* round up: waking a little late is fine, spinning early is not */
 	return (int)((next - now + 999999) / 1000000);
 }
