@@ -330,6 +330,43 @@ static void test_close(void)
 	is_int(strcmp(http_reason(299), "Unknown"), 0, "unknown reason");
 }
 
+/* The server's timeouts: 408 for a partial request, nothing otherwise. */
+static void test_timeout(void)
+{
+	struct rec r = { 0 };
+	struct http_conn *c = http_conn_new();
+	size_t len;
+	char *o;
+
+	is_int(feed(c, &r, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"), 0,
+	       "two requests");
+	is_int((int)http_conn_answered(c), 2, "two answered");
+	free(output(c));
+	ok(!http_conn_timeout(c, "idle"), "timeout between requests: no "
+					  "answer");
+	http_conn_output(c, &len);
+	is_int((int)len, 0, "nothing queued");
+	is_int(feed(c, &r, "GET /c HTTP/1.1\r\n\r\n"), 1,
+	       "closed: later requests ignored");
+	is_int(r.calls, 2, "and never handled");
+	http_conn_free(c);
+
+	c = http_conn_new();
+	memset(&r, 0, sizeof(r));
+	feed(c, &r, "PUT /drives/x HTTP/1.1\r\nContent-Length: 10\r\n\r\nab");
+	ok(http_conn_timeout(c, "too \"slow\""), "partial request: 408 queued");
+	o = output(c);
+	ok(strstr(o, "HTTP/1.1 408 Request Timeout\r\n") == o &&
+		   strstr(o, "Connection: close\r\n") &&
+		   strstr(o, "{\"fault_message\": \"too \\\"slow\\\"\"}"),
+	   "408, Connection: close, escaped fault_message");
+	free(o);
+	is_int(r.calls, 0, "the partial request never reached the handler");
+	is_int(feed(c, &r, "cdefghij"), 1, "the rest of it is ignored");
+	is_int(r.calls, 0, "still not handled");
+	http_conn_free(c);
+}
+
 /* Pipelined requests with big answers: parsing stops at HTTP_MAX_OUTPUT. */
 static void test_output_bound(void)
 {
@@ -646,6 +683,75 @@ static void test_server(void)
 		close(fds[i]);
 }
 
+/*
+ * Timeouts, short ones injected so this runs in about two seconds: a
+ * client trickling a byte every 50 ms never trips the idle timeout but is
+ * cut off at the request timeout; an idle keep-alive connection is not.
+ */
+static void test_server_timeouts(void)
+{
+	const struct http_timeouts t = { .idle_ms = 300, .request_ms = 800 };
+	struct kiln_error err = { 0 };
+	struct http_server *srv = NULL;
+	struct srv s = { 0 };
+	char body[512];
+	int fd, keep, st, sent = 0;
+	uint64_t t0, dt;
+
+	is_int(http_server_start_timeouts(&srv, sock_path, srv_fn, &s, &t,
+					  &err),
+	       0, "server with a 300 ms idle and 800 ms request timeout");
+
+	keep = client();
+	ok(send_str(keep, "GET /k1 HTTP/1.1\r\n\r\n") == 0 &&
+		   read_answer(keep, NULL, 0) == 200,
+	   "keep-alive: first request answered");
+
+	/* one byte every 50 ms: progress every time, never complete */
+	fd = client();
+	t0 = ms_now();
+	send_str(fd, "GET /");
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, 50) != 0 || ms_now() - t0 > 4000)
+			break;
+		if (send_str(fd, "a") < 0)
+			break;
+		sent++;
+	}
+	dt = ms_now() - t0;
+	st = read_answer(fd, body, sizeof(body));
+	ok(st == 408 && strstr(body, "request timeout"),
+	   "trickling client answered 408 (%d: %s)", st, body);
+	ok(dt >= 750 && dt < 2500,
+	   "at the request timeout, not the idle one (%llu ms, %d bytes)",
+	   (unsigned long long)dt, sent);
+	ok(sent >= 10, "it kept sending until then (%d bytes)", sent);
+	ok(sees_eof(fd, 1000), "and its connection is closed");
+	close(fd);
+
+	/* half a request, then silence: the idle timeout, shorter, cuts */
+	fd = client();
+	t0 = ms_now();
+	send_str(fd, "PUT /x HTTP/1.1\r\nContent-Length: 9\r\n\r\n{");
+	st = read_answer(fd, body, sizeof(body));
+	dt = ms_now() - t0;
+	ok(st == 408 && strstr(body, "idle timeout") && dt >= 250 && dt < 750,
+	   "silent client: 408 at the idle timeout (%d after %llu ms: %s)", st,
+	   (unsigned long long)dt, body);
+	ok(sees_eof(fd, 1000), "and closed");
+	close(fd);
+
+	/* the keep-alive connection waited past both: still served */
+	ok(send_str(keep, "GET /k2 HTTP/1.1\r\n\r\n") == 0 &&
+		   read_answer(keep, body, sizeof(body)) == 200 &&
+		   strstr(body, "/k2"),
+	   "idle keep-alive connection kept past both timeouts (%s)", body);
+	close(keep);
+	http_server_stop(srv);
+}
+
 /* ---- the bridge: requests answered on the VMM thread ---------------------- */
 
 struct vmm_side {
@@ -777,7 +883,9 @@ int main(void)
 	test_faults();
 	test_close();
 	test_output_bound();
+	test_timeout();
 	test_server();
+	test_server_timeouts();
 	test_bridge();
 	unlink(sock_path);
 	return tap_done();

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../lib/log.h"
@@ -360,6 +361,114 @@ static void test_host_rst_cases(struct tvm *t)
 	   "rst: client gone before RESPONSE → RST");
 }
 
+static struct vsock *vs_of(struct tvm *t)
+{
+	return (struct vsock *)t->v.state; /* dev is the first member */
+}
+
+static uint64_t ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Host clients that never finish "CONNECT <port>\n": all of them are
+ * closed, those beyond VSOCK_MAX_HANDSHAKE at once and the rest at the
+ * handshake deadline (injected: 1 s), a client trickling bytes included;
+ * then their slots serve a real client.
+ */
+static void test_silent_clients(struct tvm *t)
+{
+	static const char trickle[] = "CONNECT 5000";
+	struct vsock *vs = vs_of(t);
+	int fds[VSOCK_MAX_CONNS], nclosed = 0, early = -1, sent = 0;
+	bool closed[VSOCK_MAX_CONNS] = { false };
+	uint64_t t0, trickle_ms = 0, last_send = 0;
+	unsigned int nconns, nhs;
+	struct vsock_hdr h;
+	char line[64] = { 0 };
+	uint32_t hp;
+	int fd;
+
+	drain(t);
+	virtio_dev_lock(&vs->dev);
+	vs->handshake_ms = 1000;
+	virtio_dev_unlock(&vs->dev);
+	t0 = ms_now();
+	for (int i = 0; i < VSOCK_MAX_CONNS; i++)
+		fds[i] = host_connect(t->uds);
+	while (nclosed < VSOCK_MAX_CONNS && ms_now() - t0 < 4000) {
+		/* fds[0] sends a byte every 50 ms: it still has a deadline */
+		if (!closed[0] && sent < (int)sizeof(trickle) - 1 &&
+		    ms_now() - last_send >= 50) {
+			(void)!send(fds[0], trickle + sent, 1, MSG_NOSIGNAL);
+			sent++;
+			last_send = ms_now();
+		}
+		for (int i = 0; i < VSOCK_MAX_CONNS; i++) {
+			char b;
+			ssize_t n;
+
+			if (closed[i] || fds[i] < 0)
+				continue;
+			n = recv(fds[i], &b, 1, MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+				closed[i] = true;
+				nclosed++;
+				if (i == 0)
+					trickle_ms = ms_now() - t0;
+			}
+		}
+		/* deadlines run from accept, after t0: none before 1 s */
+		if (early < 0 && ms_now() - t0 >= 900)
+			early = nclosed;
+		usleep(10000);
+	}
+	ok(early >= VSOCK_MAX_CONNS - VSOCK_MAX_HANDSHAKE,
+	   "clients beyond %d waiting for CONNECT closed at once (%d of %d)",
+	   VSOCK_MAX_HANDSHAKE, early, VSOCK_MAX_CONNS);
+	is_int(nclosed, VSOCK_MAX_CONNS,
+	       "every silent client closed within 4 s");
+	ok(closed[0] && trickle_ms >= 900 && trickle_ms < 3000,
+	   "a client trickling its CONNECT line closed at the deadline "
+	   "(%llu ms, %d bytes sent)",
+	   (unsigned long long)trickle_ms, sent);
+	virtio_dev_lock(&vs->dev);
+	nconns = vs->nconns;
+	nhs = vs->nhandshake;
+	virtio_dev_unlock(&vs->dev);
+	ok(nconns == 0 && nhs == 0,
+	   "their slots are free (%u conns, %u "
+	   "waiting)",
+	   nconns, nhs);
+	ok(!rx_get(t, &h, NULL, 100), "the guest heard nothing of them");
+
+	/* a real client gets a slot (theirs are still open on our side),
+	 * and keeps it past the deadline */
+	fd = open_host_conn(t, &hp);
+	ok(fd >= 0, "a real client connects after them");
+	for (int i = 0; i < VSOCK_MAX_CONNS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	usleep(1200000);
+	send_pkt(t, VSOCK_OP_RW, 5000, hp, "late", 4, 8192, 0);
+	ok(read_to(fd, line, sizeof(line), 2000) == 4 &&
+		   memcmp(line, "late", 4) == 0,
+	   "a connected client is not subject to the CONNECT deadline");
+	close(fd);
+	ok(rx_get(t, &h, NULL, 2000) && h.op == VSOCK_OP_SHUTDOWN, "its close "
+								   "reaches "
+								   "the guest");
+	send_pkt(t, VSOCK_OP_RST, 5000, hp, NULL, 0, 0, 0);
+	drain(t);
+	virtio_dev_lock(&vs->dev);
+	vs->handshake_ms = VSOCK_HANDSHAKE_MS;
+	virtio_dev_unlock(&vs->dev);
+}
+
 static void test_guest_connect(struct tvm *t)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -438,6 +547,139 @@ static void test_guest_connect(struct tvm *t)
 	ok(rx_get(t, &h, NULL, 2000) && h.op == VSOCK_OP_RST &&
 		   h.src_port == 6001 && h.dst_port == 1236,
 	   "guest connect: no listener → RST");
+	close(lfd);
+	unlink(path);
+}
+
+static unsigned int longest_chain(struct vsock *vs)
+{
+	unsigned int most = 0;
+
+	virtio_dev_lock(&vs->dev);
+	for (unsigned int b = 0; b < VSOCK_HASH; b++) {
+		unsigned int n = 0;
+
+		for (struct vsock_conn *c = vs->hash[b]; c != NULL;
+		     c = c->hnext)
+			n++;
+		if (n > most)
+			most = n;
+	}
+	virtio_dev_unlock(&vs->dev);
+	return most;
+}
+
+/* Guest REQUEST from peer to host port 6100: the accepted fd, or -1. */
+static int guest_open(struct tvm *t, int lfd, uint32_t peer)
+{
+	struct vsock_hdr h;
+
+	send_pkt(t, VSOCK_OP_REQUEST, peer, 6100, NULL, 0, 65536, 0);
+	if (!rx_get(t, &h, NULL, 2000) || h.dst_port != peer ||
+	    h.op != VSOCK_OP_RESPONSE)
+		return -1;
+	return accept(lfd, NULL, NULL);
+}
+
+/* Data from the guest's port peer reaches fd, and nothing else does. */
+static bool routes_to(struct tvm *t, uint32_t peer, int fd)
+{
+	char want[16], got[16] = { 0 };
+
+	snprintf(want, sizeof(want), "%u", peer);
+	send_pkt(t, VSOCK_OP_RW, peer, 6100, want, strlen(want), 65536, 0);
+	return read_to(fd, got, sizeof(got) - 1, 2000) ==
+		       (ssize_t)strlen(want) &&
+	       strcmp(got, want) == 0;
+}
+
+static void guest_close(struct tvm *t, uint32_t peer, int fd)
+{
+	char b[16];
+
+	send_pkt(t, VSOCK_OP_RST, peer, 6100, NULL, 0, 0, 0);
+	(void)read_to(fd, b, sizeof(b), 1000);
+	close(fd);
+}
+
+/*
+ * Lookup by port pair: ports the guest picks to collide (in the old
+ * unkeyed hash, and in the keyed one when it knows the key) leave every
+ * bucket short and every packet routed to its own connection.
+ */
+static void test_lookup(struct tvm *t)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct vsock *vs = vs_of(t);
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0), fds[200], nopen = 0,
+	    nrouted = 0, nfull = 0;
+	uint32_t same[VSOCK_HASH_CHAIN_MAX + 1], probe;
+	unsigned int n = 0, b;
+	struct vsock_hdr h;
+	char path[160];
+
+	drain(t);
+	snprintf(path, sizeof(path), "%s_6100", t->uds);
+	strcpy(sa.sun_path, path);
+	bind(lfd, (struct sockaddr *)&sa, sizeof(sa));
+	listen(lfd, 256);
+
+	/* 200 peers equal modulo 256: one bucket of the old 256-entry hash */
+	for (int i = 0; i < 200; i++)
+		nopen += (fds[i] = guest_open(t, lfd, 20000 + 256 * i)) >= 0;
+	is_int(nopen, 200, "200 guest connections with colliding ports");
+	ok(longest_chain(vs) <= VSOCK_HASH_CHAIN_MAX,
+	   "no bucket longer than %d (longest %u)", VSOCK_HASH_CHAIN_MAX,
+	   longest_chain(vs));
+	for (int i = 0; i < 200; i++)
+		nrouted += fds[i] >= 0 && routes_to(t, 20000 + 256 * i, fds[i]);
+	is_int(nrouted, 200, "each one's data reaches its own host socket");
+	send_pkt(t, VSOCK_OP_RW, 20000 + 256 * 200, 6100, "x", 1, 65536, 0);
+	ok(rx_get(t, &h, NULL, 1000) && h.op == VSOCK_OP_RST &&
+		   h.dst_port == 20000 + 256 * 200 && h.src_port == 6100,
+	   "data for an unknown port pair among them: RST");
+	for (int i = 0; i < 200; i++)
+		if (fds[i] >= 0)
+			guest_close(t, 20000 + 256 * i, fds[i]);
+	drain(t);
+
+	/* a guest that knows the key fills one bucket, and no more */
+	b = vsock_hash_of(vs, 6100, 40000);
+	for (probe = 40000; n < VSOCK_HASH_CHAIN_MAX + 1; probe++)
+		if (vsock_hash_of(vs, 6100, probe) == b)
+			same[n++] = probe;
+	for (unsigned int i = 0; i < VSOCK_HASH_CHAIN_MAX; i++)
+		nfull += (fds[i] = guest_open(t, lfd, same[i])) >= 0;
+	is_int(nfull, VSOCK_HASH_CHAIN_MAX, "%d connections in one bucket",
+	       VSOCK_HASH_CHAIN_MAX);
+	send_pkt(t, VSOCK_OP_REQUEST, same[VSOCK_HASH_CHAIN_MAX], 6100, NULL, 0,
+		 65536, 0);
+	ok(rx_get(t, &h, NULL, 2000) && h.op == VSOCK_OP_RST &&
+		   h.dst_port == same[VSOCK_HASH_CHAIN_MAX],
+	   "one more in that bucket: RST");
+	nrouted = 0;
+	for (unsigned int i = 0; i < VSOCK_HASH_CHAIN_MAX; i++)
+		nrouted += fds[i] >= 0 && routes_to(t, same[i], fds[i]);
+	is_int(nrouted, VSOCK_HASH_CHAIN_MAX,
+	       "lookups in the full bucket find each connection");
+	send_pkt(t, VSOCK_OP_RW, same[VSOCK_HASH_CHAIN_MAX], 6100, "x", 1,
+		 65536, 0);
+	ok(rx_get(t, &h, NULL, 1000) && h.op == VSOCK_OP_RST &&
+		   h.dst_port == same[VSOCK_HASH_CHAIN_MAX],
+	   "data for an unknown pair in the full bucket: RST");
+	guest_close(t, same[0], fds[0]);
+	fds[0] = guest_open(t, lfd, same[VSOCK_HASH_CHAIN_MAX]);
+	ok(fds[0] >= 0 && routes_to(t, same[VSOCK_HASH_CHAIN_MAX], fds[0]),
+	   "a freed place in the bucket is taken again");
+	guest_close(t, same[VSOCK_HASH_CHAIN_MAX], fds[0]);
+	for (unsigned int i = 1; i < VSOCK_HASH_CHAIN_MAX; i++)
+		if (fds[i] >= 0)
+			guest_close(t, same[i], fds[i]);
+	drain(t);
+	virtio_dev_lock(&vs->dev);
+	n = vs->nconns;
+	virtio_dev_unlock(&vs->dev);
+	is_int((int)n, 0, "lookup: every connection gone");
 	close(lfd);
 	unlink(path);
 }
@@ -629,7 +871,9 @@ int main(void)
 	driver_up(t, true);
 	test_host_connect(t);
 	test_host_rst_cases(t);
+	test_silent_clients(t);
 	test_guest_connect(t);
+	test_lookup(t);
 	test_malformed(t);
 	test_config_and_restore(t);
 	{

@@ -34,6 +34,7 @@ struct http_conn {
 	bool in_message; /* between message_begin and message_complete */
 	bool complete;	 /* a request waits to be answered */
 	bool closing;	 /* no more requests: answer queued, then close */
+	unsigned long answered; /* requests answered so far */
 
 	/* the request being received */
 	size_t hdr_bytes; /* request line and headers so far */
@@ -450,6 +451,24 @@ bool http_conn_partial(const struct http_conn *c)
 	return !c->closing && (c->in_message || c->in_len > 0);
 }
 
+unsigned long http_conn_answered(const struct http_conn *c)
+{
+	return c->answered;
+}
+
+bool http_conn_timeout(struct http_conn *c, const char *why)
+{
+	bool partial = http_conn_partial(c);
+
+	if (partial)
+		queue_fault(c, 408, why);
+	c->closing = true;
+	free(c->in);
+	c->in = NULL;
+	c->in_len = 0;
+	return partial;
+}
+
 static void answer(struct http_conn *c, http_request_fn fn, void *opaque)
 {
 	struct api_request req = { .body = c->body ? c->body : "" };
@@ -465,6 +484,7 @@ static void answer(struct http_conn *c, http_request_fn fn, void *opaque)
 	/* the rest of an upgraded connection would be another protocol */
 	if (!http_should_keep_alive(p) || p->upgrade)
 		c->closing = true;
+	c->answered++;
 	fn(opaque, &req, &resp);
 	if (resp.status < 100 || resp.status > 599)
 		resp.status = 500;

@@ -57,6 +57,16 @@ int http_conn_feed(struct http_conn *c, const char *data, size_t len,
 /* Part of a request received and not yet answered (for idle timeouts). */
 bool http_conn_partial(const struct http_conn *c);
 
+/* Requests answered so far: tells the server when a new one began. */
+unsigned long http_conn_answered(const struct http_conn *c);
+
+/*
+ * The server gave up waiting for the rest of a request: queue 408 with a
+ * fault_message and close once it is sent. Returns false (nothing
+ * queued) when no request was partial; the connection closes all the same.
+ */
+bool http_conn_timeout(struct http_conn *c, const char *why);
+
 /* Bytes waiting to be sent, and dropping the first n of them once sent. */
 const char *http_conn_output(const struct http_conn *c, size_t *len);
 void http_conn_consume(struct http_conn *c, size_t n);
@@ -68,12 +78,34 @@ const char *http_reason(int status);
 struct http_server;
 
 /*
+ * client-controlled: how long a client may hold a connection slot.
+ * idle_ms: a connection with part of a request or unsent answers that
+ * makes no progress (no byte either way) for this long is closed.
+ * request_ms: a request not complete this long after its first byte is
+ * answered 408 and its connection closed, however steadily its bytes
+ * trickle in (one byte every 9 s would reset the idle timer forever).
+ * An idle keep-alive connection between requests is bounded by neither.
+ */
+struct http_timeouts {
+	unsigned int idle_ms;
+	unsigned int request_ms;
+};
+
+#define HTTP_IDLE_TIMEOUT_MS	10000
+#define HTTP_REQUEST_TIMEOUT_MS 30000
+
+/*
  * Bind and listen on a Unix socket at path (an existing path is an error,
  * as with Firecracker) and start the API thread, which calls fn for each
  * request. The socket accepts connections when this returns.
  */
 int http_server_start(struct http_server **out, const char *path,
 		      http_request_fn fn, void *opaque, struct kiln_error *err);
+/* The same with other timeouts (tests); NULL for the defaults above. */
+int http_server_start_timeouts(struct http_server **out, const char *path,
+			       http_request_fn fn, void *opaque,
+			       const struct http_timeouts *t,
+			       struct kiln_error *err);
 
 /* Stop the thread, close every connection, unlink the socket, free. */
 void http_server_stop(struct http_server *s);

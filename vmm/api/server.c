@@ -13,13 +13,17 @@
  * pending; with output pending it waits for EPOLLOUT instead, so a client
  * that pipelines but never reads costs at most HTTP_MAX_OUTPUT plus one
  * read. A connection that holds part of a request, or unsent output, and
- * makes no progress for HTTP_IDLE_TIMEOUT_S is closed, so slow clients
- * cannot keep slots; an idle keep-alive connection may stay.
+ * makes no progress for the idle timeout is closed; a request not complete
+ * within the request timeout of its first byte is answered 408 and its
+ * connection closed, so a client that trickles a byte now and then cannot
+ * keep a slot either (see struct http_timeouts). An idle keep-alive
+ * connection may stay.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -37,7 +41,6 @@
 #include "api.h"
 #include "http.h"
 
-#define HTTP_IDLE_TIMEOUT_S 10
 #define HTTP_READ_CHUNK	    16384
 #define HTTP_READS_PER_WAKE 16 /* then let other connections run */
 
@@ -45,6 +48,9 @@ struct srv_conn {
 	int fd;
 	uint32_t events;
 	uint64_t last_ns; /* last progress, for the idle timeout */
+	/* first byte of the request being received; 0 between requests */
+	uint64_t req_start_ns;
+	unsigned long answered; /* http_conn_answered() at req_start_ns */
 	struct http_conn *h;
 	struct srv_conn *prev, *next;
 };
@@ -52,6 +58,7 @@ struct srv_conn {
 struct http_server {
 	int lfd, epfd, stop_efd;
 	bool stopping;
+	uint64_t idle_ns, request_ns; /* struct http_timeouts */
 	uint64_t listen_paused_until; /* ns; 0 when accepting */
 	pthread_t thread;
 	bool thread_started;
@@ -100,6 +107,25 @@ static int conn_flush(struct srv_conn *c)
 }
 
 /*
+ * Start or stop the request clock: it starts when part of a request is in
+ * (bytes parsed into a request, or kept while the output is full) and
+ * restarts when a request is answered with the next one already begun.
+ * Called after each turn of conn_serve(), so a request's clock starts at
+ * most one turn late. (Firecracker's micro_http has no timeout at all: its
+ * epoll waits forever and a silent client keeps one of its 10 slots.)
+ */
+static void conn_track(struct srv_conn *c)
+{
+	unsigned long answered = http_conn_answered(c->h);
+
+	if (!http_conn_partial(c->h))
+		c->req_start_ns = 0;
+	else if (c->req_start_ns == 0 || answered != c->answered)
+		c->req_start_ns = util_now_ns();
+	c->answered = answered;
+}
+
+/*
  * Serve c until it would block: flush, resume input kept while the output
  * was full, read and feed. Returns -1 when c is done (closed by the
  * client, an error, or closing with every answer sent).
@@ -138,6 +164,7 @@ static int conn_serve(struct http_server *s, struct srv_conn *c)
 		c->last_ns = util_now_ns();
 		http_conn_feed(c->h, s->rbuf, (size_t)n, s->fn, s->opaque);
 	}
+	conn_track(c);
 	want = pending > 0 ? EPOLLOUT : EPOLLIN;
 	if (want != c->events) {
 		struct epoll_event ev = { .events = want, .data.ptr = c };
@@ -241,11 +268,44 @@ static bool conn_ready(const struct srv_conn *c)
 	return poll(&p, 1, 0) == 1 && p.revents != 0;
 }
 
+/* Give up on c: 408 for a partial request (best effort), then close. */
+static void conn_expire(struct http_server *s, struct srv_conn *c,
+			const char *why)
+{
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "%s: connection closed", why);
+	if (log_ratelimit())
+		log_warn("API connection: %s", msg);
+	if (http_conn_timeout(c->h, msg) && conn_flush(c) < 0) {
+		/* the client is gone: closing is all that is left */
+	}
+	conn_free(s, c);
+}
+
+/*
+ * When c's next timeout falls due (UINT64_MAX: none), and which it is.
+ */
+static uint64_t conn_deadline(const struct http_server *s,
+			      const struct srv_conn *c, const char **why)
+{
+	uint64_t at = UINT64_MAX;
+
+	if (conn_stalled(c)) {
+		at = c->last_ns + s->idle_ns;
+		*why = "no progress within the idle timeout";
+	}
+	if (c->req_start_ns != 0 && c->req_start_ns + s->request_ns < at) {
+		at = c->req_start_ns + s->request_ns;
+		*why = "request not complete within the request timeout";
+	}
+	return at;
+}
+
 /* Close stalled connections; returns the epoll timeout (ms) until the
  * next deadline, or -1 for none. */
 static int server_expire(struct http_server *s)
 {
-	const uint64_t limit = HTTP_IDLE_TIMEOUT_S * 1000000000ULL;
 	uint64_t now = util_now_ns(), next = UINT64_MAX;
 	struct srv_conn *c, *nc;
 
@@ -261,21 +321,32 @@ static int server_expire(struct http_server *s)
 		}
 	}
 	for (c = s->conns; c != NULL; c = nc) {
+		const char *why = NULL;
+		uint64_t at = conn_deadline(s, c, &why);
+
 		nc = c->next;
-		if (!conn_stalled(c))
-			continue;
-		if (now - c->last_ns >= limit && !conn_ready(c)) {
-			if (log_ratelimit())
-				log_warn("API connection stalled for %d s: "
-					 "closed",
-					 HTTP_IDLE_TIMEOUT_S);
-			conn_free(s, c);
-		} else if (c->last_ns + limit < next) {
-			next = c->last_ns + limit;
+		if (at <= now && conn_ready(c)) {
+			/*
+			 * The client moved while this thread was busy: take
+			 * what it sent before judging it (at most once here,
+			 * so a steady trickle cannot keep it alive).
+			 */
+			if (conn_serve(s, c) < 0) {
+				conn_free(s, c);
+				continue;
+			}
+			now = util_now_ns();
+			at = conn_deadline(s, c, &why);
 		}
+		if (at <= now)
+			conn_expire(s, c, why);
+		else if (at < next)
+			next = at;
 	}
 	if (next == UINT64_MAX)
 		return -1;
+	if (next <= now)
+		return 0; /* now moved on while serving a late connection */
 	/* round up: waking a little late is fine, spinning early is not */
 	return (int)((next - now + 999999) / 1000000);
 }
@@ -365,6 +436,14 @@ void http_server_stop(struct http_server *s)
 int http_server_start(struct http_server **out, const char *path,
 		      http_request_fn fn, void *opaque, struct kiln_error *err)
 {
+	return http_server_start_timeouts(out, path, fn, opaque, NULL, err);
+}
+
+int http_server_start_timeouts(struct http_server **out, const char *path,
+			       http_request_fn fn, void *opaque,
+			       const struct http_timeouts *t,
+			       struct kiln_error *err)
+{
 	struct http_server *s = calloc(1, sizeof(*s));
 	struct epoll_event ev = { .events = EPOLLIN };
 	sigset_t all, old;
@@ -372,6 +451,9 @@ int http_server_start(struct http_server **out, const char *path,
 
 	if (s == NULL)
 		return kiln_error_set(err, ENOMEM, "API server");
+	s->idle_ns = (t ? t->idle_ms : HTTP_IDLE_TIMEOUT_MS) * 1000000ULL;
+	s->request_ns =
+		(t ? t->request_ms : HTTP_REQUEST_TIMEOUT_MS) * 1000000ULL;
 	s->lfd = s->stop_efd = -1;
 	s->fn = fn;
 	s->opaque = opaque;

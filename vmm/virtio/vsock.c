@@ -11,6 +11,11 @@
  * This file: the device, its queues and packet checks. vsock_conn.c: the
  * connections and their nonblocking host sockets on the event loop.
  *
+ * A host client has VSOCK_HANDSHAKE_MS from its accept to finish its
+ * CONNECT line, and at most VSOCK_MAX_HANDSHAKE wait at once: a timerfd on
+ * the loop closes the late ones (vsock_on_timer), so clients that connect
+ * and say nothing cannot hold the VSOCK_MAX_CONNS slots.
+ *
  * The listening socket: a stale socket at the path (nobody accepts on it)
  * is unlinked and replaced; a live one, or any other file, is an init
  * error naming the path. It is closed and unlinked at VM exit.
@@ -24,8 +29,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -477,6 +484,10 @@ static void vsock_free(struct vm *vm, struct vsock *vs)
 			evloop_del(vs->loop, vs->wake_ev);
 		close(vs->wake_fd);
 	}
+	if (vs->timer_fd >= 0) {
+		evloop_del(vs->loop, vs->timer_ev);
+		close(vs->timer_fd);
+	}
 	free(vs->uds);
 	free(vs);
 	(void)vm;
@@ -496,9 +507,14 @@ static int vsock_dev_init(struct vm *vm, void **state, struct kiln_error *err)
 	vs = calloc(1, sizeof(*vs));
 	if (vs == NULL)
 		return kiln_error_set(err, ENOMEM, "virtio-vsock");
-	vs->listen_fd = vs->wake_fd = -1;
+	vs->listen_fd = vs->wake_fd = vs->timer_fd = -1;
 	vs->cid = cfg->cid;
 	vs->next_port = VSOCK_LOCAL_PORT_BASE;
+	vs->handshake_ms = VSOCK_HANDSHAKE_MS;
+	/* the hash key only needs to be unknown to the guest */
+	if (getrandom(&vs->hash_key, sizeof(vs->hash_key), GRND_NONBLOCK) !=
+	    sizeof(vs->hash_key))
+		vs->hash_key = (uint64_t)(uintptr_t)vs * 0x9e3779b97f4a7c15ULL;
 	vs->loop = vm->loop.epfd >= 0 ? &vm->loop : NULL;
 	vs->uds = strdup(cfg->uds_path);
 	if (vs->uds == NULL) {
@@ -531,6 +547,19 @@ static int vsock_dev_init(struct vm *vm, void **state, struct kiln_error *err)
 			evloop_del(vs->loop, vs->wake_ev);
 			close(vs->wake_fd);
 			vs->wake_fd = -1;
+			goto fail;
+		}
+		vs->timer_fd = timerfd_create(CLOCK_MONOTONIC,
+					      TFD_NONBLOCK | TFD_CLOEXEC);
+		if (vs->timer_fd < 0) {
+			kiln_error_set(err, errno, "virtio-vsock: timerfd");
+			goto fail;
+		}
+		vs->timer_ev = evloop_add(vs->loop, vs->timer_fd, EPOLLIN,
+					  vsock_on_timer, vs, err);
+		if (vs->timer_ev == NULL) {
+			close(vs->timer_fd);
+			vs->timer_fd = -1;
 			goto fail;
 		}
 	}

@@ -21,6 +21,11 @@
  * once our ring is flushed; when neither side will send any more, or on
  * any error, the connection is killed: host fd closed, RST to the guest,
  * freed once that RST is in an rx buffer (or the guest's RST arrives).
+ *
+ * Lookup: every guest packet finds its connection by (host port, guest
+ * port) in vs->hash, a keyed hash whose buckets never exceed
+ * VSOCK_HASH_CHAIN_MAX (see vsock_priv.h), so a guest that picks colliding
+ * ports makes no lookup longer, it only has its own REQUESTs refused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,31 +33,61 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "../../lib/util.h"
 
 #include "../metrics.h"
 #include "vsock_priv.h"
 
-static unsigned int hash_of(uint32_t local, uint32_t peer)
+_Static_assert((VSOCK_HASH & (VSOCK_HASH - 1)) == 0, "VSOCK_HASH is a power of "
+						     "two: the hash is masked");
+
+unsigned int vsock_hash_of(const struct vsock *vs, uint32_t local,
+			   uint32_t peer)
 {
-	return (local * 2654435761U ^ peer) % VSOCK_HASH;
+	uint64_t x = ((uint64_t)local << 32 | peer) ^ vs->hash_key;
+
+	/* murmur3's 64-bit finalizer: each input bit moves each output bit */
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return (unsigned int)(x & (VSOCK_HASH - 1));
 }
 
+/* At most VSOCK_HASH_CHAIN_MAX steps: hash_add keeps buckets that short. */
 struct vsock_conn *vsock_conn_find(struct vsock *vs, uint32_t local,
 				   uint32_t peer)
 {
-	struct vsock_conn *c = vs->hash[hash_of(local, peer)];
+	struct vsock_conn *c = vs->hash[vsock_hash_of(vs, local, peer)];
 
 	while (c != NULL && (c->local_port != local || c->peer_port != peer))
 		c = c->hnext;
 	return c;
 }
 
+/* May (local, peer) join its bucket? */
+static bool hash_room(struct vsock *vs, uint32_t local, uint32_t peer)
+{
+	const struct vsock_conn *c = vs->hash[vsock_hash_of(vs, local, peer)];
+	unsigned int n = 0;
+
+	for (; c != NULL; c = c->hnext)
+		if (++n >= VSOCK_HASH_CHAIN_MAX)
+			return false;
+	return true;
+}
+
+/* Only after hash_room() said yes for c's ports. */
 static void hash_add(struct vsock_conn *c)
 {
 	struct vsock_conn **b =
-		&c->vs->hash[hash_of(c->local_port, c->peer_port)];
+		&c->vs->hash[vsock_hash_of(c->vs, c->local_port, c->peer_port)];
 
 	c->hnext = *b;
 	*b = c;
@@ -62,7 +97,7 @@ static void hash_add(struct vsock_conn *c)
 static void hash_del(struct vsock_conn *c)
 {
 	struct vsock_conn **p =
-		&c->vs->hash[hash_of(c->local_port, c->peer_port)];
+		&c->vs->hash[vsock_hash_of(c->vs, c->local_port, c->peer_port)];
 
 	while (*p != NULL && *p != c)
 		p = &(*p)->hnext;
@@ -145,6 +180,8 @@ void vsock_conn_free(struct vsock_conn *c)
 	conn_close_fd(c);
 	if (c->hashed)
 		hash_del(c);
+	if (c->state == CONN_HANDSHAKE)
+		vs->nhandshake--;
 	pending_del(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -436,6 +473,13 @@ bool vsock_conn_guest_connect(struct vsock *vs, const struct vsock_hdr *h)
 
 	if (vs->nconns >= VSOCK_MAX_CONNS)
 		return false;
+	/* guest-controlled: both ports, perhaps chosen to collide */
+	if (!hash_room(vs, h->dst_port, h->src_port)) {
+		vsock_log("guest connection %u -> %u: hash bucket full, "
+			  "refused",
+			  h->src_port, h->dst_port);
+		return false;
+	}
 	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", vs->uds,
 		     h->dst_port);
 	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
@@ -610,11 +654,25 @@ static void conn_handshake(struct vsock_conn *c)
 		return;
 	}
 	c->peer_port = (uint32_t)port;
-	do {
+	/*
+	 * Our port: free, in a bucket with room. The guest fills at most
+	 * VSOCK_MAX_CONNS / VSOCK_HASH_CHAIN_MAX of the VSOCK_HASH buckets,
+	 * so a few tries find one; give up rather than loop.
+	 */
+	for (int tries = 0;; tries++) {
+		if (tries == 64) {
+			vsock_log("no free host port for a host client");
+			vsock_conn_free(c);
+			return;
+		}
 		c->local_port = vs->next_port++;
 		if (vs->next_port == 0)
 			vs->next_port = VSOCK_LOCAL_PORT_BASE;
-	} while (vsock_conn_find(vs, c->local_port, c->peer_port) != NULL);
+		if (vsock_conn_find(vs, c->local_port, c->peer_port) == NULL &&
+		    hash_room(vs, c->local_port, c->peer_port))
+			break;
+	}
+	vs->nhandshake--;
 	c->state = CONN_REQUEST;
 	hash_add(c);
 	c->pend = PEND_REQUEST;
@@ -669,6 +727,25 @@ out:
 	virtio_dev_unlock(&vs->dev);
 }
 
+/* Arm the handshake timer for at (CLOCK_MONOTONIC ns), or disarm it (0). */
+static void timer_arm(struct vsock *vs, uint64_t at)
+{
+	struct itimerspec its = { 0 };
+
+	vs->timer_at = 0;
+	if (vs->timer_fd < 0)
+		return;
+	if (at != 0) {
+		its.it_value.tv_sec = (time_t)(at / 1000000000ULL);
+		its.it_value.tv_nsec = (long)(at % 1000000000ULL);
+	}
+	if (timerfd_settime(vs->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+		vsock_log("handshake timer: %s", strerror(errno));
+		return;
+	}
+	vs->timer_at = at;
+}
+
 void vsock_on_listen(void *opaque, uint32_t events)
 {
 	struct vsock *vs = opaque;
@@ -687,15 +764,58 @@ void vsock_on_listen(void *opaque, uint32_t events)
 
 		if (fd < 0)
 			break;
-		if (vs->nconns >= VSOCK_MAX_CONNS) {
-			vsock_log("%u connections: host client refused",
-				  vs->nconns);
+		if (vs->nconns >= VSOCK_MAX_CONNS ||
+		    vs->nhandshake >= VSOCK_MAX_HANDSHAKE) {
+			vsock_log("%u connections, %u without CONNECT: host "
+				  "client refused",
+				  vs->nconns, vs->nhandshake);
 			close(fd);
 			continue;
 		}
 		c = conn_new(vs, fd, CONN_HANDSHAKE);
-		if (c == NULL || !conn_link(c))
+		if (c == NULL || !conn_link(c)) {
 			close(fd);
+			continue;
+		}
+		vs->nhandshake++;
+		c->deadline_ns = util_now_ns() + vs->handshake_ms * 1000000ULL;
+		if (vs->timer_at == 0 || c->deadline_ns < vs->timer_at)
+			timer_arm(vs, c->deadline_ns);
 	}
+	virtio_dev_unlock(&vs->dev);
+}
+
+void vsock_on_timer(void *opaque, uint32_t events)
+{
+	struct vsock *vs = opaque;
+	struct vsock_conn *c, *nc;
+	uint64_t ticks, now, next = 0;
+
+	(void)events;
+	if (read(vs->timer_fd, &ticks, sizeof(ticks)) < 0) {
+		/* nonblocking: a re-arm already took the expiry back */
+	}
+	virtio_dev_lock(&vs->dev);
+	if (vs->reset_pending) {
+		vsock_conn_free_all(vs);
+		vs->reset_pending = false;
+	}
+	now = util_now_ns();
+	/* at most VSOCK_MAX_CONNS, once per deadline */
+	for (c = vs->conns; c != NULL; c = nc) {
+		nc = c->next;
+		if (c->state != CONN_HANDSHAKE)
+			continue;
+		if (c->deadline_ns <= now) {
+			vsock_log("host client sent no CONNECT line within %u "
+				  "ms: closed",
+				  vs->handshake_ms);
+			metrics_inc(&metrics_vsock, VSOCK_M_CONNS_KILLED);
+			vsock_conn_free(c);
+		} else if (next == 0 || c->deadline_ns < next) {
+			next = c->deadline_ns;
+		}
+	}
+	timer_arm(vs, next);
 	virtio_dev_unlock(&vs->dev);
 }

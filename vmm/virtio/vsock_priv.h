@@ -74,7 +74,24 @@ struct vsock_hdr {
 #define VSOCK_MAX_CONNS 256
 /* RSTs owed to the guest for packets without a connection */
 #define VSOCK_RST_MAX 64
-#define VSOCK_HASH    256
+/*
+ * Connection lookup by (local port, peer port): a hash table of
+ * VSOCK_HASH buckets (a power of two, twice VSOCK_MAX_CONNS), keyed with
+ * a secret per device. guest-controlled: both ports of a guest-initiated
+ * connection, so a bucket never holds more than VSOCK_HASH_CHAIN_MAX
+ * connections; a guest REQUEST that would go beyond is answered RST. A
+ * lookup visits at most that many entries, whatever the guest picks.
+ */
+#define VSOCK_HASH	     512
+#define VSOCK_HASH_CHAIN_MAX 8
+/*
+ * host-controlled: a host client must send its "CONNECT <port>\n" within
+ * VSOCK_HANDSHAKE_MS of being accepted, or it is closed; at most
+ * VSOCK_MAX_HANDSHAKE clients wait for theirs at once (more are closed at
+ * accept), so silent clients cannot take the VSOCK_MAX_CONNS slots.
+ */
+#define VSOCK_HANDSHAKE_MS  5000
+#define VSOCK_MAX_HANDSHAKE 32
 /* first host-side port for host-initiated connections (Firecracker's) */
 #define VSOCK_LOCAL_PORT_BASE (1U << 30)
 
@@ -128,6 +145,7 @@ struct vsock_conn {
 
 	char line[24]; /* CONNECT line, CONN_HANDSHAKE */
 	unsigned int line_len;
+	uint64_t deadline_ns; /* CONN_HANDSHAKE: closed at this time */
 
 	struct vsock_conn *prev, *next; /* vs->conns */
 	struct vsock_conn *hnext;	/* hash bucket */
@@ -158,7 +176,14 @@ struct vsock {
 
 	struct vsock_conn *conns;
 	unsigned int nconns;
+	unsigned int nhandshake; /* conns in CONN_HANDSHAKE */
+	uint64_t hash_key;	 /* secret: the guest cannot aim at a bucket */
 	struct vsock_conn *hash[VSOCK_HASH];
+	/* timerfd for handshake deadlines (-1 without an event loop) */
+	int timer_fd;
+	struct evloop_entry *timer_ev; /* in loop, or NULL */
+	uint64_t timer_at; /* CLOCK_MONOTONIC ns it is armed for; 0: not */
+	unsigned int handshake_ms; /* VSOCK_HANDSHAKE_MS; tests shorten it */
 	struct vsock_conn *pend_head, *pend_tail;
 	uint32_t next_port;
 
@@ -178,6 +203,9 @@ void vsock_wake(struct vsock *vs);
 void vsock_rx_run(struct vsock *vs);
 
 /* vsock_conn.c */
+/* The bucket of (local, peer) in vs->hash. */
+unsigned int vsock_hash_of(const struct vsock *vs, uint32_t local,
+			   uint32_t peer);
 struct vsock_conn *vsock_conn_find(struct vsock *vs, uint32_t local,
 				   uint32_t peer);
 void vsock_conn_free(struct vsock_conn *c);
@@ -194,6 +222,8 @@ void vsock_conn_tx(struct vsock_conn *c, const struct vsock_hdr *h,
 /* fill the rx chain for c: bytes written, 0 if c had nothing after all */
 uint32_t vsock_conn_rx(struct vsock_conn *c, const struct virtq_chain *chain);
 void vsock_on_listen(void *opaque, uint32_t events);
+/* the timer_fd: close host clients past their handshake deadline */
+void vsock_on_timer(void *opaque, uint32_t events);
 uint32_t vsock_credit(const struct vsock_conn *c);
 
 #endif
