@@ -14,7 +14,7 @@ AG_BULK_BYTES=${KILN_AGENT_BULK_BYTES:-104857600}
 AG_STEPS=${KILN_AGENT_STEPS:-ready stdio_exact stdin_bulk tty tty_resize \
 sigterm_init sigterm_trap sigterm_exec_sigkill exec_same_fs two_containers \
 spec_ids spec_caps_root spec_caps_user spec_username stats_move mounts \
-symlink_root bad_input oom_event shutdown}
+symlink_root bad_input passwd_fifo oom_event shutdown}
 
 # Every call is bounded: a WaitProcess that never answers must not hang
 # the suite.
@@ -466,6 +466,34 @@ ag_bad_input() {
 	# nothing was left under the ids that failed
 	agrun run --id bad1 --rootfs "$AG_R1" -- true
 	ag_expect_rc 0
+}
+
+# A container that puts a FIFO where its /etc/passwd was. An exec by user
+# name opened it blocking: the call never answered, and it held an agent
+# thread and the container's lock for good (128 of them denied the pod).
+# Now each fails at once with one line that says why, and the agent and
+# the container still serve. Its own overlay on vdb: the image and the
+# other containers keep their passwd.
+ag_passwd_fifo() {
+	agrun run --id fifo --rootfs "$AG_R2" --fstype "$AG_R2FS" --ro --detach -- \
+		sh -c 'rm /etc/passwd && mkfifo /etc/passwd && exec sleep 302'
+	ag_expect_rc 0 || return 1
+	ag_until 30 exec --id fifo -- test -p /etc/passwd ||
+		{ ag_fail "/etc/passwd never became a FIFO"; return 1; }
+	for _ in 1 2 3; do
+		AG_TIMEOUT=20 AG_LIMIT=30 agrun exec --id fifo --user kiln -- true
+		ag_clear_error "etc/passwd is a FIFO, not a regular file" || return 1
+	done
+	agrun exec --id fifo -- echo still-served
+	ag_expect_rc 0 && ag_out_is still-served || return 1
+	# an exec's terminal: the container's own ptmx, found inside its root
+	agrun exec --id fifo --tty --no-stdin -- tty
+	ag_expect_rc 0 || return 1
+	grep -q '^/dev/pts/[0-9]' "$T/ag.out" || { ag_fail "the exec's tty is not a /dev/pts"; return 1; }
+	agrun kill --id fifo KILL && ag_expect_rc 0 || return 1
+	ag_wait_signalled fifo || return 1
+	agrun remove --id fifo && ag_expect_rc 0 || return 1
+	agrun check && ag_expect_rc 0
 }
 
 ag_shutdown() {
