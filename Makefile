@@ -96,7 +96,7 @@ $(B)/tsan/%.o: %.c | $(GEN_HDRS)
 	@$(if $(Q),echo "  CC-TSAN $<")
 	$(Q)$(CC) $(BASE_CFLAGS) $(TSAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
 
-$(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS))
+$(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS) $(JSON_SRCS))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
 
@@ -194,7 +194,7 @@ FUZZ_SRCS_fuzz_virtio_vsock := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/vsock
 FUZZ_SRCS_fuzz_virtio_balloon := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/balloon.c \
 	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_api := vmm/api/http.c $(wildcard vmm/api/routes*.c) vmm/config.c \
-	vmm/config_json.c lib/error.c lib/log.c test/lib/api_fake.c
+	vmm/config_json.c lib/json.c lib/error.c lib/log.c test/lib/api_fake.c
 FUZZ_LIBS_fuzz_api := -lyajl -lhttp_parser
 FUZZ_SRCS_fuzz_ttrpc := lib/ttrpc.c lib/ttrpc_client.c $(GEN_SRCS) lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_ttrpc := -lprotobuf-c
@@ -203,7 +203,7 @@ FUZZ_SRCS_fuzz_agent_spec := agent/spec.c agent/process.c agent/mount.c \
 	$(GEN)/agent/proto/agent.pb-c.c lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_agent_spec := -lprotobuf-c -lcap
 FUZZ_SRCS_fuzz_loader := vmm/loader.c vmm/memory.c lib/error.c lib/log.c
-FUZZ_SRCS_fuzz_config := vmm/config.c vmm/config_json.c lib/error.c lib/log.c
+FUZZ_SRCS_fuzz_config := vmm/config.c vmm/config_json.c lib/json.c lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_config := -lyajl
 # keep intermediate objects (san/, generated code) between runs
 .PRECIOUS: $(B)/san/%.o $(B)/tsan/%.o $(B)/obj/%.o $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h

@@ -7,7 +7,10 @@
 
 #include "cleanup.h"
 
-/* caller-controlled: bound the nesting before yajl sees the text */
+/*
+ * caller-controlled: bound the nesting before yajl sees the text. yajl
+ * takes comments, so a quote inside one must not start a string here.
+ */
 static bool json_depth_ok(const char *s, size_t len)
 {
 	unsigned int depth = 0;
@@ -15,6 +18,7 @@ static bool json_depth_ok(const char *s, size_t len)
 
 	for (size_t i = 0; i < len; i++) {
 		char ch = s[i];
+		const char *end;
 
 		if (in_str) {
 			if (ch == '\\')
@@ -23,6 +27,12 @@ static bool json_depth_ok(const char *s, size_t len)
 				in_str = false;
 		} else if (ch == '"') {
 			in_str = true;
+		} else if (ch == '/' && i + 1 < len && s[i + 1] == '/') {
+			end = memchr(s + i, '\n', len - i);
+			i = end ? (size_t)(end - s) : len;
+		} else if (ch == '/' && i + 1 < len && s[i + 1] == '*') {
+			end = memmem(s + i + 2, len - i - 2, "*/", 2);
+			i = end ? (size_t)(end - s) + 1 : len;
 		} else if (ch == '[' || ch == '{') {
 			if (++depth > JSON_MAX_DEPTH)
 				return false;

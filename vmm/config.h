@@ -96,13 +96,6 @@ int vm_config_parse_section(struct vm_config *c, const char *name,
 			    struct yajl_val_s *v, struct kiln_error *err);
 
 /*
- * JSON text to a yajl tree (free with yajl_tree_free), with nesting
- * bounded; NULL with err ("invalid JSON: ...") otherwise.
- */
-struct yajl_val_s *vm_config_json_tree(const char *text, size_t len,
-				       struct kiln_error *err);
-
-/*
  * c as Firecracker's full-config JSON (GET /vm/config): the shape that
  * vm_config_parse_json reads back to the same config. Absent optional
  * sections are null, as Firecracker writes them. malloc'd; NULL when

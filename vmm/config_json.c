@@ -15,79 +15,8 @@
 #include <yajl/yajl_tree.h>
 
 #include "../lib/cleanup.h"
+#include "../lib/json.h"
 #include "../lib/log.h"
-
-/* yajl builds trees iteratively but frees them recursively */
-#define JSON_MAX_DEPTH 32
-
-/*
- * client-controlled: bound the nesting before yajl sees the text. Read it
- * as yajl_tree_parse does, comments included (it allows them): a quote in
- * a comment must not hide the brackets after it.
- */
-static bool json_depth_ok(const char *s, size_t len)
-{
-	unsigned int depth = 0;
-	bool in_str = false;
-
-	for (size_t i = 0; i < len; i++) {
-		char ch = s[i];
-		const char *end;
-
-		if (in_str) {
-			if (ch == '\\')
-				i++;
-			else if (ch == '"')
-				in_str = false;
-		} else if (ch == '"') {
-			in_str = true;
-		} else if (ch == '/' && i + 1 < len && s[i + 1] == '/') {
-			end = memchr(s + i, '\n', len - i);
-			i = end ? (size_t)(end - s) : len;
-		} else if (ch == '/' && i + 1 < len && s[i + 1] == '*') {
-			end = memmem(s + i + 2, len - i - 2, "*/", 2);
-			i = end ? (size_t)(end - s) + 1 : len;
-		} else if (ch == '[' || ch == '{') {
-			if (++depth > JSON_MAX_DEPTH)
-				return false;
-		} else if ((ch == ']' || ch == '}') && depth > 0) {
-			depth--;
-		}
-	}
-	return true;
-}
-
-yajl_val vm_config_json_tree(const char *text, size_t len,
-			     struct kiln_error *err)
-{
-	cleanup_free char *buf = NULL;
-	char errbuf[256] = "";
-	yajl_val root;
-
-	/* yajl wants a NUL-terminated string; the input may hold a NUL */
-	if (memchr(text, '\0', len) != NULL) {
-		kiln_error_set(err, 0, "invalid JSON: NUL byte in JSON");
-		return NULL;
-	}
-	if (!json_depth_ok(text, len)) {
-		kiln_error_set(err, 0, "invalid JSON: nested deeper than %d",
-			       JSON_MAX_DEPTH);
-		return NULL;
-	}
-	buf = strndup(text, len);
-	if (buf == NULL) {
-		kiln_error_set(err, ENOMEM, "copy JSON");
-		return NULL;
-	}
-	root = yajl_tree_parse(buf, errbuf, sizeof(errbuf));
-	if (root == NULL) {
-		/* yajl's message continues with a picture of the input */
-		errbuf[strcspn(errbuf, "\n")] = '\0';
-		kiln_error_set(err, 0, "invalid JSON: %s",
-			       errbuf[0] ? errbuf : "parse error");
-	}
-	return root;
-}
 
 static int set_str(char **dst, yajl_val v, const char *key,
 		   struct kiln_error *err)
@@ -595,7 +524,7 @@ int vm_config_parse_section(struct vm_config *c, const char *name, yajl_val v,
 int vm_config_parse_json(struct vm_config *c, const char *json, size_t len,
 			 struct kiln_error *err)
 {
-	yajl_val root = vm_config_json_tree(json, len, err);
+	yajl_val root = json_parse(json, len, err);
 	int ret = 0;
 
 	if (root == NULL)

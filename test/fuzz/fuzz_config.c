@@ -11,7 +11,7 @@
  *   m  a MAC for vm_config_parse_mac     l  a logger level name
  *
  * Checks beyond ASan/UBSan: every refusal says why; no tree that
- * vm_config_json_tree returns nests deeper than its bound; the memory and
+ * json_parse (lib/json.c) returns nests deeper than its bound; the memory and
  * file readers agree; a config that was accepted and passes
  * vm_config_validate is written as JSON (vm_config_to_json, GET
  * /vm/config) that parses back to a config that writes the same JSON.
@@ -26,10 +26,8 @@
 #include <yajl/yajl_tree.h>
 
 #include "../../lib/log.h"
+#include "../../lib/json.h"
 #include "../../vmm/config.h"
-
-/* vm_config_json_tree's bound (config_json.c) */
-#define JSON_MAX_DEPTH 32
 
 static int memfd = -1;
 static char path[64];
@@ -121,7 +119,7 @@ static void fuzz_json(const uint8_t *data, size_t size)
 	int ret, fret;
 	yajl_val tree;
 
-	tree = vm_config_json_tree((const char *)data, size, &err);
+	tree = json_parse((const char *)data, size, &err);
 	if (tree != NULL && too_deep(tree, JSON_MAX_DEPTH))
 		abort();
 	yajl_tree_free(tree);

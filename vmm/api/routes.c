@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../../lib/cleanup.h"
+#include "../../lib/json.h"
 #include "routes.h"
 
 #ifndef KILN_VERSION
@@ -493,7 +494,7 @@ static void respond(struct api_ctx *ctx, const struct route *r, const char *id,
 
 	if (req->body_len > 0) {
 		/* client-controlled: bounded by the HTTP layer, NUL-checked */
-		body = vm_config_json_tree(req->body, req->body_len, &err);
+		body = json_parse(req->body, req->body_len, &err);
 		if (body == NULL)
 			return fault(resp, 400, err.msg);
 		if (!YAJL_IS_OBJECT(body)) {
