@@ -650,6 +650,45 @@ static void test_stall(void)
 	free(got);
 }
 
+/* The reader goes away while the output is idle: no spin, said once. */
+static void test_drain_hangup(const char *logpath)
+{
+	struct kiln_error err = { 0 };
+	struct serial_drain *d;
+	struct evloop loop;
+	struct fixture f;
+	uint64_t cpu, missed0;
+	pthread_t th;
+	int logged = count_in_file(logpath, "console output failed");
+
+	fixture_open(&f);
+	if (evloop_init(&loop, &err) < 0)
+		abort();
+	d = serial_drain_start(f.s, &loop, f.out[1], &err);
+	if (d == NULL || pthread_create(&th, NULL, loop_thread, &loop) != 0)
+		abort();
+	close(f.out[0]);
+	f.out[0] = open("/dev/null", O_RDONLY);
+	nap_ms(50);
+	/* a spinning loop gets a good part of a busy 2-core machine too */
+	cpu = thread_cpu_ns(th);
+	nap_ms(300);
+	ok(thread_cpu_ns(th) - cpu < 5000000ULL, "hang-up: the loop does not "
+						 "spin on EPOLLERR");
+	is_int(count_in_file(logpath, "console output failed"), logged + 1,
+	       "hang-up: logged once");
+	missed0 = metrics_get(&metrics_uart, UART_M_MISSED_WRITE);
+	wr(f.s, 0, 'x');
+	wr(f.s, 0, '\n');
+	is_int(metrics_get(&metrics_uart, UART_M_MISSED_WRITE) - missed0, 2,
+	       "hang-up: later output is counted as missed");
+	evloop_stop(&loop);
+	pthread_join(th, NULL);
+	serial_drain_stop(d);
+	evloop_destroy(&loop);
+	fixture_close(&f);
+}
+
 static void test_pump_eperm(void)
 {
 	struct kiln_error err = { 0 };
@@ -727,6 +766,7 @@ int main(void)
 	test_epipe(logpath);
 	test_pump();
 	test_stall();
+	test_drain_hangup(logpath);
 	test_pump_eperm();
 	test_glue();
 	unlink(logpath);
