@@ -51,8 +51,9 @@ print(m["write_count"], m["missed_write_count"])
 PY
 }
 
-# End whatever this test started, by pid.
+# End whatever this test started, by pid; with "fail", show its stderr.
 console_cleanup() {
+	[ "${1:-}" = fail ] && sed 's/^/    ! /' "$T/err" | tail -n 15
 	[ -n "${reader:-}" ] && kill -CONT "$reader" 2>/dev/null
 	[ -n "${vmm_pid:-}" ] && kill -9 "$vmm_pid" 2>/dev/null
 	[ -n "${timeout_pid:-}" ] && kill -9 "$timeout_pid" 2>/dev/null
@@ -73,44 +74,53 @@ test_console_reader_stalls() {
   "machine-config": { "vcpu_count": 1, "mem_size_mib": 128 }
 }
 JSON
+	trap '' PIPE # the VMM's stdin may close under a failing test
 	rm -f "$T/api.sock" "$T/con" "$T/in" "$T/metrics"
+	: >"$T/out"
 	mkfifo "$T/con" "$T/in" || return 1
 	console_reader "$T/con" "$T/out"
-	timeout -k 5 "${VMM_TIMEOUT:-180}" "$VMM" --api-sock "$T/api.sock" \
+	timeout -k 5 "${VMM_TIMEOUT:-600}" "$VMM" --api-sock "$T/api.sock" \
 		--config-file "$T/vm.json" --console-in --metrics-path "$T/metrics" \
 		<"$T/in" >"$T/con" 2>"$T/err" &
 	timeout_pid=$!
 	exec 7>"$T/in" # the host's keyboard; also lets the VMM's stdin open
 	wait_line "FLOOD 100" 100 "$T/out" ||
-		{ fail "the guest never printed"; tail -n 5 "$T/err"; console_cleanup; return 1; }
+		{ fail "the guest never printed"; tail -n 5 "$T/err"; console_cleanup fail; return 1; }
 	vmm_pid=$(pgrep -P "$timeout_pid" -x kiln-vmm)
-	[ -n "$vmm_pid" ] || { fail "no kiln-vmm under timeout"; console_cleanup; return 1; }
+	[ -n "$vmm_pid" ] || { fail "no kiln-vmm under timeout"; console_cleanup fail; return 1; }
 	# stdout is a pipe: reopened privately, never made non-blocking
 	flags=$(sed -n 's/^flags:[[:space:]]*//p' "/proc/$vmm_pid/fdinfo/1")
 	[ $((0$flags & 04000)) -eq 0 ] ||
-		{ fail "the VMM set O_NONBLOCK on its stdout (flags $flags)"; console_cleanup; return 1; }
-	[ "$(console_flush_metrics)" = 204 ] || { fail "FlushMetrics before the stall"; console_cleanup; return 1; }
+		{ fail "the VMM set O_NONBLOCK on its stdout (flags $flags)"; console_cleanup fail; return 1; }
+	[ "$(console_flush_metrics)" = 204 ] || { fail "FlushMetrics before the stall"; console_cleanup fail; return 1; }
 
 	kill -STOP "$reader"
 	echo "    reader stopped at FLOOD $(console_max)"
+	kill -0 "$vmm_pid" || { fail "kiln-vmm is gone"; console_cleanup fail; return 1; }
 	slow=0 i=0
 	while [ $i -lt 30 ]; do
 		printf 'x\n' >&7 # input for the guest while its console is stuck
 		t0=$(date +%s%N)
 		code=$(console_api_get)
 		ms=$((($(date +%s%N) - t0) / 1000000))
-		[ "$code" = 200 ] || { slow=1; echo "    GET / after ${i}s of stall: status $code in $ms ms"; }
+		# one retry: curl itself was seen descheduled for 13 s in a
+		# loaded test bed; a VMM that is stuck fails the retry too
+		[ "$code" = 200 ] || {
+			echo "    GET / after ${i}s of stall: status $code in $ms ms, retrying"
+			code=$(console_api_get)
+		}
+		[ "$code" = 200 ] || { slow=1; echo "    GET / after ${i}s of stall: status $code again"; }
 		[ $i -eq 20 ] && { [ "$(console_flush_metrics)" = 204 ] || slow=1; }
 		sleep 1
 		i=$((i + 1))
 	done
-	[ "$slow" = 0 ] || { fail "the API did not answer within 1 s during the stall"; console_cleanup; return 1; }
-	[ "$(console_flush_metrics)" = 204 ] || { fail "FlushMetrics after the stall"; console_cleanup; return 1; }
+	[ "$slow" = 0 ] || { fail "the API did not answer within 1 s during the stall"; console_cleanup fail; return 1; }
+	[ "$(console_flush_metrics)" = 204 ] || { fail "FlushMetrics after the stall"; console_cleanup fail; return 1; }
 	# the last 10 s of the stall: the guest still wrote, the ring dropped
 	set -- $(console_uart)
 	echo "    last 10 s of the stall: uart write_count +$1, missed_write_count +$2"
 	[ "${1:-0}" -gt 0 ] && [ "${2:-0}" -gt 0 ] ||
-		{ fail "the guest stopped printing while its console was stuck"; console_cleanup; return 1; }
+		{ fail "the guest stopped printing while its console was stuck"; console_cleanup fail; return 1; }
 	m0=$(console_max)
 
 	kill -CONT "$reader"
@@ -123,7 +133,7 @@ JSON
 	m2=$(console_max)
 	echo "    resumed: FLOOD $m0 before, $m1 after 1 s, $m2 later"
 	[ "$m2" -gt $((m1 + 20)) ] ||
-		{ fail "no new lines after the reader resumed"; console_cleanup; return 1; }
+		{ fail "no new lines after the reader resumed"; console_cleanup fail; return 1; }
 
 	# stall again, then SIGTERM: the VMM ends within 5 s regardless
 	kill -STOP "$reader"
@@ -136,7 +146,7 @@ JSON
 	done
 	ms=$((($(date +%s%N) - t0) / 1000000))
 	kill -0 "$vmm_pid" 2>/dev/null &&
-		{ fail "kiln-vmm still running 5 s after SIGTERM"; console_cleanup; return 1; }
+		{ fail "kiln-vmm still running 5 s after SIGTERM"; console_cleanup fail; return 1; }
 	echo "    SIGTERM with the reader stopped: the VMM ended in $ms ms"
 	rc=0
 	wait "$timeout_pid" || rc=$?
