@@ -143,7 +143,7 @@ enum uart_metric {
 	UART_M_READ,	     /* bytes the guest read */
 	UART_M_WRITE,	     /* bytes the guest wrote */
 	UART_M_MISSED_READ,  /* bytes lost: receive FIFO full */
-	UART_M_MISSED_WRITE, /* bytes lost: console stalled or gone */
+	UART_M_MISSED_WRITE, /* bytes lost: oldest dropped, console gone */
 	UART_M_ERROR,	     /* console output failures */
 	UART_M_COUNT
 };

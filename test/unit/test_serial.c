@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "../../vmm/evloop.h"
 #include "../../vmm/hw/serial.h"
 #include "../../vmm/layout.h"
+#include "../../vmm/metrics.h"
 #include "../../vmm/vm.h"
 #include "../lib/util.h"
 #include "../lib/vdriver.h"
@@ -65,6 +68,13 @@ static void fixture_open(struct fixture *f)
 		abort();
 }
 
+/* What the drain side writes now, as the pipe's reader sees it. */
+static ssize_t out(struct fixture *f, char *buf, size_t len)
+{
+	serial_out_drain(f->s);
+	return drain(f->out[0], buf, len);
+}
+
 static void fixture_close(struct fixture *f)
 {
 	serial_free(f->s);
@@ -80,16 +90,30 @@ static void test_output(void)
 	struct fixture f;
 	char buf[600];
 	ssize_t n;
-	int i;
+	uint64_t v;
+	int i, wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
 	fixture_open(&f);
+	serial_set_out_wake(f.s, wake);
 	wr(f.s, 0, 'h');
 	wr(f.s, 0, 'i');
-	is_int(drain(f.out[0], buf, sizeof(buf)), 0,
-	       "output: held until a newline");
+	is_int(read(wake, &v, sizeof(v)), -1, "output: no wake-up mid-line");
+	is_int(out(&f, buf, sizeof(buf)), 0, "output: held until a newline");
 	wr(f.s, 0, '\n');
-	n = drain(f.out[0], buf, sizeof(buf));
-	ok(n == 3 && memcmp(buf, "hi\n", 3) == 0, "output: newline flushes");
+	wr(f.s, 0, 'o');
+	wr(f.s, 0, '\n');
+	ok(read(wake, &v, sizeof(v)) == sizeof(v) && v == 1, "output: one "
+							     "wake-up for two "
+							     "lines not yet "
+							     "drained");
+	n = out(&f, buf, sizeof(buf));
+	ok(n == 5 && memcmp(buf, "hi\no\n", 5) == 0, "output: newlines make it "
+						     "ready");
+	wr(f.s, 0, '\n');
+	ok(read(wake, &v, sizeof(v)) == sizeof(v) && v == 1, "output: a "
+							     "wake-up again "
+							     "once drained");
+	out(&f, buf, sizeof(buf));
 
 	wr(f.s, 0, '$');
 	serial_flush(f.s);
@@ -98,20 +122,21 @@ static void test_output(void)
 
 	for (i = 0; i < 300; i++)
 		wr(f.s, 0, 'x');
-	n = drain(f.out[0], buf, sizeof(buf));
-	is_int(n, 256, "output: a full buffer flushes without a newline");
+	n = out(&f, buf, sizeof(buf));
+	is_int(n, 256, "output: 256 bytes go without a newline");
 	serial_free(f.s);
 	f.s = NULL;
 	n = drain(f.out[0], buf, sizeof(buf));
 	is_int(n, 44, "output: serial_free flushes the rest");
 	fixture_close(&f);
+	close(wake);
 
 	fixture_open(&f);
 	wr(f.s, 1, 0x02); /* ETBEI: Linux starting to transmit */
 	wr(f.s, 0, '#');
 	wr(f.s, 0, ' ');
 	wr(f.s, 1, 0x00); /* ... and stopping: end of the burst */
-	n = drain(f.out[0], buf, sizeof(buf));
+	n = out(&f, buf, sizeof(buf));
 	ok(n == 2 && memcmp(buf, "# ", 2) == 0, "output: clearing ETBEI "
 						"flushes a prompt");
 	fixture_close(&f);
@@ -142,8 +167,7 @@ static void test_registers(void)
 	is_int(rd(f.s, 1), 0x02, "DLAB: DLM reads back");
 	wr(f.s, 3, 0x03);
 	is_int(rd(f.s, 1), 0x00, "DLAB off: offset 1 is IER again");
-	is_int(drain(f.out[0], (char *)&c, 1), 0,
-	       "DLAB: a DLL write is not output");
+	is_int(out(&f, (char *)&c, 1), 0, "DLAB: a DLL write is not output");
 
 	wr(f.s, 2, 0x01); /* FCR: FIFO on */
 	is_int(rd(f.s, 2), 0xc1, "IIR: bits 7:6 set with the FIFO on");
@@ -175,8 +199,7 @@ static void test_loopback(void)
 	is_int(rd(f.s, 6), 0xb0 | 0x04, "loopback: RI falling sets TERI");
 
 	wr(f.s, 0, 'L');
-	is_int(drain(f.out[0], buf, sizeof(buf)), 0,
-	       "loopback: THR is not output");
+	is_int(out(&f, buf, sizeof(buf)), 0, "loopback: THR is not output");
 	serial_flush(f.s);
 	is_int(drain(f.out[0], buf, sizeof(buf)), 0,
 	       "loopback: nothing buffered for output either");
@@ -193,10 +216,10 @@ static void test_loopback(void)
 	is_int(rd(f.s, 6), 0xb0, "loopback off: lines back to DCD|DSR|CTS");
 	wr(f.s, 0, 'o');
 	wr(f.s, 0, '\n');
-	ok(drain(f.out[0], buf, sizeof(buf)) == 2 && buf[0] == 'o', "loopback "
-								    "off: THR "
-								    "is output "
-								    "again");
+	ok(out(&f, buf, sizeof(buf)) == 2 && buf[0] == 'o', "loopback "
+							    "off: THR "
+							    "is output "
+							    "again");
 	fixture_close(&f);
 }
 
@@ -348,6 +371,8 @@ static void test_epipe(const char *logpath)
 	for (i = 0; i < 5; i++) {
 		wr(f.s, 0, 'x');
 		wr(f.s, 0, '\n');
+		is_int(serial_out_drain(f.s), i == 0 ? -1 : 0,
+		       "EPIPE: the drain fails once, then has nothing to do");
 	}
 	is_int(rd(f.s, 5), 0x60, "EPIPE: the UART keeps working");
 	is_int(count_in_file(logpath, "console output failed"), 1,
@@ -471,6 +496,205 @@ static void test_pump(void)
 	fixture_close(&f);
 }
 
+/* ---- output to a console nobody reads ---- */
+
+#define STALL_BYTES (512 * 1024)
+
+struct vcpu_writer {
+	struct serial *s;
+	const char *data;
+	size_t len;
+	uint64_t ns; /* how long the THR writes took */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void *vcpu_write(void *opaque)
+{
+	struct vcpu_writer *w = opaque;
+	uint64_t t0 = now_ns();
+
+	for (size_t i = 0; i < w->len; i++)
+		wr(w->s, 0, (uint8_t)w->data[i]);
+	w->ns = now_ns() - t0;
+	return NULL;
+}
+
+/* Run w on a thread of its own; false if it is not done within 10 s. */
+static bool vcpu_write_within(struct vcpu_writer *w)
+{
+	struct timespec dl;
+	pthread_t th;
+
+	if (pthread_create(&th, NULL, vcpu_write, w) != 0)
+		abort();
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 10;
+	if (pthread_timedjoin_np(th, NULL, &dl) == 0)
+		return true;
+	/* the write path blocked: nothing sane is left to test */
+	ok(0, "stall: the vCPU side is still writing after 10 s");
+	exit(tap_done());
+}
+
+/* Read fd until want bytes came or 5 s pass without any. */
+static size_t read_all(int fd, char *buf, size_t want)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < want && poll(&pfd, 1, 5000) > 0) {
+		n = read(fd, buf + got, want - got);
+		if (n <= 0 && errno != EAGAIN)
+			break;
+		if (n > 0)
+			got += n;
+	}
+	return got;
+}
+
+static void test_stall(void)
+{
+	struct kiln_error err = { 0 };
+	struct vcpu_writer w = { 0 };
+	struct serial_drain *d;
+	struct evloop loop;
+	struct fixture f;
+	char *sent = malloc(STALL_BYTES + 1), *got = malloc(STALL_BYTES);
+	uint64_t missed0, missed, t0;
+	size_t i, len, filler, mid, tail;
+	const char *at;
+	pthread_t th;
+
+	for (i = 0; i < STALL_BYTES; i += 8)
+		snprintf(sent + i, 9, "%07zu\n", i / 8);
+	fixture_open(&f);
+	if (evloop_init(&loop, &err) < 0)
+		abort();
+	d = serial_drain_start(f.s, &loop, f.out[1], &err);
+	ok(d != NULL, "stall: the drain starts on a pipe");
+	if (d == NULL || pthread_create(&th, NULL, loop_thread, &loop) != 0)
+		abort();
+
+	/*
+	 * Nobody reads f.out[0], and the pipe is full from the start, so
+	 * that what arrives later does not depend on how far the loop got
+	 * while the vCPU was writing.
+	 */
+	memset(got, 'F', 4096);
+	for (filler = 0; write(f.out[1], got, 4096) == 4096;)
+		filler += 4096;
+	for (; write(f.out[1], got, 1) == 1;)
+		filler++;
+	missed0 = metrics_get(&metrics_uart, UART_M_MISSED_WRITE);
+	w.s = f.s;
+	w.data = sent;
+	w.len = STALL_BYTES;
+	ok(vcpu_write_within(&w), "stall: the vCPU side wrote %d KiB",
+	   STALL_BYTES / 1024);
+	printf("# stall: %d KiB of THR writes took %llu ms\n",
+	       STALL_BYTES / 1024, (unsigned long long)(w.ns / 1000000));
+	ok(w.ns < 2000000000ULL, "stall: the vCPU side never waits for the "
+				 "reader");
+	missed = metrics_get(&metrics_uart, UART_M_MISSED_WRITE) - missed0;
+	ok(missed > STALL_BYTES / 2,
+	   "stall: missed_write_count counts the "
+	   "dropped bytes (%llu)",
+	   (unsigned long long)missed);
+	is_int(rd(f.s, 5), 0x60, "stall: LSR says the transmitter is empty");
+
+	/* the reader comes back: the loop drains the rest on EPOLLOUT */
+	len = read_all(f.out[0], got, filler + STALL_BYTES - missed);
+	is_int(len, filler + STALL_BYTES - missed,
+	       "stall: every byte not counted as dropped arrives");
+	for (i = 0; i < filler && i < len && got[i] == 'F'; i++)
+		;
+	is_int(i, filler, "stall: first what the pipe held");
+	/* then at most a chunk the loop took before the pipe was full... */
+	for (tail = 0; tail < len - filler &&
+		       got[len - 1 - tail] == sent[STALL_BYTES - 1 - tail];
+	     tail++)
+		;
+	mid = len - filler - tail;
+	at = mid == 0 ? sent
+		      : memmem(sent, STALL_BYTES - tail, got + filler, mid);
+	ok(at != NULL && mid <= 4096,
+	   "stall: then %zu bytes the loop had "
+	   "taken, in order",
+	   mid);
+	/* ... and the newest, the ring's worth */
+	ok(tail >= 64 * 1024, "stall: then the newest %zu bytes, in order",
+	   tail);
+
+	/* stalled again at exit: serial_free gives up after about 1 s */
+	missed0 = metrics_get(&metrics_uart, UART_M_MISSED_WRITE);
+	w.len = 256 * 1024;
+	ok(vcpu_write_within(&w), "stall: 256 KiB more, still nobody reading");
+	evloop_stop(&loop);
+	pthread_join(th, NULL);
+	serial_drain_stop(d);
+	evloop_destroy(&loop);
+	t0 = now_ns();
+	serial_free(f.s);
+	f.s = NULL;
+	t0 = now_ns() - t0;
+	ok(t0 < 3000000000ULL, "stall: the flush at exit gives up (%llu ms)",
+	   (unsigned long long)(t0 / 1000000));
+	missed = metrics_get(&metrics_uart, UART_M_MISSED_WRITE) - missed0;
+	len = read_all(f.out[0], got, 256 * 1024 - missed);
+	is_int(len + missed, 256 * 1024,
+	       "stall: every byte at exit was written or counted");
+	fixture_close(&f);
+	free(sent);
+	free(got);
+}
+
+/* The reader goes away while the output is idle: no spin, said once. */
+static void test_drain_hangup(const char *logpath)
+{
+	struct kiln_error err = { 0 };
+	struct serial_drain *d;
+	struct evloop loop;
+	struct fixture f;
+	uint64_t cpu, missed0;
+	pthread_t th;
+	int logged = count_in_file(logpath, "console output failed");
+
+	fixture_open(&f);
+	if (evloop_init(&loop, &err) < 0)
+		abort();
+	d = serial_drain_start(f.s, &loop, f.out[1], &err);
+	if (d == NULL || pthread_create(&th, NULL, loop_thread, &loop) != 0)
+		abort();
+	close(f.out[0]);
+	f.out[0] = open("/dev/null", O_RDONLY);
+	nap_ms(50);
+	/* a spinning loop gets a good part of a busy 2-core machine too */
+	cpu = thread_cpu_ns(th);
+	nap_ms(300);
+	ok(thread_cpu_ns(th) - cpu < 5000000ULL, "hang-up: the loop does not "
+						 "spin on EPOLLERR");
+	is_int(count_in_file(logpath, "console output failed"), logged + 1,
+	       "hang-up: logged once");
+	missed0 = metrics_get(&metrics_uart, UART_M_MISSED_WRITE);
+	wr(f.s, 0, 'x');
+	wr(f.s, 0, '\n');
+	is_int(metrics_get(&metrics_uart, UART_M_MISSED_WRITE) - missed0, 2,
+	       "hang-up: later output is counted as missed");
+	evloop_stop(&loop);
+	pthread_join(th, NULL);
+	serial_drain_stop(d);
+	evloop_destroy(&loop);
+	fixture_close(&f);
+}
+
 static void test_pump_eperm(void)
 {
 	struct kiln_error err = { 0 };
@@ -547,6 +771,8 @@ int main(void)
 	test_odd_access();
 	test_epipe(logpath);
 	test_pump();
+	test_stall();
+	test_drain_hangup(logpath);
 	test_pump_eperm();
 	test_glue();
 	unlink(logpath);

@@ -2,9 +2,16 @@
 /*
  * 8250/16550A UART on COM1: the guest console.
  *
- * Output is written synchronously, so the transmitter is always empty (LSR
- * THRE|TEMT) and a THR write makes the THR-empty interrupt pending again at
- * once. Input comes from the host's stdin through a 64-byte receive FIFO;
+ * The transmitter is always empty (LSR THRE|TEMT) and a THR write makes
+ * the THR-empty interrupt pending again at once: output goes into a ring
+ * (SERIAL_OUT_RING) and the vCPU is done. The vCPU never writes to the
+ * console fd: whoever reads it (a pipe to a shim, a log driver, a terminal
+ * stopped with ^S) may stall, and a vCPU must never wait on a host process.
+ * The event loop drains the ring when the fd is writable; while it is not,
+ * the ring keeps the newest bytes and drops the oldest, counted in the uart
+ * group's missed_write_count.
+ *
+ * Input comes from the host's stdin through a 64-byte receive FIFO;
  * the FIFO is always on whatever FCR says (as in Firecracker's vm-superio),
  * FCR only decides what IIR bits 7:6 report. Line errors never happen
  * except an overrun in loopback mode.
@@ -20,10 +27,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../lib/log.h"
@@ -87,15 +97,33 @@
 #define MSR_RI	 0x40
 #define MSR_DCD	 0x80
 
-#define SERIAL_OUT_BUF 256
-#define SERIAL_OUT_WAIT_MS \
-	100 /* how long a full non-blocking out_fd may stall */
+/*
+ * Guest output held for a console that does not keep up. 64 KiB: a whole
+ * boot log at the default loglevel (30-60 KiB) survives a reader that is
+ * late by seconds, as much again as a default pipe holds, and small enough
+ * for a host running thousands of VMs. Once full, each new byte drops the
+ * oldest: after a stall the reader sees what the guest printed last.
+ */
+#define SERIAL_OUT_RING (64 * 1024)
+/* Bytes held back without a newline before they go out anyway. */
+#define SERIAL_OUT_BATCH 256
+/* Taken from the ring per write(): the lock is held for the copy only. */
+#define SERIAL_OUT_CHUNK 4096
+/* How long serial_flush() (at exit) waits for a stalled console. */
+#define SERIAL_FLUSH_MS 1000
 
 struct serial {
-	pthread_mutex_t lock; /* vCPU threads and the event loop */
+	/*
+	 * vCPU threads and the drain side (the event loop, or the caller of
+	 * serial_flush() once the loop has stopped). Held for register
+	 * accesses and ring copies, never across a write() to out_fd.
+	 */
+	pthread_mutex_t lock;
 	int out_fd;
+	bool out_sock; /* out_fd is a socket: send() with MSG_DONTWAIT */
 	int irq_fd;
 	int wake_fd;
+	int out_wake_fd; /* eventfd to the drain side: output is ready */
 
 	uint8_t ier;
 	uint8_t lcr;
@@ -110,12 +138,24 @@ struct serial {
 	bool irq_line;	   /* INTR level after the last access */
 	bool rx_wait;	   /* input was refused: wake when drained */
 	bool out_dead;	   /* output failed once: drop from now on */
+	bool out_kicked;   /* out_wake_fd written, not yet drained to empty */
 
 	uint8_t rx[SERIAL_RX_FIFO];
 	unsigned int rx_head;
 	unsigned int rx_count;
-	uint8_t out[SERIAL_OUT_BUF];
+
+	/* output ring: out_len bytes from out_head, the first out_ready of
+	 * them may be written (the rest wait for a newline or a batch) */
+	size_t out_head;
 	size_t out_len;
+	size_t out_ready;
+	uint64_t out_dropped; /* oldest bytes dropped, not yet logged */
+	uint8_t out[SERIAL_OUT_RING];
+
+	/* drain side only, no lock: bytes taken from the ring, not written */
+	size_t tx_off;
+	size_t tx_len;
+	uint8_t tx[SERIAL_OUT_CHUNK];
 };
 
 static void serial_kick(int fd)
@@ -154,50 +194,14 @@ static void serial_update_irq(struct serial *s)
 	s->irq_line = line;
 }
 
-static void serial_out_write(struct serial *s, const uint8_t *buf, size_t len)
+/* The vCPU side: what is held may be written now; wake the drain side. */
+static void serial_out_ready(struct serial *s)
 {
-	struct pollfd pfd = { .fd = s->out_fd, .events = POLLOUT };
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(s->out_fd, buf, len);
-		if (n > 0) {
-			buf += n;
-			len -= n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			/* someone else made out_fd non-blocking */
-			if (poll(&pfd, 1, SERIAL_OUT_WAIT_MS) > 0)
-				continue;
-			metrics_add(&metrics_uart, UART_M_MISSED_WRITE, len);
-			if (log_ratelimit())
-				log_warn("serial: console output stalled, "
-					 "dropped %zu bytes",
-					 len);
-			return;
-		}
-		/*
-		 * EPIPE, ENOSPC, EIO...: the console is gone, the guest is
-		 * not. Say so once and keep the VM running.
-		 */
-		metrics_inc(&metrics_uart, UART_M_ERROR);
-		metrics_add(&metrics_uart, UART_M_MISSED_WRITE, len);
-		log_warn("serial: console output failed, dropping it from now "
-			 "on: %s",
-			 n < 0 ? strerror(errno) : "short write");
-		s->out_dead = true;
-		return;
+	s->out_ready = s->out_len;
+	if (s->out_ready > 0 && !s->out_kicked) {
+		s->out_kicked = true;
+		serial_kick(s->out_wake_fd);
 	}
-}
-
-static void serial_flush_locked(struct serial *s)
-{
-	if (s->out_len > 0 && !s->out_dead && s->out_fd >= 0)
-		serial_out_write(s, s->out, s->out_len);
-	s->out_len = 0;
 }
 
 static void serial_putc(struct serial *s, uint8_t c)
@@ -207,9 +211,115 @@ static void serial_putc(struct serial *s, uint8_t c)
 		metrics_inc(&metrics_uart, UART_M_MISSED_WRITE);
 	if (s->out_dead || s->out_fd < 0)
 		return;
-	s->out[s->out_len++] = c;
-	if (c == '\n' || s->out_len == sizeof(s->out))
-		serial_flush_locked(s);
+	if (s->out_len == SERIAL_OUT_RING) {
+		/* the console is not keeping up: drop the oldest byte */
+		s->out_head = (s->out_head + 1) % SERIAL_OUT_RING;
+		s->out_len--;
+		if (s->out_ready > 0)
+			s->out_ready--;
+		s->out_dropped++;
+		metrics_inc(&metrics_uart, UART_M_MISSED_WRITE);
+	}
+	s->out[(s->out_head + s->out_len) % SERIAL_OUT_RING] = c;
+	s->out_len++;
+	if (c == '\n' || s->out_len - s->out_ready >= SERIAL_OUT_BATCH)
+		serial_out_ready(s);
+}
+
+/*
+ * The drain side: move up to SERIAL_OUT_CHUNK ready bytes from the ring to
+ * tx. Finding none re-arms the wake-up, in the same critical section as
+ * the vCPU side tests it, so no ready byte is left without one.
+ */
+static size_t serial_out_take(struct serial *s)
+{
+	size_t n, first;
+	uint64_t dropped;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->out_ready < SERIAL_OUT_CHUNK ? s->out_ready : SERIAL_OUT_CHUNK;
+	first = SERIAL_OUT_RING - s->out_head;
+	if (first > n)
+		first = n;
+	memcpy(s->tx, s->out + s->out_head, first);
+	memcpy(s->tx + first, s->out, n - first);
+	s->out_head = (s->out_head + n) % SERIAL_OUT_RING;
+	s->out_len -= n;
+	s->out_ready -= n;
+	if (n == 0)
+		s->out_kicked = false;
+	dropped = s->out_dropped;
+	s->out_dropped = 0;
+	pthread_mutex_unlock(&s->lock);
+	s->tx_off = 0;
+	s->tx_len = n;
+	if (dropped > 0 && log_ratelimit())
+		log_warn("serial: console output stalled, dropped the oldest "
+			 "%llu bytes",
+			 (unsigned long long)dropped);
+	return n;
+}
+
+/* Drop everything buffered, counting it; with reason, stop for good. */
+static void serial_out_discard(struct serial *s, const char *reason)
+{
+	uint64_t lost = s->tx_len - s->tx_off;
+	bool was_dead;
+
+	pthread_mutex_lock(&s->lock);
+	lost += s->out_len;
+	s->out_head = s->out_len = s->out_ready = 0;
+	s->out_kicked = false;
+	was_dead = s->out_dead;
+	if (reason != NULL)
+		s->out_dead = true;
+	pthread_mutex_unlock(&s->lock);
+	s->tx_off = s->tx_len = 0;
+	metrics_add(&metrics_uart, UART_M_MISSED_WRITE, lost);
+	if (reason != NULL && !was_dead) {
+		/* the console is gone, the guest is not: keep it running */
+		metrics_inc(&metrics_uart, UART_M_ERROR);
+		log_warn("serial: console output failed, dropping it from now "
+			 "on: %s",
+			 reason);
+	}
+}
+
+static ssize_t serial_out_write(struct serial *s, const uint8_t *buf,
+				size_t len)
+{
+	if (s->out_sock)
+		return send(s->out_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return write(s->out_fd, buf, len);
+}
+
+int serial_out_drain(struct serial *s)
+{
+	ssize_t n;
+
+	if (s->out_fd < 0)
+		return 0;
+	for (;;) {
+		if (s->tx_off == s->tx_len && serial_out_take(s) == 0)
+			return 0;
+		n = serial_out_write(s, s->tx + s->tx_off,
+				     s->tx_len - s->tx_off);
+		if (n > 0) {
+			s->tx_off += n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 1;
+		serial_out_discard(s, n < 0 ? strerror(errno) : "short write");
+		return -1;
+	}
+}
+
+void serial_out_fail(struct serial *s, const char *reason)
+{
+	serial_out_discard(s, reason);
 }
 
 static bool serial_rx_push(struct serial *s, uint8_t c)
@@ -299,7 +409,7 @@ static void serial_write_ier(struct serial *s, uint8_t v)
 	 * burst, so a prompt without a newline shows up now.
 	 */
 	if (!(s->ier & IER_ETBEI) && (old & IER_ETBEI))
-		serial_flush_locked(s);
+		serial_out_ready(s);
 }
 
 static void serial_write_fcr(struct serial *s, uint8_t v)
@@ -458,16 +568,46 @@ void serial_set_rx_wake(struct serial *s, int fd)
 	pthread_mutex_unlock(&s->lock);
 }
 
-void serial_flush(struct serial *s)
+void serial_set_out_wake(struct serial *s, int fd)
 {
 	pthread_mutex_lock(&s->lock);
-	serial_flush_locked(s);
+	s->out_wake_fd = fd;
+	/* output held before there was anyone to wake */
+	s->out_kicked = false;
+	if (s->out_ready > 0)
+		serial_out_ready(s);
 	pthread_mutex_unlock(&s->lock);
+}
+
+void serial_flush(struct serial *s)
+{
+	struct pollfd pfd = { .fd = s->out_fd, .events = POLLOUT };
+	uint64_t end = vm_now_ns() + SERIAL_FLUSH_MS * 1000000ULL, lost;
+	int64_t left;
+
+	pthread_mutex_lock(&s->lock);
+	s->out_ready = s->out_len;
+	pthread_mutex_unlock(&s->lock);
+	while (serial_out_drain(s) > 0) {
+		left = ((int64_t)(end - vm_now_ns())) / 1000000;
+		if (left > 0 &&
+		    (poll(&pfd, 1, (int)left) >= 0 || errno == EINTR))
+			continue;
+		pthread_mutex_lock(&s->lock);
+		lost = s->out_len + s->tx_len - s->tx_off;
+		pthread_mutex_unlock(&s->lock);
+		log_warn("serial: console output still stalled after %d ms, "
+			 "dropped the last %llu bytes",
+			 SERIAL_FLUSH_MS, (unsigned long long)lost);
+		serial_out_discard(s, NULL);
+		return;
+	}
 }
 
 struct serial *serial_new(int out_fd, int irq_fd, struct kiln_error *err)
 {
 	struct serial *s = calloc(1, sizeof(*s));
+	struct stat st;
 	int ret;
 
 	if (s == NULL) {
@@ -481,8 +621,11 @@ struct serial *serial_new(int out_fd, int irq_fd, struct kiln_error *err)
 		return NULL;
 	}
 	s->out_fd = out_fd;
+	s->out_sock = out_fd >= 0 && fstat(out_fd, &st) == 0 &&
+		      S_ISSOCK(st.st_mode);
 	s->irq_fd = irq_fd;
 	s->wake_fd = -1;
+	s->out_wake_fd = -1;
 	s->lcr = 0x03; /* 8N1 */
 	s->mcr = MCR_OUT2;
 	s->dll = 12; /* 9600 baud; the guest sets its own */
@@ -649,19 +792,141 @@ void serial_pump_stop(struct serial_pump *p)
 	free(p);
 }
 
+/* ---- output: the ring drained by the event loop ---- */
+
+struct serial_drain {
+	/* all of it owned by the loop thread */
+	struct serial *s;
+	struct evloop *loop;
+	int out_fd;
+	int wake_fd;  /* written by the core when output is ready */
+	bool polled;  /* out_fd is in the loop */
+	bool waiting; /* out_fd polled for EPOLLOUT */
+};
+
+static void serial_drain_unpoll(struct serial_drain *d)
+{
+	if (d->polled)
+		evloop_del(d->loop, d->out_fd);
+	d->polled = d->waiting = false;
+}
+
+static void serial_drain_run(struct serial_drain *d)
+{
+	struct kiln_error err = { 0 };
+	int ret = serial_out_drain(d->s);
+	bool want = ret > 0;
+
+	if (ret > 0 && !d->polled) {
+		/* nothing to wait on: a regular file should never do this */
+		serial_out_fail(d->s, "output would block and cannot be "
+				      "polled");
+		return;
+	}
+	if (want == d->waiting || !d->polled)
+		return;
+	if (evloop_mod(d->loop, d->out_fd, want ? EPOLLOUT : 0, &err) < 0) {
+		serial_out_fail(d->s, err.msg);
+		serial_drain_unpoll(d);
+		return;
+	}
+	d->waiting = want;
+}
+
+static void serial_drain_wake(void *opaque, uint32_t events)
+{
+	struct serial_drain *d = opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(d->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_debug("serial: read output eventfd: %s", strerror(errno));
+	if (!d->waiting)
+		serial_drain_run(d);
+}
+
+static void serial_drain_writable(void *opaque, uint32_t events)
+{
+	struct serial_drain *d = opaque;
+
+	serial_drain_run(d);
+	/*
+	 * epoll reports ERR and HUP even with an empty mask: a console whose
+	 * reader is gone would spin the loop. Writes to it fail from now on
+	 * anyway (EPIPE, EIO), so the output ends here.
+	 */
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		serial_drain_unpoll(d);
+		serial_out_fail(d->s, "the console hung up");
+	}
+}
+
+struct serial_drain *serial_drain_start(struct serial *s, struct evloop *loop,
+					int out_fd, struct kiln_error *err)
+{
+	struct serial_drain *d = calloc(1, sizeof(*d));
+	struct kiln_error perr = { 0 };
+
+	if (d == NULL) {
+		kiln_error_set(err, ENOMEM, "serial: allocate output");
+		return NULL;
+	}
+	d->s = s;
+	d->loop = loop;
+	d->out_fd = out_fd;
+	d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->wake_fd < 0) {
+		kiln_error_set(err, errno, "serial: eventfd");
+		free(d);
+		return NULL;
+	}
+	if (evloop_add(loop, d->wake_fd, EPOLLIN, serial_drain_wake, d, err) <
+	    0) {
+		close(d->wake_fd);
+		free(d);
+		return NULL;
+	}
+	/* EPERM: a regular file or /dev/null, never waits for a reader */
+	d->polled = evloop_add(loop, out_fd, 0, serial_drain_writable, d,
+			       &perr) == 0;
+	if (!d->polled && perr.errnum != EPERM)
+		log_warn("serial: console output not polled: %s", perr.msg);
+	serial_set_out_wake(s, d->wake_fd);
+	return d;
+}
+
+void serial_drain_stop(struct serial_drain *d)
+{
+	if (d == NULL)
+		return;
+	serial_set_out_wake(d->s, -1);
+	serial_drain_unpoll(d);
+	evloop_del(d->loop, d->wake_fd);
+	close(d->wake_fd);
+	free(d);
+}
+
 /* ---- COM1 of a struct vm: ports, irqfd, console file, stdin ---- */
 
 struct serial_dev {
 	struct serial *s;
-	struct serial_pump *pump; /* stdin, when cfg->console_in */
-	int out_fd;		  /* the console file, -1 when on stdout */
+	struct serial_pump *pump;   /* stdin, when cfg->console_in */
+	struct serial_drain *drain; /* the loop's side of the output */
+	int out_fd;	    /* ours: the console file, stdout reopened */
+	int shared_fd;	    /* stdout used as is (-1: not used) */
+	int shared_flags;   /* its file status flags, to restore */
+	bool restore_flags; /* we set O_NONBLOCK on shared_fd */
 	int irq_fd;
 };
 
 static void serial_dev_free(struct serial_dev *d)
 {
+	serial_drain_stop(d->drain);
 	serial_pump_stop(d->pump);
-	serial_free(d->s);
+	serial_free(d->s); /* flushes, waiting at most SERIAL_FLUSH_MS */
+	if (d->restore_flags &&
+	    fcntl(d->shared_fd, F_SETFL, d->shared_flags) < 0)
+		log_warn("serial: restore stdout's flags: %s", strerror(errno));
 	if (d->irq_fd >= 0)
 		close(d->irq_fd);
 	if (d->out_fd >= 0)
@@ -669,35 +934,110 @@ static void serial_dev_free(struct serial_dev *d)
 	free(d);
 }
 
+/*
+ * Make the console fd non-blocking without changing it for anyone else.
+ * O_NONBLOCK belongs to the open file description, which stdout shares
+ * with whoever gave it to us: the shell's terminal, the shim's pipe, and
+ * often our own stderr (2>&1). Setting it there would make their writes
+ * fail with EAGAIN, and a kill -9 would leave it set. So:
+ *  - a regular file or block device never waits for a reader: used as is;
+ *  - a socket is written with send(MSG_DONTWAIT), per call: used as is;
+ *  - a pipe, FIFO or terminal is reopened through /proc/self/fd/1, which
+ *    gives a description of our own on the same pipe or tty;
+ *  - if that fails (no /proc in a jail, a pipe made by another user), we
+ *    set O_NONBLOCK on the shared description after all and restore the
+ *    flags at exit: better than a VM that stops with its console.
+ */
+static int serial_dev_stdout(struct serial_dev *d, struct kiln_error *err)
+{
+	char path[32];
+	struct stat st, st2;
+	int fd, flags;
+
+	if (fstat(STDOUT_FILENO, &st) < 0) {
+		log_warn("serial: no stdout (%s): console output discarded",
+			 strerror(errno));
+		return 0;
+	}
+	d->shared_fd = STDOUT_FILENO;
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISSOCK(st.st_mode))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", STDOUT_FILENO);
+	fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &st2) == 0 && st2.st_dev == st.st_dev &&
+	    st2.st_ino == st.st_ino && st2.st_rdev == st.st_rdev) {
+		d->out_fd = fd;
+		d->shared_fd = -1;
+		return 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	log_debug("serial: cannot reopen stdout (%s): making it non-blocking",
+		  fd < 0 ? strerror(errno) : "another file");
+	flags = fcntl(STDOUT_FILENO, F_GETFL);
+	if (flags < 0 ||
+	    (!(flags & O_NONBLOCK) &&
+	     fcntl(STDOUT_FILENO, F_SETFL, flags | O_NONBLOCK) < 0))
+		return kiln_error_set(err, errno,
+				      "serial: make stdout non-blocking");
+	d->shared_flags = flags;
+	d->restore_flags = !(flags & O_NONBLOCK);
+	return 0;
+}
+
+static int serial_dev_output(struct serial_dev *d, const struct vm_config *cfg,
+			     struct kiln_error *err)
+{
+	int flags;
+
+	if (cfg->console_path == NULL)
+		return serial_dev_stdout(d, err);
+	/*
+	 * Opened blocking, so a FIFO waits for its reader as it always did;
+	 * the description is ours, so O_NONBLOCK on it is nobody else's.
+	 */
+	d->out_fd = open(cfg->console_path,
+			 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (d->out_fd < 0)
+		return kiln_error_set(err, errno,
+				      "serial: open console output `%s`",
+				      cfg->console_path);
+	flags = fcntl(d->out_fd, F_GETFL);
+	if (flags < 0 || fcntl(d->out_fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return kiln_error_set(err, errno,
+				      "serial: make `%s` non-blocking",
+				      cfg->console_path);
+	return 0;
+}
+
 static int serial_dev_init(struct vm *vm, void **state, struct kiln_error *err)
 {
 	const struct vm_config *cfg = vm->cfg;
 	struct serial_dev *d;
+	int out_fd;
 
 	d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return kiln_error_set(err, ENOMEM, "serial: allocate device");
-	d->out_fd = d->irq_fd = -1;
-	if (cfg->console_path != NULL) {
-		d->out_fd = open(cfg->console_path,
-				 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-				 0600);
-		if (d->out_fd < 0) {
-			kiln_error_set(err, errno,
-				       "serial: open console output `%s`",
-				       cfg->console_path);
-			goto fail;
-		}
-	}
+	d->out_fd = d->irq_fd = d->shared_fd = -1;
+	if (serial_dev_output(d, cfg, err) < 0)
+		goto fail;
+	out_fd = d->out_fd >= 0 ? d->out_fd : d->shared_fd;
 	d->irq_fd = vm_irqfd(vm, LAYOUT_COM1_IRQ, err);
 	if (d->irq_fd < 0) {
 		kiln_error_wrap(err, "serial: IRQ %d", LAYOUT_COM1_IRQ);
 		goto fail;
 	}
-	d->s = serial_new(d->out_fd >= 0 ? d->out_fd : STDOUT_FILENO, d->irq_fd,
-			  err);
+	d->s = serial_new(out_fd, d->irq_fd, err);
 	if (d->s == NULL)
 		goto fail;
+	if (out_fd >= 0) {
+		d->drain = serial_drain_start(d->s, &vm->loop, out_fd, err);
+		if (d->drain == NULL) {
+			kiln_error_wrap(err, "serial: console output");
+			goto fail;
+		}
+	}
 	if (cfg->console_in) {
 		d->pump = serial_pump_start(d->s, &vm->loop, STDIN_FILENO, err);
 		if (d->pump == NULL && err != NULL && err->errnum == EPERM) {

@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * 8250/16550A UART, the guest console. The core below knows nothing of KVM
- * or of the event loop: it writes guest output to out_fd, raises its
- * interrupt by writing 1 to irq_fd (an irqfd) and takes host input through
- * serial_input(), so unit tests drive it with pipes and eventfds. The glue
- * at the end of serial.c wires it to COM1 of a struct vm.
+ * or of the event loop: it queues guest output for out_fd in a bounded ring
+ * that serial_out_drain() empties, raises its interrupt by writing 1 to
+ * irq_fd (an irqfd) and takes host input through serial_input(), so unit
+ * tests drive it with pipes and eventfds. The glue at the end of serial.c
+ * wires it to COM1 of a struct vm and to the event loop.
+ *
+ * Threads: serial_io() runs on vCPU threads and never writes to out_fd or
+ * waits for anything but the device lock, which no thread holds across I/O.
+ * The drain side (serial_out_drain, serial_out_fail, serial_flush) is one
+ * thread at a time: the event loop's, or the caller once the loop stopped.
  */
 #ifndef KILN_VMM_HW_SERIAL_H
 #define KILN_VMM_HW_SERIAL_H
@@ -22,9 +28,11 @@ struct serial;
 struct evloop;
 
 /*
- * out_fd receives guest output (-1: discard it), irq_fd gets one eventfd
- * write per rising edge of the interrupt line (-1: no interrupts). Neither
- * fd is owned: the caller closes them after serial_free().
+ * out_fd receives guest output (-1: discard it); it should be non-blocking
+ * (a socket is written with MSG_DONTWAIT anyway), or the drain side waits
+ * for its reader. irq_fd gets one eventfd write per rising edge of the
+ * interrupt line (-1: no interrupts). Neither fd is owned: the caller
+ * closes them after serial_free().
  */
 struct serial *serial_new(int out_fd, int irq_fd, struct kiln_error *err);
 
@@ -52,7 +60,29 @@ size_t serial_rx_room(struct serial *s);
 /* An eventfd (not owned) written when room comes back; -1 to disarm. */
 void serial_set_rx_wake(struct serial *s, int fd);
 
-/* Write out what the guest has sent but no newline has flushed yet. */
+/*
+ * Guest output. The vCPU side makes bytes ready at a newline, every
+ * SERIAL_OUT_BATCH bytes without one, and when the guest's driver stops
+ * transmitting (IER.ETBEI cleared); it then writes the out wake eventfd
+ * (not owned; -1 to disarm) once, until a drain finds nothing ready.
+ */
+void serial_set_out_wake(struct serial *s, int fd);
+
+/*
+ * Write ready output to out_fd without blocking. Returns 0 when all of it
+ * is written, 1 when out_fd is full (call again once it is writable), -1
+ * when the write failed: output is dropped from then on, and counted.
+ */
+int serial_out_drain(struct serial *s);
+
+/* The console is gone (reason says why): drop output from now on. */
+void serial_out_fail(struct serial *s, const char *reason);
+
+/*
+ * Write out everything buffered, a partial line too, waiting for a slow
+ * reader at most about a second; what is still left then is dropped and
+ * counted. The drain side's thread only (or with the loop stopped).
+ */
 void serial_flush(struct serial *s);
 
 /*
@@ -69,5 +99,19 @@ struct serial_pump *serial_pump_start(struct serial *s, struct evloop *loop,
 				      int in_fd, struct kiln_error *err);
 /* With the loop stopped, or from the loop's thread. NULL is allowed. */
 void serial_pump_stop(struct serial_pump *p);
+
+/*
+ * Guest output to the host: the event loop drains the ring into out_fd
+ * (the fd given to serial_new(), not owned) when woken by the core, and
+ * polls out_fd for EPOLLOUT while it is full. An out_fd epoll refuses (a
+ * regular file, /dev/null) is written whenever woken: it never waits for a
+ * reader. At setup, or from the loop's thread.
+ */
+struct serial_drain;
+
+struct serial_drain *serial_drain_start(struct serial *s, struct evloop *loop,
+					int out_fd, struct kiln_error *err);
+/* With the loop stopped, or from the loop's thread. NULL is allowed. */
+void serial_drain_stop(struct serial_drain *d);
 
 #endif
