@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
+#include "../../lib/util.h"
 #include "../device.h"
 #include "../evloop.h"
 #include "../layout.h"
@@ -582,14 +583,14 @@ void serial_set_out_wake(struct serial *s, int fd)
 void serial_flush(struct serial *s)
 {
 	struct pollfd pfd = { .fd = s->out_fd, .events = POLLOUT };
-	uint64_t end = vm_now_ns() + SERIAL_FLUSH_MS * 1000000ULL, lost;
+	uint64_t end = util_now_ns() + SERIAL_FLUSH_MS * 1000000ULL, lost;
 	int64_t left;
 
 	pthread_mutex_lock(&s->lock);
 	s->out_ready = s->out_len;
 	pthread_mutex_unlock(&s->lock);
 	while (serial_out_drain(s) > 0) {
-		left = ((int64_t)(end - vm_now_ns())) / 1000000;
+		left = ((int64_t)(end - util_now_ns())) / 1000000;
 		if (left > 0 &&
 		    (poll(&pfd, 1, (int)left) >= 0 || errno == EINTR))
 			continue;
@@ -799,16 +800,17 @@ struct serial_drain {
 	struct serial *s;
 	struct evloop *loop;
 	int out_fd;
-	int wake_fd;  /* written by the core when output is ready */
-	bool polled;  /* out_fd is in the loop */
-	bool waiting; /* out_fd polled for EPOLLOUT */
+	int wake_fd; /* written by the core when output is ready */
+	struct evloop_entry *wake_ev;
+	struct evloop_entry *out_ev; /* out_fd in the loop, or NULL */
+	bool waiting;		     /* out_fd polled for EPOLLOUT */
 };
 
 static void serial_drain_unpoll(struct serial_drain *d)
 {
-	if (d->polled)
-		evloop_del(d->loop, d->out_fd);
-	d->polled = d->waiting = false;
+	evloop_del(d->loop, d->out_ev);
+	d->out_ev = NULL;
+	d->waiting = false;
 }
 
 static void serial_drain_run(struct serial_drain *d)
@@ -817,15 +819,15 @@ static void serial_drain_run(struct serial_drain *d)
 	int ret = serial_out_drain(d->s);
 	bool want = ret > 0;
 
-	if (ret > 0 && !d->polled) {
+	if (ret > 0 && d->out_ev == NULL) {
 		/* nothing to wait on: a regular file should never do this */
 		serial_out_fail(d->s, "output would block and cannot be "
 				      "polled");
 		return;
 	}
-	if (want == d->waiting || !d->polled)
+	if (want == d->waiting || d->out_ev == NULL)
 		return;
-	if (evloop_mod(d->loop, d->out_fd, want ? EPOLLOUT : 0, &err) < 0) {
+	if (evloop_mod(d->loop, d->out_ev, want ? EPOLLOUT : 0, &err) < 0) {
 		serial_out_fail(d->s, err.msg);
 		serial_drain_unpoll(d);
 		return;
@@ -880,16 +882,17 @@ struct serial_drain *serial_drain_start(struct serial *s, struct evloop *loop,
 		free(d);
 		return NULL;
 	}
-	if (evloop_add(loop, d->wake_fd, EPOLLIN, serial_drain_wake, d, err) <
-	    0) {
+	d->wake_ev = evloop_add(loop, d->wake_fd, EPOLLIN, serial_drain_wake, d,
+				err);
+	if (d->wake_ev == NULL) {
 		close(d->wake_fd);
 		free(d);
 		return NULL;
 	}
 	/* EPERM: a regular file or /dev/null, never waits for a reader */
-	d->polled = evloop_add(loop, out_fd, 0, serial_drain_writable, d,
-			       &perr) == 0;
-	if (!d->polled && perr.errnum != EPERM)
+	d->out_ev =
+		evloop_add(loop, out_fd, 0, serial_drain_writable, d, &perr);
+	if (d->out_ev == NULL && perr.errnum != EPERM)
 		log_warn("serial: console output not polled: %s", perr.msg);
 	serial_set_out_wake(s, d->wake_fd);
 	return d;
@@ -901,7 +904,7 @@ void serial_drain_stop(struct serial_drain *d)
 		return;
 	serial_set_out_wake(d->s, -1);
 	serial_drain_unpoll(d);
-	evloop_del(d->loop, d->wake_fd);
+	evloop_del(d->loop, d->wake_ev);
 	close(d->wake_fd);
 	free(d);
 }
