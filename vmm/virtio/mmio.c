@@ -74,9 +74,28 @@ static void mmio_interrupt(struct virtio_dev *d, uint32_t bits)
 	/*
 	 * Every cause is an edge: the driver reads InterruptStatus, acks
 	 * what it saw, then looks at its rings, so nothing is lost when a
-	 * cause arrives while the bit is still set. The write fails only
-	 * when the counter would overflow: an interrupt is pending anyway.
+	 * cause arrives while the bit is still set.
+	 *
+	 * With KVM the edge is a KVM_IRQ_LINE pulse from this thread, which
+	 * is what KVM does for an irqfd too, but for an IOAPIC pin it does
+	 * so later, from a kworker (only MSIs are injected at once): one
+	 * more thread to schedule before the guest hears of it. In the test
+	 * bed (one loaded L1 CPU, test/bench/io tcp rows) the time from here
+	 * to the guest's InterruptStatus read was 6.8 ms (median) through
+	 * the irqfd and 0.64 ms with KVM_IRQ_LINE, and the guest's TCP,
+	 * which waits for tx completions, sent at that pace.
 	 */
+	if (m->vm != NULL && m->vm->vm_fd >= 0) {
+		struct kvm_irq_level up = { .irq = m->irq, .level = 1 };
+		struct kvm_irq_level down = { .irq = m->irq, .level = 0 };
+
+		if (ioctl(m->vm->vm_fd, KVM_IRQ_LINE, &up) < 0 ||
+		    ioctl(m->vm->vm_fd, KVM_IRQ_LINE, &down) < 0)
+			mmio_log(m, "KVM_IRQ_LINE %u: %s", m->irq,
+				 strerror(errno));
+		return;
+	}
+	/* fails only when the counter would overflow: one is pending */
 	if (m->irq_fd >= 0 && write(m->irq_fd, &one, sizeof(one)) < 0)
 		mmio_log(m, "irqfd write: %s", strerror(errno));
 }
