@@ -730,7 +730,8 @@ static void test_turns(void)
 	while (notify_more(t) && turns < 100)
 		turns++;
 	is_int(vdrv_used(t, 0)->idx, 8, "later turns answer the rest");
-	is_int(turns, 2, "in 2 more turns that ask for a next, then a last");
+	is_int(turns, 3,
+	       "in 3 more turns that ask for a next, then an empty one");
 	for (unsigned int i = 0; i < 8; i++) {
 		all = all && matches_image(t, a, BUF(i), 2048ULL * i, MIB) &&
 		      *(uint8_t *)vdrv_gp(t, BUF(i) + MIB, 1) == 0 &&
@@ -748,9 +749,9 @@ static void test_turns(void)
 	set_hdr(t, 0, 100);
 	is_int(submit(t, s, 6), 0xffffffff,
 	       "4 MiB read: not answered after one turn");
-	ok(notify_more(t) == false && vdrv_used(t, 0)->idx == 1, "the next "
-								 "turn "
-								 "finishes it");
+	ok(notify_more(t) && vdrv_used(t, 0)->idx == 1, "the next turn "
+							"finishes it");
+	ok(!notify_more(t), "then an empty turn ends the batch");
 	is_int(*status_byte(t), 0, "4 MiB read: OK");
 	all = true;
 	for (unsigned int i = 0; i < 4; i++)

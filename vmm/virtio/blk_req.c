@@ -416,8 +416,14 @@ void blk_notify(struct virtio_dev *d, unsigned int queue)
 		uint8_t status;
 
 		if (budget == 0) {
-			/* the transport comes back while work is left */
-			q->starved = b->xfer.active || virtq_has_avail(q);
+			/*
+			 * The transport comes back. Even when nothing is
+			 * left: that turn finds the ring empty, and with
+			 * EVENT_IDX only a pop of an empty ring publishes
+			 * avail_event, without which the driver's next
+			 * buffer would not notify us.
+			 */
+			q->starved = true;
 			break;
 		}
 		if (b->xfer.active) {

@@ -311,13 +311,6 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 	return 1;
 }
 
-bool virtq_has_avail(const struct virtq *q)
-{
-	return q->ready && !q->broken &&
-	       __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) !=
-		       q->last_avail;
-}
-
 void virtq_add_used(struct virtq *q, uint16_t head, uint32_t len)
 {
 	struct virtq_used_elem *e;

@@ -157,13 +157,6 @@ int virtq_enable(struct virtq *q, const struct guest_mem *mem, bool event_idx,
 int virtq_pop(struct virtq *q, struct virtq_chain *c);
 
 /*
- * Does the driver offer chains not popped yet? A peek: no event-idx
- * bookkeeping, no checks of the chains. For a device that ends a batch
- * early on its own budget and sets q->starved only when work is left.
- */
-bool virtq_has_avail(const struct virtq *q);
-
-/*
  * Start a batch of at most n pops (VIRTQ_UNLIMITED: none). The transport
  * does this around ops->notify; a device that pops from elsewhere (a
  * backend becoming readable) sets its own budget and reschedules itself
