@@ -50,6 +50,7 @@ static int walk_entry(const char *path, const struct stat *st, int type,
 		.pathlen = (uint32_t)strlen(rel),
 	};
 
+	(void)ftw;
 	if (type == FTW_NS || type == FTW_DNR)
 		return -1; /* unreadable: no fingerprint can stand for it */
 	if (EVP_DigestUpdate(walk_md, &e, sizeof(e)) != 1 ||
