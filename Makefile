@@ -94,7 +94,7 @@ $(B)/san/%.o: %.c | $(GEN_HDRS)
 $(B)/tsan/%.o: %.c | $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC-TSAN $<")
-	$(Q)$(CC) $(BASE_CFLAGS) $(TSAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
+	$(Q)$(CC) $(BASE_CFLAGS) $(call unused_param,$<) $(TSAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
 
 $(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS) $(JSON_SRCS))
 	@$(if $(Q),echo "  LD      $@")
