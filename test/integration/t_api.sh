@@ -4,19 +4,36 @@
 
 API_CMDLINE="console=ttyS0 reboot=k panic=1 quiet"
 
-# One request: status code in $code, body in $T/api.body and $body.
+# One request: status code in $code, body in $T/api.body and $body; curl's
+# exit status in $curl_rc (7: no one listens, 28: no answer in time).
 api() { # METHOD PATH [JSON]
+	curl_rc=0
 	if [ $# -ge 3 ]; then
 		code=$(curl -s -m 10 -o "$T/api.body" -w '%{http_code}' \
 			--unix-socket "$T/api.sock" -X "$1" \
 			-H 'Content-Type: application/json' -d "$3" \
-			"http://localhost$2") || code=000
+			"http://localhost$2") || { curl_rc=$?; code=000; }
 	else
 		code=$(curl -s -m 10 -o "$T/api.body" -w '%{http_code}' \
 			--unix-socket "$T/api.sock" -X "$1" \
-			"http://localhost$2") || code=000
+			"http://localhost$2") || { curl_rc=$?; code=000; }
 	fi
 	body=$(cat "$T/api.body" 2>/dev/null)
+}
+
+# Why a request got no answer at all: a hung VMM and one that is gone (its
+# VMM_TIMEOUT ran out: 124) both look like "status 000" to curl.
+api_why_none() {
+	echo "curl exit $curl_rc"
+	if [ -n "${api_pid:-}" ] && kill -0 "$api_pid" 2>/dev/null &&
+		[ "$(awk '{ print $3 }' "/proc/$api_pid/stat" 2>/dev/null)" != Z ]; then
+		echo "the VMM is still running"
+	else
+		st=0
+		wait "$api_pid" 2>/dev/null || st=$?
+		echo "the VMM is gone, status $st (124: killed by VMM_TIMEOUT)"
+		tail -n 5 "$T/err" 2>/dev/null
+	fi
 }
 
 # A request that must answer WANT.
@@ -24,8 +41,11 @@ api_ok() { # WANT METHOD PATH [JSON]
 	want=$1
 	shift
 	api "$@"
-	[ "$code" = "$want" ] ||
-		{ fail "$1 $2: status $code, want $want: $body"; return 1; }
+	[ "$code" = "$want" ] || {
+		fail "$1 $2: status $code, want $want: $body"
+		[ "$code" != 000 ] || api_why_none
+		return 1
+	}
 }
 
 # A request that must fail with 400 and a fault_message containing TEXT:
@@ -50,7 +70,12 @@ json_get() { # KEY
 # Start kiln-vmm with --api-sock in the background; wait until it answers.
 api_start() { # [KILN-VMM ARGS...]
 	rm -f "$T/api.sock" "$T/out" "$T/err"
-	timeout -k 5 "${VMM_TIMEOUT:-120}" "$VMM" --api-sock "$T/api.sock" "$@" \
+	# Only a backstop: the tests' own waits catch a hang, and a failed
+	# test's VMM is killed. In the nested test bed under load, the start,
+	# metrics, pause test reaches its pause 30 to 80 s after the VMM
+	# started (its python3 check alone takes 8 to 25 s); 120 s killed
+	# the VMM before the pause, which curl saw as "status 000".
+	timeout -k 5 "${VMM_TIMEOUT:-600}" "$VMM" --api-sock "$T/api.sock" "$@" \
 		>"$T/out" 2>"$T/err" &
 	api_pid=$!
 	for _ in $(seq 100); do
