@@ -68,7 +68,7 @@ PROGS := $(B)/kiln-vmm $(B)/kiln $(if $(wildcard agent/main.c),$(B)/kiln-agent) 
 	$(if $(wildcard test/tools/agentctl.c),$(B)/kiln-agentctl)
 
 .PHONY: all guest check check-unit check-tsan check-format check-fuzz \
-	check-integration bench demo deps format clean
+	check-integration bench demo deps format clean install
 
 all: $(PROGS)
 
@@ -246,6 +246,14 @@ format:
 # along (unexpected skips fail there too); KILN_ALLOW_SKIP passes as KILN_*.
 check-integration: all guest
 	TB_PASS_CI="$${CI:-}" TB_MEM=4608 hack/testbed test/integration/run.sh
+
+# kiln finds kiln-vmm beside itself and the guest in ../share/kiln
+# (runtime/vmconf.c); DESTDIR for packaging.
+PREFIX ?= /usr/local
+install: all guest
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kiln
+	install -m 0755 $(B)/kiln $(B)/kiln-vmm $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(GUEST)/vmlinux $(GUEST)/initramfs $(DESTDIR)$(PREFIX)/share/kiln/
 
 bench: all guest
 	hack/testbed test/bench/boot
