@@ -1,0 +1,289 @@
+# Shared by t_docker.sh, t_podman.sh and t_containerd.sh: start and stop a
+# container engine with all of its state in a temporary folder (a tmpfs of
+# its own: the test bed's root is an overlay, where overlay-based storage
+# cannot keep its layers), build a busybox image locally (no registry
+# here), and run kiln through the engine's own snippet in contrib/ as
+# written (they name /usr/local/bin/kiln, so kiln is installed there first).
+#
+# KILN_DAEMON_RUNTIME=runc runs the same steps with runc instead of kiln,
+# to debug the harness where kiln cannot run; the steps that only kiln can
+# pass (a guest kernel, a refused writable bind, no kiln-vmm left) are then
+# skipped, so such a run never counts as passed.
+#
+# Every daemon and every process it starts carries KILN_DM_RUN=<its folder>
+# in its environment: dm_stop kills, by pid, whatever still carries it.
+
+DM_RUNTIME=${KILN_DAEMON_RUNTIME:-kiln}
+DM_PREFIX=/usr/local
+DM_KILN=$DM_PREFIX/bin/kiln
+DM_IMAGE=kiln-busybox:latest
+# one engine command (a docker run boots a VM under emulation)
+DM_LIMIT=${KILN_DM_LIMIT:-180}
+DM_DIR=
+DM_PID=
+DM_FAILED=
+
+dm_kiln() { [ "$DM_RUNTIME" = kiln ]; }
+
+# A step that only kiln can pass: false (and a skip) under runc.
+dm_kiln_only() { # WHAT
+	dm_kiln && return 0
+	skip "$DM_RUNTIME as the runtime: $1 not checked"
+	return 1
+}
+
+# The engines' binaries are Debian's, by full path (/usr/local/bin/docker
+# on this image is not Debian's client).
+dm_need() { # FILE...
+	for f in "$@"; do
+		[ -x "$f" ] || { fail "$f missing (hack/install-deps.sh installs it)"; return 1; }
+	done
+}
+
+# kiln, kiln-vmm and the guest where the contrib snippets look for them.
+# Inside the test bed the root is a throw-away overlay; elsewhere this is
+# `make install` as a user would run it.
+dm_install() {
+	dm_kiln || return 0
+	[ -x "$B/kiln" ] || { fail "$B/kiln missing (make all)"; return 1; }
+	if ! cmp -s "$B/kiln" "$DM_KILN" || ! cmp -s "$VMM" "$DM_PREFIX/bin/kiln-vmm" ||
+		! cmp -s "$GUEST/initramfs" "$DM_PREFIX/share/kiln/initramfs"; then
+		make -s -C "$TOP" install PREFIX="$DM_PREFIX" >"$T/install.log" 2>&1 || {
+			fail "make install PREFIX=$DM_PREFIX failed"
+			tail -n 10 "$T/install.log" | sed 's/^/    ! /'
+			return 1
+		}
+	fi
+}
+
+# A fresh folder on a tmpfs of its own for one daemon's whole state.
+dm_mkdir() { # NAME
+	DM_DIR=$(mktemp -d "/tmp/kiln-$1.XXXXXX") || return 1
+	mount -t tmpfs -o size="${KILN_DM_TMPFS:-1g}",mode=0755 "kiln-$1" "$DM_DIR" || {
+		rmdir "$DM_DIR"
+		DM_DIR=
+		fail "cannot mount a tmpfs for $1"
+		return 1
+	}
+	mkdir -p "$DM_DIR/tmp"
+}
+
+# Run a daemon in the background with its log in $DM_DIR/daemon.log.
+dm_spawn() { # CMD...
+	env KILN_DM_RUN="$DM_DIR" TMPDIR="$DM_DIR/tmp" "$@" \
+		</dev/null >"$DM_DIR/daemon.log" 2>&1 &
+	DM_PID=$!
+}
+
+# Poll CMD... until it succeeds, for up to $1 seconds.
+dm_until() { # SECONDS CMD...
+	n=$1
+	shift
+	for _ in $(seq $((n * 5))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# The pids of processes still carrying this daemon's mark.
+dm_marked() {
+	[ -n "$DM_DIR" ] || return 0
+	for d in /proc/[0-9]*; do
+		[ "${d#/proc/}" = "$BASHPID" ] && continue
+		tr '\0' '\n' 2>/dev/null <"$d/environ" |
+			grep -qxF "KILN_DM_RUN=$DM_DIR" && echo "${d#/proc/}"
+	done
+}
+
+# kiln-vmm processes of this run: lib.sh's mark or this daemon's.
+dm_vmms() {
+	for d in /proc/[0-9]*; do
+		[ "$(cat "$d/comm" 2>/dev/null)" = kiln-vmm ] || continue
+		tr '\0' '\n' 2>/dev/null <"$d/environ" |
+			grep -qxF -e "KILN_IT_RUN=$KILN_IT_RUN" -e "KILN_DM_RUN=$DM_DIR" &&
+			echo "${d#/proc/}"
+	done
+}
+
+# Stop the daemon (TERM, then KILL after $1 s), kill whatever it left
+# (shims, conmon, pid processes, VMMs), unmount everything under its
+# folder and remove it. Safe to call twice, and from an EXIT trap.
+dm_stop() { # [SECONDS]
+	[ -n "$DM_DIR" ] || return 0
+	if [ -n "$DM_PID" ]; then
+		kill -TERM "$DM_PID" 2>/dev/null
+		for _ in $(seq $((${1:-30} * 5))); do
+			kill -0 "$DM_PID" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL "$DM_PID" 2>/dev/null
+		wait "$DM_PID" 2>/dev/null
+		DM_PID=
+	fi
+	left=$(dm_marked)
+	if [ -n "$left" ]; then
+		echo "    cleanup: killing what the daemon left: $(for p in $left; do
+			cat "/proc/$p/comm" 2>/dev/null
+		done | sort | uniq -c | tr -s ' \n' ' ')"
+		# shellcheck disable=SC2086 # one pid per word
+		kill -KILL $left 2>/dev/null
+		for _ in $(seq 50); do
+			[ -n "$(dm_marked)" ] || break
+			sleep 0.1
+		done
+	fi
+	# deepest mount first; a busy one goes lazily
+	awk -v d="$DM_DIR" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
+		sort -r | while read -r m; do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	rm -rf "$DM_DIR" 2>/dev/null
+	rmdir "$DM_DIR" 2>/dev/null
+	DM_DIR=
+}
+
+# ---- the image -------------------------------------------------------------
+
+# A rootfs of busybox-static: every applet, /etc/passwd and /etc/group with
+# root and a user 1000, the directories an engine mounts over.
+dm_rootfs() { # DIR
+	r=$1
+	mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/proc" "$r/sys" "$r/dev" "$r/root" "$r/home/u"
+	chmod 1777 "$r/tmp"
+	cp /bin/busybox "$r/bin/busybox" || return 1
+	for a in $(/bin/busybox --list); do
+		[ "$a" = busybox ] || ln -s busybox "$r/bin/$a"
+	done
+	printf 'root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000:u:/home/u:/bin/sh\n' >"$r/etc/passwd"
+	printf 'root:x:0:\nu:x:1000:\n' >"$r/etc/group"
+	chown 1000:1000 "$r/home/u"
+}
+
+# The rootfs as one uncompressed layer tar, owned by root.
+dm_layer_tar() { # OUT
+	rm -rf "$T/dm-rootfs"
+	dm_rootfs "$T/dm-rootfs" || return 1
+	tar --numeric-owner -C "$T/dm-rootfs" -cf "$1" . || return 1
+	rm -rf "$T/dm-rootfs"
+}
+
+dm_sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# The same rootfs as an OCI image layout archive (for ctr images import),
+# named docker.io/library/$DM_IMAGE.
+dm_oci_archive() { # OUT
+	o=$T/dm-oci
+	rm -rf "$o"
+	mkdir -p "$o/blobs/sha256"
+	dm_layer_tar "$o/layer.tar" || return 1
+	ld=$(dm_sha "$o/layer.tar")
+	ls=$(stat -c %s "$o/layer.tar")
+	mv "$o/layer.tar" "$o/blobs/sha256/$ld"
+	printf '%s' "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/bin\"],\"Cmd\":[\"sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:$ld\"]}}" >"$o/config"
+	cd=$(dm_sha "$o/config")
+	cs=$(stat -c %s "$o/config")
+	mv "$o/config" "$o/blobs/sha256/$cd"
+	printf '%s' "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$cd\",\"size\":$cs},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:$ld\",\"size\":$ls}]}" >"$o/manifest"
+	md=$(dm_sha "$o/manifest")
+	ms=$(stat -c %s "$o/manifest")
+	mv "$o/manifest" "$o/blobs/sha256/$md"
+	printf '%s' "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:$md\",\"size\":$ms,\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"},\"annotations\":{\"io.containerd.image.name\":\"docker.io/library/$DM_IMAGE\",\"org.opencontainers.image.ref.name\":\"${DM_IMAGE#*:}\"}}]}" >"$o/index.json"
+	printf '{"imageLayoutVersion":"1.0.0"}' >"$o/oci-layout"
+	tar -C "$o" -cf "$1" oci-layout index.json blobs || return 1
+	rm -rf "$o"
+}
+
+# ---- checks shared by the engines -----------------------------------------
+
+# Shell for a -t container: wait (10 s at most) until the engine has given
+# the terminal a size; some set it only after the process started.
+DM_TTY_WAIT='i=0; while ! s=$(stty size 2>/dev/null) || [ "$s" = "0 0" ]; do [ $i -lt 50 ] || break; sleep 0.2; i=$((i + 1)); done'
+
+# Run an engine command (a shell function or a binary) with a time limit;
+# stdout in $T/dm.out and stderr in $T/dm.err (terminal \r removed), status
+# in $drc. Stdin from $DM_IN (default /dev/null). Every \r at a line's end
+# goes: a terminal under `script` ends lines with \r\r\n (two ptys).
+drun() {
+	drc=0
+	"$@" <"${DM_IN:-/dev/null}" >"$T/dm.out" 2>"$T/dm.err" || drc=$?
+	sed -i 's/\r*$//' "$T/dm.out" "$T/dm.err"
+}
+
+dm_show() {
+	sed 's/^/      out| /' "$T/dm.out" | tail -n 15
+	sed 's/^/      err| /' "$T/dm.err" | tail -n 8
+}
+
+dm_fail() {
+	fail "$*"
+	dm_show
+	return 1
+}
+
+dm_expect_rc() { # WANT
+	[ "$drc" -eq "$1" ] || dm_fail "exit status $drc, want $1"
+}
+
+# stdout must be exactly the given lines
+dm_out_is() {
+	printf '%s\n' "$@" | cmp -s - "$T/dm.out" || dm_fail "stdout is not: $*"
+}
+
+dm_out_has() {
+	for want in "$@"; do
+		grep -qxF -- "$want" "$T/dm.out" ||
+			{ dm_fail "stdout lacks line '$want'"; return 1; }
+	done
+}
+
+# A failure that names $1 on stderr (an engine may add lines of its own).
+dm_error_names() { # TEXT
+	[ "$drc" -ne 0 ] || { dm_fail "it succeeded; want a failure naming '$1'"; return 1; }
+	[ "$drc" -lt 124 ] || [ "$drc" -ge 126 ] ||
+		{ dm_fail "exit status $drc (a timeout?)"; return 1; }
+	grep -qF -- "$1" "$T/dm.err" || dm_fail "stderr does not name '$1'"
+}
+
+# Nothing of one container left: no kiln-vmm of ours, no runtime state
+# named after its id under the given folders (kiln's default root too).
+dm_nothing_left() { # ID DIR...
+	id=$1
+	shift
+	v=$(dm_vmms)
+	[ -z "$v" ] || { fail "kiln-vmm still running after rm: $v"; return 1; }
+	for d in "$@" /run/kiln; do
+		[ -d "$d" ] || continue
+		f=$(find "$d" -name "$id*" 2>/dev/null | head -n 3)
+		[ -z "$f" ] || { fail "left behind under $d: $f"; return 1; }
+	done
+}
+
+# Run the named steps (functions PREFIX_STEP) in order; a failing step is
+# named and the others still run, except after a failed step listed in
+# $DM_FATAL (nothing can pass without it).
+dm_steps() { # PREFIX STEP...
+	p=$1
+	shift
+	DM_FAILED=
+	for step in "$@"; do
+		start=$(date +%s.%N)
+		if ("${p}_$step"); then
+			printf '    ok   %-20s %5.1fs\n' "$step" "$(echo "$(date +%s.%N) - $start" | bc)"
+		else
+			echo "    FAIL $step"
+			DM_FAILED="$DM_FAILED $step"
+			case " ${DM_FATAL:-} " in *" $step "*) break ;; esac
+		fi
+	done
+	[ -z "$DM_FAILED" ] || {
+		echo "    failed steps:$DM_FAILED"
+		return 1
+	}
+}
+
+# The last lines of the daemon's log, on failure.
+dm_log_tail() {
+	[ -n "$DM_DIR" ] && [ -f "$DM_DIR/daemon.log" ] || return 0
+	tail -n "${1:-15}" "$DM_DIR/daemon.log" | sed 's/^/    daemon| /'
+}
