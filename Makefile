@@ -101,9 +101,10 @@ $(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS) $(JSON_SRCS))
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
 
 # the OCI runtime CLI
-$(B)/kiln: $(call obj,$(RUNTIME_SRCS) $(OCI_SRCS) $(JSON_SRCS) $(LIB_SRCS))
+$(B)/kiln: $(call obj,$(RUNTIME_SRCS) $(OCI_SRCS) $(JSON_SRCS) $(LIB_SRCS) \
+		$(CLIENT_SRCS) $(RPC_SRCS))
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lcrypto
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lcrypto -lprotobuf-c -lpthread
 
 $(B)/kiln-agent: $(call obj,$(AGENT_SRCS) $(RPC_SRCS) $(LIB_SRCS))
 	@$(if $(Q),echo "  LD      $@")

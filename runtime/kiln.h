@@ -7,10 +7,23 @@
 #define KILN_RUNTIME_KILN_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "../lib/error.h"
+#include "../oci/spec.h"
+#include "agent/proto/agent.pb-c.h"
 
-#define KILN_DEFAULT_ROOT "/run/kiln"
+#define KILN_DEFAULT_ROOT     "/run/kiln"
+#define KILN_CONFIG_PATH      "/etc/kiln/config.json"
+#define KILN_DEFAULT_CACHE    "/var/lib/kiln/images"
+#define KILN_DEFAULT_MEM_MIB  256
+#define KILN_MEM_OVERHEAD_MIB 64 /* guest kernel and agent, beyond a limit */
+#define KILN_MAX_VCPUS	      32
+#define KILN_MAX_MEM_MIB      (1u << 20)
+/* the container's id inside its guest (one container per VM) */
+#define KILN_GUEST_ID "ctr"
 
 struct kiln_cli {
 	const char *root; /* --root: state directories */
@@ -27,6 +40,22 @@ struct kiln_cli {
 typedef int (*kiln_verb_fn)(const struct kiln_cli *cli, int argc, char **argv,
 			    struct kiln_error *err);
 
+int verb_create(const struct kiln_cli *cli, int argc, char **argv,
+		struct kiln_error *err);
+int verb_delete(const struct kiln_cli *cli, int argc, char **argv,
+		struct kiln_error *err);
+int verb_exec(const struct kiln_cli *cli, int argc, char **argv,
+	      struct kiln_error *err);
+int verb_features(const struct kiln_cli *cli, int argc, char **argv,
+		  struct kiln_error *err);
+int verb_kill(const struct kiln_cli *cli, int argc, char **argv,
+	      struct kiln_error *err);
+int verb_ps(const struct kiln_cli *cli, int argc, char **argv,
+	    struct kiln_error *err);
+int verb_run(const struct kiln_cli *cli, int argc, char **argv,
+	     struct kiln_error *err);
+int verb_start(const struct kiln_cli *cli, int argc, char **argv,
+	       struct kiln_error *err);
 int verb_list(const struct kiln_cli *cli, int argc, char **argv,
 	      struct kiln_error *err);
 int verb_spec(const struct kiln_cli *cli, int argc, char **argv,
@@ -46,5 +75,120 @@ int cli_flag(int argc, char **argv, int *i, const char *name,
 	     const char **value, struct kiln_error *err);
 /* The same for a boolean flag (no value; "--name=true|false" accepted). */
 int cli_bool(char **argv, int i, const char *name, bool *out);
+
+struct container_state;
+/* Open ROOT/ID (its fd) and load its state; -1 with err. */
+int container_open(const struct kiln_cli *cli, const char *id,
+		   struct container_state *s, struct kiln_error *err);
+
+/* "KILL", "SIGKILL" or "9"; -1 with err. */
+int cli_signal(const char *s, struct kiln_error *err);
+
+/* ---- where the VM comes from (vmconf.c) ------------------------------- */
+
+struct vm_config {
+	char *vmm, *kernel, *initramfs; /* absolute paths */
+	char *cache_dir;		/* layer images (oci/layer.c) */
+	uint32_t vcpus, memory_mib;
+	uint32_t boot_timeout_s; /* until the agent answers */
+};
+
+/* Defaults, then KILN_CONFIG or /etc/kiln/config.json when present. */
+int vm_config_load(struct vm_config *c, struct kiln_error *err);
+/* A container's own size: linux.resources, then io.kiln.* annotations. */
+int vm_config_size(struct vm_config *c, const struct oci_spec *spec,
+		   struct kiln_error *err);
+/* kiln-vmm, kernel and initramfs are there: else one error naming it. */
+int vm_config_check(const struct vm_config *c, struct kiln_error *err);
+void vm_config_clear(struct vm_config *c);
+
+/* ---- the VM (vm.c) ------------------------------------------------------ */
+
+/* files of a VM in its state directory (the pid process's cwd) */
+#define VM_VSOCK      "vsock.sock"
+#define VM_LOG	      "vmm.log"
+#define VM_LOG_SUP    "kiln.log" /* the pid process's own */
+#define VM_DRIVES_MAX 16
+
+struct vm_plan {
+	const struct vm_config *conf;
+	char *drives[VM_DRIVES_MAX]; /* --drive arguments */
+	size_t n_drives;
+	const char *console; /* serial output file, NULL: none */
+};
+
+struct vm {
+	pid_t pid; /* kiln-vmm, a child of the pid process */
+	uint64_t start;
+};
+
+/* Add a drive; the guest sees it as vm_drive_name(index). */
+int vm_plan_drive(struct vm_plan *p, const char *path, bool readonly,
+		  struct kiln_error *err);
+void vm_plan_clear(struct vm_plan *p);
+void vm_drive_name(size_t i, char out[16]);
+/* Start the VM in the current directory; it dies with the caller. */
+int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err);
+/* Wait up to grace_ms for it to end, then SIGKILL; its wait status. */
+int vm_stop(struct vm *vm, unsigned int grace_ms);
+void vm_last_log_line(char *buf, size_t len);
+
+/* ---- requests to the agent (request.c, rootfs.c) ----------------------- */
+
+#define REQUEST_OWNED_MAX 256
+#define REQUEST_FILE_MAX  (1u << 20) /* bytes of one carried file */
+#define REQUEST_FILES_MAX (8u << 20) /* ... of all in one request */
+
+/* What a request allocated; it points into the oci_spec otherwise. */
+struct agent_request {
+	void *owned[REQUEST_OWNED_MAX];
+	size_t n_owned;
+	size_t file_bytes;
+};
+
+void agent_request_free(struct agent_request *r);
+int request_process(struct agent_request *r, const struct oci_process *p,
+		    Kiln__Agent__V1__Process *out, struct kiln_error *err);
+int request_mounts(struct agent_request *r, const struct oci_spec *spec,
+		   struct vm_plan *plan, const char *cache_dir,
+		   Kiln__Agent__V1__CreateContainerRequest *req,
+		   struct kiln_error *err);
+Kiln__Agent__V1__Mount *request_file_mount(struct agent_request *r, size_t i,
+					   const struct oci_mount *m,
+					   struct kiln_error *err);
+/* BUNDLE/root.path, absolute */
+char *rootfs_path(const struct oci_spec *spec, const char *bundle,
+		  struct kiln_error *err);
+int rootfs_plan(struct agent_request *r, const struct oci_spec *spec,
+		const char *rootfs, struct vm_plan *plan, const char *cache_dir,
+		Kiln__Agent__V1__Rootfs *out, struct kiln_error *err);
+
+/* ---- the pid process and its control socket (supervisor.c, ctl.c) ----- */
+
+#define CTL_SOCK     "ctl.sock"
+#define CTL_LINE_MAX 1024
+
+/* What create hands its pid process. */
+struct sup_args {
+	const struct kiln_cli *cli;
+	const char *id;
+	const char *bundle, *rootfs; /* absolute */
+	const struct oci_spec *spec;
+	struct vm_config *conf;
+	int dirfd;	 /* ROOT/ID */
+	int console_fd;	 /* --console-socket, connected; or -1 */
+	bool foreground; /* run: our own stdio, exit with init */
+};
+
+/*
+ * Fork the pid process. Returns its pid once it reported the container
+ * created, or -1 with the error it reported (it has ended then, its VM
+ * too).
+ */
+pid_t supervisor_spawn(struct sup_args *a, struct kiln_error *err);
+
+/* Send one request line to ID's pid process; its answer ("ok ..."). */
+int ctl_call(int dirfd, const char *req, char *reply, size_t len,
+	     struct kiln_error *err);
 
 #endif

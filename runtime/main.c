@@ -15,8 +15,15 @@ static const struct {
 	kiln_verb_fn fn;
 	const char *summary;
 } verbs[] = {
+	{ "create", verb_create, "create a container (its VM boots)" },
+	{ "delete", verb_delete, "delete a container and all it holds" },
+	{ "features", verb_features, "print what kiln supports as JSON" },
+	{ "kill", verb_kill, "send a signal to a container's init" },
 	{ "list", verb_list, "list containers started with this --root" },
+	{ "ps", verb_ps, "list a container's processes on the host" },
+	{ "run", verb_run, "create and start a container" },
 	{ "spec", verb_spec, "write a default config.json into a bundle" },
+	{ "start", verb_start, "start a created container's process" },
 	{ "state", verb_state, "print a container's OCI state as JSON" },
 };
 

@@ -42,12 +42,40 @@ skip_allowed() {
 	return 1
 }
 
+# Every process below pid, deepest first.
+tree() { # PID
+	for c in $(pgrep -P "$1"); do
+		tree "$c"
+		echo "$c"
+	done
+}
+
+# A test that hangs fails alone, with what was running, instead of
+# taking the test bed's whole time limit with it.
+watchdog() { # NAME PID
+	sleep "${KILN_TEST_TIMEOUT:-900}" & wait $!
+	echo "    FAIL: $1 still running after ${KILN_TEST_TIMEOUT:-900} s; its processes:"
+	ps -o pid,ppid,stat,etime,wchan:20,args -p "$( (echo "$2"; tree "$2") | paste -sd, -)" 2>/dev/null |
+		cut -c1-160 | sed 's/^/      /'
+	# shellcheck disable=SC2046 # one pid per word
+	kill -9 "$2" $(tree "$2") 2>/dev/null
+}
+
 passed=0 failed=0 skipped=0 failures= skips=
 for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -- "${1:-}"); do
 	start=$(date +%s.%N)
 	rm -f "$T/skips"
 	ok=0
-	if ( set -u; "$t" ); then
+	( set -u; "$t" ) &
+	tpid=$!
+	watchdog "$t" "$tpid" &
+	wpid=$!
+	trc=0
+	wait "$tpid" || trc=$?
+	# shellcheck disable=SC2046 # the watchdog and its sleep
+	kill $(pgrep -P "$wpid") "$wpid" 2>/dev/null
+	wait "$wpid" 2>/dev/null
+	if [ "$trc" -eq 0 ]; then
 		( no_leftovers ) && ok=1
 	else
 		# a failed test may leave its VMM behind: not the next test's fault

@@ -98,7 +98,7 @@ JSON
 	echo "    reader stopped at FLOOD $(console_max)"
 	kill -0 "$vmm_pid" || { fail "kiln-vmm is gone"; console_cleanup fail; return 1; }
 	slow=0 i=0
-	while [ $i -lt 30 ]; do
+	while [ $i -lt 15 ]; do
 		printf 'x\n' >&7 # input for the guest while its console is stuck
 		t0=$(date +%s%N)
 		code=$(console_api_get)
@@ -110,15 +110,15 @@ JSON
 			code=$(console_api_get)
 		}
 		[ "$code" = 200 ] || { slow=1; echo "    GET / after ${i}s of stall: status $code again"; }
-		[ $i -eq 20 ] && { [ "$(console_flush_metrics)" = 204 ] || slow=1; }
+		[ $i -eq 8 ] && { [ "$(console_flush_metrics)" = 204 ] || slow=1; }
 		sleep 1
 		i=$((i + 1))
 	done
 	[ "$slow" = 0 ] || { fail "the API did not answer within 1 s during the stall"; console_cleanup fail; return 1; }
 	[ "$(console_flush_metrics)" = 204 ] || { fail "FlushMetrics after the stall"; console_cleanup fail; return 1; }
-	# the last 10 s of the stall: the guest still wrote, the ring dropped
+	# the last 7 s of the stall: the guest still wrote, the ring dropped
 	set -- $(console_uart)
-	echo "    last 10 s of the stall: uart write_count +$1, missed_write_count +$2"
+	echo "    last 7 s of the stall: uart write_count +$1, missed_write_count +$2"
 	[ "${1:-0}" -gt 0 ] && [ "${2:-0}" -gt 0 ] ||
 		{ fail "the guest stopped printing while its console was stuck"; console_cleanup fail; return 1; }
 	m0=$(console_max)

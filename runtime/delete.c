@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kiln delete [--force] ID. A stopped or created container goes (runc
+ * deletes a created one too); a running one only with --force. Whatever
+ * is left of it (its pid process, its VM after a kill -9 of either) is
+ * killed first: nothing outlives its state directory.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/cleanup.h"
+#include "../lib/util.h"
+#include "../oci/container.h"
+#include "../oci/state.h"
+#include "kiln.h"
+
+/* SIGKILL pid if it still is the process that started at start, and
+ * wait (up to 10 s) until it is gone: it need not be our child. */
+static void kill_gone(pid_t pid, uint64_t start)
+{
+	if (pid <= 0 || !proc_alive(pid, start))
+		return;
+	kill(pid, SIGKILL);
+	for (int i = 0; i < 1000 && proc_alive(pid, start); i++)
+		usleep(10000);
+}
+
+int verb_delete(const struct kiln_cli *cli, int argc, char **argv,
+		struct kiln_error *err)
+{
+	struct container_state s;
+	struct kiln_error missing = { 0 };
+	bool force = false;
+	int i = 1, fd;
+	enum container_status st;
+
+	for (; i < argc && argv[i][0] == '-'; i++)
+		if (!cli_bool(argv, i, "force", &force) &&
+		    !cli_bool(argv, i, "f", &force))
+			return kiln_error_set(err, 0,
+					      "delete: unknown flag %s",
+					      argv[i]),
+			       1;
+	if (argc - i != 1)
+		return kiln_error_set(err, 0, "usage: kiln delete [--force] ID"),
+		       1;
+	fd = container_open(cli, argv[i], &s, &missing);
+	if (fd < 0) {
+		/* runc: --force on a container that is not there is done */
+		if (force && missing.errnum == ENOENT)
+			return 0;
+		*err = missing;
+		return 1;
+	}
+	close(fd);
+	st = container_status_now(&s);
+	if ((st == CONTAINER_RUNNING || st == CONTAINER_PAUSED) && !force) {
+		kiln_error_set(err, 0,
+			       "cannot delete container `%s` that is %s "
+			       "(use --force)",
+			       argv[i], container_status_names[st]);
+		container_state_clear(&s);
+		return 1;
+	}
+	kill_gone(s.pid, s.pid_start);
+	kill_gone(s.vmm_pid, s.vmm_start);
+	container_state_clear(&s);
+	return oci_state_dir_remove(cli->root, argv[i], err) < 0 ? 1 : 0;
+}

@@ -1,0 +1,647 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The pid process: the host process whose pid `create` writes to
+ * --pid-file. It lives exactly as long as the container's init, owns the
+ * container's VM and exits with the init's status (128+N when a signal
+ * N killed it), so that docker, containerd's runc shim and conmon wait on
+ * it as they wait on runc's init.
+ *
+ * Threads, and what each owns:
+ *  - main: the state file, the VM, the agent connection `agent`, the
+ *    control socket and every signal (a signalfd; all are blocked);
+ *  - wait: its own agent connection, blocked in WaitProcess; it writes
+ *    the exit status to exit_pipe once;
+ *  - one relay per stdio stream, each with its two fds: bytes between
+ *    the caller's stdio (or the pty) and the agent's stream, blocking.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "../lib/agent_client.h"
+#include "../lib/cleanup.h"
+#include "../lib/log.h"
+#include "../lib/util.h"
+#include "../oci/container.h"
+#include "kiln.h"
+
+#define RELAY_BUF     (64 * 1024)
+#define DRAIN_MS      5000 /* output that may still come after the exit */
+#define SHUTDOWN_MS   3000 /* the guest powering off before SIGKILL */
+#define CALL_TIMEOUT  (30ull * 1000000000)
+#define VM_DIED_EXIT  137
+
+struct relay {
+	int from, to;
+	bool to_guest; /* half-close `to` at the end */
+	bool done;     /* main reads it after the pipe said so */
+	pthread_t thread;
+	int done_fd; /* written once when the copy ends */
+};
+
+struct sup {
+	struct sup_args *a;
+	struct container_state st;
+	struct vm_plan plan;
+	struct vm vm;
+	struct agent_client *agent;
+	int ready_fd;
+	int ctl_fd, sig_fd;
+	int exit_pipe[2]; /* wait thread -> main: the status, 4 bytes */
+	int relay_pipe[2];
+	struct relay relays[3];
+	size_t n_relays;
+	int pty; /* the slave we relay, with a console socket; or -1 */
+	bool started;
+};
+
+static void say_ready(struct sup *s, const struct kiln_error *err)
+{
+	char line[KILN_ERROR_MSG_MAX + 160];
+
+	if (s->ready_fd < 0)
+		return;
+	if (err != NULL) {
+		kiln_error_str(err, line + 4, sizeof(line) - 5);
+		memcpy(line, "err ", 4);
+	} else {
+		snprintf(line, sizeof(line), "ok");
+	}
+	strcat(line, "\n");
+	util_write_all(s->ready_fd, line, strlen(line));
+	close(s->ready_fd);
+	s->ready_fd = -1;
+}
+
+static int save(struct sup *s, enum container_status status)
+{
+	struct kiln_error err = { 0 };
+
+	s->st.status = status;
+	if (container_state_save(s->a->dirfd, &s->st, &err) < 0) {
+		char msg[KILN_ERROR_MSG_MAX + 64];
+
+		log_error("%s", kiln_error_str(&err, msg, sizeof(msg)));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- relays ------------------------------------------------------------ */
+
+static void *relay_main(void *arg)
+{
+	struct relay *r = arg;
+	char *buf = malloc(RELAY_BUF);
+
+	for (;;) {
+		ssize_t n = buf != NULL ? read(r->from, buf, RELAY_BUF) : -1;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* EIO: the pty's other side closed */
+		if (n <= 0 || util_write_all(r->to, buf, (size_t)n) < 0)
+			break;
+	}
+	free(buf);
+	if (r->to_guest)
+		shutdown(r->to, SHUT_WR);
+	util_write_all(r->done_fd, "x", 1);
+	return NULL;
+}
+
+static int relay_add(struct sup *s, int from, int to, bool to_guest,
+		     struct kiln_error *err)
+{
+	struct relay *r = &s->relays[s->n_relays];
+	int e;
+
+	r->from = from;
+	r->to = to;
+	r->to_guest = to_guest;
+	r->done_fd = s->relay_pipe[1];
+	e = pthread_create(&r->thread, NULL, relay_main, r);
+	if (e != 0)
+		return kiln_error_set(err, e, "relay thread");
+	pthread_detach(r->thread);
+	s->n_relays++;
+	return 0;
+}
+
+static int attach(struct sup *s, const char *stream, struct kiln_error *err)
+{
+	return agent_attach_stream(s->agent, KILN_GUEST_ID, "", stream, err);
+}
+
+/* The init's stdio: the caller's fds, or the pty's slave. */
+static int stdio_start(struct sup *s, bool terminal, struct kiln_error *err)
+{
+	int in = s->pty >= 0 ? s->pty : 0;
+	int out = s->pty >= 0 ? s->pty : 1;
+	int gin, gout, gerr = -1;
+
+	gin = attach(s, "stdin", err);
+	if (gin < 0)
+		return -1;
+	gout = attach(s, "stdout", err);
+	if (gout < 0)
+		return -1;
+	if (!terminal && (gerr = attach(s, "stderr", err)) < 0)
+		return -1;
+	if (relay_add(s, gout, out, false, err) < 0 ||
+	    (gerr >= 0 && relay_add(s, gerr, 2, false, err) < 0) ||
+	    relay_add(s, in, gin, true, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* Wait until every output relay ended, or ms passed. */
+static void stdio_drain(struct sup *s, unsigned int ms)
+{
+	size_t outputs = s->n_relays ? s->n_relays - 1 : 0, ended = 0;
+	uint64_t deadline = util_now_ns() + (uint64_t)ms * 1000000;
+
+	while (ended < outputs) {
+		struct pollfd p = { .fd = s->relay_pipe[0], .events = POLLIN };
+		uint64_t now = util_now_ns();
+		char c;
+
+		if (now >= deadline ||
+		    poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
+			break;
+		if (read(s->relay_pipe[0], &c, 1) == 1)
+			ended++;
+	}
+}
+
+/* ---- the terminal ------------------------------------------------------ */
+
+/* A pty whose master goes to the console socket; we keep the slave. */
+static int pty_open(struct sup *s, struct kiln_error *err)
+{
+	cleanup_close int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	char name[64], cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = "/dev/ptmx", .iov_len = 9 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	struct termios t;
+
+	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 ||
+	    ptsname_r(master, name, sizeof(name)) != 0)
+		return kiln_error_set(err, errno, "open a pty");
+	s->pty = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (s->pty < 0)
+		return kiln_error_set(err, errno, "open `%s`", name);
+	/* the guest's pty does the line discipline: ours passes bytes */
+	if (tcgetattr(s->pty, &t) == 0) {
+		cfmakeraw(&t);
+		tcsetattr(s->pty, TCSANOW, &t);
+	}
+	/* our controlling terminal: a resize of the master is a SIGWINCH */
+	if (setsid() < 0 || ioctl(s->pty, TIOCSCTTY, 0) < 0)
+		log_warn("make %s the controlling terminal: %m", name);
+	memset(cbuf, 0, sizeof(cbuf));
+	msg.msg_control = cbuf;
+	msg.msg_controllen = sizeof(cbuf);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &master, sizeof(int));
+	if (sendmsg(s->a->console_fd, &msg, MSG_NOSIGNAL) < 0)
+		return kiln_error_set(err, errno, "send the pty to the "
+						  "console socket");
+	close(s->a->console_fd);
+	s->a->console_fd = -1;
+	return 0;
+}
+
+static void pty_resize(struct sup *s)
+{
+	struct kiln_error err = { 0 };
+	struct winsize ws;
+
+	if (s->pty < 0 || !s->started || ioctl(s->pty, TIOCGWINSZ, &ws) < 0 ||
+	    ws.ws_col == 0)
+		return;
+	if (agent_resize(s->agent, KILN_GUEST_ID, "", ws.ws_col, ws.ws_row,
+			 &err) < 0)
+		log_warn("resize: %s", err.msg);
+}
+
+/* ---- the init's exit ---------------------------------------------------- */
+
+static void *wait_main(void *arg)
+{
+	struct sup *s = arg;
+	struct kiln_error err = { 0 };
+	struct agent_client *c;
+	struct agent_exit ex = { 0 };
+	int32_t status = VM_DIED_EXIT;
+
+	c = agent_client_connect(VM_VSOCK, agent_deadline_ms(30000),
+				 CALL_TIMEOUT, &err);
+	if (c != NULL && agent_wait(c, KILN_GUEST_ID, "", &ex, &err) == 0)
+		status = ex.status;
+	else
+		log_error("wait for the container's init: %s", err.msg);
+	agent_client_free(c);
+	util_write_all(s->exit_pipe[1], &status, sizeof(status));
+	return NULL;
+}
+
+/* The end: output drained, state written, VM gone; exits the process. */
+static __attribute__((noreturn)) void finish(struct sup *s, int status,
+					     bool vm_alive)
+{
+	struct kiln_error err = { 0 };
+
+	if (s->started)
+		stdio_drain(s, vm_alive ? DRAIN_MS : 0);
+	s->st.has_exit_status = true;
+	s->st.exit_status = status;
+	save(s, CONTAINER_STOPPED);
+	if (vm_alive && s->agent != NULL && agent_shutdown(s->agent, &err) < 0)
+		log_warn("shut the guest down: %s", err.msg);
+	vm_stop(&s->vm, vm_alive ? SHUTDOWN_MS : 0);
+	unlinkat(s->a->dirfd, CTL_SOCK, 0);
+	exit(status & 0xff);
+}
+
+/* ---- requests from other kiln commands ---------------------------------- */
+
+static int do_start(struct sup *s, struct kiln_error *err)
+{
+	uint32_t pid = 0;
+	pthread_t t;
+	int e;
+
+	if (s->started)
+		return kiln_error_set(err, 0, "container already started");
+	if (agent_start(s->agent, KILN_GUEST_ID, &pid, err) < 0)
+		return -1;
+	s->started = true;
+	e = pthread_create(&t, NULL, wait_main, s);
+	if (e != 0)
+		return kiln_error_set(err, e, "wait thread");
+	pthread_detach(t);
+	pty_resize(s);
+	return save(s, CONTAINER_RUNNING) < 0
+		       ? kiln_error_set(err, errno, "write state")
+		       : 0;
+}
+
+/* Before start the init has not run: a signal that would end it ends
+ * the container, as with runc's init waiting on its exec FIFO. */
+static bool ends_created(int sig)
+{
+	return sig == SIGKILL || sig == SIGTERM || sig == SIGINT ||
+	       sig == SIGHUP || sig == SIGQUIT;
+}
+
+static int do_kill(struct sup *s, int sig, bool all, struct kiln_error *err)
+{
+	if (!s->started) {
+		if (ends_created(sig))
+			finish(s, 128 + sig, true);
+		return 0;
+	}
+	return agent_signal(s->agent, KILN_GUEST_ID, "", (uint32_t)sig, all,
+			    err);
+}
+
+static void ctl_serve(struct sup *s)
+{
+	cleanup_close int c = accept4(s->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+	struct kiln_error err = { 0 };
+	char line[CTL_LINE_MAX], reply[KILN_ERROR_MSG_MAX + 160];
+	ssize_t n = 0;
+	size_t got;
+	int res = -1, sig = 0, all = 0;
+
+	if (c < 0)
+		return;
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO,
+		   &(struct timeval){ .tv_sec = 5 }, sizeof(struct timeval));
+	/* the whole line, or the close would reset what is unread */
+	for (got = 0; got < sizeof(line) - 1 && !memchr(line, '\n', got);
+	     got += (size_t)n) {
+		n = recv(c, line + got, sizeof(line) - 1 - got, 0);
+		if (n <= 0)
+			return;
+	}
+	line[got] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	if (strcmp(line, "start") == 0)
+		res = do_start(s, &err);
+	else if (sscanf(line, "kill %d %d", &sig, &all) == 2 && sig > 0 &&
+		 sig < 65)
+		res = do_kill(s, sig, all != 0, &err);
+	else
+		kiln_error_set(&err, 0, "unknown request `%.64s`", line);
+	if (res < 0) {
+		snprintf(reply, sizeof(reply), "err %s\n", err.msg);
+	} else {
+		snprintf(reply, sizeof(reply), "ok\n");
+	}
+	util_write_all(c, reply, strlen(reply));
+}
+
+static int ctl_listen(struct sup *s, struct kiln_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	s->ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->ctl_fd < 0)
+		return kiln_error_set(err, errno, "socket");
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", CTL_SOCK);
+	unlink(CTL_SOCK);
+	if (bind(s->ctl_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(s->ctl_fd, 16) < 0)
+		return kiln_error_set(err, errno, "listen on " CTL_SOCK);
+	return 0;
+}
+
+static void on_signal(struct sup *s)
+{
+	struct signalfd_siginfo si;
+	struct kiln_error err = { 0 };
+	int status;
+
+	while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		int sig = (int)si.ssi_signo;
+
+		if (sig == SIGCHLD) {
+			pid_t p;
+
+			while ((p = waitpid(-1, &status, WNOHANG)) > 0)
+				if (p == s->vm.pid) {
+					char last[256];
+
+					s->vm.pid = 0;
+					vm_last_log_line(last, sizeof(last));
+					log_error("the VM ended: %s", last);
+					finish(s, VM_DIED_EXIT, false);
+				}
+		} else if (sig == SIGWINCH) {
+			pty_resize(s);
+		} else if (do_kill(s, sig, false, &err) < 0) {
+			log_warn("forward signal %d: %s", sig, err.msg);
+		}
+	}
+}
+
+static __attribute__((noreturn)) void loop(struct sup *s)
+{
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = s->ctl_fd, .events = POLLIN },
+			{ .fd = s->sig_fd, .events = POLLIN },
+			{ .fd = s->exit_pipe[0], .events = POLLIN },
+		};
+
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("poll: %m");
+			finish(s, VM_DIED_EXIT, true);
+		}
+		if (p[2].revents) {
+			int32_t status = VM_DIED_EXIT;
+
+			if (read(s->exit_pipe[0], &status, sizeof(status)) !=
+			    sizeof(status))
+				status = VM_DIED_EXIT;
+			finish(s, status, true);
+		}
+		if (p[1].revents)
+			on_signal(s);
+		if (p[0].revents)
+			ctl_serve(s);
+	}
+}
+
+/* ---- setting the container up -------------------------------------------- */
+
+/* The network namespace config.json names, or a new one: the pid
+ * process sits there, so hooks and CNI configure the container's. */
+static int enter_netns(const struct oci_spec *spec, struct kiln_error *err)
+{
+	const struct oci_linux *l = spec->linux_;
+
+	for (size_t i = 0; l != NULL && i < l->n_namespaces; i++) {
+		const struct oci_namespace *ns = &l->namespaces[i];
+		cleanup_close int fd = -1;
+
+		if (ns->type != OCI_NS_NETWORK)
+			continue;
+		if (ns->path == NULL)
+			return unshare(CLONE_NEWNET) < 0
+				       ? kiln_error_set(err, errno,
+							"new network namespace")
+				       : 0;
+		fd = open(ns->path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+			return kiln_error_set(err, errno,
+					      "linux.namespaces[%zu]: join "
+					      "network namespace `%s`",
+					      i, ns->path);
+	}
+	return 0;
+}
+
+/* The agent answers, or the VM ended, or the boot took too long. */
+static int agent_up(struct sup *s, struct kiln_error *err)
+{
+	uint64_t deadline =
+		agent_deadline_ms((uint64_t)s->a->conf->boot_timeout_s * 1000);
+
+	for (;;) {
+		int status;
+
+		s->agent = agent_client_connect(VM_VSOCK, agent_deadline_ms(500),
+						CALL_TIMEOUT, err);
+		if (s->agent != NULL)
+			return 0;
+		if (waitpid(s->vm.pid, &status, WNOHANG) == s->vm.pid) {
+			char last[256];
+
+			s->vm.pid = 0;
+			vm_last_log_line(last, sizeof(last));
+			return kiln_error_set(err, 0,
+					      "kiln-vmm ended while booting: "
+					      "%s",
+					      last[0] ? last : "(no message)");
+		}
+		if (util_now_ns() >= deadline)
+			return kiln_error_set(err, ETIMEDOUT,
+					      "the guest's agent did not "
+					      "answer within %u s",
+					      s->a->conf->boot_timeout_s);
+	}
+}
+
+static int create_container(struct sup *s, struct kiln_error *err)
+{
+	const struct oci_spec *spec = s->a->spec;
+	Kiln__Agent__V1__CreateContainerRequest req =
+		KILN__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
+	Kiln__Agent__V1__Process proc;
+	Kiln__Agent__V1__Rootfs rootfs;
+	struct agent_request r = { 0 };
+	struct timespec now;
+	int res = -1;
+
+	s->plan.conf = s->a->conf;
+	if (request_process(&r, spec->process, &proc, err) < 0 ||
+	    rootfs_plan(&r, spec, s->a->rootfs, &s->plan, s->a->conf->cache_dir,
+			&rootfs, err) < 0 ||
+	    request_mounts(&r, spec, &s->plan, s->a->conf->cache_dir, &req,
+			   err) < 0)
+		goto out;
+	if (vm_start(&s->plan, &s->vm, err) < 0)
+		goto out;
+	s->st.vmm_pid = s->vm.pid;
+	s->st.vmm_start = s->vm.start;
+	save(s, CONTAINER_CREATING);
+	if (agent_up(s, err) < 0)
+		goto out;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (agent_set_time(s->agent, now.tv_sec, now.tv_nsec, err) < 0)
+		goto out;
+	req.container_id = KILN_GUEST_ID;
+	req.process = &proc;
+	req.rootfs = &rootfs;
+	req.hostname = spec->hostname != NULL ? spec->hostname : "";
+	req.readonly_rootfs = spec->root_readonly;
+	res = agent_create_container(s->agent, &req, err);
+out:
+	agent_request_free(&r);
+	return res;
+}
+
+static int setup(struct sup *s, struct kiln_error *err)
+{
+	sigset_t all;
+	const struct oci_process *p = s->a->spec->process;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	s->sig_fd = signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (s->sig_fd < 0 || pipe2(s->exit_pipe, O_CLOEXEC) < 0 ||
+	    pipe2(s->relay_pipe, O_CLOEXEC) < 0)
+		return kiln_error_set(err, errno, "signalfd");
+	if (enter_netns(s->a->spec, err) < 0 || ctl_listen(s, err) < 0)
+		return -1;
+	if (p->terminal && s->a->console_fd >= 0 && pty_open(s, err) < 0)
+		return -1;
+	if (create_container(s, err) < 0)
+		return -1;
+	if (stdio_start(s, p->terminal, err) < 0)
+		return -1;
+	return save(s, CONTAINER_CREATED) < 0
+		       ? kiln_error_set(err, errno, "write state")
+		       : 0;
+}
+
+static __attribute__((noreturn)) void supervise(struct sup_args *a,
+						int ready_fd)
+{
+	struct sup s = { .a = a, .ready_fd = ready_fd, .pty = -1, .ctl_fd = -1,
+			 .sig_fd = -1 };
+	struct kiln_error err = { 0 };
+
+	/* stderr is the container's now: our own log goes beside the VM's */
+	if (fchdir(a->dirfd) < 0 || log_open(VM_LOG_SUP) < 0)
+		log_set_level(LOG_ERROR);
+	s.st.id = (char *)a->id;
+	s.st.bundle = (char *)a->bundle;
+	s.st.rootfs = (char *)a->rootfs;
+	s.st.owner = "";
+	s.st.pid = getpid();
+	s.st.pid_start = proc_start_time(s.st.pid);
+	s.st.annotation_keys = a->spec->annotation_keys;
+	s.st.annotation_values = a->spec->annotation_values;
+	s.st.n_annotations = a->spec->n_annotations;
+	{
+		char created[40];
+
+		rfc3339_now(created);
+		s.st.created = created;
+		if (setup(&s, &err) < 0) {
+			log_error("create: %s", err.msg);
+			say_ready(&s, &err);
+			vm_stop(&s.vm, 0);
+			unlinkat(a->dirfd, CTL_SOCK, 0);
+			_exit(1);
+		}
+		s.st.created = strdup(created);
+	}
+	say_ready(&s, NULL);
+	loop(&s);
+}
+
+pid_t supervisor_spawn(struct sup_args *a, struct kiln_error *err)
+{
+	int fds[2];
+	char line[KILN_ERROR_MSG_MAX + 160];
+	size_t got = 0;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return kiln_error_set(err, errno, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return kiln_error_set(err, errno, "fork the pid process");
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		supervise(a, fds[1]);
+	}
+	close(fds[1]);
+	for (;;) {
+		ssize_t n = read(fds[0], line + got, sizeof(line) - 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (got == sizeof(line) - 1)
+			break;
+	}
+	close(fds[0]);
+	line[got] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	if (strcmp(line, "ok") == 0)
+		return pid;
+	if (strncmp(line, "err ", 4) == 0)
+		kiln_error_set(err, 0, "%s", line + 4);
+	else
+		kiln_error_set(err, 0, "the pid process ended before the "
+				       "container was created");
+	/* it exits after saying so; reap it unless a subreaper will */
+	waitpid(pid, NULL, 0);
+	return -1;
+}
