@@ -217,10 +217,12 @@ cd_metrics() {
 	cd_gone mt
 	drun cdr -d "$CD_IMG" mt sh -c 'while :; do :; done'
 	dm_expect_rc 0 || return 1
+	# the busy loop has run a little
+	dm_until 30 test "$(cdctl task ls 2>/dev/null | awk '$1 == "mt" { print $3 }')" = RUNNING
 	drun cdctl task metrics mt
 	cd_gone mt
 	dm_expect_rc 0 || return 1
-	mem=$(awk '$1 == "memory.usage_in_bytes" || $1 == "memory.current" { print $2 }' "$T/dm.out" | head -n 1)
+	mem=$(awk '$1 == "memory.usage_in_bytes" || $1 == "memory.usage" { print $2 }' "$T/dm.out" | head -n 1)
 	echo "      ctr task metrics: memory $mem"
 	[ -n "$mem" ] && [ "$mem" != 0 ] || dm_fail "no non-zero memory usage"
 }
