@@ -75,12 +75,11 @@ dm_spawn() { # CMD...
 	DM_PID=$!
 }
 
-# Poll CMD... until it succeeds, for up to $1 seconds.
-dm_until() { # SECONDS CMD...
-	n=$1
-	shift
-	for _ in $(seq $((n * 5))); do
-		"$@" >/dev/null 2>&1 && return 0
+# Poll shell CODE (evaluated anew each time) until it succeeds, for up to
+# $1 seconds.
+dm_until() { # SECONDS CODE
+	for _ in $(seq $(($1 * 5))); do
+		eval "$2" >/dev/null 2>&1 && return 0
 		sleep 0.2
 	done
 	return 1
@@ -196,9 +195,13 @@ dm_oci_archive() { # OUT
 
 # ---- checks shared by the engines -----------------------------------------
 
-# Shell for a -t container: wait (10 s at most) until the engine has given
-# the terminal a size; some set it only after the process started.
-DM_TTY_WAIT='i=0; while ! s=$(stty size 2>/dev/null) || [ "$s" = "0 0" ]; do [ $i -lt 50 ] || break; sleep 0.2; i=$((i + 1)); done'
+# Shell for a -t container, judged by its exit status alone: terminal
+# output through `script` loses a line now and then (runc too: a line
+# missing between two that arrived). 5: stdin and stdout are a terminal
+# of 33 rows and 111 columns; 6: the size never became that within 10 s
+# (an engine may set it just after the process started); 7: not a
+# terminal.
+DM_TTY_CHECK='test -t 0 && test -t 1 || exit 7; i=0; until [ "$(stty size 2>/dev/null)" = "33 111" ]; do [ $i -lt 50 ] || { stty size; exit 6; }; sleep 0.2; i=$((i + 1)); done; exit 5'
 
 # Run an engine command (a shell function or a binary) with a time limit;
 # stdout in $T/dm.out and stderr in $T/dm.err (terminal \r removed), status

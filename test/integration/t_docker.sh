@@ -80,8 +80,8 @@ dk_stdin() {
 dk_tty() {
 	drun script -qec "stty rows 33 cols 111; DOCKER_CONFIG=$DM_DIR/cli $DOCKER \
 -H unix://$DM_DIR/docker.sock run --runtime $DM_RUNTIME --rm -t $DM_IMAGE \
-sh -c '$DM_TTY_WAIT; test -t 0 && test -t 1 && echo on-a-tty; stty size; exit 5'" /dev/null
-	dm_expect_rc 5 && dm_out_has on-a-tty "33 111"
+sh -c '$DM_TTY_CHECK'" /dev/null
+	dm_expect_rc 5
 }
 
 # A detached -t container sees a resize sent through docker's API.
@@ -140,7 +140,7 @@ dk_stop() {
 	dk rm -f st >/dev/null 2>&1
 	drun dkr -d --name st "$DM_IMAGE" sleep 1000
 	dm_expect_rc 0 || return 1
-	dm_until 60 test "$(dk_state st Running)" = true
+	dm_until 60 '[ "$(dk_state st Running)" = true ]'
 	t0=$(date +%s.%N)
 	drun dk stop -t 2 st
 	secs=$(echo "$(date +%s.%N) - $t0" | bc)
@@ -164,7 +164,7 @@ dk_rm() {
 	id=$(dk inspect -f '{{.Id}}' gone)
 	[ -n "$id" ] || { fail "no id for the container"; return 1; }
 	if dm_kiln; then
-		dm_until 60 test -n "$(dm_vmms)" || {
+		dm_until 60 '[ -n "$(dm_vmms)" ]' || {
 			fail "no kiln-vmm while the container runs"
 			dk rm -f gone >/dev/null 2>&1
 			return 1
@@ -173,7 +173,7 @@ dk_rm() {
 	drun dk rm -f gone
 	dm_expect_rc 0 || return 1
 	dk inspect gone >/dev/null 2>&1 && { fail "docker still lists it"; return 1; }
-	dm_until 30 test -z "$(dm_vmms)"
+	dm_until 30 '[ -z "$(dm_vmms)" ]'
 	dm_nothing_left "$id" "$DM_DIR/exec"
 }
 
@@ -200,7 +200,7 @@ dk_rw_bind_refused() {
 	mkdir -p "$DM_DIR/rw"
 	drun dkr --rm -v "$DM_DIR/rw:/rwmnt" "$DM_IMAGE" sh -c 'echo x >/rwmnt/f'
 	dm_error_names /rwmnt || return 1
-	dm_until 30 test -z "$(dm_vmms)" || fail "a kiln-vmm outlived the refused container"
+	dm_until 30 '[ -z "$(dm_vmms)" ]' || fail "a kiln-vmm outlived the refused container"
 }
 
 # With runc a container's writes survive stop + start and go with rm.
@@ -219,7 +219,7 @@ dk_stats() {
 	dk rm -f ld >/dev/null 2>&1
 	drun dkr -d --name ld "$DM_IMAGE" sh -c 'while :; do :; done'
 	dm_expect_rc 0 || return 1
-	dm_until 60 test "$(dk_state ld Running)" = true
+	dm_until 60 '[ "$(dk_state ld Running)" = true ]'
 	ok=
 	for _ in 1 2 3 4 5; do
 		drun dk stats --no-stream --format '{{.MemUsage}}|{{.CPUPerc}}' ld
@@ -260,7 +260,7 @@ test_docker_runs_kiln() {
 		--pidfile "$DM_DIR/dockerd.pid" -H "unix://$DM_DIR/docker.sock" \
 		--iptables=false --ip-masq=false --bridge=none --userland-proxy=false \
 		--storage-driver overlay2
-	if ! dm_until 120 dk version; then
+	if ! dm_until 120 'dk version'; then
 		fail "dockerd did not answer within 120 s"
 		dm_log_tail 20
 		dk_cleanup

@@ -91,8 +91,8 @@ pm_tty() {
 TMPDIR=$DM_DIR/tmp KILN_DM_RUN=$DM_DIR $PODMAN --root $DM_DIR/storage --runroot $DM_DIR/run \
 --tmpdir $DM_DIR/libpod --storage-driver overlay --cgroup-manager cgroupfs --events-backend file \
 $(pm_rt) run --network none --rm -t $DM_IMAGE \
-sh -c '$DM_TTY_WAIT; test -t 0 && test -t 1 && echo on-a-tty; stty size; exit 5'" /dev/null
-	dm_expect_rc 5 && dm_out_has on-a-tty "33 111"
+sh -c '$DM_TTY_CHECK'" /dev/null
+	dm_expect_rc 5
 }
 
 pm_exec() {
@@ -128,7 +128,7 @@ pm_stop() {
 	pm rm -f st >/dev/null 2>&1
 	drun pmr -d --name st "$DM_IMAGE" sleep 1000
 	dm_expect_rc 0 || return 1
-	dm_until 60 test "$(pm_state st Running)" = true
+	dm_until 60 '[ "$(pm_state st Running)" = true ]'
 	t0=$(date +%s.%N)
 	drun pm stop -t 2 st
 	secs=$(echo "$(date +%s.%N) - $t0" | bc)
@@ -150,7 +150,7 @@ pm_rm() {
 	id=$(pm inspect -f '{{.Id}}' gone)
 	[ -n "$id" ] || { fail "no id for the container"; return 1; }
 	if dm_kiln; then
-		dm_until 60 test -n "$(dm_vmms)" || {
+		dm_until 60 '[ -n "$(dm_vmms)" ]' || {
 			fail "no kiln-vmm while the container runs"
 			pm rm -f gone >/dev/null 2>&1
 			return 1
@@ -159,7 +159,7 @@ pm_rm() {
 	drun pm rm -f gone
 	dm_expect_rc 0 || return 1
 	pm inspect gone >/dev/null 2>&1 && { fail "podman still lists it"; return 1; }
-	dm_until 30 test -z "$(dm_vmms)"
+	dm_until 30 '[ -z "$(dm_vmms)" ]'
 	dm_nothing_left "$id" "$DM_DIR/run"
 }
 
@@ -184,7 +184,7 @@ pm_rw_bind_refused() {
 	mkdir -p "$DM_DIR/rw"
 	drun pmr --rm -v "$DM_DIR/rw:/rwmnt" "$DM_IMAGE" sh -c 'echo x >/rwmnt/f'
 	dm_error_names /rwmnt || return 1
-	dm_until 30 test -z "$(dm_vmms)" || fail "a kiln-vmm outlived the refused container"
+	dm_until 30 '[ -z "$(dm_vmms)" ]' || fail "a kiln-vmm outlived the refused container"
 }
 
 pm_keep_writes() {
