@@ -9,6 +9,7 @@ libyajl-dev libseccomp-dev libmnl-dev libcap-dev libprotobuf-c-dev protobuf-c-co
 libhttp-parser-dev erofs-utils
 qemu-system-x86 busybox-static e2fsprogs cpio kmod xz-utils gzip python3 curl iproute2
 procps util-linux
+docker.io podman containerd runc
 linux-source-6.1 flex bison libelf-dev bc libssl-dev dwarves rsync"
 
 SUDO=
