@@ -249,11 +249,24 @@ dm_error_names() { # TEXT
 	grep -qF -- "$1" "$T/dm.err" || dm_fail "stderr does not name '$1'"
 }
 
+# kiln's image cache (runtime/kiln.h's default): one image per layer,
+# shared by the containers that use it.
+DM_CACHE=${KILN_DM_CACHE:-/var/lib/kiln/images}
+
+dm_cache_list() {
+	find "$DM_CACHE" -mindepth 1 -maxdepth 1 2>/dev/null | sort
+}
+
 # Nothing of one container left: no kiln-vmm of ours, no runtime state
-# named after its id under the given folders (kiln's default root too).
+# named after its id under the given folders (kiln's default root too),
+# and kiln's image cache holds no more than $DM_CACHE_BEFORE (a list
+# taken before the container ran: its image's layers were cached by
+# earlier steps).
 dm_nothing_left() { # ID DIR...
 	id=$1
 	shift
+	extra=$(dm_cache_list | comm -13 <(printf '%s\n' "${DM_CACHE_BEFORE:-}" | sed '/^$/d') -)
+	[ -z "$extra" ] || { fail "kiln's image cache kept, after rm: $(echo "$extra" | paste -sd' ')"; return 1; }
 	v=$(dm_vmms)
 	[ -z "$v" ] || { fail "kiln-vmm still running after rm: $v"; return 1; }
 	for d in "$@" /run/kiln; do

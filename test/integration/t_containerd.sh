@@ -143,6 +143,7 @@ cd_kill() {
 
 cd_rm() {
 	cd_gone gone
+	DM_CACHE_BEFORE=$(dm_cache_list)
 	drun cdr -d "$CD_IMG" gone sleep 1000
 	dm_expect_rc 0 || return 1
 	if dm_kiln; then

@@ -145,6 +145,7 @@ pm_stop() {
 
 pm_rm() {
 	pm rm -f gone >/dev/null 2>&1
+	DM_CACHE_BEFORE=$(dm_cache_list)
 	drun pmr -d --name gone "$DM_IMAGE" sleep 1000
 	dm_expect_rc 0 || return 1
 	id=$(pm inspect -f '{{.Id}}' gone)
