@@ -163,6 +163,37 @@ int rootfs_plan(struct agent_request *r, const struct oci_spec *spec,
 		const char *rootfs, struct vm_plan *plan, const char *cache_dir,
 		Kiln__Agent__V1__Rootfs *out, struct kiln_error *err);
 
+/* ---- a guest process's stdio on the host (stdio.c) -------------------- */
+
+struct agent_client;
+
+struct stdio_relay {
+	int from, to;
+	bool to_guest; /* half-close `to` when `from` ends */
+	int done_fd;
+};
+
+struct stdio_set {
+	struct stdio_relay relays[3];
+	size_t n_relays, n_outputs, n_ended;
+	int done_pipe[2];
+	int pty; /* the slave we relay, with a console socket; or -1 */
+};
+
+int stdio_init(struct stdio_set *io, struct kiln_error *err);
+/* A pty whose master goes to console_fd (closed); we keep the slave,
+ * as our controlling terminal so that a resize is a SIGWINCH. */
+int stdio_pty_open(struct stdio_set *io, int console_fd,
+		   struct kiln_error *err);
+/* Attach the process's streams and start copying (exec_id "": init). */
+int stdio_attach(struct stdio_set *io, struct agent_client *c,
+		 const char *exec_id, bool terminal, struct kiln_error *err);
+/* Wait until the output streams ended, at most ms. */
+void stdio_drain(struct stdio_set *io, unsigned int ms);
+/* The pty's size to the guest's. */
+void stdio_resize(struct stdio_set *io, struct agent_client *c,
+		  const char *exec_id);
+
 /* ---- the pid process and its control socket (supervisor.c, ctl.c) ----- */
 
 #define CTL_SOCK     "ctl.sock"

@@ -38,19 +38,10 @@
 #include "../oci/container.h"
 #include "kiln.h"
 
-#define RELAY_BUF     (64 * 1024)
 #define DRAIN_MS      5000 /* output that may still come after the exit */
 #define SHUTDOWN_MS   3000 /* the guest powering off before SIGKILL */
 #define CALL_TIMEOUT  (30ull * 1000000000)
 #define VM_DIED_EXIT  137
-
-struct relay {
-	int from, to;
-	bool to_guest; /* half-close `to` at the end */
-	bool done;     /* main reads it after the pipe said so */
-	pthread_t thread;
-	int done_fd; /* written once when the copy ends */
-};
 
 struct sup {
 	struct sup_args *a;
@@ -61,10 +52,7 @@ struct sup {
 	int ready_fd;
 	int ctl_fd, sig_fd;
 	int exit_pipe[2]; /* wait thread -> main: the status, 4 bytes */
-	int relay_pipe[2];
-	struct relay relays[3];
-	size_t n_relays;
-	int pty; /* the slave we relay, with a console socket; or -1 */
+	struct stdio_set io;
 	bool started;
 };
 
@@ -100,148 +88,6 @@ static int save(struct sup *s, enum container_status status)
 	return 0;
 }
 
-/* ---- relays ------------------------------------------------------------ */
-
-static void *relay_main(void *arg)
-{
-	struct relay *r = arg;
-	char *buf = malloc(RELAY_BUF);
-
-	for (;;) {
-		ssize_t n = buf != NULL ? read(r->from, buf, RELAY_BUF) : -1;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		/* EIO: the pty's other side closed */
-		if (n <= 0 || util_write_all(r->to, buf, (size_t)n) < 0)
-			break;
-	}
-	free(buf);
-	if (r->to_guest)
-		shutdown(r->to, SHUT_WR);
-	util_write_all(r->done_fd, "x", 1);
-	return NULL;
-}
-
-static int relay_add(struct sup *s, int from, int to, bool to_guest,
-		     struct kiln_error *err)
-{
-	struct relay *r = &s->relays[s->n_relays];
-	int e;
-
-	r->from = from;
-	r->to = to;
-	r->to_guest = to_guest;
-	r->done_fd = s->relay_pipe[1];
-	e = pthread_create(&r->thread, NULL, relay_main, r);
-	if (e != 0)
-		return kiln_error_set(err, e, "relay thread");
-	pthread_detach(r->thread);
-	s->n_relays++;
-	return 0;
-}
-
-static int attach(struct sup *s, const char *stream, struct kiln_error *err)
-{
-	return agent_attach_stream(s->agent, KILN_GUEST_ID, "", stream, err);
-}
-
-/* The init's stdio: the caller's fds, or the pty's slave. */
-static int stdio_start(struct sup *s, bool terminal, struct kiln_error *err)
-{
-	int in = s->pty >= 0 ? s->pty : 0;
-	int out = s->pty >= 0 ? s->pty : 1;
-	int gin, gout, gerr = -1;
-
-	gin = attach(s, "stdin", err);
-	if (gin < 0)
-		return -1;
-	gout = attach(s, "stdout", err);
-	if (gout < 0)
-		return -1;
-	if (!terminal && (gerr = attach(s, "stderr", err)) < 0)
-		return -1;
-	if (relay_add(s, gout, out, false, err) < 0 ||
-	    (gerr >= 0 && relay_add(s, gerr, 2, false, err) < 0) ||
-	    relay_add(s, in, gin, true, err) < 0)
-		return -1;
-	return 0;
-}
-
-/* Wait until every output relay ended, or ms passed. */
-static void stdio_drain(struct sup *s, unsigned int ms)
-{
-	size_t outputs = s->n_relays ? s->n_relays - 1 : 0, ended = 0;
-	uint64_t deadline = util_now_ns() + (uint64_t)ms * 1000000;
-
-	while (ended < outputs) {
-		struct pollfd p = { .fd = s->relay_pipe[0], .events = POLLIN };
-		uint64_t now = util_now_ns();
-		char c;
-
-		if (now >= deadline ||
-		    poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
-			break;
-		if (read(s->relay_pipe[0], &c, 1) == 1)
-			ended++;
-	}
-}
-
-/* ---- the terminal ------------------------------------------------------ */
-
-/* A pty whose master goes to the console socket; we keep the slave. */
-static int pty_open(struct sup *s, struct kiln_error *err)
-{
-	cleanup_close int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	char name[64], cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { .iov_base = "/dev/ptmx", .iov_len = 9 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
-	struct termios t;
-
-	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 ||
-	    ptsname_r(master, name, sizeof(name)) != 0)
-		return kiln_error_set(err, errno, "open a pty");
-	s->pty = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (s->pty < 0)
-		return kiln_error_set(err, errno, "open `%s`", name);
-	/* the guest's pty does the line discipline: ours passes bytes */
-	if (tcgetattr(s->pty, &t) == 0) {
-		cfmakeraw(&t);
-		tcsetattr(s->pty, TCSANOW, &t);
-	}
-	/* our controlling terminal: a resize of the master is a SIGWINCH */
-	if (setsid() < 0 || ioctl(s->pty, TIOCSCTTY, 0) < 0)
-		log_warn("make %s the controlling terminal: %m", name);
-	memset(cbuf, 0, sizeof(cbuf));
-	msg.msg_control = cbuf;
-	msg.msg_controllen = sizeof(cbuf);
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof(int));
-	if (sendmsg(s->a->console_fd, &msg, MSG_NOSIGNAL) < 0)
-		return kiln_error_set(err, errno, "send the pty to the "
-						  "console socket");
-	close(s->a->console_fd);
-	s->a->console_fd = -1;
-	return 0;
-}
-
-static void pty_resize(struct sup *s)
-{
-	struct kiln_error err = { 0 };
-	struct winsize ws;
-
-	if (s->pty < 0 || !s->started || ioctl(s->pty, TIOCGWINSZ, &ws) < 0 ||
-	    ws.ws_col == 0)
-		return;
-	if (agent_resize(s->agent, KILN_GUEST_ID, "", ws.ws_col, ws.ws_row,
-			 &err) < 0)
-		log_warn("resize: %s", err.msg);
-}
-
 /* ---- the init's exit ---------------------------------------------------- */
 
 static void *wait_main(void *arg)
@@ -270,7 +116,7 @@ static __attribute__((noreturn)) void finish(struct sup *s, int status,
 	struct kiln_error err = { 0 };
 
 	if (s->started)
-		stdio_drain(s, vm_alive ? DRAIN_MS : 0);
+		stdio_drain(&s->io, vm_alive ? DRAIN_MS : 0);
 	s->st.has_exit_status = true;
 	s->st.exit_status = status;
 	save(s, CONTAINER_STOPPED);
@@ -298,7 +144,7 @@ static int do_start(struct sup *s, struct kiln_error *err)
 	if (e != 0)
 		return kiln_error_set(err, e, "wait thread");
 	pthread_detach(t);
-	pty_resize(s);
+	stdio_resize(&s->io, s->agent, "");
 	return save(s, CONTAINER_RUNNING) < 0
 		       ? kiln_error_set(err, errno, "write state")
 		       : 0;
@@ -397,7 +243,8 @@ static void on_signal(struct sup *s)
 					finish(s, VM_DIED_EXIT, false);
 				}
 		} else if (sig == SIGWINCH) {
-			pty_resize(s);
+			if (s->started)
+				stdio_resize(&s->io, s->agent, "");
 		} else if (do_kill(s, sig, false, &err) < 0) {
 			log_warn("forward signal %d: %s", sig, err.msg);
 		}
@@ -547,16 +394,20 @@ static int setup(struct sup *s, struct kiln_error *err)
 	sigdelset(&all, SIGPIPE);
 	sigprocmask(SIG_BLOCK, &all, NULL);
 	s->sig_fd = signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (s->sig_fd < 0 || pipe2(s->exit_pipe, O_CLOEXEC) < 0 ||
-	    pipe2(s->relay_pipe, O_CLOEXEC) < 0)
+	if (s->sig_fd < 0 || pipe2(s->exit_pipe, O_CLOEXEC) < 0)
 		return kiln_error_set(err, errno, "signalfd");
+	if (stdio_init(&s->io, err) < 0)
+		return -1;
 	if (enter_netns(s->a->spec, err) < 0 || ctl_listen(s, err) < 0)
 		return -1;
-	if (p->terminal && s->a->console_fd >= 0 && pty_open(s, err) < 0)
-		return -1;
+	if (p->terminal && s->a->console_fd >= 0) {
+		if (stdio_pty_open(&s->io, s->a->console_fd, err) < 0)
+			return -1;
+		s->a->console_fd = -1;
+	}
 	if (create_container(s, err) < 0)
 		return -1;
-	if (stdio_start(s, p->terminal, err) < 0)
+	if (stdio_attach(&s->io, s->agent, "", p->terminal, err) < 0)
 		return -1;
 	return save(s, CONTAINER_CREATED) < 0
 		       ? kiln_error_set(err, errno, "write state")
@@ -566,7 +417,7 @@ static int setup(struct sup *s, struct kiln_error *err)
 static __attribute__((noreturn)) void supervise(struct sup_args *a,
 						int ready_fd)
 {
-	struct sup s = { .a = a, .ready_fd = ready_fd, .pty = -1, .ctl_fd = -1,
+	struct sup s = { .a = a, .ready_fd = ready_fd, .ctl_fd = -1,
 			 .sig_fd = -1 };
 	struct kiln_error err = { 0 };
 
