@@ -221,6 +221,30 @@ int mount_rootfs_check(const Kiln__Agent__V1__Rootfs *r,
 	return 0;
 }
 
+int mount_overlay_data(char *data, size_t size, const char *dir, size_t n,
+		       const int *fds, const char *upper, const char *work)
+{
+	size_t used = 0;
+	int w = snprintf(data, size, "lowerdir=");
+
+	for (size_t i = 0;; i++) {
+		if (w < 0 || (used += (size_t)w) >= size)
+			return -1;
+		if (i == n)
+			break;
+		if (fds != NULL)
+			w = snprintf(data + used, size - used,
+				     "%s/proc/self/fd/%d", i ? ":" : "",
+				     fds[i]);
+		else
+			w = snprintf(data + used, size - used, "%s%s/l%zu",
+				     i ? ":" : "", dir, i);
+	}
+	w = snprintf(data + used, size - used, ",upperdir=%s,workdir=%s", upper,
+		     work);
+	return w < 0 || used + (size_t)w >= size ? -1 : 0;
+}
+
 /* ---- in the init child: no malloc ------------------------------------- */
 
 /*

@@ -59,6 +59,15 @@ void mount_plan_free(struct mount_plan *plan);
 int mount_rootfs_check(const Kiln__Agent__V1__Rootfs *r,
 		       struct spec_mount_opts *o, struct kiln_error *err);
 
+/*
+ * overlayfs's options for layers <dir>/l0 (the top) .. l<n-1> over
+ * upper and work: "lowerdir=A:B...,upperdir=U,workdir=W" into data of
+ * size bytes; with fds, each layer i is /proc/self/fd/<fds[i]> instead
+ * (overlayfs resolves it when it mounts). -1 when it does not fit.
+ */
+int mount_overlay_data(char *data, size_t size, const char *dir, size_t n,
+		       const int *fds, const char *upper, const char *work);
+
 /* ---- rootfs.c: in the agent, before the init is cloned ---- */
 
 /*

@@ -113,8 +113,7 @@ static int mount_device(struct ctr *c, const Kiln__Agent__V1__Rootfs *r,
 		return AGENT_FAIL(err, TTRPC_INTERNAL, errno,
 				  "mount %s (%s) read-only on %s", r->device,
 				  r->fstype, lower);
-	if (mount("tmpfs", rw, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") <
-	    0)
+	if (mount("tmpfs", rw, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
 		return AGENT_FAIL(err, TTRPC_INTERNAL, errno,
 				  "mount tmpfs on %s", rw);
 	c->overlay = true;
@@ -130,43 +129,17 @@ static int mount_device(struct ctr *c, const Kiln__Agent__V1__Rootfs *r,
 }
 
 /*
- * overlayfs's lowerdir, top first. The layers' own paths when they fit
- * in a page (readable in /proc/mounts); else, with many layers under a
- * long id, descriptors of them through /proc/self/fd, which overlayfs
- * resolves at mount time (fds[] then holds them for the caller to close).
+ * overlayfs's options: the layers' own paths when they fit in a page
+ * (readable in /proc/mounts); else, with many layers under a long id,
+ * descriptors of them (fds[] then holds them for the caller to close).
  */
 static int overlay_data(struct ctr *c, const char *upper, const char *work,
 			char *data, int *fds, struct kiln_error *err)
 {
-	size_t n = c->nlayers, used;
-	bool by_fd = false;
-
-again:
-	used = (size_t)snprintf(data, OVERLAY_DATA_MAX, "lowerdir=");
-	for (size_t i = 0; i < n && used < OVERLAY_DATA_MAX; i++) {
-		if (by_fd)
-			used += (size_t)snprintf(data + used,
-						 OVERLAY_DATA_MAX - used,
-						 "%s/proc/self/fd/%d",
-						 i ? ":" : "", fds[i]);
-		else
-			used += (size_t)snprintf(data + used,
-						 OVERLAY_DATA_MAX - used,
-						 "%s%s/l%zu", i ? ":" : "",
-						 c->dir, i);
-	}
-	if (used < OVERLAY_DATA_MAX)
-		used += (size_t)snprintf(data + used, OVERLAY_DATA_MAX - used,
-					 ",upperdir=%s,workdir=%s", upper,
-					 work);
-	if (used < OVERLAY_DATA_MAX)
+	if (mount_overlay_data(data, OVERLAY_DATA_MAX, c->dir, c->nlayers, NULL,
+			       upper, work) == 0)
 		return 0;
-	if (by_fd)
-		return AGENT_FAIL(err, TTRPC_INVALID_ARGUMENT, 0,
-				  "rootfs.layers: the overlay's options "
-				  "exceed %d bytes",
-				  OVERLAY_DATA_MAX);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < c->nlayers; i++) {
 		char path[160];
 
 		snprintf(path, sizeof(path), "%s/l%zu", c->dir, i);
@@ -175,8 +148,13 @@ again:
 			return AGENT_FAIL(err, TTRPC_INTERNAL, errno,
 					  "open `%s`", path);
 	}
-	by_fd = true;
-	goto again;
+	if (mount_overlay_data(data, OVERLAY_DATA_MAX, c->dir, c->nlayers, fds,
+			       upper, work) == 0)
+		return 0;
+	return AGENT_FAIL(err, TTRPC_INVALID_ARGUMENT, 0,
+			  "rootfs.layers: the overlay's options exceed %d "
+			  "bytes",
+			  OVERLAY_DATA_MAX);
 }
 
 /* Image layers, read-only, under the writable layer at <dir>/rw. */
@@ -268,10 +246,9 @@ int mount_rootfs(struct ctr *c, const Kiln__Agent__V1__Rootfs *r,
 
 static int write_file(const struct mount_one *m, struct kiln_error *err)
 {
-	cleanup_close int fd = open(m->file,
-				    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-					    O_CLOEXEC,
-				    0600);
+	cleanup_close int fd = open(
+		m->file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		0600);
 	size_t off = 0;
 
 	if (fd < 0)

@@ -45,8 +45,7 @@ static void refused(const Kiln__Agent__V1__Rootfs *r, const char *want,
 	int res = mount_rootfs_check(r, &o, &err);
 
 	is_int(res, -TTRPC_INVALID_ARGUMENT, "%s: refused", what);
-	ok(strstr(err.msg, want) != NULL, "... naming `%s`: %s", want,
-	   err.msg);
+	ok(strstr(err.msg, want) != NULL, "... naming `%s`: %s", want, err.msg);
 }
 
 static void accepted(const Kiln__Agent__V1__Rootfs *r, const char *what)
@@ -188,8 +187,7 @@ static void plan_refused(const Kiln__Agent__V1__CreateContainerRequest *req,
 
 	is_int(plan(req, &p, &err), -TTRPC_INVALID_ARGUMENT, "%s: refused",
 	       what);
-	ok(strstr(err.msg, want) != NULL, "... naming `%s`: %s", want,
-	   err.msg);
+	ok(strstr(err.msg, want) != NULL, "... naming `%s`: %s", want, err.msg);
 	mount_plan_free(&p);
 }
 
@@ -228,8 +226,10 @@ static void test_files(void)
 		is_int(p.mounts[0].mode, 0644, "mode 0 is 0644");
 		is_int(p.mounts[1].mode, 0755, "a mode is masked to 07777");
 		is_int(p.mounts[0].len, sizeof(hosts) - 1, "the data's length");
-		ok(p.mounts[2].data != NULL && p.mounts[2].len == 0,
-		   "an empty file is a file too");
+		ok(p.mounts[2].data != NULL && p.mounts[2].len == 0, "an empty "
+								     "file is "
+								     "a file "
+								     "too");
 	} else {
 		printf("#   %s\n", err.msg);
 	}
@@ -299,8 +299,8 @@ static void test_paths(void)
 	if (is_int(plan(&req, &p, &err), 0, "docker's paths: accepted")) {
 		is_int(p.nmasked, 3, "... three masked");
 		is_int(p.nro_paths, 2, "... two read-only");
-		ok(p.masked[2] == masked[2] && p.ro_paths[1] == ro[1],
-		   "... as given");
+		ok(p.masked[2] == masked[2] && p.ro_paths[1] == ro[1], "... as "
+								       "given");
 	}
 	mount_plan_free(&p);
 
@@ -343,8 +343,51 @@ static void test_paths(void)
 		     "129 read-only paths");
 }
 
+/* overlayfs's options: paths while they fit in a page, else descriptors */
+static void test_overlay_data(void)
+{
+	static const char id64[] = "0123456789abcdef0123456789abcdef0123456789a"
+				   "bcdef0123456789abcdef";
+	char data[4096], dir[128], want[256];
+	int fds[MOUNT_LAYERS_MAX];
+
+	is_int(mount_overlay_data(data, sizeof(data), DIR, 2, NULL, "/u", "/w"),
+	       0, "two layers by path");
+	ok(strcmp(data, "lowerdir=" DIR "/l0:" DIR "/l1,upperdir=/u,"
+			"workdir=/w") == 0,
+	   "... top first: %s", data);
+	fds[0] = 7;
+	is_int(mount_overlay_data(data, sizeof(data), DIR, 1, fds, "/u", "/w"),
+	       0, "one layer by descriptor");
+	ok(strcmp(data, "lowerdir=/proc/self/fd/7,upperdir=/u,workdir=/w") == 0,
+	   "... through /proc/self/fd: %s", data);
+	/* 64 layers under a 64-byte id: about 5 KiB of paths */
+	snprintf(dir, sizeof(dir), "/run/kiln/c/%s", id64);
+	is_int(mount_overlay_data(data, sizeof(data), dir, MOUNT_LAYERS_MAX,
+				  NULL, dir, dir),
+	       -1, "64 layers by path do not fit in a page");
+	for (int i = 0; i < MOUNT_LAYERS_MAX; i++)
+		fds[i] = 1000 + i;
+	is_int(mount_overlay_data(data, sizeof(data), dir, MOUNT_LAYERS_MAX,
+				  fds, dir, dir),
+	       0, "... by descriptor they do");
+	snprintf(want, sizeof(want), ":/proc/self/fd/1063,upperdir=%s,", dir);
+	ok(strstr(data, "lowerdir=/proc/self/fd/1000:/proc/self/fd/1001:") ==
+			   data &&
+		   strstr(data, want) != NULL,
+	   "... every one, in order");
+	/* exactly full, one byte short */
+	is_int(mount_overlay_data(data, 38, "/d", 1, NULL, "/u", "/w"), 0,
+	       "37 bytes fit in 38");
+	is_int(mount_overlay_data(data, 37, "/d", 1, NULL, "/u", "/w"), -1,
+	       "... not in 37");
+	is_int(mount_overlay_data(data, 8, "/d", 1, NULL, "/u", "/w"), -1,
+	       "nor in 8");
+}
+
 int main(void)
 {
+	test_overlay_data();
 	test_rootfs_device();
 	test_rootfs_layers();
 	test_files();
