@@ -108,7 +108,11 @@ void vm_config_clear(struct vm_config *c);
 #define VM_VSOCK      "vsock.sock"
 #define VM_LOG	      "vmm.log"
 #define VM_LOG_SUP    "kiln.log" /* the pid process's own */
-#define VM_DRIVES_MAX 16
+#define VM_DRIVES_MAX 8 /* kiln-vmm's VM_MAX_DRIVES */
+/* image layers + the writable one; more layers are flattened into one */
+#define VM_ROOTFS_DRIVES_MAX 6
+#define KILN_UPPER_NAME	     "kiln-upper.ext4"
+#define KILN_UPPER_MIB	     8192 /* sparse: costs what is written */
 
 struct vm_plan {
 	const struct vm_config *conf;
@@ -137,7 +141,7 @@ void vm_last_log_line(char *buf, size_t len);
 
 #define REQUEST_OWNED_MAX 256
 #define REQUEST_FILE_MAX  (1u << 20) /* bytes of one carried file */
-#define REQUEST_FILES_MAX (8u << 20) /* ... of all in one request */
+#define REQUEST_FILES_MAX (3u << 20) /* ... of all (a ttrpc message: 4 MiB) */
 
 /* What a request allocated; it points into the oci_spec otherwise. */
 struct agent_request {
