@@ -122,12 +122,10 @@ static int parse(int argc, char **argv, struct exec_opts *o,
  * shallow copy in *local of the container's (*spec keeps what it points
  * into) with the flags' changes; *env the vector with --env added.
  */
-static struct oci_process *build(const struct exec_opts *o, int argc,
-				 char **argv, const char *bundle,
-				 struct oci_spec **spec,
-				 struct oci_process **owned,
-				 struct oci_process *local, char ***env,
-				 struct kiln_error *err)
+static struct oci_process *
+build(const struct exec_opts *o, int argc, char **argv, const char *bundle,
+      struct oci_spec **spec, struct oci_process **owned,
+      struct oci_process *local, char ***env, struct kiln_error *err)
 {
 	struct oci_process *p = local;
 
@@ -193,7 +191,8 @@ static void *wait_main(void *arg)
 
 	c = agent_client_connect(VM_VSOCK, agent_deadline_ms(30000),
 				 CALL_TIMEOUT, &err);
-	if (c != NULL && agent_wait(c, KILN_GUEST_ID, x->exec_id, &ex, &err) == 0)
+	if (c != NULL &&
+	    agent_wait(c, KILN_GUEST_ID, x->exec_id, &ex, &err) == 0)
 		status = ex.status;
 	else
 		log_error("wait for exec %s: %s", x->exec_id, err.msg);
@@ -222,13 +221,12 @@ static int exec_start(struct exec_run *x, const struct oci_process *proc,
 		return kiln_error_wrap(err, "reach the container's guest");
 	res = request_process(&r, proc, &ap, err);
 	if (res == 0)
-		res = agent_exec(x->agent, KILN_GUEST_ID, x->exec_id, &ap,
-				 &pid, err);
+		res = agent_exec(x->agent, KILN_GUEST_ID, x->exec_id, &ap, &pid,
+				 err);
 	agent_request_free(&r);
 	if (res < 0)
 		return -1;
-	if (stdio_attach(&x->io, x->agent, x->exec_id, proc->terminal, err) <
-	    0)
+	if (stdio_attach(&x->io, x->agent, x->exec_id, proc->terminal, err) < 0)
 		return -1;
 	stdio_resize(&x->io, x->agent, x->exec_id);
 	e = pthread_create(&t, NULL, wait_main, x);
@@ -311,9 +309,9 @@ int verb_exec(const struct kiln_cli *cli, int argc, char **argv,
 	if (fd < 0)
 		return 1;
 	if (container_status_now(&s) != CONTAINER_RUNNING) {
-		kiln_error_set(err, 0, "cannot exec in container `%s`: it is %s",
-			       o.id,
-			       container_status_names[container_status_now(&s)]);
+		kiln_error_set(
+			err, 0, "cannot exec in container `%s`: it is %s", o.id,
+			container_status_names[container_status_now(&s)]);
 		container_state_clear(&s);
 		return 1;
 	}
@@ -323,8 +321,9 @@ int verb_exec(const struct kiln_cli *cli, int argc, char **argv,
 	if (proc == NULL)
 		goto out;
 	if (proc->terminal && o.console_socket == NULL && o.detach) {
-		kiln_error_set(err, 0, "exec --tty --detach needs "
-				       "--console-socket");
+		kiln_error_set(err, 0,
+			       "exec --tty --detach needs "
+			       "--console-socket");
 		goto out;
 	}
 	if (proc->terminal && o.console_socket != NULL &&
@@ -389,7 +388,8 @@ int verb_exec(const struct kiln_cli *cli, int argc, char **argv,
 	sigdelset(&all, SIGPIPE);
 	sigprocmask(SIG_BLOCK, &all, NULL);
 	sig_fd = signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sig_fd < 0 || exec_start(&x, proc, steal_fd(&console_fd), err) < 0) {
+	if (sig_fd < 0 ||
+	    exec_start(&x, proc, steal_fd(&console_fd), err) < 0) {
 		if (sig_fd < 0)
 			kiln_error_set(err, errno, "signalfd");
 		if (o.detach) {

@@ -81,6 +81,11 @@ struct container_state;
 int container_open(const struct kiln_cli *cli, const char *id,
 		   struct container_state *s, struct kiln_error *err);
 
+/* delete: whatever is left of the container killed, poststop hooks run,
+ * its state gone. Not while it runs unless force. */
+int container_remove(const struct kiln_cli *cli, const char *id, bool force,
+		     struct kiln_error *err);
+
 /* "KILL", "SIGKILL" or "9"; -1 with err. */
 int cli_signal(const char *s, struct kiln_error *err);
 
@@ -108,7 +113,7 @@ void vm_config_clear(struct vm_config *c);
 #define VM_VSOCK      "vsock.sock"
 #define VM_LOG	      "vmm.log"
 #define VM_LOG_SUP    "kiln.log" /* the pid process's own */
-#define VM_DRIVES_MAX 8 /* kiln-vmm's VM_MAX_DRIVES */
+#define VM_DRIVES_MAX 8		 /* kiln-vmm's VM_MAX_DRIVES */
 /* image layers + the writable one; more layers are flattened into one */
 #define VM_ROOTFS_DRIVES_MAX 6
 #define KILN_UPPER_NAME	     "kiln-upper.ext4"
@@ -197,6 +202,24 @@ void stdio_drain(struct stdio_set *io, unsigned int ms);
 /* The pty's size to the guest's. */
 void stdio_resize(struct stdio_set *io, struct agent_client *c,
 		  const char *exec_id);
+
+/* ---- the host cgroup (cgroup.c) ---------------------------------------- */
+
+/* Move the calling process into linux.cgroupsPath (made if needed). */
+int cgroup_join(const struct oci_spec *spec, bool systemd,
+		struct kiln_error *err);
+/* Remove it once empty (delete). */
+void cgroup_remove(const struct oci_spec *spec, bool systemd);
+
+/* ---- OCI hooks (hooks.c) ------------------------------------------------ */
+
+/*
+ * Run spec's hooks of one kind with state (the OCI state JSON) on stdin,
+ * in the network namespace host_netns (an fd; -1: ours). A failure is an
+ * error, except for poststart and poststop, which only log it.
+ */
+int hooks_run(const struct oci_spec *spec, enum oci_hook_kind kind,
+	      const char *state, int host_netns, struct kiln_error *err);
 
 /* ---- the pid process and its control socket (supervisor.c, ctl.c) ----- */
 

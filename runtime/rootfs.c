@@ -31,8 +31,8 @@ static const char *image_fstype(int fd)
 {
 	uint8_t b[4];
 
-	if (pread(fd, b, 4, 1024) == 4 &&
-	    (b[0] | b[1] << 8 | b[2] << 16 | (uint32_t)b[3] << 24) == 0xE0F5E1E2u)
+	if (pread(fd, b, 4, 1024) == 4 && (b[0] | b[1] << 8 | b[2] << 16 |
+					   (uint32_t)b[3] << 24) == 0xE0F5E1E2u)
 		return "erofs";
 	if (pread(fd, b, 2, 1080) == 2 && (b[0] | b[1] << 8) == 0xEF53)
 		return "ext4";
@@ -58,7 +58,8 @@ static bool dir_empty(const char *path)
 	if (d == NULL)
 		return true;
 	while (empty && (e = readdir(d)) != NULL)
-		empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+		empty = strcmp(e->d_name, ".") == 0 ||
+			strcmp(e->d_name, "..") == 0;
 	closedir(d);
 	return empty;
 }
@@ -231,9 +232,8 @@ char *rootfs_path(const struct oci_spec *spec, const char *bundle,
 }
 
 int rootfs_plan(struct agent_request *r, const struct oci_spec *spec,
-		const char *rootfs, struct vm_plan *plan,
-		const char *cache_dir, Kiln__Agent__V1__Rootfs *out,
-		struct kiln_error *err)
+		const char *rootfs, struct vm_plan *plan, const char *cache_dir,
+		Kiln__Agent__V1__Rootfs *out, struct kiln_error *err)
 {
 	cleanup_close int fd = open(rootfs, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	char dev[16], *devp;
@@ -261,7 +261,8 @@ int rootfs_plan(struct agent_request *r, const struct oci_spec *spec,
 					      rootfs);
 		out->fstype = (char *)type;
 		/* erofs cannot be written: a writable layer goes on top */
-		out->readonly = spec->root_readonly || strcmp(type, "erofs") == 0;
+		out->readonly = spec->root_readonly ||
+				strcmp(type, "erofs") == 0;
 		return vm_plan_drive(plan, rootfs, out->readonly, err);
 	}
 	if (!S_ISDIR(st.st_mode))

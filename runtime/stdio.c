@@ -122,8 +122,7 @@ void stdio_drain(struct stdio_set *io, unsigned int ms)
 	}
 }
 
-int stdio_pty_open(struct stdio_set *io, int console_fd,
-		   struct kiln_error *err)
+int stdio_pty_open(struct stdio_set *io, int console_fd, struct kiln_error *err)
 {
 	cleanup_close int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	char name[64], cbuf[CMSG_SPACE(sizeof(int))];

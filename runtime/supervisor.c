@@ -38,10 +38,10 @@
 #include "../oci/container.h"
 #include "kiln.h"
 
-#define DRAIN_MS      5000 /* output that may still come after the exit */
-#define SHUTDOWN_MS   3000 /* the guest powering off before SIGKILL */
-#define CALL_TIMEOUT  (30ull * 1000000000)
-#define VM_DIED_EXIT  137
+#define DRAIN_MS     5000 /* output that may still come after the exit */
+#define SHUTDOWN_MS  3000 /* the guest powering off before SIGKILL */
+#define CALL_TIMEOUT (30ull * 1000000000)
+#define VM_DIED_EXIT 137
 
 struct sup {
 	struct sup_args *a;
@@ -51,6 +51,7 @@ struct sup {
 	struct agent_client *agent;
 	int ready_fd;
 	int ctl_fd, sig_fd;
+	int host_netns;	  /* the runtime's, for hooks; -1 */
 	int exit_pipe[2]; /* wait thread -> main: the status, 4 bytes */
 	struct stdio_set io;
 	bool started;
@@ -127,6 +128,22 @@ static __attribute__((noreturn)) void finish(struct sup *s, int status,
 	exit(status & 0xff);
 }
 
+static int run_hooks(struct sup *s, enum oci_hook_kind kind,
+		     struct kiln_error *err)
+{
+	char *state;
+	int res;
+
+	if (s->a->spec->n_hooks[kind] == 0)
+		return 0;
+	state = oci_state_json(&s->st, err);
+	if (state == NULL)
+		return -1;
+	res = hooks_run(s->a->spec, kind, state, s->host_netns, err);
+	free(state);
+	return res;
+}
+
 /* ---- requests from other kiln commands ---------------------------------- */
 
 static int do_start(struct sup *s, struct kiln_error *err)
@@ -137,7 +154,8 @@ static int do_start(struct sup *s, struct kiln_error *err)
 
 	if (s->started)
 		return kiln_error_set(err, 0, "container already started");
-	if (agent_start(s->agent, KILN_GUEST_ID, &pid, err) < 0)
+	if (run_hooks(s, OCI_HOOK_START_CONTAINER, err) < 0 ||
+	    agent_start(s->agent, KILN_GUEST_ID, &pid, err) < 0)
 		return -1;
 	s->started = true;
 	e = pthread_create(&t, NULL, wait_main, s);
@@ -145,9 +163,9 @@ static int do_start(struct sup *s, struct kiln_error *err)
 		return kiln_error_set(err, e, "wait thread");
 	pthread_detach(t);
 	stdio_resize(&s->io, s->agent, "");
-	return save(s, CONTAINER_RUNNING) < 0
-		       ? kiln_error_set(err, errno, "write state")
-		       : 0;
+	if (save(s, CONTAINER_RUNNING) < 0)
+		return kiln_error_set(err, errno, "write state");
+	return run_hooks(s, OCI_HOOK_POSTSTART, err);
 }
 
 /* Before start the init has not run: a signal that would end it ends
@@ -180,8 +198,8 @@ static void ctl_serve(struct sup *s)
 
 	if (c < 0)
 		return;
-	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO,
-		   &(struct timeval){ .tv_sec = 5 }, sizeof(struct timeval));
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = 5 },
+		   sizeof(struct timeval));
 	/* the whole line, or the close would reset what is unread */
 	for (got = 0; got < sizeof(line) - 1 && !memchr(line, '\n', got);
 	     got += (size_t)n) {
@@ -319,8 +337,8 @@ static int agent_up(struct sup *s, struct kiln_error *err)
 	for (;;) {
 		int status;
 
-		s->agent = agent_client_connect(VM_VSOCK, agent_deadline_ms(500),
-						CALL_TIMEOUT, err);
+		s->agent = agent_client_connect(
+			VM_VSOCK, agent_deadline_ms(500), CALL_TIMEOUT, err);
 		if (s->agent != NULL)
 			return 0;
 		if (waitpid(s->vm.pid, &status, WNOHANG) == s->vm.pid) {
@@ -374,6 +392,12 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	req.rootfs = &rootfs;
 	req.hostname = spec->hostname != NULL ? spec->hostname : "";
 	req.readonly_rootfs = spec->root_readonly;
+	if (spec->linux_ != NULL) {
+		req.masked_paths = spec->linux_->masked_paths;
+		req.n_masked_paths = spec->linux_->n_masked_paths;
+		req.readonly_paths = spec->linux_->readonly_paths;
+		req.n_readonly_paths = spec->linux_->n_readonly_paths;
+	}
 	res = agent_create_container(s->agent, &req, err);
 out:
 	agent_request_free(&r);
@@ -398,7 +422,15 @@ static int setup(struct sup *s, struct kiln_error *err)
 		return kiln_error_set(err, errno, "signalfd");
 	if (stdio_init(&s->io, err) < 0)
 		return -1;
+	s->host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (enter_netns(s->a->spec, err) < 0 || ctl_listen(s, err) < 0)
+		return -1;
+	if (cgroup_join(s->a->spec, s->a->cli->systemd_cgroup, err) < 0)
+		return -1;
+	save(s, CONTAINER_CREATING);
+	if (run_hooks(s, OCI_HOOK_PRESTART, err) < 0 ||
+	    run_hooks(s, OCI_HOOK_CREATE_RUNTIME, err) < 0 ||
+	    run_hooks(s, OCI_HOOK_CREATE_CONTAINER, err) < 0)
 		return -1;
 	if (p->terminal && s->a->console_fd >= 0) {
 		if (stdio_pty_open(&s->io, s->a->console_fd, err) < 0)
@@ -417,8 +449,11 @@ static int setup(struct sup *s, struct kiln_error *err)
 static __attribute__((noreturn)) void supervise(struct sup_args *a,
 						int ready_fd)
 {
-	struct sup s = { .a = a, .ready_fd = ready_fd, .ctl_fd = -1,
-			 .sig_fd = -1 };
+	struct sup s = { .a = a,
+			 .ready_fd = ready_fd,
+			 .ctl_fd = -1,
+			 .sig_fd = -1,
+			 .host_netns = -1 };
 	struct kiln_error err = { 0 };
 
 	/* stderr is the container's now: our own log goes beside the VM's */
@@ -490,8 +525,9 @@ pid_t supervisor_spawn(struct sup_args *a, struct kiln_error *err)
 	if (strncmp(line, "err ", 4) == 0)
 		kiln_error_set(err, 0, "%s", line + 4);
 	else
-		kiln_error_set(err, 0, "the pid process ended before the "
-				       "container was created");
+		kiln_error_set(err, 0,
+			       "the pid process ended before the "
+			       "container was created");
 	/* it exits after saying so; reap it unless a subreaper will */
 	waitpid(pid, NULL, 0);
 	return -1;

@@ -337,7 +337,7 @@ c["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": "'"$T
 # emulated test bed; KILN_CONCURRENT raises it.)
 test_kiln_concurrent_create_delete() {
 	kiln_reset
-	n=${KILN_CONCURRENT:-8}
+	n=${KILN_CONCURRENT:-6}
 	kiln_bundle "$T/b" 'exec sleep 1000' || return 1
 	for i in $(seq "$n"); do
 		( "$KILN" --root "$KROOT" create --bundle "$T/b" "cc$i" </dev/null >"$T/cc$i.out" 2>&1 &&
@@ -349,5 +349,36 @@ test_kiln_concurrent_create_delete() {
 	bad=$(grep -l failed "$T"/cc*.out)
 	[ -z "$bad" ] || { fail "failed: $(cat $bad | head -n 10)"; return 1; }
 	echo "    $n containers created, started and deleted at once"
+	kiln_nothing_left
+}
+
+# Every OCI hook runs once, in order, with the state on stdin; the
+# prestart hook sees the pid process in a network namespace of its own.
+test_kiln_hooks() {
+	kiln_reset
+	cat >"$T/hook.sh" <<'SH'
+#!/bin/sh
+state=$(cat)
+pid=$(echo "$state" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+status=$(echo "$state" | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')
+netns=same
+[ "$pid" -gt 0 ] 2>/dev/null && [ "$(readlink /proc/$pid/ns/net)" != "$(readlink /proc/self/ns/net)" ] && netns=own
+echo "$1 $status $netns" >>"$2"
+SH
+	chmod +x "$T/hook.sh"
+	: >"$T/hooks.log"
+	KB_EDIT='c["hooks"] = {k: [{"path": "'"$T/hook.sh"'", "args": ["hook.sh", k, "'"$T/hooks.log"'"]}] for k in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]}' \
+		kiln_bundle "$T/b" 'echo ran' || return 1
+	rc=0
+	timeout -k 5 180 "$KILN" --root "$KROOT" run --bundle "$T/b" h1 </dev/null >"$T/kout" 2>"$T/kerr" || rc=$?
+	[ "$rc" = 0 ] || { kiln_fail "run with hooks exited $rc"; return 1; }
+	printf '%s\n' "prestart creating own" "createRuntime creating own" "createContainer creating own" \
+		"startContainer created own" "poststart running own" "poststop stopped same" |
+		cmp -s - "$T/hooks.log" || { fail "hooks ran as:"; sed 's/^/      | /' "$T/hooks.log"; return 1; }
+	# a failing prestart hook fails create, and leaves nothing
+	KB_EDIT='c["hooks"] = {"prestart": [{"path": "/bin/false"}]}' kiln_bundle "$T/b" 'true' || return 1
+	kiln create --bundle "$T/b" h2
+	[ "$krc" != 0 ] && grep -q "hooks.prestart\[0\]" "$T/kerr" ||
+		{ kiln_fail "a failing prestart hook did not fail create by name"; return 1; }
 	kiln_nothing_left
 }
