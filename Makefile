@@ -263,11 +263,10 @@ bench: all guest
 	test/bench/api --boot
 	hack/testbed test/bench/agent
 
+# One container in a microVM: kiln run of a busybox bundle (hack/demo.sh).
 demo: deps
 	$(MAKE) all guest
-	hack/testbed $(B)/kiln-vmm --kernel $(GUEST)/vmlinux \
-		--initrd $(GUEST)/initramfs --vcpus 2 --mem 256 \
-		--cmdline "console=ttyS0 reboot=k panic=1 quiet"
+	hack/testbed hack/demo.sh
 
 clean:
 	rm -rf $(B)

@@ -116,6 +116,10 @@ struct ctr {
 	int oom_wd;
 	uint64_t oom_kills;
 	bool overlay;
+	/* what mount_rootfs and mount_files_write mounted, for removal */
+	size_t nlayers; /* <dir>/l<i> */
+	bool upper_dev; /* <dir>/rw is an ext4 device */
+	bool files;	/* <dir>/files */
 };
 
 extern pthread_mutex_t ctr_lock;

@@ -513,6 +513,8 @@ int ctr_create(const Kiln__Agent__V1__CreateContainerRequest *req,
 	if (res == 0)
 		res = mount_rootfs(c, req->rootfs, err);
 	if (res == 0)
+		res = mount_files_write(c, &plan, err);
+	if (res == 0)
 		res = spawn_init(c, &plan, err);
 	if (res == 0)
 		res = resolve_init_user(c, err);

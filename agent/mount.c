@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A container's rootfs and mounts; see mount.h. */
+/* The mount plan, rootfs checks and the init child's mounts; see mount.h. */
 #include "mount.h"
 
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -22,6 +23,51 @@
 #include "../lib/log.h"
 
 #define INVALID(...) AGENT_FAIL(err, TTRPC_INVALID_ARGUMENT, 0, __VA_ARGS__)
+
+/* masked_paths or readonly_paths: bounded, each absolute and inside */
+static int check_paths(const char *what, char *const *paths, size_t n,
+		       const char *root, struct kiln_error *err)
+{
+	if (n > MOUNT_PATHS_MAX)
+		return INVALID("more than %d %s", MOUNT_PATHS_MAX, what);
+	for (size_t i = 0; i < n; i++) {
+		char name[48];
+
+		snprintf(name, sizeof(name), "%s[%zu]", what, i);
+		if (spec_check_path(name, paths[i], err) < 0)
+			return -TTRPC_INVALID_ARGUMENT;
+		if (strlen(root) + strlen(paths[i]) >= PATH_MAX)
+			return INVALID("%s too long", name);
+	}
+	return 0;
+}
+
+/* A file carried in: bounded, then the bind of a file of our own. */
+static int plan_file(struct mount_plan *plan, const char *dir, size_t i,
+		     const Kiln__Agent__V1__Mount *m, struct kiln_error *err)
+{
+	struct mount_one *o = &plan->mounts[i];
+
+	/* client-controlled: sizes bounded per file and per request */
+	if (!o->opts.bind)
+		return INVALID("mount %s: data needs a bind mount",
+			       m->destination);
+	if (m->data.len > MOUNT_FILE_MAX)
+		return INVALID("mount %s: data of %zu bytes, more than %u",
+			       m->destination, m->data.len, MOUNT_FILE_MAX);
+	if (m->data.len > MOUNT_FILES_TOTAL_MAX - plan->files_size)
+		return INVALID("mount %s: the request's files come to more "
+			       "than %u bytes",
+			       m->destination, MOUNT_FILES_TOTAL_MAX);
+	plan->files_size += m->data.len;
+	plan->nfiles++;
+	o->data = m->data.data != NULL ? m->data.data : (const uint8_t *)"";
+	o->len = m->data.len;
+	o->mode = m->file_mode != 0 ? (mode_t)(m->file_mode & 07777) : 0644;
+	snprintf(o->file, sizeof(o->file), "%s/files/%zu", dir, i);
+	o->source = o->file;
+	return 0;
+}
 
 int mount_plan_init(struct mount_plan *plan, const char *dir,
 		    const Kiln__Agent__V1__CreateContainerRequest *req,
@@ -37,6 +83,15 @@ int mount_plan_init(struct mount_plan *plan, const char *dir,
 		plan->hostname = req->hostname;
 	}
 	/* client-controlled: counts, paths and types bounded */
+	if (check_paths("masked_paths", req->masked_paths, req->n_masked_paths,
+			plan->root, err) < 0 ||
+	    check_paths("readonly_paths", req->readonly_paths,
+			req->n_readonly_paths, plan->root, err) < 0)
+		return -TTRPC_INVALID_ARGUMENT;
+	plan->masked = req->masked_paths;
+	plan->nmasked = req->n_masked_paths;
+	plan->ro_paths = req->readonly_paths;
+	plan->nro_paths = req->n_readonly_paths;
 	if (req->n_mounts > MOUNTS_MAX)
 		return INVALID("more than %d mounts", MOUNTS_MAX);
 	if (req->n_mounts == 0)
@@ -64,12 +119,16 @@ int mount_plan_init(struct mount_plan *plan, const char *dir,
 			o->opts.bind = true;
 		if (!o->opts.bind && m->type[0] == '\0')
 			return INVALID("mount %s: no type", m->destination);
-		if (o->opts.bind && m->source[0] != '/')
-			return INVALID("bind mount %s: source is not absolute",
-				       m->destination);
 		o->source = m->source;
 		o->destination = m->destination;
 		o->type = m->type;
+		if (m->has_data) {
+			if (plan_file(plan, dir, i, m, err) < 0)
+				return -TTRPC_INVALID_ARGUMENT;
+		} else if (o->opts.bind && m->source[0] != '/') {
+			return INVALID("bind mount %s: source is not absolute",
+				       m->destination);
+		}
 		plan->nmounts++;
 	}
 	return 0;
@@ -81,131 +140,109 @@ void mount_plan_free(struct mount_plan *plan)
 	plan->mounts = NULL;
 }
 
-/* ---- the rootfs, in the agent ----------------------------------------- */
+/* ---- the rootfs: what mount_rootfs checks first ----------------------- */
 
-static int wait_device(const char *dev, struct kiln_error *err)
+static bool one_of(const char *s, const char *const *names, size_t n)
 {
-	struct stat st;
-
-	/* hot-plugged drives appear through devtmpfs a little later */
-	for (int i = 0; i < 200; i++) {
-		if (stat(dev, &st) == 0) {
-			if (!S_ISBLK(st.st_mode))
-				return AGENT_FAIL(err, TTRPC_INVALID_ARGUMENT,
-						  0,
-						  "rootfs device `%s` is not a "
-						  "block device",
-						  dev);
-			return 0;
-		}
-		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
-	}
-	return AGENT_FAIL(err, TTRPC_NOT_FOUND, 0,
-			  "rootfs device `%s` did not appear in 2 s", dev);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return true;
+	return false;
 }
 
-static int mkdir_in(const char *dir, const char *name, char *out, size_t len)
+static int check_device(const char *what, const char *dev,
+			struct kiln_error *err)
 {
-	snprintf(out, len, "%s/%s", dir, name);
-	if (mkdir(out, 0755) < 0 && errno != EEXIST)
-		return -1;
+	if (spec_check_path(what, dev, err) < 0)
+		return -TTRPC_INVALID_ARGUMENT;
+	if (strncmp(dev, "/dev/", 5) != 0)
+		return INVALID("%s `%s` is not under /dev", what, dev);
 	return 0;
 }
 
-int mount_rootfs(struct ctr *c, const Kiln__Agent__V1__Rootfs *r,
-		 struct kiln_error *err)
+static int check_layers(const Kiln__Agent__V1__Rootfs *r,
+			struct kiln_error *err)
+{
+	static const char *const types[] = { "erofs", "ext4" };
+	const char *upper = r->upper_device;
+
+	if (r->device != NULL && r->device[0] != '\0')
+		return INVALID("rootfs.device must be empty when "
+			       "rootfs.layers is set");
+	if (r->n_options != 0)
+		return INVALID("rootfs.options: not with rootfs.layers");
+	if (r->n_layers > MOUNT_LAYERS_MAX)
+		return INVALID("rootfs.layers: more than %d", MOUNT_LAYERS_MAX);
+	for (size_t i = 0; i < r->n_layers; i++) {
+		const Kiln__Agent__V1__Layer *l = r->layers[i];
+		char what[48];
+
+		snprintf(what, sizeof(what), "rootfs.layers[%zu].device", i);
+		if (check_device(what, l->device, err) < 0)
+			return -TTRPC_INVALID_ARGUMENT;
+		if (!one_of(l->fstype, types, ARRAY_SIZE(types)))
+			return INVALID("rootfs.layers[%zu].fstype must be "
+				       "erofs or ext4",
+				       i);
+		/* the writable layer is never also a read-only one */
+		if (upper != NULL && strcmp(upper, l->device) == 0)
+			return INVALID("rootfs.upper_device `%s` is also "
+				       "rootfs.layers[%zu]",
+				       l->device, i);
+	}
+	if (upper != NULL && upper[0] != '\0' &&
+	    check_device("rootfs.upper_device", upper, err) < 0)
+		return -TTRPC_INVALID_ARGUMENT;
+	return 0;
+}
+
+int mount_rootfs_check(const Kiln__Agent__V1__Rootfs *r,
+		       struct spec_mount_opts *o, struct kiln_error *err)
 {
 	static const char *const types[] = { "ext4", "erofs", "ext2", "ext3",
 					     "squashfs" };
-	struct spec_mount_opts o;
-	char root[160], lower[160], rw[160], upper[200], work[200];
-	char data[3 * 200 + 64];
-	bool known = false;
-	int res;
 
+	memset(o, 0, sizeof(*o));
+	/* client-controlled: every field bounded before any is used */
 	if (r == NULL)
 		return INVALID("rootfs is missing");
-	if (spec_check_path("rootfs.device", r->device, err) < 0)
+	if (r->n_layers != 0)
+		return check_layers(r, err);
+	if (r->upper_device != NULL && r->upper_device[0] != '\0')
+		return INVALID("rootfs.upper_device needs rootfs.layers");
+	if (check_device("rootfs.device", r->device, err) < 0)
 		return -TTRPC_INVALID_ARGUMENT;
-	if (strncmp(r->device, "/dev/", 5) != 0)
-		return INVALID("rootfs.device `%s` is not under /dev",
-			       r->device);
-	for (size_t i = 0; i < ARRAY_SIZE(types); i++)
-		known = known || strcmp(r->fstype, types[i]) == 0;
-	if (!known)
+	if (!one_of(r->fstype, types, ARRAY_SIZE(types)))
 		return INVALID("rootfs.fstype must be ext4 or erofs");
-	if (spec_mount_opts_parse(r->options, r->n_options, &o, err) < 0)
+	if (spec_mount_opts_parse(r->options, r->n_options, o, err) < 0)
 		return kiln_error_wrap(err, "rootfs"), -TTRPC_INVALID_ARGUMENT;
-	if (o.bind)
+	if (o->bind)
 		return INVALID("rootfs.options: no bind");
-	res = wait_device(r->device, err);
-	if (res < 0)
-		return res;
-	if (mkdir_in(c->dir, "rootfs", root, sizeof(root)) < 0)
-		return AGENT_FAIL(err, TTRPC_INTERNAL, errno, "mkdir `%s`",
-				  root);
-	if (!r->readonly) {
-		if (mount(r->device, root, r->fstype, o.flags,
-			  o.data[0] ? o.data : NULL) < 0)
-			return AGENT_FAIL(err, TTRPC_INTERNAL, errno,
-					  "mount %s (%s) on %s", r->device,
-					  r->fstype, root);
-		return 0;
-	}
-	if (mkdir_in(c->dir, "lower", lower, sizeof(lower)) < 0 ||
-	    mkdir_in(c->dir, "rw", rw, sizeof(rw)) < 0)
-		return AGENT_FAIL(err, TTRPC_INTERNAL, errno, "mkdir in `%s`",
-				  c->dir);
-	if (mount(r->device, lower, r->fstype, o.flags | MS_RDONLY,
-		  o.data[0] ? o.data : NULL) < 0)
-		return AGENT_FAIL(err, TTRPC_INTERNAL, errno,
-				  "mount %s (%s) read-only on %s", r->device,
-				  r->fstype, lower);
-	if (mount("tmpfs", rw, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") <
-	    0) {
-		res = errno;
-		umount2(lower, MNT_DETACH);
-		return AGENT_FAIL(err, TTRPC_INTERNAL, res, "mount tmpfs on %s",
-				  rw);
-	}
-	c->overlay = true;
-	if (mkdir_in(rw, "upper", upper, sizeof(upper)) < 0 ||
-	    mkdir_in(rw, "work", work, sizeof(work)) < 0)
-		return AGENT_FAIL(err, TTRPC_INTERNAL, errno, "mkdir in `%s`",
-				  rw);
-	snprintf(data, sizeof(data), "lowerdir=%s,upperdir=%s,workdir=%s",
-		 lower, upper, work);
-	if (mount("overlay", root, "overlay", 0, data) < 0)
-		return AGENT_FAIL(err, TTRPC_INTERNAL, errno,
-				  "mount overlay on %s", root);
 	return 0;
 }
 
-static void rm_dir(const char *dir, const char *name)
+int mount_overlay_data(char *data, size_t size, const char *dir, size_t n,
+		       const int *fds, const char *upper, const char *work)
 {
-	char path[200];
+	size_t used = 0;
+	int w = snprintf(data, size, "lowerdir=");
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
-		log_warn("umount %s: %m", path);
-	if (rmdir(path) < 0 && errno != ENOENT)
-		log_warn("rmdir %s: %m", path);
-}
-
-void mount_rootfs_remove(struct ctr *c)
-{
-	rm_dir(c->dir, "rootfs");
-	rm_dir(c->dir, "lower");
-	if (c->overlay) {
-		char rw[200];
-
-		snprintf(rw, sizeof(rw), "%s/rw", c->dir);
-		if (umount2(rw, MNT_DETACH) < 0 && errno != EINVAL)
-			log_warn("umount %s: %m", rw);
+	for (size_t i = 0;; i++) {
+		if (w < 0 || (used += (size_t)w) >= size)
+			return -1;
+		if (i == n)
+			break;
+		if (fds != NULL)
+			w = snprintf(data + used, size - used,
+				     "%s/proc/self/fd/%d", i ? ":" : "",
+				     fds[i]);
+		else
+			w = snprintf(data + used, size - used, "%s%s/l%zu",
+				     i ? ":" : "", dir, i);
 	}
-	rm_dir(c->dir, "rw");
-	if (rmdir(c->dir) < 0 && errno != ENOENT)
-		log_warn("rmdir %s: %m", c->dir);
+	w = snprintf(data + used, size - used, ",upperdir=%s,workdir=%s", upper,
+		     work);
+	return w < 0 || used + (size_t)w >= size ? -1 : 0;
 }
 
 /* ---- in the init child: no malloc ------------------------------------- */
@@ -552,6 +589,96 @@ static int mount_request(int rootfd, const struct mount_one *m, int report)
 	return 0;
 }
 
+/* a path the runtime names that the image lacks is not an error (runc) */
+static bool path_missing(int e)
+{
+	return e == ENOENT || e == ENOTDIR;
+}
+
+/* what a read-only remount of a bind must keep: the flags it had */
+static unsigned long statfs_mount_flags(unsigned long f)
+{
+	static const struct {
+		unsigned long st, ms;
+	} map[] = {
+		{ ST_NOSUID, MS_NOSUID },	  { ST_NODEV, MS_NODEV },
+		{ ST_NOEXEC, MS_NOEXEC },	  { ST_NOATIME, MS_NOATIME },
+		{ ST_NODIRATIME, MS_NODIRATIME }, { ST_RELATIME, MS_RELATIME },
+	};
+	unsigned long ms = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		if (f & map[i].st)
+			ms |= map[i].ms;
+	return ms;
+}
+
+/* readonlyPaths: bound onto itself, then that bind made read-only */
+static int path_readonly(int rootfd, const char *p, int report)
+{
+	cleanup_close int fd = mount_resolve(rootfd, p, MOUNT_OPEN);
+	cleanup_close int top = -1;
+	char path[32];
+	struct statfs sf;
+
+	if (fd < 0 && path_missing(errno))
+		return 0;
+	if (fd < 0) {
+		proc_report(report, TTRPC_INTERNAL, errno,
+			    "readonly path %s: resolve in the rootfs", p);
+		return -1;
+	}
+	fd_path(path, sizeof(path), fd);
+	if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+		proc_report(report, TTRPC_INTERNAL, errno,
+			    "readonly path %s: bind onto itself", p);
+		return -1;
+	}
+	/* a fresh lookup crosses onto the bind just made */
+	top = mount_resolve(rootfd, p, MOUNT_OPEN);
+	if (top >= 0 && fstatfs(top, &sf) == 0) {
+		fd_path(path, sizeof(path), top);
+		if (mount(NULL, path, NULL,
+			  MS_BIND | MS_REMOUNT | MS_RDONLY |
+				  statfs_mount_flags(sf.f_flags),
+			  NULL) == 0)
+			return 0;
+	}
+	proc_report(report, TTRPC_INTERNAL, errno,
+		    "readonly path %s: make it read-only", p);
+	return -1;
+}
+
+/* maskedPaths: /dev/null over a file, an empty read-only tmpfs over a
+ * directory */
+static int path_mask(int rootfd, const char *p, int report)
+{
+	cleanup_close int fd = mount_resolve(rootfd, p, MOUNT_OPEN);
+	char path[32];
+	struct stat st;
+	int r;
+
+	if (fd < 0 && path_missing(errno))
+		return 0;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		proc_report(report, TTRPC_INTERNAL, errno,
+			    "masked path %s: resolve in the rootfs", p);
+		return -1;
+	}
+	fd_path(path, sizeof(path), fd);
+	if (S_ISDIR(st.st_mode))
+		r = mount("tmpfs", path, "tmpfs",
+			  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "size=4k,mode=0755");
+	else
+		r = mount("/dev/null", path, NULL, MS_BIND, NULL);
+	if (r < 0) {
+		proc_report(report, TTRPC_INTERNAL, errno, "mask %s", p);
+		return -1;
+	}
+	return 0;
+}
+
 static int enter_root(const struct mount_plan *plan, int report)
 {
 	if (chdir(plan->root) < 0) {
@@ -602,6 +729,13 @@ static int mount_all(const struct mount_plan *plan, int report)
 		return -1;
 	for (size_t i = 0; i < plan->nmounts; i++)
 		if (mount_request(rootfd, &plan->mounts[i], report) < 0)
+			return -1;
+	/* after the mounts, read-only before masked, as runc does */
+	for (size_t i = 0; i < plan->nro_paths; i++)
+		if (path_readonly(rootfd, plan->ro_paths[i], report) < 0)
+			return -1;
+	for (size_t i = 0; i < plan->nmasked; i++)
+		if (path_mask(rootfd, plan->masked[i], report) < 0)
 			return -1;
 	return 0;
 }

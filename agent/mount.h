@@ -7,6 +7,7 @@
 #ifndef KILN_AGENT_MOUNT_H
 #define KILN_AGENT_MOUNT_H
 
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "agent.h"
@@ -14,6 +15,12 @@
 struct mount_one {
 	const char *source, *destination, *type; /* into the request */
 	struct spec_mount_opts opts;
+	/* a file carried in (Mount.has_data): written to file, which is
+	 * then the bind's source */
+	const uint8_t *data; /* into the request; NULL: none */
+	size_t len;
+	mode_t mode;
+	char file[128]; /* <dir>/files/<index> */
 };
 
 /* Everything the init child needs, checked before the clone. */
@@ -21,11 +28,22 @@ struct mount_plan {
 	char root[160]; /* /run/kiln/c/<id>/rootfs */
 	struct mount_one *mounts;
 	size_t nmounts;
+	size_t nfiles;	   /* mounts with data */
+	size_t files_size; /* their bytes */
 	bool readonly;
 	const char *hostname; /* NULL: keep the guest's */
+	char *const *masked;  /* into the request */
+	size_t nmasked;
+	char *const *ro_paths; /* into the request */
+	size_t nro_paths;
 };
 
-#define MOUNTS_MAX 128
+#define MOUNTS_MAX	 128
+#define MOUNT_PATHS_MAX	 128 /* masked_paths, readonly_paths: each */
+#define MOUNT_LAYERS_MAX 64
+#define MOUNT_FILE_MAX	 (1u << 20)
+/* every file of one request; a ttrpc message is at most 4 MiB */
+#define MOUNT_FILES_TOTAL_MAX (3u << 20)
 
 /* Check the request's mounts and hostname into plan (mounts malloc'd). */
 int mount_plan_init(struct mount_plan *plan, const char *dir,
@@ -33,10 +51,40 @@ int mount_plan_init(struct mount_plan *plan, const char *dir,
 		    struct kiln_error *err);
 void mount_plan_free(struct mount_plan *plan);
 
-/* Mount the rootfs device at <dir>/rootfs (sets c->overlay). */
+/*
+ * What mount_rootfs checks before it touches anything: the fields, the
+ * devices' names (not whether they exist), the fstypes, the options
+ * (into *o). No system call.
+ */
+int mount_rootfs_check(const Kiln__Agent__V1__Rootfs *r,
+		       struct spec_mount_opts *o, struct kiln_error *err);
+
+/*
+ * overlayfs's options for layers <dir>/l0 (the top) .. l<n-1> over
+ * upper and work: "lowerdir=A:B...,upperdir=U,workdir=W" into data of
+ * size bytes; with fds, each layer i is /proc/self/fd/<fds[i]> instead
+ * (overlayfs resolves it when it mounts). -1 when it does not fit.
+ */
+int mount_overlay_data(char *data, size_t size, const char *dir, size_t n,
+		       const int *fds, const char *upper, const char *work);
+
+/* ---- rootfs.c: in the agent, before the init is cloned ---- */
+
+/*
+ * Mount the rootfs at <dir>/rootfs: one device, or (readonly) the device
+ * under a tmpfs overlay, or layers stacked under an ext4 or tmpfs upper.
+ * On failure nothing it mounted is left mounted.
+ */
 int mount_rootfs(struct ctr *c, const Kiln__Agent__V1__Rootfs *r,
 		 struct kiln_error *err);
-/* Undo mount_rootfs and remove <dir>; best effort, logs what is left. */
+/*
+ * Write the plan's carried-in files into a tmpfs at <dir>/files (only
+ * when there are any); mount_rootfs_remove undoes it.
+ */
+int mount_files_write(struct ctr *c, struct mount_plan *plan,
+		      struct kiln_error *err);
+/* Undo mount_rootfs and mount_files_write and remove <dir>; best effort,
+ * logs what is left. */
 void mount_rootfs_remove(struct ctr *c);
 
 enum mount_create {
@@ -68,8 +116,8 @@ int mount_open_in_root(int rootfd, const char *path, int flags, mode_t type,
 		       dev_t rdev, struct stat *st, struct kiln_error *err);
 /*
  * In the init child, in its new mount namespace: make every mount
- * private, mount the defaults and plan's mounts under the root,
- * pivot_root into it, set the hostname. Reports on `report` and returns
+ * private, mount the defaults and plan's mounts under the root, then its
+ * read-only and masked paths, pivot_root into it, set the hostname. Reports on `report` and returns
  * -1 on failure. No malloc.
  */
 int mount_setup_child(const struct mount_plan *plan, int report);

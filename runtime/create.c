@@ -251,7 +251,7 @@ int verb_run(const struct kiln_cli *cli, int argc, char **argv,
 	{
 		struct kiln_error ignored = { 0 };
 
-		oci_state_dir_remove(cli->root, o.id, &ignored);
+		container_remove(cli, o.id, true, &ignored);
 	}
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -28,32 +29,43 @@ static void kill_gone(pid_t pid, uint64_t start)
 		usleep(10000);
 }
 
-int verb_delete(const struct kiln_cli *cli, int argc, char **argv,
-		struct kiln_error *err)
+/* The bundle's poststop hooks and its host cgroup, if it still has the
+ * config that names them. */
+static void poststop(const struct kiln_cli *cli, struct container_state *s)
+{
+	struct kiln_error err = { 0 };
+	struct oci_spec *spec = oci_spec_load(s->bundle, &err);
+	char *state;
+
+	if (spec != NULL)
+		cgroup_remove(spec, cli->systemd_cgroup);
+	if (spec == NULL || spec->n_hooks[OCI_HOOK_POSTSTOP] == 0) {
+		oci_spec_free(spec);
+		return;
+	}
+	s->status = CONTAINER_STOPPED;
+	state = oci_state_json(s, &err);
+	if (state != NULL)
+		hooks_run(spec, OCI_HOOK_POSTSTOP, state, -1, &err);
+	free(state);
+	oci_spec_free(spec);
+}
+
+int container_remove(const struct kiln_cli *cli, const char *id, bool force,
+		     struct kiln_error *err)
 {
 	struct container_state s;
 	struct kiln_error missing = { 0 };
-	bool force = false;
-	int i = 1, fd;
 	enum container_status st;
+	int fd;
 
-	for (; i < argc && argv[i][0] == '-'; i++)
-		if (!cli_bool(argv, i, "force", &force) &&
-		    !cli_bool(argv, i, "f", &force))
-			return kiln_error_set(err, 0,
-					      "delete: unknown flag %s",
-					      argv[i]),
-			       1;
-	if (argc - i != 1)
-		return kiln_error_set(err, 0, "usage: kiln delete [--force] ID"),
-		       1;
-	fd = container_open(cli, argv[i], &s, &missing);
+	fd = container_open(cli, id, &s, &missing);
 	if (fd < 0) {
 		/* runc: --force on a container that is not there is done */
 		if (force && missing.errnum == ENOENT)
 			return 0;
 		*err = missing;
-		return 1;
+		return -1;
 	}
 	close(fd);
 	st = container_status_now(&s);
@@ -61,12 +73,32 @@ int verb_delete(const struct kiln_cli *cli, int argc, char **argv,
 		kiln_error_set(err, 0,
 			       "cannot delete container `%s` that is %s "
 			       "(use --force)",
-			       argv[i], container_status_names[st]);
+			       id, container_status_names[st]);
 		container_state_clear(&s);
-		return 1;
+		return -1;
 	}
 	kill_gone(s.pid, s.pid_start);
 	kill_gone(s.vmm_pid, s.vmm_start);
+	poststop(cli, &s);
 	container_state_clear(&s);
-	return oci_state_dir_remove(cli->root, argv[i], err) < 0 ? 1 : 0;
+	return oci_state_dir_remove(cli->root, id, err);
+}
+
+int verb_delete(const struct kiln_cli *cli, int argc, char **argv,
+		struct kiln_error *err)
+{
+	bool force = false;
+	int i = 1;
+
+	for (; i < argc && argv[i][0] == '-'; i++)
+		if (!cli_bool(argv, i, "force", &force) &&
+		    !cli_bool(argv, i, "f", &force))
+			return kiln_error_set(err, 0, "delete: unknown flag %s",
+					      argv[i]),
+			       1;
+	if (argc - i != 1)
+		return kiln_error_set(err, 0,
+				      "usage: kiln delete [--force] ID"),
+		       1;
+	return container_remove(cli, argv[i], force, err) < 0 ? 1 : 0;
 }

@@ -15,16 +15,16 @@ static const struct {
 	const char *name;
 	int sig;
 } names[] = {
-	{ "HUP", SIGHUP },   { "INT", SIGINT },	    { "QUIT", SIGQUIT },
-	{ "ILL", SIGILL },   { "TRAP", SIGTRAP },   { "ABRT", SIGABRT },
-	{ "IOT", SIGIOT },   { "BUS", SIGBUS },	    { "FPE", SIGFPE },
-	{ "KILL", SIGKILL }, { "USR1", SIGUSR1 },   { "SEGV", SIGSEGV },
-	{ "USR2", SIGUSR2 }, { "PIPE", SIGPIPE },   { "ALRM", SIGALRM },
+	{ "HUP", SIGHUP },   { "INT", SIGINT },	      { "QUIT", SIGQUIT },
+	{ "ILL", SIGILL },   { "TRAP", SIGTRAP },     { "ABRT", SIGABRT },
+	{ "IOT", SIGIOT },   { "BUS", SIGBUS },	      { "FPE", SIGFPE },
+	{ "KILL", SIGKILL }, { "USR1", SIGUSR1 },     { "SEGV", SIGSEGV },
+	{ "USR2", SIGUSR2 }, { "PIPE", SIGPIPE },     { "ALRM", SIGALRM },
 	{ "TERM", SIGTERM }, { "STKFLT", SIGSTKFLT }, { "CHLD", SIGCHLD },
-	{ "CONT", SIGCONT }, { "STOP", SIGSTOP },   { "TSTP", SIGTSTP },
-	{ "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },   { "URG", SIGURG },
-	{ "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },   { "VTALRM", SIGVTALRM },
-	{ "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "IO", SIGIO },
+	{ "CONT", SIGCONT }, { "STOP", SIGSTOP },     { "TSTP", SIGTSTP },
+	{ "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },     { "URG", SIGURG },
+	{ "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },     { "VTALRM", SIGVTALRM },
+	{ "PROF", SIGPROF }, { "WINCH", SIGWINCH },   { "IO", SIGIO },
 	{ "PWR", SIGPWR },   { "SYS", SIGSYS },
 };
 
@@ -77,8 +77,9 @@ int verb_kill(const struct kiln_cli *cli, int argc, char **argv,
 	container_state_clear(&s);
 	if (st != CONTAINER_CREATED && st != CONTAINER_RUNNING &&
 	    st != CONTAINER_PAUSED)
-		return kiln_error_set(err, 0, "container `%s` is %s: nothing "
-					      "to signal",
+		return kiln_error_set(err, 0,
+				      "container `%s` is %s: nothing "
+				      "to signal",
 				      argv[i], container_status_names[st]),
 		       1;
 	snprintf(req, sizeof(req), "kill %d %d", sig, all ? 1 : 0);

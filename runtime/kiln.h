@@ -81,6 +81,11 @@ struct container_state;
 int container_open(const struct kiln_cli *cli, const char *id,
 		   struct container_state *s, struct kiln_error *err);
 
+/* delete: whatever is left of the container killed, poststop hooks run,
+ * its state gone. Not while it runs unless force. */
+int container_remove(const struct kiln_cli *cli, const char *id, bool force,
+		     struct kiln_error *err);
+
 /* "KILL", "SIGKILL" or "9"; -1 with err. */
 int cli_signal(const char *s, struct kiln_error *err);
 
@@ -108,7 +113,11 @@ void vm_config_clear(struct vm_config *c);
 #define VM_VSOCK      "vsock.sock"
 #define VM_LOG	      "vmm.log"
 #define VM_LOG_SUP    "kiln.log" /* the pid process's own */
-#define VM_DRIVES_MAX 16
+#define VM_DRIVES_MAX 8		 /* kiln-vmm's VM_MAX_DRIVES */
+/* image layers + the writable one; more layers are flattened into one */
+#define VM_ROOTFS_DRIVES_MAX 6
+#define KILN_UPPER_NAME	     "kiln-upper.ext4"
+#define KILN_UPPER_MIB	     8192 /* sparse: costs what is written */
 
 struct vm_plan {
 	const struct vm_config *conf;
@@ -137,7 +146,7 @@ void vm_last_log_line(char *buf, size_t len);
 
 #define REQUEST_OWNED_MAX 256
 #define REQUEST_FILE_MAX  (1u << 20) /* bytes of one carried file */
-#define REQUEST_FILES_MAX (8u << 20) /* ... of all in one request */
+#define REQUEST_FILES_MAX (3u << 20) /* ... of all (a ttrpc message: 4 MiB) */
 
 /* What a request allocated; it points into the oci_spec otherwise. */
 struct agent_request {
@@ -162,6 +171,55 @@ char *rootfs_path(const struct oci_spec *spec, const char *bundle,
 int rootfs_plan(struct agent_request *r, const struct oci_spec *spec,
 		const char *rootfs, struct vm_plan *plan, const char *cache_dir,
 		Kiln__Agent__V1__Rootfs *out, struct kiln_error *err);
+
+/* ---- a guest process's stdio on the host (stdio.c) -------------------- */
+
+struct agent_client;
+
+struct stdio_relay {
+	int from, to;
+	bool to_guest; /* half-close `to` when `from` ends */
+	int done_fd;
+};
+
+struct stdio_set {
+	struct stdio_relay relays[3];
+	size_t n_relays, n_outputs, n_ended;
+	int done_pipe[2];
+	int pty; /* the slave we relay, with a console socket; or -1 */
+};
+
+int stdio_init(struct stdio_set *io, struct kiln_error *err);
+/* A pty whose master goes to console_fd (closed); we keep the slave,
+ * as our controlling terminal so that a resize is a SIGWINCH. */
+int stdio_pty_open(struct stdio_set *io, int console_fd,
+		   struct kiln_error *err);
+/* Attach the process's streams and start copying (exec_id "": init). */
+int stdio_attach(struct stdio_set *io, struct agent_client *c,
+		 const char *exec_id, bool terminal, struct kiln_error *err);
+/* Wait until the output streams ended, at most ms. */
+void stdio_drain(struct stdio_set *io, unsigned int ms);
+/* The pty's size to the guest's. */
+void stdio_resize(struct stdio_set *io, struct agent_client *c,
+		  const char *exec_id);
+
+/* ---- the host cgroup (cgroup.c) ---------------------------------------- */
+
+/* Move the calling process into linux.cgroupsPath (made if needed). */
+int cgroup_join(const struct oci_spec *spec, bool systemd,
+		struct kiln_error *err);
+/* Remove it once empty (delete). */
+void cgroup_remove(const struct oci_spec *spec, bool systemd);
+
+/* ---- OCI hooks (hooks.c) ------------------------------------------------ */
+
+/*
+ * Run spec's hooks of one kind with state (the OCI state JSON) on stdin,
+ * in the network namespace host_netns (an fd; -1: ours). A failure is an
+ * error, except for poststart and poststop, which only log it.
+ */
+int hooks_run(const struct oci_spec *spec, enum oci_hook_kind kind,
+	      const char *state, int host_netns, struct kiln_error *err);
 
 /* ---- the pid process and its control socket (supervisor.c, ctl.c) ----- */
 

@@ -17,6 +17,7 @@ static const struct {
 } verbs[] = {
 	{ "create", verb_create, "create a container (its VM boots)" },
 	{ "delete", verb_delete, "delete a container and all it holds" },
+	{ "exec", verb_exec, "run another process in a running container" },
 	{ "features", verb_features, "print what kiln supports as JSON" },
 	{ "kill", verb_kill, "send a signal to a container's init" },
 	{ "list", verb_list, "list containers started with this --root" },

@@ -166,11 +166,9 @@ static Kiln__Agent__V1__Mount *new_mount(struct agent_request *r,
 }
 
 /* A read-only host directory: an image of it on a drive of its own. */
-static Kiln__Agent__V1__Mount *dir_mount(struct agent_request *r,
-					 const struct oci_mount *m,
-					 struct vm_plan *plan,
-					 const char *cache_dir,
-					 struct kiln_error *err)
+static Kiln__Agent__V1__Mount *
+dir_mount(struct agent_request *r, const struct oci_mount *m,
+	  struct vm_plan *plan, const char *cache_dir, struct kiln_error *err)
 {
 	cleanup_free char *image = NULL;
 	char dev[16], *src;
@@ -213,7 +211,8 @@ static Kiln__Agent__V1__Mount *map_mount(struct agent_request *r, size_t i,
 		/* the guest is cgroup v2 only */
 		if (strcmp(type, "cgroup") == 0 || strcmp(type, "cgroup2") == 0)
 			return new_mount(r, m, "cgroup2", "cgroup2");
-		return new_mount(r, m, type, m->source != NULL ? m->source : "");
+		return new_mount(r, m, type,
+				 m->source != NULL ? m->source : "");
 	}
 	if (m->source == NULL || stat(m->source, &st) < 0) {
 		kiln_error_set(err, errno, "mounts[%zu] (%s): bind source `%s`",

@@ -38,19 +38,10 @@
 #include "../oci/container.h"
 #include "kiln.h"
 
-#define RELAY_BUF     (64 * 1024)
-#define DRAIN_MS      5000 /* output that may still come after the exit */
-#define SHUTDOWN_MS   3000 /* the guest powering off before SIGKILL */
-#define CALL_TIMEOUT  (30ull * 1000000000)
-#define VM_DIED_EXIT  137
-
-struct relay {
-	int from, to;
-	bool to_guest; /* half-close `to` at the end */
-	bool done;     /* main reads it after the pipe said so */
-	pthread_t thread;
-	int done_fd; /* written once when the copy ends */
-};
+#define DRAIN_MS     5000 /* output that may still come after the exit */
+#define SHUTDOWN_MS  3000 /* the guest powering off before SIGKILL */
+#define CALL_TIMEOUT (30ull * 1000000000)
+#define VM_DIED_EXIT 137
 
 struct sup {
 	struct sup_args *a;
@@ -60,11 +51,9 @@ struct sup {
 	struct agent_client *agent;
 	int ready_fd;
 	int ctl_fd, sig_fd;
+	int host_netns;	  /* the runtime's, for hooks; -1 */
 	int exit_pipe[2]; /* wait thread -> main: the status, 4 bytes */
-	int relay_pipe[2];
-	struct relay relays[3];
-	size_t n_relays;
-	int pty; /* the slave we relay, with a console socket; or -1 */
+	struct stdio_set io;
 	bool started;
 };
 
@@ -100,148 +89,6 @@ static int save(struct sup *s, enum container_status status)
 	return 0;
 }
 
-/* ---- relays ------------------------------------------------------------ */
-
-static void *relay_main(void *arg)
-{
-	struct relay *r = arg;
-	char *buf = malloc(RELAY_BUF);
-
-	for (;;) {
-		ssize_t n = buf != NULL ? read(r->from, buf, RELAY_BUF) : -1;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		/* EIO: the pty's other side closed */
-		if (n <= 0 || util_write_all(r->to, buf, (size_t)n) < 0)
-			break;
-	}
-	free(buf);
-	if (r->to_guest)
-		shutdown(r->to, SHUT_WR);
-	util_write_all(r->done_fd, "x", 1);
-	return NULL;
-}
-
-static int relay_add(struct sup *s, int from, int to, bool to_guest,
-		     struct kiln_error *err)
-{
-	struct relay *r = &s->relays[s->n_relays];
-	int e;
-
-	r->from = from;
-	r->to = to;
-	r->to_guest = to_guest;
-	r->done_fd = s->relay_pipe[1];
-	e = pthread_create(&r->thread, NULL, relay_main, r);
-	if (e != 0)
-		return kiln_error_set(err, e, "relay thread");
-	pthread_detach(r->thread);
-	s->n_relays++;
-	return 0;
-}
-
-static int attach(struct sup *s, const char *stream, struct kiln_error *err)
-{
-	return agent_attach_stream(s->agent, KILN_GUEST_ID, "", stream, err);
-}
-
-/* The init's stdio: the caller's fds, or the pty's slave. */
-static int stdio_start(struct sup *s, bool terminal, struct kiln_error *err)
-{
-	int in = s->pty >= 0 ? s->pty : 0;
-	int out = s->pty >= 0 ? s->pty : 1;
-	int gin, gout, gerr = -1;
-
-	gin = attach(s, "stdin", err);
-	if (gin < 0)
-		return -1;
-	gout = attach(s, "stdout", err);
-	if (gout < 0)
-		return -1;
-	if (!terminal && (gerr = attach(s, "stderr", err)) < 0)
-		return -1;
-	if (relay_add(s, gout, out, false, err) < 0 ||
-	    (gerr >= 0 && relay_add(s, gerr, 2, false, err) < 0) ||
-	    relay_add(s, in, gin, true, err) < 0)
-		return -1;
-	return 0;
-}
-
-/* Wait until every output relay ended, or ms passed. */
-static void stdio_drain(struct sup *s, unsigned int ms)
-{
-	size_t outputs = s->n_relays ? s->n_relays - 1 : 0, ended = 0;
-	uint64_t deadline = util_now_ns() + (uint64_t)ms * 1000000;
-
-	while (ended < outputs) {
-		struct pollfd p = { .fd = s->relay_pipe[0], .events = POLLIN };
-		uint64_t now = util_now_ns();
-		char c;
-
-		if (now >= deadline ||
-		    poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
-			break;
-		if (read(s->relay_pipe[0], &c, 1) == 1)
-			ended++;
-	}
-}
-
-/* ---- the terminal ------------------------------------------------------ */
-
-/* A pty whose master goes to the console socket; we keep the slave. */
-static int pty_open(struct sup *s, struct kiln_error *err)
-{
-	cleanup_close int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	char name[64], cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { .iov_base = "/dev/ptmx", .iov_len = 9 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
-	struct termios t;
-
-	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 ||
-	    ptsname_r(master, name, sizeof(name)) != 0)
-		return kiln_error_set(err, errno, "open a pty");
-	s->pty = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (s->pty < 0)
-		return kiln_error_set(err, errno, "open `%s`", name);
-	/* the guest's pty does the line discipline: ours passes bytes */
-	if (tcgetattr(s->pty, &t) == 0) {
-		cfmakeraw(&t);
-		tcsetattr(s->pty, TCSANOW, &t);
-	}
-	/* our controlling terminal: a resize of the master is a SIGWINCH */
-	if (setsid() < 0 || ioctl(s->pty, TIOCSCTTY, 0) < 0)
-		log_warn("make %s the controlling terminal: %m", name);
-	memset(cbuf, 0, sizeof(cbuf));
-	msg.msg_control = cbuf;
-	msg.msg_controllen = sizeof(cbuf);
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof(int));
-	if (sendmsg(s->a->console_fd, &msg, MSG_NOSIGNAL) < 0)
-		return kiln_error_set(err, errno, "send the pty to the "
-						  "console socket");
-	close(s->a->console_fd);
-	s->a->console_fd = -1;
-	return 0;
-}
-
-static void pty_resize(struct sup *s)
-{
-	struct kiln_error err = { 0 };
-	struct winsize ws;
-
-	if (s->pty < 0 || !s->started || ioctl(s->pty, TIOCGWINSZ, &ws) < 0 ||
-	    ws.ws_col == 0)
-		return;
-	if (agent_resize(s->agent, KILN_GUEST_ID, "", ws.ws_col, ws.ws_row,
-			 &err) < 0)
-		log_warn("resize: %s", err.msg);
-}
-
 /* ---- the init's exit ---------------------------------------------------- */
 
 static void *wait_main(void *arg)
@@ -270,7 +117,7 @@ static __attribute__((noreturn)) void finish(struct sup *s, int status,
 	struct kiln_error err = { 0 };
 
 	if (s->started)
-		stdio_drain(s, vm_alive ? DRAIN_MS : 0);
+		stdio_drain(&s->io, vm_alive ? DRAIN_MS : 0);
 	s->st.has_exit_status = true;
 	s->st.exit_status = status;
 	save(s, CONTAINER_STOPPED);
@@ -279,6 +126,22 @@ static __attribute__((noreturn)) void finish(struct sup *s, int status,
 	vm_stop(&s->vm, vm_alive ? SHUTDOWN_MS : 0);
 	unlinkat(s->a->dirfd, CTL_SOCK, 0);
 	exit(status & 0xff);
+}
+
+static int run_hooks(struct sup *s, enum oci_hook_kind kind,
+		     struct kiln_error *err)
+{
+	char *state;
+	int res;
+
+	if (s->a->spec->n_hooks[kind] == 0)
+		return 0;
+	state = oci_state_json(&s->st, err);
+	if (state == NULL)
+		return -1;
+	res = hooks_run(s->a->spec, kind, state, s->host_netns, err);
+	free(state);
+	return res;
 }
 
 /* ---- requests from other kiln commands ---------------------------------- */
@@ -291,17 +154,18 @@ static int do_start(struct sup *s, struct kiln_error *err)
 
 	if (s->started)
 		return kiln_error_set(err, 0, "container already started");
-	if (agent_start(s->agent, KILN_GUEST_ID, &pid, err) < 0)
+	if (run_hooks(s, OCI_HOOK_START_CONTAINER, err) < 0 ||
+	    agent_start(s->agent, KILN_GUEST_ID, &pid, err) < 0)
 		return -1;
 	s->started = true;
 	e = pthread_create(&t, NULL, wait_main, s);
 	if (e != 0)
 		return kiln_error_set(err, e, "wait thread");
 	pthread_detach(t);
-	pty_resize(s);
-	return save(s, CONTAINER_RUNNING) < 0
-		       ? kiln_error_set(err, errno, "write state")
-		       : 0;
+	stdio_resize(&s->io, s->agent, "");
+	if (save(s, CONTAINER_RUNNING) < 0)
+		return kiln_error_set(err, errno, "write state");
+	return run_hooks(s, OCI_HOOK_POSTSTART, err);
 }
 
 /* Before start the init has not run: a signal that would end it ends
@@ -334,8 +198,8 @@ static void ctl_serve(struct sup *s)
 
 	if (c < 0)
 		return;
-	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO,
-		   &(struct timeval){ .tv_sec = 5 }, sizeof(struct timeval));
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = 5 },
+		   sizeof(struct timeval));
 	/* the whole line, or the close would reset what is unread */
 	for (got = 0; got < sizeof(line) - 1 && !memchr(line, '\n', got);
 	     got += (size_t)n) {
@@ -397,7 +261,8 @@ static void on_signal(struct sup *s)
 					finish(s, VM_DIED_EXIT, false);
 				}
 		} else if (sig == SIGWINCH) {
-			pty_resize(s);
+			if (s->started)
+				stdio_resize(&s->io, s->agent, "");
 		} else if (do_kill(s, sig, false, &err) < 0) {
 			log_warn("forward signal %d: %s", sig, err.msg);
 		}
@@ -472,8 +337,8 @@ static int agent_up(struct sup *s, struct kiln_error *err)
 	for (;;) {
 		int status;
 
-		s->agent = agent_client_connect(VM_VSOCK, agent_deadline_ms(500),
-						CALL_TIMEOUT, err);
+		s->agent = agent_client_connect(
+			VM_VSOCK, agent_deadline_ms(500), CALL_TIMEOUT, err);
 		if (s->agent != NULL)
 			return 0;
 		if (waitpid(s->vm.pid, &status, WNOHANG) == s->vm.pid) {
@@ -527,6 +392,12 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	req.rootfs = &rootfs;
 	req.hostname = spec->hostname != NULL ? spec->hostname : "";
 	req.readonly_rootfs = spec->root_readonly;
+	if (spec->linux_ != NULL) {
+		req.masked_paths = spec->linux_->masked_paths;
+		req.n_masked_paths = spec->linux_->n_masked_paths;
+		req.readonly_paths = spec->linux_->readonly_paths;
+		req.n_readonly_paths = spec->linux_->n_readonly_paths;
+	}
 	res = agent_create_container(s->agent, &req, err);
 out:
 	agent_request_free(&r);
@@ -547,16 +418,28 @@ static int setup(struct sup *s, struct kiln_error *err)
 	sigdelset(&all, SIGPIPE);
 	sigprocmask(SIG_BLOCK, &all, NULL);
 	s->sig_fd = signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (s->sig_fd < 0 || pipe2(s->exit_pipe, O_CLOEXEC) < 0 ||
-	    pipe2(s->relay_pipe, O_CLOEXEC) < 0)
+	if (s->sig_fd < 0 || pipe2(s->exit_pipe, O_CLOEXEC) < 0)
 		return kiln_error_set(err, errno, "signalfd");
+	if (stdio_init(&s->io, err) < 0)
+		return -1;
+	s->host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (enter_netns(s->a->spec, err) < 0 || ctl_listen(s, err) < 0)
 		return -1;
-	if (p->terminal && s->a->console_fd >= 0 && pty_open(s, err) < 0)
+	if (cgroup_join(s->a->spec, s->a->cli->systemd_cgroup, err) < 0)
 		return -1;
+	save(s, CONTAINER_CREATING);
+	if (run_hooks(s, OCI_HOOK_PRESTART, err) < 0 ||
+	    run_hooks(s, OCI_HOOK_CREATE_RUNTIME, err) < 0 ||
+	    run_hooks(s, OCI_HOOK_CREATE_CONTAINER, err) < 0)
+		return -1;
+	if (p->terminal && s->a->console_fd >= 0) {
+		if (stdio_pty_open(&s->io, s->a->console_fd, err) < 0)
+			return -1;
+		s->a->console_fd = -1;
+	}
 	if (create_container(s, err) < 0)
 		return -1;
-	if (stdio_start(s, p->terminal, err) < 0)
+	if (stdio_attach(&s->io, s->agent, "", p->terminal, err) < 0)
 		return -1;
 	return save(s, CONTAINER_CREATED) < 0
 		       ? kiln_error_set(err, errno, "write state")
@@ -566,8 +449,11 @@ static int setup(struct sup *s, struct kiln_error *err)
 static __attribute__((noreturn)) void supervise(struct sup_args *a,
 						int ready_fd)
 {
-	struct sup s = { .a = a, .ready_fd = ready_fd, .pty = -1, .ctl_fd = -1,
-			 .sig_fd = -1 };
+	struct sup s = { .a = a,
+			 .ready_fd = ready_fd,
+			 .ctl_fd = -1,
+			 .sig_fd = -1,
+			 .host_netns = -1 };
 	struct kiln_error err = { 0 };
 
 	/* stderr is the container's now: our own log goes beside the VM's */
@@ -639,8 +525,9 @@ pid_t supervisor_spawn(struct sup_args *a, struct kiln_error *err)
 	if (strncmp(line, "err ", 4) == 0)
 		kiln_error_set(err, 0, "%s", line + 4);
 	else
-		kiln_error_set(err, 0, "the pid process ended before the "
-				       "container was created");
+		kiln_error_set(err, 0,
+			       "the pid process ended before the "
+			       "container was created");
 	/* it exits after saying so; reap it unless a subreaper will */
 	waitpid(pid, NULL, 0);
 	return -1;

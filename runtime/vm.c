@@ -24,8 +24,8 @@
 #include "../oci/container.h"
 #include "kiln.h"
 
-#define GUEST_CMDLINE                                                         \
-	"console=ttyS0 reboot=k panic=1 pci=off nomodule quiet "              \
+#define GUEST_CMDLINE                                            \
+	"console=ttyS0 reboot=k panic=1 pci=off nomodule quiet " \
 	"rdinit=/sbin/kiln-agent"
 #define ARGV_MAX (32 + 2 * VM_DRIVES_MAX)
 

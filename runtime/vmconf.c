@@ -79,7 +79,8 @@ static int defaults(struct vm_config *c, struct kiln_error *err)
 	if (slash != NULL)
 		*slash = '\0';
 	c->vmm = first_existing(exe, "kiln-vmm", "kiln-vmm");
-	c->kernel = first_existing(exe, "../share/kiln/vmlinux", "guest/vmlinux");
+	c->kernel =
+		first_existing(exe, "../share/kiln/vmlinux", "guest/vmlinux");
 	c->initramfs = first_existing(exe, "../share/kiln/initramfs",
 				      "guest/initramfs");
 	c->cache_dir = strdup(KILN_DEFAULT_CACHE);
@@ -111,8 +112,8 @@ static int set_path(yajl_val root, const char *key, char **out,
 	return 0;
 }
 
-static int set_uint(yajl_val root, const char *key, uint64_t max,
-		    uint32_t *out, struct kiln_error *err)
+static int set_uint(yajl_val root, const char *key, uint64_t max, uint32_t *out,
+		    struct kiln_error *err)
 {
 	uint64_t v = *out;
 
@@ -191,7 +192,8 @@ int vm_config_size(struct vm_config *c, const struct oci_spec *spec,
 			: NULL;
 
 	if (r != NULL && r->memory_limit > 0) {
-		uint64_t mib = ((uint64_t)r->memory_limit + (1 << 20) - 1) >> 20;
+		uint64_t mib = ((uint64_t)r->memory_limit + (1 << 20) - 1) >>
+			       20;
 
 		mib += KILN_MEM_OVERHEAD_MIB;
 		if (mib > KILN_MAX_MEM_MIB)

@@ -11,7 +11,9 @@
  *      /etc/group: proc_spec_from_msg, then proc_spec_resolve_user reading
  *      those files through the sandbox_read_file below.
  *   1  CreateContainerRequest: what ctr_create and mount_rootfs check
- *      before they touch the system (id, process, mount plan, rootfs).
+ *      before they touch the system (id, process, mount plan with its
+ *      carried-in files and masked and read-only paths, rootfs with its
+ *      layers and upper device).
  *   2  the stdio attach line, raw.
  *   3  a user name up to the first NUL, then a file searched both as
  *      /etc/passwd and as /etc/group.
@@ -268,6 +270,8 @@ static void fuzz_process(const uint8_t *p, size_t len)
 static void check_plan(const Kiln__Agent__V1__CreateContainerRequest *req,
 		       const struct mount_plan *plan)
 {
+	size_t files_size = 0, nfiles = 0;
+
 	CHECK(plan->nmounts == req->n_mounts && plan->nmounts <= MOUNTS_MAX);
 	CHECK(plan->hostname == NULL || spec_hostname_valid(plan->hostname));
 	CHECK(strnlen(plan->root, sizeof(plan->root)) < sizeof(plan->root));
@@ -281,7 +285,60 @@ static void check_plan(const Kiln__Agent__V1__CreateContainerRequest *req,
 		CHECK(o->opts.bind || o->type[0] != '\0');
 		CHECK(!o->opts.bind || o->source[0] == '/');
 		check_mount_opts(&o->opts);
+		/* a carried-in file: a bind of the agent's own, bounded */
+		CHECK((o->data != NULL) == req->mounts[i]->has_data);
+		if (o->data != NULL) {
+			CHECK(o->opts.bind && o->source == o->file);
+			CHECK(strncmp(o->file, AGENT_RUN_DIR "/", 12) == 0);
+			CHECK(o->len <= MOUNT_FILE_MAX);
+			CHECK((o->mode & ~07777u) == 0 && o->mode != 0);
+			files_size += o->len;
+			nfiles++;
+		}
 	}
+	CHECK(nfiles == plan->nfiles && files_size == plan->files_size);
+	CHECK(files_size <= MOUNT_FILES_TOTAL_MAX);
+	CHECK(plan->nmasked <= MOUNT_PATHS_MAX &&
+	      plan->nro_paths <= MOUNT_PATHS_MAX);
+	for (size_t i = 0; i < plan->nmasked; i++)
+		CHECK(path_ok(plan->masked[i]));
+	for (size_t i = 0; i < plan->nro_paths; i++)
+		CHECK(path_ok(plan->ro_paths[i]));
+}
+
+/* mount_rootfs's checks: what it accepts is one device or layers */
+static void check_rootfs(const Kiln__Agent__V1__Rootfs *r)
+{
+	struct spec_mount_opts o;
+	struct kiln_error err;
+
+	check_path(r->device);
+	check_path(r->upper_device);
+	for (size_t i = 0; i < r->n_layers; i++)
+		check_path(r->layers[i]->device);
+	if (mount_rootfs_check(r, &o, &err) < 0)
+		return;
+	check_mount_opts(&o);
+	if (r->n_layers == 0) {
+		CHECK(path_ok(r->device) &&
+		      strncmp(r->device, "/dev/", 5) == 0);
+		CHECK(r->upper_device[0] == '\0');
+		return;
+	}
+	CHECK(r->n_layers <= MOUNT_LAYERS_MAX && r->device[0] == '\0');
+	CHECK(r->n_options == 0);
+	for (size_t i = 0; i < r->n_layers; i++) {
+		const Kiln__Agent__V1__Layer *l = r->layers[i];
+
+		CHECK(path_ok(l->device) &&
+		      strncmp(l->device, "/dev/", 5) == 0);
+		CHECK(strcmp(l->fstype, "erofs") == 0 ||
+		      strcmp(l->fstype, "ext4") == 0);
+		CHECK(strcmp(l->device, r->upper_device) != 0);
+	}
+	CHECK(r->upper_device[0] == '\0' ||
+	      (path_ok(r->upper_device) &&
+	       strncmp(r->upper_device, "/dev/", 5) == 0));
 }
 
 static void fuzz_create(const uint8_t *p, size_t len)
@@ -307,9 +364,9 @@ static void fuzz_create(const uint8_t *p, size_t len)
 		check_path(req->mounts[i]->destination);
 		check_path(req->mounts[i]->source);
 	}
-	/* mount_rootfs's checks before it waits for the device */
+	/* mount_rootfs's checks before it waits for a device */
 	if (req->rootfs != NULL) {
-		check_path(req->rootfs->device);
+		check_rootfs(req->rootfs);
 		mount_opts(req->rootfs->options, req->rootfs->n_options);
 	}
 	kiln__agent__v1__create_container_request__free_unpacked(req, NULL);

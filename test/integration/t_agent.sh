@@ -5,7 +5,9 @@
 # bed); a step that fails is named and the others still run.
 #
 # Drives: /dev/vda an ext4 rootfs (read-write), /dev/vdb the same tree as
-# erofs (read-only, with an overlay) or, without mkfs.erofs, ext4 again.
+# erofs (read-only, with an overlay) or, without mkfs.erofs, ext4 again;
+# image layers over vdb: /dev/vdc (/a, /b) and /dev/vdd (/b again, /c),
+# erofs (or ext4), and /dev/vde a blank ext4 for a container's writes.
 
 AGENTCTL=$B/kiln-agentctl
 AG_TIMEOUT=${AG_TIMEOUT:-60}
@@ -14,7 +16,8 @@ AG_BULK_BYTES=${KILN_AGENT_BULK_BYTES:-104857600}
 AG_STEPS=${KILN_AGENT_STEPS:-ready stdio_exact stdin_bulk tty tty_resize \
 sigterm_init sigterm_trap sigterm_exec_sigkill exec_same_fs two_containers \
 spec_ids spec_caps_root spec_caps_user spec_username stats_move mounts \
-symlink_root bad_input passwd_fifo oom_event shutdown}
+symlink_root bad_input passwd_fifo layers layers_nothing_left files \
+masked_ro oom_event shutdown layers_on_host}
 
 # Every call is bounded: a WaitProcess that never answers must not hang
 # the suite.
@@ -496,6 +499,147 @@ ag_passwd_fifo() {
 	agrun check && ag_expect_rc 0
 }
 
+# ---- image layers, carried-in files, masked and read-only paths ----------
+
+# the layers top first: vdd (/b, /c) over vdc (/a, /b) over the test rootfs
+ag_layer_args() {
+	echo --layer /dev/vdd:"$AG_LFS" --layer /dev/vdc:"$AG_LFS" --layer /dev/vdb:"$AG_R2FS"
+}
+
+# Stacked layers with the writable one on vde: the merged tree, then a
+# write that a second container on the same upper device sees (the first
+# was removed), and which a container without it does not.
+ag_layers() {
+	# shellcheck disable=SC2046 # one word per option
+	agrun run --id lay1 $(ag_layer_args) --upper /dev/vde -- sh -c '
+		cat /a /b /c /etc/motd
+		echo persisted >/written && mkdir -p /d && echo deep >/d/e
+		rm /a
+		test -d /sys/fs/erofs/vdc && echo vdc-mounted
+		test -d /sys/fs/ext4/vde && echo vde-mounted; true'
+	# shellcheck disable=SC2046 # no line when the layers are ext4
+	ag_expect_rc 0 && ag_out_is lower-a top-b top-c "kiln agent test rootfs" \
+		$([ "$AG_LFS" = erofs ] && echo vdc-mounted) vde-mounted || return 1
+	# shellcheck disable=SC2046
+	agrun run --id lay2 $(ag_layer_args) --upper /dev/vde -- sh -c '
+		cat /written /d/e /b; test -e /a || echo a-deleted'
+	ag_expect_rc 0 && ag_out_is persisted deep top-b a-deleted || return 1
+	# the tmpfs upper: the device's writes are not there, and the
+	# layers are as built
+	# shellcheck disable=SC2046
+	agrun run --id lay3 $(ag_layer_args) -- sh -c '
+		test ! -e /written && cat /a && echo t >/tmpw && cat /tmpw'
+	ag_expect_rc 0 && ag_out_is lower-a t || return 1
+	# readonly_rootfs over layers
+	# shellcheck disable=SC2046
+	agrun run --id lay4 $(ag_layer_args) --upper /dev/vde --read-only -- sh -c '
+		cat /written; touch /nope 2>&1; echo touch=$?'
+	ag_expect_rc 0 && ag_out_has persisted touch=1 || return 1
+	grep -q 'Read-only file system' "$T/ag.out" ||
+		{ ag_fail "touch on a read-only rootfs did not fail with EROFS"; return 1; }
+	# what the agent refuses, each named
+	agrun run --id lbad1 --rootfs /dev/vda --layer /dev/vdc -- true
+	ag_clear_error "rootfs.device must be empty" || return 1
+	agrun run --id lbad2 --upper /dev/vde -- true
+	ag_clear_error "rootfs.upper_device needs rootfs.layers" || return 1
+	agrun run --id lbad3 --layer /dev/vdz --upper /dev/vde -- true
+	ag_clear_error /dev/vdz || return 1
+	agrun run --id lbad4 --layer /etc/passwd -- true
+	ag_clear_error "rootfs.layers[0].device \`/etc/passwd\` is not under /dev"
+}
+
+# A create that fails half-way (the layers mounted, then the upper device
+# is not ext4) and the removals above leave nothing mounted: the layer
+# and upper devices' file systems are gone from /sys/fs (the last unmount
+# of a lazy detach ends a moment later: polled), and no container
+# directory is left in the agent's /run/kiln/c.
+ag_layers_nothing_left() {
+	agrun run --id lfail --layer /dev/vdc:"$AG_LFS" --layer /dev/vdb:"$AG_R2FS" \
+		--upper /dev/vdd -- true
+	ag_clear_error "rootfs.upper_device /dev/vdd" || return 1
+	ag_until 10 run --id lgone --rootfs "$AG_R1" --mount bind:/run/kiln/c:/kc:rbind,ro -- \
+		sh -c 'for f in /sys/fs/erofs/vdc /sys/fs/erofs/vdd /sys/fs/ext4/vdc \
+			/sys/fs/ext4/vdd /sys/fs/ext4/vde; do
+			test ! -e $f || { echo "still mounted: $f"; exit 1; }; done
+			ls /kc' ||
+		{ ag_fail "a layer or the upper device is still mounted"; return 1; }
+	for id in lay1 lay2 lay3 lay4 lfail lbad1 lbad3; do
+		! grep -qx "$id" "$T/ag.out" ||
+			{ ag_fail "/run/kiln/c/$id left in the guest"; return 1; }
+	done
+	grep -qx lgone "$T/ag.out" || ag_fail "the check does not see its own directory"
+}
+
+# Files carried in with the request: content and mode as sent, ro
+# honoured, a missing destination made, the size limits.
+ag_files() {
+	printf '10.9.8.7 kiln-test-host\n::1 localhost\n' >"$T/hosts"
+	printf 'carried-in\n' >"$T/hostname"
+	chmod 0640 "$T/hostname"
+	: >"$T/empty"
+	agrun run --id files1 --rootfs "$AG_R1" --file "$T/hosts:/etc/hosts" \
+		--file "$T/hostname:/etc/hostname:ro" --file "$T/empty:/run/.containerenv" -- sh -c '
+		cat /etc/hosts /etc/hostname
+		echo mode=$(stat -c %a /etc/hostname) env-size=$(stat -c %s /run/.containerenv)
+		echo x >>/etc/hostname; echo append-ro=$?
+		echo 10.0.0.1 extra >>/etc/hosts && tail -n 1 /etc/hosts'
+	ag_expect_rc 0 && ag_out_is "10.9.8.7 kiln-test-host" "::1 localhost" carried-in \
+		"mode=640 env-size=0" append-ro=1 "10.0.0.1 extra" || return 1
+	grep -q 'Read-only file system' "$T/ag.err" ||
+		{ ag_fail "the ro file did not refuse with EROFS"; return 1; }
+	# three files of 1 MiB, the most one request carries, arrive whole
+	head -c 1048576 /dev/urandom >"$T/big1"
+	head -c 1048576 /dev/urandom >"$T/big2"
+	head -c 1048576 /dev/urandom >"$T/big3"
+	want=$(cat "$T/big1" "$T/big2" "$T/big3" | md5sum | cut -d' ' -f1)
+	agrun run --id files3 --rootfs "$AG_R1" --file "$T/big1:/b1" \
+		--file "$T/big2:/b2" --file "$T/big3:/b3" -- sh -c 'cat /b1 /b2 /b3 | md5sum'
+	ag_expect_rc 0 || return 1
+	[ "$(cut -d' ' -f1 "$T/ag.out")" = "$want" ] ||
+		{ ag_fail "3 MiB of files arrived as $(cat "$T/ag.out"), want $want"; return 1; }
+	# one byte more than a file or a request may carry
+	printf x >>"$T/big3"
+	agrun run --id fbad1 --rootfs "$AG_R1" --file "$T/big3:/etc/too-big" -- true
+	ag_clear_error "mount /etc/too-big: data of 1048577 bytes" || return 1
+	agrun run --id fbad2 --rootfs "$AG_R1" --file "$T/big1:/b1" --file "$T/big2:/b2" \
+		--file "$T/hostname:/b0" --file "$T/big1:/b3" -- true
+	ag_clear_error "mount /b3: the request's files come to more than" || return 1
+	rm -f "$T/big1" "$T/big2" "$T/big3"
+	agrun check && ag_expect_rc 0
+}
+
+# masked_paths and readonly_paths, each against a container without
+# them: what the container could do, it no longer can.
+ag_masked_ro() {
+	agrun run --id mr0 --rootfs "$AG_R1" -- sh -c '
+		echo v=$(wc -c </proc/version)
+		echo fw=$(ls /sys/firmware | wc -l)
+		echo box9 >/proc/sys/kernel/hostname && hostname'
+	ag_expect_rc 0 && ag_out_has box9 || return 1
+	grep -qx 'v=0' "$T/ag.out" && { ag_fail "/proc/version is empty unmasked"; return 1; }
+	agrun run --id mr1 --rootfs "$AG_R1" --mask /proc/kcore --mask /proc/version \
+		--mask /sys/firmware --mask /no/such/path --ro-path /proc/sys \
+		--ro-path /no/such/dir -- sh -c "
+		echo v=\$(wc -c </proc/version)
+		echo fw=\$(ls -A /sys/firmware | wc -l)
+		touch /sys/firmware/x 2>/dev/null; echo touch-fw=\$?
+		awk -v D=/sys/firmware '$AG_MNT_AWK' /proc/mounts | sed s/^/fw-/
+		echo box9 >/proc/sys/kernel/hostname; echo write-sys=\$?
+		awk -v D=/proc/sys '$AG_MNT_AWK' /proc/mounts | sed s/^/sys-/
+		echo host=\$(hostname)"
+	ag_expect_rc 0 && ag_out_has v=0 fw=0 touch-fw=1 fw-type=tmpfs fw-opt=ro \
+		write-sys=1 sys-lines=1 sys-opt=ro sys-opt=nosuid sys-opt=nodev \
+		sys-opt=noexec || return 1
+	grep -q 'Read-only file system' "$T/ag.err" ||
+		{ ag_fail "writing /proc/sys did not fail with EROFS"; return 1; }
+	grep -qx host=box9 "$T/ag.out" && { ag_fail "the hostname changed through /proc/sys"; return 1; }
+	# named when malformed
+	agrun run --id mr2 --rootfs "$AG_R1" --mask proc/kcore -- true
+	ag_clear_error "masked_paths[0] \`proc/kcore\` is not absolute" || return 1
+	agrun run --id mr3 --rootfs "$AG_R1" --ro-path /proc/../etc -- true
+	ag_clear_error "readonly_paths[0]"
+}
+
 ag_shutdown() {
 	# what is left is Shutdown's to stop; removal is tested above
 	ag remove --id fs >/dev/null 2>&1
@@ -513,11 +657,52 @@ ag_shutdown() {
 	[ ! -e "$AG_UDS" ] || fail "$AG_UDS left behind"
 }
 
+# After Shutdown, on the host: the writes of ag_layers are in the upper
+# image's upper/ (e2fsck first: it replays what the journal still holds).
+ag_layers_on_host() {
+	state=$(dumpe2fs -h "$T/upper.ext4" 2>/dev/null | sed -n 's/^Filesystem state: *//p')
+	echo "    upper image after shutdown: state '$state'"
+	rc=0
+	e2fsck -fy "$T/upper.ext4" >"$T/fsck.out" 2>&1 || rc=$?
+	[ "$rc" -le 1 ] || { fail "e2fsck of the upper image: $rc"; sed 's/^/      | /' "$T/fsck.out"; return 1; }
+	got=$(debugfs -R 'cat /upper/written' "$T/upper.ext4" 2>/dev/null)
+	[ "$got" = persisted ] || { fail "upper/written in the image is '$got'"; return 1; }
+	got=$(debugfs -R 'cat /upper/d/e' "$T/upper.ext4" 2>/dev/null)
+	[ "$got" = deep ] || fail "upper/d/e in the image is '$got'"
+}
+
 ag_cleanup() {
 	[ -n "${AG_VPID:-}" ] || return 0
 	kill "$AG_VPID" 2>/dev/null
 	wait "$AG_VPID" 2>/dev/null
 	AG_VPID=
+}
+
+# The two image layers (erofs, or ext4 without mkfs.erofs) and a blank,
+# sparse ext4 for the writable layer.
+ag_mk_layers() {
+	rm -rf "$T/lower.d" "$T/top.d"
+	mkdir "$T/lower.d" "$T/top.d"
+	echo lower-a >"$T/lower.d/a"
+	echo lower-b >"$T/lower.d/b"
+	echo top-b >"$T/top.d/b"
+	echo top-c >"$T/top.d/c"
+	AG_LFS=erofs
+	command -v mkfs.erofs >/dev/null || AG_LFS=ext4
+	for l in lower top; do
+		rm -f "$T/$l.img"
+		if [ "$AG_LFS" = erofs ]; then
+			# erofs-utils 1.5 has no -q (mkrootfs.sh tries both)
+			mkfs.erofs "$T/$l.img" "$T/$l.d" >/dev/null ||
+				{ fail "mkfs.erofs $l"; return 1; }
+		else
+			mke2fs -q -F -t ext4 -d "$T/$l.d" "$T/$l.img" 4M >/dev/null ||
+				{ fail "mke2fs $l"; return 1; }
+		fi
+	done
+	rm -f "$T/upper.ext4"
+	truncate -s 64M "$T/upper.ext4"
+	mkfs.ext4 -q -F "$T/upper.ext4" >/dev/null || { fail "mkfs.ext4 upper"; return 1; }
 }
 
 test_agent_in_guest() {
@@ -542,12 +727,15 @@ test_agent_in_guest() {
 		fail "mkrootfs.sh failed"
 		return 1
 	fi
+	ag_mk_layers || return 1
 	AG_UDS=$T/agent.sock
 	rm -f "$AG_UDS"
 	trap ag_cleanup EXIT
 	timeout -k 5 "${VMM_TIMEOUT:-900}" "$VMM" --kernel "$GUEST/vmlinux" \
 		--initrd "$GUEST/initramfs" --vcpus 2 --mem 512 \
 		--drive "id=rootfs,path=$T/rootfs.ext4" --drive "id=rootfs2,path=$r2,ro" \
+		--drive "id=lower,path=$T/lower.img,ro" --drive "id=top,path=$T/top.img,ro" \
+		--drive "id=upper,path=$T/upper.ext4" \
 		--vsock "cid=3,uds=$AG_UDS" \
 		--cmdline "console=ttyS0 reboot=k panic=1 quiet rdinit=/sbin/kiln-agent" \
 		>"$T/out" 2>"$T/err" &

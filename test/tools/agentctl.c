@@ -56,6 +56,10 @@ static void usage(FILE *f)
 		   "      [--no-caps] [--no-new-privs] [--hostname H] "
 		   "[--no-stdin]\n"
 		   "      [--mount TYPE:SOURCE:DEST[:OPT,OPT...]]...\n"
+		   "      [--layer DEV[:FSTYPE]]... [--upper DEV] (top layer "
+		   "first)\n"
+		   "      [--file SRC:DEST[:ro]]... [--mask P]... [--ro-path "
+		   "P]...\n"
 		   "      [--detach] [--keep] -- ARGS...\n"
 		   "  exec --id ID [--exec-id E] [process options] -- ARGS...\n"
 		   "  kill --id ID [--exec-id E] [--all] SIGNAL\n"
@@ -282,10 +286,18 @@ static int cmd_run(struct ctl *ctl, int argc, char **argv)
 	req.readonly_rootfs = o.readonly_rootfs;
 	req.mounts = o.mounts;
 	req.n_mounts = o.n_mounts;
-	if (o.rootfs != NULL) {
-		rootfs.device = (char *)o.rootfs;
+	req.masked_paths = o.masked;
+	req.n_masked_paths = o.n_masked;
+	req.readonly_paths = o.ro_paths;
+	req.n_readonly_paths = o.n_ro_paths;
+	if (o.rootfs != NULL || o.n_layers != 0 || o.upper != NULL) {
+		/* whatever was given: the agent judges the mix */
+		rootfs.device = (char *)(o.rootfs != NULL ? o.rootfs : "");
 		rootfs.fstype = (char *)o.fstype;
 		rootfs.readonly = o.ro;
+		rootfs.layers = o.layers;
+		rootfs.n_layers = o.n_layers;
+		rootfs.upper_device = (char *)(o.upper != NULL ? o.upper : "");
 		req.rootfs = &rootfs;
 	}
 	if (ctl_connect(ctl) < 0 ||
@@ -320,9 +332,11 @@ static int cmd_exec(struct ctl *ctl, int argc, char **argv)
 		return r;
 	if (o.id == NULL)
 		return opts_usage_error("exec needs --id");
-	if (o.n_mounts != 0)
-		return opts_usage_error("--mount: only run creates a "
-					"container");
+	if (o.n_mounts != 0 || o.n_layers != 0 || o.upper != NULL ||
+	    o.n_masked != 0 || o.n_ro_paths != 0)
+		return opts_usage_error("--mount, --file, --layer, --upper, "
+					"--mask, --ro-path: only run creates "
+					"a container");
 	if (o.exec_id == NULL) {
 		snprintf(idbuf, sizeof(idbuf), "exec-%d", (int)getpid());
 		o.exec_id = idbuf;

@@ -30,9 +30,16 @@ struct proc_opts {
 	Kiln__Agent__V1__Rlimit *rlimit_store;
 	char **env, **caplist;
 	uint32_t *groups;
-	/* --mount, for CreateContainerRequest.mounts */
+	/* --mount and --file, for CreateContainerRequest.mounts */
 	Kiln__Agent__V1__Mount *mount_store, **mounts;
 	size_t n_mounts;
+	/* --layer and --upper, for Rootfs.layers and upper_device */
+	Kiln__Agent__V1__Layer *layer_store, **layers;
+	size_t n_layers;
+	const char *upper;
+	/* --mask and --ro-path */
+	char **masked, **ro_paths;
+	size_t n_masked, n_ro_paths;
 };
 
 /* One line on stderr; returns EXIT_USAGE. */

@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../lib/cleanup.h"
+#include "../../lib/file.h"
 
 #define DEFAULT_PATH \
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -99,7 +101,8 @@ static const struct option proc_longopts[] = {
 	FLAG("detach", 'd'),  FLAG("keep", 'k'),	 FLAG("no-stdin", 'I'),
 	FLAG("all", 'a'),     ARG("sec", 's'),		 ARG("nsec", 'n'),
 	ARG("bytes", 'b'),    ARG("count", 'm'),	 ARG("mount", 'M'),
-	{ NULL, 0, NULL, 0 },
+	ARG("layer", 'L'),    ARG("upper", 'U'),	 ARG("file", 'F'),
+	ARG("mask", 'K'),     ARG("ro-path", 'O'),	 { NULL, 0, NULL, 0 },
 };
 
 /* "NOFILE=1024:2048" or "RLIMIT_NOFILE=..." */
@@ -215,6 +218,61 @@ static const char *parse_mount(const char *s, Kiln__Agent__V1__Mount *m)
 	return NULL;
 }
 
+/* "DEV[:FSTYPE]", erofs by default */
+static void parse_layer(char *s, Kiln__Agent__V1__Layer *l)
+{
+	char *colon = strchr(s, ':');
+
+	kiln__agent__v1__layer__init(l);
+	l->fstype = "erofs";
+	if (colon != NULL) {
+		*colon = '\0';
+		l->fstype = colon + 1;
+	}
+	l->device = s;
+}
+
+/*
+ * "SRC:DEST[:ro]": the host file SRC carried in (its bytes and mode) and
+ * bound on DEST. Returns NULL or what is wrong.
+ */
+static const char *parse_file(char *s, Kiln__Agent__V1__Mount *m)
+{
+	static char *ro[] = { "ro" };
+	char *dest = strchr(s, ':'), *opt;
+	struct kiln_error err;
+	struct stat st;
+	size_t len;
+	char *buf;
+
+	kiln__agent__v1__mount__init(m);
+	if (dest == NULL || dest == s)
+		return "want SRC:DEST[:ro]";
+	*dest++ = '\0';
+	opt = strchr(dest, ':');
+	if (opt != NULL) {
+		*opt++ = '\0';
+		if (strcmp(opt, "ro") != 0)
+			return "the only option is ro";
+		m->options = ro;
+		m->n_options = 1;
+	}
+	if (stat(s, &st) < 0)
+		return strerror(errno);
+	/* agentctl sends what it is told, however big: the agent judges */
+	buf = file_read(s, 64u << 20, &len, &err);
+	if (buf == NULL)
+		return "cannot read SRC";
+	m->type = "bind";
+	m->source = "";
+	m->destination = dest;
+	m->has_data = true;
+	m->data.data = (uint8_t *)buf;
+	m->data.len = len;
+	m->file_mode = st.st_mode & 07777;
+	return NULL;
+}
+
 /* the options that only keep their argument or set a flag */
 #define STR_OPT(v, f)                                  \
 	{                                              \
@@ -258,9 +316,14 @@ int opts_parse(int argc, char **argv, struct proc_opts *o)
 	o->proc.rlimits = calloc((size_t)argc + 1, sizeof(*o->proc.rlimits));
 	o->mount_store = calloc((size_t)argc + 1, sizeof(*o->mount_store));
 	o->mounts = calloc((size_t)argc + 1, sizeof(*o->mounts));
+	o->layer_store = calloc((size_t)argc + 1, sizeof(*o->layer_store));
+	o->layers = calloc((size_t)argc + 1, sizeof(*o->layers));
+	o->masked = calloc((size_t)argc + 1, sizeof(*o->masked));
+	o->ro_paths = calloc((size_t)argc + 1, sizeof(*o->ro_paths));
 	if (o->env == NULL || o->caplist == NULL || o->rlimit_store == NULL ||
 	    o->proc.rlimits == NULL || o->mount_store == NULL ||
-	    o->mounts == NULL)
+	    o->mounts == NULL || o->layer_store == NULL || o->layers == NULL ||
+	    o->masked == NULL || o->ro_paths == NULL)
 		return opts_usage_error("out of memory");
 	o->proc.env = o->env;
 	optind = 1;
@@ -323,6 +386,36 @@ int opts_parse(int argc, char **argv, struct proc_opts *o)
 			o->mounts[o->n_mounts++] = m;
 			break;
 		}
+		case 'F': {
+			Kiln__Agent__V1__Mount *m =
+				&o->mount_store[o->n_mounts];
+			char *arg = strdup(optarg);
+			const char *why = arg ? parse_file(arg, m)
+					      : "out of memory";
+
+			if (why != NULL)
+				return opts_usage_error("--file `%s`: %s",
+							optarg, why);
+			o->mounts[o->n_mounts++] = m;
+			break;
+		}
+		case 'L': {
+			Kiln__Agent__V1__Layer *l =
+				&o->layer_store[o->n_layers];
+
+			parse_layer(optarg, l);
+			o->layers[o->n_layers++] = l;
+			break;
+		}
+		case 'U':
+			o->upper = optarg;
+			break;
+		case 'K':
+			o->masked[o->n_masked++] = optarg;
+			break;
+		case 'O':
+			o->ro_paths[o->n_ro_paths++] = optarg;
+			break;
 		case 'C':
 			o->caplist[o->caps.n_bounding++] = optarg;
 			o->have_caps = true;

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A guest process's stdio on the host, for the pid process of a
+ * container and for each exec: the caller's fds 0-2 (pipes, FIFOs, a
+ * terminal), or a pty whose master went to --console-socket.
+ *
+ * One thread per stream copies with blocking I/O, so a reader that
+ * stops stalls only its own stream (and, through the agent, the writer
+ * in the guest), never the pid process's control loop. Each thread owns
+ * its two fds; when its copy ends it writes one byte to done_pipe, which
+ * the owner of the stdio_set reads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "../lib/agent_client.h"
+#include "../lib/cleanup.h"
+#include "../lib/log.h"
+#include "../lib/util.h"
+#include "kiln.h"
+
+#define RELAY_BUF (64 * 1024)
+
+int stdio_init(struct stdio_set *io, struct kiln_error *err)
+{
+	memset(io, 0, sizeof(*io));
+	io->pty = -1;
+	if (pipe2(io->done_pipe, O_CLOEXEC) < 0)
+		return kiln_error_set(err, errno, "pipe");
+	return 0;
+}
+
+static void *relay_main(void *arg)
+{
+	struct stdio_relay *r = arg;
+	char *buf = malloc(RELAY_BUF);
+
+	for (;;) {
+		ssize_t n = buf != NULL ? read(r->from, buf, RELAY_BUF) : -1;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* EIO: the pty's other side closed */
+		if (n <= 0 || util_write_all(r->to, buf, (size_t)n) < 0)
+			break;
+	}
+	free(buf);
+	if (r->to_guest)
+		shutdown(r->to, SHUT_WR);
+	util_write_all(r->done_fd, "x", 1);
+	return NULL;
+}
+
+static int relay_add(struct stdio_set *io, int from, int to, bool to_guest,
+		     struct kiln_error *err)
+{
+	struct stdio_relay *r = &io->relays[io->n_relays];
+	pthread_t t;
+	int e;
+
+	r->from = from;
+	r->to = to;
+	r->to_guest = to_guest;
+	r->done_fd = io->done_pipe[1];
+	e = pthread_create(&t, NULL, relay_main, r);
+	if (e != 0)
+		return kiln_error_set(err, e, "relay thread");
+	pthread_detach(t);
+	if (!to_guest)
+		io->n_outputs++;
+	io->n_relays++;
+	return 0;
+}
+
+int stdio_attach(struct stdio_set *io, struct agent_client *c,
+		 const char *exec_id, bool terminal, struct kiln_error *err)
+{
+	int in = io->pty >= 0 ? io->pty : 0;
+	int out = io->pty >= 0 ? io->pty : 1;
+	int gin, gout, gerr = -1;
+
+	gin = agent_attach_stream(c, KILN_GUEST_ID, exec_id, "stdin", err);
+	if (gin < 0)
+		return -1;
+	gout = agent_attach_stream(c, KILN_GUEST_ID, exec_id, "stdout", err);
+	if (gout < 0)
+		return -1;
+	if (!terminal && (gerr = agent_attach_stream(c, KILN_GUEST_ID, exec_id,
+						     "stderr", err)) < 0)
+		return -1;
+	if (relay_add(io, gout, out, false, err) < 0 ||
+	    (gerr >= 0 && relay_add(io, gerr, 2, false, err) < 0) ||
+	    relay_add(io, in, gin, true, err) < 0)
+		return -1;
+	return 0;
+}
+
+void stdio_drain(struct stdio_set *io, unsigned int ms)
+{
+	uint64_t deadline = util_now_ns() + (uint64_t)ms * 1000000;
+
+	while (io->n_ended < io->n_outputs) {
+		struct pollfd p = { .fd = io->done_pipe[0], .events = POLLIN };
+		uint64_t now = util_now_ns();
+		char c;
+
+		if (now >= deadline ||
+		    poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
+			break;
+		/* the stdin relay ends too: count only what it cannot be */
+		if (read(io->done_pipe[0], &c, 1) == 1)
+			io->n_ended++;
+	}
+}
+
+int stdio_pty_open(struct stdio_set *io, int console_fd, struct kiln_error *err)
+{
+	cleanup_close int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	char name[64], cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = "/dev/ptmx", .iov_len = 9 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	struct termios t;
+
+	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 ||
+	    ptsname_r(master, name, sizeof(name)) != 0)
+		return kiln_error_set(err, errno, "open a pty");
+	io->pty = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (io->pty < 0)
+		return kiln_error_set(err, errno, "open `%s`", name);
+	/* the guest's pty does the line discipline: ours passes bytes */
+	if (tcgetattr(io->pty, &t) == 0) {
+		cfmakeraw(&t);
+		tcsetattr(io->pty, TCSANOW, &t);
+	}
+	/* our controlling terminal: a resize of the master is a SIGWINCH */
+	if (setsid() < 0 || ioctl(io->pty, TIOCSCTTY, 0) < 0)
+		log_warn("make %s the controlling terminal: %m", name);
+	memset(cbuf, 0, sizeof(cbuf));
+	msg.msg_control = cbuf;
+	msg.msg_controllen = sizeof(cbuf);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &master, sizeof(int));
+	if (sendmsg(console_fd, &msg, MSG_NOSIGNAL) < 0)
+		return kiln_error_set(err, errno,
+				      "send the pty to the console socket");
+	close(console_fd);
+	return 0;
+}
+
+void stdio_resize(struct stdio_set *io, struct agent_client *c,
+		  const char *exec_id)
+{
+	struct kiln_error err = { 0 };
+	struct winsize ws;
+
+	if (io->pty < 0 || ioctl(io->pty, TIOCGWINSZ, &ws) < 0 ||
+	    ws.ws_col == 0)
+		return;
+	if (agent_resize(c, KILN_GUEST_ID, exec_id, ws.ws_col, ws.ws_row,
+			 &err) < 0)
+		log_warn("resize: %s", err.msg);
+}
