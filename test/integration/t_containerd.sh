@@ -103,7 +103,7 @@ cd_tty() {
 	mkfifo "$T/cd.tty"
 	sleep 120 >"$T/cd.tty" &
 	hold=$!
-	DM_IN=$T/cd.tty drun script -qec "stty rows 33 cols 111; timeout -k 5 60 $CTR --address $DM_DIR/containerd.sock \
+	DM_IN=$T/cd.tty drun script -qec "stty rows 33 cols 111; timeout --foreground -k 5 60 $CTR --address $DM_DIR/containerd.sock \
 --namespace $CD_NS run --runtime io.containerd.runc.v2 --runc-binary $CD_BIN --rm -t $CD_IMG tt \
 sh -c '$DM_TTY_CHECK'" /dev/null
 	kill "$hold" 2>/dev/null

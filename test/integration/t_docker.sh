@@ -78,7 +78,7 @@ dk_stdin() {
 
 # -t under script: the client's terminal is 33x111, the container's too.
 dk_tty() {
-	drun script -qec "stty rows 33 cols 111; DOCKER_CONFIG=$DM_DIR/cli $DOCKER \
+	drun script -qec "stty rows 33 cols 111; DOCKER_CONFIG=$DM_DIR/cli timeout --foreground -k 5 $DM_LIMIT $DOCKER \
 -H unix://$DM_DIR/docker.sock run --runtime $DM_RUNTIME --rm -t $DM_IMAGE \
 sh -c '$DM_TTY_CHECK'" /dev/null
 	dm_expect_rc 5

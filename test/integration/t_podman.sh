@@ -88,7 +88,7 @@ pm_stdin() {
 # (conmon passes the pty from --console-socket).
 pm_tty() {
 	drun script -qec "stty rows 33 cols 111; CONTAINERS_CONF=$TOP/contrib/podman/containers.conf \
-TMPDIR=$DM_DIR/tmp KILN_DM_RUN=$DM_DIR $PODMAN --root $DM_DIR/storage --runroot $DM_DIR/run \
+TMPDIR=$DM_DIR/tmp KILN_DM_RUN=$DM_DIR timeout --foreground -k 5 $DM_LIMIT $PODMAN --root $DM_DIR/storage --runroot $DM_DIR/run \
 --tmpdir $DM_DIR/libpod --storage-driver overlay --cgroup-manager cgroupfs --events-backend file \
 $(pm_rt) run --network none --rm -t $DM_IMAGE \
 sh -c '$DM_TTY_CHECK'" /dev/null
