@@ -18,7 +18,7 @@ DM_PREFIX=/usr/local
 DM_KILN=$DM_PREFIX/bin/kiln
 DM_IMAGE=kiln-busybox:latest
 # one engine command (a docker run boots a VM under emulation)
-DM_LIMIT=${KILN_DM_LIMIT:-180}
+DM_LIMIT=${KILN_DM_LIMIT:-120}
 DM_DIR=
 DM_PID=
 DM_FAILED=
