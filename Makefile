@@ -243,10 +243,13 @@ check-format:
 format:
 	clang-format --style=file -i $(FORMAT_SRCS)
 
-# The whole integration suite runs in one test-bed session. CI=true goes
-# along (unexpected skips fail there too); KILN_ALLOW_SKIP passes as KILN_*.
+# The integration suite runs in three test-bed sessions side by side: the
+# VMM and agent tests, kiln's own, and the container engines'. CI=true
+# goes along (unexpected skips fail there too); KILN_ALLOW_SKIP passes as
+# KILN_*.
 check-integration: all guest
-	TB_PASS_CI="$${CI:-}" TB_MEM=4608 hack/testbed test/integration/run.sh
+	test/integration/parallel.sh '^test_kiln_' '^test_(docker|podman|containerd)_'
+
 
 # kiln finds kiln-vmm beside itself and the guest in ../share/kiln
 # (runtime/vmconf.c); DESTDIR for packaging.

@@ -6,7 +6,7 @@
 # A test that calls skip (lib.sh) and returns 0 is skipped, not passed;
 # under CI=true a skip whose "test_name: reason" matches no pattern of
 # KILN_ALLOW_SKIP (shell patterns, white-space separated) fails.
-# usage: test/integration/run.sh [NAME-FILTER]
+# usage: test/integration/run.sh [NAME-FILTER | !NAME-FILTER]
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 TOP=$PWD
@@ -62,7 +62,11 @@ watchdog() { # NAME PID
 }
 
 passed=0 failed=0 skipped=0 failures= skips=
-for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -- "${1:-}"); do
+# NAME-FILTER: an extended grep pattern; "!PATTERN": the tests it does not match
+filter=${1:-}
+invert=
+case "$filter" in "!"*) filter=${filter#!} invert=-v ;; esac
+for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -E $invert -- "$filter"); do
 	start=$(date +%s.%N)
 	rm -f "$T/skips"
 	ok=0
