@@ -265,6 +265,7 @@ bench: all guest
 	test/bench/api
 	test/bench/api --boot
 	hack/testbed test/bench/agent
+	test/bench/start
 
 # One container in a microVM: kiln run of a busybox bundle (hack/demo.sh).
 demo: deps
