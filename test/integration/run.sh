@@ -54,6 +54,8 @@ tree() { # PID
 # taking the test bed's whole time limit with it.
 watchdog() { # NAME PID
 	sleep "${KILN_TEST_TIMEOUT:-900}" & wait $!
+	# the test ended (and we are being stopped): nothing to say
+	kill -0 "$2" 2>/dev/null || exit 0
 	echo "    FAIL: $1 still running after ${KILN_TEST_TIMEOUT:-900} s; its processes:"
 	ps -o pid,ppid,stat,etime,wchan:20,args -p "$( (echo "$2"; tree "$2") | paste -sd, -)" 2>/dev/null |
 		cut -c1-160 | sed 's/^/      /'
@@ -76,8 +78,9 @@ for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -E $invert -- "$
 	wpid=$!
 	trc=0
 	wait "$tpid" || trc=$?
-	# shellcheck disable=SC2046 # the watchdog and its sleep
-	kill $(pgrep -P "$wpid") "$wpid" 2>/dev/null
+	# shellcheck disable=SC2046 # the watchdog, then its sleep
+	wkids=$(pgrep -P "$wpid")
+	kill "$wpid" $wkids 2>/dev/null
 	wait "$wpid" 2>/dev/null
 	if [ "$trc" -eq 0 ]; then
 		( no_leftovers ) && ok=1

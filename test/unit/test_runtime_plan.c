@@ -52,7 +52,8 @@ static void test_config(void)
 	vm_config_clear(&c);
 
 	snprintf(path, sizeof(path), "%s/conf.json", top);
-	write_file(path, "{\"vmm\": \"/bin/true\", \"kernel\": \"/k/vmlinux\", \"vcpus\": 3, "
+	write_file(path, "{\"vmm\": \"/bin/true\", \"kernel\": \"/k/vmlinux\", "
+			 "\"vcpus\": 3, "
 			 "\"memory_mib\": 512, \"boot_timeout_s\": 9}");
 	setenv("KILN_CONFIG", path, 1);
 	ok(vm_config_load(&c, &err) == 0, "a config file: %s", err.msg);
@@ -87,11 +88,14 @@ static void test_config(void)
 
 static void test_size(void)
 {
-	struct oci_spec *s = parse(
-		"{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
-		" \"annotations\": {\"io.kiln.vcpus\": \"2\"},"
-		" \"linux\": {\"resources\": {\"memory\": {\"limit\": 104857600},"
-		" \"cpu\": {\"quota\": 150000, \"period\": 100000}}}}");
+	struct oci_spec *s = parse("{\"ociVersion\": \"1.0.2\", \"root\": "
+				   "{\"path\": \"r\"},"
+				   " \"annotations\": {\"io.kiln.vcpus\": "
+				   "\"2\"},"
+				   " \"linux\": {\"resources\": {\"memory\": "
+				   "{\"limit\": 104857600},"
+				   " \"cpu\": {\"quota\": 150000, \"period\": "
+				   "100000}}}}");
 	struct vm_config c = { .vcpus = 1, .memory_mib = 256 };
 	struct kiln_error err = { 0 };
 
@@ -105,7 +109,8 @@ static void test_size(void)
 	oci_spec_free(s);
 
 	s = parse("{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
-		  " \"linux\": {\"resources\": {\"cpu\": {\"quota\": 250000}}}}");
+		  " \"linux\": {\"resources\": {\"cpu\": {\"quota\": "
+		  "250000}}}}");
 	c.vcpus = 1;
 	ok(s != NULL && vm_config_size(&c, s, &err) == 0, "sized by quota");
 	is_int(c.vcpus, 3, "a quota of 2.5 CPUs is 3 vCPUs");
@@ -132,11 +137,13 @@ static void test_signals(void)
 	ok(cli_signal("65", &err) < 0, "65 refused");
 }
 
-static const char *mount_spec_fmt =
-	"{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
-	" \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\","
-	"  \"user\": {\"uid\": 1, \"gid\": 2}, \"terminal\": true},"
-	" \"mounts\": [%s]}";
+static const char *mount_spec_fmt = "{\"ociVersion\": \"1.0.2\", \"root\": "
+				    "{\"path\": \"r\"},"
+				    " \"process\": {\"args\": [\"sh\"], "
+				    "\"cwd\": \"/\","
+				    "  \"user\": {\"uid\": 1, \"gid\": 2}, "
+				    "\"terminal\": true},"
+				    " \"mounts\": [%s]}";
 
 /* request_mounts over one spec; 0 or -1 with err. */
 static int map(const char *mounts, Kiln__Agent__V1__CreateContainerRequest *req,
@@ -170,16 +177,22 @@ static void test_mounts(void)
 	snprintf(dir, sizeof(dir), "%s/dir", top);
 	mkdir(dir, 0755);
 
-	ok(map("{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},"
-	       "{\"destination\": \"/dev/shm\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\"]},"
-	       "{\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": \"cgroup\", \"options\": [\"ro\"]},"
-	       "{\"destination\": \"/run\", \"type\": \"tmpfs\", \"source\": \"tmpfs\", \"options\": [\"size=1m\"]}",
+	ok(map("{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": "
+	       "\"proc\"},"
+	       "{\"destination\": \"/dev/shm\", \"type\": \"bind\", "
+	       "\"source\": \"/tmp\", \"options\": [\"rbind\"]},"
+	       "{\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", "
+	       "\"source\": \"cgroup\", \"options\": [\"ro\"]},"
+	       "{\"destination\": \"/run\", \"type\": \"tmpfs\", \"source\": "
+	       "\"tmpfs\", \"options\": [\"size=1m\"]}",
 	       &req, &r, &plan, &s, &err) == 0,
 	   "defaults, docker's /dev/shm, cgroup, tmpfs: %s", err.msg);
 	is_int(req.n_mounts, 2, "the agent's own mounts are left to it");
 	if (req.n_mounts == 2) {
-		ok(strcmp(req.mounts[0]->type, "cgroup2") == 0,
-		   "cgroup becomes the guest's cgroup2");
+		ok(strcmp(req.mounts[0]->type, "cgroup2") == 0, "cgroup "
+								"becomes the "
+								"guest's "
+								"cgroup2");
 		ok(strcmp(req.mounts[1]->type, "tmpfs") == 0 &&
 			   req.mounts[1]->n_options == 1,
 		   "tmpfs passes with its options");
@@ -195,8 +208,7 @@ static void test_mounts(void)
 		 "{\"destination\": \"/etc/hosts\", \"type\": \"bind\", "
 		 "\"source\": \"%s\", \"options\": [\"rbind\", \"ro\"]}",
 		 hosts);
-	ok(map(m, &req, &r, &plan, &s, &err) == 0, "a file bind: %s",
-	   err.msg);
+	ok(map(m, &req, &r, &plan, &s, &err) == 0, "a file bind: %s", err.msg);
 	ok(req.n_mounts == 1 && req.mounts[0]->has_data &&
 		   req.mounts[0]->data.len == 20 &&
 		   memcmp(req.mounts[0]->data.data, "127.0.0.1", 9) == 0,
@@ -224,7 +236,8 @@ static void test_mounts(void)
 
 	ok(map("{\"destination\": \"/n\", \"type\": \"bind\", \"source\": "
 	       "\"/dev/null\", \"options\": [\"rbind\"]}",
-	       &req, &r, &plan, &s, &err) < 0 && strstr(err.msg, "/dev/null"),
+	       &req, &r, &plan, &s, &err) < 0 &&
+		   strstr(err.msg, "/dev/null"),
 	   "a device bind is refused: %s", err.msg);
 	agent_request_free(&r);
 	oci_spec_free(s);
