@@ -226,6 +226,22 @@ static void test_mounts(void)
 	agent_request_free(&r);
 	oci_spec_free(s);
 
+	snprintf(m, sizeof(m),
+		 "{\"destination\": \"/share\", \"type\": \"bind\", "
+		 "\"source\": \"%s\", \"options\": [\"rbind\", \"ro\"]}",
+		 dir);
+	ok(map(m, &req, &r, &plan, &s, &err) == 0, "a read-only dir bind: %s",
+	   err.msg);
+	ok(req.n_mounts == 1 && strcmp(req.mounts[0]->type, "erofs") == 0 &&
+		   strcmp(req.mounts[0]->source, "/dev/vda") == 0 &&
+		   req.mounts[0]->n_options == 1 &&
+		   strcmp(req.mounts[0]->options[0], "ro") == 0 &&
+		   plan.n_drives == 1,
+	   "becomes its image on a drive, mounted read-only, not bound");
+	agent_request_free(&r);
+	oci_spec_free(s);
+	vm_plan_clear(&plan);
+
 	ok(map("{\"destination\": \"/x\", \"type\": \"bind\", \"source\": "
 	       "\"/nonexistent-kiln\", \"options\": [\"rbind\"]}",
 	       &req, &r, &plan, &s, &err) < 0 &&
