@@ -116,6 +116,7 @@ struct ctr {
 	int oom_wd;
 	uint64_t oom_kills;
 	bool overlay;
+	char *upper_device; /* Rootfs.upper_device: one container's only */
 	/* what mount_rootfs and mount_files_write mounted, for removal */
 	size_t nlayers; /* <dir>/l<i> */
 	bool upper_dev; /* <dir>/rw is an ext4 device */

@@ -537,6 +537,17 @@ ag_layers() {
 	ag_expect_rc 0 && ag_out_has persisted touch=1 || return 1
 	grep -q 'Read-only file system' "$T/ag.out" ||
 		{ ag_fail "touch on a read-only rootfs did not fail with EROFS"; return 1; }
+	# one writable layer, one container at a time
+	# shellcheck disable=SC2046
+	agrun run --id lay5 $(ag_layer_args) --upper /dev/vde --detach -- sleep 300
+	ag_expect_rc 0 || return 1
+	# shellcheck disable=SC2046
+	agrun run --id lay6 $(ag_layer_args) --upper /dev/vde -- true
+	ag_clear_error "rootfs.upper_device \`/dev/vde\` is in use by container \`lay5\`" ||
+		return 1
+	agrun kill --id lay5 KILL && ag_expect_rc 0 || return 1
+	ag_wait_signalled lay5 || return 1
+	agrun remove --id lay5 && ag_expect_rc 0 || return 1
 	# what the agent refuses, each named
 	agrun run --id lbad1 --rootfs /dev/vda --layer /dev/vdc -- true
 	ag_clear_error "rootfs.device must be empty" || return 1
@@ -563,7 +574,7 @@ ag_layers_nothing_left() {
 			test ! -e $f || { echo "still mounted: $f"; exit 1; }; done
 			ls /kc' ||
 		{ ag_fail "a layer or the upper device is still mounted"; return 1; }
-	for id in lay1 lay2 lay3 lay4 lfail lbad1 lbad3; do
+	for id in lay1 lay2 lay3 lay4 lay5 lay6 lfail lbad1 lbad3; do
 		! grep -qx "$id" "$T/ag.out" ||
 			{ ag_fail "/run/kiln/c/$id left in the guest"; return 1; }
 	done
