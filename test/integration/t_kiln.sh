@@ -382,3 +382,45 @@ SH
 		{ kiln_fail "a failing prestart hook did not fail create by name"; return 1; }
 	kiln_nothing_left
 }
+
+# An engine's overlay rootfs (as docker's overlay2 mounts it): each lower
+# layer becomes a cached image, the container's writes go to
+# kiln-upper.ext4 beside the upper dir and survive a stop and a new
+# create (docker stop + docker start), and go with that dir (docker rm).
+test_kiln_overlay_rootfs_writes_persist() {
+	kiln_reset
+	kiln_bundle "$T/b" 'true' || return 1
+	L=$T/layers
+	rm -rf "$L"
+	# the bed's root is an overlay already: layers need a tmpfs under them
+	mkdir -p "$L" && mount -t tmpfs -o size=256m kiln-layers "$L" &&
+		mkdir -p "$L/base" "$L/ctr/diff" "$L/ctr/work" "$L/ctr/merged" &&
+		mv "$T/b/rootfs"/* "$L/base/" &&
+		mount -t overlay overlay -o "lowerdir=$L/base,upperdir=$L/ctr/diff,workdir=$L/ctr/work" "$L/ctr/merged" ||
+		{ fail "cannot mount an overlay here"; return 1; }
+	python3 - "$T/b/config.json" "$L/ctr/merged" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["root"]["path"] = sys.argv[2]
+c["process"]["args"] = ["sh", "-c", "cat /kept 2>/dev/null || echo none; echo written-$$ >/kept; rm -f /bin/true"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+	export KILN_CONFIG=$T/kconf.json
+	echo "{\"cache_dir\": \"$T/cache\"}" >"$KILN_CONFIG"
+	rc=0
+	timeout -k 5 180 "$KILN" --root "$KROOT" run --bundle "$T/b" o1 </dev/null >"$T/o1" 2>&1 || rc=$?
+	timeout -k 5 180 "$KILN" --root "$KROOT" run --bundle "$T/b" o2 </dev/null >"$T/o2" 2>&1 || rc=$?
+	unset KILN_CONFIG
+	umount "$L/ctr/merged"
+	overlay_done() { umount "$L"; rm -rf "$L"; }
+	[ "$rc" = 0 ] || { fail "run failed: $(cat "$T/o1" "$T/o2")"; overlay_done; return 1; }
+	[ "$(cat "$T/o1")" = none ] || { fail "first run saw: $(cat "$T/o1")"; overlay_done; return 1; }
+	grep -qx 'written-[0-9]*' "$T/o2" || { fail "second run did not see the first's write: $(cat "$T/o2")"; overlay_done; return 1; }
+	[ -f "$L/ctr/kiln-upper.ext4" ] || { fail "no kiln-upper.ext4 beside the upper dir"; overlay_done; return 1; }
+	[ -z "$(ls -A "$L/ctr/diff")" ] || { fail "the engine's upper dir was written on the host"; overlay_done; return 1; }
+	[ -x "$L/base/bin/busybox" ] && [ -L "$L/base/bin/true" ] || { fail "the image layer changed on the host"; overlay_done; return 1; }
+	n=$(ls "$T/cache" | grep -c '\.erofs$')
+	[ "$n" = 1 ] || { fail "want one cached layer image, have $n: $(ls "$T/cache")"; overlay_done; return 1; }
+	echo "    write kept across two runs in kiln-upper.ext4 ($(du -k "$L/ctr/kiln-upper.ext4" | cut -f1) KiB used); one cached layer"
+	overlay_done
+	kiln_nothing_left
+}
