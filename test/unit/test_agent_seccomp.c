@@ -386,6 +386,82 @@ static void test_process(void)
 	proc_spec_free(&s);
 }
 
+/*
+ * The whole child side (proc_child_exec) with mkdir denied, as root
+ * turning into uid 1000 with the default capabilities: without
+ * no_new_privs the filter goes in before the user change, which it must
+ * let through; with it, last. Either way mkdir(1) fails with EPERM and
+ * nothing is made.
+ */
+static void child_exec(bool nnp)
+{
+	char dir[] = "/tmp/kiln-seccomp-XXXXXX", target[64], *args[3];
+	Kiln__Agent__V1__Process m;
+	Kiln__Agent__V1__User u;
+	struct profile p;
+	struct proc_spec s;
+	struct kiln_error err = { 0 };
+	struct child_report rep;
+	int report[2], nul, st, got;
+	const char *how = nnp ? "no_new_privs" : "no no_new_privs";
+	struct stat sb;
+	pid_t pid;
+
+	if (mkdtemp(dir) == NULL || chmod(dir, 0777) < 0) {
+		ok(0, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(target, sizeof(target), "%s/d", dir);
+	args[0] = "/bin/mkdir";
+	args[1] = target;
+	kiln__agent__v1__process__init(&m);
+	kiln__agent__v1__user__init(&u);
+	u.uid = u.gid = 1000;
+	m.user = &u;
+	m.args = args;
+	m.n_args = 2;
+	m.no_new_privileges = nnp;
+	profile_init(&p);
+	m.seccomp = &p.m;
+	is_int(proc_spec_from_msg(&m, &s, &err), 0, "%s: spec: %s", how,
+	       err.msg);
+	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul < 0 || pipe2(report, O_CLOEXEC) < 0) {
+		ok(0, "pipe: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		int child[3] = { nul, nul, nul };
+
+		close(report[0]);
+		proc_child_exec(&s, child, report[1]);
+	}
+	close(report[1]);
+	close(nul);
+	got = proc_read_report(report[0], &rep);
+	close(report[0]);
+	is_int(got, 0, "%s: the child reached execve%s%s", how,
+	       got > 0 ? ": " : "", got > 0 ? rep.msg : "");
+	ok(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) != 0,
+	   "%s: mkdir(1) failed", how);
+	ok(stat(target, &sb) < 0 && errno == ENOENT, "%s: no directory made",
+	   how);
+	rmdir(target);
+	rmdir(dir);
+	proc_spec_free(&s);
+}
+
+static void test_child_exec(void)
+{
+	if (geteuid() != 0 || access("/bin/mkdir", X_OK) < 0) {
+		tap_skip("not root, or no /bin/mkdir: no user change here");
+		return;
+	}
+	child_exec(false);
+	child_exec(true);
+}
+
 int main(void)
 {
 	test_mkdir_denied();
@@ -395,5 +471,6 @@ int main(void)
 	test_bounds();
 	test_docker_shape();
 	test_process();
+	test_child_exec();
 	return tap_done();
 }
