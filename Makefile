@@ -33,8 +33,8 @@ TSAN_CFLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer \
 # once it runs jailed
 LDLIBS_VMM := -static -lyajl_s -lhttp_parser -lpthread
 # the agent is guest code: one static binary, no libc surprises
-LDLIBS_AGENT := -static -lprotobuf-c -lcap -lpthread
-LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lcrypto -lpthread
+LDLIBS_AGENT := -static -lprotobuf-c -lcap -lseccomp -lpthread
+LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lseccomp -lcrypto -lpthread
 
 # protobuf-c code generated from our .proto files, under build/gen
 GEN := $(B)/gen
@@ -201,8 +201,8 @@ FUZZ_SRCS_fuzz_ttrpc := lib/ttrpc.c lib/ttrpc_client.c $(GEN_SRCS) lib/error.c l
 FUZZ_LIBS_fuzz_ttrpc := -lprotobuf-c
 # sandbox_read_file comes from the fuzz file (it serves the input's files)
 FUZZ_SRCS_fuzz_agent_spec := agent/spec.c agent/process.c agent/mount.c \
-	$(GEN)/agent/proto/agent.pb-c.c lib/error.c lib/log.c
-FUZZ_LIBS_fuzz_agent_spec := -lprotobuf-c -lcap
+	agent/seccomp.c $(GEN)/agent/proto/agent.pb-c.c lib/error.c lib/log.c
+FUZZ_LIBS_fuzz_agent_spec := -lprotobuf-c -lcap -lseccomp
 FUZZ_SRCS_fuzz_loader := vmm/loader.c vmm/memory.c lib/error.c lib/log.c
 FUZZ_SRCS_fuzz_config := vmm/config.c vmm/config_json.c lib/json.c lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_config := -lyajl

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "agent/proto/agent.pb-c.h"
+#include "seccomp.h"
 #include "spec.h"
 #include "../lib/error.h"
 #include "../lib/ttrpc.h"
@@ -61,6 +62,7 @@ struct proc_spec {
 		cap_ambient;
 	int cap_last; /* /proc/sys/kernel/cap_last_cap */
 	bool no_new_privileges;
+	struct seccomp_prog seccomp; /* built before the clone */
 	bool terminal;
 	uint16_t cols, rows;
 	bool want[3]; /* stdin, stdout, stderr */
