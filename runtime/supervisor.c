@@ -37,6 +37,7 @@
 #include "../lib/util.h"
 #include "../oci/container.h"
 #include "kiln.h"
+#include "seccomp.h"
 
 #define DRAIN_MS     5000 /* output that may still come after the exit */
 #define SHUTDOWN_MS  3000 /* the guest powering off before SIGKILL */
@@ -428,6 +429,8 @@ static int create_container(struct sup *s, struct kiln_error *err)
 
 	s->plan.conf = s->a->conf;
 	if (request_process(&r, spec->process, &proc, err) < 0 ||
+	    request_seccomp(&r, spec->linux_ ? spec->linux_->seccomp : NULL,
+			    &proc, err) < 0 ||
 	    rootfs_plan(&r, spec, s->a->rootfs, &s->plan, s->a->conf->cache_dir,
 			&rootfs, err) < 0 ||
 	    request_mounts(&r, spec, &s->plan, s->a->conf->cache_dir, &req,
