@@ -424,3 +424,19 @@ PY
 	overlay_done
 	kiln_nothing_left
 }
+
+# linux.seccomp reaches the guest: the init and an exec both get it.
+test_kiln_seccomp_profile() {
+	kiln_reset
+	KB_EDIT='c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}' \
+		kiln_bundle "$T/b" 'mkdir /tmp/a 2>&1 || echo init-mkdir-refused; touch /tmp/f && echo init-touch-ok; exec sleep 1000' || return 1
+	( "$KILN" --root "$KROOT" run --detach --bundle "$T/b" s1 </dev/null >"$T/s1.out" 2>&1 ) ||
+		{ fail "run failed: $(cat "$T/s1.out")"; return 1; }
+	wait_line init-touch-ok 60 "$T/s1.out" && grep -qx init-mkdir-refused "$T/s1.out" ||
+		{ fail "init under the profile: $(cat "$T/s1.out")"; kiln delete --force s1; return 1; }
+	kiln exec s1 sh -c 'mkdir /tmp/b || echo exec-mkdir-refused'
+	grep -qx exec-mkdir-refused "$T/kout" && grep -q "Operation not permitted" "$T/kerr" ||
+		{ kiln_fail "exec under the profile"; kiln delete --force s1; return 1; }
+	kiln delete --force s1
+	kiln_nothing_left
+}
