@@ -58,8 +58,8 @@ PY
 }
 
 kiln_status() { # ID: the status `kiln state` prints
-	kiln state "$1"
-	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' "$T/kout" 2>/dev/null
+	timeout 60 "$KILN" --root "$KROOT" state "$1" 2>/dev/null </dev/null |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null
 }
 
 # Wait up to $2 s for container $1's status to be $3.
@@ -102,8 +102,11 @@ test_kiln_run_output_status_and_guest_kernel() {
 test_kiln_lifecycle_and_wrong_states() {
 	kiln_reset
 	kiln_bundle "$T/b" 'echo started; exec sleep 1000' || return 1
-	kiln create --bundle "$T/b" --pid-file "$T/pid" c1
-	[ "$krc" = 0 ] || { kiln_fail "create failed"; return 1; }
+	# the container's stdio: a file of its own, not kiln's output
+	krc=0
+	timeout -k 5 180 "$KILN" --root "$KROOT" create --bundle "$T/b" --pid-file "$T/pid" c1 \
+		</dev/null >"$T/c1.out" 2>&1 || krc=$?
+	[ "$krc" = 0 ] || { kiln_fail "create failed: $(cat "$T/c1.out")"; return 1; }
 	[ "$(kiln_status c1)" = created ] || { kiln_fail "status after create is not created"; return 1; }
 	pid=$(cat "$T/pid")
 	kill -0 "$pid" || { kiln_fail "the pid file's process $pid is not running"; return 1; }
