@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "agent/proto/agent.pb-c.h"
+#include "seccomp.h"
 #include "spec.h"
 #include "../lib/error.h"
 #include "../lib/ttrpc.h"
@@ -61,6 +62,7 @@ struct proc_spec {
 		cap_ambient;
 	int cap_last; /* /proc/sys/kernel/cap_last_cap */
 	bool no_new_privileges;
+	struct seccomp_prog seccomp; /* built before the clone */
 	bool terminal;
 	uint16_t cols, rows;
 	bool want[3]; /* stdin, stdout, stderr */
@@ -116,6 +118,7 @@ struct ctr {
 	int oom_wd;
 	uint64_t oom_kills;
 	bool overlay;
+	char *upper_device; /* Rootfs.upper_device: one container's only */
 	/* what mount_rootfs and mount_files_write mounted, for removal */
 	size_t nlayers; /* <dir>/l<i> */
 	bool upper_dev; /* <dir>/rw is an ext4 device */

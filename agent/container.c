@@ -71,6 +71,7 @@ static void ctr_free(struct ctr *c)
 		close(c->status_fd);
 	proc_spec_free(&c->spec);
 	pthread_mutex_destroy(&c->op);
+	free(c->upper_device);
 	free(c);
 }
 
@@ -79,6 +80,20 @@ static struct ctr *find_locked(const char *id)
 {
 	for (struct ctr *c = ctrs; c != NULL; c = c->next)
 		if (strcmp(c->id, id) == 0)
+			return c;
+	return NULL;
+}
+
+/*
+ * The container whose writable layer is dev (ctr_lock held). Two
+ * overlays on one upper directory are undefined behaviour that overlayfs
+ * only warns about (without its index option).
+ */
+static struct ctr *upper_user_locked(const char *dev)
+{
+	for (struct ctr *c = ctrs; c != NULL && dev != NULL; c = c->next)
+		if (c->upper_device != NULL &&
+		    strcmp(c->upper_device, dev) == 0)
 			return c;
 	return NULL;
 }
@@ -469,7 +484,7 @@ int ctr_create(const Kiln__Agent__V1__CreateContainerRequest *req,
 	       struct kiln_error *err)
 {
 	struct mount_plan plan = { 0 };
-	struct ctr *c;
+	struct ctr *c, *other;
 	int res;
 
 	if (spec_check_id("container_id", req->container_id, false, err) < 0)
@@ -480,6 +495,12 @@ int ctr_create(const Kiln__Agent__V1__CreateContainerRequest *req,
 	res = proc_spec_from_msg(req->process, &c->spec, err);
 	if (res == 0)
 		res = mount_plan_init(&plan, c->dir, req, err);
+	if (res == 0 && req->rootfs != NULL && req->rootfs->n_layers != 0 &&
+	    req->rootfs->upper_device[0] != '\0') {
+		c->upper_device = strdup(req->rootfs->upper_device);
+		if (c->upper_device == NULL)
+			res = AGENT_FAIL(err, TTRPC_INTERNAL, ENOMEM, "rootfs");
+	}
 	if (res < 0) {
 		mount_plan_free(&plan);
 		ctr_free(c);
@@ -493,6 +514,11 @@ int ctr_create(const Kiln__Agent__V1__CreateContainerRequest *req,
 		res = AGENT_FAIL(err, TTRPC_RESOURCE_EXHAUSTED, 0,
 				 "more than %d containers",
 				 AGENT_CONTAINERS_MAX);
+	else if ((other = upper_user_locked(c->upper_device)) != NULL)
+		res = AGENT_FAIL(err, TTRPC_FAILED_PRECONDITION, 0,
+				 "rootfs.upper_device `%s` is in use by "
+				 "container `%s`",
+				 c->upper_device, other->id);
 	if (res == 0) {
 		/* in the table from here, so a second create of the same id
 		 * fails; the op lock keeps other calls out until it is done */

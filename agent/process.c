@@ -88,6 +88,7 @@ void proc_spec_free(struct proc_spec *s)
 {
 	strv_free(s->argv);
 	strv_free(s->envp);
+	seccomp_prog_free(&s->seccomp);
 	free(s->cwd);
 	free(s->username);
 	memset(s, 0, sizeof(*s));
@@ -240,6 +241,9 @@ int proc_spec_from_msg(const Kiln__Agent__V1__Process *m, struct proc_spec *s,
 	if (r < 0)
 		return r;
 	s->no_new_privileges = m->no_new_privileges;
+	r = seccomp_prog_build(m->seccomp, &s->seccomp, err);
+	if (r < 0)
+		return r;
 	s->terminal = m->terminal;
 	s->cols = m->console_width > 0xffff ? 0xffff : m->console_width;
 	s->rows = m->console_height > 0xffff ? 0xffff : m->console_height;
@@ -547,9 +551,20 @@ static void exec_lookup(const struct proc_spec *s, int report)
 			    arg0);
 }
 
+static int seccomp_apply(const struct proc_spec *s, int report)
+{
+	if (seccomp_prog_install(&s->seccomp) < 0) {
+		proc_report(report, TTRPC_INTERNAL, errno,
+			    "install the seccomp filter");
+		return -1;
+	}
+	return 0;
+}
+
 void proc_child_exec(const struct proc_spec *s, const int child[3], int report)
 {
 	sigset_t none;
+	bool early;
 
 	/* the agent blocks SIGCHLD and ignores SIGPIPE: neither is ours */
 	sigemptyset(&none);
@@ -591,14 +606,30 @@ void proc_child_exec(const struct proc_spec *s, const int child[3], int report)
 		umask(s->umask);
 	else
 		umask(022);
-	if (bounding_apply(s, report) < 0 || user_apply(s, report) < 0 ||
-	    caps_apply(s, report) < 0)
+	if (bounding_apply(s, report) < 0)
+		_exit(127);
+	/*
+	 * seccomp(2) takes no_new_privs or CAP_SYS_ADMIN. With neither
+	 * after the change of user and capabilities, the filter goes in
+	 * now, while we still have every capability (runc does the same),
+	 * and must allow what is left below: prctl, setgroups, setresgid,
+	 * setresuid, capset, execve, write and exit_group.
+	 */
+	early = !s->no_new_privileges &&
+		!(s->cap_effective & (1ull << CAP_SYS_ADMIN));
+	if (early && seccomp_apply(s, report) < 0)
+		_exit(127);
+	if (user_apply(s, report) < 0 || caps_apply(s, report) < 0)
 		_exit(127);
 	if (s->no_new_privileges &&
 	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		proc_report(report, TTRPC_INTERNAL, errno, "no_new_privileges");
 		_exit(127);
 	}
+	/* last, so that the filter sees as little of ours as it can:
+	 * execve (once per $PATH entry), a write on report, exit_group */
+	if (!early && seccomp_apply(s, report) < 0)
+		_exit(127);
 	exec_lookup(s, report);
 	_exit(127);
 }

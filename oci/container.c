@@ -284,7 +284,9 @@ char *oci_state_json(const struct container_state *s, struct kiln_error *err)
 	put_kv(g, "rootfs", s->rootfs);
 	put_kv(g, "created", s->created);
 	put_kv(g, "owner", s->owner);
-	put_annotations(g, s);
+	/* runtime-spec's State: annotations,omitempty */
+	if (s->n_annotations > 0)
+		put_annotations(g, s);
 	yajl_gen_map_close(g);
 	return gen_take(g, err);
 }

@@ -37,8 +37,8 @@ static int rel_path(const char *cg, bool systemd, char *out, size_t len,
 	if (systemd) {
 		char slice[256], prefix[256], name[256];
 
-		if (sscanf(cg, "%255[^:]:%255[^:]:%255s", slice, prefix, name) !=
-		    3)
+		if (sscanf(cg, "%255[^:]:%255[^:]:%255s", slice, prefix,
+			   name) != 3)
 			return kiln_error_set(err, 0,
 					      "linux.cgroupsPath `%s`: want "
 					      "slice:prefix:name with "
@@ -49,8 +49,8 @@ static int rel_path(const char *cg, bool systemd, char *out, size_t len,
 		snprintf(out, len, "%s%s", cg[0] == '/' ? "" : "/kiln/", cg);
 	}
 	if (strstr(out, "/../") != NULL || strstr(out, "/./") != NULL)
-		return kiln_error_set(err, 0, "linux.cgroupsPath `%s`: no . or ..",
-				      cg);
+		return kiln_error_set(err, 0,
+				      "linux.cgroupsPath `%s`: no . or ..", cg);
 	return 0;
 }
 

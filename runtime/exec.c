@@ -33,6 +33,7 @@
 #include "../lib/util.h"
 #include "../oci/container.h"
 #include "kiln.h"
+#include "seccomp.h"
 
 #define EXEC_ENV_MAX 256
 #define CALL_TIMEOUT (30ull * 1000000000)
@@ -203,7 +204,8 @@ static void *wait_main(void *arg)
 
 /* Start the process; -1 with err when it did not start. */
 static int exec_start(struct exec_run *x, const struct oci_process *proc,
-		      int console_fd, struct kiln_error *err)
+		      const struct oci_seccomp *seccomp, int console_fd,
+		      struct kiln_error *err)
 {
 	Kiln__Agent__V1__Process ap;
 	struct agent_request r = { 0 };
@@ -220,6 +222,9 @@ static int exec_start(struct exec_run *x, const struct oci_process *proc,
 	if (x->agent == NULL)
 		return kiln_error_wrap(err, "reach the container's guest");
 	res = request_process(&r, proc, &ap, err);
+	/* runc gives an exec the container's seccomp profile */
+	if (res == 0)
+		res = request_seccomp(&r, seccomp, &ap, err);
 	if (res == 0)
 		res = agent_exec(x->agent, KILN_GUEST_ID, x->exec_id, &ap, &pid,
 				 err);
@@ -296,6 +301,7 @@ int verb_exec(const struct kiln_cli *cli, int argc, char **argv,
 	struct container_state s;
 	struct oci_spec *spec = NULL;
 	struct oci_process *proc = NULL, *owned = NULL, local;
+	const struct oci_seccomp *seccomp = NULL;
 	cleanup_free char **env = NULL;
 	cleanup_close int fd = -1;
 	cleanup_close int console_fd = -1;
@@ -317,9 +323,12 @@ int verb_exec(const struct kiln_cli *cli, int argc, char **argv,
 	}
 	proc = build(&o, argc, argv, s.bundle, &spec, &owned, &local, &env,
 		     err);
+	if (proc != NULL && spec == NULL)
+		spec = oci_spec_load(s.bundle, err);
 	container_state_clear(&s);
-	if (proc == NULL)
+	if (proc == NULL || spec == NULL)
 		goto out;
+	seccomp = spec->linux_ != NULL ? spec->linux_->seccomp : NULL;
 	if (proc->terminal && o.console_socket == NULL && o.detach) {
 		kiln_error_set(err, 0,
 			       "exec --tty --detach needs "
@@ -389,7 +398,7 @@ int verb_exec(const struct kiln_cli *cli, int argc, char **argv,
 	sigprocmask(SIG_BLOCK, &all, NULL);
 	sig_fd = signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sig_fd < 0 ||
-	    exec_start(&x, proc, steal_fd(&console_fd), err) < 0) {
+	    exec_start(&x, proc, seccomp, steal_fd(&console_fd), err) < 0) {
 		if (sig_fd < 0)
 			kiln_error_set(err, errno, "signalfd");
 		if (o.detach) {

@@ -25,7 +25,7 @@ int verb_features(const struct kiln_cli *cli, int argc, char **argv,
 	       "\"ipc\", \"uts\"],\n"
 	       "        \"cgroup\": {\"v1\": false, \"v2\": true, "
 	       "\"systemd\": false, \"systemdUser\": false},\n"
-	       "        \"seccomp\": {\"enabled\": false},\n"
+	       "        \"seccomp\": {\"enabled\": true},\n"
 	       "        \"apparmor\": {\"enabled\": false},\n"
 	       "        \"selinux\": {\"enabled\": false}\n"
 	       "    },\n"

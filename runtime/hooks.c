@@ -47,10 +47,10 @@ static int hook_run(const struct oci_hook *h, const char *kind, size_t i,
 		    const char *state, int host_netns, struct kiln_error *err)
 {
 	int fds[2], status = 0;
-	uint64_t deadline = h->has_timeout ? util_now_ns() +
-						     (uint64_t)h->timeout *
-							     1000000000ull
-					   : 0;
+	uint64_t deadline =
+		h->has_timeout
+			? util_now_ns() + (uint64_t)h->timeout * 1000000000ull
+			: 0;
 	pid_t pid;
 
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -88,11 +88,10 @@ static int hook_run(const struct oci_hook *h, const char *kind, size_t i,
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	return kiln_error_set(err, 0, "hooks.%s[%zu] `%s` failed: %s %d",
-			      kind, i, h->path,
-			      WIFEXITED(status) ? "exit status" : "signal",
-			      WIFEXITED(status) ? WEXITSTATUS(status)
-						: WTERMSIG(status));
+	return kiln_error_set(
+		err, 0, "hooks.%s[%zu] `%s` failed: %s %d", kind, i, h->path,
+		WIFEXITED(status) ? "exit status" : "signal",
+		WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 }
 
 int hooks_run(const struct oci_spec *spec, enum oci_hook_kind kind,
@@ -102,8 +101,8 @@ int hooks_run(const struct oci_spec *spec, enum oci_hook_kind kind,
 		int res = hook_run(&spec->hooks[kind][i], oci_hook_names[kind],
 				   i, state, host_netns, err);
 
-		if (res < 0 && (kind == OCI_HOOK_POSTSTART ||
-				kind == OCI_HOOK_POSTSTOP)) {
+		if (res < 0 &&
+		    (kind == OCI_HOOK_POSTSTART || kind == OCI_HOOK_POSTSTOP)) {
 			log_warn("%s", err->msg);
 			memset(err, 0, sizeof(*err));
 			continue;

@@ -171,7 +171,7 @@ dir_mount(struct agent_request *r, const struct oci_mount *m,
 	  struct vm_plan *plan, const char *cache_dir, struct kiln_error *err)
 {
 	cleanup_free char *image = NULL;
-	char dev[16], *src;
+	char dev[16], *src, **opts;
 	bool built = false;
 	Kiln__Agent__V1__Mount *am;
 
@@ -183,8 +183,19 @@ dir_mount(struct agent_request *r, const struct oci_mount *m,
 		return NULL;
 	src = keep(r, strdup(dev));
 	am = src != NULL ? new_mount(r, m, "erofs", src) : NULL;
-	if (am == NULL)
+	opts = kcalloc(r, m->n_options + 1, sizeof(*opts));
+	if (am == NULL || opts == NULL) {
 		kiln_error_set(err, ENOMEM, "mount");
+		return NULL;
+	}
+	/* the image is mounted, not bound: bind options would bind the
+	 * device node itself */
+	am->n_options = 0;
+	for (size_t i = 0; i < m->n_options; i++)
+		if (strcmp(m->options[i], "bind") != 0 &&
+		    strcmp(m->options[i], "rbind") != 0)
+			opts[am->n_options++] = m->options[i];
+	am->options = opts;
 	return am;
 }
 

@@ -37,11 +37,25 @@
 #include "../lib/util.h"
 #include "../oci/container.h"
 #include "kiln.h"
+#include "seccomp.h"
 
 #define DRAIN_MS     5000 /* output that may still come after the exit */
 #define SHUTDOWN_MS  3000 /* the guest powering off before SIGKILL */
 #define CALL_TIMEOUT (30ull * 1000000000)
 #define VM_DIED_EXIT 137
+
+enum {
+	T_BEGIN,   /* the pid process began */
+	T_ROOTFS,  /* images of the rootfs and mounts are ready */
+	T_VMM,	   /* kiln-vmm spawned */
+	T_AGENT,   /* the guest's agent answered */
+	T_CREATED, /* the container exists in the guest */
+	T_START,   /* start asked */
+	T_STARTED, /* the init runs */
+	T_EXIT,	   /* the init's exit is known */
+	T_END,	   /* output drained, VM gone */
+	T_COUNT
+};
 
 struct sup {
 	struct sup_args *a;
@@ -55,6 +69,8 @@ struct sup {
 	int exit_pipe[2]; /* wait thread -> main: the status, 4 bytes */
 	struct stdio_set io;
 	bool started;
+	/* where the time goes (CLOCK_MONOTONIC ns), for test/bench/start */
+	uint64_t t[T_COUNT];
 };
 
 static void say_ready(struct sup *s, const struct kiln_error *err)
@@ -110,12 +126,49 @@ static void *wait_main(void *arg)
 	return NULL;
 }
 
+/*
+ * With $KILN_TIMING set, one JSON line per container appended to that
+ * file: milliseconds per phase (test/bench/start reads them).
+ */
+static void timings(struct sup *s)
+{
+	static const char *const names[T_COUNT] = {
+		"begin", "rootfs", "vmm_spawn",
+		"boot",	 "create", "created_to_start",
+		"start", "run",	   "teardown",
+	};
+	const char *path = getenv("KILN_TIMING");
+	char line[512];
+	size_t n = 0;
+	int fd;
+
+	if (path == NULL || path[0] == '\0')
+		return;
+	n += (size_t)snprintf(line, sizeof(line), "{\"id\": \"%s\"", s->st.id);
+	for (int i = 1; i < T_COUNT && n < sizeof(line); i++)
+		n += (size_t)snprintf(
+			line + n, sizeof(line) - n, ", \"%s_ms\": %.1f",
+			names[i],
+			s->t[i] && s->t[i - 1]
+				? (double)(s->t[i] - s->t[i - 1]) / 1e6
+				: -1.0);
+	if (n + 3 >= sizeof(line))
+		return;
+	strcpy(line + n, "}\n");
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		util_write_all(fd, line, strlen(line));
+		close(fd);
+	}
+}
+
 /* The end: output drained, state written, VM gone; exits the process. */
 static __attribute__((noreturn)) void finish(struct sup *s, int status,
 					     bool vm_alive)
 {
 	struct kiln_error err = { 0 };
 
+	s->t[T_EXIT] = util_now_ns();
 	if (s->started)
 		stdio_drain(&s->io, vm_alive ? DRAIN_MS : 0);
 	s->st.has_exit_status = true;
@@ -124,6 +177,8 @@ static __attribute__((noreturn)) void finish(struct sup *s, int status,
 	if (vm_alive && s->agent != NULL && agent_shutdown(s->agent, &err) < 0)
 		log_warn("shut the guest down: %s", err.msg);
 	vm_stop(&s->vm, vm_alive ? SHUTDOWN_MS : 0);
+	s->t[T_END] = util_now_ns();
+	timings(s);
 	unlinkat(s->a->dirfd, CTL_SOCK, 0);
 	exit(status & 0xff);
 }
@@ -154,9 +209,11 @@ static int do_start(struct sup *s, struct kiln_error *err)
 
 	if (s->started)
 		return kiln_error_set(err, 0, "container already started");
+	s->t[T_START] = util_now_ns();
 	if (run_hooks(s, OCI_HOOK_START_CONTAINER, err) < 0 ||
 	    agent_start(s->agent, KILN_GUEST_ID, &pid, err) < 0)
 		return -1;
+	s->t[T_STARTED] = util_now_ns();
 	s->started = true;
 	e = pthread_create(&t, NULL, wait_main, s);
 	if (e != 0)
@@ -372,18 +429,23 @@ static int create_container(struct sup *s, struct kiln_error *err)
 
 	s->plan.conf = s->a->conf;
 	if (request_process(&r, spec->process, &proc, err) < 0 ||
+	    request_seccomp(&r, spec->linux_ ? spec->linux_->seccomp : NULL,
+			    &proc, err) < 0 ||
 	    rootfs_plan(&r, spec, s->a->rootfs, &s->plan, s->a->conf->cache_dir,
 			&rootfs, err) < 0 ||
 	    request_mounts(&r, spec, &s->plan, s->a->conf->cache_dir, &req,
 			   err) < 0)
 		goto out;
+	s->t[T_ROOTFS] = util_now_ns();
 	if (vm_start(&s->plan, &s->vm, err) < 0)
 		goto out;
+	s->t[T_VMM] = util_now_ns();
 	s->st.vmm_pid = s->vm.pid;
 	s->st.vmm_start = s->vm.start;
 	save(s, CONTAINER_CREATING);
 	if (agent_up(s, err) < 0)
 		goto out;
+	s->t[T_AGENT] = util_now_ns();
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (agent_set_time(s->agent, now.tv_sec, now.tv_nsec, err) < 0)
 		goto out;
@@ -399,6 +461,7 @@ static int create_container(struct sup *s, struct kiln_error *err)
 		req.n_readonly_paths = spec->linux_->n_readonly_paths;
 	}
 	res = agent_create_container(s->agent, &req, err);
+	s->t[T_CREATED] = util_now_ns();
 out:
 	agent_request_free(&r);
 	return res;
@@ -459,6 +522,7 @@ static __attribute__((noreturn)) void supervise(struct sup_args *a,
 	/* stderr is the container's now: our own log goes beside the VM's */
 	if (fchdir(a->dirfd) < 0 || log_open(VM_LOG_SUP) < 0)
 		log_set_level(LOG_ERROR);
+	s.t[T_BEGIN] = util_now_ns();
 	s.st.id = (char *)a->id;
 	s.st.bundle = (char *)a->bundle;
 	s.st.rootfs = (char *)a->rootfs;

@@ -176,6 +176,10 @@ static void check_proc_spec(const Kiln__Agent__V1__Process *m,
 		CHECK(s->rlimits[i].rl.rlim_cur <= s->rlimits[i].rl.rlim_max);
 	}
 	CHECK(s->cap_last >= 0 && s->cap_last <= 63);
+	/* a filter exactly when asked, within the kernel's bound */
+	CHECK((m->seccomp == NULL) == (s->seccomp.insns == NULL));
+	CHECK(s->seccomp.insns == NULL ||
+	      (s->seccomp.len > 0 && s->seccomp.len <= 4096));
 	CHECK((s->cap_bounding & ~all) == 0 && (s->cap_effective & ~all) == 0 &&
 	      (s->cap_permitted & ~all) == 0 &&
 	      (s->cap_inheritable & ~all) == 0 && (s->cap_ambient & ~all) == 0);

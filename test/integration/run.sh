@@ -6,7 +6,7 @@
 # A test that calls skip (lib.sh) and returns 0 is skipped, not passed;
 # under CI=true a skip whose "test_name: reason" matches no pattern of
 # KILN_ALLOW_SKIP (shell patterns, white-space separated) fails.
-# usage: test/integration/run.sh [NAME-FILTER]
+# usage: test/integration/run.sh [NAME-FILTER | !NAME-FILTER]
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 TOP=$PWD
@@ -54,6 +54,8 @@ tree() { # PID
 # taking the test bed's whole time limit with it.
 watchdog() { # NAME PID
 	sleep "${KILN_TEST_TIMEOUT:-900}" & wait $!
+	# the test ended (and we are being stopped): nothing to say
+	kill -0 "$2" 2>/dev/null || exit 0
 	echo "    FAIL: $1 still running after ${KILN_TEST_TIMEOUT:-900} s; its processes:"
 	ps -o pid,ppid,stat,etime,wchan:20,args -p "$( (echo "$2"; tree "$2") | paste -sd, -)" 2>/dev/null |
 		cut -c1-160 | sed 's/^/      /'
@@ -62,7 +64,11 @@ watchdog() { # NAME PID
 }
 
 passed=0 failed=0 skipped=0 failures= skips=
-for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -- "${1:-}"); do
+# NAME-FILTER: an extended grep pattern; "!PATTERN": the tests it does not match
+filter=${1:-}
+invert=
+case "$filter" in "!"*) filter=${filter#!} invert=-v ;; esac
+for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -E $invert -- "$filter"); do
 	start=$(date +%s.%N)
 	rm -f "$T/skips"
 	ok=0
@@ -72,8 +78,9 @@ for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -- "${1:-}"); do
 	wpid=$!
 	trc=0
 	wait "$tpid" || trc=$?
-	# shellcheck disable=SC2046 # the watchdog and its sleep
-	kill $(pgrep -P "$wpid") "$wpid" 2>/dev/null
+	# shellcheck disable=SC2046 # the watchdog, then its sleep
+	wkids=$(pgrep -P "$wpid")
+	kill "$wpid" $wkids 2>/dev/null
 	wait "$wpid" 2>/dev/null
 	if [ "$trc" -eq 0 ]; then
 		( no_leftovers ) && ok=1

@@ -17,7 +17,7 @@ AG_STEPS=${KILN_AGENT_STEPS:-ready stdio_exact stdin_bulk tty tty_resize \
 sigterm_init sigterm_trap sigterm_exec_sigkill exec_same_fs two_containers \
 spec_ids spec_caps_root spec_caps_user spec_username stats_move mounts \
 symlink_root bad_input passwd_fifo layers layers_nothing_left files \
-masked_ro oom_event shutdown layers_on_host}
+masked_ro seccomp oom_event shutdown layers_on_host}
 
 # Every call is bounded: a WaitProcess that never answers must not hang
 # the suite.
@@ -537,6 +537,17 @@ ag_layers() {
 	ag_expect_rc 0 && ag_out_has persisted touch=1 || return 1
 	grep -q 'Read-only file system' "$T/ag.out" ||
 		{ ag_fail "touch on a read-only rootfs did not fail with EROFS"; return 1; }
+	# one writable layer, one container at a time
+	# shellcheck disable=SC2046
+	agrun run --id lay5 $(ag_layer_args) --upper /dev/vde --detach -- sleep 300
+	ag_expect_rc 0 || return 1
+	# shellcheck disable=SC2046
+	agrun run --id lay6 $(ag_layer_args) --upper /dev/vde -- true
+	ag_clear_error "rootfs.upper_device \`/dev/vde\` is in use by container \`lay5\`" ||
+		return 1
+	agrun kill --id lay5 KILL && ag_expect_rc 0 || return 1
+	ag_wait_signalled lay5 || return 1
+	agrun remove --id lay5 && ag_expect_rc 0 || return 1
 	# what the agent refuses, each named
 	agrun run --id lbad1 --rootfs /dev/vda --layer /dev/vdc -- true
 	ag_clear_error "rootfs.device must be empty" || return 1
@@ -563,7 +574,7 @@ ag_layers_nothing_left() {
 			test ! -e $f || { echo "still mounted: $f"; exit 1; }; done
 			ls /kc' ||
 		{ ag_fail "a layer or the upper device is still mounted"; return 1; }
-	for id in lay1 lay2 lay3 lay4 lfail lbad1 lbad3; do
+	for id in lay1 lay2 lay3 lay4 lay5 lay6 lfail lbad1 lbad3; do
 		! grep -qx "$id" "$T/ag.out" ||
 			{ ag_fail "/run/kiln/c/$id left in the guest"; return 1; }
 	done
@@ -638,6 +649,38 @@ ag_masked_ro() {
 	ag_clear_error "masked_paths[0] \`proc/kcore\` is not absolute" || return 1
 	agrun run --id mr3 --rootfs "$AG_R1" --ro-path /proc/../etc -- true
 	ag_clear_error "readonly_paths[0]"
+}
+
+# OCI linux.seccomp as Process.seccomp: default allow, mkdir and mkdirat
+# fail with errno 1. Seccomp mode 2 in the process's status is the filter.
+# The init (default capabilities, no no_new_privs: the filter goes in
+# before the user change), an exec with no_new_privs as a user (the
+# filter goes in last), and an exec without one, which is not affected.
+AG_SC_SH='mkdir /tmp/sc-$1; echo mkdir=$?; touch /tmp/sc-$1-f; echo touch=$?
+	test -d /tmp/sc-$1; echo isdir=$?; grep "^Seccomp:" /proc/self/status'
+ag_seccomp() {
+	agrun run --id sc --rootfs "$AG_R1" --seccomp mkdir,mkdirat:1 -- \
+		sh -c "$AG_SC_SH" sh init
+	ag_expect_rc 0 && ag_out_has mkdir=1 touch=0 isdir=1 || return 1
+	[ "$(ag_status_field Seccomp)" = 2 ] || { ag_fail "no filter on the init"; return 1; }
+	grep -q "Operation not permitted" "$T/ag.err" ||
+		{ ag_fail "mkdir did not fail with EPERM"; return 1; }
+	agrun run --id sc2 --rootfs "$AG_R1" --detach -- sleep 302
+	ag_expect_rc 0 || return 1
+	ag_until 30 exec --id sc2 --user 1000:1000 --no-new-privs \
+		--seccomp mkdir,mkdirat:1 -- sh -c "$AG_SC_SH" sh exec ||
+		{ ag_fail "exec in sc2 failed"; return 1; }
+	ag_out_has mkdir=1 touch=0 isdir=1 || return 1
+	[ "$(ag_status_field Seccomp)" = 2 ] || { ag_fail "no filter on the exec"; return 1; }
+	grep -q "Operation not permitted" "$T/ag.err" ||
+		{ ag_fail "mkdir in the exec did not fail with EPERM"; return 1; }
+	agrun exec --id sc2 -- sh -c "$AG_SC_SH" sh plain
+	ag_expect_rc 0 && ag_out_has mkdir=0 isdir=0 || return 1
+	[ "$(ag_status_field Seccomp)" = 0 ] || { ag_fail "a filter without one asked"; return 1; }
+	agrun remove --id sc2 && ag_expect_rc 0 || return 1
+	# refused by name, nothing started
+	agrun run --id sc3 --rootfs "$AG_R1" --seccomp mkdir:4096 -- true
+	ag_clear_error "seccomp.syscalls[0].action: errno 4096"
 }
 
 ag_shutdown() {

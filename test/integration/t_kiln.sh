@@ -58,8 +58,8 @@ PY
 }
 
 kiln_status() { # ID: the status `kiln state` prints
-	kiln state "$1"
-	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' "$T/kout" 2>/dev/null
+	timeout 60 "$KILN" --root "$KROOT" state "$1" 2>/dev/null </dev/null |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null
 }
 
 # Wait up to $2 s for container $1's status to be $3.
@@ -102,8 +102,11 @@ test_kiln_run_output_status_and_guest_kernel() {
 test_kiln_lifecycle_and_wrong_states() {
 	kiln_reset
 	kiln_bundle "$T/b" 'echo started; exec sleep 1000' || return 1
-	kiln create --bundle "$T/b" --pid-file "$T/pid" c1
-	[ "$krc" = 0 ] || { kiln_fail "create failed"; return 1; }
+	# the container's stdio: a file of its own, not kiln's output
+	krc=0
+	timeout -k 5 180 "$KILN" --root "$KROOT" create --bundle "$T/b" --pid-file "$T/pid" c1 \
+		</dev/null >"$T/c1.out" 2>&1 || krc=$?
+	[ "$krc" = 0 ] || { kiln_fail "create failed: $(cat "$T/c1.out")"; return 1; }
 	[ "$(kiln_status c1)" = created ] || { kiln_fail "status after create is not created"; return 1; }
 	pid=$(cat "$T/pid")
 	kill -0 "$pid" || { kiln_fail "the pid file's process $pid is not running"; return 1; }
@@ -380,5 +383,63 @@ SH
 	kiln create --bundle "$T/b" h2
 	[ "$krc" != 0 ] && grep -q "hooks.prestart\[0\]" "$T/kerr" ||
 		{ kiln_fail "a failing prestart hook did not fail create by name"; return 1; }
+	kiln_nothing_left
+}
+
+# An engine's overlay rootfs (as docker's overlay2 mounts it): each lower
+# layer becomes a cached image, the container's writes go to
+# kiln-upper.ext4 beside the upper dir and survive a stop and a new
+# create (docker stop + docker start), and go with that dir (docker rm).
+test_kiln_overlay_rootfs_writes_persist() {
+	kiln_reset
+	kiln_bundle "$T/b" 'true' || return 1
+	L=$T/layers
+	rm -rf "$L"
+	# the bed's root is an overlay already: layers need a tmpfs under them
+	mkdir -p "$L" && mount -t tmpfs -o size=256m kiln-layers "$L" &&
+		mkdir -p "$L/base" "$L/ctr/diff" "$L/ctr/work" "$L/ctr/merged" &&
+		mv "$T/b/rootfs"/* "$L/base/" &&
+		mount -t overlay overlay -o "lowerdir=$L/base,upperdir=$L/ctr/diff,workdir=$L/ctr/work" "$L/ctr/merged" ||
+		{ fail "cannot mount an overlay here"; return 1; }
+	python3 - "$T/b/config.json" "$L/ctr/merged" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["root"]["path"] = sys.argv[2]
+c["process"]["args"] = ["sh", "-c", "cat /kept 2>/dev/null || echo none; echo written-$$ >/kept; rm -f /bin/true"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+	export KILN_CONFIG=$T/kconf.json
+	echo "{\"cache_dir\": \"$T/cache\"}" >"$KILN_CONFIG"
+	rc=0
+	timeout -k 5 180 "$KILN" --root "$KROOT" run --bundle "$T/b" o1 </dev/null >"$T/o1" 2>&1 || rc=$?
+	timeout -k 5 180 "$KILN" --root "$KROOT" run --bundle "$T/b" o2 </dev/null >"$T/o2" 2>&1 || rc=$?
+	unset KILN_CONFIG
+	umount "$L/ctr/merged"
+	overlay_done() { umount "$L"; rm -rf "$L"; }
+	[ "$rc" = 0 ] || { fail "run failed: $(cat "$T/o1" "$T/o2")"; overlay_done; return 1; }
+	[ "$(cat "$T/o1")" = none ] || { fail "first run saw: $(cat "$T/o1")"; overlay_done; return 1; }
+	grep -qx 'written-[0-9]*' "$T/o2" || { fail "second run did not see the first's write: $(cat "$T/o2")"; overlay_done; return 1; }
+	[ -f "$L/ctr/kiln-upper.ext4" ] || { fail "no kiln-upper.ext4 beside the upper dir"; overlay_done; return 1; }
+	[ -z "$(ls -A "$L/ctr/diff")" ] || { fail "the engine's upper dir was written on the host"; overlay_done; return 1; }
+	[ -x "$L/base/bin/busybox" ] && [ -L "$L/base/bin/true" ] || { fail "the image layer changed on the host"; overlay_done; return 1; }
+	n=$(ls "$T/cache" | grep -c '\.erofs$')
+	[ "$n" = 1 ] || { fail "want one cached layer image, have $n: $(ls "$T/cache")"; overlay_done; return 1; }
+	echo "    write kept across two runs in kiln-upper.ext4 ($(du -k "$L/ctr/kiln-upper.ext4" | cut -f1) KiB used); one cached layer"
+	overlay_done
+	kiln_nothing_left
+}
+
+# linux.seccomp reaches the guest: the init and an exec both get it.
+test_kiln_seccomp_profile() {
+	kiln_reset
+	KB_EDIT='c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}' \
+		kiln_bundle "$T/b" 'mkdir /tmp/a 2>&1 || echo init-mkdir-refused; touch /tmp/f && echo init-touch-ok; exec sleep 1000' || return 1
+	( "$KILN" --root "$KROOT" run --detach --bundle "$T/b" s1 </dev/null >"$T/s1.out" 2>&1 ) ||
+		{ fail "run failed: $(cat "$T/s1.out")"; return 1; }
+	wait_line init-touch-ok 60 "$T/s1.out" && grep -qx init-mkdir-refused "$T/s1.out" ||
+		{ fail "init under the profile: $(cat "$T/s1.out")"; kiln delete --force s1; return 1; }
+	kiln exec s1 sh -c 'mkdir /tmp/b || echo exec-mkdir-refused'
+	grep -qx exec-mkdir-refused "$T/kout" && grep -q "Operation not permitted" "$T/kerr" ||
+		{ kiln_fail "exec under the profile"; kiln delete --force s1; return 1; }
+	kiln delete --force s1
 	kiln_nothing_left
 }

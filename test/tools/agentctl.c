@@ -55,6 +55,8 @@ static void usage(FILE *f)
 		   "CAP]...\n"
 		   "      [--no-caps] [--no-new-privs] [--hostname H] "
 		   "[--no-stdin]\n"
+		   "      [--seccomp NAME[,NAME...]:ERRNO] (those fail "
+		   "with ERRNO)\n"
 		   "      [--mount TYPE:SOURCE:DEST[:OPT,OPT...]]...\n"
 		   "      [--layer DEV[:FSTYPE]]... [--upper DEV] (top layer "
 		   "first)\n"

@@ -40,6 +40,10 @@ struct proc_opts {
 	/* --mask and --ro-path */
 	char **masked, **ro_paths;
 	size_t n_masked, n_ro_paths;
+	/* --seccomp, for Process.seccomp */
+	Kiln__Agent__V1__Seccomp seccomp;
+	Kiln__Agent__V1__SeccompRule seccomp_rule, *seccomp_rulev[1];
+	char *seccomp_names[16];
 };
 
 /* One line on stderr; returns EXIT_USAGE. */

@@ -102,8 +102,38 @@ static const struct option proc_longopts[] = {
 	FLAG("all", 'a'),     ARG("sec", 's'),		 ARG("nsec", 'n'),
 	ARG("bytes", 'b'),    ARG("count", 'm'),	 ARG("mount", 'M'),
 	ARG("layer", 'L'),    ARG("upper", 'U'),	 ARG("file", 'F'),
-	ARG("mask", 'K'),     ARG("ro-path", 'O'),	 { NULL, 0, NULL, 0 },
+	ARG("mask", 'K'),     ARG("ro-path", 'O'),	 ARG("seccomp", 'Z'),
+	{ NULL, 0, NULL, 0 },
 };
+
+/* "mkdir,mkdirat:1": those fail with errno 1, every other syscall runs */
+static const char *parse_seccomp_deny(const char *s, struct proc_opts *o)
+{
+	Kiln__Agent__V1__SeccompRule *r = &o->seccomp_rule;
+	char *arg = strdup(s), *colon, *save = NULL;
+
+	if (arg == NULL)
+		return "out of memory";
+	colon = strrchr(arg, ':');
+	if (colon == NULL || parse_u32(colon + 1, &r->errno_ret) < 0)
+		return "want NAME[,NAME...]:ERRNO";
+	*colon = '\0';
+	r->names = o->seccomp_names;
+	r->n_names = 0;
+	for (char *n = strtok_r(arg, ",", &save); n != NULL;
+	     n = strtok_r(NULL, ",", &save)) {
+		if (r->n_names == ARRAY_SIZE(o->seccomp_names))
+			return "too many names";
+		r->names[r->n_names++] = n;
+	}
+	r->action = "SCMP_ACT_ERRNO";
+	r->has_errno_ret = true;
+	o->seccomp_rulev[0] = r;
+	o->seccomp.syscalls = o->seccomp_rulev;
+	o->seccomp.n_syscalls = 1;
+	o->proc.seccomp = &o->seccomp;
+	return NULL;
+}
 
 /* "NOFILE=1024:2048" or "RLIMIT_NOFILE=..." */
 static int parse_rlimit(const char *s, Kiln__Agent__V1__Rlimit *rl)
@@ -306,6 +336,9 @@ int opts_parse(int argc, char **argv, struct proc_opts *o)
 	kiln__agent__v1__process__init(&o->proc);
 	kiln__agent__v1__user__init(&o->user);
 	kiln__agent__v1__capabilities__init(&o->caps);
+	kiln__agent__v1__seccomp__init(&o->seccomp);
+	kiln__agent__v1__seccomp_rule__init(&o->seccomp_rule);
+	o->seccomp.default_action = "SCMP_ACT_ALLOW";
 	o->proc.user = &o->user;
 	o->cwd = "/";
 	o->fstype = "ext4";
@@ -416,6 +449,14 @@ int opts_parse(int argc, char **argv, struct proc_opts *o)
 		case 'O':
 			o->ro_paths[o->n_ro_paths++] = optarg;
 			break;
+		case 'Z': {
+			const char *why = parse_seccomp_deny(optarg, o);
+
+			if (why != NULL)
+				return opts_usage_error("--seccomp `%s`: %s",
+							optarg, why);
+			break;
+		}
 		case 'C':
 			o->caplist[o->caps.n_bounding++] = optarg;
 			o->have_caps = true;

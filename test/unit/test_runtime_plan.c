@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What kiln decides before a VM exists: where the VM comes from and its
+ * size, signal names, and config.json's process and mounts as the
+ * agent's request (each mount mapped or refused by name).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../oci/spec.h"
+#include "../../runtime/kiln.h"
+#include "tap.h"
+
+static char top[] = "/tmp/kiln-plan-XXXXXX";
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	fputs(text, f);
+	fclose(f);
+}
+
+static struct oci_spec *parse(const char *json)
+{
+	struct kiln_error err = { 0 };
+	struct oci_spec *s = oci_spec_parse(json, strlen(json), &err);
+
+	if (s == NULL)
+		printf("# parse: %s\n", err.msg);
+	return s;
+}
+
+static void test_config(void)
+{
+	struct vm_config c;
+	struct kiln_error err = { 0 };
+	char path[300], msg[600];
+
+	snprintf(path, sizeof(path), "%s/none.json", top);
+	setenv("KILN_CONFIG", path, 1);
+	ok(vm_config_load(&c, &err) == 0, "no config file: defaults");
+	is_int(c.vcpus, 1, "default 1 vCPU");
+	is_int(c.memory_mib, KILN_DEFAULT_MEM_MIB, "default memory");
+	ok(strcmp(c.cache_dir, KILN_DEFAULT_CACHE) == 0, "default cache");
+	vm_config_clear(&c);
+
+	snprintf(path, sizeof(path), "%s/conf.json", top);
+	write_file(path, "{\"vmm\": \"/bin/true\", \"kernel\": \"/k/vmlinux\", "
+			 "\"vcpus\": 3, "
+			 "\"memory_mib\": 512, \"boot_timeout_s\": 9}");
+	setenv("KILN_CONFIG", path, 1);
+	ok(vm_config_load(&c, &err) == 0, "a config file: %s", err.msg);
+	ok(strcmp(c.kernel, "/k/vmlinux") == 0, "kernel from the file");
+	is_int(c.vcpus, 3, "vcpus from the file");
+	is_int(c.memory_mib, 512, "memory from the file");
+	is_int(c.boot_timeout_s, 9, "boot timeout from the file");
+	memset(&err, 0, sizeof(err));
+	ok(vm_config_check(&c, &err) < 0 && strstr(err.msg, "/k/vmlinux"),
+	   "a missing kernel is one error naming it: %s", err.msg);
+	vm_config_clear(&c);
+
+	write_file(path, "{\"kernel\": \"relative/vmlinux\"}");
+	memset(&err, 0, sizeof(err));
+	ok(vm_config_load(&c, &err) < 0 && strstr(err.msg, "kernel") &&
+		   strstr(err.msg, "absolute"),
+	   "a relative path refused: %s",
+	   kiln_error_str(&err, msg, sizeof(msg)));
+	vm_config_clear(&c);
+	write_file(path, "{\"vcpus\": 0}");
+	memset(&err, 0, sizeof(err));
+	ok(vm_config_load(&c, &err) < 0 && strstr(err.msg, "vcpus"),
+	   "0 vCPUs refused: %s", err.msg);
+	vm_config_clear(&c);
+	write_file(path, "{\"vcpus\": ");
+	memset(&err, 0, sizeof(err));
+	ok(vm_config_load(&c, &err) < 0 && strstr(err.msg, path),
+	   "bad JSON names the file: %s", err.msg);
+	vm_config_clear(&c);
+	unsetenv("KILN_CONFIG");
+}
+
+static void test_size(void)
+{
+	struct oci_spec *s = parse("{\"ociVersion\": \"1.0.2\", \"root\": "
+				   "{\"path\": \"r\"},"
+				   " \"annotations\": {\"io.kiln.vcpus\": "
+				   "\"2\"},"
+				   " \"linux\": {\"resources\": {\"memory\": "
+				   "{\"limit\": 104857600},"
+				   " \"cpu\": {\"quota\": 150000, \"period\": "
+				   "100000}}}}");
+	struct vm_config c = { .vcpus = 1, .memory_mib = 256 };
+	struct kiln_error err = { 0 };
+
+	ok(s != NULL, "a spec with resources");
+	if (s == NULL)
+		return;
+	ok(vm_config_size(&c, s, &err) == 0, "sized");
+	is_int(c.memory_mib, 100 + KILN_MEM_OVERHEAD_MIB,
+	       "memory limit plus the guest's overhead");
+	is_int(c.vcpus, 2, "the annotation wins over a 1.5-CPU quota (2)");
+	oci_spec_free(s);
+
+	s = parse("{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
+		  " \"linux\": {\"resources\": {\"cpu\": {\"quota\": "
+		  "250000}}}}");
+	c.vcpus = 1;
+	ok(s != NULL && vm_config_size(&c, s, &err) == 0, "sized by quota");
+	is_int(c.vcpus, 3, "a quota of 2.5 CPUs is 3 vCPUs");
+	oci_spec_free(s);
+	s = parse("{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
+		  " \"annotations\": {\"io.kiln.memory_mib\": \"lots\"}}");
+	memset(&err, 0, sizeof(err));
+	ok(s != NULL && vm_config_size(&c, s, &err) < 0 &&
+		   strstr(err.msg, "io.kiln.memory_mib"),
+	   "a bad annotation is named: %s", err.msg);
+	oci_spec_free(s);
+}
+
+static void test_signals(void)
+{
+	struct kiln_error err = { 0 };
+
+	is_int(cli_signal("KILL", &err), SIGKILL, "KILL");
+	is_int(cli_signal("SIGTERM", &err), SIGTERM, "SIGTERM");
+	is_int(cli_signal("10", &err), 10, "10");
+	ok(cli_signal("SIGFOO", &err) < 0 && strstr(err.msg, "SIGFOO"),
+	   "unknown signal named: %s", err.msg);
+	ok(cli_signal("0", &err) < 0, "0 refused");
+	ok(cli_signal("65", &err) < 0, "65 refused");
+}
+
+static const char *mount_spec_fmt = "{\"ociVersion\": \"1.0.2\", \"root\": "
+				    "{\"path\": \"r\"},"
+				    " \"process\": {\"args\": [\"sh\"], "
+				    "\"cwd\": \"/\","
+				    "  \"user\": {\"uid\": 1, \"gid\": 2}, "
+				    "\"terminal\": true},"
+				    " \"mounts\": [%s]}";
+
+/* request_mounts over one spec; 0 or -1 with err. */
+static int map(const char *mounts, Kiln__Agent__V1__CreateContainerRequest *req,
+	       struct agent_request *r, struct vm_plan *plan,
+	       struct oci_spec **out, struct kiln_error *err)
+{
+	char json[4096], cache[300];
+
+	snprintf(json, sizeof(json), mount_spec_fmt, mounts);
+	snprintf(cache, sizeof(cache), "%s/cache", top);
+	*out = parse(json);
+	if (*out == NULL)
+		return -2;
+	kiln__agent__v1__create_container_request__init(req);
+	memset(err, 0, sizeof(*err));
+	return request_mounts(r, *out, plan, cache, req, err);
+}
+
+static void test_mounts(void)
+{
+	Kiln__Agent__V1__CreateContainerRequest req;
+	struct agent_request r = { 0 };
+	struct vm_plan plan = { 0 };
+	struct oci_spec *s = NULL;
+	struct kiln_error err;
+	char m[2048], hosts[300], dir[300];
+	Kiln__Agent__V1__Process p;
+
+	snprintf(hosts, sizeof(hosts), "%s/hosts", top);
+	write_file(hosts, "127.0.0.1 localhost\n");
+	snprintf(dir, sizeof(dir), "%s/dir", top);
+	mkdir(dir, 0755);
+
+	ok(map("{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": "
+	       "\"proc\"},"
+	       "{\"destination\": \"/dev/shm\", \"type\": \"bind\", "
+	       "\"source\": \"/tmp\", \"options\": [\"rbind\"]},"
+	       "{\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", "
+	       "\"source\": \"cgroup\", \"options\": [\"ro\"]},"
+	       "{\"destination\": \"/run\", \"type\": \"tmpfs\", \"source\": "
+	       "\"tmpfs\", \"options\": [\"size=1m\"]}",
+	       &req, &r, &plan, &s, &err) == 0,
+	   "defaults, docker's /dev/shm, cgroup, tmpfs: %s", err.msg);
+	is_int(req.n_mounts, 2, "the agent's own mounts are left to it");
+	if (req.n_mounts == 2) {
+		ok(strcmp(req.mounts[0]->type, "cgroup2") == 0, "cgroup "
+								"becomes the "
+								"guest's "
+								"cgroup2");
+		ok(strcmp(req.mounts[1]->type, "tmpfs") == 0 &&
+			   req.mounts[1]->n_options == 1,
+		   "tmpfs passes with its options");
+	}
+	ok(request_process(&r, s->process, &p, &err) == 0 && p.user->uid == 1 &&
+		   p.user->gid == 2 && p.terminal && p.stdin && p.stdout &&
+		   !p.stderr,
+	   "process: user, and with a terminal one output stream");
+	agent_request_free(&r);
+	oci_spec_free(s);
+
+	snprintf(m, sizeof(m),
+		 "{\"destination\": \"/etc/hosts\", \"type\": \"bind\", "
+		 "\"source\": \"%s\", \"options\": [\"rbind\", \"ro\"]}",
+		 hosts);
+	ok(map(m, &req, &r, &plan, &s, &err) == 0, "a file bind: %s", err.msg);
+	ok(req.n_mounts == 1 && req.mounts[0]->has_data &&
+		   req.mounts[0]->data.len == 20 &&
+		   memcmp(req.mounts[0]->data.data, "127.0.0.1", 9) == 0,
+	   "its content travels in the request");
+	agent_request_free(&r);
+	oci_spec_free(s);
+
+	snprintf(m, sizeof(m),
+		 "{\"destination\": \"/data\", \"type\": \"bind\", "
+		 "\"source\": \"%s\", \"options\": [\"rbind\", \"rw\"]}",
+		 dir);
+	ok(map(m, &req, &r, &plan, &s, &err) < 0 && strstr(err.msg, "/data") &&
+		   strstr(err.msg, "writable"),
+	   "a writable directory bind is refused by name: %s", err.msg);
+	agent_request_free(&r);
+	oci_spec_free(s);
+
+	snprintf(m, sizeof(m),
+		 "{\"destination\": \"/share\", \"type\": \"bind\", "
+		 "\"source\": \"%s\", \"options\": [\"rbind\", \"ro\"]}",
+		 dir);
+	ok(map(m, &req, &r, &plan, &s, &err) == 0, "a read-only dir bind: %s",
+	   err.msg);
+	ok(req.n_mounts == 1 && strcmp(req.mounts[0]->type, "erofs") == 0 &&
+		   strcmp(req.mounts[0]->source, "/dev/vda") == 0 &&
+		   req.mounts[0]->n_options == 1 &&
+		   strcmp(req.mounts[0]->options[0], "ro") == 0 &&
+		   plan.n_drives == 1,
+	   "becomes its image on a drive, mounted read-only, not bound");
+	agent_request_free(&r);
+	oci_spec_free(s);
+	vm_plan_clear(&plan);
+
+	ok(map("{\"destination\": \"/x\", \"type\": \"bind\", \"source\": "
+	       "\"/nonexistent-kiln\", \"options\": [\"rbind\"]}",
+	       &req, &r, &plan, &s, &err) < 0 &&
+		   strstr(err.msg, "/nonexistent-kiln"),
+	   "a missing bind source is named: %s", err.msg);
+	agent_request_free(&r);
+	oci_spec_free(s);
+
+	ok(map("{\"destination\": \"/n\", \"type\": \"bind\", \"source\": "
+	       "\"/dev/null\", \"options\": [\"rbind\"]}",
+	       &req, &r, &plan, &s, &err) < 0 &&
+		   strstr(err.msg, "/dev/null"),
+	   "a device bind is refused: %s", err.msg);
+	agent_request_free(&r);
+	oci_spec_free(s);
+	vm_plan_clear(&plan);
+}
+
+static void test_rootfs_image(void)
+{
+	struct oci_spec *s = parse("{\"ociVersion\": \"1.0.2\", \"root\": "
+				   "{\"path\": \"img\", \"readonly\": true}}");
+	Kiln__Agent__V1__Rootfs rf;
+	struct agent_request r = { 0 };
+	struct vm_plan plan = { 0 };
+	struct kiln_error err = { 0 };
+	char img[300], cache[300];
+	unsigned char sb[2048] = { 0 };
+	int fd;
+
+	snprintf(img, sizeof(img), "%s/img", top);
+	snprintf(cache, sizeof(cache), "%s/cache", top);
+	fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	sb[1080] = 0x53;
+	sb[1081] = 0xEF; /* ext4's magic */
+	ok(write(fd, sb, sizeof(sb)) == sizeof(sb), "an image file");
+	close(fd);
+	ok(rootfs_plan(&r, s, img, &plan, cache, &rf, &err) == 0,
+	   "an ext4 image is attached: %s", err.msg);
+	ok(strcmp(rf.fstype, "ext4") == 0 && rf.readonly &&
+		   plan.n_drives == 1 && strstr(plan.drives[0], ",ro"),
+	   "as it is, read-only for root.readonly (%s)",
+	   plan.n_drives ? plan.drives[0] : "none");
+	agent_request_free(&r);
+	vm_plan_clear(&plan);
+	memset(sb, 0, sizeof(sb));
+	fd = open(img, O_WRONLY | O_TRUNC);
+	ok(write(fd, sb, sizeof(sb)) == sizeof(sb), "a file of zeros");
+	close(fd);
+	ok(rootfs_plan(&r, s, img, &plan, cache, &rf, &err) < 0 &&
+		   strstr(err.msg, "ext4 or erofs"),
+	   "neither ext4 nor erofs: refused: %s", err.msg);
+	agent_request_free(&r);
+	vm_plan_clear(&plan);
+	oci_spec_free(s);
+}
+
+int main(void)
+{
+	char cmd[400];
+
+	if (mkdtemp(top) == NULL)
+		return 1;
+	test_config();
+	test_size();
+	test_signals();
+	test_mounts();
+	test_rootfs_image();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", top);
+	return tap_done();
+}
