@@ -76,13 +76,14 @@ dm_spawn() { # CMD...
 }
 
 # Poll shell CODE (evaluated anew each time) until it succeeds, for up to
-# $1 seconds.
+# $1 seconds of wall time (one poll may itself take seconds in the bed).
 dm_until() { # SECONDS CODE
-	for _ in $(seq $(($1 * 5))); do
+	local end=$((SECONDS + $1))
+	while :; do
 		eval "$2" >/dev/null 2>&1 && return 0
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.2
 	done
-	return 1
 }
 
 # The pids of processes still carrying this daemon's mark.
@@ -90,18 +91,15 @@ dm_marked() {
 	[ -n "$DM_DIR" ] || return 0
 	for d in /proc/[0-9]*; do
 		[ "${d#/proc/}" = "$BASHPID" ] && continue
-		tr '\0' '\n' 2>/dev/null <"$d/environ" |
-			grep -qxF "KILN_DM_RUN=$DM_DIR" && echo "${d#/proc/}"
+		grep -qzxF "KILN_DM_RUN=$DM_DIR" "$d/environ" 2>/dev/null && echo "${d#/proc/}"
 	done
 }
 
 # kiln-vmm processes of this run: lib.sh's mark or this daemon's.
 dm_vmms() {
-	for d in /proc/[0-9]*; do
-		[ "$(cat "$d/comm" 2>/dev/null)" = kiln-vmm ] || continue
-		tr '\0' '\n' 2>/dev/null <"$d/environ" |
-			grep -qxF -e "KILN_IT_RUN=$KILN_IT_RUN" -e "KILN_DM_RUN=$DM_DIR" &&
-			echo "${d#/proc/}"
+	for p in $(pgrep -x kiln-vmm); do
+		grep -qzxF -e "KILN_IT_RUN=$KILN_IT_RUN" -e "KILN_DM_RUN=$DM_DIR" \
+			"/proc/$p/environ" 2>/dev/null && echo "$p"
 	done
 }
 
@@ -112,10 +110,7 @@ dm_stop() { # [SECONDS]
 	[ -n "$DM_DIR" ] || return 0
 	if [ -n "$DM_PID" ]; then
 		kill -TERM "$DM_PID" 2>/dev/null
-		for _ in $(seq $((${1:-30} * 5))); do
-			kill -0 "$DM_PID" 2>/dev/null || break
-			sleep 0.2
-		done
+		dm_until "${1:-30}" '! kill -0 "$DM_PID"'
 		kill -KILL "$DM_PID" 2>/dev/null
 		wait "$DM_PID" 2>/dev/null
 		DM_PID=
@@ -127,10 +122,7 @@ dm_stop() { # [SECONDS]
 		done | sort | uniq -c | tr -s ' \n' ' ')"
 		# shellcheck disable=SC2086 # one pid per word
 		kill -KILL $left 2>/dev/null
-		for _ in $(seq 50); do
-			[ -n "$(dm_marked)" ] || break
-			sleep 0.1
-		done
+		dm_until 10 '[ -z "$(dm_marked)" ]'
 	fi
 	# deepest mount first; a busy one goes lazily
 	awk -v d="$DM_DIR" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |

@@ -26,11 +26,7 @@ dk_state() { # NAME FIELD
 
 # Wait up to $2 s until container $1 is no longer running.
 dk_until_exited() { # NAME SECONDS
-	for _ in $(seq $(($2 * 5))); do
-		[ "$(dk_state "$1" Running)" = false ] && return 0
-		sleep 0.2
-	done
-	return 1
+	dm_until "$2" "[ \"\$(dk_state $1 Running)\" = false ]"
 }
 
 # ---- steps -----------------------------------------------------------------
@@ -91,13 +87,9 @@ dk_tty_resize() {
 		'stty size; while [ "$(stty size)" != "40 100" ]; do sleep 0.2; done; echo resized'
 	dm_expect_rc 0 || return 1
 	sent=
-	for _ in $(seq 150); do
-		[ "$(dk_state rs Running)" = true ] &&
-			curl -sf --unix-socket "$DM_DIR/docker.sock" -X POST \
-				"http://docker/containers/rs/resize?h=40&w=100" >/dev/null &&
-			{ sent=1; break; }
-		sleep 0.2
-	done
+	dm_until 30 '[ "$(dk_state rs Running)" = true ] &&
+		curl -sf --unix-socket "$DM_DIR/docker.sock" -X POST \
+			"http://docker/containers/rs/resize?h=40&w=100"' && sent=1
 	[ -n "$sent" ] || { dm_fail "the resize request was never accepted"; dk rm -f rs >/dev/null 2>&1; return 1; }
 	ok=
 	dk_until_exited rs 60 && ok=1

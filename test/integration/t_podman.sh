@@ -34,11 +34,7 @@ pm_state() { # NAME FIELD
 }
 
 pm_until_exited() { # NAME SECONDS
-	for _ in $(seq $(($2 * 5))); do
-		[ "$(pm_state "$1" Running)" = false ] && return 0
-		sleep 0.2
-	done
-	return 1
+	dm_until "$2" "[ \"\$(pm_state $1 Running)\" = false ]"
 }
 
 # ---- steps -----------------------------------------------------------------
