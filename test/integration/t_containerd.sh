@@ -143,6 +143,8 @@ cd_kill() {
 
 cd_rm() {
 	cd_gone gone
+	# the image's layers in kiln's cache first (when rm runs alone)
+	cdr --rm "$CD_IMG" warm true >/dev/null 2>&1
 	DM_CACHE_BEFORE=$(dm_cache_list)
 	drun cdr -d "$CD_IMG" gone sleep 1000
 	dm_expect_rc 0 || return 1

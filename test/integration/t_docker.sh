@@ -151,6 +151,8 @@ dk_stop() {
 # runtime's --root).
 dk_rm() {
 	dk rm -f gone >/dev/null 2>&1
+	# the image's layers in kiln's cache first (when rm runs alone)
+	dkr --rm "$DM_IMAGE" true >/dev/null 2>&1
 	DM_CACHE_BEFORE=$(dm_cache_list)
 	drun dkr -d --name gone "$DM_IMAGE" sleep 1000
 	dm_expect_rc 0 || return 1

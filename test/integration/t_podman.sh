@@ -141,6 +141,8 @@ pm_stop() {
 
 pm_rm() {
 	pm rm -f gone >/dev/null 2>&1
+	# the image's layers in kiln's cache first (when rm runs alone)
+	pmr --rm "$DM_IMAGE" true >/dev/null 2>&1
 	DM_CACHE_BEFORE=$(dm_cache_list)
 	drun pmr -d --name gone "$DM_IMAGE" sleep 1000
 	dm_expect_rc 0 || return 1
