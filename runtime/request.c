@@ -165,13 +165,34 @@ static Kiln__Agent__V1__Mount *new_mount(struct agent_request *r,
 	return am;
 }
 
+/* am's options: m's without those named in drop (NULL-terminated). */
+static int drop_options(struct agent_request *r, const struct oci_mount *m,
+			Kiln__Agent__V1__Mount *am, const char *const *drop)
+{
+	char **opts = kcalloc(r, m->n_options + 1, sizeof(*opts));
+
+	if (opts == NULL)
+		return -1;
+	am->n_options = 0;
+	for (size_t i = 0; i < m->n_options; i++) {
+		bool keep_it = true;
+
+		for (const char *const *d = drop; *d != NULL; d++)
+			keep_it = keep_it && strcmp(m->options[i], *d) != 0;
+		if (keep_it)
+			opts[am->n_options++] = m->options[i];
+	}
+	am->options = opts;
+	return 0;
+}
+
 /* A read-only host directory: an image of it on a drive of its own. */
 static Kiln__Agent__V1__Mount *
 dir_mount(struct agent_request *r, const struct oci_mount *m,
 	  struct vm_plan *plan, const char *cache_dir, struct kiln_error *err)
 {
 	cleanup_free char *image = NULL;
-	char dev[16], *src, **opts;
+	char dev[16], *src;
 	bool built = false;
 	Kiln__Agent__V1__Mount *am;
 
@@ -183,19 +204,14 @@ dir_mount(struct agent_request *r, const struct oci_mount *m,
 		return NULL;
 	src = keep(r, strdup(dev));
 	am = src != NULL ? new_mount(r, m, "erofs", src) : NULL;
-	opts = kcalloc(r, m->n_options + 1, sizeof(*opts));
-	if (am == NULL || opts == NULL) {
+	/* the image is mounted, not bound: bind options would bind the
+	 * device node itself */
+	if (am == NULL ||
+	    drop_options(r, m, am, (const char *[]){ "bind", "rbind", NULL }) <
+		    0) {
 		kiln_error_set(err, ENOMEM, "mount");
 		return NULL;
 	}
-	/* the image is mounted, not bound: bind options would bind the
-	 * device node itself */
-	am->n_options = 0;
-	for (size_t i = 0; i < m->n_options; i++)
-		if (strcmp(m->options[i], "bind") != 0 &&
-		    strcmp(m->options[i], "rbind") != 0)
-			opts[am->n_options++] = m->options[i];
-	am->options = opts;
 	return am;
 }
 
@@ -209,6 +225,7 @@ static Kiln__Agent__V1__Mount *map_mount(struct agent_request *r, size_t i,
 					 const char *cache_dir, bool *skip,
 					 struct kiln_error *err)
 {
+	Kiln__Agent__V1__Mount *am;
 	struct stat st;
 
 	*skip = false;
@@ -222,8 +239,18 @@ static Kiln__Agent__V1__Mount *map_mount(struct agent_request *r, size_t i,
 		/* the guest is cgroup v2 only */
 		if (strcmp(type, "cgroup") == 0 || strcmp(type, "cgroup2") == 0)
 			return new_mount(r, m, "cgroup2", "cgroup2");
-		return new_mount(r, m, type,
-				 m->source != NULL ? m->source : "");
+		am = new_mount(r, m, type, m->source != NULL ? m->source : "");
+		/* podman's tmpfs: "tmpcopyup" (crun's and runc's extension)
+		 * would seed it with the image's files; the guest's starts
+		 * empty, as a tmpfs without it does */
+		if (am != NULL && strcmp(type, "tmpfs") == 0 &&
+		    drop_options(r, m, am,
+				 (const char *[]){ "tmpcopyup", "notmpcopyup",
+						   NULL }) < 0)
+			am = NULL;
+		if (am == NULL)
+			kiln_error_set(err, ENOMEM, "mount");
+		return am;
 	}
 	if (m->source == NULL || stat(m->source, &st) < 0) {
 		kiln_error_set(err, errno, "mounts[%zu] (%s): bind source `%s`",

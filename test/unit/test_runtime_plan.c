@@ -184,7 +184,7 @@ static void test_mounts(void)
 	       "{\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", "
 	       "\"source\": \"cgroup\", \"options\": [\"ro\"]},"
 	       "{\"destination\": \"/run\", \"type\": \"tmpfs\", \"source\": "
-	       "\"tmpfs\", \"options\": [\"size=1m\"]}",
+	       "\"tmpfs\", \"options\": [\"size=1m\", \"tmpcopyup\"]}",
 	       &req, &r, &plan, &s, &err) == 0,
 	   "defaults, docker's /dev/shm, cgroup, tmpfs: %s", err.msg);
 	is_int(req.n_mounts, 2, "the agent's own mounts are left to it");
@@ -195,7 +195,7 @@ static void test_mounts(void)
 								"cgroup2");
 		ok(strcmp(req.mounts[1]->type, "tmpfs") == 0 &&
 			   req.mounts[1]->n_options == 1,
-		   "tmpfs passes with its options");
+		   "tmpfs passes with its options, less podman's tmpcopyup");
 	}
 	ok(request_process(&r, s->process, &p, &err) == 0 && p.user->uid == 1 &&
 		   p.user->gid == 2 && p.terminal && p.stdin && p.stdout &&
