@@ -142,6 +142,19 @@ int stdio_pty_open(struct stdio_set *io, int console_fd, struct kiln_error *err)
 		cfmakeraw(&t);
 		tcsetattr(io->pty, TCSANOW, &t);
 	}
+	/* The caller's fds 0-2 are not the container's now: let them go.
+	 * containerd's runc shim reads `create`'s output to its end, which
+	 * would never come while we held them (runc's init swaps them for
+	 * the pty's slave likewise). */
+	{
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+		    dup2(null, 2) < 0)
+			return kiln_error_set(err, errno, "stdio to /dev/null");
+		if (null > 2)
+			close(null);
+	}
 	/* our controlling terminal: a resize of the master is a SIGWINCH */
 	if (setsid() < 0 || ioctl(io->pty, TIOCSCTTY, 0) < 0)
 		log_warn("make %s the controlling terminal: %m", name);

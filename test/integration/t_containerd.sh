@@ -12,10 +12,7 @@ CONTAINERD=/usr/bin/containerd
 CTR=/usr/bin/ctr
 CD_NS=kiln-it
 CD_IMG=docker.io/library/$DM_IMAGE
-# Left out of the default until fixed (name it in KILN_CONTAINERD_STEPS
-# to run it): tty (ctr run -t hangs with kiln through the runc shim's
-# console socket).
-CD_STEPS=${KILN_CONTAINERD_STEPS:-config image output uname env_cwd stdin \
+CD_STEPS=${KILN_CONTAINERD_STEPS:-config image output uname env_cwd stdin tty \
 exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes metrics}
 
 cdctl() {
