@@ -64,6 +64,14 @@ console_cleanup() {
 }
 
 test_console_reader_stalls() {
+	# The emulated test bed (its root is "tbroot", the host's over 9p) froze whole
+	# under this flood twice in six runs (CI's run of 2026-12-02 and a
+	# local one: the bed's own per-test watchdog never fired, QEMU spun).
+	# Where /dev/kvm is real it runs; KILN_CONSOLE_STALL=1 forces it.
+	if grep -q "^tbroot / " /proc/mounts && [ "${KILN_CONSOLE_STALL:-}" != 1 ]; then
+		skip "the emulated test bed freezes under this flood (KILN_CONSOLE_STALL=1 runs it)"
+		return 0
+	fi
 	cat >"$T/vm.json" <<JSON
 {
   "boot-source": {
