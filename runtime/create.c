@@ -68,21 +68,6 @@ static int parse(int argc, char **argv, bool run, struct create_opts *o,
 	return 0;
 }
 
-static int console_connect(const char *path, struct kiln_error *err)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return kiln_error_set(err, ENAMETOOLONG,
-				      "--console-socket `%s`", path);
-	strcpy(sa.sun_path, path);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return kiln_error_set(err, errno, "--console-socket `%s`",
-				      path);
-	return steal_fd(&fd);
-}
-
 /* runc writes the pid file whole, through a temporary file */
 static int write_pid_file(const char *path, pid_t pid, struct kiln_error *err)
 {
@@ -149,7 +134,7 @@ static pid_t do_create(const struct kiln_cli *cli, struct create_opts *o,
 		goto out;
 	}
 	if (spec->process->terminal && o->console_socket != NULL) {
-		a.console_fd = console_connect(o->console_socket, err);
+		a.console_fd = stdio_console_connect(o->console_socket, err);
 		if (a.console_fd < 0)
 			goto out;
 	}

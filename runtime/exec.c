@@ -278,21 +278,6 @@ static int exec_loop(struct exec_run *x, int sig_fd)
 	}
 }
 
-static int console_connect(const char *path, struct kiln_error *err)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return kiln_error_set(err, ENAMETOOLONG,
-				      "--console-socket `%s`", path);
-	strcpy(sa.sun_path, path);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return kiln_error_set(err, errno, "--console-socket `%s`",
-				      path);
-	return steal_fd(&fd);
-}
-
 int verb_exec(const struct kiln_cli *cli, int argc, char **argv,
 	      struct kiln_error *err)
 {
@@ -336,7 +321,7 @@ int verb_exec(const struct kiln_cli *cli, int argc, char **argv,
 		goto out;
 	}
 	if (proc->terminal && o.console_socket != NULL &&
-	    (console_fd = console_connect(o.console_socket, err)) < 0)
+	    (console_fd = stdio_console_connect(o.console_socket, err)) < 0)
 		goto out;
 	snprintf(x.exec_id, sizeof(x.exec_id), "exec-%d-%llx", getpid(),
 		 (unsigned long long)(util_now_ns() & 0xffffffffffull));

@@ -190,6 +190,8 @@ struct stdio_set {
 };
 
 int stdio_init(struct stdio_set *io, struct kiln_error *err);
+/* Connect to --console-socket PATH; the fd, or -1 with err. */
+int stdio_console_connect(const char *path, struct kiln_error *err);
 /* A pty whose master goes to console_fd (closed); we keep the slave,
  * as our controlling terminal so that a resize is a SIGWINCH. */
 int stdio_pty_open(struct stdio_set *io, int console_fd,

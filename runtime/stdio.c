@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -120,6 +121,21 @@ void stdio_drain(struct stdio_set *io, unsigned int ms)
 		if (read(io->done_pipe[0], &c, 1) == 1)
 			io->n_ended++;
 	}
+}
+
+int stdio_console_connect(const char *path, struct kiln_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return kiln_error_set(err, ENAMETOOLONG,
+				      "--console-socket `%s`", path);
+	strcpy(sa.sun_path, path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return kiln_error_set(err, errno, "--console-socket `%s`",
+				      path);
+	return steal_fd(&fd);
 }
 
 int stdio_pty_open(struct stdio_set *io, int console_fd, struct kiln_error *err)
