@@ -15,7 +15,9 @@ int verb_features(const struct kiln_cli *cli, int argc, char **argv,
 	printf("{\n"
 	       "    \"ociVersionMin\": \"1.0.0\",\n"
 	       "    \"ociVersionMax\": \"1.2.0\",\n"
-	       "    \"hooks\": [],\n"
+	       "    \"hooks\": [\"prestart\", \"createRuntime\", "
+	       "\"createContainer\", \"startContainer\", \"poststart\", "
+	       "\"poststop\"],\n"
 	       "    \"mountOptions\": [\"ro\", \"rw\", \"bind\", \"rbind\", "
 	       "\"nosuid\", \"suid\", \"nodev\", \"dev\", \"noexec\", "
 	       "\"exec\", \"private\", \"rprivate\", \"shared\", "
@@ -23,15 +25,17 @@ int verb_features(const struct kiln_cli *cli, int argc, char **argv,
 	       "    \"linux\": {\n"
 	       "        \"namespaces\": [\"network\", \"mount\", \"pid\", "
 	       "\"ipc\", \"uts\"],\n"
-	       "        \"cgroup\": {\"v1\": false, \"v2\": true, "
+	       "        \"cgroup\": {\"v1\": true, \"v2\": true, "
 	       "\"systemd\": false, \"systemdUser\": false},\n"
 	       "        \"seccomp\": {\"enabled\": true},\n"
-	       "        \"apparmor\": {\"enabled\": false},\n"
-	       "        \"selinux\": {\"enabled\": false}\n"
+	       "        \"apparmor\": {\"enabled\": %s},\n"
+	       "        \"selinux\": {\"enabled\": %s}\n"
 	       "    },\n"
 	       "    \"annotations\": {\n"
 	       "        \"io.kiln.vm\": \"true\"\n"
 	       "    }\n"
-	       "}\n");
+	       "}\n",
+	       confine_apparmor_enabled() ? "true" : "false",
+	       confine_selinux_enabled() ? "true" : "false");
 	return 0;
 }

@@ -119,8 +119,26 @@ void vm_config_clear(struct vm_config *c);
 #define KILN_UPPER_NAME	     "kiln-upper.ext4"
 #define KILN_UPPER_MIB	     8192 /* sparse: costs what is written */
 
+/* ---- host-side confinement of kiln-vmm (confine.c) -------------------- */
+
+struct confine {
+	const char *apparmor; /* profile for kiln-vmm's exec, or NULL */
+	const char *selinux;  /* label for kiln-vmm's exec, or NULL */
+	bool has_oom_score_adj;
+	int32_t oom_score_adj;
+};
+
+bool confine_apparmor_enabled(void);
+bool confine_selinux_enabled(void);
+/* What p asks; refused by field where the host cannot give it. */
+int confine_plan(const struct oci_process *p, struct confine *c,
+		 struct kiln_error *err);
+/* In the child about to exec kiln-vmm; -1 with a message on stderr. */
+int confine_apply(const struct confine *c);
+
 struct vm_plan {
 	const struct vm_config *conf;
+	struct confine confine;
 	char *drives[VM_DRIVES_MAX]; /* --drive arguments */
 	size_t n_drives;
 	const char *console; /* serial output file, NULL: none */

@@ -428,7 +428,8 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	int res = -1;
 
 	s->plan.conf = s->a->conf;
-	if (request_process(&r, spec->process, &proc, err) < 0 ||
+	if (confine_plan(spec->process, &s->plan.confine, err) < 0 ||
+	    request_process(&r, spec->process, &proc, err) < 0 ||
 	    request_seccomp(&r, spec->linux_ ? spec->linux_->seccomp : NULL,
 			    &proc, err) < 0 ||
 	    rootfs_plan(&r, spec, s->a->rootfs, &s->plan, s->a->conf->cache_dir,

@@ -58,7 +58,7 @@ void vm_drive_name(size_t i, char out[16])
 	snprintf(out, 16, "/dev/vd%c", (char)('a' + i));
 }
 
-static void child(char **argv, int log_fd)
+static void child(char **argv, int log_fd, const struct confine *confine)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	sigset_t none;
@@ -69,6 +69,8 @@ static void child(char **argv, int log_fd)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(log_fd, 1) < 0 ||
 	    dup2(log_fd, 2) < 0)
+		_exit(127);
+	if (confine_apply(confine) < 0)
 		_exit(127);
 	execv(argv[0], argv);
 	dprintf(2, "kiln: exec `%s`: %s\n", argv[0], strerror(errno));
@@ -114,7 +116,7 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 	if (pid < 0)
 		return kiln_error_set(err, errno, "fork kiln-vmm");
 	if (pid == 0)
-		child(argv, log_fd);
+		child(argv, log_fd, &p->confine);
 	vm->pid = pid;
 	vm->start = proc_start_time(pid);
 	return 0;

@@ -101,7 +101,9 @@ test_kiln_run_output_status_and_guest_kernel() {
 
 test_kiln_lifecycle_and_wrong_states() {
 	kiln_reset
-	kiln_bundle "$T/b" 'echo started; exec sleep 1000' || return 1
+	# oomScoreAdj goes to kiln-vmm, the host process holding the memory
+	KB_EDIT='c["process"]["oomScoreAdj"] = 637' \
+		kiln_bundle "$T/b" 'echo started; exec sleep 1000' || return 1
 	# the container's stdio: a file of its own, not kiln's output
 	krc=0
 	timeout -k 5 180 "$KILN" --root "$KROOT" create --bundle "$T/b" --pid-file "$T/pid" c1 \
@@ -117,6 +119,9 @@ test_kiln_lifecycle_and_wrong_states() {
 		{ kiln_fail "a second create with the same id did not fail clearly"; return 1; }
 	kiln list -q
 	[ "$(cat "$T/kout")" = c1 ] || { kiln_fail "list -q is not c1"; return 1; }
+	vmm=$(own_vmms)
+	[ -n "$vmm" ] && [ "$(cat "/proc/$vmm/oom_score_adj")" = 637 ] ||
+		{ kiln_fail "kiln-vmm ($vmm) oom_score_adj is not process.oomScoreAdj 637"; return 1; }
 	kiln start c1
 	[ "$krc" = 0 ] || { kiln_fail "start failed"; return 1; }
 	[ "$(kiln_status c1)" = running ] || { kiln_fail "status after start is not running"; return 1; }
@@ -309,6 +314,19 @@ PY
 	"$KILN" --root "$KROOT" --log "$T/log.json" --log-format json create --bundle "$T/nowhere" b6 2>/dev/null || rc=$?
 	[ "$rc" != 0 ] && python3 -c 'import json,sys; l=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert l["level"]=="error" and "nowhere" in l["msg"]' "$T/log.json" ||
 		{ fail "no JSON error line in --log: $(cat "$T/log.json")"; return 1; }
+	# a confinement the host cannot give: refused by field (without
+	# AppArmor or SELinux) or by kiln-vmm's exec (no such profile/label)
+	for f in apparmorProfile selinuxLabel; do
+		python3 - "$T/good.json" "$T/b/config.json" "$f" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["process"][sys.argv[3]] = "kiln-no-such-confinement"
+json.dump(c, open(sys.argv[2], "w"))
+PY
+		kiln create --bundle "$T/b" b8
+		[ "$krc" != 0 ] && grep -q "kiln-no-such-confinement" "$T/kerr" ||
+			{ kiln_fail "process.$f naming nothing the host has was not refused"; return 1; }
+	done
+	cp "$T/good.json" "$T/b/config.json"
 	KILN_CONFIG=$T/kconf.json
 	echo '{"kernel": "/nonexistent/vmlinux"}' >"$KILN_CONFIG"
 	export KILN_CONFIG
