@@ -41,6 +41,7 @@
 
 struct exec_opts {
 	const char *process, *pid_file, *console_socket, *cwd, *user;
+	const char *apparmor, *label, *preserve_fds;
 	const char *env[EXEC_ENV_MAX];
 	size_t n_env;
 	bool tty, detach;
@@ -61,7 +62,7 @@ static int parse(int argc, char **argv, struct exec_opts *o,
 	int i;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		const char *v = NULL, *ignored = NULL;
+		const char *v = NULL;
 		bool flag = false;
 		int r;
 
@@ -77,11 +78,12 @@ static int parse(int argc, char **argv, struct exec_opts *o,
 		    (r = cli_flag(argc, argv, &i, "cwd", &o->cwd, err)) ||
 		    (r = cli_flag(argc, argv, &i, "user", &o->user, err)) ||
 		    (r = cli_flag(argc, argv, &i, "u", &o->user, err)) ||
-		    (r = cli_flag(argc, argv, &i, "preserve-fds", &ignored,
+		    (r = cli_flag(argc, argv, &i, "preserve-fds",
+				  &o->preserve_fds, err)) ||
+		    (r = cli_flag(argc, argv, &i, "process-label", &o->label,
 				  err)) ||
-		    (r = cli_flag(argc, argv, &i, "process-label", &ignored,
-				  err)) ||
-		    (r = cli_flag(argc, argv, &i, "apparmor", &ignored, err))) {
+		    (r = cli_flag(argc, argv, &i, "apparmor", &o->apparmor,
+				  err))) {
 			if (r < 0)
 				return -1;
 			continue;
@@ -112,6 +114,13 @@ static int parse(int argc, char **argv, struct exec_opts *o,
 				      "usage: kiln exec [flags] ID [COMMAND]");
 	o->id = argv[i];
 	o->first_arg = i + 1;
+	/* a host file descriptor cannot cross into the guest */
+	if (o->preserve_fds != NULL && strcmp(o->preserve_fds, "0") != 0)
+		return kiln_error_set(err, 0,
+				      "exec --preserve-fds %s: file "
+				      "descriptors cannot be passed into the "
+				      "container's VM",
+				      o->preserve_fds);
 	if (o->process == NULL && o->first_arg >= argc)
 		return kiln_error_set(err, 0,
 				      "exec: a COMMAND or --process is needed");
@@ -168,6 +177,10 @@ build(const struct exec_opts *o, int argc, char **argv, const char *bundle,
 		p->user.gid = gid;
 		p->user.n_additional_gids = 0;
 	}
+	if (o->apparmor != NULL)
+		p->apparmor_profile = (char *)o->apparmor;
+	if (o->label != NULL)
+		p->selinux_label = (char *)o->label;
 	if (o->n_env > 0) {
 		*env = calloc(p->n_env + o->n_env + 1, sizeof(**env));
 		if (*env == NULL) {
@@ -313,6 +326,17 @@ int verb_exec(const struct kiln_cli *cli, int argc, char **argv,
 	container_state_clear(&s);
 	if (proc == NULL || spec == NULL)
 		goto out;
+	/*
+	 * A profile or label asked for the exec'd process: it runs in the
+	 * VM, inside kiln-vmm's confinement (the container's); refused
+	 * where the host has no such module, as for create.
+	 */
+	{
+		struct confine c;
+
+		if (confine_plan(proc, &c, err) < 0)
+			goto out;
+	}
 	seccomp = spec->linux_ != NULL ? spec->linux_->seccomp : NULL;
 	if (proc->terminal && o.console_socket == NULL && o.detach) {
 		kiln_error_set(err, 0,
