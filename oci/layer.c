@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "layer.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -217,9 +218,128 @@ static int mkdir_p(const char *path, struct kiln_error *err)
 	}
 }
 
+/*
+ * The cache's collection. Each image has a record beside it, KEY.src:
+ * its kind and the real path of the directory it was built from. Every
+ * build (the only time the cache grows) first drops, under the lock,
+ * the images no create can ask for again:
+ *  - the directory is gone (an engine removed the layer or the
+ *    container: docker's per-container -init layer, a removed image);
+ *  - an image layer's directory is another one now (its identity key
+ *    differs);
+ *  - an older fingerprint of the directory being built anew (a tree
+ *    that changed: only its newest image can be asked for).
+ * A running VM keeps the image it opened; unlinking takes nothing from
+ * it. So the cache holds at most one image per live directory, plus
+ * the one being built.
+ */
+static void drop_image(const char *cache_dir, const char *key)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s.erofs", cache_dir, key);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s.src", cache_dir, key);
+	unlink(path);
+}
+
+/* A record's kind and path; false if it is not one of ours. */
+static bool read_record(const char *path, enum layer_kind *kind,
+			char src[PATH_MAX])
+{
+	char buf[PATH_MAX + 16];
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	char *nl;
+
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	nl = strchr(buf, '\n');
+	if (nl == NULL || nl[1] != '/' || strchr(nl + 1, '\n') == NULL)
+		return false;
+	*strchr(nl + 1, '\n') = '\0';
+	*nl = '\0';
+	if (strcmp(buf, "immutable") == 0)
+		*kind = LAYER_IMMUTABLE;
+	else if (strcmp(buf, "mutable") == 0)
+		*kind = LAYER_MUTABLE;
+	else
+		return false;
+	snprintf(src, PATH_MAX, "%s", nl + 1);
+	return true;
+}
+
+static bool stale(const char *key, enum layer_kind kind, const char *src,
+		  const char *building)
+{
+	char now[LAYER_KEY_LEN + 1];
+	struct kiln_error ignored = { 0 };
+	struct stat st;
+
+	if (lstat(src, &st) < 0 || !S_ISDIR(st.st_mode))
+		return errno != EACCES; /* gone, or no directory now */
+	if (kind == LAYER_MUTABLE)
+		return strcmp(src, building) == 0;
+	return layer_key(src, LAYER_IMMUTABLE, now, &ignored) < 0 ||
+	       strcmp(now, key) != 0;
+}
+
+/* Under the cache's lock, before building key from the directory real. */
+static void collect(const char *cache_dir, const char *key, const char *real)
+{
+	DIR *d = opendir(cache_dir);
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[PATH_MAX], src[PATH_MAX], other[LAYER_KEY_LEN + 1];
+		size_t len = strlen(e->d_name);
+		enum layer_kind kind;
+
+		if (len != LAYER_KEY_LEN + 4 ||
+		    strcmp(e->d_name + LAYER_KEY_LEN, ".src") != 0)
+			continue;
+		memcpy(other, e->d_name, LAYER_KEY_LEN);
+		other[LAYER_KEY_LEN] = '\0';
+		if (strcmp(other, key) == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", cache_dir, e->d_name);
+		if (read_record(path, &kind, src) &&
+		    stale(other, kind, src, real))
+			drop_image(cache_dir, other);
+	}
+	closedir(d);
+}
+
+static int write_record(const char *cache_dir, const char *key,
+			enum layer_kind kind, const char *real,
+			struct kiln_error *err)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	cleanup_close int fd = -1;
+
+	snprintf(path, sizeof(path), "%s/%s.src", cache_dir, key);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.%d.src.tmp", cache_dir, key,
+		 (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 ||
+	    dprintf(fd, "%s\n%s\n",
+		    kind == LAYER_IMMUTABLE ? "immutable" : "mutable",
+		    real) < 0 ||
+	    rename(tmp, path) < 0) {
+		kiln_error_set(err, errno, "store `%s`", path);
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
 char *layer_image(const char *cache_dir, const char *dir, enum layer_kind kind,
 		  bool *built, struct kiln_error *err)
 {
+	char real[PATH_MAX];
 	char key[LAYER_KEY_LEN + 1], lock[PATH_MAX], tmp[PATH_MAX];
 	cleanup_free char *image = NULL;
 	cleanup_close int lockfd = -1;
@@ -254,6 +374,11 @@ char *layer_image(const char *cache_dir, const char *dir, enum layer_kind kind,
 	/* whoever held the lock before us may have built it */
 	if (access(image, F_OK) == 0)
 		return steal_ptr(&image);
+	if (realpath(dir, real) == NULL) {
+		kiln_error_set(err, errno, "layer `%s`", dir);
+		return NULL;
+	}
+	collect(cache_dir, key, real);
 	/* a build that was killed left its temporary file: ours now */
 	snprintf(tmp, sizeof(tmp), "%s/.%s.*.tmp", cache_dir, key);
 	{
@@ -273,6 +398,11 @@ char *layer_image(const char *cache_dir, const char *dir, enum layer_kind kind,
 	{
 		cleanup_close int fd = open(tmp, O_RDONLY | O_CLOEXEC);
 
+		/* the record first: an image never lacks one */
+		if (write_record(cache_dir, key, kind, real, err) < 0) {
+			unlink(tmp);
+			return NULL;
+		}
 		if (fd < 0 || fsync(fd) < 0 || rename(tmp, image) < 0) {
 			kiln_error_set(err, errno, "store `%s`", image);
 			unlink(tmp);

@@ -98,15 +98,83 @@ static void test_images(void)
 	ok(sh("test \"$(stat -c %%a:%%u:%%g %s/sub/f)\" = 600:1234:5678%s", out,
 	      "") == 0,
 	   "mode and owner survive");
-	free(img);
 
+	ok(sh("test -f %s/$(basename %s .erofs).src", cache, img) == 0, "the "
+									"image "
+									"has "
+									"its "
+									"recor"
+									"d");
 	put("src/a", "new");
-	img = layer_image(cache, src, LAYER_MUTABLE, &built, &err);
-	ok(img != NULL && built, "a changed tree builds a new image");
+	img2 = layer_image(cache, src, LAYER_MUTABLE, &built, &err);
+	ok(img2 != NULL && built, "a changed tree builds a new image");
+	ok(access(img, F_OK) < 0 && access(img2, F_OK) == 0, "the tree's older "
+							     "image is "
+							     "dropped");
 	free(img);
-	ok(sh("test \"$(ls -A %s | grep -v '[.]erofs$')\" = .lock%s", cache,
-	      "") == 0,
-	   "only images and the cache's lock in the cache");
+	free(img2);
+	ok(sh("test \"$(ls -A %s | grep -v '[.]erofs$' | grep -v '[.]src$')\" "
+	      "= .lock%s",
+	      cache, "") == 0,
+	   "only images, their records and the cache's lock in the cache");
+}
+
+static int count(const char *cache, const char *suffix)
+{
+	char cmd[512];
+	int n = -1;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "ls -A %s | grep -c '[.]%s$'", cache,
+		 suffix);
+	p = popen(cmd, "r");
+	if (p == NULL || fscanf(p, "%d", &n) != 1)
+		n = -1;
+	if (p != NULL)
+		pclose(p);
+	return n;
+}
+
+/* Layers that come and go (docker's -init layer of each container):
+ * the cache keeps one image per live directory, not one per use. */
+static void test_collection(void)
+{
+	char cache[256], dir[256], kept[256];
+	struct kiln_error err = { 0 };
+	bool built;
+	char *img, *keep;
+
+	snprintf(cache, sizeof(cache), "%s/cache4", top);
+	snprintf(kept, sizeof(kept), "%s/kept", top);
+	sh("mkdir -p %s && echo kept >%s/f", kept, kept);
+	keep = layer_image(cache, kept, LAYER_IMMUTABLE, &built, &err);
+	for (int i = 0; i < 5; i++) {
+		snprintf(dir, sizeof(dir), "%s/c%d-init", top, i);
+		sh("mkdir -p %s && date +%%N >%s/hosts", dir, dir);
+		img = layer_image(cache, dir, LAYER_IMMUTABLE, &built, &err);
+		ok(img != NULL && built, "container %d's layer built (%s)", i,
+		   err.msg);
+		free(img);
+		sh("rm -rf %s%s", dir, "");
+	}
+	is_int(count(cache, "erofs"), 2,
+	       "five layers removed in turn: one image left, and the live one");
+	is_int(count(cache, "src"), 2, "as many records as images");
+	ok(keep != NULL && access(keep, F_OK) == 0, "a live directory's image "
+						    "is kept");
+	free(keep);
+	/* a directory replaced under the same path is another layer */
+	snprintf(dir, sizeof(dir), "%s/c9", top);
+	sh("mkdir -p %s && echo one >%s/f", dir, dir);
+	img = layer_image(cache, dir, LAYER_IMMUTABLE, &built, &err);
+	sh("rm -rf %s && mkdir -p %s", dir, dir);
+	sh("echo two >%s/f%s", dir, "");
+	keep = layer_image(cache, dir, LAYER_IMMUTABLE, &built, &err);
+	ok(img != NULL && keep != NULL && built && strcmp(img, keep) != 0 &&
+		   access(img, F_OK) < 0,
+	   "a replaced directory's old image is dropped");
+	free(img);
+	free(keep);
 }
 
 static void test_failures(void)
@@ -181,6 +249,7 @@ int main(void)
 	test_images();
 	test_failures();
 	test_concurrent();
+	test_collection();
 	sh("rm -rf %s%s", top, "");
 	return tap_done();
 }
