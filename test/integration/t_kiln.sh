@@ -199,6 +199,16 @@ JSON
 	kill -0 "$xpid" 2>/dev/null && { kiln_fail "exec pid process outlived TERM"; return 1; }
 	kiln exec x1
 	[ "$krc" != 0 ] || { kiln_fail "exec without a command succeeded"; return 1; }
+	kiln exec --preserve-fds 1 x1 true
+	[ "$krc" != 0 ] && grep -q "preserve-fds" "$T/kerr" ||
+		{ kiln_fail "exec --preserve-fds 1 was not refused by name"; return 1; }
+	kiln exec --apparmor kiln-no-such-confinement x1 true
+	if confine=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null) && [ "$confine" = Y ]; then
+		[ "$krc" = 0 ] || { kiln_fail "exec --apparmor on an AppArmor host failed"; return 1; }
+	else
+		[ "$krc" != 0 ] && grep -q "AppArmor is not enabled" "$T/kerr" ||
+			{ kiln_fail "exec --apparmor without AppArmor was not refused"; return 1; }
+	fi
 	kiln delete --force x1
 	[ "$krc" = 0 ] || { kiln_fail "delete --force failed"; return 1; }
 	kiln exec x1 true
