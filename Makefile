@@ -135,7 +135,7 @@ $(B)/tsan-test/%: $(B)/tsan/test/unit/%.o \
 
 # ---- guest: kernel (cached outside the tree) and initramfs ---------------
 GUEST := $(B)/guest
-guest: $(GUEST)/vmlinux $(GUEST)/initramfs
+guest: $(GUEST)/vmlinux $(GUEST)/initramfs $(if $(filter %/kiln-agent,$(PROGS)),$(GUEST)/agent.cpio)
 
 $(GUEST)/vmlinux $(GUEST)/bzImage: contrib/kernel/kiln-guest.config hack/build-guest-kernel.sh
 	hack/build-guest-kernel.sh $(GUEST)
@@ -163,6 +163,13 @@ $(GUEST)/initramfs: $(GUEST)/init $(if $(filter %/kiln-agent,$(PROGS)),$(GUEST)/
 		$(if $(filter %/kiln-agent,$(PROGS)),$(GUEST)/kiln-agent:/sbin/kiln-agent) \
 		$(foreach f,$(GUEST_SCRIPTS),$(f):/tests/$(notdir $(f))) \
 		$(foreach f,$(GUEST_TOOLS),$(f):/tools/$(notdir $(f)))
+
+# The runtime's guests boot an initramfs of the agent alone (1.2 MB, not
+# the 6.4 MB of busybox and test tools above): the kernel copies and
+# unpacks all of it at every boot. Measured in the test bed, 6 kiln runs
+# each, interleaved: boot to the agent's answer 4.4 s against 8.8 s.
+$(GUEST)/agent.cpio: $(GUEST)/kiln-agent hack/mkinitramfs.sh
+	BUSYBOX=none hack/mkinitramfs.sh $@ - $(GUEST)/kiln-agent:/sbin/kiln-agent
 
 # ---- tests ----------------------------------------------------------------
 deps:
@@ -258,7 +265,8 @@ PREFIX ?= /usr/local
 install: all guest
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kiln
 	install -m 0755 $(B)/kiln $(B)/kiln-vmm $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 $(GUEST)/vmlinux $(GUEST)/initramfs $(DESTDIR)$(PREFIX)/share/kiln/
+	install -m 0644 $(GUEST)/vmlinux $(DESTDIR)$(PREFIX)/share/kiln/
+	install -m 0644 $(GUEST)/agent.cpio $(DESTDIR)$(PREFIX)/share/kiln/initramfs
 
 bench: all guest
 	hack/testbed test/bench/boot

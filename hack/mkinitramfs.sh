@@ -14,10 +14,14 @@
 # them, and atomic (OUT.tmp, then rename).
 #
 # usage: hack/mkinitramfs.sh OUT INIT [SRC:DEST ...]
+#   INIT      the file to put at /init, or - for none (the kernel command
+#             line names another with rdinit=)
 #   SRC:DEST  copy the host file or directory SRC to DEST (absolute) in the
 #             image, e.g. test/integration/boot.sh:/test.sh
 #   BUSYBOX   environment: the static busybox to use (default /bin/busybox,
-#             from Debian's busybox-static)
+#             from Debian's busybox-static), or none: the runtime's guests
+#             run only the agent, and every byte here is copied and
+#             unpacked at each boot
 set -eu
 
 usage() {
@@ -35,8 +39,10 @@ init=$2
 shift 2
 busybox=${BUSYBOX:-/bin/busybox}
 
-{ [ -f "$init" ] && [ -x "$init" ]; } || fail "INIT \`$init\` is not an executable file"
-[ -x "$busybox" ] || fail "no \`$busybox\` (apt-get install busybox-static)"
+[ "$init" = - ] || { [ -f "$init" ] && [ -x "$init" ]; } ||
+	fail "INIT \`$init\` is not an executable file"
+[ "$busybox" = none ] || [ -x "$busybox" ] ||
+	fail "no \`$busybox\` (apt-get install busybox-static)"
 # The console node needs mknod, hence root (CAP_MKNOD); without it the kernel
 # would start init with no stdin/stdout/stderr at all.
 [ "$(id -u)" = 0 ] || fail "must run as root to create /dev/console (5,1)"
@@ -56,16 +62,20 @@ ln -s ../bin "$stage/usr/bin"
 ln -s ../bin "$stage/usr/sbin"
 mknod -m 0600 "$stage/dev/console" c 5 1 || fail "mknod dev/console failed"
 
-cp "$init" "$stage/init"
-chmod 0755 "$stage/init"
-cp "$busybox" "$stage/bin/busybox"
-chmod 0755 "$stage/bin/busybox"
-for applet in $("$busybox" --list); do
-	case $applet in
-	busybox | */*) continue ;;
-	esac
-	ln -s busybox "$stage/bin/$applet"
-done
+if [ "$init" != - ]; then
+	cp "$init" "$stage/init"
+	chmod 0755 "$stage/init"
+fi
+if [ "$busybox" != none ]; then
+	cp "$busybox" "$stage/bin/busybox"
+	chmod 0755 "$stage/bin/busybox"
+	for applet in $("$busybox" --list); do
+		case $applet in
+		busybox | */*) continue ;;
+		esac
+		ln -s busybox "$stage/bin/$applet"
+	done
+fi
 
 for pair in "$@"; do
 	src=${pair%:*}

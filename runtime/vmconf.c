@@ -82,7 +82,7 @@ static int defaults(struct vm_config *c, struct kiln_error *err)
 	c->kernel =
 		first_existing(exe, "../share/kiln/vmlinux", "guest/vmlinux");
 	c->initramfs = first_existing(exe, "../share/kiln/initramfs",
-				      "guest/initramfs");
+				      "guest/agent.cpio");
 	c->cache_dir = strdup(KILN_DEFAULT_CACHE);
 	c->vcpus = 1;
 	c->memory_mib = KILN_DEFAULT_MEM_MIB;

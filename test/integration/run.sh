@@ -20,7 +20,7 @@ if [ ! -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
 	echo "integration: 0 passed, 1 failed, 0 skipped"
 	exit 1
 fi
-for f in "$VMM" "$GUEST/vmlinux" "$GUEST/bzImage" "$GUEST/initramfs"; do
+for f in "$VMM" "$GUEST/vmlinux" "$GUEST/bzImage" "$GUEST/initramfs" "$GUEST/agent.cpio"; do
 	[ -e "$f" ] || { echo "integration: $f missing (make all guest)"; echo "integration: 0 passed, 1 failed, 0 skipped"; exit 1; }
 done
 
