@@ -32,8 +32,9 @@ static void crc_init(void)
 	}
 	for (uint32_t i = 0; i < 256; i++)
 		for (int t = 1; t < 8; t++)
-			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^
-					  crc_table[0][crc_table[t - 1][i] & 0xff];
+			crc_table[t][i] =
+				(crc_table[t - 1][i] >> 8) ^
+				crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
 #if defined(__x86_64__)
@@ -130,7 +131,9 @@ void *snap_add2(struct snap_writer *w, uint32_t type, uint32_t index,
 {
 	size_t size = alen + blen;
 	size_t padded = (size + SNAP_ALIGN - 1) & ~(size_t)(SNAP_ALIGN - 1);
-	struct snap_section sec = { .type = type, .index = index, .size = size };
+	struct snap_section sec = { .type = type,
+				    .index = index,
+				    .size = size };
 	uint8_t *p = snap_room(w, sizeof(sec) + padded);
 
 	if (p == NULL)
@@ -206,8 +209,8 @@ static int snap_check_header(const struct snap_header *h, size_t len,
 				      "snapshot state version %u, this "
 				      "kiln-vmm reads version %u",
 				      h->version, SNAP_VERSION);
-	if (h->header_size != sizeof(*h) || !zero(h->reserved,
-						  sizeof(h->reserved)))
+	if (h->header_size != sizeof(*h) ||
+	    !zero(h->reserved, sizeof(h->reserved)))
 		return kiln_error_set(err, EINVAL,
 				      "snapshot state header is malformed");
 	if (h->file_size != len)
@@ -234,7 +237,8 @@ static int snap_check_header(const struct snap_header *h, size_t len,
 static int snap_take(struct snap_image *img, const struct snap_section *s,
 		     const uint8_t *payload, struct kiln_error *err)
 {
-	struct snap_blob b = { .data = payload, .size = s->size,
+	struct snap_blob b = { .data = payload,
+			       .size = s->size,
 			       .index = s->index };
 
 	switch (s->type) {
@@ -259,8 +263,8 @@ static int snap_take(struct snap_image *img, const struct snap_section *s,
 		img->have_vm = true;
 		return 0;
 	case SNAP_SEC_VCPU:
-		if (!img->have_vm || img->ndevices > 0 ||
-		    img->nvirtio > 0 || s->index != img->nvcpus ||
+		if (!img->have_vm || img->ndevices > 0 || img->nvirtio > 0 ||
+		    s->index != img->nvcpus ||
 		    img->nvcpus >= img->hdr.vcpu_count ||
 		    s->size < sizeof(struct snap_vcpu) ||
 		    s->size > sizeof(struct snap_vcpu) +
@@ -361,9 +365,10 @@ int snap_parse(const void *buf, size_t len, struct snap_image *img,
 					      "snapshot section %u of %llu "
 					      "bytes is past the end",
 					      i, (unsigned long long)s.size);
-		padded = (s.size + SNAP_ALIGN - 1) & ~(uint64_t)(SNAP_ALIGN - 1);
-		if (padded > len - off || !zero(p + off + s.size,
-						padded - s.size))
+		padded = (s.size + SNAP_ALIGN - 1) &
+			 ~(uint64_t)(SNAP_ALIGN - 1);
+		if (padded > len - off ||
+		    !zero(p + off + s.size, padded - s.size))
 			return kiln_error_set(err, EINVAL,
 					      "snapshot section %u: bad "
 					      "padding",
@@ -389,8 +394,8 @@ int snap_parse(const void *buf, size_t len, struct snap_image *img,
 int snap_parse_config(const struct snap_image *img, struct vm_config *cfg,
 		      struct kiln_error *err)
 {
-	if (vm_config_parse_json(cfg, img->config.data, img->config.size,
-				 err) < 0)
+	if (vm_config_parse_json(cfg, img->config.data, img->config.size, err) <
+	    0)
 		return kiln_error_wrap(err, "snapshot config");
 	if (vm_config_validate_machine(cfg, err) < 0)
 		return kiln_error_wrap(err, "snapshot config");

@@ -70,9 +70,9 @@ struct snap_header {
 	uint64_t file_size;   /* the whole file */
 	uint32_t crc32c;      /* of the whole file with this field zero */
 	uint32_t nsections;
-	uint32_t vcpu_count; /* 1..VM_MAX_VCPUS */
-	uint32_t mem_crc32c; /* of the memory file's mem_size bytes */
-	uint64_t mem_size;   /* guest RAM bytes = the memory file's size */
+	uint32_t vcpu_count;  /* 1..VM_MAX_VCPUS */
+	uint32_t mem_crc32c;  /* of the memory file's mem_size bytes */
+	uint64_t mem_size;    /* guest RAM bytes = the memory file's size */
 	uint64_t reserved[2]; /* zero */
 };
 
@@ -112,8 +112,10 @@ struct snap_vcpu {
 	struct kvm_vcpu_events events;
 };
 
-static_assert(sizeof(((struct snap_vcpu *)0)->xsave) == 4096,
-	      "the xsave region KVM_GET_XSAVE fills");
+static_assert(sizeof(((struct snap_vcpu *)0)->xsave) == 4096, "the xsave "
+							      "region "
+							      "KVM_GET_XSAVE "
+							      "fills");
 
 /* A parsed state file: pointers into the buffer given to snap_parse(). */
 struct snap_blob {
@@ -190,8 +192,8 @@ struct vm;
  * memory file (sparse: holes where RAM is zero) of vm, which must be
  * paused.
  */
-int snapshot_create(struct vm *vm, const char *state_path,
-		    const char *mem_path, struct kiln_error *err);
+int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
+		    struct kiln_error *err);
 /* Read a whole state file (at most SNAP_MAX_FILE bytes) into *buf. */
 int snapshot_read(const char *path, uint8_t **buf, size_t *len,
 		  struct kiln_error *err);

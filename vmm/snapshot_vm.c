@@ -31,6 +31,8 @@
 #define SNAP_IO_CHUNK (1U << 20)
 #define SNAP_PAGE     4096U
 
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+
 static const uint8_t snap_zeros[64 * 1024];
 
 /* ---- vCPUs --------------------------------------------------------------- */
@@ -157,8 +159,8 @@ static int snap_set_msrs(int fd, unsigned int id, const void *entries,
 		int got;
 
 		m->nmsrs = n - from;
-		memcpy(m->entries, (const uint8_t *)entries +
-					   from * sizeof(m->entries[0]),
+		memcpy(m->entries,
+		       (const uint8_t *)entries + from * sizeof(m->entries[0]),
 		       m->nmsrs * sizeof(m->entries[0]));
 		got = ioctl(fd, KVM_SET_MSRS, m);
 		if (got < 0)
@@ -172,6 +174,37 @@ static int snap_set_msrs(int fd, unsigned int id, const void *entries,
 				 (unsigned long long)m->entries[got].data);
 			from++;
 		}
+	}
+	return 0;
+}
+
+/*
+ * KVM ignores a TSC deadline written while the LAPIC timer is not in
+ * TSC-deadline mode, which a new vCPU's is not: with the MSRs set before
+ * the LAPIC, the guest's armed timer would be lost and it would sleep for
+ * ever. So the deadline goes in again once the LAPIC is restored (QEMU
+ * does the same with kvm_put_tscdeadline_msr).
+ */
+static int snap_set_tsc_deadline(int fd, unsigned int id, const void *entries,
+				 uint32_t n, struct kiln_error *err)
+{
+	_Alignas(16) uint8_t buf[sizeof(struct kvm_msrs) +
+				 sizeof(struct kvm_msr_entry)] = { 0 };
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
+
+	m->nmsrs = 1;
+	for (uint32_t i = 0; i < n; i++) {
+		memcpy(&m->entries[0],
+		       (const uint8_t *)entries + i * sizeof(m->entries[0]),
+		       sizeof(m->entries[0]));
+		if (m->entries[0].index != MSR_IA32_TSC_DEADLINE)
+			continue;
+		if (ioctl(fd, KVM_SET_MSRS, m) != 1)
+			return kiln_error_set(err, errno,
+					      "KVM_SET_MSRS TSC deadline "
+					      "(vCPU %u)",
+					      id);
+		return 0;
 	}
 	return 0;
 }
@@ -204,7 +237,8 @@ static int snap_restore_vcpu(struct vm *vm, struct vcpu *v,
 		if (ioctl(fd, KVM_SET_XSAVE, s->xsave) < 0)
 			return kiln_error_set(err, errno,
 					      "KVM_SET_XSAVE (vCPU %u)", v->id);
-		if (s->xcrs.nr_xcrs > 0 && ioctl(fd, KVM_SET_XCRS, &s->xcrs) < 0)
+		if (s->xcrs.nr_xcrs > 0 &&
+		    ioctl(fd, KVM_SET_XCRS, &s->xcrs) < 0)
 			return kiln_error_set(err, errno,
 					      "KVM_SET_XCRS (vCPU %u)", v->id);
 	} else if (ioctl(fd, KVM_SET_FPU, &s->fpu) < 0) {
@@ -222,12 +256,14 @@ static int snap_restore_vcpu(struct vm *vm, struct vcpu *v,
 	if (ioctl(fd, KVM_SET_LAPIC, &s->lapic) < 0)
 		return kiln_error_set(err, errno, "KVM_SET_LAPIC (vCPU %u)",
 				      v->id);
+	if (snap_set_tsc_deadline(fd, v->id, msrs, s->nmsrs, err) < 0)
+		return -1;
 	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &s->events) < 0)
 		return kiln_error_set(err, errno,
 				      "KVM_SET_VCPU_EVENTS (vCPU %u)", v->id);
 	if (ioctl(fd, KVM_SET_DEBUGREGS, &s->debugregs) < 0)
-		return kiln_error_set(err, errno,
-				      "KVM_SET_DEBUGREGS (vCPU %u)", v->id);
+		return kiln_error_set(err, errno, "KVM_SET_DEBUGREGS (vCPU %u)",
+				      v->id);
 	return 0;
 }
 
@@ -347,10 +383,9 @@ static int snap_restore_devices(struct vm *vm, const struct snap_image *img,
 					      "this VM's is %s",
 					      n - 1, SNAP_NAME_LEN, name,
 					      d->desc->name);
-		if (d->desc->snap->restore(d->state,
-					   (const uint8_t *)b->data +
-						   SNAP_NAME_LEN,
-					   b->size - SNAP_NAME_LEN, err) < 0)
+		if (d->desc->snap->restore(
+			    d->state, (const uint8_t *)b->data + SNAP_NAME_LEN,
+			    b->size - SNAP_NAME_LEN, err) < 0)
 			return kiln_error_wrap(err, "device %s", d->desc->name);
 	}
 	if (n != img->ndevices)
@@ -444,9 +479,8 @@ static int snap_write_range(const struct guest_mem *m, int fd, uint64_t off,
 			off += SNAP_PAGE;
 			continue;
 		}
-		for (off += SNAP_PAGE;
-		     off < end && off - run < SNAP_IO_CHUNK &&
-		     !page_zero(m->host + off);
+		for (off += SNAP_PAGE; off < end && off - run < SNAP_IO_CHUNK &&
+				       !page_zero(m->host + off);
 		     off += SNAP_PAGE)
 			*crc = snap_crc32c(*crc, m->host + off, SNAP_PAGE);
 		if (write_all(fd, m->host + run, off - run, run) < 0)
@@ -527,8 +561,8 @@ static int snap_write_file(const char *path, const uint8_t *buf, size_t len,
 	return 0;
 }
 
-int snapshot_create(struct vm *vm, const char *state_path,
-		    const char *mem_path, struct kiln_error *err)
+int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
+		    struct kiln_error *err)
 {
 	struct snap_writer w = { 0 };
 	cleanup_free struct kvm_msr_list *list = NULL;

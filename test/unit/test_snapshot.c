@@ -23,9 +23,10 @@
 
 #define MEM (32ULL << 20)
 
-static const char config[] =
-	"{\"boot-source\": {\"kernel_image_path\": \"/k\"},"
-	" \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 32}}";
+static const char config[] = "{\"boot-source\": {\"kernel_image_path\": "
+			     "\"/k\"},"
+			     " \"machine-config\": {\"vcpu_count\": 2, "
+			     "\"mem_size_mib\": 32}}";
 
 /* A valid state file of 2 vCPUs, 32 MiB, with nmsrs MSRs each. */
 static uint8_t *build(size_t *len, uint32_t vcpus, uint64_t mem,
@@ -37,7 +38,8 @@ static uint8_t *build(size_t *len, uint32_t vcpus, uint64_t mem,
 	struct snap_vcpu *v = calloc(1, sizeof(*v));
 	struct kvm_msr_entry msrs[3] = { { .index = 0x10, .data = 1 },
 					 { .index = 0x174 },
-					 { .index = 0xc0000080, .data = 0xd01 } };
+					 { .index = 0xc0000080,
+					   .data = 0xd01 } };
 	char name[SNAP_NAME_LEN] = "serial";
 	uint8_t dev[40] = { 1 };
 	uint8_t *out = NULL;
@@ -55,8 +57,7 @@ static uint8_t *build(size_t *len, uint32_t vcpus, uint64_t mem,
 		snap_add2(&w, SNAP_SEC_VCPU, i, v, sizeof(*v), msrs,
 			  sizeof(msrs));
 	}
-	snap_add2(&w, SNAP_SEC_DEVICE, 0, name, sizeof(name), dev,
-		  sizeof(dev));
+	snap_add2(&w, SNAP_SEC_DEVICE, 0, name, sizeof(name), dev, sizeof(dev));
 	snap_add(&w, SNAP_SEC_VIRTIO, 2, dev, 13);
 	snap_add(&w, SNAP_SEC_VIRTIO, 5, dev, 24);
 	if (snap_finish(&w, vcpus, mem, mem_crc, &out, len, &err) < 0) {
@@ -95,8 +96,8 @@ static void test_crc(void)
 {
 	/* the check value of CRC-32C (RFC 3720) */
 	is_int(snap_crc32c(0, "123456789", 9), 0xe3069283, "CRC32C check");
-	is_int(snap_crc32c(snap_crc32c(0, "1234", 4), "56789", 5),
-	       0xe3069283, "CRC32C continues across calls");
+	is_int(snap_crc32c(snap_crc32c(0, "1234", 4), "56789", 5), 0xe3069283,
+	       "CRC32C continues across calls");
 }
 
 static void test_round_trip(void)
@@ -122,14 +123,18 @@ static void test_round_trip(void)
 	ok(snap_parse(buf, len, img, &err) == 0, "a written state parses: %s",
 	   err.msg);
 	is_int(img->hdr.vcpu_count, 2, "  2 vCPUs");
-	ok(img->hdr.mem_size == MEM && img->hdr.mem_crc32c == 0x1234,
-	   "  memory size and checksum");
+	ok(img->hdr.mem_size == MEM && img->hdr.mem_crc32c == 0x1234, "  "
+								      "memory "
+								      "size "
+								      "and "
+								      "checksu"
+								      "m");
 	ok(img->nvcpus == 2 && img->ndevices == 1 && img->nvirtio == 2 &&
 		   img->virtio[0].index == 2 && img->virtio[1].index == 5 &&
 		   img->virtio[0].size == 13,
 	   "  sections indexed");
-	ok(snap_vcpu_get(&img->vcpus[1], &v, &msrs, &err) == 0 &&
-		   v.id == 1 && v.nmsrs == 3 && v.regs.rip == 0x1001,
+	ok(snap_vcpu_get(&img->vcpus[1], &v, &msrs, &err) == 0 && v.id == 1 &&
+		   v.nmsrs == 3 && v.regs.rip == 0x1001,
 	   "  vCPU 1 state: %s", err.msg);
 	memcpy(&e, (const uint8_t *)msrs + 2 * sizeof(e), sizeof(e));
 	ok(e.index == 0xc0000080 && e.data == 0xd01, "  its MSRs follow it");
@@ -189,8 +194,10 @@ static void test_header(void)
 	h.vcpu_count = 3;
 	memcpy(buf, &h, sizeof(h));
 	refix_crc(buf, len);
-	ok(refused(buf, len, "device section 0: out of order"),
-	   "fewer vCPU sections than the header says");
+	ok(refused(buf, len, "device section 0: out of order"), "fewer vCPU "
+								"sections than "
+								"the header "
+								"says");
 	h.vcpu_count = 0;
 	memcpy(buf, &h, sizeof(h));
 	refix_crc(buf, len);
@@ -214,8 +221,8 @@ static void test_shape(void)
 
 	vm_config_init(&cfg);
 	ok(snap_parse(buf, len, img, &err) == 0, "1-vCPU state parses");
-	ok(snap_parse_config(img, &cfg, &err) < 0 &&
-		   strstr(err.msg, "does not match"),
+	ok(snap_parse_config(img, &cfg, &err) < 0 && strstr(err.msg, "does not "
+								     "match"),
 	   "  its 2-vCPU config is refused: %s", err.msg);
 	vm_config_destroy(&cfg);
 	free(buf);
@@ -323,24 +330,32 @@ static void test_memory_file(void)
 	page[0] = 0xac;
 	if (pwrite(fd, page, 1, (5 << 20) + 100) != 1)
 		exit(1);
-	ok(snapshot_open_memory(img, path, &err) < 0 &&
-		   strstr(err.msg, "does not match"),
+	ok(snapshot_open_memory(img, path, &err) < 0 && strstr(err.msg, "does "
+									"not "
+									"matc"
+									"h"),
 	   "a flipped byte is refused: %s", err.msg);
 	page[0] = 0;
 	if (pwrite(fd, page, 1, (20 << 20)) != 1) /* a hole turned data */
 		exit(1);
 	if (pwrite(fd, (uint8_t[]){ 0xab }, 1, (5 << 20) + 100) != 1)
 		exit(1);
-	ok(snapshot_open_memory(img, path, &err) >= 0,
-	   "zeros written into a hole change nothing");
+	ok(snapshot_open_memory(img, path, &err) >= 0, "zeros written into a "
+						       "hole change nothing");
 	if (ftruncate(fd, (off_t)(MEM - 4096)) < 0)
 		exit(1);
-	ok(snapshot_open_memory(img, path, &err) < 0 &&
-		   strstr(err.msg, "bytes, the snapshot's VM has"),
+	ok(snapshot_open_memory(img, path, &err) < 0 && strstr(err.msg, "bytes,"
+									" the "
+									"snapsh"
+									"ot's "
+									"VM "
+									"has"),
 	   "a truncated memory file is refused: %s", err.msg);
 	img->hdr.mem_size = MEM - 4096;
-	ok(snapshot_open_memory(img, path, &err) < 0 &&
-		   strstr(err.msg, "does not match"),
+	ok(snapshot_open_memory(img, path, &err) < 0 && strstr(err.msg, "does "
+									"not "
+									"matc"
+									"h"),
 	   "  even when the sizes agree, its checksum does not");
 	ok(snapshot_open_memory(img, "/nonexistent/m", &err) < 0 &&
 		   strstr(err.msg, "/nonexistent/m"),

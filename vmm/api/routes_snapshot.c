@@ -78,9 +78,8 @@ static bool configured(const struct vm_config *c)
 	       c->vsock.enabled || c->balloon.enabled || c->entropy;
 }
 
-int route_put_snapshot_load(struct api_ctx *ctx, const char *id,
-			    yajl_val body, struct api_response *resp,
-			    struct kiln_error *err)
+int route_put_snapshot_load(struct api_ctx *ctx, const char *id, yajl_val body,
+			    struct api_response *resp, struct kiln_error *err)
 {
 	static const char *const keys[] = { "snapshot_path",
 					    "mem_file_path",
