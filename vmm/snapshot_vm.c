@@ -615,7 +615,8 @@ out:
 int snapshot_read(const char *path, uint8_t **buf, size_t *len,
 		  struct kiln_error *err)
 {
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO in the path must not hang the VMM thread */
+	cleanup_close int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	cleanup_free uint8_t *p = NULL;
 	struct stat st;
 	size_t got = 0;
@@ -651,7 +652,7 @@ int snapshot_read(const char *path, uint8_t **buf, size_t *len,
 int snapshot_open_memory(const struct snap_image *img, const char *path,
 			 struct kiln_error *err)
 {
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	cleanup_close int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	cleanup_free uint8_t *buf = NULL;
 	uint64_t size = img->hdr.mem_size, off = 0;
 	struct stat st;

@@ -18,8 +18,8 @@ snap_api() { # WANT METHOD PATH JSON
 	[ "$code" = "$1" ] || { fail "$2 $3: status $code, want $1: $body"; return 1; }
 }
 
-# Pause the API VM, snapshot it into $1.state and $1.mem, SIGKILL it.
-snap_save_and_kill() { # PREFIX
+# Pause the API VM, snapshot it into $1.state and $1.mem.
+snap_save() { # PREFIX
 	api_ok 204 PATCH /vm '{"state": "Paused"}' || return 1
 	t0=$(date +%s.%N)
 	snap_api 204 PUT /snapshot/create "{\"snapshot_path\": \"$1.state\",
@@ -27,10 +27,18 @@ snap_save_and_kill() { # PREFIX
 	printf '    snapshot: %.1f s, state %s bytes, memory %s bytes (%s KiB on disk)\n' \
 		"$(echo "$(date +%s.%N) - $t0" | bc)" "$(stat -c %s "$1.state")" \
 		"$(stat -c %s "$1.mem")" "$(du -k "$1.mem" | cut -f1)"
+}
+
+# SIGKILL the API VM.
+snap_kill() {
 	pid=$(pgrep -P "$api_pid" -x kiln-vmm)
 	[ -n "$pid" ] || { fail "no kiln-vmm under $api_pid"; return 1; }
 	kill -KILL "$pid"
 	api_wait
+}
+
+snap_save_and_kill() { # PREFIX
+	snap_save "$1" && snap_kill
 }
 
 # The last complete TICK number in a console file.
@@ -42,8 +50,8 @@ first_tick() { # FILE
 	grep -E '^TICK [0-9]+$' "$1" | head -n 1 | cut -d' ' -f2
 }
 
-# A counter (one TICK line every 0.1 s) is saved, killed, loaded in a new
-# VMM and counts on from where it was, not from 0. Before the good load,
+# A counter (one TICK line every 0.1 s) is saved (and runs on), killed,
+# loaded in a new VMM and counts on from where it was saved, not from 0. Before the good load,
 # the new VMM refuses a truncated, a flipped-byte and a too-large memory
 # file, a flipped-byte, a truncated and a wrong-version state file, each
 # with a message that says what is wrong, and stays "Not started".
@@ -58,10 +66,14 @@ test_snapshot_counter_continues() {
 	wait_line "TICK 20" 90 "$T/out" || { fail "the guest never ticked"; tail "$T/out"; return 1; }
 	api_fault "pause it first" PUT /snapshot/create \
 		"{\"snapshot_path\": \"$s.state\", \"mem_file_path\": \"$s.mem\"}" || return 1
-	snap_save_and_kill "$s" || return 1
+	snap_save "$s" || return 1
 	crlf "$T/out"
-	cp "$T/out" "$T/out.before"
-	last=$(last_tick "$T/out.before")
+	last=$(last_tick "$T/out")
+	# the snapshotted VM itself runs on
+	api_ok 204 PATCH /vm '{"state": "Resumed"}' || return 1
+	wait_line "TICK $((last + 5))" 60 "$T/out" ||
+		{ fail "the VM did not run on after its snapshot"; return 1; }
+	snap_kill || return 1
 	[ "$(stat -c %s "$s.mem")" -eq $((128 << 20)) ] ||
 		{ fail "memory file of $(stat -c %s "$s.mem") bytes, want 128 MiB"; return 1; }
 
@@ -125,8 +137,9 @@ PY
 }
 
 # kiln-agent as PID 1 on 2 vCPUs: a container runs before the snapshot;
-# after the load, the agent answers a new vsock connection and runs
-# another container from the same block device.
+# a load whose drive file is gone is refused naming it; after the load,
+# the agent answers a new vsock connection and runs another container
+# from the same block device, on both vCPUs.
 test_snapshot_agent_answers() {
 	s=$T/snapag
 	rm -f "$s".*
@@ -150,6 +163,11 @@ test_snapshot_agent_answers() {
 	snap_save_and_kill "$s" || return 1
 
 	api_start || return 1
+	# the snapshot's devices must be there again: a missing drive is named
+	mv "$s.root.ext4" "$s.away.ext4"
+	api_fault "$s.root.ext4" PUT /snapshot/load "{\"snapshot_path\": \"$s.state\",
+		\"mem_file_path\": \"$s.mem\", \"resume_vm\": true}" || return 1
+	mv "$s.away.ext4" "$s.root.ext4"
 	snap_api 204 PUT /snapshot/load "{\"snapshot_path\": \"$s.state\",
 		\"mem_file_path\": \"$s.mem\", \"resume_vm\": true}" || return 1
 	agrun wait-ready && ag_expect_rc 0 || { tail "$T/out"; tail "$T/err"; return 1; }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../lib/log.h"
@@ -357,6 +358,20 @@ static void test_memory_file(void)
 									"matc"
 									"h"),
 	   "  even when the sizes agree, its checksum does not");
+	unlink(path);
+	if (mkfifo(path, 0600) == 0) {
+		uint8_t *sb = NULL;
+		size_t sl = 0;
+
+		ok(snapshot_open_memory(img, path, &err) < 0 &&
+			   strstr(err.msg, "bytes, the snapshot's VM has"),
+		   "a FIFO as memory file is refused, not waited on: %s",
+		   err.msg);
+		ok(snapshot_read(path, &sb, &sl, &err) < 0 &&
+			   strstr(err.msg, "not a regular file"),
+		   "a FIFO as state file too: %s", err.msg);
+		free(sb);
+	}
 	ok(snapshot_open_memory(img, "/nonexistent/m", &err) < 0 &&
 		   strstr(err.msg, "/nonexistent/m"),
 	   "a missing memory file is named: %s", err.msg);
