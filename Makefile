@@ -213,6 +213,8 @@ FUZZ_LIBS_fuzz_agent_spec := -lprotobuf-c -lcap -lseccomp
 FUZZ_SRCS_fuzz_loader := vmm/loader.c vmm/memory.c lib/error.c lib/log.c
 FUZZ_SRCS_fuzz_config := vmm/config.c vmm/config_json.c lib/json.c lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_config := -lyajl
+FUZZ_SRCS_fuzz_snapshot := vmm/snapshot.c vmm/config.c vmm/config_json.c lib/json.c lib/error.c lib/log.c
+FUZZ_LIBS_fuzz_snapshot := -lyajl
 # keep intermediate objects (san/, generated code) between runs
 .PRECIOUS: $(B)/san/%.o $(B)/tsan/%.o $(B)/obj/%.o $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))

@@ -12,9 +12,10 @@
 #define GUEST_MEM_MIN (16ULL << 20)
 #define GUEST_PAGE    4096ULL
 
+static void guest_mem_layout(struct guest_mem *m);
+
 int guest_mem_init(struct guest_mem *m, uint64_t size, struct kiln_error *err)
 {
-	uint64_t low;
 	void *p;
 
 	memset(m, 0, sizeof(*m));
@@ -51,6 +52,54 @@ int guest_mem_init(struct guest_mem *m, uint64_t size, struct kiln_error *err)
 	madvise(p, size, MADV_DONTDUMP);
 	m->host = p;
 	m->size = size;
+	guest_mem_layout(m);
+	return 0;
+fail:
+	close(m->fd);
+	m->fd = -1;
+	return -1;
+}
+
+int guest_mem_init_private(struct guest_mem *m, int fd, uint64_t size,
+			   struct kiln_error *err)
+{
+	void *p;
+
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (size < GUEST_MEM_MIN || size % GUEST_PAGE != 0) {
+		close(fd);
+		return kiln_error_set(err, EINVAL,
+				      "guest memory of %llu bytes: must be a "
+				      "multiple of 4 KiB and at least 16 MiB",
+				      (unsigned long long)size);
+	}
+	/*
+	 * MAP_PRIVATE: pages are read from fd on first touch and copied on
+	 * first write; fd is never written, so a template (or a snapshot's
+	 * memory file) serves any number of VMs.
+	 */
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	if (p == MAP_FAILED) {
+		kiln_error_set(err, errno, "map %llu MiB of guest memory",
+			       (unsigned long long)(size >> 20));
+		close(fd);
+		return -1;
+	}
+	madvise(p, size, MADV_DONTDUMP);
+	m->fd = fd;
+	m->host = p;
+	m->size = size;
+	m->private_map = true;
+	guest_mem_layout(m);
+	return 0;
+}
+
+/* The guest-physical layout of m->size bytes: RAM below and above the gap. */
+static void guest_mem_layout(struct guest_mem *m)
+{
+	uint64_t size = m->size, low;
 
 	low = size < LAYOUT_MMIO_GAP ? size : LAYOUT_MMIO_GAP;
 	m->regions[0] =
@@ -64,11 +113,6 @@ int guest_mem_init(struct guest_mem *m, uint64_t size, struct kiln_error *err)
 		};
 		m->nregions = 2;
 	}
-	return 0;
-fail:
-	close(m->fd);
-	m->fd = -1;
-	return -1;
 }
 
 void guest_mem_destroy(struct guest_mem *m)

@@ -21,15 +21,23 @@ struct guest_region {
 };
 
 struct guest_mem {
-	uint8_t *host; /* mapping of the whole memfd */
-	uint64_t size; /* total RAM bytes */
-	int fd;	       /* the memfd, -1 when not created */
+	uint8_t *host;	  /* mapping of the whole memfd */
+	uint64_t size;	  /* total RAM bytes */
+	int fd;		  /* the memfd, -1 when not created */
+	bool private_map; /* fd is a file mapped MAP_PRIVATE: never write it */
 	unsigned int nregions;
 	struct guest_region regions[GUEST_MEM_MAX_REGIONS];
 };
 
 /* Create size bytes of RAM (a multiple of 4 KiB, at least 16 MiB). */
 int guest_mem_init(struct guest_mem *m, uint64_t size, struct kiln_error *err);
+/*
+ * RAM of size bytes from fd (a snapshot's memory file, a template's
+ * memfd), mapped MAP_PRIVATE: copy-on-write, fd never written. Takes fd,
+ * also on failure.
+ */
+int guest_mem_init_private(struct guest_mem *m, int fd, uint64_t size,
+			   struct kiln_error *err);
 void guest_mem_destroy(struct guest_mem *m);
 
 /*

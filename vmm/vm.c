@@ -21,6 +21,7 @@
 #include "device.h"
 #include "loader.h"
 #include "mptable.h"
+#include "snapshot.h"
 #include "x86.h"
 
 /* Where KVM on Intel keeps its real-mode TSS and identity map: in the gap. */
@@ -146,9 +147,13 @@ static int vm_setup_kvm(struct vm *vm, struct kiln_error *err)
 	return 0;
 }
 
-static int vm_setup_memory(struct vm *vm, struct kiln_error *err)
+/* Guest RAM: a new memfd, or (mem_fd >= 0, taken) a file mapped private. */
+static int vm_setup_memory(struct vm *vm, int mem_fd, struct kiln_error *err)
 {
-	if (guest_mem_init(&vm->mem, vm->cfg->mem_mib << 20, err) < 0)
+	uint64_t size = vm->cfg->mem_mib << 20;
+
+	if ((mem_fd >= 0 ? guest_mem_init_private(&vm->mem, mem_fd, size, err)
+			 : guest_mem_init(&vm->mem, size, err)) < 0)
 		return -1;
 	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
 		const struct guest_region *r = &vm->mem.regions[i];
@@ -339,7 +344,7 @@ int vm_boot(struct vm *vm, struct kiln_error *err)
 				      "the VM is already running");
 	vm->booted = true;
 	if (vm_check_mem(cfg->mem_mib << 20, err) < 0 ||
-	    vm_setup_kvm(vm, err) < 0 || vm_setup_memory(vm, err) < 0)
+	    vm_setup_kvm(vm, err) < 0 || vm_setup_memory(vm, -1, err) < 0)
 		goto fail;
 	vm->vcpus = calloc(cfg->vcpu_count, sizeof(*vm->vcpus));
 	if (vm->vcpus == NULL) {
@@ -363,6 +368,51 @@ int vm_boot(struct vm *vm, struct kiln_error *err)
 		 vm->vcpu_count, (unsigned long long)cfg->mem_mib);
 	for (i = 0; i < vm->vcpu_count; i++)
 		vcpu_set_state(&vm->vcpus[i], VCPU_RUNNING);
+	return 0;
+fail:
+	vm_unboot(vm);
+	return -1;
+}
+
+int vm_restore(struct vm *vm, const struct snap_image *img, int mem_fd,
+	       struct kiln_error *err)
+{
+	const struct vm_config *cfg = vm->cfg;
+	unsigned int i;
+
+	if (vm->booted) {
+		close(mem_fd);
+		return kiln_error_set(err, EALREADY,
+				      "the VM is already running");
+	}
+	vm->booted = true;
+	if (vm_check_mem(cfg->mem_mib << 20, err) < 0 ||
+	    vm_setup_kvm(vm, err) < 0) {
+		close(mem_fd);
+		goto fail;
+	}
+	if (vm_setup_memory(vm, mem_fd, err) < 0)
+		goto fail;
+	vm->vcpus = calloc(cfg->vcpu_count, sizeof(*vm->vcpus));
+	if (vm->vcpus == NULL) {
+		kiln_error_set(err, ENOMEM, "allocate vCPUs");
+		goto fail;
+	}
+	for (i = 0; i < cfg->vcpu_count; i++) {
+		vm->vcpu_count = i + 1;
+		if (vcpu_create(vm, &vm->vcpus[i], i, err) < 0)
+			goto fail;
+	}
+	/* no kernel to load: RAM holds the running guest */
+	if (vm_init_devices(vm, err) < 0 ||
+	    snapshot_restore_state(vm, img, err) < 0)
+		goto fail;
+	for (i = 0; i < vm->vcpu_count; i++)
+		if (vcpu_spawn(&vm->vcpus[i], err) < 0)
+			goto fail;
+	vm->paused = true;
+	log_info("restored a snapshot: %u vCPU, %llu MiB", vm->vcpu_count,
+		 (unsigned long long)cfg->mem_mib);
 	return 0;
 fail:
 	vm_unboot(vm);

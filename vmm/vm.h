@@ -62,6 +62,16 @@ int vm_init(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 	    struct kiln_error *err);
 int vm_boot(struct vm *vm, struct kiln_error *err);
 int vm_run(struct vm *vm, struct kiln_error *err);
+
+/*
+ * vm_boot's counterpart for a snapshot: the KVM VM, guest RAM mapped
+ * MAP_PRIVATE from mem_fd (taken), vCPUs and devices as vm->cfg (the
+ * snapshot's config) says, then img's state; the vCPU threads start
+ * paused. On failure everything it made is undone.
+ */
+struct snap_image;
+int vm_restore(struct vm *vm, const struct snap_image *img, int mem_fd,
+	       struct kiln_error *err);
 void vm_destroy(struct vm *vm);
 
 /* Park every vCPU (a paused guest uses no host CPU), or run them again. */

@@ -345,8 +345,8 @@ int x86_cpuid_patch(struct kvm_cpuid2 *c, unsigned int capacity,
 
 /* ---- KVM ioctls (run only under KVM) --------------------------------- */
 
-static int x86_setup_cpuid(int kvm_fd, int vcpu_fd, unsigned int id,
-			   unsigned int ncpus, struct kiln_error *err)
+int x86_setup_cpuid(int kvm_fd, int vcpu_fd, unsigned int id,
+		    unsigned int ncpus, struct kiln_error *err)
 {
 	cleanup_free struct kvm_cpuid2 *c = NULL;
 	unsigned int n, capacity;

@@ -74,4 +74,8 @@ int x86_setup_boot_memory(struct guest_mem *m, const struct boot_entry *boot,
 int x86_setup_vcpu(int kvm_fd, int vcpu_fd, unsigned int id, unsigned int ncpus,
 		   const struct boot_entry *boot, struct kiln_error *err);
 
+/* KVM's supported CPUID, patched as above, set on vCPU id (restores too). */
+int x86_setup_cpuid(int kvm_fd, int vcpu_fd, unsigned int id,
+		    unsigned int ncpus, struct kiln_error *err);
+
 #endif

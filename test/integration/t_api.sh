@@ -253,7 +253,7 @@ test_api_bad_requests_keep_serving() {
 	api_fault "bogus" PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 128, "bogus": 2}' || return 1
 	api_fault "vcpu_count" PUT /machine-config '{"vcpu_count": "two", "mem_size_mib": 128}' || return 1
 	api_fault "invalid request" GET /no-such-thing || return 1
-	api_fault "not supported yet" PUT /snapshot/create \
+	api_fault "before starting" PUT /snapshot/create \
 		'{"snapshot_path": "/tmp/s", "mem_file_path": "/tmp/m"}' || return 1
 	api_fault "before starting" PATCH /vm '{"state": "Paused"}' || return 1
 	# bytes that are not HTTP get a 400; a client that sends half a

@@ -123,6 +123,22 @@ static int fake_balloon_set_interval(void *vmm, uint32_t seconds,
 		      seconds);
 }
 
+static int fake_snapshot_create(void *vmm, const char *state_path,
+				const char *mem_path, struct kiln_error *err)
+{
+	return RECORD("snapshot_create", err, "snapshot_create(%s,%s)",
+		      state_path, mem_path);
+}
+
+static int fake_snapshot_load(void *vmm, struct vm_config *cfg,
+			      const char *state_path, const char *mem_path,
+			      struct kiln_error *err)
+{
+	(void)cfg;
+	return RECORD("snapshot_load", err, "snapshot_load(%s,%s)", state_path,
+		      mem_path);
+}
+
 const struct api_ops api_fake_ops = {
 	.boot = fake_boot,
 	.pause = fake_pause,
@@ -139,6 +155,8 @@ const struct api_ops api_fake_ops = {
 	.balloon_set_target = fake_balloon_set_target,
 	.balloon_stats = fake_balloon_stats,
 	.balloon_set_interval = fake_balloon_set_interval,
+	.snapshot_create = fake_snapshot_create,
+	.snapshot_load = fake_snapshot_load,
 };
 
 void api_fake_init(struct api_fake *f, struct api_ctx *ctx,

@@ -74,6 +74,20 @@ int vdrv_mem_alloc(struct vdrv *v, uint64_t size, struct kiln_error *err)
 	return ret;
 }
 
+int vdrv_mem_private(struct vdrv *v, int fd, uint64_t size,
+		     struct kiln_error *err)
+{
+	int ret = guest_mem_init_private(&v->vm.mem, fd, size, err);
+
+	v->own_mem = ret == 0;
+#ifdef VDRV_TSAN
+	if (ret == 0)
+		AnnotateBenignRaceSized(__FILE__, __LINE__, v->vm.mem.host,
+					size, "guest memory");
+#endif
+	return ret;
+}
+
 void vdrv_mem_static(struct vdrv *v, void *host, uint64_t size)
 {
 	v->vm.mem.host = host;

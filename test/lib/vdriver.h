@@ -49,6 +49,9 @@ void vdrv_init(struct vdrv *v);
 /* Guest memory: allocated (freed by vdrv_destroy) or the caller's. */
 int vdrv_mem_alloc(struct vdrv *v, uint64_t size, struct kiln_error *err);
 void vdrv_mem_static(struct vdrv *v, void *host, uint64_t size);
+/* Guest memory mapped MAP_PRIVATE from fd (taken), as a restore does. */
+int vdrv_mem_private(struct vdrv *v, int fd, uint64_t size,
+		     struct kiln_error *err);
 /* Run the named device's init; v->dev stays for the caller to pick. */
 int vdrv_attach(struct vdrv *v, const char *name, struct kiln_error *err);
 /* Point the driver at another device's window. */

@@ -393,15 +393,36 @@ static const struct bad {
 	{ RUN, "PATCH", "/vm", "{\"state\": \"Paused\", \"now\": true}",
 	  "unknown key `vm.now`" },
 	{ RUN, "PATCH", "/vm", "{}", "`vm.state` is missing" },
-	/* what kiln-vmm does not have yet */
+	/* snapshots */
 	{ PRE, "PUT", "/snapshot/create",
 	  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
-	  "snapshots are not supported yet" },
-	{ PAUSED, "PUT", "/snapshot/create",
+	  "not supported before starting" },
+	{ RUN, "PUT", "/snapshot/create",
 	  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
-	  "snapshots are not supported yet" },
-	{ PRE, "PUT", "/snapshot/load", "{\"snapshot_path\": \"/s\"}",
-	  "snapshots are not supported yet" },
+	  "pause it first" },
+	{ PAUSED, "PUT", "/snapshot/create", "{\"snapshot_path\": \"/s\"}",
+	  "`snapshot.mem_file_path` is missing" },
+	{ PAUSED, "PUT", "/snapshot/create",
+	  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/s\"}",
+	  "are the same file" },
+	{ PAUSED, "PUT", "/snapshot/create",
+	  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
+	  " \"snapshot_type\": \"Diff\"}",
+	  "diff snapshots are not supported yet" },
+	{ PAUSED, "PUT", "/snapshot/create",
+	  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
+	  " \"snapshot_type\": \"Half\"}",
+	  "want Full or Diff" },
+	{ PAUSED, "PUT", "/snapshot/create",
+	  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"x\": 1}",
+	  "unknown key `snapshot.x`" },
+	{ PRE, "PUT", "/snapshot/load",
+	  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
+	  "after configuring boot-specific resources" },
+	{ RUN, "PUT", "/snapshot/load",
+	  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
+	  "not supported after starting" },
+	/* what kiln-vmm does not have yet */
 	{ PRE, "PUT", "/mmds", "{\"latest\": {}}",
 	  "MMDS is not supported yet" },
 	{ PRE, "GET", "/mmds", NULL, "MMDS is not supported yet" },
@@ -485,6 +506,9 @@ static void check_ops_fail(void)
 		  PRE },
 		{ "check_vsock", "PUT", "/vsock",
 		  "{\"guest_cid\": 4, \"uds_path\": \"/w.sock\"}", PRE },
+		{ "snapshot_create", "PUT", "/snapshot/create",
+		  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
+		  PAUSED },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -904,11 +928,82 @@ static void check_host_at_request(void)
 	rmdir(dir);
 }
 
+/* PUT /snapshot/load on a fresh VMM, as Firecracker takes it. */
+static void check_snapshot_load(void)
+{
+	static const char *const bad[][2] = {
+		{ "{\"snapshot_path\": \"/s\"}", "exactly one of" },
+		{ "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
+		  " \"mem_backend\": {\"backend_path\": \"/m\","
+		  " \"backend_type\": \"File\"}}",
+		  "exactly one of" },
+		{ "{\"snapshot_path\": \"/s\", \"mem_backend\":"
+		  " {\"backend_path\": \"/m\", \"backend_type\": \"Uffd\"}}",
+		  "only File is supported" },
+		{ "{\"snapshot_path\": \"/s\", \"mem_backend\":"
+		  " {\"backend_path\": \"/m\"}}",
+		  "`mem_backend.backend_type` is missing" },
+		{ "{\"snapshot_path\": \"/s\", \"mem_backend\": 3}", "must be "
+								     "an "
+								     "object" },
+		{ "{\"mem_file_path\": \"/m\"}", "`snapshot.snapshot_path` is "
+						 "missing" },
+		{ "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
+		  " \"enable_diff_snapshots\": true}",
+		  "not supported yet" },
+		{ "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
+		  " \"resume_vm\": \"yes\"}",
+		  "must be a boolean" },
+	};
+	struct t t;
+
+	t_init(&t);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused(&t, "PUT", "/snapshot/load", bad[i][0], bad[i][1]);
+	is_int(t.fake.ncalls, 0, "  no op called for a bad load");
+	api_fake_fail(&t.fake, "snapshot_load", "the fake says no");
+	refused(&t, "PUT", "/snapshot/load",
+		"{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
+		"the fake says no");
+	ok(t.ctx.state == API_NOT_STARTED, "  a failed load leaves the VMM "
+					   "not started");
+	api_fake_fail(&t.fake, NULL, "");
+	api_fake_clear(&t.fake);
+	done(&t, "PUT", "/snapshot/load",
+	     "{\"snapshot_path\": \"/s\", \"mem_backend\":"
+	     " {\"backend_path\": \"/m\", \"backend_type\": \"File\"},"
+	     " \"enable_diff_snapshots\": false}");
+	ok(strcmp(t.fake.log, "snapshot_load(/s,/m);") == 0 &&
+		   t.ctx.state == API_PAUSED,
+	   "  loaded, paused: %s", t.fake.log);
+	refused(&t, "PUT", "/snapshot/load",
+		"{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
+		"not supported after starting");
+	api_fake_clear(&t.fake);
+	done(&t, "PUT", "/snapshot/create",
+	     "{\"snapshot_path\": \"/s2\", \"mem_file_path\": \"/m2\","
+	     " \"snapshot_type\": \"Full\"}");
+	ok(strcmp(t.fake.log, "snapshot_create(/s2,/m2);") == 0,
+	   "  a loaded VM snapshots again: %s", t.fake.log);
+	t_fini(&t);
+
+	t_init(&t);
+	done(&t, "PUT", "/snapshot/load",
+	     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
+	     " \"resume_vm\": true}");
+	ok(strcmp(t.fake.log, "snapshot_load(/s,/m);resume;") == 0 &&
+		   t.ctx.state == API_RUNNING,
+	   "  resume_vm: loaded and running: %s", t.fake.log);
+	got(&t, "/", "\"state\":\"Running\"", NULL);
+	t_fini(&t);
+}
+
 int main(void)
 {
 	check_success();
 	check_bads();
 	check_ops_fail();
+	check_snapshot_load();
 	check_full_config();
 	check_host_at_request();
 	return tap_done();

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../../lib/log.h"
 #include "../../vmm/virtio/balloon.h"
@@ -29,14 +31,20 @@
 
 #define S_NRS VIRTIO_CONFIG_S_NEEDS_RESET
 
+/* >= 0: the next setup maps RAM MAP_PRIVATE from this file (taken) */
+static int private_fd = -1;
+
 static void setup(struct vdrv *v, uint32_t amount, bool doom, uint32_t stats)
 {
 	struct kiln_error err = { 0 };
+	int fd = private_fd;
 
 	vdrv_init(v);
 	v->cfg.mem_mib = MEM_SIZE >> 20;
 	v->cfg.balloon = (struct vm_balloon){ true, amount, doom, stats };
-	if (vdrv_mem_alloc(v, MEM_SIZE, &err) < 0 ||
+	private_fd = -1;
+	if ((fd >= 0 ? vdrv_mem_private(v, fd, MEM_SIZE, &err)
+		     : vdrv_mem_alloc(v, MEM_SIZE, &err)) < 0 ||
 	    vdrv_attach(v, "virtio_balloon", &err) < 0 || v->state == NULL) {
 		printf("Bail out! %s\n", err.msg);
 		exit(1);
@@ -158,6 +166,61 @@ static void test_inflate_frees(void)
 	ok(send_pfns(&v, 1, pfns, 256), "deflate buffer used");
 	is_int(blocks(&v), before, "deflate frees nothing");
 	vdrv_destroy(&v);
+}
+
+/*
+ * RAM mapped MAP_PRIVATE over a file other VMs may map (a snapshot's
+ * memory, a fork's template): inflating drops our copy of the pages
+ * (MADV_DONTNEED) and leaves the file alone.
+ */
+static void test_inflate_private(void)
+{
+	struct vdrv v;
+	uint32_t pfns[16];
+	uint8_t page[4096], want[4096];
+	struct stat st0, st1;
+	int fd = memfd_create("template", MFD_CLOEXEC), keep;
+	bool same = true;
+
+	if (fd < 0 || ftruncate(fd, (off_t)MEM_SIZE) < 0) {
+		printf("Bail out! template memfd: %s\n", strerror(errno));
+		exit(1);
+	}
+	memset(want, 0x5a, sizeof(want));
+	for (unsigned int i = 0; i < 16; i++)
+		if (pwrite(fd, want, sizeof(want),
+			   (off_t)(AREA + i * 4096ULL)) !=
+		    (ssize_t)sizeof(want))
+			exit(1);
+	keep = dup(fd);
+	private_fd = fd;
+	setup(&v, 4, false, 0);
+	handshake(&v, F_REPORTING);
+	touch(&v, AREA, 16 << 12); /* private copies of 16 pages */
+	/* after the setup: faults on a shmem file's holes fill them */
+	fstat(keep, &st0);
+	for (unsigned int i = 0; i < 16; i++)
+		pfns[i] = (uint32_t)(AREA >> 12) + i;
+	ok(send_pfns(&v, 0, pfns, 16), "inflate buffer used (private RAM)");
+	fstat(keep, &st1);
+	is_int(st1.st_blocks, st0.st_blocks,
+	       "the template file keeps every block");
+	for (unsigned int i = 0; i < 16; i++) {
+		if (pread(keep, page, sizeof(page),
+			  (off_t)(AREA + i * 4096ULL)) !=
+			    (ssize_t)sizeof(page) ||
+		    memcmp(page, want, sizeof(page)) != 0)
+			same = false;
+	}
+	ok(same, "the template file's pages are unchanged");
+	ok(memcmp(vdrv_gp(&v, AREA, 4096), want, 4096) == 0, "an inflated page "
+							     "reads the "
+							     "template again: "
+							     "our copy was "
+							     "dropped");
+	ok(!(vdrv_rd(&v, VIRTIO_MMIO_STATUS) & S_NRS), "device not broken");
+	vdrv_destroy(&v);
+	close(keep);
 }
 
 static void test_out_of_ram(void)
@@ -396,6 +459,7 @@ int main(void)
 	log_set_level(LOG_ERROR);
 	test_features();
 	test_inflate_frees();
+	test_inflate_private();
 	test_out_of_ram();
 	test_reporting();
 	test_target_and_actual();

@@ -804,6 +804,49 @@ static void test_config_and_restore(struct tvm *t)
 	free(s);
 }
 
+/*
+ * A snapshot while the device holds a popped rx buffer (it popped one for
+ * a connection that had nothing to send after all): the restored device
+ * uses that buffer first, the guest loses none.
+ */
+static void test_restore_held_rx(struct tvm *t)
+{
+	struct kiln_error err = { 0 };
+	size_t size = virtio_mmio_state_size(t->v.dev);
+	uint8_t *s = malloc(size);
+	struct vsock *vs = t->v.dev->priv;
+	struct virtq_used_elem e = { .id = 0xffff };
+	bool held;
+	int fd;
+
+	driver_up(t, false);
+	post_rx(t, 0);
+	post_rx(t, 1);
+	offer(t, 2, 0, EVBUF, 4, VIRTQ_DESC_F_WRITE);
+	/* what vsock_rx_run leaves when a pending connection had nothing */
+	virtio_dev_lock(t->v.dev);
+	held = virtq_pop(&t->v.dev->queues[VSOCK_RXQ], &vs->rx_chain) == 1 &&
+	       vs->rx_chain.head == 0;
+	vs->rx_held = held;
+	virtio_dev_unlock(t->v.dev);
+	ok(held, "held rx: buffer 0 popped and held");
+	ok(virtio_mmio_save(t->v.dev, s, size, &err) == 0 &&
+		   virtio_mmio_restore(t->v.dev, s, size, &err) == 0,
+	   "held rx: save and restore: %s", err.msg);
+	fd = host_connect(t->uds);
+	ok(fd >= 0 && write(fd, "CONNECT 5000\n", 13) == 13, "held rx: a host "
+							     "connection after "
+							     "the restore");
+	for (int i = 0; i < 2000 && !vdrv_used_next(&t->v, 0, &e); i++) {
+		e.id = 0xffff;
+		usleep(1000);
+	}
+	is_int(e.id, 0, "held rx: its REQUEST lands in buffer 0, the one held");
+	if (fd >= 0)
+		close(fd);
+	free(s);
+}
+
 static void test_bind(void)
 {
 	struct kiln_error err = { 0 };
@@ -876,6 +919,7 @@ int main(void)
 	test_lookup(t);
 	test_malformed(t);
 	test_config_and_restore(t);
+	test_restore_held_rx(t);
 	{
 		/* a connection left open at exit is closed */
 		uint32_t hp;

@@ -97,4 +97,11 @@ int route_patch_balloon_stats(struct api_ctx *ctx, const char *id,
 			      yajl_val body, struct api_response *resp,
 			      struct kiln_error *err);
 
+/* Snapshots (routes_snapshot.c). */
+int route_put_snapshot_create(struct api_ctx *ctx, const char *id,
+			      yajl_val body, struct api_response *resp,
+			      struct kiln_error *err);
+int route_put_snapshot_load(struct api_ctx *ctx, const char *id, yajl_val body,
+			    struct api_response *resp, struct kiln_error *err);
+
 #endif

@@ -6,11 +6,14 @@
 #include "vm_ops.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../../lib/cleanup.h"
 #include "../../lib/log.h"
 #include "../hw/legacy.h"
 #include "../metrics.h"
+#include "../snapshot.h"
 #include "../virtio/balloon.h"
 #include "../virtio/blk.h"
 #include "../vm.h"
@@ -145,6 +148,99 @@ static int op_balloon_set_interval(void *vmm, uint32_t seconds,
 	return d == NULL ? -1 : balloon_set_stats_interval(d, seconds, err);
 }
 
+static int op_snapshot_create(void *vmm, const char *state_path,
+			      const char *mem_path, struct kiln_error *err)
+{
+	return snapshot_create(vmm, state_path, mem_path, err);
+}
+
+/* Trade the machine and device sections of a and b (not logger, console). */
+static void swap_vm_shape(struct vm_config *a, struct vm_config *b)
+{
+	struct vm_config t = *a;
+
+	a->kernel_path = b->kernel_path;
+	a->initrd_path = b->initrd_path;
+	a->cmdline = b->cmdline;
+	a->vcpu_count = b->vcpu_count;
+	a->mem_mib = b->mem_mib;
+	a->entropy = b->entropy;
+	a->ndrives = b->ndrives;
+	memcpy(a->drives, b->drives, sizeof(a->drives));
+	a->nnets = b->nnets;
+	memcpy(a->nets, b->nets, sizeof(a->nets));
+	a->vsock = b->vsock;
+	a->balloon = b->balloon;
+
+	b->kernel_path = t.kernel_path;
+	b->initrd_path = t.initrd_path;
+	b->cmdline = t.cmdline;
+	b->vcpu_count = t.vcpu_count;
+	b->mem_mib = t.mem_mib;
+	b->entropy = t.entropy;
+	b->ndrives = t.ndrives;
+	memcpy(b->drives, t.drives, sizeof(b->drives));
+	b->nnets = t.nnets;
+	memcpy(b->nets, t.nets, sizeof(b->nets));
+	b->vsock = t.vsock;
+	b->balloon = t.balloon;
+}
+
+/* The host side of the snapshot's devices; its kernel is not needed. */
+static int check_devices(const struct vm_config *c, struct kiln_error *err)
+{
+	for (unsigned int i = 0; i < c->ndrives; i++)
+		if (vm_config_check_drive_file(&c->drives[i], err) < 0)
+			return -1;
+	for (unsigned int i = 0; i < c->nnets; i++)
+		if (vm_config_check_tap(&c->nets[i], err) < 0)
+			return -1;
+	if (c->vsock.enabled && vm_config_check_vsock_path(&c->vsock, err) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * Everything about the files is checked before the VM is built (state
+ * file, its config, the memory file's size and checksum); vm_restore then
+ * checks the state against the VM it built. No vCPU runs before all of
+ * it passed; on failure cfg is as it was.
+ */
+static int op_snapshot_load(void *vmm, struct vm_config *cfg,
+			    const char *state_path, const char *mem_path,
+			    struct kiln_error *err)
+{
+	struct vm *vm = vmm;
+	cleanup_free uint8_t *buf = NULL;
+	cleanup_free struct snap_image *img = calloc(1, sizeof(*img));
+	struct vm_config snap;
+	size_t len = 0;
+	int fd, ret = -1;
+
+	if (img == NULL)
+		return kiln_error_set(err, ENOMEM, "snapshot");
+	vm_config_init(&snap);
+	if (vm->cfg != cfg)
+		return kiln_error_set(err, EINVAL, "not this VM's config");
+	if (snapshot_read(state_path, &buf, &len, err) < 0 ||
+	    snap_parse(buf, len, img, err) < 0 ||
+	    snap_parse_config(img, &snap, err) < 0 ||
+	    check_devices(&snap, err) < 0)
+		goto out;
+	fd = snapshot_open_memory(img, mem_path, err);
+	if (fd < 0)
+		goto out;
+	swap_vm_shape(cfg, &snap);
+	if (vm_restore(vm, img, fd, err) < 0) {
+		swap_vm_shape(cfg, &snap);
+		goto out;
+	}
+	ret = 0;
+out:
+	vm_config_destroy(&snap);
+	return ret;
+}
+
 const struct api_ops vm_api_ops = {
 	.boot = op_boot,
 	.pause = op_pause,
@@ -161,6 +257,8 @@ const struct api_ops vm_api_ops = {
 	.balloon_set_target = op_balloon_set_target,
 	.balloon_stats = op_balloon_stats,
 	.balloon_set_interval = op_balloon_set_interval,
+	.snapshot_create = op_snapshot_create,
+	.snapshot_load = op_snapshot_load,
 };
 
 int vm_ops_apply_logger(const char *path, int level, bool show_level,

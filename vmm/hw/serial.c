@@ -509,6 +509,60 @@ static uint8_t serial_read(struct serial *s, unsigned int off)
 	}
 }
 
+void serial_save(struct serial *s, struct serial_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->version = SERIAL_STATE_VERSION;
+	pthread_mutex_lock(&s->lock);
+	st->ier = s->ier;
+	st->lcr = s->lcr;
+	st->mcr = s->mcr;
+	st->scr = s->scr;
+	st->dll = s->dll;
+	st->dlm = s->dlm;
+	st->msr_delta = s->msr_delta;
+	st->fifo_on = s->fifo_on;
+	st->thre_pending = s->thre_pending;
+	st->overrun = s->overrun;
+	st->rx_count = (uint8_t)s->rx_count;
+	for (unsigned int i = 0; i < s->rx_count; i++)
+		st->rx[i] = s->rx[(s->rx_head + i) % SERIAL_RX_FIFO];
+	pthread_mutex_unlock(&s->lock);
+}
+
+int serial_restore(struct serial *s, const struct serial_state *st,
+		   struct kiln_error *err)
+{
+	/* file-controlled: every field in range before any is used */
+	if (st->version != SERIAL_STATE_VERSION || st->pad != 0 ||
+	    st->ier & ~IER_MASK || st->mcr & ~MCR_MASK || st->msr_delta > 0xf ||
+	    st->fifo_on > 1 || st->thre_pending > 1 || st->overrun > 1 ||
+	    st->rx_count > SERIAL_RX_FIFO)
+		return kiln_error_set(err, EINVAL,
+				      "serial state: version %u or a field "
+				      "out of range",
+				      st->version);
+	pthread_mutex_lock(&s->lock);
+	s->ier = st->ier;
+	s->lcr = st->lcr;
+	s->mcr = st->mcr;
+	s->scr = st->scr;
+	s->dll = st->dll;
+	s->dlm = st->dlm;
+	s->msr_delta = st->msr_delta;
+	s->fifo_on = st->fifo_on;
+	s->thre_pending = st->thre_pending;
+	s->overrun = st->overrun;
+	s->rx_head = 0;
+	s->rx_count = st->rx_count;
+	memcpy(s->rx, st->rx, st->rx_count);
+	/* the line was high in the saved VM: raise the edge again */
+	s->irq_line = false;
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 void serial_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len,
 	       bool is_write)
 {
@@ -1072,4 +1126,44 @@ static void serial_dev_exit(struct vm *vm, void *state)
 	serial_dev_free(state);
 }
 
-VMM_DEVICE(serial, DEVICE_LEVEL_LEGACY, serial_dev_init, serial_dev_exit);
+static size_t serial_dev_state_size(void *state)
+{
+	(void)state;
+	return sizeof(struct serial_state);
+}
+
+static int serial_dev_save(void *state, void *buf, size_t len,
+			   struct kiln_error *err)
+{
+	struct serial_dev *d = state;
+	struct serial_state st;
+
+	if (len != sizeof(st))
+		return kiln_error_set(err, EINVAL, "serial state size");
+	serial_save(d->s, &st);
+	memcpy(buf, &st, sizeof(st));
+	return 0;
+}
+
+static int serial_dev_restore(void *state, const void *buf, size_t len,
+			      struct kiln_error *err)
+{
+	struct serial_dev *d = state;
+	struct serial_state st;
+
+	if (len != sizeof(st))
+		return kiln_error_set(err, EINVAL,
+				      "serial state of %zu bytes, want %zu",
+				      len, sizeof(st));
+	memcpy(&st, buf, sizeof(st));
+	return serial_restore(d->s, &st, err);
+}
+
+static const struct vmm_device_snap serial_snap = {
+	.size = serial_dev_state_size,
+	.save = serial_dev_save,
+	.restore = serial_dev_restore,
+};
+
+VMM_DEVICE_SNAP(serial, DEVICE_LEVEL_LEGACY, serial_dev_init, serial_dev_exit,
+		&serial_snap);

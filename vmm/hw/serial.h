@@ -39,6 +39,27 @@ struct serial *serial_new(int out_fd, int irq_fd, struct kiln_error *err);
 /* Flush buffered output, then free. NULL is allowed. */
 void serial_free(struct serial *s);
 
+/*
+ * Snapshots: the UART's registers and its receive FIFO (guest output not
+ * yet written to the console is flushed, not saved). restore takes
+ * untrusted bytes, checks them all and changes nothing when it fails; an
+ * interrupt that was pending is raised again.
+ */
+struct serial_state {
+	uint32_t version; /* SERIAL_STATE_VERSION */
+	uint8_t ier, lcr, mcr, scr, dll, dlm, msr_delta;
+	uint8_t fifo_on, thre_pending, overrun; /* 0 or 1 */
+	uint8_t rx_count;			/* <= SERIAL_RX_FIFO */
+	uint8_t pad;				/* zero */
+	uint8_t rx[SERIAL_RX_FIFO];		/* rx_count bytes, in order */
+};
+
+#define SERIAL_STATE_VERSION 1
+
+void serial_save(struct serial *s, struct serial_state *st);
+int serial_restore(struct serial *s, const struct serial_state *st,
+		   struct kiln_error *err);
+
 /* The trap_fn for the 8 ports; safe from any thread. */
 void serial_io(void *s, uint64_t off, uint8_t *data, uint32_t len,
 	       bool is_write);

@@ -14,9 +14,9 @@
  * punching a hole in the memfd at that page's file offset, which unmaps it
  * from the VMM and from KVM (mmu notifiers); a later guest access faults in
  * a zero page. Contiguous pages go to one fallocate(). Deflating needs
- * nothing. A VM whose RAM is mapped MAP_PRIVATE over a shared file (a
- * fork) must not punch the file: that would need MADV_DONTNEED instead,
- * and memory.h has no such mode yet.
+ * nothing. A VM whose RAM is mapped MAP_PRIVATE over a file (a restored
+ * snapshot, a fork) must not punch the file, which other VMs may map:
+ * its private copy of the page is dropped with MADV_DONTNEED instead.
  *
  * Statistics. The driver posts one stats buffer; the device keeps it and
  * gives it back every stats_interval_s seconds (a timerfd on the event
@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,7 +156,25 @@ static void balloon_flush(struct balloon *b)
 
 	if (b->run_len == 0)
 		return;
-	if (m->fd < 0) {
+	if (m->private_map) {
+		/*
+		 * RAM is a private copy of a file another VM may use (a
+		 * snapshot's memory, a fork's template): punching the file
+		 * would take the page from under all of them. Dropping our
+		 * copy frees it; a later access reads the file's page again.
+		 */
+		if (madvise(m->host + b->run_off, b->run_len, MADV_DONTNEED) <
+		    0) {
+			if (log_ratelimit())
+				log_warn("virtio-balloon: drop %llu bytes at "
+					 "%llu: %s",
+					 (unsigned long long)b->run_len,
+					 (unsigned long long)b->run_off,
+					 strerror(errno));
+		} else {
+			b->freed_bytes += b->run_len;
+		}
+	} else if (m->fd < 0) {
 		if (log_ratelimit())
 			log_debug("virtio-balloon: RAM is not a file, %llu "
 				  "bytes not freed",

@@ -31,7 +31,7 @@
 #include "../layout.h"
 #include "../vm.h"
 
-#define MMIO_SLOTS (LAYOUT_IRQ_MAX - LAYOUT_VIRTIO_IRQ_BASE + 1)
+#define MMIO_SLOTS VIRTIO_MMIO_SLOTS
 
 struct mmio_notify {
 	struct virtio_mmio *m;
@@ -567,6 +567,23 @@ void virtio_mmio_del(struct virtio_dev *d)
 	d->interrupt = NULL;
 	virtio_dev_unlock(d);
 	mmio_free(m);
+}
+
+struct virtio_dev *virtio_mmio_slot_dev(const struct vm *vm, unsigned int slot)
+{
+	const struct trap_table *t = &vm->traps;
+	uint64_t base =
+		LAYOUT_VIRTIO_MMIO + (uint64_t)slot * LAYOUT_VIRTIO_MMIO_SIZE;
+
+	if (slot >= MMIO_SLOTS)
+		return NULL;
+	for (unsigned int j = 0; j < t->count[TRAP_MMIO]; j++) {
+		const struct trap *tr = &t->traps[TRAP_MMIO][j];
+
+		if (tr->base == base && tr->fn == mmio_trap)
+			return ((struct virtio_mmio *)tr->opaque)->dev;
+	}
+	return NULL;
 }
 
 uint64_t virtio_mmio_base(const struct virtio_dev *d)

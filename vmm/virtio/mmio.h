@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "../../lib/error.h"
+#include "../layout.h"
 #include "virtio.h"
 
 struct vm;
@@ -91,6 +92,13 @@ int virtio_mmio_add(struct vm *vm, struct virtio_dev *d,
  */
 void virtio_mmio_del(struct virtio_dev *d);
 
+/* Slots: windows from LAYOUT_VIRTIO_MMIO, one per IRQ from the base. */
+#define VIRTIO_MMIO_SLOTS (LAYOUT_IRQ_MAX - LAYOUT_VIRTIO_IRQ_BASE + 1)
+/*
+ * The device in window slot (0, 1, ... in the order devices were added,
+ * which the config decides), or NULL. The VMM thread, devices alive.
+ */
+struct virtio_dev *virtio_mmio_slot_dev(const struct vm *vm, unsigned int slot);
 uint64_t virtio_mmio_base(const struct virtio_dev *d);
 unsigned int virtio_mmio_irq(const struct virtio_dev *d);
 

@@ -429,6 +429,14 @@ static void net_save(struct virtio_dev *d, void *state)
 	s->acked_features = d->driver_features;
 }
 
+/* rx chains given part of the pending frame (MRG_RXBUF), not yet used */
+static uint16_t net_held(struct virtio_dev *d, unsigned int queue)
+{
+	const struct net *n = d->priv;
+
+	return queue == NET_RXQ ? (uint16_t)n->rx_nheld : 0;
+}
+
 static int net_restore(struct virtio_dev *d, const void *state,
 		       struct kiln_error *err)
 {
@@ -486,6 +494,7 @@ static const struct virtio_ops net_ops = {
 	.reset = net_reset,
 	.state_size = sizeof(struct net_state),
 	.save = net_save,
+	.held = net_held,
 	.restore = net_restore,
 };
 

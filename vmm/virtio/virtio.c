@@ -276,8 +276,11 @@ void virtio_dev_save(struct virtio_dev *d, struct virtio_dev_state *s,
 	s->status = d->status;
 	s->config_generation = d->config_generation;
 	s->broken = d->broken;
-	for (unsigned int i = 0; i < d->ops->num_queues; i++)
+	for (unsigned int i = 0; i < d->ops->num_queues; i++) {
 		virtq_save(&d->queues[i], &s->queues[i]);
+		if (d->ops->held != NULL && d->queues[i].ready)
+			s->queues[i].last_avail -= d->ops->held(d, i);
+	}
 }
 
 static bool all_zero(const void *p, size_t len)

@@ -112,6 +112,15 @@ struct virtio_ops {
 	 */
 	size_t state_size;
 	void (*save)(struct virtio_dev *d, void *state);
+	/*
+	 * Snapshots: how many chains of queue the device has popped and
+	 * holds unused (rx buffers waiting for data). They are the last
+	 * ones popped; the saved ring index is rewound before them, so the
+	 * restored device, which holds nothing, pops them again: a restore
+	 * drops what the device held, never the guest's buffers. The live
+	 * device is not changed. NULL: never holds any.
+	 */
+	uint16_t (*held)(struct virtio_dev *d, unsigned int queue);
 	int (*restore)(struct virtio_dev *d, const void *state,
 		       struct kiln_error *err);
 };

@@ -370,6 +370,14 @@ static void vsock_save(struct virtio_dev *d, void *state)
 	s->guest_cid = vs->cid;
 }
 
+/* the rx chain popped for a packet that turned out not to be due */
+static uint16_t vsock_held(struct virtio_dev *d, unsigned int queue)
+{
+	const struct vsock *vs = d->priv;
+
+	return queue == VSOCK_RXQ && vs->rx_held ? 1 : 0;
+}
+
 static int vsock_restore(struct virtio_dev *d, const void *state,
 			 struct kiln_error *err)
 {
@@ -409,6 +417,7 @@ static const struct virtio_ops vsock_ops = {
 	.reset = vsock_reset,
 	.state_size = sizeof(struct vsock_state),
 	.save = vsock_save,
+	.held = vsock_held,
 	.restore = vsock_restore,
 };
 

@@ -1,0 +1,196 @@
+# Snapshots through the Firecracker-compatible API: a paused VM is saved
+# (PUT /snapshot/create), its VMM killed, and a new kiln-vmm loads it (PUT
+# /snapshot/load, resume_vm): the guest carries on where it stopped. Bad
+# state and memory files are refused with a clear message before any
+# vCPU runs, and the same VMM then still loads the good ones.
+#
+# Uses api, api_ok, api_fault, api_start, api_wait, json_get from
+# t_api.sh and the agent helpers from t_agent.sh (run.sh sources all).
+
+# Snapshot requests read and write all of guest RAM: under emulation that
+# takes seconds, longer than api()'s 10 s bound on a loaded test bed.
+snap_api() { # WANT METHOD PATH JSON
+	code=$(curl -s -m 300 -o "$T/api.body" -w '%{http_code}' \
+		--unix-socket "$T/api.sock" -X "$2" \
+		-H 'Content-Type: application/json' -d "$4" \
+		"http://localhost$3") || code=000
+	body=$(cat "$T/api.body" 2>/dev/null)
+	[ "$code" = "$1" ] || { fail "$2 $3: status $code, want $1: $body"; return 1; }
+}
+
+# Pause the API VM, snapshot it into $1.state and $1.mem.
+snap_save() { # PREFIX
+	api_ok 204 PATCH /vm '{"state": "Paused"}' || return 1
+	t0=$(date +%s.%N)
+	snap_api 204 PUT /snapshot/create "{\"snapshot_path\": \"$1.state\",
+		\"mem_file_path\": \"$1.mem\", \"snapshot_type\": \"Full\"}" || return 1
+	printf '    snapshot: %.1f s, state %s bytes, memory %s bytes (%s KiB on disk)\n' \
+		"$(echo "$(date +%s.%N) - $t0" | bc)" "$(stat -c %s "$1.state")" \
+		"$(stat -c %s "$1.mem")" "$(du -k "$1.mem" | cut -f1)"
+}
+
+# SIGKILL the API VM.
+snap_kill() {
+	pid=$(pgrep -P "$api_pid" -x kiln-vmm)
+	[ -n "$pid" ] || { fail "no kiln-vmm under $api_pid"; return 1; }
+	kill -KILL "$pid"
+	api_wait
+}
+
+snap_save_and_kill() { # PREFIX
+	snap_save "$1" && snap_kill
+}
+
+# The last complete TICK number in a console file (still being written:
+# read it as is, \r and all; crlf's sed -i would take the VMM's file away).
+last_tick() { # FILE
+	tr -d '\r' <"$1" | grep -E '^TICK [0-9]+$' | tail -n 1 | cut -d' ' -f2
+}
+
+first_tick() { # FILE
+	tr -d '\r' <"$1" | grep -E '^TICK [0-9]+$' | head -n 1 | cut -d' ' -f2
+}
+
+# A counter (one TICK line every 0.1 s) is saved (and runs on), killed,
+# loaded in a new VMM and counts on from where it was saved, not from 0. Before the good load,
+# the new VMM refuses a truncated, a flipped-byte and a too-large memory
+# file, a flipped-byte, a truncated and a wrong-version state file, each
+# with a message that says what is wrong, and stays "Not started".
+test_snapshot_counter_continues() {
+	s=$T/snap
+	rm -f "$s".* "$T/snap-v.sock"
+	api_start || return 1
+	api_configure api_tick || return 1
+	api_ok 204 PUT /vsock "{\"guest_cid\": 3, \"uds_path\": \"$T/snap-v.sock\"}" ||
+		return 1
+	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
+	wait_line "TICK 20" 90 "$T/out" || { fail "the guest never ticked"; tail "$T/out"; return 1; }
+	api_fault "pause it first" PUT /snapshot/create \
+		"{\"snapshot_path\": \"$s.state\", \"mem_file_path\": \"$s.mem\"}" || return 1
+	snap_save "$s" || return 1
+	last=$(last_tick "$T/out")
+	# the snapshotted VM itself runs on
+	api_ok 204 PATCH /vm '{"state": "Resumed"}' || return 1
+	wait_line "TICK $((last + 5))" 60 "$T/out" ||
+		{ fail "the VM did not run on after its snapshot"; return 1; }
+	snap_kill || return 1
+	[ "$(stat -c %s "$s.mem")" -eq $((128 << 20)) ] ||
+		{ fail "memory file of $(stat -c %s "$s.mem") bytes, want 128 MiB"; return 1; }
+
+	# bad copies of both files
+	head -c $(((128 << 20) - 4096)) "$s.mem" >"$s.trunc.mem"
+	cp --sparse=always "$s.mem" "$s.flip.mem"
+	python3 - "$s.flip.mem" "$s.state" "$s.flip.state" "$s.v2.state" <<'PY' || { fail "making bad copies"; return 1; }
+import struct, sys, zlib
+mem, state, flip, v2 = sys.argv[1:]
+with open(mem, "r+b") as f:          # one bit of guest RAM, 1 MiB in
+    f.seek(1 << 20); b = f.read(1); f.seek(1 << 20); f.write(bytes([b[0] ^ 1]))
+data = bytearray(open(state, "rb").read())
+d = bytearray(data); d[len(d) // 2] ^= 0x40
+open(flip, "wb").write(d)
+d = bytearray(data); d[8:12] = struct.pack("<I", 2)   # version 2
+open(v2, "wb").write(d)
+PY
+	cp --sparse=always "$s.mem" "$s.big.mem"
+	truncate -s +4096 "$s.big.mem"
+	head -c 100 "$s.state" >"$s.trunc.state"
+
+	api_start || return 1
+	load() { # STATE MEM
+		echo "{\"snapshot_path\": \"$1\", \"mem_backend\": {\"backend_path\": \"$2\", \"backend_type\": \"File\"}, \"resume_vm\": true}"
+	}
+	api_fault "bytes, the snapshot's VM has" PUT /snapshot/load \
+		"$(load "$s.state" "$s.trunc.mem")" || return 1
+	api_fault "bytes, the snapshot's VM has" PUT /snapshot/load \
+		"$(load "$s.state" "$s.big.mem")" || return 1
+	api_fault "does not match the snapshot" PUT /snapshot/load \
+		"$(load "$s.state" "$s.flip.mem")" || return 1
+	api_fault "corrupt" PUT /snapshot/load "$(load "$s.flip.state" "$s.mem")" ||
+		return 1
+	api_fault "truncated" PUT /snapshot/load "$(load "$s.trunc.state" "$s.mem")" ||
+		return 1
+	api_fault "version 2" PUT /snapshot/load "$(load "$s.v2.state" "$s.mem")" ||
+		return 1
+	api_fault "no-such" PUT /snapshot/load "$(load "$T/no-such.state" "$s.mem")" ||
+		return 1
+	api_ok 200 GET / && [ "$(json_get state)" = "Not started" ] ||
+		{ fail "state after refused loads: $body"; return 1; }
+	grep -q '^TICK' "$T/out" && { fail "a refused load ran the guest"; return 1; }
+
+	t0=$(date +%s.%N)
+	snap_api 204 PUT /snapshot/load "$(load "$s.state" "$s.mem")" || return 1
+	printf '    load + resume: %.1f s\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
+	api_ok 200 GET / && [ "$(json_get state)" = Running ] ||
+		{ fail "state after load: $body"; return 1; }
+	wait_line "TICK $((last + 20))" 90 "$T/out" ||
+		{ fail "no TICK $((last + 20)) after the load (last before: $last)"; tail "$T/out"; tail "$T/err"; return 1; }
+	first=$(first_tick "$T/out")
+	echo "    before: last TICK $last; after the load: first TICK $first"
+	# a line the guest had half sent when paused ends on the new console
+	[ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] ||
+		{ fail "the counter went from $last to $first"; return 1; }
+
+	# a loaded VM (RAM mapped private over s.mem) is snapshotted again,
+	# and that snapshot loads too; s.mem is left as it was
+	sum=$(md5sum <"$s.mem")
+	snap_save "$s.2" || return 1
+	last=$(last_tick "$T/out")
+	snap_kill || return 1
+	[ "$(md5sum <"$s.mem")" = "$sum" ] ||
+		{ fail "the loaded VM wrote into its memory file"; return 1; }
+	api_start || return 1
+	snap_api 204 PUT /snapshot/load "$(load "$s.2.state" "$s.2.mem")" || return 1
+	wait_line "TICK $((last + 10))" 90 "$T/out" ||
+		{ fail "no TICK $((last + 10)) after the second load"; tail "$T/out"; return 1; }
+	first=$(first_tick "$T/out")
+	echo "    second snapshot: last TICK $last; after its load: first TICK $first"
+	[ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] ||
+		{ fail "the counter went from $last to $first"; return 1; }
+	pid=$(pgrep -P "$api_pid" -x kiln-vmm)
+	kill -TERM "$pid"
+	api_wait
+	expect_rc 143 && no_leftovers
+}
+
+# kiln-agent as PID 1 on 2 vCPUs: a container runs before the snapshot;
+# a load whose drive file is gone is refused naming it; after the load,
+# the agent answers a new vsock connection and runs another container
+# from the same block device, on both vCPUs.
+test_snapshot_agent_answers() {
+	s=$T/snapag
+	rm -f "$s".*
+	"$TOP/test/integration/mkrootfs.sh" "$s.root.ext4" >/dev/null 2>&1 ||
+		{ fail "mkrootfs.sh failed"; return 1; }
+	AG_UDS=$T/snapag.sock
+	rm -f "$AG_UDS"
+	api_start || return 1
+	api_ok 204 PUT /boot-source "{\"kernel_image_path\": \"$GUEST/vmlinux\",
+		\"initrd_path\": \"$GUEST/initramfs\",
+		\"boot_args\": \"console=ttyS0 reboot=k panic=1 quiet rdinit=/sbin/kiln-agent\"}" &&
+		api_ok 204 PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 256}' &&
+		api_ok 204 PUT /drives/rootfs "{\"drive_id\": \"rootfs\",
+			\"path_on_host\": \"$s.root.ext4\", \"is_root_device\": false,
+			\"is_read_only\": false}" &&
+		api_ok 204 PUT /vsock "{\"guest_cid\": 3, \"uds_path\": \"$AG_UDS\"}" &&
+		api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
+	agrun wait-ready && ag_expect_rc 0 || return 1
+	agrun run --id c1 --rootfs /dev/vda -- sh -c 'echo before > /kept; cat /kept'
+	ag_expect_rc 0 && ag_out_is before || return 1
+	snap_save_and_kill "$s" || return 1
+
+	api_start || return 1
+	# the snapshot's devices must be there again: a missing drive is named
+	mv "$s.root.ext4" "$s.away.ext4"
+	api_fault "$s.root.ext4" PUT /snapshot/load "{\"snapshot_path\": \"$s.state\",
+		\"mem_file_path\": \"$s.mem\", \"resume_vm\": true}" || return 1
+	mv "$s.away.ext4" "$s.root.ext4"
+	snap_api 204 PUT /snapshot/load "{\"snapshot_path\": \"$s.state\",
+		\"mem_file_path\": \"$s.mem\", \"resume_vm\": true}" || return 1
+	agrun wait-ready && ag_expect_rc 0 || { tail "$T/out"; tail "$T/err"; return 1; }
+	agrun run --id c2 --rootfs /dev/vda -- sh -c \
+		'echo after; grep -c ^processor /proc/cpuinfo'
+	ag_expect_rc 0 && ag_out_is after 2 || return 1
+	ag shutdown >/dev/null 2>&1
+	api_wait
+	expect_rc 0 && no_leftovers
+}

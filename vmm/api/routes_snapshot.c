@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Firecracker's snapshot resources: PUT /snapshot/create of a paused VM
+ * (full snapshots: a state file and a memory file) and PUT /snapshot/load
+ * on a VMM that has neither started nor been configured for a boot, as
+ * Firecracker allows it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "routes.h"
+
+static int get_bool(yajl_val body, const char *what, const char *k, bool *out,
+		    struct kiln_error *err)
+{
+	yajl_val v = route_member(body, k);
+
+	if (v == NULL || YAJL_IS_NULL(v))
+		return 0;
+	if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v))
+		return kiln_error_set(err, 0, "`%s.%s` must be a boolean", what,
+				      k);
+	*out = YAJL_IS_TRUE(v);
+	return 0;
+}
+
+static int need_path(yajl_val body, const char *what, const char *k,
+		     const char **out, struct kiln_error *err)
+{
+	if (route_get_str(body, what, k, out, err) < 0)
+		return -1;
+	if (*out == NULL || **out == '\0')
+		return kiln_error_set(err, 0, "`%s.%s` is missing", what, k);
+	return 0;
+}
+
+int route_put_snapshot_create(struct api_ctx *ctx, const char *id,
+			      yajl_val body, struct api_response *resp,
+			      struct kiln_error *err)
+{
+	static const char *const keys[] = { "snapshot_path", "mem_file_path",
+					    "snapshot_type", "version", NULL };
+	const char *state, *mem, *type = NULL;
+
+	if (route_only_keys(body, "snapshot", keys, err) < 0 ||
+	    need_path(body, "snapshot", "snapshot_path", &state, err) < 0 ||
+	    need_path(body, "snapshot", "mem_file_path", &mem, err) < 0 ||
+	    route_get_str(body, "snapshot", "snapshot_type", &type, err) < 0)
+		return -1;
+	if (type != NULL && strcmp(type, "Full") != 0) {
+		if (strcmp(type, "Diff") == 0)
+			return kiln_error_set(err, 0,
+					      "diff snapshots are not "
+					      "supported yet");
+		return kiln_error_set(err, 0,
+				      "`snapshot.snapshot_type` \"%s\": want "
+				      "Full or Diff",
+				      type);
+	}
+	if (strcmp(state, mem) == 0)
+		return kiln_error_set(err, 0,
+				      "`snapshot_path` and `mem_file_path` "
+				      "are the same file");
+	if (ctx->state != API_PAUSED)
+		return kiln_error_set(err, 0,
+				      "Cannot create a snapshot of a running "
+				      "microVM: pause it first (PATCH /vm "
+				      "{\"state\": \"Paused\"}).");
+	if (OP(ctx, snapshot_create, err) < 0)
+		return -1;
+	return ctx->ops->snapshot_create(ctx->vmm, state, mem, err);
+}
+
+/* Was anything that shapes a boot configured? Firecracker refuses then. */
+static bool configured(const struct vm_config *c)
+{
+	return c->kernel_path != NULL || c->ndrives > 0 || c->nnets > 0 ||
+	       c->vsock.enabled || c->balloon.enabled || c->entropy;
+}
+
+int route_put_snapshot_load(struct api_ctx *ctx, const char *id, yajl_val body,
+			    struct api_response *resp, struct kiln_error *err)
+{
+	static const char *const keys[] = { "snapshot_path",
+					    "mem_file_path",
+					    "mem_backend",
+					    "enable_diff_snapshots",
+					    "track_dirty_pages",
+					    "resume_vm",
+					    NULL };
+	static const char *const be_keys[] = { "backend_path", "backend_type",
+					       NULL };
+	const char *state, *mem = NULL, *type = NULL;
+	bool resume = false, diff = false, dirty = false;
+	yajl_val be;
+
+	if (route_only_keys(body, "snapshot", keys, err) < 0 ||
+	    need_path(body, "snapshot", "snapshot_path", &state, err) < 0 ||
+	    route_get_str(body, "snapshot", "mem_file_path", &mem, err) < 0 ||
+	    get_bool(body, "snapshot", "resume_vm", &resume, err) < 0 ||
+	    get_bool(body, "snapshot", "enable_diff_snapshots", &diff, err) <
+		    0 ||
+	    get_bool(body, "snapshot", "track_dirty_pages", &dirty, err) < 0)
+		return -1;
+	be = route_member(body, "mem_backend");
+	if (be != NULL && YAJL_IS_NULL(be))
+		be = NULL;
+	if ((be == NULL) == (mem == NULL))
+		return kiln_error_set(err, 0,
+				      "exactly one of `mem_file_path` and "
+				      "`mem_backend` is required");
+	if (be != NULL) {
+		if (!YAJL_IS_OBJECT(be))
+			return kiln_error_set(err, 0,
+					      "`snapshot.mem_backend` must be "
+					      "an object");
+		if (route_only_keys(be, "mem_backend", be_keys, err) < 0 ||
+		    need_path(be, "mem_backend", "backend_path", &mem, err) <
+			    0 ||
+		    route_get_str(be, "mem_backend", "backend_type", &type,
+				  err) < 0)
+			return -1;
+		if (type == NULL)
+			return kiln_error_set(err, 0,
+					      "`mem_backend.backend_type` is "
+					      "missing");
+		if (strcmp(type, "File") != 0)
+			return kiln_error_set(err, 0,
+					      "`mem_backend.backend_type` "
+					      "\"%s\": only File is supported",
+					      type);
+	}
+	if (diff || dirty)
+		return kiln_error_set(err, 0,
+				      "dirty page tracking (diff snapshots) "
+				      "is not supported yet");
+	if (configured(ctx->cfg))
+		return kiln_error_set(err, 0,
+				      "Loading a microVM snapshot not allowed "
+				      "after configuring boot-specific "
+				      "resources.");
+	if (OP(ctx, snapshot_load, err) < 0)
+		return -1;
+	if (ctx->ops->snapshot_load(ctx->vmm, ctx->cfg, state, mem, err) < 0)
+		return -1;
+	ctx->state = API_PAUSED;
+	if (!resume)
+		return 0;
+	if (OP(ctx, resume, err) < 0 || ctx->ops->resume(ctx->vmm, err) < 0)
+		return kiln_error_wrap(err, "resume the loaded snapshot");
+	ctx->state = API_RUNNING;
+	return 0;
+}
