@@ -34,7 +34,7 @@ TSAN_CFLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer \
 LDLIBS_VMM := -static -lyajl_s -lhttp_parser -lpthread
 # the agent is guest code: one static binary, no libc surprises
 LDLIBS_AGENT := -static -lprotobuf-c -lcap -lseccomp -lpthread
-LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lseccomp -lcrypto -lpthread
+LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lseccomp -lcrypto -lmnl -lpthread
 
 # protobuf-c code generated from our .proto files, under build/gen
 GEN := $(B)/gen
@@ -48,7 +48,9 @@ RPC_SRCS := $(wildcard lib/ttrpc*.c) $(GEN_SRCS)
 CLIENT_SRCS := $(wildcard lib/agent_client.c)
 # JSON reading needs yajl, which the static agent does not link
 JSON_SRCS := lib/json.c
-LIB_SRCS := $(filter-out $(RPC_SRCS) $(CLIENT_SRCS) $(JSON_SRCS),$(wildcard lib/*.c))
+# rtnetlink needs libmnl, which has no static library: host programs only
+NL_SRCS := $(wildcard lib/nl*.c)
+LIB_SRCS := $(filter-out $(RPC_SRCS) $(CLIENT_SRCS) $(JSON_SRCS) $(NL_SRCS),$(wildcard lib/*.c))
 # config.json and state.json: the runtime and the shim
 OCI_SRCS := $(wildcard oci/*.c)
 RUNTIME_SRCS := $(wildcard runtime/*.c)
@@ -102,9 +104,9 @@ $(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS) $(JSON_SRCS))
 
 # the OCI runtime CLI
 $(B)/kiln: $(call obj,$(RUNTIME_SRCS) $(OCI_SRCS) $(JSON_SRCS) $(LIB_SRCS) \
-		$(CLIENT_SRCS) $(RPC_SRCS))
+		$(CLIENT_SRCS) $(RPC_SRCS) $(NL_SRCS))
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lcrypto -lprotobuf-c -lpthread
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lcrypto -lprotobuf-c -lmnl -lpthread
 
 $(B)/kiln-agent: $(call obj,$(AGENT_SRCS) $(RPC_SRCS) $(LIB_SRCS))
 	@$(if $(Q),echo "  LD      $@")
@@ -118,7 +120,7 @@ $(B)/kiln-agentctl: $(call obj,test/tools/agentctl.c test/tools/agentctl_opts.c 
 # Unit tests link the same objects as the programs, sanitizer-built.
 $(B)/test/%: $(B)/san/test/unit/%.o \
 		$(call san,$(VMM_LIB_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS) \
-			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) $(RUNTIME_LIB_SRCS) \
+			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) $(RUNTIME_LIB_SRCS) $(NL_SRCS) \
 			$(wildcard test/lib/*.c))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-SAN  $@")
@@ -127,7 +129,7 @@ $(B)/test/%: $(B)/san/test/unit/%.o \
 # The same tests, ThreadSanitizer-built (check-tsan runs TSAN_UNIT).
 $(B)/tsan-test/%: $(B)/tsan/test/unit/%.o \
 		$(call tsan,$(VMM_LIB_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS) \
-			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) $(RUNTIME_LIB_SRCS) \
+			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) $(RUNTIME_LIB_SRCS) $(NL_SRCS) \
 			$(wildcard test/lib/*.c))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-TSAN $@")
@@ -211,6 +213,8 @@ FUZZ_SRCS_fuzz_agent_spec := agent/spec.c agent/process.c agent/mount.c \
 	agent/seccomp.c $(GEN)/agent/proto/agent.pb-c.c lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_agent_spec := -lprotobuf-c -lcap -lseccomp
 FUZZ_SRCS_fuzz_loader := vmm/loader.c vmm/memory.c lib/error.c lib/log.c
+FUZZ_SRCS_fuzz_nl_parse := lib/nl.c lib/nl_link.c lib/nl_addr.c lib/error.c
+FUZZ_LIBS_fuzz_nl_parse := -lmnl
 FUZZ_SRCS_fuzz_config := vmm/config.c vmm/config_json.c lib/json.c lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_config := -lyajl
 FUZZ_SRCS_fuzz_snapshot := vmm/snapshot.c vmm/config.c vmm/config_json.c lib/json.c lib/error.c lib/log.c

@@ -243,6 +243,10 @@ int sandbox_write_file(const char *path, const char *data,
 		       struct kiln_error *err);
 
 /* ---- service.c ---- */
+/* net.c: ConfigureNetwork (negative ttrpc code, or 0) */
+int net_configure(const Kiln__Agent__V1__ConfigureNetworkRequest *req,
+		  struct kiln_error *err);
+
 extern const struct ttrpc_method svc_methods[];
 extern const size_t svc_nmethods;
 extern uint64_t svc_ready_ns;

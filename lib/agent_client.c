@@ -690,3 +690,11 @@ int agent_attach_stream(struct agent_client *c, const char *container_id,
 			      "attach %s of %s: unexpected answer \"%.64s\"",
 			      stream, container_id, line);
 }
+
+int agent_configure_network(struct agent_client *c,
+			    const Kiln__Agent__V1__ConfigureNetworkRequest *req,
+			    struct kiln_error *err)
+{
+	return call_empty(c, "ConfigureNetwork", &req->base, c->timeout_ns,
+			  NULL, err);
+}

@@ -97,6 +97,9 @@ int agent_check(struct agent_client *c, struct agent_check_info *info,
 int agent_create_sandbox(struct agent_client *c,
 			 const Kiln__Agent__V1__CreateSandboxRequest *req,
 			 struct kiln_error *err);
+int agent_configure_network(struct agent_client *c,
+			    const Kiln__Agent__V1__ConfigureNetworkRequest *req,
+			    struct kiln_error *err);
 int agent_create_container(struct agent_client *c,
 			   const Kiln__Agent__V1__CreateContainerRequest *req,
 			   struct kiln_error *err);

@@ -67,7 +67,6 @@ int container_remove(const struct kiln_cli *cli, const char *id, bool force,
 		*err = missing;
 		return -1;
 	}
-	close(fd);
 	st = container_status_now(&s);
 	if ((st == CONTAINER_RUNNING || st == CONTAINER_PAUSED) && !force) {
 		kiln_error_set(err, 0,
@@ -75,10 +74,14 @@ int container_remove(const struct kiln_cli *cli, const char *id, bool force,
 			       "(use --force)",
 			       id, container_status_names[st]);
 		container_state_clear(&s);
+		close(fd);
 		return -1;
 	}
 	kill_gone(s.pid, s.pid_start);
 	kill_gone(s.vmm_pid, s.vmm_start);
+	/* after a kill -9 of the pid process its TAPs and qdiscs are left */
+	net_remove(fd);
+	close(fd);
 	poststop(cli, &s);
 	container_state_clear(&s);
 	return oci_state_dir_remove(cli->root, id, err);

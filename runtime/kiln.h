@@ -114,6 +114,7 @@ void vm_config_clear(struct vm_config *c);
 #define VM_LOG	      "vmm.log"
 #define VM_LOG_SUP    "kiln.log" /* the pid process's own */
 #define VM_DRIVES_MAX 8		 /* kiln-vmm's VM_MAX_DRIVES */
+#define VM_NETS_MAX   8		 /* kiln-vmm's VM_MAX_NETS */
 /* image layers + the writable one; more layers are flattened into one */
 #define VM_ROOTFS_DRIVES_MAX 6
 #define KILN_UPPER_NAME	     "kiln-upper.ext4"
@@ -141,6 +142,8 @@ struct vm_plan {
 	struct confine confine;
 	char *drives[VM_DRIVES_MAX]; /* --drive arguments */
 	size_t n_drives;
+	char *nets[VM_NETS_MAX]; /* --net arguments (net.c) */
+	size_t n_nets;
 	const char *console; /* serial output file, NULL: none */
 };
 
@@ -230,6 +233,54 @@ int cgroup_join(const struct oci_spec *spec, bool systemd,
 		struct kiln_error *err);
 /* Remove it once empty (delete). */
 void cgroup_remove(const struct oci_spec *spec, bool systemd);
+
+/* ---- the network (net.c) ------------------------------------------------ */
+
+/* files in the state directory: what was made, and the namespace */
+#define NET_RECORD     "net"
+#define NET_NS	       "netns"
+#define NET_IFACES_MAX VM_NETS_MAX
+#define NET_OWNED_MAX  (8 + NET_IFACES_MAX * 140)
+
+struct nl_addr;
+struct nl_route;
+
+struct net_iface {
+	int index, tap_index;
+	char name[16], tap[16];
+	uint8_t mac[6];
+	uint32_t mtu;
+	bool has_qdisc;
+};
+
+/* The pid process's: the interfaces it wired and what the guest is told. */
+struct net_plan {
+	struct net_iface ifs[NET_IFACES_MAX];
+	size_t n;
+	struct nl_addr *addrs;
+	size_t n_addrs;
+	struct nl_route *routes;
+	size_t n_routes;
+	Kiln__Agent__V1__ConfigureNetworkRequest req;
+	void *owned[NET_OWNED_MAX];
+	size_t n_owned;
+};
+
+/*
+ * In the container's namespace, the current directory its state
+ * directory: wire every interface but lo to a TAP and add the --net
+ * arguments to plan. On error nothing is left (no TAP, no qdisc).
+ */
+int net_setup(struct net_plan *np, const char *id, struct vm_plan *plan,
+	      struct kiln_error *err);
+/* ConfigureNetwork, when there is an interface. */
+int net_configure_guest(struct net_plan *np, struct agent_client *c,
+			struct kiln_error *err);
+/* Remove the TAPs and qdiscs net_setup made (the pid process). */
+void net_teardown(struct net_plan *np);
+void net_plan_free(struct net_plan *np);
+/* The same from `kiln delete`, by the state directory's NET_NS. */
+void net_remove(int dirfd);
 
 /* ---- OCI hooks (hooks.c) ------------------------------------------------ */
 

@@ -62,6 +62,7 @@ struct sup {
 	struct container_state st;
 	struct vm_plan plan;
 	struct vm vm;
+	struct net_plan net; /* the TAPs we made, what the guest is told */
 	struct agent_client *agent;
 	int ready_fd;
 	int ctl_fd, sig_fd;
@@ -177,6 +178,7 @@ static __attribute__((noreturn)) void finish(struct sup *s, int status,
 	if (vm_alive && s->agent != NULL && agent_shutdown(s->agent, &err) < 0)
 		log_warn("shut the guest down: %s", err.msg);
 	vm_stop(&s->vm, vm_alive ? SHUTDOWN_MS : 0);
+	net_teardown(&s->net);
 	s->t[T_END] = util_now_ns();
 	timings(s);
 	unlinkat(s->a->dirfd, CTL_SOCK, 0);
@@ -448,7 +450,8 @@ static int create_container(struct sup *s, struct kiln_error *err)
 		goto out;
 	s->t[T_AGENT] = util_now_ns();
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (agent_set_time(s->agent, now.tv_sec, now.tv_nsec, err) < 0)
+	if (agent_set_time(s->agent, now.tv_sec, now.tv_nsec, err) < 0 ||
+	    net_configure_guest(&s->net, s->agent, err) < 0)
 		goto out;
 	req.container_id = KILN_GUEST_ID;
 	req.process = &proc;
@@ -496,6 +499,9 @@ static int setup(struct sup *s, struct kiln_error *err)
 	    run_hooks(s, OCI_HOOK_CREATE_RUNTIME, err) < 0 ||
 	    run_hooks(s, OCI_HOOK_CREATE_CONTAINER, err) < 0)
 		return -1;
+	/* after the hooks: CNI in a hook made the interfaces */
+	if (net_setup(&s->net, s->a->id, &s->plan, err) < 0)
+		return -1;
 	if (p->terminal && s->a->console_fd >= 0) {
 		if (stdio_pty_open(&s->io, s->a->console_fd, err) < 0)
 			return -1;
@@ -542,6 +548,7 @@ static __attribute__((noreturn)) void supervise(struct sup_args *a,
 			log_error("create: %s", err.msg);
 			say_ready(&s, &err);
 			vm_stop(&s.vm, 0);
+			net_teardown(&s.net);
 			unlinkat(a->dirfd, CTL_SOCK, 0);
 			_exit(1);
 		}

@@ -27,7 +27,7 @@
 #define GUEST_CMDLINE                                            \
 	"console=ttyS0 reboot=k panic=1 pci=off nomodule quiet " \
 	"rdinit=/sbin/kiln-agent"
-#define ARGV_MAX (32 + 2 * VM_DRIVES_MAX)
+#define ARGV_MAX (32 + 2 * VM_DRIVES_MAX + 2 * VM_NETS_MAX)
 
 int vm_plan_drive(struct vm_plan *p, const char *path, bool readonly,
 		  struct kiln_error *err)
@@ -50,6 +50,9 @@ void vm_plan_clear(struct vm_plan *p)
 	for (size_t i = 0; i < p->n_drives; i++)
 		free(p->drives[i]);
 	p->n_drives = 0;
+	for (size_t i = 0; i < p->n_nets; i++)
+		free(p->nets[i]);
+	p->n_nets = 0;
 }
 
 /* The guest's name for drive i: virtio-mmio devices probe in order. */
@@ -101,6 +104,10 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 	for (size_t i = 0; i < p->n_drives; i++) {
 		argv[n++] = "--drive";
 		argv[n++] = p->drives[i];
+	}
+	for (size_t i = 0; i < p->n_nets; i++) {
+		argv[n++] = "--net";
+		argv[n++] = p->nets[i];
 	}
 	argv[n++] = "--vsock";
 	argv[n++] = "cid=3,uds=" VM_VSOCK;

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * lib/nl*.c: the parsers on messages built here (good and malformed), then
+ * the requests against the kernel in a network namespace of our own: a
+ * TAP, its name clash, MTU, up, the ingress qdisc and the redirect, their
+ * removal, and reading lo's addresses and routes back.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../lib/nl.h"
+#include "tap.h"
+
+static struct nlmsghdr *msg(void *buf, uint16_t type, size_t hdr, void **body)
+{
+	struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+
+	h->nlmsg_type = type;
+	*body = mnl_nlmsg_put_extra_header(h, hdr);
+	return h;
+}
+
+static void test_parse_addr(void)
+{
+	char buf[512] __attribute__((aligned(4)));
+	struct ifaddrmsg *ifa;
+	struct nlmsghdr *h;
+	struct nl_addr a;
+	uint8_t v6[16] = { 0xfd, 0, [15] = 2 };
+	char s[64];
+
+	h = msg(buf, RTM_NEWADDR, sizeof(*ifa), (void **)&ifa);
+	ifa->ifa_family = AF_INET;
+	ifa->ifa_prefixlen = 16;
+	ifa->ifa_index = 7;
+	mnl_attr_put_u32(h, IFA_ADDRESS, htonl(0xac110002));
+	is_int(nl_addr_parse(h, &a), 1, "v4 address parsed");
+	ok(a.family == AF_INET && a.index == 7 && a.prefix_len == 16 &&
+		   !strcmp(nl_addr_str(AF_INET, a.addr, a.prefix_len, s,
+				       sizeof(s)),
+			   "172.17.0.2/16"),
+	   "v4 address: %s", s);
+	/* IFA_LOCAL wins over IFA_ADDRESS (a point-to-point peer) */
+	mnl_attr_put_u32(h, IFA_LOCAL, htonl(0x0a000001));
+	nl_addr_parse(h, &a);
+	ok(!strcmp(nl_addr_str(AF_INET, a.addr, a.prefix_len, s, sizeof(s)),
+		   "10.0.0.1/16"),
+	   "IFA_LOCAL is the address: %s", s);
+
+	h = msg(buf, RTM_NEWADDR, sizeof(*ifa), (void **)&ifa);
+	ifa->ifa_family = AF_INET6;
+	ifa->ifa_prefixlen = 64;
+	mnl_attr_put(h, IFA_ADDRESS, 16, v6);
+	mnl_attr_put_u32(h, IFA_FLAGS, IFA_F_PERMANENT | IFA_F_NODAD);
+	is_int(nl_addr_parse(h, &a), 1, "v6 address parsed");
+	ok(!strcmp(nl_addr_str(AF_INET6, a.addr, a.prefix_len, s, sizeof(s)),
+		   "fd00::2/64") &&
+		   (a.flags & IFA_F_NODAD),
+	   "v6 address and its 32-bit flags: %s", s);
+
+	ifa->ifa_prefixlen = 129;
+	is_int(nl_addr_parse(h, &a), -1, "a v6 prefix past 128 is refused");
+	h = msg(buf, RTM_NEWADDR, sizeof(*ifa), (void **)&ifa);
+	ifa->ifa_family = AF_INET;
+	mnl_attr_put(h, IFA_ADDRESS, 3, v6);
+	is_int(nl_addr_parse(h, &a), -1, "a 3-byte v4 address is refused");
+	h = msg(buf, RTM_NEWADDR, sizeof(*ifa), (void **)&ifa);
+	ifa->ifa_family = AF_INET;
+	is_int(nl_addr_parse(h, &a), -1, "no address attribute is refused");
+	ifa->ifa_family = AF_PACKET;
+	is_int(nl_addr_parse(h, &a), 0, "another family is skipped");
+	h->nlmsg_len = 20;
+	ifa->ifa_family = AF_INET;
+	is_int(nl_addr_parse(h, &a), -1, "a short message is refused");
+	h->nlmsg_type = RTM_NEWLINK;
+	is_int(nl_addr_parse(h, &a), 0, "another type is skipped");
+}
+
+static void test_parse_route(void)
+{
+	char buf[512] __attribute__((aligned(4)));
+	struct rtmsg *rtm;
+	struct nlmsghdr *h;
+	struct nl_route r;
+	char s[64];
+
+	h = msg(buf, RTM_NEWROUTE, sizeof(*rtm), (void **)&rtm);
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_table = RT_TABLE_MAIN;
+	rtm->rtm_type = RTN_UNICAST;
+	mnl_attr_put_u32(h, RTA_GATEWAY, htonl(0xac110001));
+	mnl_attr_put_u32(h, RTA_OIF, 9);
+	mnl_attr_put_u32(h, RTA_PRIORITY, 100);
+	mnl_attr_put_u32(h, RTA_TABLE, RT_TABLE_MAIN);
+	is_int(nl_route_parse(h, &r), 1, "default route parsed");
+	ok(r.has_gw && r.oif == 9 && r.metric == 100 && r.dst_len == 0 &&
+		   r.table == RT_TABLE_MAIN &&
+		   !strcmp(nl_addr_str(AF_INET, r.gw, 32, s, sizeof(s)), "172."
+									 "17.0."
+									 "1/"
+									 "32"),
+	   "its gateway, oif, metric: %s", s);
+
+	h = msg(buf, RTM_NEWROUTE, sizeof(*rtm), (void **)&rtm);
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = 16;
+	mnl_attr_put_u32(h, RTA_DST, htonl(0xac110000));
+	is_int(nl_route_parse(h, &r), 1, "prefix route parsed");
+	ok(!r.has_gw && r.dst_len == 16, "no gateway");
+	mnl_attr_put_u16(h, RTA_OIF, 1);
+	is_int(nl_route_parse(h, &r), -1, "a 16-bit RTA_OIF is refused");
+	h = msg(buf, RTM_NEWROUTE, sizeof(*rtm), (void **)&rtm);
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = 33;
+	is_int(nl_route_parse(h, &r), -1, "a v4 dst_len past 32 is refused");
+	h = msg(buf, RTM_NEWROUTE, sizeof(*rtm), (void **)&rtm);
+	rtm->rtm_family = AF_INET6;
+	mnl_attr_put_u32(h, RTA_GATEWAY, 1);
+	is_int(nl_route_parse(h, &r), -1, "a 4-byte v6 gateway is refused");
+}
+
+static void test_parse_link(void)
+{
+	char buf[512] __attribute__((aligned(4)));
+	static const uint8_t mac[6] = { 2, 0x42, 0xac, 0x11, 0, 2 };
+	struct ifinfomsg *ifi;
+	struct nlmsghdr *h;
+	struct nlattr *info;
+	struct nl_link l;
+
+	h = msg(buf, RTM_NEWLINK, sizeof(*ifi), (void **)&ifi);
+	ifi->ifi_index = 5;
+	ifi->ifi_flags = IFF_UP;
+	mnl_attr_put_strz(h, IFLA_IFNAME, "eth0");
+	mnl_attr_put_u32(h, IFLA_MTU, 1450);
+	mnl_attr_put(h, IFLA_ADDRESS, 6, mac);
+	info = mnl_attr_nest_start(h, IFLA_LINKINFO);
+	mnl_attr_put_strz(h, IFLA_INFO_KIND, "veth");
+	mnl_attr_nest_end(h, info);
+	is_int(nl_link_parse(h, &l), 1, "link parsed");
+	ok(l.index == 5 && !strcmp(l.name, "eth0") && l.mtu == 1450 &&
+		   l.has_mac && !memcmp(l.mac, mac, 6) &&
+		   !strcmp(l.kind, "veth") && (l.flags & IFF_UP),
+	   "name, MTU, MAC, kind, flags");
+
+	h = msg(buf, RTM_NEWLINK, sizeof(*ifi), (void **)&ifi);
+	mnl_attr_put(h, IFLA_IFNAME, 4, "eth0"); /* no NUL */
+	is_int(nl_link_parse(h, &l), -1, "a name without its NUL is refused");
+	h = msg(buf, RTM_NEWLINK, sizeof(*ifi), (void **)&ifi);
+	mnl_attr_put_strz(h, IFLA_IFNAME, "a-name-of-16-chr");
+	is_int(nl_link_parse(h, &l), -1, "a name of 16 characters is refused");
+}
+
+static int find(struct nl_link *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+static void test_live(void)
+{
+	struct kiln_error err = { 0 };
+	struct nl nl = { 0 };
+	struct nl_link *links = NULL;
+	struct nl_addr *addrs = NULL;
+	struct nl_route *routes = NULL;
+	size_t n = 0, na = 0, nr = 0;
+	int a = 0, b = 0, lo, i;
+	bool v4 = false, v6 = false;
+
+	if (unshare(CLONE_NEWNET) < 0) {
+		tap_skip("no network namespace of our own here: %s",
+			 strerror(errno));
+		return;
+	}
+	if (!ok(nl_open(&nl, &err) == 0, "nl_open: %s", err.msg))
+		return;
+	ok(nl_link_list(&nl, &links, &n, &err) == 0 && n == 1 &&
+		   !strcmp(links[0].name, "lo"),
+	   "a new namespace has only lo");
+	lo = n ? links[0].index : 1;
+	free(links);
+	if (access("/dev/net/tun", R_OK | W_OK) < 0) {
+		tap_skip("no /dev/net/tun");
+		nl_close(&nl);
+		return;
+	}
+	ok(nl_tap_create("kta", &a, &err) == 0 && a > 0, "TAP kta: %s",
+	   err.msg);
+	ok(nl_tap_create("ktb", &b, &err) == 0 && b > 0, "TAP ktb: %s",
+	   err.msg);
+	ok(nl_tap_create("kta", &i, &err) < 0 && err.errnum == EEXIST &&
+		   strstr(err.msg, "kta"),
+	   "a name clash is an error naming the TAP: %s", err.msg);
+	ok(nl_link_set_mtu(&nl, a, "kta", 1400, &err) == 0, "mtu: %s", err.msg);
+	ok(nl_link_set_up(&nl, a, "kta", &err) == 0 &&
+		   nl_link_set_up(&nl, lo, "lo", &err) == 0,
+	   "up: %s", err.msg);
+	nl_link_list(&nl, &links, &n, &err);
+	i = find(links, n, "kta");
+	ok(i >= 0 && links[i].mtu == 1400 && (links[i].flags & IFF_UP) &&
+		   links[i].has_mac && !strcmp(links[i].kind, "tun"),
+	   "kta listed: its MTU, up, a MAC, kind tun");
+	free(links);
+	ok(nl_link_set_mtu(&nl, a, "kta", 1u << 20, &err) < 0 &&
+		   strstr(err.msg, "RTM_NEWLINK mtu 1048576 on kta"),
+	   "a refused MTU names the request and the link: %s", err.msg);
+
+	ok(nl_tc_ingress_add(&nl, a, "kta", &err) == 0, "ingress on kta: %s",
+	   err.msg);
+	ok(nl_tc_ingress_add(&nl, a, "kta", &err) < 0 && err.errnum == EEXIST &&
+		   strstr(err.msg, "RTM_NEWQDISC ingress on kta"),
+	   "a second one: %s", err.msg);
+	ok(nl_tc_ingress_add(&nl, b, "ktb", &err) == 0, "ingress on ktb: %s",
+	   err.msg);
+	ok(nl_tc_redirect(&nl, a, "kta", b, "ktb", &err) == 0,
+	   "redirect kta -> ktb: %s", err.msg);
+	ok(nl_tc_redirect(&nl, b, "ktb", a, "kta", &err) == 0,
+	   "redirect ktb -> kta: %s", err.msg);
+	ok(nl_tc_redirect(&nl, 9999, "nope", a, "kta", &err) < 0 &&
+		   strstr(err.msg, "nope -> kta"),
+	   "a missing interface is named: %s", err.msg);
+	ok(nl_tc_ingress_del(&nl, a, "kta", &err) == 0 &&
+		   nl_tc_ingress_del(&nl, a, "kta", &err) == 0,
+	   "ingress removed, twice: %s", err.msg);
+	ok(nl_tc_ingress_add(&nl, a, "kta", &err) == 0, "and can be added "
+							"again (it was gone)");
+
+	ok(nl_addr_list(&nl, AF_UNSPEC, &addrs, &na, &err) == 0, "addresses");
+	for (size_t k = 0; k < na; k++) {
+		if (addrs[k].index != lo)
+			continue;
+		v4 |= addrs[k].family == AF_INET && addrs[k].prefix_len == 8 &&
+		      addrs[k].addr[0] == 127;
+		v6 |= addrs[k].family == AF_INET6 &&
+		      addrs[k].prefix_len == 128 && addrs[k].addr[15] == 1;
+	}
+	ok(v4 && v6, "lo's 127.0.0.1/8 and ::1/128");
+	free(addrs);
+	v4 = false;
+	ok(nl_route_list(&nl, AF_INET, &routes, &nr, &err) == 0, "routes");
+	for (size_t k = 0; k < nr; k++)
+		v4 |= routes[k].table == RT_TABLE_LOCAL &&
+		      routes[k].type == RTN_LOCAL && routes[k].oif == lo &&
+		      routes[k].dst[0] == 127 && routes[k].dst_len == 32;
+	ok(v4, "lo's local route 127.0.0.1/32");
+	free(routes);
+
+	ok(nl_link_del(&nl, "kta", &err) == 0 &&
+		   nl_link_del(&nl, "kta", &err) == 0 &&
+		   nl_link_del(&nl, "ktb", &err) == 0,
+	   "TAPs removed, twice: %s", err.msg);
+	nl_link_list(&nl, &links, &n, &err);
+	ok(n == 1, "only lo left");
+	free(links);
+	nl_close(&nl);
+}
+
+int main(void)
+{
+	test_parse_addr();
+	test_parse_route();
+	test_parse_link();
+	test_live();
+	return tap_done();
+}
