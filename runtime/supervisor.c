@@ -362,9 +362,20 @@ static __attribute__((noreturn)) void loop(struct sup *s)
 
 /* The network namespace config.json names, or a new one: the pid
  * process sits there, so hooks and CNI configure the container's. */
-static int enter_netns(const struct oci_spec *spec, struct kiln_error *err)
+/*
+ * The container's network namespace, never the host's: every interface
+ * in it is handed to the guest (net.c), and a VM cannot share the host's
+ * network stack (docker and podman --network host, hostNetwork pods).
+ */
+#define HOST_NET_REFUSED                                              \
+	"the container would share the host's network namespace "    \
+	"(--network host): a VM cannot share the host's network stack"
+
+static int enter_netns(const struct oci_spec *spec, int host_netns,
+		       struct kiln_error *err)
 {
 	const struct oci_linux *l = spec->linux_;
+	struct stat host, ours;
 
 	for (size_t i = 0; l != NULL && i < l->n_namespaces; i++) {
 		const struct oci_namespace *ns = &l->namespaces[i];
@@ -383,8 +394,17 @@ static int enter_netns(const struct oci_spec *spec, struct kiln_error *err)
 					      "linux.namespaces[%zu]: join "
 					      "network namespace `%s`",
 					      i, ns->path);
+		if (host_netns >= 0 && fstat(host_netns, &host) == 0 &&
+		    fstat(fd, &ours) == 0 && host.st_dev == ours.st_dev &&
+		    host.st_ino == ours.st_ino)
+			return kiln_error_set(err, 0,
+					      "linux.namespaces[%zu] `%s`: "
+					      "%s",
+					      i, ns->path, HOST_NET_REFUSED);
+		return 0;
 	}
-	return 0;
+	return kiln_error_set(err, 0, "linux.namespaces: no network: %s",
+			      HOST_NET_REFUSED);
 }
 
 /* The agent answers, or the VM ended, or the boot took too long. */
@@ -490,7 +510,7 @@ static int setup(struct sup *s, struct kiln_error *err)
 	if (stdio_init(&s->io, err) < 0)
 		return -1;
 	s->host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (enter_netns(s->a->spec, err) < 0 || ctl_listen(s, err) < 0)
+	if (enter_netns(s->a->spec, s->host_netns, err) < 0 || ctl_listen(s, err) < 0)
 		return -1;
 	if (cgroup_join(s->a->spec, s->a->cli->systemd_cgroup, err) < 0)
 		return -1;

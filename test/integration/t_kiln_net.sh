@@ -196,3 +196,24 @@ test_kiln_net_bad_mtu_leaves_nothing() {
 	knet_down
 	kiln_nothing_left
 }
+
+# The host's own network namespace (docker --network host: no network
+# namespace in the config, or the path of the host's) is refused in one
+# line before anything is wired: handing the host's interfaces to a guest
+# would take the host off its network.
+test_kiln_net_host_network_refused() {
+	kiln_reset
+	before=$(ip -o link show | grep -c .)
+	for edit in \
+		'c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]' \
+		'[n.update(path="/proc/1/ns/net") for n in c["linux"]["namespaces"] if n["type"] == "network"]'; do
+		KB_EDIT=$edit kiln_bundle "$T/b" 'true' || return 1
+		kiln run --bundle "$T/b" nh
+		[ "$krc" != 0 ] && grep -q "cannot share the host's network stack" "$T/kerr" &&
+			[ "$(wc -l <"$T/kerr")" = 1 ] ||
+			{ kiln_fail "the host's network namespace was not refused in one line ($edit)"; return 1; }
+	done
+	[ "$(ip -o link show | grep -c .)" = "$before" ] || { fail "the host's links changed"; return 1; }
+	ip -o link show | grep -q ' kt' && { fail "a TAP of kiln's in the host's namespace"; return 1; }
+	kiln_nothing_left
+}
