@@ -367,8 +367,8 @@ static __attribute__((noreturn)) void loop(struct sup *s)
  * in it is handed to the guest (net.c), and a VM cannot share the host's
  * network stack (docker and podman --network host, hostNetwork pods).
  */
-#define HOST_NET_REFUSED                                              \
-	"the container would share the host's network namespace "    \
+#define HOST_NET_REFUSED                                          \
+	"the container would share the host's network namespace " \
 	"(--network host): a VM cannot share the host's network stack"
 
 static int enter_netns(const struct oci_spec *spec, int host_netns,
@@ -510,7 +510,8 @@ static int setup(struct sup *s, struct kiln_error *err)
 	if (stdio_init(&s->io, err) < 0)
 		return -1;
 	s->host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (enter_netns(s->a->spec, s->host_netns, err) < 0 || ctl_listen(s, err) < 0)
+	if (enter_netns(s->a->spec, s->host_netns, err) < 0 ||
+	    ctl_listen(s, err) < 0)
 		return -1;
 	if (cgroup_join(s->a->spec, s->a->cli->systemd_cgroup, err) < 0)
 		return -1;
