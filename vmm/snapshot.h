@@ -30,6 +30,10 @@
  * version, checksum, every section's bounds, counts and order before
  * anyone looks at a payload, and the VM-level restore checks the shape
  * against the VM it builds before any vCPU runs.
+ *
+ * With a caller's key both files are sealed (snapshot_seal.h): the state
+ * file is authenticated and decrypted before snap_parse() sees it, the
+ * memory file decrypted into a memfd before the VM is built.
  */
 #ifndef KILN_VMM_SNAPSHOT_H
 #define KILN_VMM_SNAPSHOT_H
