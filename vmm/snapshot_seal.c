@@ -90,8 +90,8 @@ static int seal_gcm(bool enc, const struct seal_key *key,
 		    const uint8_t *in, size_t len, uint8_t *out,
 		    uint8_t tag[SEAL_TAG_LEN], struct kiln_error *err)
 {
-	__attribute__((cleanup(seal_ctx_free))) EVP_CIPHER_CTX *c =
-		EVP_CIPHER_CTX_new();
+	__attribute__((cleanup(seal_ctx_free)))
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int n = 0, ok;
 
 	if (c == NULL)
@@ -177,8 +177,8 @@ int seal_state(const struct seal_key *key, const uint8_t id[SEAL_ID_LEN],
 	if (buf == NULL)
 		return kiln_error_set(err, ENOMEM, "sealed state file");
 	memcpy(buf, &h, sizeof(h));
-	if (seal_gcm(true, key, h.nonce, &h, NULL, plain, len,
-		     buf + sizeof(h), buf + sizeof(h) + len, err) < 0)
+	if (seal_gcm(true, key, h.nonce, &h, NULL, plain, len, buf + sizeof(h),
+		     buf + sizeof(h) + len, err) < 0)
 		return kiln_error_wrap(err, "seal the state file");
 	*out = steal_ptr(&buf);
 	*outlen = total;
@@ -186,8 +186,8 @@ int seal_state(const struct seal_key *key, const uint8_t id[SEAL_ID_LEN],
 }
 
 int seal_state_open(const struct seal_key *key, const void *buf, size_t len,
-		    uint8_t **plain, size_t *plainlen,
-		    uint8_t id[SEAL_ID_LEN], struct kiln_error *err)
+		    uint8_t **plain, size_t *plainlen, uint8_t id[SEAL_ID_LEN],
+		    struct kiln_error *err)
 {
 	const uint8_t *p = buf;
 	cleanup_free uint8_t *out = NULL;
@@ -212,8 +212,8 @@ int seal_state_open(const struct seal_key *key, const void *buf, size_t len,
 	if (out == NULL)
 		return kiln_error_set(err, ENOMEM, "open the state file");
 	memcpy(tag, p + len - SEAL_TAG_LEN, SEAL_TAG_LEN);
-	if (seal_gcm(false, key, h.nonce, &h, NULL, p + sizeof(h),
-		     h.plain_size, out, tag, err) < 0) {
+	if (seal_gcm(false, key, h.nonce, &h, NULL, p + sizeof(h), h.plain_size,
+		     out, tag, err) < 0) {
 		OPENSSL_cleanse(out, h.plain_size);
 		return kiln_error_wrap(err, "sealed state file");
 	}
@@ -287,9 +287,8 @@ static bool seal_is_hole(int fd, uint64_t off, uint64_t len)
 	return (uint64_t)d >= off + len;
 }
 
-int seal_memory_write(const struct seal_key *key,
-		      const uint8_t id[SEAL_ID_LEN], const uint8_t *mem,
-		      uint64_t size, int hole_fd, int fd,
+int seal_memory_write(const struct seal_key *key, const uint8_t id[SEAL_ID_LEN],
+		      const uint8_t *mem, uint64_t size, int hole_fd, int fd,
 		      struct kiln_error *err)
 {
 	cleanup_free uint8_t *zeros = NULL;
@@ -309,15 +308,15 @@ int seal_memory_write(const struct seal_key *key,
 		uint8_t nonce[SEAL_NONCE_LEN];
 
 		if (seal_is_hole(hole_fd, off, len)) {
-			if (zeros == NULL && (zeros = calloc(1, SEAL_CHUNK)) ==
-						     NULL)
+			if (zeros == NULL &&
+			    (zeros = calloc(1, SEAL_CHUNK)) == NULL)
 				return kiln_error_set(err, ENOMEM,
 						      "seal memory");
 			src = zeros;
 		}
 		seal_chunk_nonce(h.nonce, i, nonce);
-		if (seal_gcm(true, key, nonce, &h, &i, src, len, buf,
-			     buf + len, err) < 0)
+		if (seal_gcm(true, key, nonce, &h, &i, src, len, buf, buf + len,
+			     err) < 0)
 			return kiln_error_wrap(err, "seal memory chunk %llu",
 					       (unsigned long long)i);
 		if (seal_pwrite(fd, buf, len + SEAL_TAG_LEN, pos) < 0)
@@ -327,9 +326,9 @@ int seal_memory_write(const struct seal_key *key,
 	return 0;
 }
 
-int seal_memory_read(const struct seal_key *key,
-		     const uint8_t id[SEAL_ID_LEN], int fd, uint8_t *dst,
-		     uint64_t size, struct kiln_error *err)
+int seal_memory_read(const struct seal_key *key, const uint8_t id[SEAL_ID_LEN],
+		     int fd, uint8_t *dst, uint64_t size,
+		     struct kiln_error *err)
 {
 	cleanup_free uint8_t *ct = malloc(SEAL_CHUNK + SEAL_TAG_LEN);
 	cleanup_free uint8_t *pt = malloc(SEAL_CHUNK);

@@ -82,8 +82,8 @@ int seal_state(const struct seal_key *key, const uint8_t id[SEAL_ID_LEN],
  * whole file is authentic.
  */
 int seal_state_open(const struct seal_key *key, const void *buf, size_t len,
-		    uint8_t **plain, size_t *plainlen,
-		    uint8_t id[SEAL_ID_LEN], struct kiln_error *err);
+		    uint8_t **plain, size_t *plainlen, uint8_t id[SEAL_ID_LEN],
+		    struct kiln_error *err);
 
 /*
  * Write size bytes of RAM at mem, sealed, to fd (from offset 0). If
@@ -91,9 +91,8 @@ int seal_state_open(const struct seal_key *key, const void *buf, size_t len,
  * are sealed from zeros rather than read through mem, which would
  * allocate them.
  */
-int seal_memory_write(const struct seal_key *key,
-		      const uint8_t id[SEAL_ID_LEN], const uint8_t *mem,
-		      uint64_t size, int hole_fd, int fd,
+int seal_memory_write(const struct seal_key *key, const uint8_t id[SEAL_ID_LEN],
+		      const uint8_t *mem, uint64_t size, int hole_fd, int fd,
 		      struct kiln_error *err);
 /*
  * Check and open a sealed memory file (fd, untrusted) of a snapshot id
@@ -101,8 +100,8 @@ int seal_memory_write(const struct seal_key *key,
  * all-zero pages are not written, so a memfd stays sparse). On failure
  * dst holds garbage the caller must drop.
  */
-int seal_memory_read(const struct seal_key *key,
-		     const uint8_t id[SEAL_ID_LEN], int fd, uint8_t *dst,
-		     uint64_t size, struct kiln_error *err);
+int seal_memory_read(const struct seal_key *key, const uint8_t id[SEAL_ID_LEN],
+		     int fd, uint8_t *dst, uint64_t size,
+		     struct kiln_error *err);
 
 #endif

@@ -46,18 +46,17 @@ static void test_state_round_trip(void)
 	for (size_t i = 0; i < sizeof(plain); i++)
 		plain[i] = (uint8_t)(i * 7 + 3);
 	ok(seal_new_id(id, &err) == 0, "a random id");
-	ok(seal_state(&key_a, id, plain, sizeof(plain), &sealed, &slen,
-		      &err) == 0,
+	ok(seal_state(&key_a, id, plain, sizeof(plain), &sealed, &slen, &err) ==
+		   0,
 	   "seal a state file: %s", err.msg);
 	is_int(slen, HDR + sizeof(plain) + SEAL_TAG_LEN,
 	       "  header + ciphertext + tag");
 	ok(seal_is_sealed(sealed, slen), "  it says it is sealed");
-	ok(memmem(sealed, slen, plain + 100, 16) == NULL,
-	   "  no plaintext in the sealed file");
+	ok(memmem(sealed, slen, plain + 100, 16) == NULL, "  no plaintext in "
+							  "the sealed file");
 	ok(seal_state_open(&key_a, sealed, slen, &out, &olen, got_id, &err) ==
 			   0 &&
-		   olen == sizeof(plain) &&
-		   memcmp(out, plain, olen) == 0 &&
+		   olen == sizeof(plain) && memcmp(out, plain, olen) == 0 &&
 		   memcmp(got_id, id, SEAL_ID_LEN) == 0,
 	   "  opens with its key, the same bytes and id: %s", err.msg);
 	ok(refused(seal_state_open(&key_b, sealed, slen, &again, &alen, got_id,
@@ -68,8 +67,8 @@ static void test_state_round_trip(void)
 	free(sealed);
 	free(out);
 	sealed = NULL;
-	ok(seal_state(&key_a, id, plain, sizeof(plain), &sealed, &slen,
-		      &err) == 0 &&
+	ok(seal_state(&key_a, id, plain, sizeof(plain), &sealed, &slen, &err) ==
+			   0 &&
 		   memcmp(sealed + HDR, plain, 16) != 0,
 	   "a second seal of the same state");
 	free(sealed);
@@ -84,8 +83,8 @@ static void test_state_tamper(void)
 	size_t slen = 0, olen = 0, nflip = 0, ntrunc = 0;
 
 	memset(plain, 'x', sizeof(plain));
-	if (seal_state(&key_a, id, plain, sizeof(plain), &sealed, &slen,
-		       &err) < 0) {
+	if (seal_state(&key_a, id, plain, sizeof(plain), &sealed, &slen, &err) <
+	    0) {
 		ok(0, "seal: %s", err.msg);
 		return;
 	}
@@ -160,8 +159,8 @@ static void copy_file(int from, int to, size_t len)
 {
 	uint8_t *b = malloc(len);
 
-	if (pread(from, b, len, 0) != (ssize_t)len ||
-	    ftruncate(to, 0) < 0 || pwrite(to, b, len, 0) != (ssize_t)len)
+	if (pread(from, b, len, 0) != (ssize_t)len || ftruncate(to, 0) < 0 ||
+	    pwrite(to, b, len, 0) != (ssize_t)len)
 		printf("# copy failed\n");
 	free(b);
 }
@@ -194,8 +193,9 @@ static void test_memory(void)
 	seal_new_id(id2, &err);
 	ok(seal_memory_write(&key_a, id, mem, MEM, -1, fd, &err) == 0,
 	   "seal %u bytes of RAM: %s", MEM, err.msg);
-	ok(fstat(fd, &st) == 0 && (uint64_t)st.st_size == MEMF,
-	   "  header + RAM + a tag per chunk");
+	ok(fstat(fd, &st) == 0 && (uint64_t)st.st_size == MEMF, "  header + "
+								"RAM + a tag "
+								"per chunk");
 	ok(pread(fd, file, MEMF, 0) == (ssize_t)MEMF &&
 		   memmem(file, MEMF, "KILN-MARKER-SECRET", 18) == NULL,
 	   "  the marker is not in the sealed file");
@@ -230,8 +230,7 @@ static void test_memory(void)
 	copy_file(fd2, work, MEMF);
 	if (pwrite(work, file + HDR + CHK, CHK, HDR + CHK) != (ssize_t)CHK)
 		printf("# splice failed\n");
-	ok(refused(read_into(&key_a, id2, work, &dst, &err), &err,
-		   "chunk 1"),
+	ok(refused(read_into(&key_a, id2, work, &dst, &err), &err, "chunk 1"),
 	   "  a chunk of another snapshot spliced in: refused (%s)", err.msg);
 	free(dst);
 
@@ -340,8 +339,8 @@ static void test_memory_holes(void)
 		     ftruncate(mfd, MEM), mfd),
 		    0);
 	dst = back;
-	ok(seal_memory_read(&key_a, id, fd, dst, MEM, &err) == 0,
-	   "  opens: %s", err.msg);
+	ok(seal_memory_read(&key_a, id, fd, dst, MEM, &err) == 0, "  opens: %s",
+	   err.msg);
 	/* before the comparison below reads every page */
 	if (fstat(mfd, &st) < 0)
 		st.st_blocks = -1;
@@ -390,8 +389,7 @@ static void test_key_file(void)
 	ok(refused(seal_key_read(dir, &k, &err), &err, "regular file"),
 	   "a directory: refused (%s)", err.msg);
 	if (mkfifo(path, 0600) == 0) {
-		ok(refused(seal_key_read(path, &k, &err), &err,
-			   "regular file"),
+		ok(refused(seal_key_read(path, &k, &err), &err, "regular file"),
 		   "a FIFO: refused at once (%s)", err.msg);
 		unlink(path);
 	} else {
@@ -425,12 +423,12 @@ static void test_read_state(void)
 		   "is sealed") &&
 		   buf == NULL,
 	   "a sealed state file without a key: refused (%s)", err.msg);
-	ok(refused(snapshot_read_state(sp, &key_b, &buf, &len, got, &err),
-		   &err, "authentication failed") &&
+	ok(refused(snapshot_read_state(sp, &key_b, &buf, &len, got, &err), &err,
+		   "authentication failed") &&
 		   buf == NULL,
 	   "a sealed state file with another key: refused (%s)", err.msg);
-	ok(refused(snapshot_read_state(pp, &key_a, &buf, &len, got, &err),
-		   &err, "not sealed") &&
+	ok(refused(snapshot_read_state(pp, &key_a, &buf, &len, got, &err), &err,
+		   "not sealed") &&
 		   buf == NULL,
 	   "an unsealed state file with a key: refused (%s)", err.msg);
 	ok(snapshot_read_state(pp, NULL, &buf, &len, got, &err) == 0 &&
