@@ -31,7 +31,7 @@ TSAN_CFLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer \
 # kiln-vmm is static: no dynamic loader at start (1.7 ms of CPU against
 # 3.0 ms dynamic, measured with --version), and nothing to find in /lib
 # once it runs jailed
-LDLIBS_VMM := -static -lyajl_s -lhttp_parser -lpthread
+LDLIBS_VMM := -static -lyajl_s -lhttp_parser -lcrypto -lpthread
 # the agent is guest code: one static binary, no libc surprises
 LDLIBS_AGENT := -static -lprotobuf-c -lcap -lseccomp -lpthread
 LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lseccomp -lcrypto -lmnl -lpthread
@@ -219,6 +219,8 @@ FUZZ_SRCS_fuzz_config := vmm/config.c vmm/config_json.c lib/json.c lib/error.c l
 FUZZ_LIBS_fuzz_config := -lyajl
 FUZZ_SRCS_fuzz_snapshot := vmm/snapshot.c vmm/config.c vmm/config_json.c lib/json.c lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_snapshot := -lyajl
+FUZZ_SRCS_fuzz_snapshot_seal := vmm/snapshot_seal.c lib/error.c lib/log.c
+FUZZ_LIBS_fuzz_snapshot_seal := -lcrypto
 # keep intermediate objects (san/, generated code) between runs
 .PRECIOUS: $(B)/san/%.o $(B)/tsan/%.o $(B)/obj/%.o $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))

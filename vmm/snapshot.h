@@ -30,6 +30,10 @@
  * version, checksum, every section's bounds, counts and order before
  * anyone looks at a payload, and the VM-level restore checks the shape
  * against the VM it builds before any vCPU runs.
+ *
+ * With a caller's key both files are sealed (snapshot_seal.h): the state
+ * file is authenticated and decrypted before snap_parse() sees it, the
+ * memory file decrypted into a memfd before the VM is built.
  */
 #ifndef KILN_VMM_SNAPSHOT_H
 #define KILN_VMM_SNAPSHOT_H
@@ -192,11 +196,29 @@ struct vm;
  * memory file (sparse: holes where RAM is zero) of vm, which must be
  * paused.
  */
+struct seal_key;
 int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
-		    struct kiln_error *err);
+		    const struct seal_key *key, struct kiln_error *err);
 /* Read a whole state file (at most SNAP_MAX_FILE bytes) into *buf. */
 int snapshot_read(const char *path, uint8_t **buf, size_t *len,
 		  struct kiln_error *err);
+/*
+ * Read a state file for snap_parse(): as is without a key; with one, it
+ * must be sealed (snapshot_seal.h) and is authenticated and decrypted
+ * into *buf, its snapshot id into id (16 bytes). A sealed file without a
+ * key, or a key for an unsealed file: refused.
+ */
+int snapshot_read_state(const char *path, const struct seal_key *key,
+			uint8_t **buf, size_t *len, uint8_t id[16],
+			struct kiln_error *err);
+/*
+ * A sealed memory file of img (snapshot id id): every chunk authenticated
+ * and decrypted into a new memfd of img's RAM size, returned. Not lazy:
+ * the whole file is read and decrypted here, before any VM exists.
+ */
+int snapshot_open_sealed_memory(const struct snap_image *img, const char *path,
+				const struct seal_key *key,
+				const uint8_t id[16], struct kiln_error *err);
 /*
  * Open img's memory file read-only, refusing one of the wrong size or
  * whose content does not match the state file's checksum. Returns the fd.

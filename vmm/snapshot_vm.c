@@ -18,12 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/cleanup.h"
 #include "../lib/log.h"
 #include "device.h"
+#include "snapshot_seal.h"
 #include "virtio/mmio.h"
 #include "vm.h"
 #include "x86.h"
@@ -561,9 +563,32 @@ static int snap_write_file(const char *path, const uint8_t *buf, size_t len,
 	return 0;
 }
 
-int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
-		    struct kiln_error *err)
+/* The RAM sealed into path: every chunk, holes too (they read as zeros). */
+static int snap_write_sealed_memory(const struct guest_mem *m,
+				    const struct seal_key *key,
+				    const uint8_t id[SEAL_ID_LEN],
+				    const char *path, struct kiln_error *err)
 {
+	cleanup_close int fd = -1;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return kiln_error_set(err, errno, "create memory file `%s`",
+				      path);
+	if (seal_memory_write(key, id, m->host, m->size,
+			      m->private_map ? -1 : m->fd, fd, err) < 0)
+		return kiln_error_wrap(err, "memory file `%s`", path);
+	if (fsync(fd) < 0 || close(steal_fd(&fd)) < 0)
+		return kiln_error_set(err, errno, "write memory file `%s`",
+				      path);
+	return 0;
+}
+
+int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
+		    const struct seal_key *key, struct kiln_error *err)
+{
+	uint8_t id[SEAL_ID_LEN];
+	cleanup_free uint8_t *sealed = NULL;
 	struct snap_writer w = { 0 };
 	cleanup_free struct kvm_msr_list *list = NULL;
 	cleanup_free char *json = NULL;
@@ -596,16 +621,30 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 				   err) < 0)
 			goto out;
 	/* devices before memory: a device may finish work into RAM */
-	if (snap_save_devices(vm, &w, err) < 0 ||
-	    snap_write_memory(&vm->mem, mem_path, &mem_crc, err) < 0 ||
-	    snap_finish(&w, vm->vcpu_count, vm->mem.size, mem_crc, &out,
-			&outlen, err) < 0 ||
-	    snap_write_file(state_path, out, outlen, err) < 0)
+	if (snap_save_devices(vm, &w, err) < 0)
 		goto out;
-	log_info("snapshot: %zu bytes of state in `%s`, %llu MiB of memory in "
-		 "`%s`",
-		 outlen, state_path, (unsigned long long)(vm->mem.size >> 20),
-		 mem_path);
+	if (key == NULL) {
+		if (snap_write_memory(&vm->mem, mem_path, &mem_crc, err) < 0 ||
+		    snap_finish(&w, vm->vcpu_count, vm->mem.size, mem_crc, &out,
+				&outlen, err) < 0 ||
+		    snap_write_file(state_path, out, outlen, err) < 0)
+			goto out;
+	} else {
+		/* sealed: the AEAD vouches for memory, no CRC to compute */
+		if (seal_new_id(id, err) < 0 ||
+		    snap_write_sealed_memory(&vm->mem, key, id, mem_path, err) <
+			    0 ||
+		    snap_finish(&w, vm->vcpu_count, vm->mem.size, 0, &out,
+				&outlen, err) < 0 ||
+		    seal_state(key, id, out, outlen, &sealed, &outlen, err) <
+			    0 ||
+		    snap_write_file(state_path, sealed, outlen, err) < 0)
+			goto out;
+	}
+	log_info("snapshot%s: %zu bytes of state in `%s`, %llu MiB of memory "
+		 "in `%s`",
+		 key != NULL ? " (sealed)" : "", outlen, state_path,
+		 (unsigned long long)(vm->mem.size >> 20), mem_path);
 	ret = 0;
 out:
 	snap_writer_destroy(&w);
@@ -700,5 +739,64 @@ int snapshot_open_memory(const struct snap_image *img, const char *path,
 				      "memory file `%s` does not match the "
 				      "snapshot (checksum 0x%08x, want 0x%08x)",
 				      path, c, img->hdr.mem_crc32c);
+	return steal_fd(&fd);
+}
+
+int snapshot_read_state(const char *path, const struct seal_key *key,
+			uint8_t **buf, size_t *len, uint8_t id[SEAL_ID_LEN],
+			struct kiln_error *err)
+{
+	cleanup_free uint8_t *raw = NULL;
+	size_t rawlen = 0;
+
+	if (snapshot_read(path, &raw, &rawlen, err) < 0)
+		return -1;
+	if (seal_is_sealed(raw, rawlen) && key == NULL)
+		return kiln_error_set(err, EINVAL,
+				      "state file `%s` is sealed: load it "
+				      "with its `encryption_key_path`",
+				      path);
+	if (key == NULL) {
+		*buf = steal_ptr(&raw);
+		*len = rawlen;
+		return 0;
+	}
+	if (!seal_is_sealed(raw, rawlen))
+		return kiln_error_set(err, EINVAL,
+				      "state file `%s` is not sealed, but a "
+				      "key was given",
+				      path);
+	if (seal_state_open(key, raw, rawlen, buf, len, id, err) < 0)
+		return kiln_error_wrap(err, "`%s`", path);
+	return 0;
+}
+
+int snapshot_open_sealed_memory(const struct snap_image *img, const char *path,
+				const struct seal_key *key,
+				const uint8_t id[SEAL_ID_LEN],
+				struct kiln_error *err)
+{
+	cleanup_close int in = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	cleanup_close int fd = -1;
+	uint64_t size = img->hdr.mem_size;
+	void *p;
+	int ret;
+
+	if (in < 0)
+		return kiln_error_set(err, errno, "open memory file `%s`",
+				      path);
+	fd = memfd_create("kiln-snapshot-ram", MFD_CLOEXEC);
+	if (fd < 0)
+		return kiln_error_set(err, errno, "memfd_create");
+	if (ftruncate(fd, (off_t)size) < 0)
+		return kiln_error_set(err, errno, "size the RAM memfd");
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		 fd, 0);
+	if (p == MAP_FAILED)
+		return kiln_error_set(err, errno, "map the RAM memfd");
+	ret = seal_memory_read(key, id, in, p, size, err);
+	munmap(p, size);
+	if (ret < 0)
+		return kiln_error_wrap(err, "`%s`", path);
 	return steal_fd(&fd);
 }

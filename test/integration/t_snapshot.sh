@@ -194,3 +194,98 @@ test_snapshot_agent_answers() {
 	api_wait
 	expect_rc 0 && no_leftovers
 }
+
+# A snapshot sealed with a key (encryption_key_path, ours): its memory
+# file does not show a marker the guest's RAM holds (kernel command line),
+# which an unsealed one of the same VM does; a new VMM refuses it with
+# another key, without a key, after one flipped byte of either file and
+# with the memory file of another sealed snapshot, and stays "Not
+# started"; with its key it loads and the counter counts on.
+test_snapshot_sealed() {
+	s=$T/seal
+	marker=kiln.sealmark=7f3a9c41e2
+	rm -f "$s".*
+	head -c 32 /dev/urandom >"$s.key"
+	head -c 32 /dev/urandom >"$s.key2"
+	head -c 31 /dev/urandom >"$s.short"
+	mkfifo "$s.fifo"
+	api_start || return 1
+	api_ok 204 PUT /boot-source "{\"kernel_image_path\": \"$GUEST/vmlinux\",
+		\"initrd_path\": \"$GUEST/initramfs\",
+		\"boot_args\": \"$API_CMDLINE kiln.script=/tests/api_tick.sh $marker\"}" &&
+		api_ok 204 PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 128}' &&
+		api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
+	wait_line "TICK 20" 90 "$T/out" || { fail "the guest never ticked"; tail "$T/out"; return 1; }
+	snap_save "$s.plain" || return 1
+	create() { # PREFIX KEY
+		echo "{\"snapshot_path\": \"$1.state\", \"mem_file_path\": \"$1.mem\",
+			\"encryption_key_path\": \"$2\"}"
+	}
+	api_fault "exactly 32" PUT /snapshot/create "$(create "$s.x" "$s.short")" || return 1
+	api_fault "regular file" PUT /snapshot/create "$(create "$s.x" "$s.fifo")" || return 1
+	t0=$(date +%s.%N)
+	snap_api 204 PUT /snapshot/create "$(create "$s" "$s.key")" || return 1
+	printf '    sealed snapshot: %.1f s, state %s bytes, memory %s bytes\n' \
+		"$(echo "$(date +%s.%N) - $t0" | bc)" "$(stat -c %s "$s.state")" \
+		"$(stat -c %s "$s.mem")"
+	# a second sealed snapshot of the same VM: its memory file is not ours
+	snap_api 204 PUT /snapshot/create "$(create "$s.other" "$s.key")" || return 1
+	last=$(last_tick "$T/out")
+	snap_kill || return 1
+	grep -aqF "$marker" "$s.plain.mem" ||
+		{ fail "the marker is not in the unsealed memory file"; return 1; }
+	grep -aqF "$marker" "$s.plain.state" ||
+		{ fail "the marker is not in the unsealed state file"; return 1; }
+	for f in "$s.mem" "$s.state" "$s.other.mem"; do
+		! grep -aqF "$marker" "$f" || { fail "the marker is in sealed $f"; return 1; }
+		! grep -aqF "TICK " "$f" || { fail "console text is in sealed $f"; return 1; }
+	done
+	head -c 8 "$s.mem" | grep -q KILNSEAL && head -c 8 "$s.state" | grep -q KILNSEAL ||
+		{ fail "the sealed files lack their KILNSEAL header"; return 1; }
+	cp "$s.mem" "$s.flip.mem"
+	python3 - "$s.flip.mem" "$s.state" "$s.flip.state" <<'PY' || { fail "making bad copies"; return 1; }
+import sys
+mem, state, flip = sys.argv[1:]
+with open(mem, "r+b") as f:          # one bit, in the second chunk
+    f.seek((1 << 20) + 4096); b = f.read(1)
+    f.seek((1 << 20) + 4096); f.write(bytes([b[0] ^ 1]))
+d = bytearray(open(state, "rb").read()); d[len(d) // 2] ^= 0x01
+open(flip, "wb").write(d)
+PY
+
+	api_start || return 1
+	load() { # STATE MEM [KEY]
+		echo "{\"snapshot_path\": \"$1\", \"mem_file_path\": \"$2\", \"resume_vm\": true${3:+, \"encryption_key_path\": \"$3\"}}"
+	}
+	api_fault "authentication failed" PUT /snapshot/load \
+		"$(load "$s.state" "$s.mem" "$s.key2")" || return 1
+	api_fault "is sealed" PUT /snapshot/load "$(load "$s.state" "$s.mem")" || return 1
+	api_fault "authentication failed" PUT /snapshot/load \
+		"$(load "$s.flip.state" "$s.mem" "$s.key")" || return 1
+	snap_api 400 PUT /snapshot/load "$(load "$s.state" "$s.flip.mem" "$s.key")" || return 1
+	printf '%s' "$body" | grep -q "chunk 1: authentication failed" ||
+		{ fail "flipped memory: $body"; return 1; }
+	api_fault "another snapshot" PUT /snapshot/load \
+		"$(load "$s.state" "$s.other.mem" "$s.key")" || return 1
+	api_fault "not sealed" PUT /snapshot/load \
+		"$(load "$s.plain.state" "$s.plain.mem" "$s.key")" || return 1
+	api_fault "regular file" PUT /snapshot/load \
+		"$(load "$s.state" "$s.mem" "$s.fifo")" || return 1
+	api_ok 200 GET / && [ "$(json_get state)" = "Not started" ] ||
+		{ fail "state after refused loads: $body"; return 1; }
+	grep -q '^TICK' "$T/out" && { fail "a refused load ran the guest"; return 1; }
+
+	t0=$(date +%s.%N)
+	snap_api 204 PUT /snapshot/load "$(load "$s.state" "$s.mem" "$s.key")" || return 1
+	printf '    sealed load + resume: %.1f s\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
+	wait_line "TICK $((last + 20))" 90 "$T/out" ||
+		{ fail "no TICK $((last + 20)) after the sealed load (last before: $last)"; tail "$T/out"; tail "$T/err"; return 1; }
+	first=$(first_tick "$T/out")
+	echo "    sealed: last TICK $last; after the load: first TICK $first"
+	[ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] ||
+		{ fail "the counter went from $last to $first"; return 1; }
+	pid=$(pgrep -P "$api_pid" -x kiln-vmm)
+	kill -TERM "$pid"
+	api_wait
+	expect_rc 143 && no_leftovers
+}

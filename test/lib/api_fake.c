@@ -124,19 +124,22 @@ static int fake_balloon_set_interval(void *vmm, uint32_t seconds,
 }
 
 static int fake_snapshot_create(void *vmm, const char *state_path,
-				const char *mem_path, struct kiln_error *err)
+				const char *mem_path, const char *key_path,
+				struct kiln_error *err)
 {
-	return RECORD("snapshot_create", err, "snapshot_create(%s,%s)",
-		      state_path, mem_path);
+	return RECORD("snapshot_create", err, "snapshot_create(%s,%s%s%s)",
+		      state_path, mem_path, key_path ? ",key=" : "",
+		      key_path ? key_path : "");
 }
 
 static int fake_snapshot_load(void *vmm, struct vm_config *cfg,
 			      const char *state_path, const char *mem_path,
-			      struct kiln_error *err)
+			      const char *key_path, struct kiln_error *err)
 {
 	(void)cfg;
-	return RECORD("snapshot_load", err, "snapshot_load(%s,%s)", state_path,
-		      mem_path);
+	return RECORD("snapshot_load", err, "snapshot_load(%s,%s%s%s)",
+		      state_path, mem_path, key_path ? ",key=" : "",
+		      key_path ? key_path : "");
 }
 
 const struct api_ops api_fake_ops = {

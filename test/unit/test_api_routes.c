@@ -996,6 +996,30 @@ static void check_snapshot_load(void)
 	   "  resume_vm: loaded and running: %s", t.fake.log);
 	got(&t, "/", "\"state\":\"Running\"", NULL);
 	t_fini(&t);
+
+	/* ours: the key of a sealed snapshot goes to both ops */
+	t_init(&t);
+	refused(&t, "PUT", "/snapshot/load",
+		"{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
+		" \"encryption_key_path\": \"\"}",
+		"`snapshot.encryption_key_path` is empty");
+	refused(&t, "PUT", "/snapshot/load",
+		"{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
+		" \"encryption_key_path\": 3}",
+		"encryption_key_path");
+	is_int(t.fake.ncalls, 0, "  no op called for a bad key path");
+	done(&t, "PUT", "/snapshot/load",
+	     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
+	     " \"encryption_key_path\": \"/k\"}");
+	ok(strcmp(t.fake.log, "snapshot_load(/s,/m,key=/k);") == 0,
+	   "  load with a key: %s", t.fake.log);
+	api_fake_clear(&t.fake);
+	done(&t, "PUT", "/snapshot/create",
+	     "{\"snapshot_path\": \"/s2\", \"mem_file_path\": \"/m2\","
+	     " \"encryption_key_path\": \"/k2\"}");
+	ok(strcmp(t.fake.log, "snapshot_create(/s2,/m2,key=/k2);") == 0,
+	   "  create with a key: %s", t.fake.log);
+	t_fini(&t);
 }
 
 int main(void)

@@ -64,16 +64,21 @@ struct api_ops {
 			     struct kiln_error *err);
 	int (*balloon_set_interval)(void *vmm, uint32_t seconds,
 				    struct kiln_error *err);
-	/* PUT /snapshot/create of a paused VM: a full snapshot */
+	/*
+	 * PUT /snapshot/create of a paused VM: a full snapshot, sealed with
+	 * the key in key_path unless it is NULL
+	 */
 	int (*snapshot_create)(void *vmm, const char *state_path,
-			       const char *mem_path, struct kiln_error *err);
+			       const char *mem_path, const char *key_path,
+			       struct kiln_error *err);
 	/*
 	 * PUT /snapshot/load before boot: cfg (ctx->cfg) takes the
-	 * snapshot's machine and devices; the VM is left paused.
+	 * snapshot's machine and devices; the VM is left paused. key_path
+	 * (or NULL): the key of a sealed snapshot.
 	 */
 	int (*snapshot_load)(void *vmm, struct vm_config *cfg,
 			     const char *state_path, const char *mem_path,
-			     struct kiln_error *err);
+			     const char *key_path, struct kiln_error *err);
 };
 
 struct api_ctx {

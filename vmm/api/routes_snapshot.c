@@ -34,18 +34,34 @@ static int need_path(yajl_val body, const char *what, const char *k,
 	return 0;
 }
 
+/* Ours, not Firecracker's: the key file of a sealed snapshot, or none. */
+static int get_key_path(yajl_val body, const char **out, struct kiln_error *err)
+{
+	if (route_get_str(body, "snapshot", "encryption_key_path", out, err) <
+	    0)
+		return -1;
+	if (*out != NULL && **out == '\0')
+		return kiln_error_set(err, 0,
+				      "`snapshot.encryption_key_path` is "
+				      "empty");
+	return 0;
+}
+
 int route_put_snapshot_create(struct api_ctx *ctx, const char *id,
 			      yajl_val body, struct api_response *resp,
 			      struct kiln_error *err)
 {
-	static const char *const keys[] = { "snapshot_path", "mem_file_path",
-					    "snapshot_type", "version", NULL };
-	const char *state, *mem, *type = NULL;
+	static const char *const keys[] = {
+		"snapshot_path", "mem_file_path",	"snapshot_type",
+		"version",	 "encryption_key_path", NULL
+	};
+	const char *state, *mem, *type = NULL, *key = NULL;
 
 	if (route_only_keys(body, "snapshot", keys, err) < 0 ||
 	    need_path(body, "snapshot", "snapshot_path", &state, err) < 0 ||
 	    need_path(body, "snapshot", "mem_file_path", &mem, err) < 0 ||
-	    route_get_str(body, "snapshot", "snapshot_type", &type, err) < 0)
+	    route_get_str(body, "snapshot", "snapshot_type", &type, err) < 0 ||
+	    get_key_path(body, &key, err) < 0)
 		return -1;
 	if (type != NULL && strcmp(type, "Full") != 0) {
 		if (strcmp(type, "Diff") == 0)
@@ -68,7 +84,7 @@ int route_put_snapshot_create(struct api_ctx *ctx, const char *id,
 				      "{\"state\": \"Paused\"}).");
 	if (OP(ctx, snapshot_create, err) < 0)
 		return -1;
-	return ctx->ops->snapshot_create(ctx->vmm, state, mem, err);
+	return ctx->ops->snapshot_create(ctx->vmm, state, mem, key, err);
 }
 
 /* Was anything that shapes a boot configured? Firecracker refuses then. */
@@ -81,16 +97,15 @@ static bool configured(const struct vm_config *c)
 int route_put_snapshot_load(struct api_ctx *ctx, const char *id, yajl_val body,
 			    struct api_response *resp, struct kiln_error *err)
 {
-	static const char *const keys[] = { "snapshot_path",
-					    "mem_file_path",
-					    "mem_backend",
-					    "enable_diff_snapshots",
-					    "track_dirty_pages",
-					    "resume_vm",
-					    NULL };
+	static const char *const keys[] = {
+		"snapshot_path",       "mem_file_path",
+		"mem_backend",	       "enable_diff_snapshots",
+		"track_dirty_pages",   "resume_vm",
+		"encryption_key_path", NULL
+	};
 	static const char *const be_keys[] = { "backend_path", "backend_type",
 					       NULL };
-	const char *state, *mem = NULL, *type = NULL;
+	const char *state, *mem = NULL, *type = NULL, *key = NULL;
 	bool resume = false, diff = false, dirty = false;
 	yajl_val be;
 
@@ -100,7 +115,8 @@ int route_put_snapshot_load(struct api_ctx *ctx, const char *id, yajl_val body,
 	    get_bool(body, "snapshot", "resume_vm", &resume, err) < 0 ||
 	    get_bool(body, "snapshot", "enable_diff_snapshots", &diff, err) <
 		    0 ||
-	    get_bool(body, "snapshot", "track_dirty_pages", &dirty, err) < 0)
+	    get_bool(body, "snapshot", "track_dirty_pages", &dirty, err) < 0 ||
+	    get_key_path(body, &key, err) < 0)
 		return -1;
 	be = route_member(body, "mem_backend");
 	if (be != NULL && YAJL_IS_NULL(be))
@@ -141,7 +157,8 @@ int route_put_snapshot_load(struct api_ctx *ctx, const char *id, yajl_val body,
 				      "resources.");
 	if (OP(ctx, snapshot_load, err) < 0)
 		return -1;
-	if (ctx->ops->snapshot_load(ctx->vmm, ctx->cfg, state, mem, err) < 0)
+	if (ctx->ops->snapshot_load(ctx->vmm, ctx->cfg, state, mem, key, err) <
+	    0)
 		return -1;
 	ctx->state = API_PAUSED;
 	if (!resume)

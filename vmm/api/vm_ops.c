@@ -14,6 +14,7 @@
 #include "../hw/legacy.h"
 #include "../metrics.h"
 #include "../snapshot.h"
+#include "../snapshot_seal.h"
 #include "../virtio/balloon.h"
 #include "../virtio/blk.h"
 #include "../vm.h"
@@ -149,9 +150,19 @@ static int op_balloon_set_interval(void *vmm, uint32_t seconds,
 }
 
 static int op_snapshot_create(void *vmm, const char *state_path,
-			      const char *mem_path, struct kiln_error *err)
+			      const char *mem_path, const char *key_path,
+			      struct kiln_error *err)
 {
-	return snapshot_create(vmm, state_path, mem_path, err);
+	struct seal_key key;
+	int ret;
+
+	if (key_path == NULL)
+		return snapshot_create(vmm, state_path, mem_path, NULL, err);
+	if (seal_key_read(key_path, &key, err) < 0)
+		return -1;
+	ret = snapshot_create(vmm, state_path, mem_path, &key, err);
+	seal_key_wipe(&key);
+	return ret;
 }
 
 /* Trade the machine and device sections of a and b (not logger, console). */
@@ -208,26 +219,34 @@ static int check_devices(const struct vm_config *c, struct kiln_error *err)
  */
 static int op_snapshot_load(void *vmm, struct vm_config *cfg,
 			    const char *state_path, const char *mem_path,
-			    struct kiln_error *err)
+			    const char *key_path, struct kiln_error *err)
 {
 	struct vm *vm = vmm;
 	cleanup_free uint8_t *buf = NULL;
 	cleanup_free struct snap_image *img = calloc(1, sizeof(*img));
 	struct vm_config snap;
+	struct seal_key key;
+	uint8_t id[SEAL_ID_LEN];
 	size_t len = 0;
 	int fd, ret = -1;
 
 	if (img == NULL)
 		return kiln_error_set(err, ENOMEM, "snapshot");
-	vm_config_init(&snap);
 	if (vm->cfg != cfg)
 		return kiln_error_set(err, EINVAL, "not this VM's config");
-	if (snapshot_read(state_path, &buf, &len, err) < 0 ||
+	if (key_path != NULL && seal_key_read(key_path, &key, err) < 0)
+		return -1;
+	vm_config_init(&snap);
+	/* a sealed state file is authenticated before snap_parse reads it */
+	if (snapshot_read_state(state_path, key_path ? &key : NULL, &buf, &len,
+				id, err) < 0 ||
 	    snap_parse(buf, len, img, err) < 0 ||
 	    snap_parse_config(img, &snap, err) < 0 ||
 	    check_devices(&snap, err) < 0)
 		goto out;
-	fd = snapshot_open_memory(img, mem_path, err);
+	fd = key_path != NULL
+		     ? snapshot_open_sealed_memory(img, mem_path, &key, id, err)
+		     : snapshot_open_memory(img, mem_path, err);
 	if (fd < 0)
 		goto out;
 	swap_vm_shape(cfg, &snap);
@@ -237,6 +256,8 @@ static int op_snapshot_load(void *vmm, struct vm_config *cfg,
 	}
 	ret = 0;
 out:
+	if (key_path != NULL)
+		seal_key_wipe(&key);
 	vm_config_destroy(&snap);
 	return ret;
 }
