@@ -340,6 +340,15 @@ static int h_shutdown(void *ctx, const ProtobufCMessage *in,
 	return empty(resp, err);
 }
 
+static int h_update(void *ctx, const ProtobufCMessage *in,
+		    ProtobufCMessage **resp, struct kiln_error *err)
+{
+	int res = res_update(
+		(const Kiln__Agent__V1__UpdateContainerRequest *)in, err);
+
+	return res < 0 ? code(res) : empty(resp, err);
+}
+
 #define M(name, req, fn)                                             \
 	{                                                            \
 		SVC, name, &kiln__agent__v1__##req##__descriptor, fn \
@@ -362,6 +371,7 @@ const struct ttrpc_method svc_methods[] = {
 	M("SetTime", set_time_request, h_set_time),
 	M("ReseedRandom", reseed_random_request, h_reseed),
 	M("Shutdown", empty, h_shutdown),
+	M("UpdateContainer", update_container_request, h_update),
 };
 
 const size_t svc_nmethods = ARRAY_SIZE(svc_methods);
