@@ -123,6 +123,9 @@ struct ctr {
 	size_t nlayers; /* <dir>/l<i> */
 	bool upper_dev; /* <dir>/rw is an ext4 device */
 	bool files;	/* <dir>/files */
+	/* the memory.max in force (-1: none), under op: an update of the
+	 * swap alone needs it (resources.c) */
+	int64_t memory_limit;
 };
 
 extern pthread_mutex_t ctr_lock;
@@ -241,6 +244,31 @@ char *sandbox_read_file(int dirfd, const char *path, size_t max, size_t *len,
 			struct kiln_error *err);
 int sandbox_write_file(const char *path, const char *data,
 		       struct kiln_error *err);
+
+/* ---- resources.c ---- */
+#define RES_WRITES_MAX	    10
+#define RES_VM_OVERHEAD_MIB 64 /* runtime/kiln.h's KILN_MEM_OVERHEAD_MIB */
+/* one cgroup file to write, and the OCI field it comes from */
+struct res_write {
+	const char *file;  /* "memory.max" */
+	const char *field; /* "memory.limit", under linux.resources */
+	char value[64];
+};
+/*
+ * The cgroup v2 writes for r, as runc maps them (pure). cur_memory: the
+ * memory limit in force (-1: none), which a swap limit given alone is
+ * relative to; mem_total: the guest's RAM, which no memory limit may
+ * exceed. *new_memory: the memory limit once applied.
+ */
+int res_plan(const Kiln__Agent__V1__Resources *r, int64_t cur_memory,
+	     uint64_t mem_total, struct res_write *w, size_t *n,
+	     int64_t *new_memory, struct kiln_error *err);
+/* Write r into c's cgroup (made if needed); caller holds c->op. */
+int res_apply(struct ctr *c, const Kiln__Agent__V1__Resources *r,
+	      struct kiln_error *err);
+/* UpdateContainer */
+int res_update(const Kiln__Agent__V1__UpdateContainerRequest *req,
+	       struct kiln_error *err);
 
 /* ---- service.c ---- */
 /* net.c: ConfigureNetwork (negative ttrpc code, or 0) */

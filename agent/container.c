@@ -271,6 +271,13 @@ __attribute__((noreturn)) static void init_child(struct init_args *a)
 		_exit(127);
 	}
 	close(a->cgroup);
+	/* rooted at the container's cgroup, now that it is in it: its
+	 * /sys/fs/cgroup shows its own limits, as with runc's cgroupns */
+	if (unshare(CLONE_NEWCGROUP) < 0) {
+		proc_report(a->report, TTRPC_INTERNAL, errno,
+			    "a cgroup namespace for the container");
+		_exit(127);
+	}
 	if (mount_setup_child(a->plan, a->report) < 0)
 		_exit(127);
 	if (chdir(a->spec->cwd) < 0) {
@@ -452,6 +459,7 @@ static struct ctr *ctr_alloc(const char *id)
 	snprintf(c->cgroup, sizeof(c->cgroup), "%s/%s", AGENT_CGROUP_DIR, id);
 	pthread_mutex_init(&c->op, NULL);
 	c->start_fd = c->status_fd = c->oom_wd = -1;
+	c->memory_limit = -1;
 	c->refs = 1; /* the table's */
 	c->state = CTR_CREATED;
 	c->init = proc_new(c, "");
@@ -540,6 +548,8 @@ int ctr_create(const Kiln__Agent__V1__CreateContainerRequest *req,
 		res = mount_rootfs(c, req->rootfs, err);
 	if (res == 0)
 		res = mount_files_write(c, &plan, err);
+	if (res == 0)
+		res = res_apply(c, req->resources, err);
 	if (res == 0)
 		res = spawn_init(c, &plan, err);
 	if (res == 0)

@@ -27,16 +27,16 @@ struct exec_args {
 	struct proc_spec *spec;
 	int child[3];
 	int report, pid_w, go, cgroup;
-	int ns[4];
+	int ns[5];
 };
 
-static const char *const ns_names[4] = { "ipc", "uts", "pid", "mnt" };
+static const char *const ns_names[5] = { "ipc", "uts", "pid", "mnt", "cgroup" };
 
 __attribute__((noreturn)) static void exec_child(struct exec_args *a)
 {
-	int keep[] = { a->report,   a->pid_w,	 a->go,	     a->cgroup,
-		       a->ns[0],    a->ns[1],	 a->ns[2],   a->ns[3],
-		       a->child[0], a->child[1], a->child[2] };
+	int keep[] = { a->report, a->pid_w,    a->go,	    a->cgroup,
+		       a->ns[0],  a->ns[1],    a->ns[2],    a->ns[3],
+		       a->ns[4],  a->child[0], a->child[1], a->child[2] };
 	pid_t pid;
 
 	proc_close_fds_except(keep, ARRAY_SIZE(keep));
@@ -45,7 +45,7 @@ __attribute__((noreturn)) static void exec_child(struct exec_args *a)
 			    "join the container's cgroup");
 		_exit(127);
 	}
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		if (setns(a->ns[i], 0) < 0) {
 			proc_report(a->report, TTRPC_FAILED_PRECONDITION, errno,
 				    "enter the container's %s namespace",
@@ -67,7 +67,7 @@ __attribute__((noreturn)) static void exec_child(struct exec_args *a)
 	}
 	close(a->pid_w);
 	close(a->cgroup);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		close(a->ns[i]);
 	/* wait until the agent has the pid in its table */
 	for (char b; read(a->go, &b, 1) != 0;)
@@ -77,11 +77,11 @@ __attribute__((noreturn)) static void exec_child(struct exec_args *a)
 	proc_child_exec(a->spec, a->child, a->report);
 }
 
-static int open_ns(pid_t init, int ns[4], struct kiln_error *err)
+static int open_ns(pid_t init, int ns[5], struct kiln_error *err)
 {
 	char path[64];
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		snprintf(path, sizeof(path), "/proc/%d/ns/%s", init,
 			 ns_names[i]);
 		ns[i] = open(path, O_RDONLY | O_CLOEXEC);
@@ -134,7 +134,7 @@ static void close_all(int *fds, size_t n)
 static int spawn_exec(struct ctr *c, struct proc *p, struct proc_spec *s,
 		      pid_t init, struct kiln_error *err)
 {
-	int ns[4] = { -1, -1, -1, -1 }, child[3] = { -1, -1, -1 };
+	int ns[5] = { -1, -1, -1, -1, -1 }, child[3] = { -1, -1, -1 };
 	int rep[2] = { -1, -1 }, pp[2] = { -1, -1 }, go[2] = { -1, -1 };
 	cleanup_close int cg = -1, ptmx = -1;
 	struct child_report r;
@@ -167,8 +167,8 @@ static int spawn_exec(struct ctr *c, struct proc *p, struct proc_spec *s,
 	if (res < 0)
 		goto out;
 	a = (struct exec_args){
-		s,  { child[0], child[1], child[2] }, rep[1], pp[1], go[0],
-		cg, { ns[0], ns[1], ns[2], ns[3] }
+		s,  { child[0], child[1], child[2] },	  rep[1], pp[1], go[0],
+		cg, { ns[0], ns[1], ns[2], ns[3], ns[4] }
 	};
 	mid = proc_raw_clone(SIGCHLD);
 	if (mid == 0)
@@ -213,7 +213,7 @@ static int spawn_exec(struct ctr *c, struct proc *p, struct proc_spec *s,
 		res = 0;
 	}
 out:
-	close_all(ns, 4);
+	close_all(ns, 5);
 	close_all(rep, 2);
 	close_all(pp, 2);
 	close_all(go, 2);

@@ -163,7 +163,8 @@ static int leave_rootfs(struct kiln_error *err)
 
 static void cgroup_enable(const char *dir)
 {
-	static const char *const ctl[] = { "+cpu", "+memory", "+pids", "+io" };
+	static const char *const ctl[] = { "+cpu", "+cpuset", "+memory",
+					   "+pids", "+io" };
 	char path[128];
 
 	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);

@@ -348,6 +348,15 @@ static int h_configure_network(void *ctx, const ProtobufCMessage *in,
 	return res < 0 ? code(res) : empty(resp, err);
 }
 
+static int h_update(void *ctx, const ProtobufCMessage *in,
+		    ProtobufCMessage **resp, struct kiln_error *err)
+{
+	int res = res_update(
+		(const Kiln__Agent__V1__UpdateContainerRequest *)in, err);
+
+	return res < 0 ? code(res) : empty(resp, err);
+}
+
 #define M(name, req, fn)                                             \
 	{                                                            \
 		SVC, name, &kiln__agent__v1__##req##__descriptor, fn \
@@ -371,6 +380,7 @@ const struct ttrpc_method svc_methods[] = {
 	M("ReseedRandom", reseed_random_request, h_reseed),
 	M("Shutdown", empty, h_shutdown),
 	M("ConfigureNetwork", configure_network_request, h_configure_network),
+	M("UpdateContainer", update_container_request, h_update),
 };
 
 const size_t svc_nmethods = ARRAY_SIZE(svc_methods);

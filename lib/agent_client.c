@@ -575,6 +575,21 @@ int agent_remove(struct agent_client *c, const char *container_id,
 			  err);
 }
 
+int agent_update(struct agent_client *c, const char *container_id,
+		 const Kiln__Agent__V1__Resources *resources,
+		 struct kiln_error *err)
+{
+	Kiln__Agent__V1__UpdateContainerRequest req =
+		KILN__AGENT__V1__UPDATE_CONTAINER_REQUEST__INIT;
+
+	if (check_id("container id", container_id, false, err) < 0)
+		return -1;
+	req.container_id = STR(container_id);
+	req.resources = (Kiln__Agent__V1__Resources *)resources;
+	return call_empty(c, "UpdateContainer", &req.base, c->timeout_ns, NULL,
+			  err);
+}
+
 int agent_oom_event(struct agent_client *c, char **container_id,
 		    struct kiln_error *err)
 {

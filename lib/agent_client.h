@@ -129,6 +129,10 @@ int agent_stats(struct agent_client *c, const char *container_id,
 		struct agent_stats *st, struct kiln_error *err);
 int agent_remove(struct agent_client *c, const char *container_id,
 		 struct kiln_error *err);
+/* New cgroup limits (runc update): the fields resources has set */
+int agent_update(struct agent_client *c, const char *container_id,
+		 const Kiln__Agent__V1__Resources *resources,
+		 struct kiln_error *err);
 /* Blocks until an OOM kill: no timeout. *container_id is malloc'd. */
 int agent_oom_event(struct agent_client *c, char **container_id,
 		    struct kiln_error *err);

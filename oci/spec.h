@@ -147,6 +147,7 @@ struct oci_resources {
 	char *cpu_mems;	       /* cpuset mems */
 	bool has_cpu_realtime; /* realtimeRuntime/realtimePeriod */
 	int64_t pids_limit;    /* -1: none */
+	uint64_t blkio_weight; /* blockIO.weight, 0: absent */
 	struct oci_device_cgroup *devices;
 	size_t n_devices;
 	bool has_block_io, has_hugepage_limits, has_network, has_rdma;

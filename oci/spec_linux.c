@@ -311,6 +311,11 @@ static int parse_resources(struct oci_resources *r, yajl_val v,
 	    json_int(json_get(pids, "limit"), "linux.resources.pids.limit",
 		     INT64_MIN, INT64_MAX, &r->pids_limit, err) < 0 ||
 	    parse_cgroup_devices(r, json_get(v, "devices"), err) < 0 ||
+	    json_want_object(json_get(v, "blockIO"), "linux.resources.blockIO",
+			     err) < 0 ||
+	    json_uint(json_get(json_get(v, "blockIO"), "weight"),
+		      "linux.resources.blockIO.weight", 1000, &r->blkio_weight,
+		      err) < 0 ||
 	    json_strmap(json_get(v, "unified"), "linux.resources.unified",
 			&r->unified_keys, &r->unified_values, &r->n_unified,
 			err) < 0)

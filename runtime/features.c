@@ -24,7 +24,7 @@ int verb_features(const struct kiln_cli *cli, int argc, char **argv,
 	       "\"rshared\", \"slave\", \"rslave\"],\n"
 	       "    \"linux\": {\n"
 	       "        \"namespaces\": [\"network\", \"mount\", \"pid\", "
-	       "\"ipc\", \"uts\"],\n"
+	       "\"ipc\", \"uts\", \"cgroup\"],\n"
 	       "        \"cgroup\": {\"v1\": true, \"v2\": true, "
 	       "\"systemd\": false, \"systemdUser\": false},\n"
 	       "        \"seccomp\": {\"enabled\": true},\n"

@@ -64,6 +64,8 @@ int verb_spec(const struct kiln_cli *cli, int argc, char **argv,
 const char *kiln_default_spec(void);
 int verb_state(const struct kiln_cli *cli, int argc, char **argv,
 	       struct kiln_error *err);
+int verb_update(const struct kiln_cli *cli, int argc, char **argv,
+		struct kiln_error *err);
 
 /*
  * runc's flag syntax (urfave/cli): -name and --name, the value as the next
@@ -192,6 +194,31 @@ char *rootfs_path(const struct oci_spec *spec, const char *bundle,
 int rootfs_plan(struct agent_request *r, const struct oci_spec *spec,
 		const char *rootfs, struct vm_plan *plan, const char *cache_dir,
 		Kiln__Agent__V1__Rootfs *out, struct kiln_error *err);
+
+/* linux.resources for CreateContainer (none: req->resources stays NULL) */
+int request_resources(struct agent_request *r, const struct oci_spec *spec,
+		      Kiln__Agent__V1__CreateContainerRequest *req,
+		      struct kiln_error *err);
+
+/* ---- linux.resources for the agent (resources.c) ----------------------- */
+
+void resources_init(Kiln__Agent__V1__Resources *out);
+/* Free the cpuset strings (malloc'd here) and reset. */
+void resources_clear(Kiln__Agent__V1__Resources *r);
+bool resources_empty(const Kiln__Agent__V1__Resources *r);
+/* config.json's, at create: what is set, or one error naming a field the
+ * guest cannot apply */
+int resources_from_oci(const struct oci_resources *o,
+		       Kiln__Agent__V1__Resources *out, struct kiln_error *err);
+/* docker's sizes ("64m", "1.5g", "1024") and "-1" */
+int resources_parse_bytes(const char *s, int64_t *out, struct kiln_error *err);
+/* One of runc update's flags (name without dashes): 0 when taken, 1 when
+ * not one of them, -1 with err. 0 leaves a value, -1 lifts a limit. */
+int resources_flag(const char *flag, const char *value,
+		   Kiln__Agent__V1__Resources *r, struct kiln_error *err);
+/* runc update -r: an OCI LinuxResources object, added into r */
+int resources_from_json(const char *text, size_t len,
+			Kiln__Agent__V1__Resources *r, struct kiln_error *err);
 
 /* ---- a guest process's stdio on the host (stdio.c) -------------------- */
 

@@ -26,6 +26,7 @@ static const struct {
 	{ "spec", verb_spec, "write a default config.json into a bundle" },
 	{ "start", verb_start, "start a created container's process" },
 	{ "state", verb_state, "print a container's OCI state as JSON" },
+	{ "update", verb_update, "change a running container's limits" },
 };
 
 static void usage(FILE *f)

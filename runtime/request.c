@@ -359,3 +359,29 @@ Kiln__Agent__V1__Mount *request_file_mount(struct agent_request *r, size_t i,
 	am->file_mode = st.st_mode & 07777;
 	return am;
 }
+
+/* linux.resources: enforced in the guest on the container's cgroup (the
+ * VM's size comes from them too, vmconf.c) */
+int request_resources(struct agent_request *r, const struct oci_spec *spec,
+		      Kiln__Agent__V1__CreateContainerRequest *req,
+		      struct kiln_error *err)
+{
+	Kiln__Agent__V1__Resources *res;
+
+	if (spec->linux_ == NULL || !spec->linux_->has_resources)
+		return 0;
+	res = kcalloc(r, 1, sizeof(*res));
+	if (res == NULL)
+		return kiln_error_set(err, ENOMEM, "resources");
+	if (resources_from_oci(&spec->linux_->resources, res, err) < 0)
+		return -1;
+	/* the cpuset strings now belong to r */
+	if ((res->cpuset_cpus != protobuf_c_empty_string &&
+	     keep(r, res->cpuset_cpus) == NULL) ||
+	    (res->cpuset_mems != protobuf_c_empty_string &&
+	     keep(r, res->cpuset_mems) == NULL))
+		return kiln_error_set(err, ENOMEM, "resources");
+	if (!resources_empty(res))
+		req->resources = res;
+	return 0;
+}

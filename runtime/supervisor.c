@@ -457,7 +457,8 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	    rootfs_plan(&r, spec, s->a->rootfs, &s->plan, s->a->conf->cache_dir,
 			&rootfs, err) < 0 ||
 	    request_mounts(&r, spec, &s->plan, s->a->conf->cache_dir, &req,
-			   err) < 0)
+			   err) < 0 ||
+	    request_resources(&r, spec, &req, err) < 0)
 		goto out;
 	s->t[T_ROOTFS] = util_now_ns();
 	if (vm_start(&s->plan, &s->vm, err) < 0)

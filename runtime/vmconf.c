@@ -183,6 +183,37 @@ static int annotation_uint(const struct oci_spec *spec, const char *key,
 	return 0;
 }
 
+/* The highest CPU a cpuset list ("0-3,6") names; -1 with err. */
+static long cpuset_highest(const char *list, struct kiln_error *err)
+{
+	const char *p = list;
+	long high = -1;
+
+	while (*p != '\0') {
+		char *end;
+		long a, b;
+
+		errno = 0;
+		a = strtol(p, &end, 10);
+		b = a;
+		if (end != p && *end == '-') {
+			p = end + 1;
+			b = strtol(p, &end, 10);
+		}
+		if (errno != 0 || end == p || a < 0 || b < a ||
+		    (*end != ',' && *end != '\0'))
+			return kiln_error_set(err, 0,
+					      "linux.resources.cpu.cpus: "
+					      "\"%s\" "
+					      "is not a CPU list",
+					      list);
+		if (b > high)
+			high = b;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return high;
+}
+
 int vm_config_size(struct vm_config *c, const struct oci_spec *spec,
 		   struct kiln_error *err)
 {
@@ -210,6 +241,21 @@ int vm_config_size(struct vm_config *c, const struct oci_spec *spec,
 		uint64_t n = ((uint64_t)r->cpu_quota + period - 1) / period;
 
 		c->vcpus = (uint32_t)(n > KILN_MAX_VCPUS ? KILN_MAX_VCPUS : n);
+	}
+	/* the guest applies the cpuset (agent/resources.c): every CPU it
+	 * names must exist there */
+	if (r != NULL && r->cpu_cpus != NULL && r->cpu_cpus[0] != '\0') {
+		long high = cpuset_highest(r->cpu_cpus, err);
+
+		if (high < 0)
+			return -1;
+		if (high >= KILN_MAX_VCPUS)
+			return kiln_error_set(err, 0,
+					      "linux.resources.cpu.cpus: CPU "
+					      "%ld is beyond a VM's %d vCPUs",
+					      high, KILN_MAX_VCPUS);
+		if ((uint32_t)high + 1 > c->vcpus)
+			c->vcpus = (uint32_t)high + 1;
 	}
 	if (annotation_uint(spec, "io.kiln.vcpus", KILN_MAX_VCPUS, &c->vcpus,
 			    err) < 0 ||

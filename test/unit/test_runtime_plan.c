@@ -116,6 +116,27 @@ static void test_size(void)
 	is_int(c.vcpus, 3, "a quota of 2.5 CPUs is 3 vCPUs");
 	oci_spec_free(s);
 	s = parse("{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
+		  " \"linux\": {\"resources\": {\"cpu\": {\"quota\": "
+		  "100000, \"cpus\": \"0,2-3\"}}}}");
+	c.vcpus = 1;
+	ok(s != NULL && vm_config_size(&c, s, &err) == 0, "sized by cpuset");
+	is_int(c.vcpus, 4, "cpuset 0,2-3 needs CPUs up to 3: 4 vCPUs");
+	oci_spec_free(s);
+	s = parse("{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
+		  " \"linux\": {\"resources\": {\"cpu\": {\"cpus\": "
+		  "\"0-x\"}}}}");
+	ok(s != NULL && vm_config_size(&c, s, &err) < 0 &&
+		   strstr(err.msg, "linux.resources.cpu.cpus"),
+	   "a bad cpuset is named: %s", err.msg);
+	oci_spec_free(s);
+	s = parse("{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
+		  " \"linux\": {\"resources\": {\"cpu\": {\"cpus\": "
+		  "\"40\"}}}}");
+	ok(s != NULL && vm_config_size(&c, s, &err) < 0 &&
+		   strstr(err.msg, "beyond"),
+	   "a cpuset beyond a VM's vCPUs is named: %s", err.msg);
+	oci_spec_free(s);
+	s = parse("{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
 		  " \"annotations\": {\"io.kiln.memory_mib\": \"lots\"}}");
 	memset(&err, 0, sizeof(err));
 	ok(s != NULL && vm_config_size(&c, s, &err) < 0 &&
