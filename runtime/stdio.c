@@ -57,7 +57,8 @@ static void *relay_main(void *arg)
 	free(buf);
 	if (r->to_guest)
 		shutdown(r->to, SHUT_WR);
-	util_write_all(r->done_fd, "x", 1);
+	/* 'o': an output to the caller ended; 'i': stdin, into the guest */
+	util_write_all(r->done_fd, r->to_guest ? "i" : "o", 1);
 	return NULL;
 }
 
@@ -117,8 +118,9 @@ void stdio_drain(struct stdio_set *io, unsigned int ms)
 		if (now >= deadline ||
 		    poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
 			break;
-		/* the stdin relay ends too: count only what it cannot be */
-		if (read(io->done_pipe[0], &c, 1) == 1)
+		/* the stdin relay ends too (at once from /dev/null): only
+		 * the outputs' ends count, or an output is cut short */
+		if (read(io->done_pipe[0], &c, 1) == 1 && c == 'o')
 			io->n_ended++;
 	}
 }
