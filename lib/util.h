@@ -37,5 +37,9 @@ static inline bool util_is_pow2(uint64_t v)
  * SIGPIPE. 0, or -1 with errno (EIO if the fd took no bytes).
  */
 int util_write_all(int fd, const void *buf, size_t len);
+/* All len bytes at offset off (pwrite/pread, EINTR retried); -1 with
+ * errno, EIO for a short file. */
+int util_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+int util_pread_all(int fd, void *buf, size_t len, uint64_t off);
 
 #endif

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/util.h"
 #include "../lib/cleanup.h"
 
 #define SEAL_PAGE 4096U
@@ -238,42 +239,6 @@ static uint64_t seal_memory_file_size(uint64_t size)
 	return sizeof(struct seal_header) + size + nchunks * SEAL_TAG_LEN;
 }
 
-static int seal_pwrite(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int seal_pread(int fd, uint8_t *p, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 /* Is [off, off + len) of the memfd a hole (never written)? */
 static bool seal_is_hole(int fd, uint64_t off, uint64_t len)
 {
@@ -300,7 +265,7 @@ int seal_memory_write(const struct seal_key *key, const uint8_t id[SEAL_ID_LEN],
 		return kiln_error_set(err, ENOMEM, "seal memory");
 	if (seal_header_init(&h, SEAL_MEMORY, id, size, err) < 0)
 		return -1;
-	if (seal_pwrite(fd, (const uint8_t *)&h, sizeof(h), 0) < 0)
+	if (util_pwrite_all(fd, (const uint8_t *)&h, sizeof(h), 0) < 0)
 		return kiln_error_set(err, errno, "write memory file");
 	for (uint64_t i = 0, off = 0; off < size; i++, off += SEAL_CHUNK) {
 		size_t len = size - off < SEAL_CHUNK ? size - off : SEAL_CHUNK;
@@ -319,7 +284,7 @@ int seal_memory_write(const struct seal_key *key, const uint8_t id[SEAL_ID_LEN],
 			     err) < 0)
 			return kiln_error_wrap(err, "seal memory chunk %llu",
 					       (unsigned long long)i);
-		if (seal_pwrite(fd, buf, len + SEAL_TAG_LEN, pos) < 0)
+		if (util_pwrite_all(fd, buf, len + SEAL_TAG_LEN, pos) < 0)
 			return kiln_error_set(err, errno, "write memory file");
 		pos += len + SEAL_TAG_LEN;
 	}
@@ -347,7 +312,7 @@ int seal_memory_read(const struct seal_key *key, const uint8_t id[SEAL_ID_LEN],
 				      (unsigned long long)st.st_size,
 				      (unsigned long long)size,
 				      (unsigned long long)want);
-	if (seal_pread(fd, (uint8_t *)&h, sizeof(h), 0) < 0)
+	if (util_pread_all(fd, (uint8_t *)&h, sizeof(h), 0) < 0)
 		return kiln_error_set(err, errno, "read memory file");
 	if (seal_header_check(&h, SEAL_MEMORY, "memory file", err) < 0)
 		return -1;
@@ -366,7 +331,7 @@ int seal_memory_read(const struct seal_key *key, const uint8_t id[SEAL_ID_LEN],
 		size_t len = size - off < SEAL_CHUNK ? size - off : SEAL_CHUNK;
 		uint8_t nonce[SEAL_NONCE_LEN];
 
-		if (seal_pread(fd, ct, len + SEAL_TAG_LEN, pos) < 0)
+		if (util_pread_all(fd, ct, len + SEAL_TAG_LEN, pos) < 0)
 			return kiln_error_set(err, errno, "read memory file");
 		seal_chunk_nonce(h.nonce, i, nonce);
 		if (seal_gcm(false, key, nonce, &h, &i, ct, len, pt, ct + len,

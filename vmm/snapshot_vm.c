@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/util.h"
 #include "../lib/cleanup.h"
 #include "../lib/log.h"
 #include "device.h"
@@ -453,22 +454,6 @@ static bool page_zero(const uint8_t *p)
 	return memcmp(p, snap_zeros, SNAP_PAGE) == 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 /* [off, end) of RAM into fd, zero pages left as holes; CRC over all. */
 static int snap_write_range(const struct guest_mem *m, int fd, uint64_t off,
 			    uint64_t end, uint32_t *crc)
@@ -485,7 +470,7 @@ static int snap_write_range(const struct guest_mem *m, int fd, uint64_t off,
 				       !page_zero(m->host + off);
 		     off += SNAP_PAGE)
 			*crc = snap_crc32c(*crc, m->host + off, SNAP_PAGE);
-		if (write_all(fd, m->host + run, off - run, run) < 0)
+		if (util_pwrite_all(fd, m->host + run, off - run, run) < 0)
 			return -1;
 	}
 	return 0;
@@ -549,7 +534,7 @@ static int snap_write_file(const char *path, const uint8_t *buf, size_t len,
 	if (fd < 0)
 		return kiln_error_set(err, errno, "create state file `%s`",
 				      tmp);
-	if (write_all(fd, buf, len, 0) < 0 || fsync(fd) < 0 ||
+	if (util_pwrite_all(fd, buf, len, 0) < 0 || fsync(fd) < 0 ||
 	    close(steal_fd(&fd)) < 0) {
 		kiln_error_set(err, errno, "write state file `%s`", tmp);
 		unlink(tmp);
