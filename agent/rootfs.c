@@ -19,6 +19,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -29,6 +31,22 @@
 
 /* overlayfs takes its options in one page, NUL included */
 #define OVERLAY_DATA_MAX 4096
+
+/*
+ * Drop what the guest cached of dev. In a fork of a template the drive
+ * held the template's blank placeholder when the kernel probed it: the
+ * sectors its partition scan read are cached, and a file system mounted
+ * now would read its superblock from them.
+ */
+static int flush_device(const char *dev, struct kiln_error *err)
+{
+	cleanup_close int fd = open(dev, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0 || ioctl(fd, BLKFLSBUF, 0) < 0)
+		return AGENT_FAIL(err, TTRPC_INTERNAL, errno,
+				  "flush the cache of `%s`", dev);
+	return 0;
+}
 
 static int wait_device(const char *dev, struct kiln_error *err)
 {
@@ -43,7 +61,7 @@ static int wait_device(const char *dev, struct kiln_error *err)
 						  "rootfs device `%s` is not a "
 						  "block device",
 						  dev);
-			return 0;
+			return flush_device(dev, err);
 		}
 		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
 	}

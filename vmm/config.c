@@ -455,11 +455,12 @@ static int validate_strings(const struct vm_config *c, struct kiln_error *err)
 	return 0;
 }
 
-int vm_config_validate(const struct vm_config *c, struct kiln_error *err)
+static int validate(const struct vm_config *c, bool need_kernel,
+		    struct kiln_error *err)
 {
 	if (validate_strings(c, err) < 0)
 		return -1;
-	if (c->kernel_path == NULL)
+	if (need_kernel && c->kernel_path == NULL)
 		return kiln_error_set(err, 0,
 				      "no kernel: set the boot source "
 				      "(--kernel, "
@@ -470,4 +471,19 @@ int vm_config_validate(const struct vm_config *c, struct kiln_error *err)
 	if (vm_config_validate_machine(c, err) < 0)
 		return -1;
 	return validate_devices(c, err);
+}
+
+int vm_config_validate(const struct vm_config *c, struct kiln_error *err)
+{
+	return validate(c, true, err);
+}
+
+int vm_config_validate_fork(const struct vm_config *c, struct kiln_error *err)
+{
+	if (c->kernel_path != NULL || c->initrd_path != NULL ||
+	    c->cmdline != NULL)
+		return kiln_error_set(err, 0,
+				      "a fork runs its template's kernel: no "
+				      "boot source");
+	return validate(c, false, err);
 }

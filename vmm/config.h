@@ -128,6 +128,8 @@ int vm_config_set_balloon(struct vm_config *c, const char *spec,
 
 /* Check the whole config (kernel given, 1..VM_MAX_VCPUS, memory range). */
 int vm_config_validate(const struct vm_config *c, struct kiln_error *err);
+/* The same for a fork's config: no boot source (the template's runs). */
+int vm_config_validate_fork(const struct vm_config *c, struct kiln_error *err);
 
 /* The parts of vm_config_validate, for the API to answer each request. */
 int vm_config_validate_machine(const struct vm_config *c,

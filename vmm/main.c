@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "api/vm_ops.h"
 #include "config.h"
+#include "fork.h"
 #include "metrics.h"
 #include "vm.h"
 
@@ -48,6 +49,10 @@ static void usage(FILE *f)
 		"                       the VM starts on InstanceStart (or at "
 		"once with\n"
 		"                       --config-file)\n"
+		"  --fork-from PATH     start as a fork of the template "
+		"serving PATH\n"
+		"                       (no boot source; its shape and device "
+		"ids)\n"
 		"  --id ID              instance id reported by GET /\n"
 		"  --level LEVEL        log level: error, warning, info, "
 		"debug\n"
@@ -116,6 +121,7 @@ enum {
 	OPT_METRICS_PATH,
 	OPT_API_SOCK,
 	OPT_ID,
+	OPT_FORK_FROM,
 	OPT_NOOP,
 	OPT_VERSION,
 	OPT_HELP,
@@ -142,6 +148,7 @@ static const struct option options[] = {
 	{ "metrics-path", required_argument, NULL, OPT_METRICS_PATH },
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "id", required_argument, NULL, OPT_ID },
+	{ "fork-from", required_argument, NULL, OPT_FORK_FROM },
 	{ "no-api", no_argument, NULL, OPT_NOOP },
 	{ "boot-timer", no_argument, NULL, OPT_NOOP },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -153,6 +160,7 @@ static const struct option options[] = {
 struct vmm_opts {
 	const char *api_sock;
 	const char *id;
+	const char *fork_from; /* a template's socket */
 	bool config_file; /* the VM is fully described before any request */
 };
 
@@ -237,6 +245,9 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 		case OPT_ID:
 			o->id = optarg;
 			break;
+		case OPT_FORK_FROM:
+			o->fork_from = optarg;
+			break;
 		case OPT_NOOP:
 			break;
 		case OPT_VERSION:
@@ -299,7 +310,11 @@ int main(int argc, char **argv)
 	 * each request (vm_config_check_host): the same errors, before KVM.
 	 */
 	if (parse_args(argc, argv, &cfg, &opts, &err) < 0 ||
-	    ((opts.api_sock == NULL || opts.config_file) &&
+	    (opts.fork_from != NULL &&
+	     (vm_config_validate_fork(&cfg, &err) < 0 ||
+	      vm_config_check_host(&cfg, &err) < 0)) ||
+	    (opts.fork_from == NULL &&
+	     (opts.api_sock == NULL || opts.config_file) &&
 	     (vm_config_validate(&cfg, &err) < 0 ||
 	      vm_config_check_host(&cfg, &err) < 0))) {
 		kiln_error_print(&err, "kiln-vmm");
@@ -320,7 +335,12 @@ int main(int argc, char **argv)
 	if (opts.api_sock != NULL &&
 	    api_server_start(&api, opts.api_sock, &vm.loop, &ctx, &err) < 0)
 		goto fail_init;
-	if (opts.api_sock == NULL || opts.config_file) {
+	if (opts.fork_from != NULL) {
+		if (fork_load(&vm, &cfg, opts.fork_from, &err) < 0 ||
+		    vm_resume(&vm, &err) < 0)
+			goto fail_init;
+		ctx.state = API_RUNNING;
+	} else if (opts.api_sock == NULL || opts.config_file) {
 		if (vm_boot(&vm, &err) < 0)
 			goto fail_init;
 		ctx.state = API_RUNNING;
@@ -341,6 +361,7 @@ fail_init:
 out:
 	if (api != NULL)
 		api_server_stop(api);
+	vm_ops_stop();
 	metrics_stop();
 	vm_destroy(&vm);
 	vm_config_destroy(&cfg);

@@ -199,6 +199,12 @@ struct vm;
 struct seal_key;
 int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 		    const struct seal_key *key, struct kiln_error *err);
+/*
+ * The state file of vm (paused) in memory, for a template: *out
+ * (malloc'd), no memory checksum (the template's memfd is sealed).
+ */
+int snapshot_state(struct vm *vm, uint8_t **out, size_t *outlen,
+		   struct kiln_error *err);
 /* Read a whole state file (at most SNAP_MAX_FILE bytes) into *buf. */
 int snapshot_read(const char *path, uint8_t **buf, size_t *len,
 		  struct kiln_error *err);

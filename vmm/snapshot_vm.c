@@ -408,6 +408,7 @@ static int snap_restore_devices(struct vm *vm, const struct snap_image *img,
 					      "virtio-%s in slot %u",
 					      d->ops->name, slot);
 		b = &img->virtio[nv++];
+		d->fork = vm->fork;
 		if (virtio_mmio_restore(d, b->data, b->size, err) < 0)
 			return -1;
 	}
@@ -569,20 +570,14 @@ static int snap_write_sealed_memory(const struct guest_mem *m,
 	return 0;
 }
 
-int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
-		    const struct seal_key *key, struct kiln_error *err)
+/* Every section of vm's state file but the header: config, VM, vCPUs, devices. */
+static int snap_build(struct vm *vm, struct snap_writer *w,
+		      struct kiln_error *err)
 {
-	uint8_t id[SEAL_ID_LEN];
-	cleanup_free uint8_t *sealed = NULL;
-	struct snap_writer w = { 0 };
 	cleanup_free struct kvm_msr_list *list = NULL;
 	cleanup_free char *json = NULL;
-	cleanup_free uint8_t *out = NULL;
 	struct snap_vm vs;
-	uint32_t mem_crc = 0;
-	size_t outlen = 0;
 	bool xsave, xcrs;
-	int ret = -1;
 
 	if (!vm->booted || !vm->paused)
 		return kiln_error_set(err, 0,
@@ -595,18 +590,45 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 	xcrs = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
 	if (snap_msr_list(vm->kvm_fd, &list, err) < 0 ||
 	    snap_save_vm(vm, &vs, err) < 0)
-		goto out;
-	if (snap_add(&w, SNAP_SEC_CONFIG, 0, json, strlen(json)) == NULL ||
-	    snap_add(&w, SNAP_SEC_VM, 0, &vs, sizeof(vs)) == NULL) {
-		kiln_error_set(err, ENOMEM, "snapshot state");
-		goto out;
-	}
+		return -1;
+	if (snap_add(w, SNAP_SEC_CONFIG, 0, json, strlen(json)) == NULL ||
+	    snap_add(w, SNAP_SEC_VM, 0, &vs, sizeof(vs)) == NULL)
+		return kiln_error_set(err, ENOMEM, "snapshot state");
 	for (unsigned int i = 0; i < vm->vcpu_count; i++)
-		if (snap_save_vcpu(vm, &vm->vcpus[i], list, xsave, xcrs, &w,
+		if (snap_save_vcpu(vm, &vm->vcpus[i], list, xsave, xcrs, w,
 				   err) < 0)
-			goto out;
+			return -1;
 	/* devices before memory: a device may finish work into RAM */
-	if (snap_save_devices(vm, &w, err) < 0)
+	return snap_save_devices(vm, w, err);
+}
+
+int snapshot_state(struct vm *vm, uint8_t **out, size_t *outlen,
+		   struct kiln_error *err)
+{
+	struct snap_writer w = { 0 };
+	int ret;
+
+	ret = snap_build(vm, &w, err) < 0 ||
+			      snap_finish(&w, vm->vcpu_count, vm->mem.size, 0,
+					  out, outlen, err) < 0
+		      ? -1
+		      : 0;
+	snap_writer_destroy(&w);
+	return ret;
+}
+
+int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
+		    const struct seal_key *key, struct kiln_error *err)
+{
+	uint8_t id[SEAL_ID_LEN];
+	cleanup_free uint8_t *sealed = NULL;
+	struct snap_writer w = { 0 };
+	cleanup_free uint8_t *out = NULL;
+	uint32_t mem_crc = 0;
+	size_t outlen = 0;
+	int ret = -1;
+
+	if (snap_build(vm, &w, err) < 0)
 		goto out;
 	if (key == NULL) {
 		if (snap_write_memory(&vm->mem, mem_path, &mem_crc, err) < 0 ||

@@ -333,6 +333,11 @@ static void vm_unboot(struct vm *vm)
 	vm->paused = false;
 }
 
+void vm_end(struct vm *vm)
+{
+	vm_unboot(vm);
+}
+
 int vm_boot(struct vm *vm, struct kiln_error *err)
 {
 	const struct vm_config *cfg = vm->cfg;

@@ -46,6 +46,7 @@ struct vm {
 	uint64_t start_ns;   /* CLOCK_MONOTONIC when the VMM started */
 	bool booted;	     /* vm_boot succeeded: KVM VM, devices, vCPUs */
 	bool paused;	     /* every vCPU parked by vm_pause */
+	bool fork;	     /* restored from a template (fork.h) */
 	_Atomic int exit_reason; /* enum vm_exit_reason, first one wins */
 	char exit_msg[256];
 };
@@ -73,6 +74,11 @@ struct snap_image;
 int vm_restore(struct vm *vm, const struct snap_image *img, int mem_fd,
 	       struct kiln_error *err);
 void vm_destroy(struct vm *vm);
+/*
+ * End a booted VM but keep the VMM (event loop, signals): vCPUs joined,
+ * devices gone, KVM VM closed, RAM unmapped. A template's end (fork.h).
+ */
+void vm_end(struct vm *vm);
 
 /* Park every vCPU (a paused guest uses no host CPU), or run them again. */
 int vm_pause(struct vm *vm, struct kiln_error *err);

@@ -142,6 +142,18 @@ static int fake_snapshot_load(void *vmm, struct vm_config *cfg,
 		      key_path ? key_path : "");
 }
 
+static int fake_template_make(void *vmm, const char *sock,
+			      struct kiln_error *err)
+{
+	return RECORD("template_make", err, "template(%s)", sock);
+}
+
+static int fake_fork(void *vmm, struct vm_config *cfg, const char *sock,
+		     struct kiln_error *err)
+{
+	return RECORD("fork", err, "fork(%s,%u vCPU)", sock, cfg->vcpu_count);
+}
+
 const struct api_ops api_fake_ops = {
 	.boot = fake_boot,
 	.pause = fake_pause,
@@ -160,6 +172,8 @@ const struct api_ops api_fake_ops = {
 	.balloon_set_interval = fake_balloon_set_interval,
 	.snapshot_create = fake_snapshot_create,
 	.snapshot_load = fake_snapshot_load,
+	.template_make = fake_template_make,
+	.fork = fake_fork,
 };
 
 void api_fake_init(struct api_fake *f, struct api_ctx *ctx,

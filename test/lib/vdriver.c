@@ -274,8 +274,11 @@ void vdrv_snapshot_flip(struct virtio_dev *d, uint64_t at, uint8_t x)
 	if (size > sizeof(buf) || virtio_mmio_save(d, buf, size, &err) < 0)
 		abort();
 	buf[at % size] ^= x;
+	/* the top bit: restored as a fork's device (virtio_ops.fork_adopt) */
+	d->fork = at >> 63;
 	/* refused or accepted: either way the device must stay sound */
 	virtio_mmio_restore(d, buf, size, &err);
+	d->fork = false;
 }
 
 int vdrv_fuzz_load(uint8_t *host, size_t host_size, const uint8_t **data,

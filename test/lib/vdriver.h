@@ -96,7 +96,10 @@ void vdrv_kick(struct vdrv *v, unsigned int q);
 /* The next used entry not yet consumed, if any. */
 bool vdrv_used_next(struct vdrv *v, unsigned int q, struct virtq_used_elem *e);
 
-/* Save, xor one byte at (at mod size) with x, restore (may be refused). */
+/*
+ * Save, xor one byte at (at mod size) with x, restore (may be refused);
+ * with the top bit of at set, restore as a fork's device does.
+ */
 void vdrv_snapshot_flip(struct virtio_dev *d, uint64_t at, uint8_t x);
 
 /* ---- the fuzz input shared by the register-level harnesses ---- */

@@ -1022,12 +1022,74 @@ static void check_snapshot_load(void)
 	t_fini(&t);
 }
 
+/* Ours: PUT /snapshot/template of a paused VM, PUT /snapshot/fork. */
+static void check_fork_routes(void)
+{
+	struct t t;
+
+	t_init(&t);
+	t.ctx.state = API_RUNNING;
+	refused(&t, "PUT", "/snapshot/template", "{\"socket_path\": \"/t\"}",
+		"pause it first");
+	t.ctx.state = API_PAUSED;
+	refused(&t, "PUT", "/snapshot/template", "{\"socket_path\": \"\"}",
+		"`template.socket_path` is missing");
+	refused(&t, "PUT", "/snapshot/template",
+		"{\"socket_path\": \"/t\", \"x\": 1}",
+		"unknown key `template.x`");
+	is_int(t.fake.ncalls, 0, "  no op called for a bad template");
+	api_fake_fail(&t.fake, "template_make", "the fake says no");
+	refused(&t, "PUT", "/snapshot/template", "{\"socket_path\": \"/t\"}",
+		"the fake says no");
+	ok(t.ctx.state == API_PAUSED, "  a failed template stays paused");
+	api_fake_fail(&t.fake, NULL, "");
+	api_fake_clear(&t.fake);
+	done(&t, "PUT", "/snapshot/template", "{\"socket_path\": \"/t\"}");
+	ok(strcmp(t.fake.log, "template(/t);") == 0 &&
+		   t.ctx.state == API_TEMPLATE,
+	   "  a template: %s", t.fake.log);
+	got(&t, "/", "\"state\":\"Template\"", NULL);
+	refused(&t, "PATCH", "/vm", "{\"state\": \"Resumed\"}",
+		"This microVM is a template");
+	refused(&t, "PUT", "/snapshot/create",
+		"{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
+		"This microVM is a template");
+	refused(&t, "PUT", "/snapshot/template", "{\"socket_path\": \"/t\"}",
+		"This microVM is a template");
+	t_fini(&t);
+
+	t_init(&t);
+	refused(&t, "PUT", "/snapshot/fork", "{\"resume_vm\": true}",
+		"`fork.template_socket` is missing");
+	refused(&t, "PUT", "/snapshot/fork",
+		"{\"template_socket\": \"/t\", \"resume_vm\": 1}",
+		"must be a boolean");
+	done(&t, "PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}");
+	refused(&t, "PUT", "/snapshot/fork", "{\"template_socket\": \"/t\"}",
+		"a fork runs its template's kernel");
+	t_fini(&t);
+
+	t_init(&t);
+	done(&t, "PUT", "/machine-config",
+	     "{\"vcpu_count\": 2, \"mem_size_mib\": 128}");
+	api_fake_clear(&t.fake);
+	done(&t, "PUT", "/snapshot/fork",
+	     "{\"template_socket\": \"/t\", \"resume_vm\": true}");
+	ok(strcmp(t.fake.log, "fork(/t,2 vCPU);resume;") == 0 &&
+		   t.ctx.state == API_RUNNING,
+	   "  forked and running: %s", t.fake.log);
+	refused(&t, "PUT", "/snapshot/fork", "{\"template_socket\": \"/t\"}",
+		"not supported after starting");
+	t_fini(&t);
+}
+
 int main(void)
 {
 	check_success();
 	check_bads();
 	check_ops_fail();
 	check_snapshot_load();
+	check_fork_routes();
 	check_full_config();
 	check_host_at_request();
 	return tap_done();

@@ -20,6 +20,7 @@ enum api_vm_state {
 	API_NOT_STARTED,
 	API_RUNNING,
 	API_PAUSED,
+	API_TEMPLATE, /* the VM became a template: it serves forks only */
 };
 
 struct balloon_stats;
@@ -79,6 +80,16 @@ struct api_ops {
 	int (*snapshot_load)(void *vmm, struct vm_config *cfg,
 			     const char *state_path, const char *mem_path,
 			     const char *key_path, struct kiln_error *err);
+	/* PUT /snapshot/template of a paused VM (ours, fork.h) */
+	int (*template_make)(void *vmm, const char *socket_path,
+			     struct kiln_error *err);
+	/*
+	 * PUT /snapshot/fork before boot (ours): cfg (ctx->cfg, the
+	 * devices' host side, the template's shape) restored from the
+	 * template on socket_path; left paused.
+	 */
+	int (*fork)(void *vmm, struct vm_config *cfg, const char *socket_path,
+		    struct kiln_error *err);
 };
 
 struct api_ctx {

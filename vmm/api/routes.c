@@ -199,6 +199,8 @@ static const char *state_name(enum api_vm_state s)
 		return "Running";
 	case API_PAUSED:
 		return "Paused";
+	case API_TEMPLATE:
+		return "Template";
 	default:
 		return "Not started";
 	}
@@ -389,6 +391,9 @@ static const struct route routes[] = {
 	{ "PUT", "snapshot/create", POST_BOOT, route_put_snapshot_create,
 	  NULL },
 	{ "PUT", "snapshot/load", PRE_BOOT, route_put_snapshot_load, NULL },
+	{ "PUT", "snapshot/template", POST_BOOT, route_put_snapshot_template,
+	  NULL },
+	{ "PUT", "snapshot/fork", PRE_BOOT, route_put_snapshot_fork, NULL },
 	NOT_YET("GET", "mmds", "MMDS is"),
 	NOT_YET("PUT", "mmds", "MMDS is"),
 	NOT_YET("PATCH", "mmds", "MMDS is"),
@@ -504,7 +509,12 @@ static void respond(struct api_ctx *ctx, const struct route *r, const char *id,
 				     "the request body must be a JSON object");
 		}
 	}
-	if (r->when == PRE_BOOT && ctx->state != API_NOT_STARTED)
+	/* a template has no VM left: it is only looked at */
+	if (ctx->state == API_TEMPLATE && strcmp(r->method, "GET") != 0)
+		ret = kiln_error_set(&err, 0,
+				     "This microVM is a template: it serves "
+				     "forks and runs no more.");
+	else if (r->when == PRE_BOOT && ctx->state != API_NOT_STARTED)
 		ret = kiln_error_set(&err, 0, ROUTE_POST_BOOT);
 	else if (r->when == POST_BOOT && ctx->state == API_NOT_STARTED)
 		ret = kiln_error_set(&err, 0, ROUTE_PRE_BOOT);

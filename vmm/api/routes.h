@@ -103,5 +103,10 @@ int route_put_snapshot_create(struct api_ctx *ctx, const char *id,
 			      struct kiln_error *err);
 int route_put_snapshot_load(struct api_ctx *ctx, const char *id, yajl_val body,
 			    struct api_response *resp, struct kiln_error *err);
+int route_put_snapshot_template(struct api_ctx *ctx, const char *id,
+				yajl_val body, struct api_response *resp,
+				struct kiln_error *err);
+int route_put_snapshot_fork(struct api_ctx *ctx, const char *id, yajl_val body,
+			    struct api_response *resp, struct kiln_error *err);
 
 #endif

@@ -3,7 +3,10 @@
  * Firecracker's snapshot resources: PUT /snapshot/create of a paused VM
  * (full snapshots: a state file and a memory file) and PUT /snapshot/load
  * on a VMM that has neither started nor been configured for a boot, as
- * Firecracker allows it.
+ * Firecracker allows it. Ours beside them (fork.h): PUT /snapshot/template
+ * makes a paused VM a template serving forks on a Unix socket, PUT
+ * /snapshot/fork restores a VMM configured with its own devices (no boot
+ * source) from one.
  */
 #include <errno.h>
 #include <string.h>
@@ -165,6 +168,52 @@ int route_put_snapshot_load(struct api_ctx *ctx, const char *id, yajl_val body,
 		return 0;
 	if (OP(ctx, resume, err) < 0 || ctx->ops->resume(ctx->vmm, err) < 0)
 		return kiln_error_wrap(err, "resume the loaded snapshot");
+	ctx->state = API_RUNNING;
+	return 0;
+}
+
+int route_put_snapshot_template(struct api_ctx *ctx, const char *id,
+				yajl_val body, struct api_response *resp,
+				struct kiln_error *err)
+{
+	static const char *const keys[] = { "socket_path", NULL };
+	const char *sock;
+
+	if (route_only_keys(body, "template", keys, err) < 0 ||
+	    need_path(body, "template", "socket_path", &sock, err) < 0)
+		return -1;
+	if (ctx->state != API_PAUSED)
+		return kiln_error_set(err, 0,
+				      "Cannot make a template of a running "
+				      "microVM: pause it first.");
+	if (OP(ctx, template_make, err) < 0 ||
+	    ctx->ops->template_make(ctx->vmm, sock, err) < 0)
+		return -1;
+	ctx->state = API_TEMPLATE;
+	return 0;
+}
+
+int route_put_snapshot_fork(struct api_ctx *ctx, const char *id, yajl_val body,
+			    struct api_response *resp, struct kiln_error *err)
+{
+	static const char *const keys[] = { "template_socket", "resume_vm",
+					    NULL };
+	const char *sock;
+	bool resume = false;
+
+	if (route_only_keys(body, "fork", keys, err) < 0 ||
+	    need_path(body, "fork", "template_socket", &sock, err) < 0 ||
+	    get_bool(body, "fork", "resume_vm", &resume, err) < 0 ||
+	    vm_config_validate_fork(ctx->cfg, err) < 0)
+		return -1;
+	if (OP(ctx, fork, err) < 0 ||
+	    ctx->ops->fork(ctx->vmm, ctx->cfg, sock, err) < 0)
+		return -1;
+	ctx->state = API_PAUSED;
+	if (!resume)
+		return 0;
+	if (OP(ctx, resume, err) < 0 || ctx->ops->resume(ctx->vmm, err) < 0)
+		return kiln_error_wrap(err, "resume the fork");
 	ctx->state = API_RUNNING;
 	return 0;
 }

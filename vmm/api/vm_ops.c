@@ -13,6 +13,7 @@
 #include "../../lib/log.h"
 #include "../hw/legacy.h"
 #include "../metrics.h"
+#include "../fork.h"
 #include "../snapshot.h"
 #include "../snapshot_seal.h"
 #include "../virtio/balloon.h"
@@ -262,6 +263,30 @@ out:
 	return ret;
 }
 
+/* One template per VMM, for its life; the VMM thread's, as every op. */
+static struct fork_template *template;
+
+static int op_template_make(void *vmm, const char *sock, struct kiln_error *err)
+{
+	if (template != NULL)
+		return kiln_error_set(err, EALREADY, "already a template");
+	return fork_template_make(vmm, sock, &template, err);
+}
+
+static int op_fork(void *vmm, struct vm_config *cfg, const char *sock,
+		   struct kiln_error *err)
+{
+	if (check_devices(cfg, err) < 0)
+		return -1;
+	return fork_load(vmm, cfg, sock, err);
+}
+
+void vm_ops_stop(void)
+{
+	fork_template_stop(template);
+	template = NULL;
+}
+
 const struct api_ops vm_api_ops = {
 	.boot = op_boot,
 	.pause = op_pause,
@@ -280,6 +305,8 @@ const struct api_ops vm_api_ops = {
 	.balloon_set_interval = op_balloon_set_interval,
 	.snapshot_create = op_snapshot_create,
 	.snapshot_load = op_snapshot_load,
+	.template_make = op_template_make,
+	.fork = op_fork,
 };
 
 int vm_ops_apply_logger(const char *path, int level, bool show_level,

@@ -13,4 +13,7 @@ extern const struct api_ops vm_api_ops;
 int vm_ops_apply_logger(const char *path, int level, bool show_level,
 			bool show_origin, struct kiln_error *err);
 
+/* At exit: a template stops serving (its socket is removed). */
+void vm_ops_stop(void);
+
 #endif

@@ -257,6 +257,60 @@ static int blk_restore(struct virtio_dev *d, const void *state,
 	return 0;
 }
 
+/*
+ * A fork's drive: the template's guest probed a placeholder of the same
+ * slot (same id, read-write), the fork brings the container's file. The
+ * guest keeps the features it negotiated; the host keeps the fork's open
+ * mode, so a read-only file stays read-only (writes fail with EBADF: an
+ * I/O error in the guest). A new size is announced by blk_fork_resized.
+ */
+static int blk_fork_adopt(struct virtio_dev *d, const void *state,
+			  struct kiln_error *err)
+{
+	struct blk *b = d->priv;
+	const struct blk_state *s = state;
+	uint64_t known = VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) |
+			 VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) |
+			 VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) |
+			 VIRTIO_BIT(VIRTIO_BLK_F_FLUSH) |
+			 VIRTIO_BIT(VIRTIO_BLK_F_RO) |
+			 VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES) |
+			 VIRTIO_BIT(VIRTIO_BLK_F_DISCARD);
+
+	if (s->version != BLK_STATE_VERSION || s->reserved != 0 ||
+	    s->pad != 0 || (s->flags & ~(BLK_STATE_F_RO | BLK_STATE_F_DISCARD)))
+		return kiln_error_set(err, EINVAL,
+				      "blk state version %u flags 0x%x "
+				      "reserved %u/%u",
+				      s->version, s->flags, s->reserved,
+				      s->pad);
+	if (memcmp(s->id, b->id, BLK_ID_BYTES) != 0)
+		return kiln_error_set(err, EINVAL,
+				      "the template's drive is `%.20s`, not "
+				      "`%s`",
+				      s->id, b->id);
+	if (s->features & ~known)
+		return kiln_error_set(err, EINVAL,
+				      "drive %s: template features 0x%llx",
+				      b->id, (unsigned long long)s->features);
+	b->ops.features = s->features;
+	b->discard = b->discard &&
+		     (s->features & VIRTIO_BIT(VIRTIO_BLK_F_DISCARD));
+	b->fork_resized = s->capacity != b->capacity;
+	return 0;
+}
+
+void blk_fork_resized(struct virtio_dev *d)
+{
+	struct blk *b = d->priv;
+
+	virtio_dev_lock(d);
+	if (b->fork_resized)
+		virtio_dev_config_changed(d);
+	b->fork_resized = false;
+	virtio_dev_unlock(d);
+}
+
 static const struct virtio_ops blk_ops = {
 	.name = "blk",
 	.device_id = VIRTIO_ID_BLOCK,
@@ -271,6 +325,7 @@ static const struct virtio_ops blk_ops = {
 	.state_size = sizeof(struct blk_state),
 	.save = blk_save,
 	.restore = blk_restore,
+	.fork_adopt = blk_fork_adopt,
 };
 
 /* ---- drives ---- */

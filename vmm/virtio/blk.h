@@ -26,4 +26,11 @@ int blk_replace_backing(struct virtio_dev *d, const char *path,
 /* Capacity in 512-byte sectors (for tests and the API). */
 uint64_t blk_capacity(struct virtio_dev *d);
 
+/*
+ * After a fork's restore: a drive whose file is not the size of its
+ * template's slot tells the driver (a config-change interrupt, taken when
+ * the vCPUs run), which then reads the new capacity.
+ */
+void blk_fork_resized(struct virtio_dev *d);
+
 #endif

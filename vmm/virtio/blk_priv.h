@@ -88,7 +88,8 @@ struct blk {
 	char id[BLK_ID_BYTES + 1]; /* GET_ID answer, NUL padded */
 	char *drive_id;		   /* the whole id, for blk_lookup */
 	char *path;
-	bool read_only;
+	bool read_only;	   /* the host's open mode */
+	bool fork_resized; /* a fork's file differs in size from the slot's */
 	struct metrics_group *metrics; /* block_<drive id> */
 
 	pthread_mutex_t io_lock;

@@ -340,6 +340,10 @@ int virtio_dev_restore(struct virtio_dev *d, const struct virtio_dev_state *s,
 	if (!all_zero(s->pad, sizeof(s->pad)) || s->broken > 1)
 		return kiln_error_set(err, EINVAL, "virtio-%s: bad state",
 				      ops->name);
+	/* a fork's device first takes the features its template offered */
+	if (d->fork && ops->fork_adopt != NULL &&
+	    ops->fork_adopt(d, dev_state, err) < 0)
+		return kiln_error_wrap(err, "virtio-%s", ops->name);
 	if (virtio_check_status(d, s, err) < 0)
 		return kiln_error_wrap(err, "virtio-%s", ops->name);
 	features_ok = s->status & VIRTIO_CONFIG_S_FEATURES_OK;
@@ -370,7 +374,8 @@ int virtio_dev_restore(struct virtio_dev *d, const struct virtio_dev_state *s,
 					      "match the features",
 					      ops->name, i);
 	}
-	if (ops->state_size > 0 && ops->restore(d, dev_state, err) < 0)
+	if (ops->state_size > 0 && !(d->fork && ops->fork_adopt != NULL) &&
+	    ops->restore(d, dev_state, err) < 0)
 		return kiln_error_wrap(err, "virtio-%s", ops->name);
 
 	memcpy(d->queues, qs, ops->num_queues * sizeof(qs[0]));

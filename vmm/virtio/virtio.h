@@ -123,6 +123,16 @@ struct virtio_ops {
 	uint16_t (*held)(struct virtio_dev *d, unsigned int queue);
 	int (*restore)(struct virtio_dev *d, const void *state,
 		       struct kiln_error *err);
+	/*
+	 * Forks (d->fork): instead of restore. The state is the template's
+	 * device: what its guest saw (features, sizes) is taken from it,
+	 * what the host holds (files, their mode) stays the fork's own.
+	 * Validates all of the state; may change the offered features (the
+	 * restore checks the negotiated ones against them next). NULL: the
+	 * device restores as usual.
+	 */
+	int (*fork_adopt)(struct virtio_dev *d, const void *state,
+			  struct kiln_error *err);
 };
 
 struct virtio_dev {
@@ -136,6 +146,7 @@ struct virtio_dev {
 	uint32_t status;	  /* VIRTIO_CONFIG_S_* */
 	uint32_t config_generation;
 	bool broken;
+	bool fork; /* being restored from a template's state: fork_adopt */
 	struct virtq queues[VIRTIO_MAX_QUEUES];
 
 	/* set by the transport */

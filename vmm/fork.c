@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Templates and copy-on-write forks: see fork.h. */
+#include "fork.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../lib/cleanup.h"
+#include "../lib/log.h"
+#include "../lib/util.h"
+#include "evloop.h"
+#include "snapshot.h"
+#include "virtio/blk.h"
+#include "virtio/mmio.h"
+#include "vm.h"
+
+/* what a template's fds must be sealed against */
+#define FORK_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
+/* a fork waits this long for its template's answer */
+#define FORK_RECV_TIMEOUT_S 10
+
+/* Owner: the VMM thread (the event loop's callbacks and the API's). */
+struct fork_template {
+	struct evloop *loop;
+	struct evloop_entry *entry;
+	int listen_fd;
+	int state_fd;
+	int mem_fd;
+	uint64_t state_size;
+	uint64_t mem_size;
+	uint64_t forks;
+	char *path;
+};
+
+/* ---- the template ---------------------------------------------------- */
+
+/* A sealed memfd holding buf. */
+static int sealed_memfd(const char *name, const void *buf, size_t len,
+			struct kiln_error *err)
+{
+	cleanup_close int fd = memfd_create(name,
+					    MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return kiln_error_set(err, errno, "memfd_create");
+	if (util_pwrite_all(fd, buf, len, 0) < 0)
+		return kiln_error_set(err, errno, "write the template's state");
+	if (fcntl(fd, F_ADD_SEALS, FORK_SEALS | F_SEAL_SEAL) < 0)
+		return kiln_error_set(err, errno, "seal the template's state");
+	return steal_fd(&fd);
+}
+
+static int template_listen(const char *path, struct kiln_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	cleanup_close int fd = -1;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return kiln_error_set(err, ENAMETOOLONG,
+				      "template socket `%s`: longer than %zu "
+				      "bytes",
+				      path, sizeof(sa.sun_path) - 1);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return kiln_error_set(err, errno, "socket");
+	if (unlink(path) < 0 && errno != ENOENT)
+		return kiln_error_set(err, errno, "template socket `%s`", path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 128) < 0)
+		return kiln_error_set(err, errno, "template socket `%s`", path);
+	return steal_fd(&fd);
+}
+
+/* One fork asks: the hello and both fds, to our own uid (or root) only. */
+static void template_serve(struct fork_template *t, int conn)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	struct fork_hello hello = {
+		.version = FORK_VERSION,
+		.state_size = t->state_size,
+		.mem_size = t->mem_size,
+		.forks = t->forks,
+	};
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { &hello, sizeof(hello) };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.buf,
+		.msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	int fds[2] = { t->state_fd, t->mem_fd };
+
+	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
+	    (cred.uid != 0 && cred.uid != geteuid())) {
+		log_warn("template: a fork from uid %d refused",
+			 (int)cred.uid);
+		return;
+	}
+	memcpy(hello.magic, FORK_MAGIC, sizeof(hello.magic));
+	memset(u.buf, 0, sizeof(u.buf));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(c), fds, sizeof(fds));
+	if (sendmsg(conn, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(hello)) {
+		log_warn("template: send to a fork: %s", strerror(errno));
+		return;
+	}
+	t->forks++;
+}
+
+static void template_on_accept(void *opaque, uint32_t events)
+{
+	struct fork_template *t = opaque;
+
+	(void)events;
+	for (;;) {
+		int conn = accept4(t->listen_fd, NULL, NULL,
+				   SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (conn < 0) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("template: accept: %s",
+					 strerror(errno));
+			if (errno != EINTR && errno != ECONNABORTED)
+				return;
+			continue;
+		}
+		template_serve(t, conn);
+		close(conn);
+	}
+}
+
+int fork_template_make(struct vm *vm, const char *sock_path,
+		       struct fork_template **out, struct kiln_error *err)
+{
+	cleanup_free uint8_t *state = NULL;
+	struct fork_template *t;
+	size_t len = 0;
+	int mem_fd;
+
+	if (!vm->booted || !vm->paused)
+		return kiln_error_set(err, 0,
+				      "a template is made of a paused VM: "
+				      "PATCH /vm {\"state\": \"Paused\"} "
+				      "first");
+	if (vm->mem.private_map || vm->mem.fd < 0)
+		return kiln_error_set(err, EINVAL,
+				      "a restored VM cannot be a template: "
+				      "its RAM is a private mapping");
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return kiln_error_set(err, ENOMEM, "template");
+	t->listen_fd = t->state_fd = t->mem_fd = -1;
+	t->loop = &vm->loop;
+	if ((t->path = strdup(sock_path)) == NULL) {
+		kiln_error_set(err, ENOMEM, "template");
+		goto fail;
+	}
+	if (snapshot_state(vm, &state, &len, err) < 0)
+		goto fail;
+	t->state_size = len;
+	t->mem_size = vm->mem.size;
+	t->state_fd = sealed_memfd("kiln-template-state", state, len, err);
+	if (t->state_fd < 0)
+		goto fail;
+	t->listen_fd = template_listen(sock_path, err);
+	if (t->listen_fd < 0)
+		goto fail;
+	mem_fd = fcntl(vm->mem.fd, F_DUPFD_CLOEXEC, 0);
+	if (mem_fd < 0) {
+		kiln_error_set(err, errno, "dup the RAM memfd");
+		goto fail;
+	}
+	t->mem_fd = mem_fd;
+	/*
+	 * From here the VM is gone whatever happens: its RAM must be
+	 * unmapped (and KVM's hold on it dropped) before it can be sealed.
+	 */
+	vm_end(vm);
+	if (fcntl(t->mem_fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		kiln_error_set(err, errno, "seal the template's RAM");
+		goto fail;
+	}
+	t->entry = evloop_add(t->loop, t->listen_fd, EPOLLIN,
+			      template_on_accept, t, err);
+	if (t->entry == NULL)
+		goto fail;
+	log_info("template: %zu bytes of state, %llu MiB of RAM, forks on "
+		 "`%s`",
+		 len, (unsigned long long)(t->mem_size >> 20), sock_path);
+	*out = t;
+	return 0;
+fail:
+	fork_template_stop(t);
+	return -1;
+}
+
+uint64_t fork_template_count(const struct fork_template *t)
+{
+	return t->forks;
+}
+
+void fork_template_stop(struct fork_template *t)
+{
+	if (t == NULL)
+		return;
+	if (t->entry != NULL)
+		evloop_del(t->loop, t->entry);
+	if (t->listen_fd >= 0) {
+		close(t->listen_fd);
+		unlink(t->path);
+	}
+	if (t->state_fd >= 0)
+		close(t->state_fd);
+	if (t->mem_fd >= 0)
+		close(t->mem_fd);
+	free(t->path);
+	free(t);
+}
+
+/* ---- the fork ------------------------------------------------------- */
+
+static void close_rights(struct msghdr *msg)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL;
+	     c = CMSG_NXTHDR(msg, c)) {
+		size_t n;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			close(fd);
+		}
+	}
+}
+
+/* The hello and the two fds of the template on path. */
+static int fork_fetch(const char *path, struct fork_hello *hello, int *state_fd,
+		      int *mem_fd, struct kiln_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = FORK_RECV_TIMEOUT_S };
+	cleanup_close int fd = -1;
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { hello, sizeof(*hello) };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.buf,
+		.msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *c;
+	ssize_t n;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return kiln_error_set(err, ENAMETOOLONG,
+				      "template socket `%s`: too long", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return kiln_error_set(err, errno, "socket");
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return kiln_error_set(err, errno, "template `%s`", path);
+	do
+		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return kiln_error_set(err, errno, "template `%s`: receive",
+				      path);
+	c = CMSG_FIRSTHDR(&msg);
+	if (n != (ssize_t)sizeof(*hello) || (msg.msg_flags & MSG_CTRUNC) ||
+	    c == NULL || c->cmsg_level != SOL_SOCKET ||
+	    c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(2 * sizeof(int)) ||
+	    CMSG_NXTHDR(&msg, c) != NULL) {
+		close_rights(&msg);
+		return kiln_error_set(err, EPROTO,
+				      "template `%s`: not a template's "
+				      "answer",
+				      path);
+	}
+	memcpy(state_fd, CMSG_DATA(c), sizeof(int));
+	memcpy(mem_fd, CMSG_DATA(c) + sizeof(int), sizeof(int));
+	if (memcmp(hello->magic, FORK_MAGIC, sizeof(hello->magic)) != 0 ||
+	    hello->version != FORK_VERSION || hello->reserved != 0) {
+		close(*state_fd);
+		close(*mem_fd);
+		return kiln_error_set(err, EPROTO,
+				      "template `%s`: version %u, want %u",
+				      path, hello->version, FORK_VERSION);
+	}
+	return 0;
+}
+
+/* A memfd of size bytes that no one can write, grow or shrink. */
+static int check_sealed(int fd, uint64_t size, const char *what,
+			struct kiln_error *err)
+{
+	struct stat st;
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	if (seals < 0 || (seals & FORK_SEALS) != FORK_SEALS)
+		return kiln_error_set(err, EPERM,
+				      "the template's %s is not sealed "
+				      "against writes",
+				      what);
+	if (fstat(fd, &st) < 0)
+		return kiln_error_set(err, errno, "stat the template's %s",
+				      what);
+	if ((uint64_t)st.st_size != size)
+		return kiln_error_set(err, EINVAL,
+				      "the template's %s is %lld bytes, it "
+				      "announced %llu",
+				      what, (long long)st.st_size,
+				      (unsigned long long)size);
+	return 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0);
+}
+
+/* The fork's config must have the template's shape; its host sides are its own. */
+static int check_shape(const struct vm_config *c, const struct vm_config *t,
+		       struct kiln_error *err)
+{
+	if (c->vcpu_count != t->vcpu_count || c->mem_mib != t->mem_mib)
+		return kiln_error_set(err, EINVAL,
+				      "the template has %u vCPUs and %llu "
+				      "MiB, the fork %u and %llu",
+				      t->vcpu_count,
+				      (unsigned long long)t->mem_mib,
+				      c->vcpu_count,
+				      (unsigned long long)c->mem_mib);
+	if (c->ndrives != t->ndrives || c->nnets != t->nnets)
+		return kiln_error_set(err, EINVAL,
+				      "the template has %u drives and %u "
+				      "network interfaces, the fork %u and "
+				      "%u",
+				      t->ndrives, t->nnets, c->ndrives,
+				      c->nnets);
+	for (unsigned int i = 0; i < c->ndrives; i++)
+		if (!same_str(c->drives[i].id, t->drives[i].id) ||
+		    c->drives[i].root != t->drives[i].root)
+			return kiln_error_set(err, EINVAL,
+					      "drive %u is `%s` in the "
+					      "template, `%s` in the fork",
+					      i, t->drives[i].id,
+					      c->drives[i].id);
+	for (unsigned int i = 0; i < c->nnets; i++)
+		if (!same_str(c->nets[i].id, t->nets[i].id))
+			return kiln_error_set(err, EINVAL,
+					      "network interface %u is `%s` "
+					      "in the template, `%s` in the "
+					      "fork",
+					      i, t->nets[i].id, c->nets[i].id);
+	if (c->vsock.enabled != t->vsock.enabled ||
+	    c->vsock.cid != t->vsock.cid || c->entropy != t->entropy ||
+	    c->balloon.enabled != t->balloon.enabled)
+		return kiln_error_set(err, EINVAL,
+				      "the template's vsock (cid), entropy "
+				      "and balloon devices differ from the "
+				      "fork's");
+	return 0;
+}
+
+/* The template's boot source, for GET /vm/config. */
+static void take_boot_source(struct vm_config *c, struct vm_config *t)
+{
+	c->kernel_path = t->kernel_path;
+	c->initrd_path = t->initrd_path;
+	c->cmdline = t->cmdline;
+	t->kernel_path = t->initrd_path = t->cmdline = NULL;
+}
+
+int fork_load(struct vm *vm, struct vm_config *cfg, const char *sock_path,
+	      struct kiln_error *err)
+{
+	cleanup_free struct snap_image *img = calloc(1, sizeof(*img));
+	struct fork_hello hello;
+	struct vm_config tcfg;
+	int state_fd = -1, mem_fd = -1, ret = -1;
+	void *state = MAP_FAILED;
+
+	if (img == NULL)
+		return kiln_error_set(err, ENOMEM, "fork");
+	if (vm->cfg != cfg)
+		return kiln_error_set(err, EINVAL, "not this VM's config");
+	vm_config_init(&tcfg);
+	if (fork_fetch(sock_path, &hello, &state_fd, &mem_fd, err) < 0)
+		goto out;
+	if (hello.state_size == 0 || hello.state_size > SNAP_MAX_FILE) {
+		kiln_error_set(err, EINVAL, "template state of %llu bytes",
+			       (unsigned long long)hello.state_size);
+		goto out;
+	}
+	if (check_sealed(state_fd, hello.state_size, "state", err) < 0 ||
+	    check_sealed(mem_fd, hello.mem_size, "RAM", err) < 0)
+		goto out;
+	state = mmap(NULL, hello.state_size, PROT_READ, MAP_PRIVATE, state_fd,
+		     0);
+	if (state == MAP_FAILED) {
+		kiln_error_set(err, errno, "map the template's state");
+		goto out;
+	}
+	if (snap_parse(state, hello.state_size, img, err) < 0 ||
+	    snap_parse_config(img, &tcfg, err) < 0 ||
+	    check_shape(cfg, &tcfg, err) < 0)
+		goto out;
+	if (img->hdr.mem_size != hello.mem_size) {
+		kiln_error_set(err, EINVAL,
+			       "the template's RAM is %llu bytes, its state "
+			       "says %llu",
+			       (unsigned long long)hello.mem_size,
+			       (unsigned long long)img->hdr.mem_size);
+		goto out;
+	}
+	take_boot_source(cfg, &tcfg);
+	vm->fork = true;
+	ret = vm_restore(vm, img, steal_fd(&mem_fd), err);
+	if (ret < 0) {
+		vm->fork = false;
+		goto out;
+	}
+	for (unsigned int slot = 0; slot < VIRTIO_MMIO_SLOTS; slot++) {
+		struct virtio_dev *d = virtio_mmio_slot_dev(vm, slot);
+
+		if (d != NULL && d->ops->device_id == VIRTIO_ID_BLOCK)
+			blk_fork_resized(d);
+	}
+	log_info("forked from `%s` (fork %llu of it)", sock_path,
+		 (unsigned long long)hello.forks + 1);
+out:
+	if (ret < 0)
+		kiln_error_wrap(err, "fork of `%s`", sock_path);
+	if (state != MAP_FAILED)
+		munmap(state, hello.state_size);
+	if (state_fd >= 0)
+		close(state_fd);
+	if (mem_fd >= 0)
+		close(mem_fd);
+	vm_config_destroy(&tcfg);
+	return ret;
+}

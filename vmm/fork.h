@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Templates and copy-on-write forks.
+ *
+ * A template is a booted, paused VM made into two sealed memfds: its state
+ * file (snapshot.h's format, built in memory) and its RAM. Making it ends
+ * the template's own VM for good (vCPUs, devices, the KVM VM, its mapping
+ * of RAM), then seals the RAM against writes (F_SEAL_WRITE): no fork, and
+ * nobody who gets hold of the fd, can change what the next fork starts
+ * from. The template's process then only serves forks: each connection to
+ * its Unix socket (SOCK_SEQPACKET, from its own uid or root) gets one
+ * message, a struct fork_hello and both fds.
+ *
+ * A fork is a new kiln-vmm with a config of its own (the host side of its
+ * devices: drive files, TAPs, the vsock socket) in the template's shape:
+ * vCPUs, memory, and the same devices with the same ids in the same order.
+ * fork_load fetches the fds, checks them (sealed memfds of the sizes
+ * announced), parses the state as any state file (snap_parse: it is input
+ * from another process), checks the shape, and restores the VM over the
+ * template's RAM mapped MAP_PRIVATE: pages are shared until written.
+ * Devices take the template's guest-visible state and keep their own host
+ * side (virtio_ops.fork_adopt): a drive may bring a file of another size
+ * (the driver is told) or a read-only one (the host refuses writes).
+ *
+ * Everything here runs on the VMM thread.
+ */
+#ifndef KILN_VMM_FORK_H
+#define KILN_VMM_FORK_H
+
+#include <stdint.h>
+
+#include "../lib/error.h"
+#include "config.h"
+
+#define FORK_MAGIC   "KILNFORK"
+#define FORK_VERSION 1
+
+/* The one message a template sends, with the state and RAM fds. */
+struct fork_hello {
+	char magic[8];	    /* FORK_MAGIC, no NUL */
+	uint32_t version;   /* FORK_VERSION */
+	uint32_t reserved;  /* zero */
+	uint64_t state_size; /* bytes of the state memfd */
+	uint64_t mem_size;   /* bytes of the RAM memfd */
+	uint64_t forks;	     /* forks served before this one */
+};
+
+struct vm;
+struct fork_template;
+
+/*
+ * Make vm (booted, paused) a template served on sock_path (created; an
+ * existing socket there is replaced). On success the VM is gone and
+ * *out serves forks on vm's event loop until fork_template_stop; on
+ * failure the VM is as it was.
+ */
+int fork_template_make(struct vm *vm, const char *sock_path,
+		       struct fork_template **out, struct kiln_error *err);
+/* How many forks it served. */
+uint64_t fork_template_count(const struct fork_template *t);
+/* Stop serving: the socket is removed, the fds closed. */
+void fork_template_stop(struct fork_template *t);
+
+/*
+ * Restore vm (not booted; vm->cfg is cfg, already validated with
+ * vm_config_validate_fork) as a fork of the template serving sock_path.
+ * The vCPUs are left paused, as vm_restore leaves them. cfg takes the
+ * template's boot source (shown by GET /vm/config).
+ */
+int fork_load(struct vm *vm, struct vm_config *cfg, const char *sock_path,
+	      struct kiln_error *err);
+
+#endif
