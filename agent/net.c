@@ -172,11 +172,15 @@ static int check(const Kiln__Agent__V1__ConfigureNetworkRequest *req,
 	for (size_t i = 0; i < req->n_interfaces; i++) {
 		const Kiln__Agent__V1__NetInterface *in = req->interfaces[i];
 
-		if (in->mac.len != 6)
+		if (in->mac.len != 6 ||
+		    (in->current_mac.len != 0 && in->current_mac.len != 6))
 			return AGENT_FAIL(err, TTRPC_INVALID_ARGUMENT, 0,
 					  "interfaces[%zu]: a MAC of %zu "
 					  "bytes",
-					  i, in->mac.len);
+					  i,
+					  in->mac.len != 6
+						  ? in->mac.len
+						  : in->current_mac.len);
 		if (in->mtu < NET_MTU_MIN || in->mtu > NET_MTU_MAX)
 			return AGENT_FAIL(err, TTRPC_INVALID_ARGUMENT, 0,
 					  "interfaces[%zu]: MTU %u: the guest "
@@ -247,17 +251,26 @@ static int configure_one(int nl, int sk,
 {
 	struct ifreq ifr = { 0 };
 	char name[IFNAMSIZ];
-	int index = find_by_mac(sk, in->mac.data, name);
+	const uint8_t *now = in->current_mac.len == 6 ? in->current_mac.data
+						      : in->mac.data;
+	int index = find_by_mac(sk, now, name);
 	int res;
 
 	if (index == 0)
 		return AGENT_FAIL(err, TTRPC_NOT_FOUND, 0,
 				  "no interface with the MAC of %s "
 				  "(%02x:%02x:%02x:%02x:%02x:%02x)",
-				  in->name, in->mac.data[0], in->mac.data[1],
-				  in->mac.data[2], in->mac.data[3],
-				  in->mac.data[4], in->mac.data[5]);
+				  in->name, now[0], now[1], now[2], now[3],
+				  now[4], now[5]);
 	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	if (now != in->mac.data) {
+		ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+		memcpy(ifr.ifr_hwaddr.sa_data, in->mac.data, 6);
+		if (ioctl(sk, SIOCSIFHWADDR, &ifr) < 0)
+			return AGENT_FAIL(err, TTRPC_INTERNAL, errno,
+					  "%s (%s): set its MAC", name,
+					  in->name);
+	}
 	ifr.ifr_mtu = (int)in->mtu;
 	if (ioctl(sk, SIOCSIFMTU, &ifr) < 0)
 		return AGENT_FAIL(err, TTRPC_INVALID_ARGUMENT, errno,

@@ -68,6 +68,11 @@ int log_level_parse(const char *name)
 	return -1;
 }
 
+int log_fileno(void)
+{
+	return __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
+}
+
 int log_open(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);

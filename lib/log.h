@@ -41,6 +41,8 @@ int log_level_parse(const char *name);
  * to the new one.
  */
 int log_open(const char *path);
+/* The fd log lines go to (2 until log_open), for a caller closing fds. */
+int log_fileno(void);
 /* Use the log_* macros, which fill in the origin. */
 void log_msg(enum log_level level, const char *file, int line, const char *fmt,
 	     ...) __attribute__((format(printf, 4, 5)));

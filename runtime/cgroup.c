@@ -148,6 +148,11 @@ int cgroup_join(const struct oci_spec *spec, bool systemd,
 	return each_hierarchy(rel, true, err);
 }
 
+int cgroup_join_path(const char *rel, struct kiln_error *err)
+{
+	return each_hierarchy(rel, true, err);
+}
+
 void cgroup_remove(const struct oci_spec *spec, bool systemd)
 {
 	struct kiln_error err = { 0 };

@@ -98,6 +98,8 @@ struct vm_config {
 	char *cache_dir;		/* layer images (oci/layer.c) */
 	uint32_t vcpus, memory_mib;
 	uint32_t boot_timeout_s; /* until the agent answers */
+	bool templates;		 /* fork from warm templates (template.c) */
+	char *template_dir;	 /* NULL: <--root>/templates */
 };
 
 /* Defaults, then KILN_CONFIG or /etc/kiln/config.json when present. */
@@ -147,12 +149,17 @@ struct vm_plan {
 	char *nets[VM_NETS_MAX]; /* --net arguments (net.c) */
 	size_t n_nets;
 	const char *console; /* serial output file, NULL: none */
+	char *template_dir;  /* fork from the template there; NULL: boot */
 };
 
 struct vm {
 	pid_t pid; /* kiln-vmm, a child of the pid process */
 	uint64_t start;
 };
+
+#define VM_GUEST_CMDLINE                                         \
+	"console=ttyS0 reboot=k panic=1 pci=off nomodule quiet " \
+	"rdinit=/sbin/kiln-agent"
 
 /* Add a drive; the guest sees it as vm_drive_name(index). */
 int vm_plan_drive(struct vm_plan *p, const char *path, bool readonly,
@@ -164,6 +171,20 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err);
 /* Wait up to grace_ms for it to end, then SIGKILL; its wait status. */
 int vm_stop(struct vm *vm, unsigned int grace_ms);
 void vm_last_log_line(char *buf, size_t len);
+
+/* ---- warm templates (template.c) --------------------------------------- */
+
+/* A built template of p's shape: p->template_dir set, 0; else -1. */
+int template_pick(struct vm_plan *p, const char *root);
+/* The picked template did not serve: forget it (a new one may be built). */
+void template_forget(struct vm_plan *p);
+/* Build p's template in the background, out of the caller's cgroup and
+ * network namespace (host_netns: the runtime's), unless there is one. */
+void template_spawn(const struct vm_plan *p, const char *root, int host_netns);
+/* The MAC of a template's network interface i (a fork's until told). */
+void template_mac(size_t i, uint8_t mac[6]);
+int verb_templates(const struct kiln_cli *cli, int argc, char **argv,
+		   struct kiln_error *err);
 
 /* ---- requests to the agent (request.c, rootfs.c) ----------------------- */
 
@@ -258,6 +279,8 @@ void stdio_resize(struct stdio_set *io, struct agent_client *c,
 /* Move the calling process into linux.cgroupsPath (made if needed). */
 int cgroup_join(const struct oci_spec *spec, bool systemd,
 		struct kiln_error *err);
+/* Move the caller into cgroup rel (made if missing) of every hierarchy. */
+int cgroup_join_path(const char *rel, struct kiln_error *err);
 /* Remove it once empty (delete). */
 void cgroup_remove(const struct oci_spec *spec, bool systemd);
 
@@ -276,6 +299,7 @@ struct net_iface {
 	int index, tap_index;
 	char name[16], tap[16];
 	uint8_t mac[6];
+	uint8_t now_mac[6]; /* a fork's: its template's, until set to mac */
 	uint32_t mtu;
 	bool has_qdisc;
 };
@@ -300,9 +324,10 @@ struct net_plan {
  */
 int net_setup(struct net_plan *np, const char *id, struct vm_plan *plan,
 	      struct kiln_error *err);
-/* ConfigureNetwork, when there is an interface. */
+/* ConfigureNetwork, when there is an interface; a fork's interfaces
+ * still have their template's MACs. */
 int net_configure_guest(struct net_plan *np, struct agent_client *c,
-			struct kiln_error *err);
+			bool forked, struct kiln_error *err);
 /* Remove the TAPs and qdiscs net_setup made (the pid process). */
 void net_teardown(struct net_plan *np);
 void net_plan_free(struct net_plan *np);

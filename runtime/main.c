@@ -26,6 +26,8 @@ static const struct {
 	{ "spec", verb_spec, "write a default config.json into a bundle" },
 	{ "start", verb_start, "start a created container's process" },
 	{ "state", verb_state, "print a container's OCI state as JSON" },
+	{ "templates", verb_templates,
+	  "list the warm templates (--rm: remove them)" },
 	{ "update", verb_update, "change a running container's limits" },
 };
 

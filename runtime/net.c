@@ -293,10 +293,17 @@ out:
 }
 
 int net_configure_guest(struct net_plan *np, struct agent_client *c,
-			struct kiln_error *err)
+			bool forked, struct kiln_error *err)
 {
 	if (np->n == 0)
 		return 0;
+	for (size_t i = 0; i < np->req.n_interfaces; i++) {
+		Kiln__Agent__V1__NetInterface *in = np->req.interfaces[i];
+
+		template_mac(i, np->ifs[i].now_mac);
+		in->current_mac.data = forked ? np->ifs[i].now_mac : NULL;
+		in->current_mac.len = forked ? 6 : 0;
+	}
 	return agent_configure_network(c, &np->req, err);
 }
 

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -438,6 +439,32 @@ static int agent_up(struct sup *s, struct kiln_error *err)
 	}
 }
 
+/* Start the VM (forked when s->plan names a template), up to its agent. */
+static int vm_up(struct sup *s, struct kiln_error *err)
+{
+	unlink(VM_VSOCK);
+	if (vm_start(&s->plan, &s->vm, err) < 0)
+		return -1;
+	s->t[T_VMM] = util_now_ns();
+	s->st.vmm_pid = s->vm.pid;
+	s->st.vmm_start = s->vm.start;
+	save(s, CONTAINER_CREATING);
+	if (agent_up(s, err) == 0)
+		return 0;
+	vm_stop(&s->vm, 0);
+	return -1;
+}
+
+/* Fresh bytes for the guest's RNG (a fork's would repeat its template's). */
+static int reseed(struct agent_client *c, struct kiln_error *err)
+{
+	uint8_t seed[64];
+
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		return kiln_error_set(err, errno, "getrandom");
+	return agent_reseed(c, seed, sizeof(seed), err);
+}
+
 static int create_container(struct sup *s, struct kiln_error *err)
 {
 	const struct oci_spec *spec = s->a->spec;
@@ -447,6 +474,7 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	Kiln__Agent__V1__Rootfs rootfs;
 	struct agent_request r = { 0 };
 	struct timespec now;
+	bool forked;
 	int res = -1;
 
 	s->plan.conf = s->a->conf;
@@ -461,18 +489,28 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	    request_resources(&r, spec, &req, err) < 0)
 		goto out;
 	s->t[T_ROOTFS] = util_now_ns();
-	if (vm_start(&s->plan, &s->vm, err) < 0)
-		goto out;
-	s->t[T_VMM] = util_now_ns();
-	s->st.vmm_pid = s->vm.pid;
-	s->st.vmm_start = s->vm.start;
-	save(s, CONTAINER_CREATING);
-	if (agent_up(s, err) < 0)
-		goto out;
+	forked = template_pick(&s->plan, s->a->cli->root) == 0;
+	if (vm_up(s, err) < 0) {
+		if (!forked)
+			goto out;
+		/* the template did not serve: boot cold, build a new one */
+		log_warn("fork of %s: %s; booting cold", s->plan.template_dir,
+			 err->msg);
+		memset(err, 0, sizeof(*err));
+		template_forget(&s->plan);
+		forked = false;
+		if (vm_up(s, err) < 0)
+			goto out;
+	}
 	s->t[T_AGENT] = util_now_ns();
 	clock_gettime(CLOCK_REALTIME, &now);
+	/*
+	 * A fork's guest has its template's clock and random state: both
+	 * are renewed before anything of the container runs.
+	 */
 	if (agent_set_time(s->agent, now.tv_sec, now.tv_nsec, err) < 0 ||
-	    net_configure_guest(&s->net, s->agent, err) < 0)
+	    reseed(s->agent, err) < 0 ||
+	    net_configure_guest(&s->net, s->agent, forked, err) < 0)
 		goto out;
 	req.container_id = KILN_GUEST_ID;
 	req.process = &proc;
@@ -487,6 +525,9 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	}
 	res = agent_create_container(s->agent, &req, err);
 	s->t[T_CREATED] = util_now_ns();
+	/* the next container of this shape forks */
+	if (res == 0 && !forked)
+		template_spawn(&s->plan, s->a->cli->root, s->host_netns);
 out:
 	agent_request_free(&r);
 	return res;

@@ -4,14 +4,15 @@
  * as working directory, so the sockets kiln-vmm makes there have short
  * relative names whatever --root is (a Unix socket path holds 107 bytes).
  *
- * vm_start() is the one place a VM comes from. Today it boots one cold:
- * kiln-vmm, the guest kernel and the agent as the initramfs's init. The
- * fork issue (#13) adds a second source behind the same call: a
- * copy-on-write fork of a booted template, which hands back the same
- * struct vm (a process, its vsock socket) with the agent already up.
+ * vm_start() is the one place a VM comes from: a copy-on-write fork of a
+ * warm template when the plan names one (template.c; kiln-vmm
+ * --fork-from, the agent already up), else a cold boot (kiln-vmm, the
+ * guest kernel and the agent as the initramfs's init). Either way the
+ * caller gets a process and its vsock socket.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +25,7 @@
 #include "../oci/container.h"
 #include "kiln.h"
 
-#define GUEST_CMDLINE                                            \
-	"console=ttyS0 reboot=k panic=1 pci=off nomodule quiet " \
-	"rdinit=/sbin/kiln-agent"
-#define ARGV_MAX (32 + 2 * VM_DRIVES_MAX + 2 * VM_NETS_MAX)
+#define ARGV_MAX (32 + 4 * VM_DRIVES_MAX + 2 * VM_NETS_MAX)
 
 int vm_plan_drive(struct vm_plan *p, const char *path, bool readonly,
 		  struct kiln_error *err)
@@ -53,6 +51,8 @@ void vm_plan_clear(struct vm_plan *p)
 	for (size_t i = 0; i < p->n_nets; i++)
 		free(p->nets[i]);
 	p->n_nets = 0;
+	free(p->template_dir);
+	p->template_dir = NULL;
 }
 
 /* The guest's name for drive i: virtio-mmio devices probe in order. */
@@ -82,7 +82,8 @@ static void child(char **argv, int log_fd, const struct confine *confine)
 
 int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 {
-	char vcpus[16], mem[16];
+	char vcpus[16], mem[16], sock[PATH_MAX];
+	char slots[VM_DRIVES_MAX][PATH_MAX + 32];
 	char *argv[ARGV_MAX];
 	cleanup_close int log_fd = -1;
 	size_t n = 0;
@@ -91,12 +92,18 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 	snprintf(vcpus, sizeof(vcpus), "%u", p->conf->vcpus);
 	snprintf(mem, sizeof(mem), "%u", p->conf->memory_mib);
 	argv[n++] = p->conf->vmm;
-	argv[n++] = "--kernel";
-	argv[n++] = p->conf->kernel;
-	argv[n++] = "--initrd";
-	argv[n++] = p->conf->initramfs;
-	argv[n++] = "--cmdline";
-	argv[n++] = GUEST_CMDLINE;
+	if (p->template_dir != NULL) {
+		snprintf(sock, sizeof(sock), "%s/fork.sock", p->template_dir);
+		argv[n++] = "--fork-from";
+		argv[n++] = sock;
+	} else {
+		argv[n++] = "--kernel";
+		argv[n++] = p->conf->kernel;
+		argv[n++] = "--initrd";
+		argv[n++] = p->conf->initramfs;
+		argv[n++] = "--cmdline";
+		argv[n++] = VM_GUEST_CMDLINE;
+	}
 	argv[n++] = "--vcpus";
 	argv[n++] = vcpus;
 	argv[n++] = "--mem";
@@ -104,6 +111,14 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 	for (size_t i = 0; i < p->n_drives; i++) {
 		argv[n++] = "--drive";
 		argv[n++] = p->drives[i];
+	}
+	/* a fork fills the template's other slots with its placeholder */
+	for (size_t i = p->n_drives;
+	     p->template_dir != NULL && i < VM_DRIVES_MAX; i++) {
+		snprintf(slots[i], sizeof(slots[i]),
+			 "id=d%zu,path=%s/slot.img,ro", i, p->template_dir);
+		argv[n++] = "--drive";
+		argv[n++] = slots[i];
 	}
 	for (size_t i = 0; i < p->n_nets; i++) {
 		argv[n++] = "--net";

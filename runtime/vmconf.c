@@ -8,7 +8,9 @@
  * build/guest/) works too. /etc/kiln/config.json (or $KILN_CONFIG)
  * overrides them:
  *   { "vmm": PATH, "kernel": PATH, "initramfs": PATH, "cache_dir": PATH,
- *     "vcpus": N, "memory_mib": N, "boot_timeout_s": N }
+ *     "vcpus": N, "memory_mib": N, "boot_timeout_s": N,
+ *     "templates": BOOL (default true: fork from warm templates),
+ *     "template_dir": PATH (default <--root>/templates) }
  * and a container's annotations io.kiln.vcpus / io.kiln.memory_mib size
  * its own VM. linux.resources sizes it first: the memory limit plus
  * KILN_MEM_OVERHEAD_MIB for the guest kernel and agent, a CPU quota
@@ -34,6 +36,7 @@ void vm_config_clear(struct vm_config *c)
 	free(c->kernel);
 	free(c->initramfs);
 	free(c->cache_dir);
+	free(c->template_dir);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -87,6 +90,7 @@ static int defaults(struct vm_config *c, struct kiln_error *err)
 	c->vcpus = 1;
 	c->memory_mib = KILN_DEFAULT_MEM_MIB;
 	c->boot_timeout_s = 120;
+	c->templates = true;
 	if (c->vmm == NULL || c->kernel == NULL || c->initramfs == NULL ||
 	    c->cache_dir == NULL)
 		return kiln_error_set(err, ENOMEM, "vm config");
@@ -157,7 +161,11 @@ int vm_config_load(struct vm_config *c, struct kiln_error *err)
 	    set_uint(root, "vcpus", KILN_MAX_VCPUS, &c->vcpus, err) < 0 ||
 	    set_uint(root, "memory_mib", KILN_MAX_MEM_MIB, &c->memory_mib,
 		     err) < 0 ||
-	    set_uint(root, "boot_timeout_s", 3600, &c->boot_timeout_s, err) < 0)
+	    set_uint(root, "boot_timeout_s", 3600, &c->boot_timeout_s, err) <
+		    0 ||
+	    json_bool(json_get(root, "templates"), "templates", &c->templates,
+		      err) < 0 ||
+	    set_path(root, "template_dir", &c->template_dir, err) < 0)
 		res = kiln_error_wrap(err, "%s", path);
 	yajl_tree_free(root);
 	return res;

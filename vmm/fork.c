@@ -46,8 +46,8 @@ struct fork_template {
 static int sealed_memfd(const char *name, const void *buf, size_t len,
 			struct kiln_error *err)
 {
-	cleanup_close int fd = memfd_create(name,
-					    MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	cleanup_close int fd =
+		memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
 	if (fd < 0)
 		return kiln_error_set(err, errno, "memfd_create");
@@ -107,8 +107,7 @@ static void template_serve(struct fork_template *t, int conn)
 
 	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
 	    (cred.uid != 0 && cred.uid != geteuid())) {
-		log_warn("template: a fork from uid %d refused",
-			 (int)cred.uid);
+		log_warn("template: a fork from uid %d refused", (int)cred.uid);
 		return;
 	}
 	memcpy(hello.magic, FORK_MAGIC, sizeof(hello.magic));
@@ -454,8 +453,10 @@ int fork_load(struct vm *vm, struct vm_config *cfg, const char *sock_path,
 		if (d != NULL && d->ops->device_id == VIRTIO_ID_BLOCK)
 			blk_fork_resized(d);
 	}
-	log_info("forked from `%s` (fork %llu of it)", sock_path,
-		 (unsigned long long)hello.forks + 1);
+	log_info("forked from `%s` (fork %llu of it), %llu us after the "
+		 "VMM started",
+		 sock_path, (unsigned long long)hello.forks + 1,
+		 (unsigned long long)((util_now_ns() - vm->start_ns) / 1000));
 out:
 	if (ret < 0)
 		kiln_error_wrap(err, "fork of `%s`", sock_path);

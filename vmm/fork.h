@@ -37,9 +37,9 @@
 
 /* The one message a template sends, with the state and RAM fds. */
 struct fork_hello {
-	char magic[8];	    /* FORK_MAGIC, no NUL */
-	uint32_t version;   /* FORK_VERSION */
-	uint32_t reserved;  /* zero */
+	char magic[8];	     /* FORK_MAGIC, no NUL */
+	uint32_t version;    /* FORK_VERSION */
+	uint32_t reserved;   /* zero */
 	uint64_t state_size; /* bytes of the state memfd */
 	uint64_t mem_size;   /* bytes of the RAM memfd */
 	uint64_t forks;	     /* forks served before this one */

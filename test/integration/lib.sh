@@ -78,23 +78,29 @@ skip() { # REASON
 
 # The pids of the kiln-vmm processes this run started (and that still run):
 # their command is kiln-vmm and their environment holds our KILN_IT_RUN.
+# Warm templates (KILN_TEMPLATE=1, runtime/template.c) outlive the
+# containers that had them built: listed with `own_vmms all` only.
 own_vmms() {
 	for d in /proc/[0-9]*; do
 		[ "$(cat "$d/comm" 2>/dev/null)" = kiln-vmm ] || continue
-		tr '\0' '\n' <"$d/environ" 2>/dev/null |
-			grep -qxF "KILN_IT_RUN=$KILN_IT_RUN" && echo "${d#/proc/}"
+		env=$(tr '\0' '\n' <"$d/environ" 2>/dev/null)
+		printf '%s\n' "$env" | grep -qxF "KILN_IT_RUN=$KILN_IT_RUN" || continue
+		[ "${1:-}" = all ] || ! printf '%s\n' "$env" | grep -qxF KILN_TEMPLATE=1 ||
+			continue
+		echo "${d#/proc/}"
 	done
 }
 
 # SIGKILL this run's kiln-vmm processes, by pid; true if there were any.
+# With `all`, templates too.
 kill_own_vmms() {
-	pids=$(own_vmms)
+	pids=$(own_vmms "${1:-}")
 	[ -n "$pids" ] || return 1
 	# shellcheck disable=SC2086 # one pid per word
 	kill -9 $pids 2>/dev/null
 	# gone once they are no longer listed (reaped, or zombies)
 	for _ in $(seq 50); do
-		[ -n "$(own_vmms)" ] || break
+		[ -n "$(own_vmms "${1:-}")" ] || break
 		sleep 0.1
 	done
 	return 0

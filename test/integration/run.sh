@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.." || exit 2
 TOP=$PWD
 export TOP
 T=$(mktemp -d /tmp/kiln-it.XXXXXX)
-trap 'kill_own_vmms || :; rm -rf "$T"' EXIT
+trap 'kill_own_vmms all || :; rm -rf "$T"' EXIT
 . test/integration/lib.sh
 
 if [ ! -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then

@@ -26,12 +26,22 @@ kiln_fail() {
 	return 1
 }
 
-# A test starts with no container of an earlier (failed) one around.
+# A test starts with no container of an earlier (failed) one around. The
+# warm templates stay (runtime/template.c): later containers fork them.
 kiln_reset() {
 	for d in "$KROOT"/*; do
+		[ "${d##*/}" = templates ] && continue
 		[ -d "$d" ] && "$KILN" --root "$KROOT" delete --force "${d##*/}" >/dev/null 2>&1
 	done
-	rm -rf "$KROOT"
+	find "$KROOT" -mindepth 1 -maxdepth 1 ! -name templates -exec rm -rf {} + 2>/dev/null
+}
+
+# Processes with our --root on their command line, but template builders
+# (they outlive the container that started them).
+kiln_procs() {
+	for p in $(pgrep -f -- "--root $KROOT"); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = kiln-template ] || echo "$p"
+	done
 }
 
 # A bundle at $1 whose init runs the given shell command line: a busybox
@@ -74,13 +84,13 @@ kiln_wait_status() { # ID SECONDS STATUS
 # Nothing of the suite's containers may remain: state dirs, VMMs, pid
 # processes (their command line is kiln's with our root).
 kiln_nothing_left() {
-	[ -z "$(ls -A "$KROOT" 2>/dev/null)" ] ||
+	[ -z "$(ls -A "$KROOT" 2>/dev/null | grep -vx templates)" ] ||
 		{ fail "state left under --root: $(ls "$KROOT")"; return 1; }
 	for _ in $(seq 50); do
-		[ -z "$(own_vmms)" ] && ! pgrep -f -- "--root $KROOT" >/dev/null && return 0
+		[ -z "$(own_vmms)" ] && [ -z "$(kiln_procs)" ] && return 0
 		sleep 0.1
 	done
-	fail "processes left: $(own_vmms) $(pgrep -f -- "--root $KROOT")"
+	fail "processes left: $(own_vmms) $(kiln_procs)"
 }
 
 test_kiln_run_output_status_and_guest_kernel() {

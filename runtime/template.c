@@ -1,0 +1,559 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Warm templates: a container's VM forked from a booted guest instead of
+ * booted cold (kiln-vmm's templates and forks: vmm/fork.h).
+ *
+ * A template is one kiln-vmm per VM shape (kiln-vmm, kernel and
+ * initramfs files, vCPUs, memory, network interfaces), in
+ * <template_dir>/<hash of the shape>/:
+ *   key        the shape, as text (kiln templates shows it)
+ *   lock       held by the builder while it builds
+ *   slot.img   a sparse placeholder: every drive slot of the template
+ *   api.sock   the template VMM's API; vsock.sock its agent while built
+ *   fork.sock  once built: forks start here
+ *   pid        the template VMM's pid and start time
+ *   vmm.log
+ * It has VM_DRIVES_MAX drive slots, all read-write, and one interface per
+ * network interface of the shape (TAPs of its own network namespace,
+ * MACs TEMPLATE_MAC(i)); a fork fills the slots it needs with its
+ * container's files and the rest with the placeholder, read-only.
+ *
+ * The pid process of a container whose shape has no template boots cold,
+ * then starts a builder (template_spawn), a daemon of its own: out of the
+ * container's cgroup, network namespace and session, so the template
+ * outlives the container. The builder boots the template VM, waits for
+ * its agent, pauses it and makes it a template, then exits; the template
+ * VMM stays until `kiln templates --rm` or a signal. A template that died
+ * leaves a socket nobody serves: the fork fails, the container boots
+ * cold and a new template is built.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <inttypes.h>
+#include <dirent.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../lib/agent_client.h"
+#include "../lib/cleanup.h"
+#include "../lib/log.h"
+#include "../lib/nl.h"
+#include "../lib/util.h"
+#include "../oci/container.h"
+#include "kiln.h"
+
+#define TEMPLATE_SLOT_BYTES (64ULL << 30)
+#define TEMPLATE_SOCK	    "fork.sock"
+#define TEMPLATE_API	    "api.sock"
+#define TEMPLATE_VSOCK	    "vsock.sock"
+#define TEMPLATE_SLOT	    "slot.img"
+#define TEMPLATE_CGROUP	    "/kiln-templates"
+#define API_TIMEOUT_S	    120
+
+static void file_id(const char *path, char *out, size_t len)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		snprintf(out, len, "%s:missing", path);
+	else
+		snprintf(out, len, "%s:%llu:%lld.%09ld:%llu", path,
+			 (unsigned long long)st.st_ino,
+			 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+			 (unsigned long long)st.st_size);
+}
+
+/* The shape of plan's VM as text, and its directory. */
+static int template_key(const struct vm_plan *p, const char *root, char *key,
+			size_t keylen, char *dir, size_t dirlen)
+{
+	const struct vm_config *c = p->conf;
+	char vmm[PATH_MAX + 64], kernel[PATH_MAX + 64], initrd[PATH_MAX + 64];
+	const char *base = c->template_dir;
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	int n;
+
+	file_id(c->vmm, vmm, sizeof(vmm));
+	file_id(c->kernel, kernel, sizeof(kernel));
+	file_id(c->initramfs, initrd, sizeof(initrd));
+	n = snprintf(key, keylen,
+		     "vmm=%s\nkernel=%s\ninitramfs=%s\ncmdline=%s\n"
+		     "vcpus=%u\nmemory_mib=%u\nnets=%zu\ndrives=%d\n",
+		     vmm, kernel, initrd, VM_GUEST_CMDLINE, c->vcpus,
+		     c->memory_mib, p->n_nets, VM_DRIVES_MAX);
+	if (n < 0 || (size_t)n >= keylen)
+		return -1;
+	for (const char *k = key; *k != '\0'; k++)
+		h = (h ^ (uint8_t)*k) * 1099511628211ULL;
+	if (base != NULL)
+		n = snprintf(dir, dirlen, "%s/%016" PRIx64, base, h);
+	else
+		n = snprintf(dir, dirlen, "%s/templates/%016" PRIx64, root, h);
+	/* fork.sock must fit a Unix socket address */
+	if (n < 0 || (size_t)n + sizeof("/" TEMPLATE_SOCK) > 108)
+		return -1;
+	return 0;
+}
+
+static pid_t template_pid(int dirfd);
+static void remove_one(int dirfd, pid_t pid);
+
+int template_pick(struct vm_plan *p, const char *root)
+{
+	char key[4 * PATH_MAX], dir[PATH_MAX], sock[PATH_MAX + 16];
+	struct stat st;
+
+	if (!p->conf->templates || p->n_drives > VM_DRIVES_MAX ||
+	    template_key(p, root, key, sizeof(key), dir, sizeof(dir)) < 0)
+		return -1;
+	snprintf(sock, sizeof(sock), "%s/" TEMPLATE_SOCK, dir);
+	if (stat(sock, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return -1;
+	free(p->template_dir);
+	p->template_dir = strdup(dir);
+	return p->template_dir != NULL ? 0 : -1;
+}
+
+void template_forget(struct vm_plan *p)
+{
+	int fd;
+
+	if (p->template_dir == NULL)
+		return;
+	/* it did not serve: it goes, a builder may make a new one */
+	fd = open(p->template_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		remove_one(fd, template_pid(fd));
+		close(fd);
+	}
+	free(p->template_dir);
+	p->template_dir = NULL;
+}
+
+void template_mac(size_t i, uint8_t mac[6])
+{
+	static const uint8_t base[6] = { 0x02, 0x6b, 0x69, 0x6c, 0x6e, 0x00 };
+
+	memcpy(mac, base, 6);
+	mac[5] = (uint8_t)i;
+}
+
+/* ---- the template VMM's API: one request, its status ---------------- */
+
+static int api_call(const char *sock, const char *method, const char *path,
+		    const char *body, struct kiln_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = API_TIMEOUT_S };
+	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char req[1024], resp[512];
+	size_t got = 0;
+	int n, code;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return kiln_error_set(err, errno, "template API `%s`", sock);
+	n = snprintf(req, sizeof(req),
+		     "%s %s HTTP/1.1\r\nHost: localhost\r\n"
+		     "Content-Type: application/json\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+		     method, path, strlen(body), body);
+	if (n < 0 || (size_t)n >= sizeof(req) ||
+	    util_write_all(fd, req, (size_t)n) < 0)
+		return kiln_error_set(err, errno, "%s %s", method, path);
+	while (got < sizeof(resp) - 1) {
+		ssize_t r = read(fd, resp + got, sizeof(resp) - 1 - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	resp[got] = '\0';
+	if (sscanf(resp, "HTTP/1.1 %d", &code) != 1)
+		return kiln_error_set(err, EPROTO, "%s %s: no answer", method,
+				      path);
+	if (code / 100 != 2) {
+		char *b = strstr(resp, "\r\n\r\n");
+
+		return kiln_error_set(err, 0, "%s %s: %d %s", method, path,
+				      code, b != NULL ? b + 4 : "");
+	}
+	return 0;
+}
+
+/* ---- the builder ----------------------------------------------------- */
+
+/* Leave the container's cgroup, network namespace and session. */
+static int detach(int host_netns, struct kiln_error *err)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (host_netns >= 0 && setns(host_netns, CLONE_NEWNET) < 0)
+		return kiln_error_set(err, errno, "back to the host's network");
+	/* the template's TAPs are its own: they go with its namespace */
+	if (unshare(CLONE_NEWNET) < 0)
+		return kiln_error_set(err, errno, "network namespace");
+	/* out of the container's cgroup, which its engine removes */
+	if (cgroup_join_path(TEMPLATE_CGROUP, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int make_dirs(const char *dir, struct kiln_error *err)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s", dir);
+	for (char *s = p + 1; *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return kiln_error_set(err, errno, "mkdir `%s`", p);
+		*s = '/';
+	}
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		return kiln_error_set(err, errno, "mkdir `%s`", p);
+	return 0;
+}
+
+static pid_t spawn_vmm(const struct vm_plan *p, struct kiln_error *err)
+{
+	const struct vm_config *c = p->conf;
+	char vcpus[16], mem[16], drives[VM_DRIVES_MAX][64];
+	char nets[VM_NETS_MAX][96];
+	char *argv[64];
+	size_t n = 0;
+	int log_fd;
+	pid_t pid;
+
+	snprintf(vcpus, sizeof(vcpus), "%u", c->vcpus);
+	snprintf(mem, sizeof(mem), "%u", c->memory_mib);
+	argv[n++] = c->vmm;
+	argv[n++] = "--api-sock";
+	argv[n++] = TEMPLATE_API;
+	argv[n++] = "--kernel";
+	argv[n++] = c->kernel;
+	argv[n++] = "--initrd";
+	argv[n++] = c->initramfs;
+	argv[n++] = "--cmdline";
+	argv[n++] = VM_GUEST_CMDLINE;
+	argv[n++] = "--vcpus";
+	argv[n++] = vcpus;
+	argv[n++] = "--mem";
+	argv[n++] = mem;
+	for (int i = 0; i < VM_DRIVES_MAX; i++) {
+		snprintf(drives[i], sizeof(drives[i]),
+			 "id=d%d,path=" TEMPLATE_SLOT, i);
+		argv[n++] = "--drive";
+		argv[n++] = drives[i];
+	}
+	for (size_t i = 0; i < p->n_nets; i++) {
+		uint8_t m[6];
+		int index;
+
+		snprintf(nets[i], 16, "ktmpl%zu", i);
+		if (nl_tap_create(nets[i], &index, err) < 0)
+			return -1;
+		template_mac(i, m);
+		snprintf(nets[i], sizeof(nets[i]),
+			 "id=net%zu,tap=ktmpl%zu,mac=%02x:%02x:%02x:%02x:%02x:"
+			 "%02x",
+			 i, i, m[0], m[1], m[2], m[3], m[4], m[5]);
+		argv[n++] = "--net";
+		argv[n++] = nets[i];
+	}
+	argv[n++] = "--vsock";
+	argv[n++] = "cid=3,uds=" TEMPLATE_VSOCK;
+	argv[n++] = "--console";
+	argv[n++] = "/dev/null";
+	argv[n] = NULL;
+	log_fd = open(VM_LOG, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (log_fd < 0)
+		return kiln_error_set(err, errno, "open " VM_LOG);
+	pid = fork();
+	if (pid < 0) {
+		close(log_fd);
+		return kiln_error_set(err, errno, "fork kiln-vmm");
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null < 0 || dup2(null, 0) < 0 || dup2(log_fd, 1) < 0 ||
+		    dup2(log_fd, 2) < 0)
+			_exit(127);
+		/* marks it for kiln templates and the tests */
+		setenv("KILN_TEMPLATE", "1", 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(log_fd);
+	return pid;
+}
+
+static int write_pid(pid_t pid, struct kiln_error *err)
+{
+	cleanup_fclose FILE *f = fopen("pid.tmp", "we");
+
+	if (f == NULL ||
+	    fprintf(f, "%d %llu\n", (int)pid,
+		    (unsigned long long)proc_start_time(pid)) < 0 ||
+	    fflush(f) != 0 || rename("pid.tmp", "pid") < 0)
+		return kiln_error_set(err, errno, "template pid file");
+	return 0;
+}
+
+/* kiln-vmm's API socket answers (it starts the VM on InstanceStart). */
+static int api_up(struct kiln_error *err)
+{
+	for (int i = 0; i < 1000; i++) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		cleanup_close int fd =
+			socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		strcpy(sa.sun_path, TEMPLATE_API);
+		if (fd >= 0 &&
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return 0;
+		usleep(10000);
+	}
+	return kiln_error_set(err, ETIMEDOUT, "the template's API");
+}
+
+static int write_key(const char *key, struct kiln_error *err)
+{
+	cleanup_fclose FILE *f = fopen("key", "we");
+
+	if (f == NULL || fputs(key, f) < 0 || fflush(f) != 0)
+		return kiln_error_set(err, errno, "template key file");
+	return 0;
+}
+
+/* In the template's directory, lock held: boot it, make it a template. */
+static int build(const struct vm_plan *p, const char *key,
+		 struct kiln_error *err)
+{
+	cleanup_close int fd = -1;
+	struct agent_client *c;
+	pid_t pid;
+
+	unlink(TEMPLATE_SOCK);
+	unlink(TEMPLATE_VSOCK);
+	unlink(TEMPLATE_API);
+	unlink("pid");
+	if (write_key(key, err) < 0)
+		return -1;
+	fd = open(TEMPLATE_SLOT, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)TEMPLATE_SLOT_BYTES) < 0)
+		return kiln_error_set(err, errno, "template slot");
+	pid = spawn_vmm(p, err);
+	if (pid < 0)
+		return -1;
+	if (write_pid(pid, err) < 0 || api_up(err) < 0 ||
+	    api_call(TEMPLATE_API, "PUT", "/actions",
+		     "{\"action_type\": \"InstanceStart\"}", err) < 0)
+		goto fail;
+	c = agent_client_connect(
+		TEMPLATE_VSOCK,
+		agent_deadline_ms((uint64_t)p->conf->boot_timeout_s * 1000),
+		30ull * 1000000000, err);
+	if (c == NULL)
+		goto fail;
+	agent_client_free(c);
+	if (api_call(TEMPLATE_API, "PATCH", "/vm", "{\"state\": \"Paused\"}",
+		     err) < 0 ||
+	    api_call(TEMPLATE_API, "PUT", "/snapshot/template",
+		     "{\"socket_path\": \"" TEMPLATE_SOCK "\"}", err) < 0)
+		goto fail;
+	return 0;
+fail:
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	unlink("pid");
+	return -1;
+}
+
+void template_spawn(const struct vm_plan *p, const char *root, int host_netns)
+{
+	char key[4 * PATH_MAX], dir[PATH_MAX];
+	struct kiln_error err = { 0 };
+	cleanup_close int lock = -1;
+	pid_t pid;
+	int null, lfd;
+
+	if (!p->conf->templates ||
+	    template_key(p, root, key, sizeof(key), dir, sizeof(dir)) < 0)
+		return;
+	pid = fork();
+	if (pid < 0)
+		return;
+	if (pid > 0) {
+		waitpid(pid, NULL, 0);
+		return;
+	}
+	/* the intermediate child: a new session, and gone at once */
+	setsid();
+	if (fork() != 0)
+		_exit(0);
+	prctl(PR_SET_NAME, "kiln-template");
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+	}
+	if (detach(host_netns, &err) < 0)
+		goto out;
+	/*
+	 * Nothing of the container's stays open in the builder or the
+	 * template: an engine waits for the end of the container's stdio.
+	 */
+	lfd = log_fileno();
+	if (lfd > 3)
+		close_range(3, (unsigned int)lfd - 1, 0);
+	close_range(lfd >= 3 ? (unsigned int)lfd + 1 : 3, ~0U, 0);
+	if (make_dirs(dir, &err) < 0 || chdir(dir) < 0 ||
+	    log_open(VM_LOG_SUP) < 0)
+		goto out;
+	lock = open("lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* another builder has it, or it is built: nothing to do */
+	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0 ||
+	    access(TEMPLATE_SOCK, F_OK) == 0)
+		_exit(0);
+	if (build(p, key, &err) == 0) {
+		log_info("template built in %s", dir);
+		_exit(0);
+	}
+out:
+	log_error("template for %s: %s", dir, err.msg);
+	_exit(1);
+}
+
+/* ---- kiln templates [--rm] ------------------------------------------- */
+
+static pid_t template_pid(int dirfd)
+{
+	int fd = openat(dirfd, "pid", O_RDONLY | O_CLOEXEC);
+	cleanup_fclose FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	unsigned long long start;
+	int pid;
+
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	if (fscanf(f, "%d %llu", &pid, &start) != 2 || pid <= 0 ||
+	    proc_start_time(pid) != start)
+		return 0;
+	return pid;
+}
+
+static void show(int dirfd, const char *name, pid_t pid)
+{
+	int fd = openat(dirfd, "key", O_RDONLY | O_CLOEXEC);
+	char buf[4 * PATH_MAX];
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	bool served = faccessat(dirfd, TEMPLATE_SOCK, F_OK, 0) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	printf("%s %s pid=%d\n", name,
+	       pid > 0 && served ? "ready"
+	       : pid > 0	 ? "building"
+				 : "dead",
+	       (int)pid);
+	for (char *l = strtok(buf, "\n"); l != NULL; l = strtok(NULL, "\n"))
+		printf("  %s\n", l);
+}
+
+static void remove_one(int dirfd, pid_t pid)
+{
+	static const char *const files[] = { TEMPLATE_SOCK,  TEMPLATE_API,
+					     TEMPLATE_VSOCK, TEMPLATE_SLOT,
+					     "pid",	     "key",
+					     VM_LOG,	     VM_LOG_SUP,
+					     "lock",	     NULL };
+
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		for (int i = 0; i < 200 && kill(pid, 0) == 0; i++)
+			usleep(10000);
+	}
+	for (size_t i = 0; files[i] != NULL; i++)
+		unlinkat(dirfd, files[i], 0);
+}
+
+int verb_templates(const struct kiln_cli *cli, int argc, char **argv,
+		   struct kiln_error *err)
+{
+	struct vm_config conf;
+	char base[PATH_MAX];
+	bool rm = false;
+	DIR *d;
+	struct dirent *e;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--rm") == 0)
+			rm = true;
+		else
+			return kiln_error_set(err, 0,
+					      "templates: unknown argument "
+					      "`%s` (want --rm)",
+					      argv[i]);
+	}
+	if (vm_config_load(&conf, err) < 0)
+		return 1;
+	if (conf.template_dir != NULL)
+		snprintf(base, sizeof(base), "%s", conf.template_dir);
+	else
+		snprintf(base, sizeof(base), "%s/templates", cli->root);
+	vm_config_clear(&conf);
+	d = opendir(base);
+	if (d == NULL)
+		return errno == ENOENT
+			       ? 0
+			       : (kiln_error_set(err, errno, "`%s`", base), 1);
+	while ((e = readdir(d)) != NULL) {
+		int fd;
+		pid_t pid;
+
+		if (e->d_name[0] == '.')
+			continue;
+		fd = openat(dirfd(d), e->d_name,
+			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		pid = template_pid(fd);
+		if (rm) {
+			remove_one(fd, pid);
+			unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+		} else {
+			show(fd, e->d_name, pid);
+		}
+		close(fd);
+	}
+	closedir(d);
+	if (rm)
+		rmdir(base);
+	return 0;
+}
