@@ -267,17 +267,17 @@ static pid_t spawn_vmm(const struct vm_plan *p, struct kiln_error *err)
 		argv[n++] = drives[i];
 	}
 	for (size_t i = 0; i < p->n_nets; i++) {
+		char tap[16];
 		uint8_t m[6];
 		int index;
 
-		snprintf(nets[i], 16, "ktmpl%zu", i);
-		if (nl_tap_create(nets[i], &index, err) < 0)
+		snprintf(tap, sizeof(tap), "ktmpl%u", (unsigned int)i % 10);
+		if (nl_tap_create(tap, &index, err) < 0)
 			return -1;
 		template_mac(i, m);
 		snprintf(nets[i], sizeof(nets[i]),
-			 "id=net%zu,tap=ktmpl%zu,mac=%02x:%02x:%02x:%02x:%02x:"
-			 "%02x",
-			 i, i, m[0], m[1], m[2], m[3], m[4], m[5]);
+			 "id=net%zu,tap=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x",
+			 i, tap, m[0], m[1], m[2], m[3], m[4], m[5]);
 		argv[n++] = "--net";
 		argv[n++] = nets[i];
 	}

@@ -86,20 +86,31 @@ dm_until() { # SECONDS CODE
 	done
 }
 
-# The pids of processes still carrying this daemon's mark.
+# The pids of processes still carrying this daemon's mark, or working in
+# its folder (a warm template of conmon's runtime has no mark).
 dm_marked() {
 	[ -n "$DM_DIR" ] || return 0
 	for d in /proc/[0-9]*; do
 		[ "${d#/proc/}" = "$BASHPID" ] && continue
-		grep -qzxF "KILN_DM_RUN=$DM_DIR" "$d/environ" 2>/dev/null && echo "${d#/proc/}"
+		if grep -qzxF "KILN_DM_RUN=$DM_DIR" "$d/environ" 2>/dev/null; then
+			echo "${d#/proc/}"
+			continue
+		fi
+		case "$(readlink "$d/cwd" 2>/dev/null)" in
+		"$DM_DIR"/*) echo "${d#/proc/}" ;;
+		esac
 	done
 }
 
-# kiln-vmm processes of this run: lib.sh's mark or this daemon's.
-dm_vmms() {
+# kiln-vmm processes of this run: lib.sh's mark or this daemon's; warm
+# templates (KILN_TEMPLATE=1: they outlive containers) only with `all`.
+dm_vmms() { # [all]
 	for p in $(pgrep -x kiln-vmm); do
 		grep -qzxF -e "KILN_IT_RUN=$KILN_IT_RUN" -e "KILN_DM_RUN=$DM_DIR" \
-			"/proc/$p/environ" 2>/dev/null && echo "$p"
+			"/proc/$p/environ" 2>/dev/null || continue
+		[ "${1:-}" = all ] || ! grep -qzxF KILN_TEMPLATE=1 "/proc/$p/environ" ||
+			continue
+		echo "$p"
 	done
 }
 
@@ -309,4 +320,20 @@ dm_steps() { # PREFIX STEP...
 dm_log_tail() {
 	[ -n "$DM_DIR" ] && [ -f "$DM_DIR/daemon.log" ] || return 0
 	tail -n "${1:-15}" "$DM_DIR/daemon.log" | sed 's/^/    daemon| /'
+}
+
+# A warm template (runtime/template.c) is ready somewhere under $1 (an
+# engine's runtime --root): kiln templates says so.
+dm_template_ready() { # DIR
+	for t in $(find "$1" -maxdepth 5 -type d -name templates 2>/dev/null); do
+		"$DM_KILN" --root "${t%/templates}" templates 2>/dev/null | grep -q ' ready ' &&
+			return 0
+	done
+	return 1
+}
+
+# Container ID's VM was forked from a template: its kiln-vmm said so.
+dm_forked() { # ID
+	v=$(dm_vmm_of "$1" | head -n 1)
+	[ -n "$v" ] && grep -q "forked from" "/proc/$v/cwd/vmm.log" 2>/dev/null
 }

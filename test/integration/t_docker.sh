@@ -8,7 +8,7 @@
 DOCKER=/usr/bin/docker
 DOCKERD=/usr/sbin/dockerd
 DK_STEPS=${KILN_DOCKER_STEPS:-image output uname env_cwd user stdin tty tty_resize \
-exec kill stop rm readonly_rootfs ro_bind rw_bind_refused keep_writes stats}
+exec kill stop rm readonly_rootfs ro_bind rw_bind_refused keep_writes stats fork}
 
 dk() {
 	DOCKER_CONFIG=$DM_DIR/cli timeout -k 5 "$DM_LIMIT" "$DOCKER" \
@@ -30,6 +30,23 @@ dk_until_exited() { # NAME SECONDS
 }
 
 # ---- steps -----------------------------------------------------------------
+
+# The containers of the steps before had a template of their VM shape
+# built (the first one booted cold): the next one forks it and runs as
+# any, exec included.
+dk_fork() {
+	dm_kiln || return 0
+	dm_until 300 'dm_template_ready "$DM_DIR/exec"' ||
+		{ fail "no template under $DM_DIR/exec"; return 1; }
+	dk rm -f fk >/dev/null 2>&1
+	drun dkr -d --name fk "$DM_IMAGE" sleep 1000
+	dm_expect_rc 0 || return 1
+	id=$(dk inspect -f '{{.Id}}' fk)
+	dm_forked "$id" || { fail "fk's VM did not fork: $(dm_vmm_of "$id")"; dk rm -f fk >/dev/null 2>&1; return 1; }
+	drun dk exec fk sh -c 'echo in-a-fork'
+	dk rm -f fk >/dev/null 2>&1
+	dm_expect_rc 0 && dm_out_is in-a-fork
+}
 
 dk_image() {
 	dm_layer_tar "$T/dk-layer.tar" || { fail "cannot build the rootfs tar"; return 1; }

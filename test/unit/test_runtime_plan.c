@@ -49,6 +49,8 @@ static void test_config(void)
 	is_int(c.vcpus, 1, "default 1 vCPU");
 	is_int(c.memory_mib, KILN_DEFAULT_MEM_MIB, "default memory");
 	ok(strcmp(c.cache_dir, KILN_DEFAULT_CACHE) == 0, "default cache");
+	ok(c.templates && c.template_dir == NULL, "templates on by default, "
+						  "under --root");
 	vm_config_clear(&c);
 
 	snprintf(path, sizeof(path), "%s/conf.json", top);
@@ -64,6 +66,23 @@ static void test_config(void)
 	memset(&err, 0, sizeof(err));
 	ok(vm_config_check(&c, &err) < 0 && strstr(err.msg, "/k/vmlinux"),
 	   "a missing kernel is one error naming it: %s", err.msg);
+	vm_config_clear(&c);
+
+	write_file(path, "{\"templates\": false, \"template_dir\": \"/t\"}");
+	memset(&err, 0, sizeof(err));
+	ok(vm_config_load(&c, &err) == 0 && !c.templates &&
+		   strcmp(c.template_dir, "/t") == 0,
+	   "templates off, their folder moved: %s", err.msg);
+	vm_config_clear(&c);
+	write_file(path, "{\"templates\": \"yes\"}");
+	memset(&err, 0, sizeof(err));
+	ok(vm_config_load(&c, &err) < 0 && strstr(err.msg, "templates"),
+	   "templates must be a boolean: %s", err.msg);
+	vm_config_clear(&c);
+	write_file(path, "{\"template_dir\": \"t\"}");
+	memset(&err, 0, sizeof(err));
+	ok(vm_config_load(&c, &err) < 0 && strstr(err.msg, "template_dir"),
+	   "a relative template_dir refused: %s", err.msg);
 	vm_config_clear(&c);
 
 	write_file(path, "{\"kernel\": \"relative/vmlinux\"}");
