@@ -166,6 +166,16 @@ int vm_plan_drive(struct vm_plan *p, const char *path, bool readonly,
 		  struct kiln_error *err);
 void vm_plan_clear(struct vm_plan *p);
 void vm_drive_name(size_t i, char out[16]);
+/*
+ * kiln-vmm's flags for where c's VM comes from (a fork of fork_sock, or
+ * a boot of c's kernel) and its size, into argv (at most 10); b holds
+ * their numbers. Returns how many.
+ */
+struct vm_argv_buf {
+	char vcpus[16], mem[16];
+};
+size_t vm_argv_source(const struct vm_config *c, const char *fork_sock,
+		      struct vm_argv_buf *b, char **argv);
 /* Start the VM in the current directory; it dies with the caller. */
 int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err);
 /* Wait up to grace_ms for it to end, then SIGKILL; its wait status. */

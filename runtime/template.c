@@ -237,29 +237,17 @@ static int make_dirs(const char *dir, struct kiln_error *err)
 
 static pid_t spawn_vmm(const struct vm_plan *p, struct kiln_error *err)
 {
-	const struct vm_config *c = p->conf;
-	char vcpus[16], mem[16], drives[VM_DRIVES_MAX][64];
-	char nets[VM_NETS_MAX][96];
+	char drives[VM_DRIVES_MAX][64], nets[VM_NETS_MAX][96];
+	struct vm_argv_buf buf;
 	char *argv[64];
 	size_t n = 0;
 	int log_fd;
 	pid_t pid;
 
-	snprintf(vcpus, sizeof(vcpus), "%u", c->vcpus);
-	snprintf(mem, sizeof(mem), "%u", c->memory_mib);
-	argv[n++] = c->vmm;
+	argv[n++] = p->conf->vmm;
 	argv[n++] = "--api-sock";
 	argv[n++] = TEMPLATE_API;
-	argv[n++] = "--kernel";
-	argv[n++] = c->kernel;
-	argv[n++] = "--initrd";
-	argv[n++] = c->initramfs;
-	argv[n++] = "--cmdline";
-	argv[n++] = VM_GUEST_CMDLINE;
-	argv[n++] = "--vcpus";
-	argv[n++] = vcpus;
-	argv[n++] = "--mem";
-	argv[n++] = mem;
+	n += vm_argv_source(p->conf, NULL, &buf, argv + n);
 	for (int i = 0; i < VM_DRIVES_MAX; i++) {
 		snprintf(drives[i], sizeof(drives[i]),
 			 "id=d%d,path=" TEMPLATE_SLOT, i);

@@ -80,34 +80,46 @@ static void child(char **argv, int log_fd, const struct confine *confine)
 	_exit(127);
 }
 
-int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
+size_t vm_argv_source(const struct vm_config *c, const char *fork_sock,
+		      struct vm_argv_buf *b, char **argv)
 {
-	char vcpus[16], mem[16], sock[PATH_MAX];
-	char slots[VM_DRIVES_MAX][PATH_MAX + 32];
-	char *argv[ARGV_MAX];
-	cleanup_close int log_fd = -1;
 	size_t n = 0;
-	pid_t pid;
 
-	snprintf(vcpus, sizeof(vcpus), "%u", p->conf->vcpus);
-	snprintf(mem, sizeof(mem), "%u", p->conf->memory_mib);
-	argv[n++] = p->conf->vmm;
-	if (p->template_dir != NULL) {
-		snprintf(sock, sizeof(sock), "%s/fork.sock", p->template_dir);
+	snprintf(b->vcpus, sizeof(b->vcpus), "%u", c->vcpus);
+	snprintf(b->mem, sizeof(b->mem), "%u", c->memory_mib);
+	if (fork_sock != NULL) {
 		argv[n++] = "--fork-from";
-		argv[n++] = sock;
+		argv[n++] = (char *)fork_sock;
 	} else {
 		argv[n++] = "--kernel";
-		argv[n++] = p->conf->kernel;
+		argv[n++] = c->kernel;
 		argv[n++] = "--initrd";
-		argv[n++] = p->conf->initramfs;
+		argv[n++] = c->initramfs;
 		argv[n++] = "--cmdline";
 		argv[n++] = VM_GUEST_CMDLINE;
 	}
 	argv[n++] = "--vcpus";
-	argv[n++] = vcpus;
+	argv[n++] = b->vcpus;
 	argv[n++] = "--mem";
-	argv[n++] = mem;
+	argv[n++] = b->mem;
+	return n;
+}
+
+int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
+{
+	char sock[PATH_MAX];
+	char slots[VM_DRIVES_MAX][PATH_MAX + 32];
+	char *argv[ARGV_MAX];
+	struct vm_argv_buf buf;
+	cleanup_close int log_fd = -1;
+	size_t n = 0;
+	pid_t pid;
+
+	argv[n++] = p->conf->vmm;
+	if (p->template_dir != NULL)
+		snprintf(sock, sizeof(sock), "%s/fork.sock", p->template_dir);
+	n += vm_argv_source(p->conf, p->template_dir ? sock : NULL, &buf,
+			    argv + n);
 	for (size_t i = 0; i < p->n_drives; i++) {
 		argv[n++] = "--drive";
 		argv[n++] = p->drives[i];

@@ -29,6 +29,20 @@ dk_until_exited() { # NAME SECONDS
 	dm_until "$2" "[ \"\$(dk_state $1 Running)\" = false ]"
 }
 
+# Once a template is ready, start container NAME (sleeping) and check
+# that its VM is a fork; it is removed when that fails.
+dk_fork_start() { # NAME
+	dm_until 300 'dm_template_ready "$DM_DIR/exec"' ||
+		{ fail "no template under $DM_DIR/exec"; return 1; }
+	dk rm -f "$1" >/dev/null 2>&1
+	drun dkr -d --name "$1" "$DM_IMAGE" sleep 1000
+	dm_expect_rc 0 || return 1
+	dm_forked "$(dk inspect -f '{{.Id}}' "$1")" && return 0
+	fail "$1's VM did not fork"
+	dk rm -f "$1" >/dev/null 2>&1
+	return 1
+}
+
 # ---- steps -----------------------------------------------------------------
 
 # The containers of the steps before had a template of their VM shape
@@ -36,13 +50,7 @@ dk_until_exited() { # NAME SECONDS
 # any, exec included.
 dk_fork() {
 	dm_kiln || return 0
-	dm_until 300 'dm_template_ready "$DM_DIR/exec"' ||
-		{ fail "no template under $DM_DIR/exec"; return 1; }
-	dk rm -f fk >/dev/null 2>&1
-	drun dkr -d --name fk "$DM_IMAGE" sleep 1000
-	dm_expect_rc 0 || return 1
-	id=$(dk inspect -f '{{.Id}}' fk)
-	dm_forked "$id" || { fail "fk's VM did not fork: $(dm_vmm_of "$id")"; dk rm -f fk >/dev/null 2>&1; return 1; }
+	dk_fork_start fk || return 1
 	drun dk exec fk sh -c 'echo in-a-fork'
 	dk rm -f fk >/dev/null 2>&1
 	dm_expect_rc 0 && dm_out_is in-a-fork

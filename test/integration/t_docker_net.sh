@@ -88,14 +88,8 @@ echo down \$(sha256sum /tmp/down)"
 dkn_fork() {
 	dm_kiln || return 0
 	gw=$(dkn_host ip -4 -o addr show docker0 | awk '{print $4}' | cut -d/ -f1)
-	dm_until 300 'dm_template_ready "$DM_DIR/exec"' ||
-		{ fail "no template under $DM_DIR/exec"; return 1; }
-	dk rm -f fkn >/dev/null 2>&1
-	drun dkr -d --name fkn "$DM_IMAGE" sleep 1000
-	dm_expect_rc 0 || return 1
-	id=$(dk inspect -f '{{.Id}}' fkn)
+	dk_fork_start fkn || return 1
 	mac=$(dk inspect -f '{{.NetworkSettings.MacAddress}}' fkn)
-	dm_forked "$id" || { fail "fkn's VM did not fork"; dk rm -f fkn >/dev/null 2>&1; return 1; }
 	drun dk exec fkn sh -c "cat /sys/class/net/eth0/address; ping -c 1 -W 10 $gw >/dev/null && echo reached"
 	dk rm -f fkn >/dev/null 2>&1
 	dm_expect_rc 0 && dm_out_is "$mac" reached
