@@ -6,5 +6,5 @@ set -e
 grep -q . /sys/bus/virtio/drivers/virtio_balloon/virtio*/features
 /tools/memhog 300 10
 echo BALLOON-FREED
-sleep 20
+sleep 30
 echo "balloon_report done"
