@@ -160,12 +160,19 @@ static int api_call(const char *sock, const char *method, const char *path,
 	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	char req[1024], resp[512];
 	size_t got = 0;
-	int n, code;
+	int n, code, c;
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
 	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return kiln_error_set(err, errno, "template API `%s`", sock);
+	/* a kiln-vmm just spawned makes its socket a little later */
+	for (int i = 0;
+	     (c = connect(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 &&
+	     (errno == ENOENT || errno == ECONNREFUSED) && i < 1000;
+	     i++)
+		usleep(10000);
+	if (c < 0)
 		return kiln_error_set(err, errno, "template API `%s`", sock);
 	n = snprintf(req, sizeof(req),
 		     "%s %s HTTP/1.1\r\nHost: localhost\r\n"
@@ -309,23 +316,6 @@ static int write_pid(pid_t pid, struct kiln_error *err)
 	return 0;
 }
 
-/* kiln-vmm's API socket answers (it starts the VM on InstanceStart). */
-static int api_up(struct kiln_error *err)
-{
-	for (int i = 0; i < 1000; i++) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		cleanup_close int fd =
-			socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-		strcpy(sa.sun_path, TEMPLATE_API);
-		if (fd >= 0 &&
-		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return 0;
-		usleep(10000);
-	}
-	return kiln_error_set(err, ETIMEDOUT, "the template's API");
-}
-
 static int write_key(const char *key, struct kiln_error *err)
 {
 	cleanup_fclose FILE *f = fopen("key", "we");
@@ -355,7 +345,7 @@ static int build(const struct vm_plan *p, const char *key,
 	pid = spawn_vmm(p, err);
 	if (pid < 0)
 		return -1;
-	if (write_pid(pid, err) < 0 || api_up(err) < 0 ||
+	if (write_pid(pid, err) < 0 ||
 	    api_call(TEMPLATE_API, "PUT", "/actions",
 		     "{\"action_type\": \"InstanceStart\"}", err) < 0)
 		goto fail;

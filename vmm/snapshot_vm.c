@@ -606,13 +606,12 @@ int snapshot_state(struct vm *vm, uint8_t **out, size_t *outlen,
 		   struct kiln_error *err)
 {
 	struct snap_writer w = { 0 };
-	int ret;
+	int ret = -1;
 
-	ret = snap_build(vm, &w, err) < 0 ||
-			      snap_finish(&w, vm->vcpu_count, vm->mem.size, 0,
-					  out, outlen, err) < 0
-		      ? -1
-		      : 0;
+	if (snap_build(vm, &w, err) == 0 &&
+	    snap_finish(&w, vm->vcpu_count, vm->mem.size, 0, out, outlen,
+			err) == 0)
+		ret = 0;
 	snap_writer_destroy(&w);
 	return ret;
 }
