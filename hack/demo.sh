@@ -7,7 +7,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 kiln=$top/build/kiln
 work=$(mktemp -d /tmp/kiln-demo.XXXXXX)
-trap '"$kiln" --root "$work/state" delete --force demo >/dev/null 2>&1 || :; rm -rf "$work"' EXIT
+trap '"$kiln" --root "$work/state" delete --force demo >/dev/null 2>&1 || :; "$kiln" --root "$work/state" templates --rm >/dev/null 2>&1 || :; rm -rf "$work"' EXIT
 mkdir -p "$work/bundle/rootfs/bin" "$work/bundle/rootfs/tmp"
 cp /bin/busybox "$work/bundle/rootfs/bin/"
 "$work/bundle/rootfs/bin/busybox" --list | while read -r a; do
