@@ -40,13 +40,15 @@ dm_need() { # FILE...
 	done
 }
 
-# kiln, kiln-vmm and the guest where the contrib snippets look for them.
+# kiln, kiln's shim, kiln-vmm and the guest where the contrib snippets
+# look for them.
 # Inside the test bed the root is a throw-away overlay; elsewhere this is
 # `make install` as a user would run it.
 dm_install() {
 	dm_kiln || return 0
 	[ -x "$B/kiln" ] || { fail "$B/kiln missing (make all)"; return 1; }
 	if ! cmp -s "$B/kiln" "$DM_KILN" || ! cmp -s "$VMM" "$DM_PREFIX/bin/kiln-vmm" ||
+		! cmp -s "$B/containerd-shim-kiln-v2" "$DM_PREFIX/bin/containerd-shim-kiln-v2" ||
 		! cmp -s "$GUEST/agent.cpio" "$DM_PREFIX/share/kiln/initramfs"; then
 		make -s -C "$TOP" install PREFIX="$DM_PREFIX" >"$T/install.log" 2>&1 || {
 			fail "make install PREFIX=$DM_PREFIX failed"
