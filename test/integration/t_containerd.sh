@@ -1,19 +1,36 @@
-# containerd (Debian's containerd, runc shim io.containerd.runc.v2) runs
-# kiln: a private containerd whose config imports
-# contrib/containerd/config.toml as written (its CRI runtime "kiln" with
-# BinaryName), with root, state and socket in a tmpfs of its own. ctr does
-# not read CRI's runtimes, so ctr gets the snippet's BinaryName with
-# --runc-binary: the same option the CRI plugin hands the runc shim.
-# The shim's runtime root is its default, /run/containerd/runc/<namespace>.
+# containerd runs kiln two ways, each test with a private containerd whose
+# config imports contrib/containerd/config.toml as written, with root,
+# state and sockets in a tmpfs of its own:
+# - test_containerd_runs_kiln: containerd's runc shim (io.containerd.runc.v2)
+#   runs kiln, the snippet's CRI runtime "kiln" with BinaryName. ctr does
+#   not read CRI's runtimes, so ctr gets the snippet's BinaryName with
+#   --runc-binary: the same option the CRI plugin hands the runc shim. The
+#   shim's runtime root is its default, /run/containerd/runc/<namespace>.
+# - test_containerd_kiln_shim: kiln's own shim, containerd-shim-kiln-v2
+#   (io.containerd.kiln.v2, the snippet's runtime "kiln-vm"), which
+#   containerd finds on its PATH beside kiln in /usr/local/bin. It keeps
+#   kiln's state under /run/kiln/shim/<namespace> (kiln --root).
+# The same steps run against both (cdr picks the runtime from $CD_RT);
+# the shim's own (events, restart...) only against kiln's shim.
 
 . "$TOP/test/integration/daemons.sh"
 
 CONTAINERD=/usr/bin/containerd
 CTR=/usr/bin/ctr
+CD_SHIM=containerd-shim-kiln-v2
 CD_NS=kiln-it
 CD_IMG=docker.io/library/$DM_IMAGE
 CD_STEPS=${KILN_CONTAINERD_STEPS:-config image output uname env_cwd stdin tty \
 exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes metrics}
+# Not yet in kiln's shim, so not in its list (they would not pass): metrics
+# (ctr task metrics) and pause (ctr task pause / resume).
+CD_SHIM_STEPS=${KILN_CONTAINERD_SHIM_STEPS:-image output uname env_cwd stdin \
+tty exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes events \
+exec_events shim_gone restart kill9_shim}
+# Set by each test: ctr run's runtime options, and the folder where that
+# runtime keeps the state of our namespace's containers.
+CD_RT=
+CD_RTSTATE=
 
 cdctl() {
 	timeout -k 5 "$DM_LIMIT" "$CTR" --address "$DM_DIR/containerd.sock" \
@@ -30,14 +47,20 @@ cd_binary() {
 	fi
 }
 
-# ctr run through the runc shim with that binary
+# ctr run through the test's runtime
 cdr() {
-	cdctl run --runtime io.containerd.runc.v2 --runc-binary "$CD_BIN" "$@"
+	# shellcheck disable=SC2086 # CD_RT: options, one a word
+	cdctl run $CD_RT "$@"
 }
 
 # A task's status: RUNNING, STOPPED..., nothing without a task.
 cd_status() { # ID
 	cdctl task ls 2>/dev/null | awk -v id="$1" '$1 == id { print $3 }'
+}
+
+# A task's pid as containerd has it
+cd_pid() { # ID
+	cdctl task ls 2>/dev/null | awk -v id="$1" '$1 == id { print $2 }'
 }
 
 cd_gone() { # ID
@@ -47,7 +70,8 @@ cd_gone() { # ID
 
 # ---- steps -----------------------------------------------------------------
 
-# containerd took the snippet: its CRI runtime "kiln" names kiln.
+# containerd took the snippet: its CRI runtime "kiln" names kiln through
+# the runc shim, and "kiln-vm" is kiln's own shim.
 cd_config() {
 	drun timeout 60 "$CONTAINERD" --config "$DM_DIR/config.toml" config dump
 	dm_expect_rc 0 || return 1
@@ -55,6 +79,8 @@ cd_config() {
 		{ dm_fail "containerd's merged config has no kiln runtime with BinaryName $DM_KILN"; return 1; }
 	grep -A12 'runtimes\.kiln\]' "$T/dm.out" | grep -qF 'runtime_type = "io.containerd.runc.v2"' ||
 		{ dm_fail "the kiln runtime is not the runc shim"; return 1; }
+	grep -A12 'runtimes\.kiln-vm\]' "$T/dm.out" | grep -qF 'runtime_type = "io.containerd.kiln.v2"' ||
+		{ dm_fail "containerd's merged config has no kiln-vm runtime of type io.containerd.kiln.v2"; return 1; }
 	[ "$(cd_binary)" = "$CD_BIN" ] || fail "BinaryName is not $CD_BIN"
 }
 
@@ -104,7 +130,7 @@ cd_tty() {
 	sleep 120 >"$T/cd.tty" &
 	hold=$!
 	DM_IN=$T/cd.tty drun script -qec "stty rows 33 cols 111; timeout --foreground -k 5 60 $CTR --address $DM_DIR/containerd.sock \
---namespace $CD_NS run --runtime io.containerd.runc.v2 --runc-binary $CD_BIN --rm -t $CD_IMG tt \
+--namespace $CD_NS run $CD_RT --rm -t $CD_IMG tt \
 sh -c '$DM_TTY_CHECK'" /dev/null
 	kill "$hold" 2>/dev/null
 	wait "$hold" 2>/dev/null
@@ -157,7 +183,7 @@ cd_rm() {
 	dm_expect_rc 0 || return 1
 	cdctl container ls -q | grep -qx gone && { fail "ctr still lists it"; return 1; }
 	dm_until 30 '[ -z "$(dm_vmms)" ]'
-	dm_nothing_left gone "/run/containerd/runc/$CD_NS" "$DM_DIR/state"
+	dm_nothing_left gone "$CD_RTSTATE" "$DM_DIR/state"
 }
 
 cd_readonly_rootfs() {
@@ -214,27 +240,226 @@ cd_metrics() {
 	[ -n "$mem" ] && [ "$mem" != 0 ] || dm_fail "no non-zero memory usage"
 }
 
-# ---- the test --------------------------------------------------------------
+# ---- kiln's shim only ------------------------------------------------------
 
-cd_cleanup() {
-	if [ -n "$DM_DIR" ] && [ -S "$DM_DIR/containerd.sock" ]; then
-		for c in $(DM_LIMIT=30 cdctl container ls -q 2>/dev/null); do
-			DM_LIMIT=60 cd_gone "$c"
-		done
-		DM_LIMIT=30 cdctl images rm "$CD_IMG" >/dev/null 2>&1
-	fi
-	dm_stop 20
-	rm -rf "/run/containerd/runc/$CD_NS" 2>/dev/null
+# The shim server of container ID: its command line has -id ID (the
+# oldest such process, should it have children of its own).
+cd_shim_pid() { # ID
+	pgrep -o -f "$CD_SHIM.*-id $1( |\$)"
 }
 
-test_containerd_runs_kiln() {
-	dm_need "$CONTAINERD" "$CTR" /usr/bin/containerd-shim-runc-v2 /usr/bin/script || return 1
-	dm_install || return 1
-	CD_BIN=$(cd_binary)
-	[ -n "$CD_BIN" ] || { fail "no BinaryName in contrib/containerd/config.toml"; return 1; }
-	dm_mkdir containerd || return 1
-	trap cd_cleanup EXIT
-	cat >"$DM_DIR/config.toml" <<EOF
+# Shim sockets (containerd puts them there whatever its config says).
+cd_sockets() {
+	find /run/containerd/s -maxdepth 1 -type s 2>/dev/null | sort
+}
+
+# Mount points of container ID (its bundle's rootfs...): none once it is gone.
+cd_mounts_of() { # ID
+	awk -v id="$1" '$5 ~ "/" id "(/|$)" { print $5 }' /proc/self/mountinfo
+}
+
+# ctr events in the background into $T/cd-events (one line per event:
+# time, namespace, topic, the event as JSON), ready once it printed an
+# event of ours: a namespace label, nothing to do with a task.
+cd_events_start() {
+	: >"$T/cd-events"
+	timeout -k 5 600 "$CTR" --address "$DM_DIR/containerd.sock" --namespace "$CD_NS" \
+		events >"$T/cd-events" 2>&1 &
+	CD_EVPID=$!
+	dm_until 60 'cdctl namespaces label "$CD_NS" kiln-it-sync=$RANDOM && grep -q " /namespaces/update " "$T/cd-events"' ||
+		{ fail "ctr events printed no event within 60 s"; cd_events_stop; return 1; }
+}
+
+cd_events_stop() {
+	kill "$CD_EVPID" 2>/dev/null
+	wait "$CD_EVPID" 2>/dev/null
+}
+
+# The topics of the events whose line matches PATTERN (grep -E), in order.
+cd_topics() { # PATTERN
+	grep -E -- "$1" "$T/cd-events" |
+		awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\/[a-z]+\//) { print $i; next } }'
+}
+
+# Those topics include the given ones in this order (others may come between).
+cd_topics_in_order() { # PATTERN TOPIC...
+	pat=$1
+	shift
+	got=" $(cd_topics "$pat" | paste -sd' ') "
+	rest=$got
+	for want in "$@"; do
+		case "$rest" in
+		*" $want "*) rest=" ${rest#*" $want "}" ;;
+		*)
+			fail "events: no $want after the ones before it; want in order: $*; got:$got"
+			sed 's/^/      ev| /' "$T/cd-events" | tail -n 20
+			return 1
+			;;
+		esac
+	done
+	echo "      events:$got"
+}
+
+# A task's life as events: create, start, exit with its status, delete.
+cd_events() {
+	cd_gone ev
+	cd_events_start || return 1
+	drun cdr --rm "$CD_IMG" ev sh -c 'exit 3'
+	# the shim sends its events on their own: they may come after ctr ends
+	dm_until 30 'cd_topics "\"container_id\":\"ev\"" | grep -qx /tasks/delete'
+	cd_events_stop
+	dm_expect_rc 3 || return 1
+	cd_topics_in_order '"container_id":"ev"' /tasks/create /tasks/start /tasks/exit /tasks/delete ||
+		return 1
+	grep -E ' /tasks/exit .*"container_id":"ev"' "$T/cd-events" | grep -qF '"exit_status":3' || {
+		fail "no /tasks/exit event of ev with exit_status 3"
+		grep -F ' /tasks/' "$T/cd-events" | sed 's/^/      ev| /' | tail -n 10
+		return 1
+	}
+}
+
+# An exec's life as events: added, started, its exit (id: the exec's).
+cd_exec_events() {
+	cd_gone xe
+	drun cdr -d "$CD_IMG" xe sleep 1000
+	dm_expect_rc 0 || { cd_gone xe; return 1; }
+	cd_events_start || { cd_gone xe; return 1; }
+	drun cdctl task exec --exec-id xe1 xe sh -c 'exit 4'
+	dm_until 30 'cd_topics "\"(exec_id|id)\":\"xe1\"" | grep -qx /tasks/exit'
+	cd_events_stop
+	cd_gone xe
+	dm_expect_rc 4 || return 1
+	cd_topics_in_order '"(exec_id|id)":"xe1"' /tasks/exec-added /tasks/exec-started /tasks/exit ||
+		return 1
+	grep -E ' /tasks/exit .*"id":"xe1"' "$T/cd-events" | grep -qF '"exit_status":4' || {
+		fail "no /tasks/exit event of exec xe1 with exit_status 4"
+		grep -F ' /tasks/' "$T/cd-events" | sed 's/^/      ev| /' | tail -n 10
+		return 1
+	}
+	grep -qF '"container_id":"xe"' "$T/cd-events" ||
+		fail "the exec's events do not name container xe"
+}
+
+# A deleted task leaves no shim behind: no process, no socket, no VMM.
+# Its socket: the one new under /run/containerd/s while it runs, and the
+# one its bundle's address file names (containerd reads that file to
+# reconnect after a restart).
+cd_shim_gone() {
+	cd_gone sg
+	before=$(cd_sockets)
+	cdr --rm "$CD_IMG" sg sh -c 'sleep 10' </dev/null >"$T/cd-sg.out" 2>&1 &
+	rpid=$!
+	r=0
+	dm_until 90 '[ "$(cd_status sg)" = RUNNING ]' || { fail "task sg never ran"; r=1; }
+	seen=$(cd_shim_pid sg)
+	[ -n "$seen" ] || { fail "no $CD_SHIM process with -id sg while its task ran"; r=1; }
+	socks=$( (comm -13 <(printf '%s\n' "$before") <(cd_sockets)
+		sed -n 's|^unix://||p' "$DM_DIR/state/io.containerd.runtime.v2.task/$CD_NS/sg/address" 2>/dev/null) |
+		sed '/^$/d' | sort -u)
+	echo "      shim $seen, socket: ${socks:-none found}"
+	code=0
+	wait "$rpid" || code=$?
+	[ "$code" = 0 ] || { fail "ctr run exited $code, want 0"; sed 's/^/      | /' "$T/cd-sg.out"; r=1; }
+	[ "$r" = 0 ] || { cd_gone sg; return 1; }
+	dm_until 30 '[ -z "$(cd_shim_pid sg)" ]' ||
+		{ fail "$CD_SHIM of sg still running after ctr run --rm: $(ps -o pid=,args= -p "$(cd_shim_pid sg)")"; return 1; }
+	for sock in $socks; do
+		[ ! -e "$sock" ] || { fail "the shim's socket $sock is still there"; return 1; }
+	done
+	dm_until 30 '[ -z "$(dm_vmms)" ]' || { fail "kiln-vmm still running: $(dm_vmms)"; return 1; }
+	[ -z "$(cd_mounts_of sg)" ] || { fail "still mounted: $(cd_mounts_of sg | paste -sd' ')"; return 1; }
+	[ ! -e "$CD_RTSTATE/sg" ] || fail "$CD_RTSTATE/sg is still there"
+}
+
+# A task outlives containerd: stopped (SIGTERM) and started again on the
+# same config and state, it finds the task running, the same pid, and
+# can exec in it.
+cd_restart() {
+	cd_gone rs
+	drun cdr -d "$CD_IMG" rs sleep 1000
+	dm_expect_rc 0 || { cd_gone rs; return 1; }
+	dm_until 60 '[ "$(cd_status rs)" = RUNNING ]' || { fail "task rs never ran"; cd_gone rs; return 1; }
+	tpid=$(cd_pid rs)
+	shim=$(cd_shim_pid rs)
+	cd_down 30 || { fail "containerd did not stop within 30 s of SIGTERM"; return 1; }
+	[ -n "$(cd_shim_pid rs)" ] || { fail "the shim of rs ended with containerd"; cd_up; cd_gone rs; return 1; }
+	cd_up || return 1
+	r=0
+	st=$(cd_status rs)
+	[ "$st" = RUNNING ] || { fail "after containerd's restart, task rs is '$st', want RUNNING"; cdctl task ls | sed 's/^/      | /'; r=1; }
+	[ "$(cd_pid rs)" = "$tpid" ] || { fail "task rs had pid $tpid, now '$(cd_pid rs)'"; r=1; }
+	[ "$(cd_shim_pid rs)" = "$shim" ] || { fail "the shim of rs was $shim, now '$(cd_shim_pid rs)'"; r=1; }
+	drun cdctl task exec --exec-id r1 rs sh -c 'echo alive'
+	{ dm_expect_rc 0 && dm_out_is alive; } || r=1
+	drun cdctl task kill -s SIGKILL rs
+	dm_expect_rc 0 || r=1
+	dm_until 60 '[ "$(cd_status rs)" = STOPPED ]' || { fail "task rs not STOPPED after SIGKILL: '$(cd_status rs)'"; r=1; }
+	drun cdctl task rm rs
+	dm_expect_rc 0 || r=1
+	cd_gone rs
+	dm_until 30 '[ -z "$(dm_vmms)" ]' || { fail "kiln-vmm still running: $(dm_vmms)"; r=1; }
+	return $r
+}
+
+# The shim killed (SIGKILL) under a running task: containerd cleans up
+# through the shim binary's delete, and nothing of the container is left.
+# containerd may have removed the task on its own before ctr task rm -f
+# comes: "not found" then is its answer.
+cd_kill9_shim() {
+	cd_gone k9
+	drun cdr -d "$CD_IMG" k9 sleep 1000
+	dm_expect_rc 0 || { cd_gone k9; return 1; }
+	dm_until 60 '[ "$(cd_status k9)" = RUNNING ]' || { fail "task k9 never ran"; cd_gone k9; return 1; }
+	# its image's layers are in kiln's cache by now
+	DM_CACHE_BEFORE=$(dm_cache_list)
+	shim=$(cd_shim_pid k9)
+	[ -n "$shim" ] || { fail "no $CD_SHIM process with -id k9"; cd_gone k9; return 1; }
+	if dm_kiln && [ -z "$(dm_vmms)" ]; then
+		fail "no kiln-vmm while the task runs"
+		cd_gone k9
+		return 1
+	fi
+	kill -9 "$shim"
+	drun cdctl task rm -f k9
+	[ "$drc" = 0 ] || grep -q 'not found' "$T/dm.err" ||
+		{ dm_fail "ctr task rm -f: exit status $drc"; cd_gone k9; return 1; }
+	drun cdctl container rm k9
+	dm_expect_rc 0 || { cd_gone k9; return 1; }
+	dm_until 30 '[ -z "$(dm_vmms)" ]' || { fail "kiln-vmm still running after the shim's SIGKILL and rm: $(dm_vmms)"; return 1; }
+	# containerd cleans up after a dead shim on its own time
+	dm_until 30 '[ ! -e "$CD_RTSTATE/k9" ]' ||
+		{ fail "$CD_RTSTATE/k9 is still there: $(ls -A "$CD_RTSTATE/k9" | paste -sd' ')"; return 1; }
+	dm_until 30 '[ -z "$(cd_mounts_of k9)" ]' || { fail "still mounted: $(cd_mounts_of k9 | paste -sd' ')"; return 1; }
+	[ -z "$(cd_shim_pid k9)" ] || { fail "a $CD_SHIM with -id k9 is running again"; return 1; }
+	dm_nothing_left k9 "$CD_RTSTATE" "$DM_DIR/state"
+}
+
+# ctr task pause / resume (not in the shim yet, see CD_SHIM_STEPS).
+cd_pause() {
+	cd_gone ps
+	drun cdr -d "$CD_IMG" ps sleep 1000
+	dm_expect_rc 0 || { cd_gone ps; return 1; }
+	r=0
+	drun cdctl task pause ps
+	dm_expect_rc 0 || r=1
+	[ "$(cd_status ps)" = PAUSED ] || { fail "task ps is '$(cd_status ps)' after pause, want PAUSED"; r=1; }
+	drun cdctl task resume ps
+	dm_expect_rc 0 || r=1
+	[ "$(cd_status ps)" = RUNNING ] || { fail "task ps is '$(cd_status ps)' after resume, want RUNNING"; r=1; }
+	drun cdctl task exec --exec-id p1 ps sh -c 'echo awake'
+	{ dm_expect_rc 0 && dm_out_is awake; } || r=1
+	cd_gone ps
+	return $r
+}
+
+# ---- the tests -------------------------------------------------------------
+
+# Start containerd on $DM_DIR/config.toml (written on the first call). Its
+# pid goes to $DM_DIR/containerd.pid too: a step that restarts it runs in
+# a subshell, and cd_cleanup must stop the new one. A log from before
+# is kept as daemon.log.1.
+cd_up() {
+	[ -f "$DM_DIR/config.toml" ] || cat >"$DM_DIR/config.toml" <<EOF
 version = 2
 root = "$DM_DIR/root"
 state = "$DM_DIR/state"
@@ -246,19 +471,87 @@ imports = ["$TOP/contrib/containerd/config.toml"]
 [ttrpc]
   address = "$DM_DIR/containerd.sock.ttrpc"
 EOF
+	[ ! -f "$DM_DIR/daemon.log" ] || cat "$DM_DIR/daemon.log" >>"$DM_DIR/daemon.log.1"
 	t0=$(date +%s.%N)
 	dm_spawn "$CONTAINERD" --config "$DM_DIR/config.toml"
+	echo "$DM_PID" >"$DM_DIR/containerd.pid"
 	if ! dm_until 60 'cdctl version'; then
 		fail "containerd did not answer within 60 s"
 		dm_log_tail 20
-		cd_cleanup
 		return 1
 	fi
 	echo "    containerd up in $(echo "$(date +%s.%N) - $t0" | bc) s"
+}
+
+# gone, or a zombie (its parent may be a shell busy elsewhere)
+cd_dead() { # PID
+	[ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+# Stop containerd alone: SIGTERM, SIGKILL after $1 s (false then). Its
+# shims and their tasks stay.
+cd_down() { # [SECONDS]
+	local pid r=0
+	pid=$(cat "$DM_DIR/containerd.pid" 2>/dev/null)
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	if ! dm_until "${1:-30}" "cd_dead $pid"; then
+		r=1
+		kill -KILL "$pid" 2>/dev/null
+		dm_until 10 "cd_dead $pid"
+	fi
+	wait "$pid" 2>/dev/null
+	rm -f "$DM_DIR/containerd.pid"
+	DM_PID=
+	return $r
+}
+
+cd_cleanup() {
+	if [ -n "$DM_DIR" ] && [ -S "$DM_DIR/containerd.sock" ]; then
+		for c in $(DM_LIMIT=30 cdctl container ls -q 2>/dev/null); do
+			DM_LIMIT=60 cd_gone "$c"
+		done
+		DM_LIMIT=30 cdctl images rm "$CD_IMG" >/dev/null 2>&1
+	fi
+	[ -z "$DM_DIR" ] || cd_down 20
+	dm_stop 20
+	[ -z "$CD_RTSTATE" ] || rm -rf "$CD_RTSTATE" 2>/dev/null
+}
+
+# A private containerd, the steps, cleanup.
+cd_test() { # STEP...
+	CD_BIN=$(cd_binary)
+	[ -n "$CD_BIN" ] || { fail "no BinaryName in contrib/containerd/config.toml"; return 1; }
+	dm_mkdir containerd || return 1
+	trap cd_cleanup EXIT
+	cd_up || { cd_cleanup; return 1; }
 	r=0
-	DM_FATAL=image dm_steps cd $CD_STEPS || r=1
+	DM_FATAL=image dm_steps cd "$@" || r=1
 	[ "$r" -eq 0 ] || dm_log_tail 15
 	cd_cleanup
 	trap - EXIT
 	return $r
+}
+
+test_containerd_runs_kiln() {
+	dm_need "$CONTAINERD" "$CTR" /usr/bin/containerd-shim-runc-v2 /usr/bin/script || return 1
+	dm_install || return 1
+	CD_RT="--runtime io.containerd.runc.v2 --runc-binary $(cd_binary)"
+	CD_RTSTATE=/run/containerd/runc/$CD_NS
+	# shellcheck disable=SC2086 # one step a word
+	cd_test $CD_STEPS
+}
+
+test_containerd_kiln_shim() {
+	dm_kiln_only "kiln's shim" || return 0
+	dm_need "$CONTAINERD" "$CTR" /usr/bin/script || return 1
+	dm_install || return 1
+	# containerd looks for containerd-shim-kiln-v2 on its PATH
+	s=$(command -v "$CD_SHIM")
+	[ "$s" = "$DM_PREFIX/bin/$CD_SHIM" ] ||
+		{ fail "$CD_SHIM on PATH is '$s', want $DM_PREFIX/bin/$CD_SHIM (make install; PATH=$PATH)"; return 1; }
+	CD_RT="--runtime io.containerd.kiln.v2"
+	CD_RTSTATE=/run/kiln/shim/$CD_NS
+	# shellcheck disable=SC2086 # one step a word
+	cd_test $CD_SHIM_STEPS
 }
