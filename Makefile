@@ -43,6 +43,22 @@ GEN_SRCS := $(PROTOS:%.proto=$(GEN)/%.pb-c.c)
 GEN_HDRS := $(PROTOS:%.proto=$(GEN)/%.pb-c.h)
 BASE_CFLAGS += -I$(GEN)
 
+# containerd's own .proto files as Debian installs them (the shim's Task
+# API and events; golang-github-containerd-containerd-dev, gogo's and
+# protobuf's own), compiled into build/gen-ctrd, never copied into the tree
+CTRD_GEN := $(B)/gen-ctrd
+GOSRC := /usr/share/gocode/src
+CTRD := github.com/containerd/containerd
+CTRD_PROTOS := $(CTRD)/runtime/v2/task/shim.proto $(CTRD)/api/types/mount.proto \
+	$(CTRD)/api/types/task/task.proto $(CTRD)/api/events/task.proto \
+	$(CTRD)/api/services/ttrpc/events/v1/events.proto \
+	$(CTRD)/protobuf/plugin/fieldpath.proto gogoproto/gogo.proto \
+	google/protobuf/any.proto google/protobuf/empty.proto \
+	google/protobuf/timestamp.proto google/protobuf/descriptor.proto
+CTRD_SRCS := $(CTRD_PROTOS:%.proto=$(CTRD_GEN)/%.pb-c.c)
+CTRD_STAMP := $(CTRD_GEN)/.stamp
+BASE_CFLAGS += -I$(CTRD_GEN)
+
 # ttrpc and the agent client are lib/ code, but kiln-vmm does not link them
 RPC_SRCS := $(wildcard lib/ttrpc*.c) $(GEN_SRCS)
 CLIENT_SRCS := $(wildcard lib/agent_client.c)
@@ -66,7 +82,10 @@ obj = $(1:%.c=$(B)/obj/%.o)
 san = $(1:%.c=$(B)/san/%.o)
 tsan = $(1:%.c=$(B)/tsan/%.o)
 
-PROGS := $(B)/kiln-vmm $(B)/kiln $(if $(wildcard agent/main.c),$(B)/kiln-agent) \
+SHIM_SRCS := $(wildcard shim/*.c)
+SHIM_LIB_SRCS := $(filter-out shim/main.c,$(SHIM_SRCS))
+
+PROGS := $(B)/kiln-vmm $(B)/kiln $(B)/containerd-shim-kiln-v2 $(if $(wildcard agent/main.c),$(B)/kiln-agent) \
 	$(if $(wildcard test/tools/agentctl.c),$(B)/kiln-agentctl)
 
 .PHONY: all guest check check-unit check-tsan check-format check-fuzz \
@@ -82,18 +101,27 @@ $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: %.proto
 	@$(if $(Q),echo "  PROTOC  $<")
 	$(Q)protoc-c --c_out=$(GEN) -I. $<
 
+$(CTRD_SRCS): $(CTRD_STAMP)
+$(CTRD_STAMP):
+	@mkdir -p $(CTRD_GEN)
+	@$(if $(Q),echo "  PROTOC  containerd's task API and events")
+	$(Q)protoc-c --c_out=$(CTRD_GEN) -I$(GOSRC) -I$(GOSRC)/github.com/gogo/protobuf \
+		-I/usr/include $(CTRD_PROTOS) 2>$(CTRD_GEN)/protoc.log || \
+		{ cat $(CTRD_GEN)/protoc.log; exit 1; }
+	@touch $@
+
 # every object may include a generated header: generate them first
-$(B)/obj/%.o: %.c | $(GEN_HDRS)
+$(B)/obj/%.o: %.c | $(GEN_HDRS) $(CTRD_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(BASE_CFLAGS) $(call unused_param,$<) $(CFLAGS) -c -o $@ $<
 
-$(B)/san/%.o: %.c | $(GEN_HDRS)
+$(B)/san/%.o: %.c | $(GEN_HDRS) $(CTRD_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC-SAN  $<")
 	$(Q)$(CC) $(BASE_CFLAGS) $(call unused_param,$<) $(SAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
 
-$(B)/tsan/%.o: %.c | $(GEN_HDRS)
+$(B)/tsan/%.o: %.c | $(GEN_HDRS) $(CTRD_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC-TSAN $<")
 	$(Q)$(CC) $(BASE_CFLAGS) $(call unused_param,$<) $(TSAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
@@ -108,6 +136,12 @@ $(B)/kiln: $(call obj,$(RUNTIME_SRCS) $(OCI_SRCS) $(JSON_SRCS) $(LIB_SRCS) \
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lcrypto -lprotobuf-c -lmnl -lpthread
 
+# containerd's runtime v2 shim
+$(B)/containerd-shim-kiln-v2: $(call obj,$(SHIM_SRCS) $(CTRD_SRCS) $(OCI_SRCS) \
+		$(JSON_SRCS) $(LIB_SRCS) $(RPC_SRCS))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lcrypto -lprotobuf-c -lpthread
+
 $(B)/kiln-agent: $(call obj,$(AGENT_SRCS) $(RPC_SRCS) $(LIB_SRCS))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_AGENT)
@@ -121,7 +155,7 @@ $(B)/kiln-agentctl: $(call obj,test/tools/agentctl.c test/tools/agentctl_opts.c 
 $(B)/test/%: $(B)/san/test/unit/%.o \
 		$(call san,$(VMM_LIB_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS) \
 			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) $(RUNTIME_LIB_SRCS) $(NL_SRCS) \
-			$(wildcard test/lib/*.c))
+			$(SHIM_LIB_SRCS) $(CTRD_SRCS) $(wildcard test/lib/*.c))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-SAN  $@")
 	$(Q)$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS_TEST)
@@ -130,7 +164,7 @@ $(B)/test/%: $(B)/san/test/unit/%.o \
 $(B)/tsan-test/%: $(B)/tsan/test/unit/%.o \
 		$(call tsan,$(VMM_LIB_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS) \
 			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) $(RUNTIME_LIB_SRCS) $(NL_SRCS) \
-			$(wildcard test/lib/*.c))
+			$(SHIM_LIB_SRCS) $(CTRD_SRCS) $(wildcard test/lib/*.c))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-TSAN $@")
 	$(Q)$(CC) $(TSAN_CFLAGS) -o $@ $^ $(LDLIBS_TEST)
@@ -274,7 +308,8 @@ check-integration: all guest
 PREFIX ?= /usr/local
 install: all guest
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kiln
-	install -m 0755 $(B)/kiln $(B)/kiln-vmm $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(B)/kiln $(B)/kiln-vmm $(B)/containerd-shim-kiln-v2 \
+		$(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(GUEST)/vmlinux $(DESTDIR)$(PREFIX)/share/kiln/
 	install -m 0644 $(GUEST)/agent.cpio $(DESTDIR)$(PREFIX)/share/kiln/initramfs
 
