@@ -506,6 +506,8 @@ cd_down() { # [SECONDS]
 	return $r
 }
 
+# KILN_CONTAINERD_LOG=FILE keeps containerd's whole log (the shims' stderr
+# is in it), appended to FILE: in the test bed, a file under TESTBED_JOB.
 cd_cleanup() {
 	if [ -n "$DM_DIR" ] && [ -S "$DM_DIR/containerd.sock" ]; then
 		for c in $(DM_LIMIT=30 cdctl container ls -q 2>/dev/null); do
@@ -514,6 +516,13 @@ cd_cleanup() {
 		DM_LIMIT=30 cdctl images rm "$CD_IMG" >/dev/null 2>&1
 	fi
 	[ -z "$DM_DIR" ] || cd_down 20
+	# kiln's warm templates of the runtime's root outlive the containers
+	! dm_kiln || [ -z "$CD_RTSTATE" ] ||
+		"$DM_KILN" --root "$CD_RTSTATE" templates --rm >/dev/null 2>&1
+	if [ -n "${KILN_CONTAINERD_LOG:-}" ] && [ -n "$DM_DIR" ]; then
+		echo "==== $(date -u +%T) ${CD_RT:-}" >>"$KILN_CONTAINERD_LOG"
+		cat "$DM_DIR/daemon.log.1" "$DM_DIR/daemon.log" >>"$KILN_CONTAINERD_LOG" 2>/dev/null
+	fi
 	dm_stop 20
 	[ -z "$CD_RTSTATE" ] || rm -rf "$CD_RTSTATE" 2>/dev/null
 }
