@@ -53,6 +53,7 @@ CTRD_PROTOS := $(CTRD)/runtime/v2/task/shim.proto $(CTRD)/api/types/mount.proto 
 	$(CTRD)/api/types/task/task.proto $(CTRD)/api/events/task.proto \
 	$(CTRD)/api/services/ttrpc/events/v1/events.proto \
 	$(CTRD)/protobuf/plugin/fieldpath.proto gogoproto/gogo.proto \
+	github.com/containerd/cgroups/v2/stats/metrics.proto \
 	google/protobuf/any.proto google/protobuf/empty.proto \
 	google/protobuf/timestamp.proto google/protobuf/descriptor.proto
 CTRD_SRCS := $(CTRD_PROTOS:%.proto=$(CTRD_GEN)/%.pb-c.c)
@@ -138,7 +139,7 @@ $(B)/kiln: $(call obj,$(RUNTIME_SRCS) $(OCI_SRCS) $(JSON_SRCS) $(LIB_SRCS) \
 
 # containerd's runtime v2 shim
 $(B)/containerd-shim-kiln-v2: $(call obj,$(SHIM_SRCS) $(CTRD_SRCS) $(OCI_SRCS) \
-		$(JSON_SRCS) $(LIB_SRCS) $(RPC_SRCS))
+		$(JSON_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lcrypto -lprotobuf-c -lpthread
 

@@ -50,6 +50,10 @@ int verb_features(const struct kiln_cli *cli, int argc, char **argv,
 		  struct kiln_error *err);
 int verb_kill(const struct kiln_cli *cli, int argc, char **argv,
 	      struct kiln_error *err);
+int verb_pause(const struct kiln_cli *cli, int argc, char **argv,
+	       struct kiln_error *err);
+int verb_resume(const struct kiln_cli *cli, int argc, char **argv,
+		struct kiln_error *err);
 int verb_ps(const struct kiln_cli *cli, int argc, char **argv,
 	    struct kiln_error *err);
 int verb_run(const struct kiln_cli *cli, int argc, char **argv,

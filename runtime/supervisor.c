@@ -236,12 +236,39 @@ static bool ends_created(int sig)
 	       sig == SIGHUP || sig == SIGQUIT;
 }
 
+/* pause: kiln-vmm stopped whole, every thread of it; resume: again */
+static int do_pause(struct sup *s, bool pause, struct kiln_error *err)
+{
+	bool paused = s->st.status == CONTAINER_PAUSED;
+
+	if (!s->started || s->st.status == CONTAINER_STOPPED)
+		return kiln_error_set(err, 0, "the container is not running");
+	if (paused == pause)
+		return kiln_error_set(err, 0, "the container is %s paused",
+				      pause ? "already" : "not");
+	if (kill(s->vm.pid, pause ? SIGSTOP : SIGCONT) < 0)
+		return kiln_error_set(err, errno, "%s kiln-vmm",
+				      pause ? "stop" : "continue");
+	if (save(s, pause ? CONTAINER_PAUSED : CONTAINER_RUNNING) < 0)
+		return kiln_error_set(err, errno, "write state");
+	return 0;
+}
+
 static int do_kill(struct sup *s, int sig, bool all, struct kiln_error *err)
 {
 	if (!s->started) {
 		if (ends_created(sig))
 			finish(s, 128 + sig, true);
 		return 0;
+	}
+	/* a stopped VM hears nothing: SIGKILL resumes it, others wait */
+	if (s->st.status == CONTAINER_PAUSED) {
+		if (sig != SIGKILL)
+			return kiln_error_set(err, 0,
+					      "the container is paused: "
+					      "resume it first");
+		if (do_pause(s, false, err) < 0)
+			return -1;
 	}
 	return agent_signal(s->agent, KILN_GUEST_ID, "", (uint32_t)sig, all,
 			    err);
@@ -271,6 +298,8 @@ static void ctl_serve(struct sup *s)
 	line[strcspn(line, "\n")] = '\0';
 	if (strcmp(line, "start") == 0)
 		res = do_start(s, &err);
+	else if (strcmp(line, "pause") == 0 || strcmp(line, "resume") == 0)
+		res = do_pause(s, line[0] == 'p', &err);
 	else if (sscanf(line, "kill %d %d", &sig, &all) == 2 && sig > 0 &&
 		 sig < 65)
 		res = do_kill(s, sig, all != 0, &err);

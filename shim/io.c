@@ -245,6 +245,17 @@ int io_started(struct shim_io *io, struct kiln_error *err)
 	return 0;
 }
 
+void io_abandon(struct shim_io *io)
+{
+	for (int i = 0; i < 3; i++)
+		close_fd(&io->child[i]);
+	close_fd(&io->stdin_w);
+	if (io->console_listen >= 0) {
+		close_fd(&io->console_listen);
+		unlink(io->console);
+	}
+}
+
 void io_close_stdin(struct shim_io *io)
 {
 	if (io->in_wake[1] >= 0)

@@ -157,6 +157,11 @@ void kiln_init(const char *root)
 		snprintf(kiln_path, sizeof(kiln_path), "kiln");
 }
 
+const char *kiln_root_dir(void)
+{
+	return kiln_root;
+}
+
 /*
  * kiln's error: the "msg" of the last JSON line it appended to log after
  * offset from (runc's --log-format json, which kiln writes too).

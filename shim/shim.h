@@ -68,6 +68,7 @@ int reaper_take(pid_t pid, int *status, uint64_t *at_ns);
 
 /* The `kiln` next to this binary (or on PATH), with --root root. */
 void kiln_init(const char *root);
+const char *kiln_root_dir(void);
 /*
  * Run `kiln --root R --log LOG --log-format json ARGS...` with stdio
  * in/out/errfd (-1: /dev/null) and wait for it. Not 0: -1 with err
@@ -106,6 +107,8 @@ int io_prepare(struct shim_io *io, const char *dir, const char *name,
 /* After kiln ran: close the child's ends; take the pty master; start the
  * copiers. */
 int io_started(struct shim_io *io, struct kiln_error *err);
+/* kiln failed: let go of the FIFOs (containerd's readers see EOF). */
+void io_abandon(struct shim_io *io);
 /* CloseIO: the process's stdin ends. */
 void io_close_stdin(struct shim_io *io);
 int io_resize(struct shim_io *io, uint32_t width, uint32_t height,
@@ -125,6 +128,11 @@ void events_publish(const char *topic, const char *type_name,
 		    const ProtobufCMessage *msg);
 /* Until everything queued was sent or given up on (at most timeout_ms). */
 void events_flush(unsigned int timeout_ms);
+
+/* ---- Stats (stats.c) --------------------------------------------------- */
+
+/* The guest's cgroup figures for task id: a StatsResponse in *resp. */
+int shim_stats(const char *id, ProtobufCMessage **resp, struct kiln_error *err);
 
 /* ---- the Task service (task.c) ----------------------------------------- */
 

@@ -208,8 +208,15 @@ static void test_refusals(void)
 	       "Create from a checkpoint: not implemented");
 
 	pause.id = "any";
-	is_int(call("Pause", &pause.base, m, sizeof(m)), TTRPC_UNIMPLEMENTED,
-	       "Pause: not implemented");
+	is_int(call("Pause", &pause.base, m, sizeof(m)), TTRPC_NOT_FOUND,
+	       "Pause of an unknown task: NotFound");
+	is_int(call("Stats", &st.base, m, sizeof(m)), TTRPC_NOT_FOUND,
+	       "Stats of an unknown task: NotFound");
+	Containerd__Task__V2__CheckpointTaskRequest cp =
+		CONTAINERD__TASK__V2__CHECKPOINT_TASK_REQUEST__INIT;
+	cp.id = "any";
+	is_int(call("Checkpoint", &cp.base, m, sizeof(m)), TTRPC_UNIMPLEMENTED,
+	       "Checkpoint: not implemented");
 	ok(strstr(m, "not supported") != NULL, "  says so: %s", m);
 	is_int(call("Frobnicate", NULL, NULL, 0), TTRPC_UNIMPLEMENTED,
 	       "an unknown method: Unimplemented");
