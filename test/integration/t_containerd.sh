@@ -71,8 +71,11 @@ cd_gone() { # ID
 # ---- steps -----------------------------------------------------------------
 
 # containerd took the snippet: its CRI runtime "kiln" names kiln through
-# the runc shim, and "kiln-vm" is kiln's own shim.
+# the runc shim, and "kiln-vm" is kiln's own shim; the CRI plugin loaded
+# with both.
 cd_config() {
+	grep -F 'Start cri plugin' "$DM_DIR/daemon.log" | grep -qF 'kiln-vm:{Type:io.containerd.kiln.v2' ||
+		{ fail "containerd's CRI plugin did not start with the runtime kiln-vm"; grep -F 'io.containerd.grpc.v1.cri' "$DM_DIR/daemon.log" | tail -n 3 | cut -c1-300 | sed 's/^/      | /'; return 1; }
 	drun timeout 60 "$CONTAINERD" --config "$DM_DIR/config.toml" config dump
 	dm_expect_rc 0 || return 1
 	grep -A3 'runtimes\.kiln\.options\]' "$T/dm.out" | grep -qF "BinaryName = \"$DM_KILN\"" ||
@@ -372,8 +375,8 @@ cd_shim_gone() {
 }
 
 # A task outlives containerd: stopped (SIGTERM) and started again on the
-# same config and state, it finds the task running, the same pid, and
-# can exec in it.
+# same config and state, it finds the task running, the same pid and
+# shim, can exec in it, and gets the shim's events.
 cd_restart() {
 	cd_gone rs
 	drun cdr -d "$CD_IMG" rs sleep 1000
@@ -389,6 +392,8 @@ cd_restart() {
 	[ "$st" = RUNNING ] || { fail "after containerd's restart, task rs is '$st', want RUNNING"; cdctl task ls | sed 's/^/      | /'; r=1; }
 	[ "$(cd_pid rs)" = "$tpid" ] || { fail "task rs had pid $tpid, now '$(cd_pid rs)'"; r=1; }
 	[ "$(cd_shim_pid rs)" = "$shim" ] || { fail "the shim of rs was $shim, now '$(cd_shim_pid rs)'"; r=1; }
+	# the shim's events reach the new containerd
+	cd_events_start || r=1
 	drun cdctl task exec --exec-id r1 rs sh -c 'echo alive'
 	{ dm_expect_rc 0 && dm_out_is alive; } || r=1
 	drun cdctl task kill -s SIGKILL rs
@@ -396,7 +401,13 @@ cd_restart() {
 	dm_until 60 '[ "$(cd_status rs)" = STOPPED ]' || { fail "task rs not STOPPED after SIGKILL: '$(cd_status rs)'"; r=1; }
 	drun cdctl task rm rs
 	dm_expect_rc 0 || r=1
+	dm_until 30 'cd_topics "\"container_id\":\"rs\"" | grep -qx /tasks/delete'
+	cd_events_stop
 	cd_gone rs
+	cd_topics_in_order '"container_id":"rs"' /tasks/exec-added /tasks/exec-started /tasks/exit \
+		/tasks/exit /tasks/delete || r=1
+	grep -E ' /tasks/exit .*"id":"rs"' "$T/cd-events" | grep -qF '"exit_status":137' ||
+		{ fail "no /tasks/exit event of rs with exit_status 137 after the restart"; r=1; }
 	dm_until 30 '[ -z "$(dm_vmms)" ]' || { fail "kiln-vmm still running: $(dm_vmms)"; r=1; }
 	return $r
 }
@@ -434,21 +445,52 @@ cd_kill9_shim() {
 	dm_nothing_left k9 "$CD_RTSTATE" "$DM_DIR/state"
 }
 
-# ctr task pause / resume (not in the shim yet, see CD_SHIM_STEPS).
+# CPU time (clock ticks) a process has used
+cd_cpu() { # PID
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# ctr task pause / resume (not in the shim's list yet, see CD_SHIM_STEPS):
+# the VM stops whole (its kiln-vmm uses no CPU time while the guest's busy
+# loop is paused) and runs again; /tasks/paused and /tasks/resumed.
 cd_pause() {
 	cd_gone ps
-	drun cdr -d "$CD_IMG" ps sleep 1000
+	drun cdr -d "$CD_IMG" ps sh -c 'while :; do :; done'
 	dm_expect_rc 0 || { cd_gone ps; return 1; }
+	dm_until 60 '[ "$(cd_status ps)" = RUNNING ]' || { fail "task ps never ran"; cd_gone ps; return 1; }
+	vmm=
+	if dm_kiln; then
+		vmm=$(dm_vmms)
+		[ "$(echo "$vmm" | wc -w)" = 1 ] || { fail "want one kiln-vmm, have: $vmm"; cd_gone ps; return 1; }
+	fi
+	cd_events_start || { cd_gone ps; return 1; }
 	r=0
 	drun cdctl task pause ps
 	dm_expect_rc 0 || r=1
 	[ "$(cd_status ps)" = PAUSED ] || { fail "task ps is '$(cd_status ps)' after pause, want PAUSED"; r=1; }
+	if [ -n "$vmm" ]; then
+		t0=$(cd_cpu "$vmm")
+		sleep 3
+		t1=$(cd_cpu "$vmm")
+		echo "      kiln-vmm: $((t1 - t0)) ticks in 3 s paused"
+		[ $((t1 - t0)) -lt 30 ] || { fail "kiln-vmm used $((t1 - t0)) clock ticks in 3 s while paused"; r=1; }
+	fi
 	drun cdctl task resume ps
 	dm_expect_rc 0 || r=1
 	[ "$(cd_status ps)" = RUNNING ] || { fail "task ps is '$(cd_status ps)' after resume, want RUNNING"; r=1; }
+	if [ -n "$vmm" ]; then
+		t0=$(cd_cpu "$vmm")
+		sleep 3
+		t1=$(cd_cpu "$vmm")
+		echo "      kiln-vmm: $((t1 - t0)) ticks in 3 s resumed"
+		[ $((t1 - t0)) -ge 30 ] || { fail "kiln-vmm used only $((t1 - t0)) clock ticks in 3 s of a busy loop after resume"; r=1; }
+	fi
 	drun cdctl task exec --exec-id p1 ps sh -c 'echo awake'
 	{ dm_expect_rc 0 && dm_out_is awake; } || r=1
+	dm_until 30 'cd_topics "\"container_id\":\"ps\"" | grep -qx /tasks/resumed'
+	cd_events_stop
 	cd_gone ps
+	cd_topics_in_order '"container_id":"ps"' /tasks/paused /tasks/resumed || r=1
 	return $r
 }
 
