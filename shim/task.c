@@ -287,6 +287,22 @@ static int path_in(char *out, size_t len, const struct task *t, const char *fmt,
 	return 0;
 }
 
+/*
+ * A handler's answer: *resp = out when it was built whole, else out is
+ * freed and the call fails with ENOMEM.
+ */
+static int answer(ProtobufCMessage *out, bool whole, ProtobufCMessage **resp,
+		  const char *call, struct kiln_error *err)
+{
+	if (!out || !whole) {
+		if (out)
+			protobuf_c_message_free_unpacked(out, NULL);
+		return kiln_error_set(err, ENOMEM, "%s", call), TTRPC_INTERNAL;
+	}
+	*resp = out;
+	return TTRPC_OK;
+}
+
 /* ---- rootfs ------------------------------------------------------------- */
 
 /*
@@ -675,6 +691,8 @@ static int h_delete(void *ctx, const ProtobufCMessage *msg,
 				*pp = p->next;
 				break;
 			}
+		/* a Wait for it ends: NotFound */
+		pthread_cond_broadcast(&task_cv);
 		pthread_mutex_unlock(&shim_mu);
 		pid = (uint32_t)p->pid;
 		status = (uint32_t)p->exit_status;
@@ -730,6 +748,7 @@ static int h_delete(void *ctx, const ProtobufCMessage *msg,
 				break;
 			}
 		t->refs--; /* the list's */
+		pthread_cond_broadcast(&task_cv);
 		pthread_mutex_unlock(&shim_mu);
 		log_info("deleted %s", t->id);
 	}
@@ -913,12 +932,12 @@ static int h_wait(void *ctx, const ProtobufCMessage *msg,
 		       TTRPC_NOT_FOUND;
 	out = (Containerd__Task__V2__WaitResponse *)ttrpc_alloc_msg(
 		&containerd__task__v2__wait_response__descriptor);
-	if (!out)
-		return kiln_error_set(err, ENOMEM, "wait"), TTRPC_INTERNAL;
-	out->exit_status = (uint32_t)status;
-	out->exited_at = timestamp(at);
-	*resp = &out->base;
-	return TTRPC_OK;
+	if (out) {
+		out->exit_status = (uint32_t)status;
+		out->exited_at = timestamp(at);
+	}
+	return answer(out ? &out->base : NULL, out && out->exited_at, resp,
+		      "wait", err);
 }
 
 static int h_state(void *ctx, const ProtobufCMessage *msg,
@@ -969,13 +988,10 @@ static int h_state(void *ctx, const ProtobufCMessage *msg,
 		return kiln_error_set(err, 0, "%s not found", r->exec_id),
 		       TTRPC_NOT_FOUND;
 	}
-	if (!out->id || !out->bundle || !out->stdin || !out->stdout ||
-	    !out->stderr || !out->exited_at || !out->exec_id) {
-		protobuf_c_message_free_unpacked(&out->base, NULL);
-		return kiln_error_set(err, ENOMEM, "state"), TTRPC_INTERNAL;
-	}
-	*resp = &out->base;
-	return TTRPC_OK;
+	return answer(&out->base,
+		      out->id && out->bundle && out->stdin && out->stdout &&
+			      out->stderr && out->exited_at && out->exec_id,
+		      resp, "state", err);
 }
 
 static int h_pids(void *ctx, const ProtobufCMessage *msg,
@@ -1012,13 +1028,8 @@ static int h_pids(void *ctx, const ProtobufCMessage *msg,
 	}
 	pthread_mutex_unlock(&shim_mu);
 	put_task(t);
-	if (!out || !out->processes) {
-		if (out)
-			protobuf_c_message_free_unpacked(&out->base, NULL);
-		return kiln_error_set(err, ENOMEM, "pids"), TTRPC_INTERNAL;
-	}
-	*resp = &out->base;
-	return TTRPC_OK;
+	return answer(out ? &out->base : NULL, out && out->processes, resp,
+		      "pids", err);
 }
 
 static int h_resize(void *ctx, const ProtobufCMessage *msg,
@@ -1129,13 +1140,8 @@ static int h_connect(void *ctx, const ProtobufCMessage *msg,
 		out->version = strdup(KILN_VERSION);
 	}
 	put_task(t);
-	if (!out || !out->version) {
-		if (out)
-			protobuf_c_message_free_unpacked(&out->base, NULL);
-		return kiln_error_set(err, ENOMEM, "connect"), TTRPC_INTERNAL;
-	}
-	*resp = &out->base;
-	return TTRPC_OK;
+	return answer(out ? &out->base : NULL, out && out->version, resp,
+		      "connect", err);
 }
 
 static int h_shutdown(void *ctx, const ProtobufCMessage *msg,
