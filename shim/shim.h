@@ -129,10 +129,12 @@ void events_publish(const char *topic, const char *type_name,
 /* Until everything queued was sent or given up on (at most timeout_ms). */
 void events_flush(unsigned int timeout_ms);
 
-/* ---- Stats (stats.c) --------------------------------------------------- */
+/* ---- the guest's agent: stats, OOM (stats.c) -------------------------- */
 
 /* The guest's cgroup figures for task id: a StatsResponse in *resp. */
 int shim_stats(const char *id, ProtobufCMessage **resp, struct kiln_error *err);
+/* TaskOOM for each OOM kill in task id's guest, until its VM ends. */
+void shim_watch_oom(const char *id);
 
 /* ---- the Task service (task.c) ----------------------------------------- */
 

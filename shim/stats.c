@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Stats: the container's cgroup figures from inside its guest (the
- * agent reads the guest's cgroup v2 files), in containerd's cgroup v2
- * Metrics type, so that `ctr task metrics` and the CRI show them as for
- * a runc container on a cgroup v2 host. The shim asks the agent itself,
- * over the VM's vsock socket in kiln's state directory.
+ * What the shim asks the guest's agent itself, over the VM's vsock socket
+ * in kiln's state directory:
+ * - Stats: the container's cgroup figures from inside its guest (the
+ *   agent reads the guest's cgroup v2 files), in containerd's cgroup v2
+ *   Metrics type, so that `ctr task metrics` and the CRI show them as for
+ *   a runc container on a cgroup v2 host;
+ * - OOM kills: one thread per running task waits on the agent's
+ *   GetOOMEvent and publishes TaskOOM; it ends when the VM does.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,41 +19,87 @@
 
 #include "../lib/agent_client.h"
 #include "../lib/cleanup.h"
+#include "../lib/log.h"
 #include "../runtime/kiln.h"
 #include "github.com/containerd/cgroups/v2/stats/metrics.pb-c.h"
+#include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
 #include "shim.h"
 
 #define STATS_TIMEOUT_NS (10ull * 1000000000)
 #define METRICS_TYPE	 "io.containerd.cgroups.v2.Metrics"
 
+/* A client of the agent of kiln's container id (its VM's vsock). */
+static struct agent_client *guest_agent(const char *id, uint64_t timeout_ns,
+					struct kiln_error *err)
+{
+	char path[64];
+	cleanup_close int root = -1, dir = -1;
+
+	root = open(kiln_root_dir(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0) {
+		kiln_error_set(err, errno, "open %s", kiln_root_dir());
+		return NULL;
+	}
+	dir = openat(root, id, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0) {
+		kiln_error_set(err, errno, "the state of %s", id);
+		return NULL;
+	}
+	/* through the fd: the state directory's path may be too long for a
+	 * socket address; once connected, the client needs it no more */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dir, VM_VSOCK);
+	return agent_client_connect(path, 0, timeout_ns, err);
+}
+
 /* What the agent says about the container of kiln's state directory id. */
 static int guest_stats(const char *id, struct agent_stats *st,
 		       struct kiln_error *err)
 {
-	char path[64];
-	cleanup_close int dir = -1;
-	struct agent_client *c;
+	struct agent_client *c = guest_agent(id, STATS_TIMEOUT_NS, err);
 	int r;
 
-	dir = openat(AT_FDCWD, kiln_root_dir(),
-		     O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0)
-		return kiln_error_set(err, errno, "open %s", kiln_root_dir());
-	/* through the fd: the state directory's path may be too long for a
-	 * socket address */
-	r = openat(dir, id, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (r < 0)
-		return kiln_error_set(err, errno, "the state of %s", id);
-	close(dir);
-	dir = r;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dir, VM_VSOCK);
-	c = agent_client_connect(path, 0, STATS_TIMEOUT_NS, err);
 	if (!c)
 		return -1;
 	r = agent_stats(c, KILN_GUEST_ID, st, err);
 	agent_client_free(c);
 	return r;
+}
+
+static void *oom_main(void *arg)
+{
+	char *id = arg;
+	struct kiln_error err = { 0 };
+	struct agent_client *c = guest_agent(id, STATS_TIMEOUT_NS, &err);
+	char *cid = NULL;
+
+	while (c && agent_oom_event(c, &cid, &err) == 0) {
+		Containerd__Events__TaskOOM ev =
+			CONTAINERD__EVENTS__TASK_OOM__INIT;
+
+		free(cid);
+		cid = NULL;
+		ev.container_id = id;
+		pthread_mutex_lock(&shim_mu);
+		events_publish("/tasks/oom", "TaskOOM", &ev.base);
+		pthread_mutex_unlock(&shim_mu);
+	}
+	agent_client_free(c);
+	free(id);
+	return NULL;
+}
+
+void shim_watch_oom(const char *id)
+{
+	pthread_t t;
+	char *copy = strdup(id);
+
+	if (!copy || pthread_create(&t, NULL, oom_main, copy) != 0) {
+		free(copy);
+		log_warn("%s: no OOM events (cannot start a thread)", id);
+		return;
+	}
+	pthread_detach(t);
 }
 
 int shim_stats(const char *id, ProtobufCMessage **resp, struct kiln_error *err)

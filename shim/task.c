@@ -619,6 +619,7 @@ static int h_start(void *ctx, const ProtobufCMessage *msg,
 			ev.container_id = t->id;
 			ev.pid = (uint32_t)pid;
 			events_publish("/tasks/start", "TaskStart", &ev.base);
+			shim_watch_oom(t->id);
 		}
 	} else {
 		rc = TTRPC_UNKNOWN;
