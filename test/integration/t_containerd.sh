@@ -22,11 +22,9 @@ CD_NS=kiln-it
 CD_IMG=docker.io/library/$DM_IMAGE
 CD_STEPS=${KILN_CONTAINERD_STEPS:-config image output uname env_cwd stdin tty \
 exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes metrics}
-# Not yet in kiln's shim, so not in its list (they would not pass): metrics
-# (ctr task metrics) and pause (ctr task pause / resume).
 CD_SHIM_STEPS=${KILN_CONTAINERD_SHIM_STEPS:-image output uname env_cwd stdin \
-tty exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes events \
-exec_events shim_gone restart kill9_shim}
+tty exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes metrics \
+pause events exec_events shim_gone restart kill9_shim}
 # Set by each test: ctr run's runtime options, and the folder where that
 # runtime keeps the state of our namespace's containers.
 CD_RT=
@@ -450,9 +448,9 @@ cd_cpu() { # PID
 	awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
-# ctr task pause / resume (not in the shim's list yet, see CD_SHIM_STEPS):
-# the VM stops whole (its kiln-vmm uses no CPU time while the guest's busy
-# loop is paused) and runs again; /tasks/paused and /tasks/resumed.
+# ctr task pause / resume: the VM stops whole (its kiln-vmm uses no CPU
+# time while the guest's busy loop is paused) and runs again;
+# /tasks/paused and /tasks/resumed.
 cd_pause() {
 	cd_gone ps
 	drun cdr -d "$CD_IMG" ps sh -c 'while :; do :; done'
