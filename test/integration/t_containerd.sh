@@ -21,7 +21,7 @@ CD_SHIM=containerd-shim-kiln-v2
 CD_NS=kiln-it
 CD_IMG=docker.io/library/$DM_IMAGE
 CD_STEPS=${KILN_CONTAINERD_STEPS:-config image output uname env_cwd stdin tty \
-exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes metrics}
+exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes metrics pause}
 CD_SHIM_STEPS=${KILN_CONTAINERD_SHIM_STEPS:-image output uname env_cwd stdin \
 tty exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes metrics \
 pause events exec_events shim_gone restart kill9_shim}
