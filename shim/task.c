@@ -390,7 +390,7 @@ static int h_create(void *ctx, const ProtobufCMessage *msg,
 		CONTAINERD__EVENTS__TASK_CREATE__INIT;
 	Containerd__Events__TaskIO evio = CONTAINERD__EVENTS__TASK_IO__INIT;
 	char log[4096], pidf[4096];
-	const char *args[8];
+	const char *args[10];
 	size_t n = 0;
 	struct task *t, *x;
 	pid_t pid;
@@ -960,6 +960,9 @@ static int h_state(void *ctx, const ProtobufCMessage *msg,
 	}
 	pthread_mutex_lock(&shim_mu);
 	p = find_proc(t, r->exec_id);
+	/* still being created: not there yet for containerd (runc's shim) */
+	if (p && p->st == P_NEW)
+		p = NULL;
 	if (p) {
 		static const Containerd__V1__Types__Status status[] = {
 			[P_NEW] = CONTAINERD__V1__TYPES__STATUS__UNKNOWN,
