@@ -24,7 +24,7 @@ CD_STEPS=${KILN_CONTAINERD_STEPS:-config image output uname env_cwd stdin tty \
 exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes metrics pause}
 CD_SHIM_STEPS=${KILN_CONTAINERD_SHIM_STEPS:-image output uname env_cwd stdin \
 tty exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes metrics \
-pause events exec_events shim_gone restart kill9_shim}
+pause events exec_events oom shim_gone restart kill9_shim}
 # Set by each test: ctr run's runtime options, and the folder where that
 # runtime keeps the state of our namespace's containers.
 CD_RT=
@@ -317,6 +317,18 @@ cd_events() {
 		grep -F ' /tasks/' "$T/cd-events" | sed 's/^/      ev| /' | tail -n 10
 		return 1
 	}
+}
+
+# An OOM kill in the guest: the task ends with 137, and /tasks/oom comes
+# before its /tasks/exit (the CRI reads it as the reason: OOMKilled).
+cd_oom() {
+	cd_gone om
+	cd_events_start || return 1
+	drun cdr --rm --memory-limit 67108864 "$CD_IMG" om sh -c 'tail /dev/zero'
+	dm_until 30 'cd_topics "\"container_id\":\"om\"" | grep -qx /tasks/delete'
+	cd_events_stop
+	dm_expect_rc 137 || return 1
+	cd_topics_in_order '"container_id":"om"' /tasks/start /tasks/oom /tasks/exit /tasks/delete
 }
 
 # An exec's life as events: added, started, its exit (id: the exec's).
