@@ -51,6 +51,7 @@ static int open_out(const char *path, int *fd, struct kiln_error *err)
 
 void io_init(struct shim_io *io)
 {
+	memset(io, 0, sizeof(*io));
 	io->child[0] = io->child[1] = io->child[2] = -1;
 	io->stdin_w = io->in_dst = io->master = io->console_listen = -1;
 	io->in_wake[0] = io->in_wake[1] = -1;

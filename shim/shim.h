@@ -99,7 +99,7 @@ struct shim_io {
 	bool in_started, out_started;
 };
 
-/* Every fd -1 (the paths and terminal are the caller's to set). */
+/* Empty, every fd -1: the caller then sets the paths and terminal. */
 void io_init(struct shim_io *io);
 /* Open the FIFOs (and the console socket in dir); before kiln runs. */
 int io_prepare(struct shim_io *io, const char *dir, const char *name,

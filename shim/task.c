@@ -804,11 +804,11 @@ static int h_exec(void *ctx, const ProtobufCMessage *msg,
 	}
 	memcpy(p->spec, r->spec->value.data, r->spec->value.len);
 	p->spec_len = r->spec->value.len;
+	io_init(&p->io);
 	p->io.terminal = r->terminal;
 	p->io.stdin_path = dup_or_empty(r->stdin);
 	p->io.stdout_path = dup_or_empty(r->stdout);
 	p->io.stderr_path = dup_or_empty(r->stderr);
-	io_init(&p->io);
 	p->st = P_CREATED;
 	pthread_mutex_lock(&shim_mu);
 	if (find_proc(t, r->exec_id)) {

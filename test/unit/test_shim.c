@@ -5,12 +5,22 @@
  * answers to requests it must refuse (unknown ids, bad ids, wrong state,
  * calls kiln does not support), through the same dispatch the server runs.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "../../lib/cleanup.h"
 #include "../../shim/shim.h"
+#include "github.com/containerd/containerd/api/events/task.pb-c.h"
+#include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb-c.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
 #include "lib/ttrpc.pb-c.h"
 #include "tap.h"
@@ -230,10 +240,181 @@ static void test_refusals(void)
 	ok(task_shutdown_requested(), "  and the server stops serving");
 }
 
+/* ---- events: a containerd that comes late ------------------------------ */
+
+#define EV_MAX 8
+
+static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
+static char ev_topics[EV_MAX][32], ev_types[EV_MAX][64], ev_ns[32];
+static uint32_t ev_exit_status;
+static int n_ev;
+
+/* containerd's Events.Forward: records what it was given */
+static int h_forward(void *ctx, const ProtobufCMessage *req,
+		     ProtobufCMessage **resp, struct kiln_error *err)
+{
+	const Containerd__Services__Events__Ttrpc__V1__ForwardRequest *r =
+		(const void *)req;
+	const Containerd__Services__Events__Ttrpc__V1__Envelope *e =
+		r->envelope;
+
+	(void)ctx;
+	(void)resp;
+	(void)err;
+	if (!e || !e->event)
+		return TTRPC_INVALID_ARGUMENT;
+	pthread_mutex_lock(&ev_mu);
+	if (n_ev < EV_MAX) {
+		snprintf(ev_topics[n_ev], sizeof(ev_topics[0]), "%s", e->topic);
+		snprintf(ev_types[n_ev], sizeof(ev_types[0]), "%s",
+			 e->event->type_url);
+		snprintf(ev_ns, sizeof(ev_ns), "%s", e->namespace_);
+		if (strcmp(e->topic, "/tasks/exit") == 0) {
+			Containerd__Events__TaskExit *x =
+				containerd__events__task_exit__unpack(
+					NULL, e->event->value.len,
+					e->event->value.data);
+
+			if (x) {
+				ev_exit_status = x->exit_status;
+				containerd__events__task_exit__free_unpacked(
+					x, NULL);
+			}
+		}
+		n_ev++;
+	}
+	pthread_mutex_unlock(&ev_mu);
+	return TTRPC_OK;
+}
+
+static const struct ttrpc_method fwd_methods[] = {
+	{ "containerd.services.events.ttrpc.v1.Events", "Forward",
+	  &containerd__services__events__ttrpc__v1__forward_request__descriptor,
+	  h_forward },
+};
+static const struct ttrpc_server fwd_server = { fwd_methods, 1, NULL };
+
+static void *accept_main(void *arg)
+{
+	int l = *(int *)arg;
+
+	for (;;) {
+		int c = accept(l, NULL, NULL);
+
+		if (c < 0)
+			return NULL;
+		ttrpc_serve_detached(&fwd_server, c, NULL);
+	}
+}
+
+static void test_events(void)
+{
+	static struct shim_opts o = { .ns = "k8s.io",
+				      .address = "",
+				      .publish_binary = "containerd",
+				      .id = "t" };
+	char dir[] = "/tmp/kiln-shim-test.XXXXXX", path[108];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	Containerd__Events__TaskCreate cr =
+		CONTAINERD__EVENTS__TASK_CREATE__INIT;
+	Containerd__Events__TaskStart st = CONTAINERD__EVENTS__TASK_START__INIT;
+	Containerd__Events__TaskExit ex = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+	static int l;
+	pthread_t t;
+	int n;
+
+	ok(mkdtemp(dir) != NULL, "a folder for containerd's socket");
+	snprintf(path, sizeof(path), "%s/containerd.sock.ttrpc", dir);
+	setenv("TTRPC_ADDRESS", path, 1);
+	is_int(events_start(&o, NULL), 0, "the events thread starts");
+	cr.container_id = st.container_id = ex.container_id = "c1";
+	ex.id = "c1";
+	ex.exit_status = 3;
+	/* containerd is not there yet: the events wait, in order */
+	events_publish("/tasks/create", "TaskCreate", &cr.base);
+	events_publish("/tasks/start", "TaskStart", &st.base);
+	events_publish("/tasks/exit", "TaskExit", &ex.base);
+	usleep(300 * 1000);
+	pthread_mutex_lock(&ev_mu);
+	n = n_ev;
+	pthread_mutex_unlock(&ev_mu);
+	is_int(n, 0, "nothing is delivered while containerd is away");
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, path);
+	ok(l >= 0 && bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		   listen(l, 4) == 0,
+	   "containerd comes up");
+	pthread_create(&t, NULL, accept_main, &l);
+	pthread_detach(t);
+	events_flush(20000);
+	pthread_mutex_lock(&ev_mu);
+	is_int(n_ev, 3, "then every event is delivered once");
+	ok(strcmp(ev_topics[0], "/tasks/create") == 0 &&
+		   strcmp(ev_topics[1], "/tasks/start") == 0 &&
+		   strcmp(ev_topics[2], "/tasks/exit") == 0,
+	   "  in the order published: %s %s %s", ev_topics[0], ev_topics[1],
+	   ev_topics[2]);
+	ok(strcmp(ev_types[2], "containerd.events.TaskExit") == 0,
+	   "  typed as containerd's events: %s", ev_types[2]);
+	ok(strcmp(ev_ns, "k8s.io") == 0, "  in the shim's namespace");
+	is_int((int)ev_exit_status, 3, "  the exit carries its status");
+	pthread_mutex_unlock(&ev_mu);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* ---- stdin: a pipe that CloseIO ends -------------------------------------- */
+
+static void test_stdin(void)
+{
+	char dir[] = "/tmp/kiln-shim-io.XXXXXX", fifo[128], buf[16];
+	struct shim_io io;
+	struct kiln_error err = { 0 };
+	struct pollfd p;
+	int r, w;
+	ssize_t n;
+
+	ok(mkdtemp(dir) != NULL, "a folder for the FIFO");
+	snprintf(fifo, sizeof(fifo), "%s/stdin", dir);
+	ok(mkfifo(fifo, 0600) == 0, "containerd's stdin FIFO");
+	io_init(&io);
+	io.stdin_path = strdup(fifo);
+	io.stdout_path = strdup("");
+	io.stderr_path = strdup("");
+	is_int(io_prepare(&io, dir, "init", &err), 0, "stdio prepared");
+	/* what kiln would hold as its stdin */
+	r = dup(io.child[0]);
+	is_int(io_started(&io, &err), 0,
+	       "the copier starts before a writer: %s", err.msg);
+	/* once the copier has its end open (ENXIO until then) */
+	for (int i = 0; i < 500; i++) {
+		w = open(fifo, O_WRONLY | O_NONBLOCK);
+		if (w >= 0 || errno != ENXIO)
+			break;
+		usleep(10000);
+	}
+	ok(w >= 0, "containerd opens its end late");
+	(void)!write(w, "abc", 3);
+	p = (struct pollfd){ r, POLLIN, 0 };
+	ok(poll(&p, 1, 5000) == 1, "the bytes reach the process");
+	n = read(r, buf, sizeof(buf));
+	ok(n == 3 && memcmp(buf, "abc", 3) == 0, "  whole: %zd", n);
+	io_close_stdin(&io);
+	ok(poll(&p, 1, 5000) == 1 && read(r, buf, sizeof(buf)) == 0,
+	   "CloseIO: the process reads EOF while containerd's FIFO is open");
+	io_destroy(&io);
+	close(w);
+	close(r);
+	unlink(fifo);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_args();
 	test_address();
 	test_refusals();
+	test_events();
+	test_stdin();
 	return tap_done();
 }
