@@ -128,10 +128,12 @@ int verb_update(const struct kiln_cli *cli, int argc, char **argv,
 		goto out;
 	st = container_status_now(&s);
 	container_state_clear(&s);
-	if (st != CONTAINER_CREATED && st != CONTAINER_RUNNING &&
-	    st != CONTAINER_PAUSED) {
-		kiln_error_set(err, 0, "cannot update container `%s`: it is %s",
-			       argv[i], container_status_names[st]);
+	/* a paused VM is stopped whole: its agent cannot answer */
+	if (st != CONTAINER_CREATED && st != CONTAINER_RUNNING) {
+		kiln_error_set(
+			err, 0, "cannot update container `%s`: it is %s%s",
+			argv[i], container_status_names[st],
+			st == CONTAINER_PAUSED ? " (resume it first)" : "");
 		goto out;
 	}
 	if (resources_empty(&r)) {

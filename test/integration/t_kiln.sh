@@ -226,6 +226,60 @@ JSON
 	kiln_nothing_left
 }
 
+# CPU time (clock ticks) a process has used
+kiln_cpu() { # PID
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# kiln pause stops the VM whole (its kiln-vmm takes no CPU time while the
+# guest's busy loop is paused), state says paused, exec and update are
+# refused at once instead of waiting on a guest that cannot answer;
+# resume runs it again; a SIGKILL reaches a paused container.
+test_kiln_pause_resume() {
+	kiln_reset
+	kiln_bundle "$T/b" 'while :; do :; done' || return 1
+	kiln run --detach --bundle "$T/b" p1
+	[ "$krc" = 0 ] || { kiln_fail "run --detach failed"; return 1; }
+	vmm=$(own_vmms)
+	[ "$(echo "$vmm" | wc -w)" = 1 ] || { kiln_fail "want one kiln-vmm, have: $vmm"; return 1; }
+	kiln resume p1
+	[ "$krc" != 0 ] && grep -q "not paused" "$T/kerr" ||
+		{ kiln_fail "resume of a running container was not refused"; return 1; }
+	kiln pause p1
+	[ "$krc" = 0 ] || { kiln_fail "pause failed"; return 1; }
+	[ "$(kiln_status p1)" = paused ] || { kiln_fail "state after pause: $(kiln_status p1)"; return 1; }
+	t0=$(kiln_cpu "$vmm")
+	sleep 3
+	t1=$(kiln_cpu "$vmm")
+	echo "    kiln-vmm: $((t1 - t0)) ticks in 3 s paused"
+	[ $((t1 - t0)) -lt 30 ] || { kiln_fail "kiln-vmm used $((t1 - t0)) ticks while paused"; return 1; }
+	kiln pause p1
+	[ "$krc" != 0 ] || { kiln_fail "a second pause succeeded"; return 1; }
+	KILN_LIMIT=20 kiln exec p1 true
+	[ "$krc" != 0 ] && [ "$krc" != 124 ] && grep -q paused "$T/kerr" ||
+		{ kiln_fail "exec in a paused container: status $krc, want a refusal naming it"; return 1; }
+	KILN_LIMIT=20 kiln update --memory 100m p1
+	[ "$krc" != 0 ] && [ "$krc" != 124 ] && grep -q paused "$T/kerr" ||
+		{ kiln_fail "update of a paused container: status $krc, want a refusal naming it"; return 1; }
+	kiln resume p1
+	[ "$krc" = 0 ] || { kiln_fail "resume failed"; return 1; }
+	[ "$(kiln_status p1)" = running ] || { kiln_fail "state after resume: $(kiln_status p1)"; return 1; }
+	t0=$(kiln_cpu "$vmm")
+	sleep 3
+	t1=$(kiln_cpu "$vmm")
+	echo "    kiln-vmm: $((t1 - t0)) ticks in 3 s resumed"
+	[ $((t1 - t0)) -ge 30 ] || { kiln_fail "kiln-vmm used $((t1 - t0)) ticks after resume"; return 1; }
+	kiln exec p1 sh -c 'echo awake'
+	[ "$krc" = 0 ] && [ "$(cat "$T/kout")" = awake ] || { kiln_fail "exec after resume"; return 1; }
+	kiln pause p1
+	kiln kill p1 KILL
+	[ "$krc" = 0 ] || { kiln_fail "kill KILL of a paused container failed"; return 1; }
+	kiln_wait_status p1 60 stopped || { kiln_fail "not stopped after KILL: $(kiln_status p1)"; return 1; }
+	kiln delete p1
+	[ "$krc" = 0 ] || { kiln_fail "delete failed"; return 1; }
+	kiln_nothing_left
+}
+
 test_kiln_terminal_console_socket() {
 	kiln_reset
 	kiln_bundle "$T/b" 'tty; stty size; read line; echo got $line' || return 1
