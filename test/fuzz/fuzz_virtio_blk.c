@@ -85,7 +85,7 @@ static void own_op(struct vdrv *v, unsigned int kind,
 		break;
 	case OP_REPLACE:
 		if (blk_replace_backing(v->dev, op->value & 1 ? img_b : img_a,
-					&err) < 0)
+					-1, &err) < 0)
 			abort();
 		break;
 	}

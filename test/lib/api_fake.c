@@ -95,9 +95,12 @@ static int fake_check_vsock(void *vmm, const struct vm_vsock *v,
 }
 
 static int fake_drive_replace(void *vmm, const char *id, const char *path,
-			      struct kiln_error *err)
+			      int read_only, struct kiln_error *err)
 {
-	return RECORD("drive_replace", err, "drive_replace(%s,%s)", id, path);
+	return RECORD("drive_replace", err, "drive_replace(%s,%s%s)", id, path,
+		      read_only < 0 ? ""
+		      : read_only   ? ",ro"
+				    : ",rw");
 }
 
 static int fake_balloon_set_target(void *vmm, uint32_t amount_mib,

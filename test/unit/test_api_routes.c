@@ -268,7 +268,19 @@ static const struct bad {
 	  "no drive `nosuch`" },
 	{ RUN, "PATCH", "/drives/rootfs",
 	  "{\"drive_id\": \"rootfs\", \"is_read_only\": true}",
-	  "unknown key `drives.is_read_only`" },
+	  "`drives.is_read_only` needs `drives.path_on_host`" },
+	{ RUN, "PATCH", "/drives/rootfs",
+	  "{\"drive_id\": \"rootfs\", \"is_read_only\": false,"
+	  " \"path_on_host\": null}",
+	  "`drives.is_read_only` needs `drives.path_on_host`" },
+	{ RUN, "PATCH", "/drives/rootfs",
+	  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/n\","
+	  " \"is_read_only\": \"true\"}",
+	  "`drives.is_read_only` must be a boolean" },
+	{ RUN, "PATCH", "/drives/rootfs",
+	  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/n\","
+	  " \"is_read_only\": 1}",
+	  "`drives.is_read_only` must be a boolean" },
 	{ RUN, "PATCH", "/drives/rootfs",
 	  "{\"drive_id\": \"rootfs\", \"path_on_host\": 7}",
 	  "`drives.path_on_host` must be a string" },
@@ -483,6 +495,10 @@ static void check_ops_fail(void)
 		  PAUSED },
 		{ "drive_replace", "PATCH", "/drives/rootfs",
 		  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/n\"}", RUN },
+		{ "drive_replace", "PATCH", "/drives/rootfs",
+		  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/n\","
+		  " \"is_read_only\": true}",
+		  RUN },
 		{ "balloon_set_target", "PATCH", "/balloon",
 		  "{\"amount_mib\": 8}", RUN },
 		{ "balloon_stats", "GET", "/balloon/statistics", NULL, RUN },
@@ -674,6 +690,30 @@ static void check_success(void)
 	ok(strcmp(t.fake.last, "drive_replace(rootfs,/new.img)") == 0,
 	   "  ops->drive_replace: %s", t.fake.last);
 	got(&t, "/vm/config", "\"path_on_host\":\"/new.img\"", NULL);
+	/* ours: is_read_only reopens the new file in that mode, kept */
+	done(&t, "PATCH", "/drives/rootfs",
+	     "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/ro.img\","
+	     " \"is_read_only\": true}");
+	ok(strcmp(t.fake.last, "drive_replace(rootfs,/ro.img,ro)") == 0,
+	   "  ops->drive_replace read-only: %s", t.fake.last);
+	got(&t, "/vm/config",
+	    "\"path_on_host\":\"/ro.img\",\"is_root_device\":true,"
+	    "\"is_read_only\":true",
+	    NULL);
+	done(&t, "PATCH", "/drives/rootfs",
+	     "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/same.img\"}");
+	ok(strcmp(t.fake.last, "drive_replace(rootfs,/same.img)") == 0 &&
+		   t.cfg.drives[0].read_only,
+	   "  without is_read_only: the drive's mode: %s", t.fake.last);
+	done(&t, "PATCH", "/drives/rootfs",
+	     "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/rw.img\","
+	     " \"is_read_only\": false}");
+	ok(strcmp(t.fake.last, "drive_replace(rootfs,/rw.img,rw)") == 0,
+	   "  ops->drive_replace read-write: %s", t.fake.last);
+	got(&t, "/vm/config",
+	    "\"path_on_host\":\"/rw.img\",\"is_root_device\":true,"
+	    "\"is_read_only\":false",
+	    NULL);
 	api_fake_clear(&t.fake);
 	done(&t, "PATCH", "/drives/rootfs",
 	     "{\"drive_id\": \"rootfs\", \"rate_limiter\": null}");

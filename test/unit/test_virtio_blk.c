@@ -3,7 +3,8 @@
  * virtio-blk driven through the MMIO transport as a vCPU would (no KVM,
  * vm_fd -1), over temporary image files: read/write/flush/get-id/
  * discard/write-zeroes round trips, read-only refusal, range checks,
- * split headers, malformed chains, backing replacement and snapshots.
+ * split headers, malformed chains, backing replacement (and its mode) and
+ * snapshots.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -471,7 +472,7 @@ static void test_replace(void)
 	vdrv_handshake(t, features_lo(t), 1, true);
 	data = vdrv_gp(t, DATA, 4096);
 	gen = vdrv_rd(t, VIRTIO_MMIO_CONFIG_GENERATION);
-	is_int(blk_replace_backing(t->dev, missing, &err), -1,
+	is_int(blk_replace_backing(t->dev, missing, -1, &err), -1,
 	       "replace with a missing file fails: %s", err.msg);
 	ok(strstr(err.msg, "none.img") != NULL, "and names the path");
 	is_int(cfg64(t, 0), SECTORS, "failed replace: capacity unchanged");
@@ -480,7 +481,8 @@ static void test_replace(void)
 	is_int(req(t, 0, SECTORS, 512, true, NULL), 1,
 	       "old image: sector 64 out of range");
 	memset(&err, 0, sizeof(err));
-	is_int(blk_replace_backing(t->dev, b, &err), 0, "replace: %s", err.msg);
+	is_int(blk_replace_backing(t->dev, b, -1, &err), 0, "replace: %s",
+	       err.msg);
 	is_int(cfg64(t, 0), 4 * SECTORS, "replace: new capacity in config");
 	is_int(blk_capacity(t->dev), 4 * SECTORS, "blk_capacity");
 	ok(vdrv_rd(t, VIRTIO_MMIO_CONFIG_GENERATION) != gen, "replace: config "
@@ -502,6 +504,99 @@ static void test_replace(void)
 	tvm_free(t);
 	free(a);
 	free(b);
+}
+
+/*
+ * The mode of a replaced backing file (PATCH /drives is_read_only): a
+ * fork's slot the template's guest negotiated read-write, over a
+ * placeholder the fork opened read-only, gets a writable image.
+ */
+static void test_replace_mode(void)
+{
+	char *tpl = mkimage("m-tpl.img", SECTORS * 512, 1);
+	char *ph = mkimage("m-ph.img", SECTORS * 512, 2);
+	char *rw = mkimage("m-rw.img", SECTORS * 512, 3);
+	char *ro = mkimage("m-ro.img", SECTORS * 512, 4);
+	char spec[256];
+	struct kiln_error err = { 0 };
+	struct vdrv *x, *y, *z;
+	size_t size;
+	uint8_t *s, *data, buf[512], before[512];
+
+	chmod(ph, 0444);
+	chmod(ro, 0444);
+	snprintf(spec, sizeof(spec), "id=slot,path=%s", tpl);
+	x = tvm_new(spec);
+	snprintf(spec, sizeof(spec), "id=slot,path=%s,ro", ph);
+	y = tvm_new(spec);
+	vdrv_handshake(x, features_lo(x), 1, true);
+	size = virtio_mmio_state_size(x->dev);
+	s = malloc(size);
+	is_int(virtio_mmio_save(x->dev, s, size, &err), 0, "template: save");
+	memcpy(vdrv_gp(y, 0, 0x200000), vdrv_gp(x, 0, 0x200000), 0x200000);
+	y->dev->fork = true;
+	is_int(virtio_mmio_restore(y->dev, s, size, &err), 0,
+	       "fork of a read-write slot over a read-only file: %s", err.msg);
+	y->q[0].next_avail = x->q[0].next_avail;
+	ok(!(features_lo(y) & F_RO), "the guest was not offered RO");
+	data = vdrv_gp(y, DATA, 4096);
+	memset(data, 0x3c, 512);
+	is_int(req(y, T_OUT, 4, 512, false, NULL), 1,
+	       "placeholder read-only on the host: OUT is IOERR");
+
+	is_int(blk_replace_backing(y->dev, rw, 0, &err), 0,
+	       "replace read-write: %s", err.msg);
+	is_int(req(y, T_OUT, 4, 512, false, NULL), 0,
+	       "read-write now: OUT is OK");
+	file_read(rw, buf, 512, 4 * 512);
+	ok(all_byte(buf, 512, 0x3c), "and the data is in the new file");
+	file_read(ph, buf, 512, 4 * 512);
+	ok(!all_byte(buf, 512, 0x3c), "not in the placeholder");
+
+	file_read(ro, before, 512, 4 * 512);
+	is_int(blk_replace_backing(y->dev, ro, 1, &err), 0,
+	       "replace read-only under a read-write guest: %s", err.msg);
+	memset(data, 0x5d, 512);
+	is_int(req(y, T_OUT, 4, 512, false, NULL), 1,
+	       "read-only again: OUT is IOERR");
+	is_int(req(y, T_WZ, 0, 16, false, NULL), 1,
+	       "and WRITE_ZEROES (negotiated) is IOERR");
+	file_read(ro, buf, 512, 4 * 512);
+	ok(memcmp(buf, before, 512) == 0, "the read-only file is unchanged");
+	is_int(req(y, 0, 4, 512, true, NULL), 0, "IN still works");
+	ok(memcmp(data, before, 512) == 0, "and reads the new file");
+	is_int(blk_replace_backing(y->dev, rw, -1, &err), 0,
+	       "replace in the drive's mode: %s", err.msg);
+	memset(data, 0x6e, 512);
+	is_int(req(y, T_OUT, 4, 512, false, NULL), 1,
+	       "the drive's mode is read-only now: OUT is IOERR");
+	file_read(rw, buf, 512, 4 * 512);
+	ok(all_byte(buf, 512, 0x3c), "the writable file was opened read-only");
+
+	/* a guest offered RO never writes: read-write is refused */
+	snprintf(spec, sizeof(spec), "id=d3,path=%s,ro", ph);
+	z = tvm_new(spec);
+	vdrv_handshake(z, features_lo(z), 1, true);
+	is_int(blk_replace_backing(z->dev, rw, 0, &err), -1,
+	       "RO offered: replace read-write refused");
+	ok(strstr(err.msg, "drive `d3`: the guest has it read-only; it "
+			   "cannot become read-write") != NULL,
+	   "  saying why: %s", err.msg);
+	data = vdrv_gp(z, DATA, 4096);
+	file_read(ph, before, 512, 0);
+	is_int(req(z, 0, 0, 512, true, NULL), 0, "the old file still served");
+	ok(memcmp(data, before, 512) == 0, "  its bytes");
+	memset(&err, 0, sizeof(err));
+	is_int(blk_replace_backing(z->dev, rw, 1, &err), 0,
+	       "RO offered: replace read-only is fine: %s", err.msg);
+	free(s);
+	tvm_free(x);
+	tvm_free(y);
+	tvm_free(z);
+	free(tpl);
+	free(ph);
+	free(rw);
+	free(ro);
 }
 
 static void test_snapshot(void)
@@ -902,6 +997,7 @@ int main(void)
 	test_io();
 	test_ro();
 	test_replace();
+	test_replace_mode();
 	test_snapshot();
 	test_limits();
 	test_turns();

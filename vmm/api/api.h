@@ -55,9 +55,12 @@ struct api_ops {
 			 struct kiln_error *err);
 	int (*check_vsock)(void *vmm, const struct vm_vsock *v,
 			   struct kiln_error *err);
-	/* PATCH /drives/{id} on a running VM */
+	/*
+	 * PATCH /drives/{id} on a running VM: the new file opened read-only
+	 * (read_only 1), read-write (0) or in the drive's mode (-1)
+	 */
 	int (*drive_replace)(void *vmm, const char *id, const char *path,
-			     struct kiln_error *err);
+			     int read_only, struct kiln_error *err);
 	/* PATCH /balloon, GET /balloon(/statistics), PATCH /balloon/statistics */
 	int (*balloon_set_target)(void *vmm, uint32_t amount_mib,
 				  struct kiln_error *err);

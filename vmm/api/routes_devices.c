@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Devices of a running VM through Firecracker's API: a drive's backing
- * file swapped, network interface updates (of which kiln-vmm takes none
- * but the no-op), and the balloon's target and statistics.
+ * file swapped (ours: and its read-only mode with it), network interface
+ * updates (of which kiln-vmm takes none but the no-op), and the balloon's
+ * target and statistics.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +15,13 @@ int route_patch_drive(struct api_ctx *ctx, const char *id, yajl_val body,
 		      struct api_response *resp, struct kiln_error *err)
 {
 	static const char *const keys[] = { "drive_id", "path_on_host",
-					    "rate_limiter", NULL };
+					    "rate_limiter", "is_read_only",
+					    NULL };
 	struct vm_drive *d = NULL;
 	const char *body_id, *path;
 	yajl_val rl = route_member(body, "rate_limiter");
+	yajl_val ro = route_member(body, "is_read_only");
+	int read_only = -1; /* the drive's mode */
 	char *copy;
 
 	if (route_only_keys(body, "drives", keys, err) < 0 ||
@@ -35,6 +39,18 @@ int route_patch_drive(struct api_ctx *ctx, const char *id, yajl_val body,
 		return kiln_error_set(err, 0,
 				      "`drives.rate_limiter`: rate limiters "
 				      "are not supported");
+	/* ours: the mode changes only with the file, which is opened in it */
+	if (ro != NULL && !YAJL_IS_NULL(ro)) {
+		if (!YAJL_IS_TRUE(ro) && !YAJL_IS_FALSE(ro))
+			return kiln_error_set(err, 0,
+					      "`drives.is_read_only` must be a "
+					      "boolean");
+		if (path == NULL)
+			return kiln_error_set(err, 0,
+					      "`drives.is_read_only` needs "
+					      "`drives.path_on_host`");
+		read_only = YAJL_IS_TRUE(ro);
+	}
 	for (unsigned int i = 0; i < ctx->cfg->ndrives; i++)
 		if (strcmp(ctx->cfg->drives[i].id, id) == 0)
 			d = &ctx->cfg->drives[i];
@@ -48,13 +64,15 @@ int route_patch_drive(struct api_ctx *ctx, const char *id, yajl_val body,
 	if (copy == NULL)
 		return kiln_error_set(err, 0, "out of memory"), -2;
 	if (OP(ctx, drive_replace, err) < 0 ||
-	    ctx->ops->drive_replace(ctx->vmm, id, path, err) < 0) {
+	    ctx->ops->drive_replace(ctx->vmm, id, path, read_only, err) < 0) {
 		free(copy);
 		return -1;
 	}
-	/* GET /vm/config shows the file the drive now reads */
+	/* GET /vm/config shows the file the drive now reads, and its mode */
 	free(d->path);
 	d->path = copy;
+	if (read_only >= 0)
+		d->read_only = read_only;
 	return 0;
 }
 

@@ -96,13 +96,13 @@ static int op_check_vsock(void *vmm, const struct vm_vsock *v,
 }
 
 static int op_drive_replace(void *vmm, const char *id, const char *path,
-			    struct kiln_error *err)
+			    int read_only, struct kiln_error *err)
 {
 	struct virtio_dev *d = blk_lookup(vmm, id);
 
 	if (d == NULL)
 		return kiln_error_set(err, 0, "no drive `%s`", id);
-	return blk_replace_backing(d, path, err);
+	return blk_replace_backing(d, path, read_only, err);
 }
 
 static struct virtio_dev *need_balloon(struct vm *vm, struct kiln_error *err)

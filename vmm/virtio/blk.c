@@ -162,7 +162,8 @@ static void blk_config_fill(const struct blk *b, struct blk_config *cfg)
 	cfg->seg_max = BLK_SEG_MAX;
 	cfg->blk_size = BLK_SECTOR;
 	cfg->num_queues = 1;
-	if (!b->read_only) {
+	/* what the guest was offered, not the host's mode of the moment */
+	if (!(b->ops.features & VIRTIO_BIT(VIRTIO_BLK_F_RO))) {
 		cfg->max_discard_sectors = BLK_DWZ_SECTORS_MAX;
 		cfg->max_discard_seg = BLK_DWZ_SEG_MAX;
 		cfg->discard_sector_alignment = BLK_DISCARD_ALIGN;
@@ -391,18 +392,28 @@ static struct blk *blk_new(const struct vm_drive *drv,
 	return b;
 }
 
-int blk_replace_backing(struct virtio_dev *d, const char *path,
+int blk_replace_backing(struct virtio_dev *d, const char *path, int read_only,
 			struct kiln_error *err)
 {
 	struct blk *b = d->priv;
 	struct blk_backing bk;
+	bool ro, guest_ro;
 	char *p;
 	int old;
 
 	if (d->ops->device_id != VIRTIO_ID_BLOCK ||
 	    d->ops->notify != blk_notify)
 		return kiln_error_set(err, EINVAL, "not a virtio-blk device");
-	if (blk_open(b->id, path, b->read_only, &bk, err) < 0)
+	virtio_dev_lock(d);
+	ro = read_only < 0 ? b->read_only : read_only > 0;
+	guest_ro = b->ops.features & VIRTIO_BIT(VIRTIO_BLK_F_RO);
+	virtio_dev_unlock(d);
+	if (read_only == 0 && guest_ro)
+		return kiln_error_set(err, 0,
+				      "drive `%s`: the guest has it read-only; "
+				      "it cannot become read-write",
+				      b->drive_id);
+	if (blk_open(b->id, path, ro, &bk, err) < 0)
 		return -1;
 	p = strdup(path);
 	if (p == NULL) {
@@ -415,10 +426,15 @@ int blk_replace_backing(struct virtio_dev *d, const char *path,
 	/*
 	 * Negotiated features cannot change: a new file without hole
 	 * punching keeps DISCARD (then a no-op, it is a hint) and
-	 * WRITE_ZEROES (then ZERO_RANGE or written zeros).
+	 * WRITE_ZEROES (then ZERO_RANGE or written zeros). The mode goes
+	 * with the fd (a concurrent replace may have changed it since we
+	 * read it: the last one wins, mode and file alike). A write already
+	 * under way goes on over the new fd: into a read-only one it fails
+	 * (EBADF, IOERR); new ones are refused at parse (blk_req.c).
 	 */
 	old = b->fd;
 	b->fd = bk.fd;
+	b->read_only = ro;
 	b->capacity = bk.capacity;
 	b->discard = bk.discard &&
 		     (b->ops.features & VIRTIO_BIT(VIRTIO_BLK_F_DISCARD));
@@ -431,7 +447,8 @@ int blk_replace_backing(struct virtio_dev *d, const char *path,
 	virtio_dev_unlock(d);
 	close(old);
 	metrics_inc(b->metrics, BLK_M_UPDATES);
-	log_info("drive %s: now `%s`, %llu sectors", b->id, path,
+	log_info("drive %s: now `%s`, %s, %llu sectors", b->id, path,
+		 ro ? "read-only" : "read-write",
 		 (unsigned long long)bk.capacity);
 	return 0;
 }

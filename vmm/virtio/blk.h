@@ -15,12 +15,17 @@ struct vm;
 struct virtio_dev *blk_lookup(struct vm *vm, const char *id);
 
 /*
- * Point a running drive at another raw image (same read-only mode): the
- * new file is opened before the old one is closed, so a failure changes
- * nothing. The capacity follows the new file's size and the driver gets a
- * config-change interrupt. Takes d->lock; callable from any thread.
+ * Point a running drive at another raw image, opened read-only when
+ * read_only is 1, read-write when 0, in the drive's current mode when -1;
+ * the drive keeps that mode. The guest's features never change: read-write
+ * is refused when the guest was offered VIRTIO_BLK_F_RO (its driver never
+ * writes); read-only under a guest that may write makes its writes fail
+ * (IOERR). The new file is opened before the old one is closed, so a
+ * failure changes nothing. The capacity follows the new file's size and
+ * the driver gets a config-change interrupt. Takes d->lock; callable from
+ * any thread.
  */
-int blk_replace_backing(struct virtio_dev *d, const char *path,
+int blk_replace_backing(struct virtio_dev *d, const char *path, int read_only,
 			struct kiln_error *err);
 
 /* Capacity in 512-byte sectors (for tests and the API). */

@@ -88,13 +88,17 @@ struct blk {
 	char id[BLK_ID_BYTES + 1]; /* GET_ID answer, NUL padded */
 	char *drive_id;		   /* the whole id, for blk_lookup */
 	char *path;
-	bool read_only;	   /* the host's open mode */
 	bool fork_resized; /* a fork's file differs in size from the slot's */
 	struct metrics_group *metrics; /* block_<drive id> */
 
 	pthread_mutex_t io_lock;
 	/* under dev.lock and io_lock both: either one suffices to read */
 	int fd;
+	/*
+	 * fd's open mode, whatever the guest was offered (a read-write slot
+	 * may hold a read-only file: a fork's, or after PATCH /drives)
+	 */
+	bool read_only;
 	bool discard;	   /* the backend punches holes */
 	uint64_t capacity; /* sectors */
 	dev_t st_dev;	   /* identity of the open file, for snapshots */
