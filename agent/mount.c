@@ -42,6 +42,16 @@ static int check_paths(const char *what, char *const *paths, size_t n,
 	return 0;
 }
 
+static int check_device(const char *what, const char *dev,
+			struct kiln_error *err)
+{
+	if (spec_check_path(what, dev, err) < 0)
+		return -TTRPC_INVALID_ARGUMENT;
+	if (strncmp(dev, "/dev/", 5) != 0)
+		return INVALID("%s `%s` is not under /dev", what, dev);
+	return 0;
+}
+
 /* A file carried in: bounded, then the bind of a file of our own. */
 static int plan_file(struct mount_plan *plan, const char *dir, size_t i,
 		     const Kiln__Agent__V1__Mount *m, struct kiln_error *err)
@@ -122,6 +132,18 @@ int mount_plan_init(struct mount_plan *plan, const char *dir,
 		o->source = m->source;
 		o->destination = m->destination;
 		o->type = m->type;
+		if (m->device_size != 0) {
+			/* the agent opens it before the clone: a device */
+			if (m->has_data || o->opts.bind)
+				return INVALID("mount %s: device_size is not "
+					       "for a bind",
+					       m->destination);
+			if (check_device("mount source", m->source, err) < 0)
+				return kiln_error_wrap(err, "mount %s",
+						       m->destination),
+				       -TTRPC_INVALID_ARGUMENT;
+			o->device_size = m->device_size;
+		}
 		if (m->has_data) {
 			if (plan_file(plan, dir, i, m, err) < 0)
 				return -TTRPC_INVALID_ARGUMENT;
@@ -148,16 +170,6 @@ static bool one_of(const char *s, const char *const *names, size_t n)
 		if (strcmp(s, names[i]) == 0)
 			return true;
 	return false;
-}
-
-static int check_device(const char *what, const char *dev,
-			struct kiln_error *err)
-{
-	if (spec_check_path(what, dev, err) < 0)
-		return -TTRPC_INVALID_ARGUMENT;
-	if (strncmp(dev, "/dev/", 5) != 0)
-		return INVALID("%s `%s` is not under /dev", what, dev);
-	return 0;
 }
 
 static int check_layers(const Kiln__Agent__V1__Rootfs *r,

@@ -21,6 +21,9 @@ struct mount_one {
 	size_t len;
 	mode_t mode;
 	char file[128]; /* <dir>/files/<index> */
+	/* Mount.device_size: not 0, source is a device under /dev that
+	 * mount_files_write waits for (mount_device_wait) */
+	uint64_t device_size;
 };
 
 /* Everything the init child needs, checked before the clone. */
@@ -78,11 +81,32 @@ int mount_overlay_data(char *data, size_t size, const char *dir, size_t n,
 int mount_rootfs(struct ctr *c, const Kiln__Agent__V1__Rootfs *r,
 		 struct kiln_error *err);
 /*
- * Write the plan's carried-in files into a tmpfs at <dir>/files (only
- * when there are any); mount_rootfs_remove undoes it.
+ * Wait for the devices the plan's mounts give a size (device_size), as
+ * mount_device_wait does; then write the plan's carried-in files into a
+ * tmpfs at <dir>/files (only when there are any); mount_rootfs_remove
+ * undoes it.
  */
 int mount_files_write(struct ctr *c, struct mount_plan *plan,
 		      struct kiln_error *err);
+/*
+ * Wait (2 s at most in all, polling every 10 ms) until dev exists and is
+ * a block device and, when size is not 0, until the guest sees it at
+ * exactly size bytes (the host may have just swapped its backing file);
+ * then drop the guest's cache of it (BLKFLSBUF). Messages name it as
+ * what ("rootfs.device"). Fails NOT_FOUND (never there),
+ * INVALID_ARGUMENT (not a block device), FAILED_PRECONDITION (another
+ * size, with both in the message) or INTERNAL.
+ */
+int mount_device_wait(const char *what, const char *dev, uint64_t size,
+		      struct kiln_error *err);
+/*
+ * The size half of it: size_of(arg, &bytes) (0, or -1 with errno) read
+ * polls times at most (once at least), 10 ms apart, until it gives want.
+ */
+int mount_size_wait(const char *what, const char *dev, uint64_t want,
+		    unsigned int polls,
+		    int (*size_of)(void *arg, uint64_t *bytes), void *arg,
+		    struct kiln_error *err);
 /* Undo mount_rootfs and mount_files_write and remove <dir>; best effort,
  * logs what is left. */
 void mount_rootfs_remove(struct ctr *c);

@@ -17,6 +17,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <linux/fs.h>
@@ -32,41 +34,91 @@
 /* overlayfs takes its options in one page, NUL included */
 #define OVERLAY_DATA_MAX 4096
 
-/*
- * Drop what the guest cached of dev. In a fork of a template the drive
- * held the template's blank placeholder when the kernel probed it: the
- * sectors its partition scan read are cached, and a file system mounted
- * now would read its superblock from them.
- */
-static int flush_device(const char *dev, struct kiln_error *err)
-{
-	cleanup_close int fd = open(dev, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+#define WAIT_STEP_MS 10
+#define WAIT_POLLS   200 /* 2 s in steps of WAIT_STEP_MS */
 
-	if (fd < 0 || ioctl(fd, BLKFLSBUF, 0) < 0)
+static void wait_step(void)
+{
+	nanosleep(&(struct timespec){ 0, WAIT_STEP_MS * 1000 * 1000 }, NULL);
+}
+
+int mount_size_wait(const char *what, const char *dev, uint64_t want,
+		    unsigned int polls,
+		    int (*size_of)(void *arg, uint64_t *bytes), void *arg,
+		    struct kiln_error *err)
+{
+	uint64_t seen = 0;
+
+	/* client-controlled: want is only compared, never computed with;
+	 * the wait is polls steps whatever it is */
+	for (unsigned int i = 1;; i++) {
+		if (size_of(arg, &seen) < 0)
+			return AGENT_FAIL(err, TTRPC_INTERNAL, errno,
+					  "size of %s `%s`", what, dev);
+		if (seen == want)
+			return 0;
+		if (i >= polls)
+			break;
+		wait_step();
+	}
+	return AGENT_FAIL(err, TTRPC_FAILED_PRECONDITION, 0,
+			  "%s `%s` has %" PRIu64 " bytes in the guest, not "
+			  "the %" PRIu64 " the request gives it (waited %u ms)",
+			  what, dev, seen, want,
+			  (polls > 0 ? polls - 1 : 0) * WAIT_STEP_MS);
+}
+
+static int blk_size(void *arg, uint64_t *bytes)
+{
+	return ioctl(*(const int *)arg, BLKGETSIZE64, bytes);
+}
+
+int mount_device_wait(const char *what, const char *dev, uint64_t size,
+		      struct kiln_error *err)
+{
+	cleanup_close int fd = -1;
+	struct stat st;
+	unsigned int i;
+	int res;
+
+	/* hot-plugged drives appear through devtmpfs a little later */
+	for (i = 0; stat(dev, &st) < 0; i++) {
+		if (i + 1 >= WAIT_POLLS)
+			return AGENT_FAIL(err, TTRPC_NOT_FOUND, 0,
+					  "%s `%s` did not appear in 2 s", what,
+					  dev);
+		wait_step();
+	}
+	if (!S_ISBLK(st.st_mode))
+		return AGENT_FAIL(err, TTRPC_INVALID_ARGUMENT, 0,
+				  "%s `%s` is not a block device", what, dev);
+	fd = open(dev, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return AGENT_FAIL(err, TTRPC_INTERNAL, errno, "open %s `%s`",
+				  what, dev);
+	/*
+	 * A drive whose backing file the host has just swapped: the VMM
+	 * raised a config change, but the guest kernel reads the new
+	 * capacity in a work item of its own, a little later. Mounted
+	 * before, the file system would be checked against the old size.
+	 * The 2 s above are for both waits: what is left of them.
+	 */
+	if (size != 0) {
+		res = mount_size_wait(what, dev, size, WAIT_POLLS - i, blk_size,
+				      &fd, err);
+		if (res < 0)
+			return res;
+	}
+	/*
+	 * Then drop what the guest cached of dev. In a fork of a template
+	 * the drive held the template's blank placeholder when the kernel
+	 * probed it: the sectors its partition scan read are cached, and a
+	 * file system mounted now would read its superblock from them.
+	 */
+	if (ioctl(fd, BLKFLSBUF, 0) < 0)
 		return AGENT_FAIL(err, TTRPC_INTERNAL, errno,
 				  "flush the cache of `%s`", dev);
 	return 0;
-}
-
-static int wait_device(const char *dev, struct kiln_error *err)
-{
-	struct stat st;
-
-	/* hot-plugged drives appear through devtmpfs a little later */
-	for (int i = 0; i < 200; i++) {
-		if (stat(dev, &st) == 0) {
-			if (!S_ISBLK(st.st_mode))
-				return AGENT_FAIL(err, TTRPC_INVALID_ARGUMENT,
-						  0,
-						  "rootfs device `%s` is not a "
-						  "block device",
-						  dev);
-			return flush_device(dev, err);
-		}
-		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
-	}
-	return AGENT_FAIL(err, TTRPC_NOT_FOUND, 0,
-			  "rootfs device `%s` did not appear in 2 s", dev);
 }
 
 static int mkdir_in(const char *dir, const char *name, char *out, size_t len)
@@ -111,7 +163,7 @@ static int mount_device(struct ctr *c, const Kiln__Agent__V1__Rootfs *r,
 	char data[3 * 200 + 64];
 	int res;
 
-	res = wait_device(r->device, err);
+	res = mount_device_wait("rootfs.device", r->device, r->size, err);
 	if (res < 0)
 		return res;
 	if (!r->readonly) {
@@ -186,12 +238,17 @@ static int mount_layers(struct ctr *c, const Kiln__Agent__V1__Rootfs *r,
 
 	/* every device there before anything is mounted */
 	for (size_t i = 0; i < r->n_layers; i++) {
-		res = wait_device(r->layers[i]->device, err);
+		char what[48];
+
+		snprintf(what, sizeof(what), "rootfs.layers[%zu].device", i);
+		res = mount_device_wait(what, r->layers[i]->device,
+					r->layers[i]->size, err);
 		if (res < 0)
 			return res;
 	}
 	if (upper_dev) {
-		res = wait_device(r->upper_device, err);
+		res = mount_device_wait("rootfs.upper_device", r->upper_device,
+					r->upper_size, err);
 		if (res < 0)
 			return res;
 	}
@@ -291,11 +348,34 @@ static int write_file(const struct mount_one *m, struct kiln_error *err)
 	return 0;
 }
 
+/* the mounts' devices, in the agent: the init child mounts them by path */
+static int wait_mount_devices(const struct mount_plan *plan,
+			      struct kiln_error *err)
+{
+	for (size_t i = 0; i < plan->nmounts; i++) {
+		const struct mount_one *m = &plan->mounts[i];
+		char what[48];
+		int res;
+
+		if (m->device_size == 0)
+			continue;
+		snprintf(what, sizeof(what), "mounts[%zu].source", i);
+		res = mount_device_wait(what, m->source, m->device_size, err);
+		if (res < 0)
+			return res;
+	}
+	return 0;
+}
+
 int mount_files_write(struct ctr *c, struct mount_plan *plan,
 		      struct kiln_error *err)
 {
 	char dir[160], data[64];
+	int res;
 
+	res = wait_mount_devices(plan, err);
+	if (res < 0)
+		return res;
 	if (plan->nfiles == 0)
 		return 0;
 	snprintf(dir, sizeof(dir), "%s/files", c->dir);

@@ -5,15 +5,26 @@
  * on a temporary tree full of hostile symlinks; nothing is mounted. Each
  * answer must be inside the tree or a clean failure, and nothing may be
  * created outside it.
+ *
+ * mount_device_wait: the agent's wait for a drive whose backing file the
+ * host has just swapped, on a loop device (root only) that a thread
+ * resizes as the guest kernel would; mount_size_wait's bound and
+ * messages with a size read from a table.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <linux/fs.h>
+#include <linux/loop.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../agent/mount.h"
@@ -253,6 +264,185 @@ static void test_long(void)
 	resolves_inside(path, MOUNT_OPEN, NULL);
 }
 
+/* ---- mount_size_wait, mount_device_wait -------------------------------- */
+
+struct sizes {
+	const uint64_t *v; /* what each read gives; the last one repeats */
+	size_t n, reads;
+	int fail; /* every read fails with it; 0: none */
+};
+
+static int table_size(void *arg, uint64_t *bytes)
+{
+	struct sizes *s = arg;
+
+	if (s->fail != 0) {
+		errno = s->fail;
+		return -1;
+	}
+	*bytes = s->v[s->reads < s->n ? s->reads : s->n - 1];
+	s->reads++;
+	return 0;
+}
+
+static int size_wait(struct sizes *s, uint64_t want, unsigned int polls,
+		     struct kiln_error *err)
+{
+	memset(err, 0, sizeof(*err));
+	s->reads = 0;
+	return mount_size_wait("rootfs.layers[1].device", "/dev/vdc", want,
+			       polls, table_size, s, err);
+}
+
+static void test_size_wait(void)
+{
+	static const uint64_t grows[] = { 512, 512, 4096 };
+	static const uint64_t big[] = { 8192 }, max[] = { UINT64_MAX };
+	struct sizes s = { grows, 3, 0, 0 };
+	struct kiln_error err;
+
+	is_int(size_wait(&s, 512, 200, &err), 0, "the size already right");
+	is_int(s.reads, 1, "... read once, no wait");
+	is_int(size_wait(&s, 4096, 200, &err), 0,
+	       "the new size on the third read");
+	is_int(s.reads, 3, "... then no more reads");
+	is_int(size_wait(&s, 4096, 2, &err), -TTRPC_FAILED_PRECONDITION,
+	       "not within two reads: refused");
+	is_int(s.reads, 2, "... after two reads, no more");
+	ok(strstr(err.msg, "rootfs.layers[1].device `/dev/vdc` has 512 bytes "
+			   "in the guest, not the 4096") != NULL,
+	   "... naming the device and both sizes: %s", err.msg);
+	s = (struct sizes){ big, 1, 0, 0 };
+	is_int(size_wait(&s, 4096, 3, &err), -TTRPC_FAILED_PRECONDITION,
+	       "larger is not enough: exactly the size");
+	s = (struct sizes){ max, 1, 0, 0 };
+	is_int(size_wait(&s, UINT64_MAX, 3, &err), 0,
+	       "UINT64_MAX bytes is only a number");
+	is_int(size_wait(&s, 0, 0, &err), -TTRPC_FAILED_PRECONDITION,
+	       "0 polls: still read once");
+	is_int(s.reads, 1, "... once");
+	ok(strstr(err.msg, "has 18446744073709551615 bytes") != NULL,
+	   "... the whole size in the message: %s", err.msg);
+	s.fail = ENOTTY;
+	is_int(size_wait(&s, 4096, 200, &err), -TTRPC_INTERNAL,
+	       "a failed read fails at once");
+	ok(err.errnum == ENOTTY && strstr(err.msg, "`/dev/vdc`") != NULL,
+	   "... with its errno, naming the device: %s", err.msg);
+}
+
+/* the host's swap as the guest sees it: the new capacity, a bit later */
+struct grow {
+	int file, loop;
+	off_t to;
+	int res; /* errno, 0: done */
+};
+
+static void *grow_later(void *arg)
+{
+	struct grow *g = arg;
+
+	nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+	if (ftruncate(g->file, g->to) < 0 ||
+	    ioctl(g->loop, LOOP_SET_CAPACITY, 0) < 0)
+		g->res = errno;
+	return NULL;
+}
+
+/* a free loop device over file: its fd and path, or -1 */
+static int loop_attach(int file, char *path, size_t len)
+{
+	cleanup_close int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+
+	/* another test may take the free one first: EBUSY, ask again */
+	for (int i = 0; ctl >= 0 && i < 16; i++) {
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE), fd;
+
+		if (n < 0)
+			return -1;
+		snprintf(path, len, "/dev/loop%d", n);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		if (ioctl(fd, LOOP_SET_FD, file) == 0)
+			return fd;
+		close(fd);
+		if (errno != EBUSY)
+			return -1;
+	}
+	return -1;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
+	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void test_device_wait(void)
+{
+	char img[PATH_MAX + 16], dev[32];
+	cleanup_close int file = -1;
+	struct grow g = { .to = 2 << 20 };
+	struct kiln_error err = { 0 };
+	struct timespec t0;
+	uint64_t bytes = 0;
+	pthread_t th;
+	int loop;
+
+	is_int(mount_device_wait("rootfs.device", "/dev/null", 0, &err),
+	       -TTRPC_INVALID_ARGUMENT, "a character device is refused");
+	ok(strstr(err.msg, "rootfs.device `/dev/null` is not a block device"),
+	   "... by name: %s", err.msg);
+	snprintf(img, sizeof(img), "%s/disk.img", root);
+	file = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (file < 0 || ftruncate(file, 1 << 20) < 0)
+		printf("# setup %s: %s\n", img, strerror(errno));
+	is_int(mount_device_wait("rootfs.device", img, 1 << 20, &err),
+	       -TTRPC_INVALID_ARGUMENT, "a regular file too, even of the size");
+	loop = geteuid() == 0 && file >= 0 ? loop_attach(file, dev, sizeof(dev))
+					   : -1;
+	if (loop < 0) {
+		tap_skip("no loop device (root, /dev/loop-control): %s",
+			 strerror(errno));
+		return;
+	}
+	is_int(mount_device_wait("rootfs.device", dev, 0, &err), 0,
+	       "%s, size 0: no size wait, cache dropped", dev);
+	is_int(mount_device_wait("rootfs.device", dev, 1 << 20, &err), 0,
+	       "... of the size the request gives");
+	g.file = file;
+	g.loop = loop;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (pthread_create(&th, NULL, grow_later, &g) != 0) {
+		printf("Bail out! pthread_create\n");
+		exit(1);
+	}
+	if (!is_int(mount_device_wait("rootfs.layers[0].device", dev, 2 << 20,
+				      &err),
+		    0, "grown to 2 MiB 100 ms later: waited for"))
+		printf("#   %s\n", err.msg);
+	ok(ms_since(&t0) >= 90, "... until it grew (%.0f ms)", ms_since(&t0));
+	pthread_join(th, NULL);
+	is_int(g.res, 0, "... the resize itself worked");
+	if (ioctl(loop, BLKGETSIZE64, &bytes) < 0)
+		printf("# BLKGETSIZE64 %s: %s\n", dev, strerror(errno));
+	is_int(bytes, 2 << 20, "... and the device has the size waited for");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	is_int(mount_device_wait("rootfs.upper_device", dev, 3 << 20, &err),
+	       -TTRPC_FAILED_PRECONDITION, "3 MiB never comes: refused");
+	ok(ms_since(&t0) >= 1900 && ms_since(&t0) < 10000,
+	   "... after the 2 s bound (%.0f ms)", ms_since(&t0));
+	ok(strstr(err.msg, "2097152 bytes in the guest, not the 3145728") &&
+		   strstr(err.msg, dev) != NULL,
+	   "... naming it, what it has and what was expected: %s", err.msg);
+	if (ioctl(loop, LOOP_CLR_FD, 0) < 0)
+		printf("# detach %s: %s\n", dev, strerror(errno));
+	close(loop);
+}
+
 static int rm_one(const char *p, const struct stat *st, int flag,
 		  struct FTW *ftw)
 {
@@ -297,6 +487,8 @@ int main(void)
 	test_hostile();
 	test_magic_root();
 	test_long();
+	test_size_wait();
+	test_device_wait();
 	close(rootfd);
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();

@@ -2,10 +2,12 @@
 /*
  * What CreateContainer checks before it mounts anything: the rootfs
  * (one device, or image layers with an upper device) through
- * mount_rootfs_check, and the mounts with carried-in files and the
- * masked and read-only paths through mount_plan_init. Pure: nothing is
+ * mount_rootfs_check, and the mounts with carried-in files or a
+ * device's size and the masked and read-only paths through
+ * mount_plan_init. Pure: nothing is
  * mounted or opened.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +279,52 @@ static void test_files(void)
 	free(big);
 }
 
+/* a directory's image on a drive: waited for by its size, never a bind */
+static void test_device_size(void)
+{
+	Kiln__Agent__V1__CreateContainerRequest req =
+		KILN__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
+	char *ro[] = { "ro" };
+	Kiln__Agent__V1__Mount *m;
+	struct mount_plan p;
+	struct kiln_error err;
+
+	m = add_file(&req, "/share", NULL, 0, 0);
+	m->has_data = false;
+	m->type = "erofs";
+	m->source = "/dev/vda";
+	m->options = ro;
+	m->n_options = 1;
+	m->device_size = UINT64_MAX;
+	if (is_int(plan(&req, &p, &err), 0, "a device with its size: accepted"))
+		ok(p.mounts[0].device_size == UINT64_MAX &&
+			   strcmp(p.mounts[0].source, "/dev/vda") == 0,
+		   "... the size kept for the wait, whatever it is");
+	else
+		printf("#   %s\n", err.msg);
+	mount_plan_free(&p);
+	m->device_size = 0;
+	m->source = "/srv/share.img";
+	is_int(plan(&req, &p, &err), 0, "no size: any source, as before");
+	mount_plan_free(&p);
+	m->device_size = 4096;
+	plan_refused(&req,
+		     "mount /share: mount source `/srv/share.img` is "
+		     "not under /dev",
+		     "a size on a source outside /dev");
+	m->source = "/dev/../etc/shadow";
+	plan_refused(&req, "mount /share: mount source", "a source with ..");
+	m->source = "/dev/vda";
+	m->type = "bind";
+	plan_refused(&req, "mount /share: device_size is not for a bind",
+		     "a size on a bind");
+	m->type = "erofs";
+	m->has_data = true;
+	m->options = (char *[]){ "rbind" };
+	plan_refused(&req, "device_size is not for a bind",
+		     "a size on a carried-in file");
+}
+
 static void test_paths(void)
 {
 	Kiln__Agent__V1__CreateContainerRequest req =
@@ -391,6 +439,7 @@ int main(void)
 	test_rootfs_device();
 	test_rootfs_layers();
 	test_files();
+	test_device_size();
 	test_paths();
 	return tap_done();
 }
