@@ -99,6 +99,8 @@ char *container_state_to_json(const struct container_state *s,
 	put_ki(g, "vmm_start", (long long)s->vmm_start);
 	if (s->has_exit_status)
 		put_ki(g, "exit_status", s->exit_status);
+	if (s->sandbox != NULL)
+		put_kv(g, "sandbox", s->sandbox);
 	put_annotations(g, s);
 	yajl_gen_map_close(g);
 	return gen_take(g, err);
@@ -142,6 +144,8 @@ int container_state_from_json(struct container_state *s, const char *text,
 			err) < 0 ||
 	    json_string(json_get(root, "owner"), "owner", &s->owner, err) < 0 ||
 	    json_string(json_get(root, "status"), "status", &status, err) < 0 ||
+	    json_string(json_get(root, "sandbox"), "sandbox", &s->sandbox,
+			err) < 0 ||
 	    json_int(json_get(root, "pid"), "pid", 0, INT32_MAX, &pid, err) <
 		    0 ||
 	    json_uint(json_get(root, "pid_start"), "pid_start", UINT64_MAX, &ps,
@@ -178,6 +182,11 @@ out:
 	return ret;
 }
 
+const char *container_guest_id(const struct container_state *s)
+{
+	return s->sandbox != NULL ? s->id : KILN_GUEST_ID;
+}
+
 void container_state_clear(struct container_state *s)
 {
 	free(s->id);
@@ -185,6 +194,7 @@ void container_state_clear(struct container_state *s)
 	free(s->rootfs);
 	free(s->created);
 	free(s->owner);
+	free(s->sandbox);
 	json_strv_free(s->annotation_keys);
 	json_strv_free(s->annotation_values);
 	memset(s, 0, sizeof(*s));

@@ -44,7 +44,16 @@ struct container_state {
 	int exit_status; /* 128+N when killed by signal N */
 	char **annotation_keys, **annotation_values;
 	size_t n_annotations;
+	/* the pod sandbox whose VM this container runs in; NULL: its own */
+	char *sandbox;
 };
+
+/* The id of the container of a VM of its own, inside its guest. */
+#define KILN_GUEST_ID "ctr"
+
+/* The container's id inside its guest: a pod's other containers have
+ * their own ids there, beside the sandbox's KILN_GUEST_ID. */
+const char *container_guest_id(const struct container_state *s);
 
 /* state.json text (what `kiln state` prints is oci_state_json()). */
 char *container_state_to_json(const struct container_state *s,

@@ -79,6 +79,10 @@ int container_remove(const struct kiln_cli *cli, const char *id, bool force,
 	}
 	kill_gone(s.pid, s.pid_start);
 	kill_gone(s.vmm_pid, s.vmm_start);
+	/* a pod's container: what its pid process did not take out of the
+	 * pod's guest (after a kill -9; else this finds nothing left) */
+	if (s.sandbox != NULL)
+		pod_remove(&s, fd);
 	/* after a kill -9 of the pid process its TAPs and qdiscs are left */
 	net_remove(fd);
 	close(fd);

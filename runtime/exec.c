@@ -51,6 +51,7 @@ struct exec_opts {
 
 struct exec_run {
 	char exec_id[AGENT_ID_MAX + 1];
+	char guest_id[AGENT_ID_MAX + 1]; /* the container's, in its guest */
 	struct agent_client *agent;
 	struct stdio_set io;
 	int exit_pipe[2];
@@ -205,8 +206,7 @@ static void *wait_main(void *arg)
 
 	c = agent_client_connect(VM_VSOCK, agent_deadline_ms(30000),
 				 CALL_TIMEOUT, &err);
-	if (c != NULL &&
-	    agent_wait(c, KILN_GUEST_ID, x->exec_id, &ex, &err) == 0)
+	if (c != NULL && agent_wait(c, x->guest_id, x->exec_id, &ex, &err) == 0)
 		status = ex.status;
 	else
 		log_error("wait for exec %s: %s", x->exec_id, err.msg);
@@ -239,14 +239,15 @@ static int exec_start(struct exec_run *x, const struct oci_process *proc,
 	if (res == 0)
 		res = request_seccomp(&r, seccomp, &ap, err);
 	if (res == 0)
-		res = agent_exec(x->agent, KILN_GUEST_ID, x->exec_id, &ap, &pid,
+		res = agent_exec(x->agent, x->guest_id, x->exec_id, &ap, &pid,
 				 err);
 	agent_request_free(&r);
 	if (res < 0)
 		return -1;
-	if (stdio_attach(&x->io, x->agent, x->exec_id, proc->terminal, err) < 0)
+	if (stdio_attach(&x->io, x->agent, x->guest_id, x->exec_id,
+			 proc->terminal, err) < 0)
 		return -1;
-	stdio_resize(&x->io, x->agent, x->exec_id);
+	stdio_resize(&x->io, x->agent, x->guest_id, x->exec_id);
 	e = pthread_create(&t, NULL, wait_main, x);
 	if (e != 0)
 		return kiln_error_set(err, e, "wait thread");
@@ -280,11 +281,11 @@ static int exec_loop(struct exec_run *x, int sig_fd)
 			struct kiln_error err = { 0 };
 
 			if (si.ssi_signo == SIGWINCH)
-				stdio_resize(&x->io, x->agent, x->exec_id);
+				stdio_resize(&x->io, x->agent, x->guest_id,
+					     x->exec_id);
 			else if (si.ssi_signo != SIGCHLD &&
-				 agent_signal(x->agent, KILN_GUEST_ID,
-					      x->exec_id, si.ssi_signo, false,
-					      &err) < 0)
+				 agent_signal(x->agent, x->guest_id, x->exec_id,
+					      si.ssi_signo, false, &err) < 0)
 				log_warn("forward signal %u: %s", si.ssi_signo,
 					 err.msg);
 		}
@@ -319,6 +320,7 @@ int verb_exec(const struct kiln_cli *cli, int argc, char **argv,
 		container_state_clear(&s);
 		return 1;
 	}
+	snprintf(x.guest_id, sizeof(x.guest_id), "%s", container_guest_id(&s));
 	proc = build(&o, argc, argv, s.bundle, &spec, &owned, &local, &env,
 		     err);
 	if (proc != NULL && spec == NULL)

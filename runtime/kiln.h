@@ -6,6 +6,7 @@
 #ifndef KILN_RUNTIME_KILN_H
 #define KILN_RUNTIME_KILN_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,8 +23,6 @@
 #define KILN_MEM_OVERHEAD_MIB 64 /* guest kernel and agent, beyond a limit */
 #define KILN_MAX_VCPUS	      32
 #define KILN_MAX_MEM_MIB      (1u << 20)
-/* the container's id inside its guest (one container per VM) */
-#define KILN_GUEST_ID "ctr"
 
 struct kiln_cli {
 	const char *root; /* --root: state directories */
@@ -148,8 +147,15 @@ int confine_apply(const struct confine *c);
 struct vm_plan {
 	const struct vm_config *conf;
 	struct confine confine;
-	char *drives[VM_DRIVES_MAX]; /* --drive arguments */
+	/* drive i: its file, mode, size, and its name in the guest (a
+	 * string of the request that names it) */
+	char *drive_path[VM_DRIVES_MAX];
+	bool drive_ro[VM_DRIVES_MAX];
+	uint64_t drive_bytes[VM_DRIVES_MAX];
+	char *drive_dev[VM_DRIVES_MAX];
 	size_t n_drives;
+	bool pod;    /* a pod's sandbox: an API socket, spare drive slots */
+	bool member; /* its drives go into its pod sandbox's spare slots */
 	char *nets[VM_NETS_MAX]; /* --net arguments (net.c) */
 	size_t n_nets;
 	const char *console; /* serial output file, NULL: none */
@@ -165,9 +171,13 @@ struct vm {
 	"console=ttyS0 reboot=k panic=1 pci=off nomodule quiet " \
 	"rdinit=/sbin/kiln-agent"
 
-/* Add a drive; the guest sees it as vm_drive_name(index). */
-int vm_plan_drive(struct vm_plan *p, const char *path, bool readonly,
-		  struct kiln_error *err);
+struct agent_request;
+/* Add a drive: its name in the guest ("/dev/vdc", kept in r), or NULL
+ * with err. */
+char *vm_plan_drive(struct vm_plan *p, struct agent_request *r,
+		    const char *path, bool readonly, struct kiln_error *err);
+/* The guest's names when the drives sit in slots[i] of another's VM. */
+void vm_plan_move(struct vm_plan *p, const size_t *slots);
 void vm_plan_clear(struct vm_plan *p);
 void vm_drive_name(size_t i, char out[16]);
 /*
@@ -180,6 +190,13 @@ struct vm_argv_buf {
 };
 size_t vm_argv_source(const struct vm_config *c, const char *fork_sock,
 		      struct vm_argv_buf *b, char **argv);
+/* One request to kiln-vmm's API at sock (waiting for the socket to
+ * appear), a JSON body; 0 on a 2xx answer, else -1 with err. */
+int vm_api_call(const char *sock, const char *method, const char *path,
+		const char *body, struct kiln_error *err);
+#define VM_API	      "api.sock" /* a pod sandbox's kiln-vmm API */
+#define VM_SLOT	      "slot.img" /* the placeholder in a spare drive slot */
+#define VM_SLOT_BYTES (1 << 20)
 /* Start the VM in the current directory; it dies with the caller. */
 int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err);
 /* Wait up to grace_ms for it to end, then SIGKILL; its wait status. */
@@ -279,13 +296,14 @@ int stdio_console_connect(const char *path, struct kiln_error *err);
  * as our controlling terminal so that a resize is a SIGWINCH. */
 int stdio_pty_open(struct stdio_set *io, int console_fd,
 		   struct kiln_error *err);
-/* Attach the process's streams and start copying (exec_id "": init). */
-int stdio_attach(struct stdio_set *io, struct agent_client *c,
+/* Attach the streams of guest container ctr's process and start copying
+ * (exec_id "": its init). */
+int stdio_attach(struct stdio_set *io, struct agent_client *c, const char *ctr,
 		 const char *exec_id, bool terminal, struct kiln_error *err);
 /* Wait until the output streams ended, at most ms. */
 void stdio_drain(struct stdio_set *io, unsigned int ms);
 /* The pty's size to the guest's. */
-void stdio_resize(struct stdio_set *io, struct agent_client *c,
+void stdio_resize(struct stdio_set *io, struct agent_client *c, const char *ctr,
 		  const char *exec_id);
 
 /* ---- the host cgroup (cgroup.c) ---------------------------------------- */
@@ -357,6 +375,45 @@ void net_remove(int dirfd);
  */
 int hooks_run(const struct oci_spec *spec, enum oci_hook_kind kind,
 	      const char *state, int host_netns, struct kiln_error *err);
+
+/* ---- pods: one VM for a Kubernetes pod's containers (pod.c) ---------- */
+
+#define POD_ID_MAX 64 /* a container's id inside the guest (the agent's) */
+
+/* The sandbox whose VM spec's container joins (CRI's annotations), or
+ * NULL: a VM of its own. */
+const char *pod_sandbox_id(const struct oci_spec *spec);
+/* CRI's sandbox: its VM keeps spare drive slots for the pod. */
+bool pod_is_sandbox(const struct oci_spec *spec);
+
+/* The sandbox pid process's: who holds which of its VM's drive slots. */
+struct pod_slots {
+	char owner[VM_DRIVES_MAX][POD_ID_MAX + 1]; /* "": free */
+	size_t first; /* the slots below are the sandbox's own */
+	char placeholder[PATH_MAX];
+	bool placeholder_ro;
+};
+
+void pod_slots_init(struct pod_slots *ps, const struct vm_plan *plan);
+/* "slots N ID" and "release ID" from the control socket: 1 with the
+ * reply, 0 when line is neither, -1 with err. */
+int pod_ctl(struct pod_slots *ps, const char *line, char *reply, size_t len,
+	    struct kiln_error *err);
+/* Drive d<slot> of the VM whose API is api reads path from now on. */
+int pod_drive_swap(const char *api, size_t slot, const char *path, bool ro,
+		   struct kiln_error *err);
+/*
+ * A member's pid process (in its state directory dirfd): link to the
+ * sandbox's agent, take slots of its VM for plan's drives and swap them
+ * in; plan's guest names are the slots' then.
+ */
+int pod_join(struct vm_plan *plan, const char *sandbox, const char *id,
+	     int dirfd, struct kiln_error *err);
+/* Give id's slots back to its sandbox (after its container left). */
+void pod_leave(int dirfd, const char *sandbox, const char *id);
+/* kiln delete of a member: its container out of the guest, its slots
+ * back. */
+void pod_remove(const struct container_state *s, int dirfd);
 
 /* ---- the pid process and its control socket (supervisor.c, ctl.c) ----- */
 

@@ -192,18 +192,19 @@ dir_mount(struct agent_request *r, const struct oci_mount *m,
 	  struct vm_plan *plan, const char *cache_dir, struct kiln_error *err)
 {
 	cleanup_free char *image = NULL;
-	char dev[16], *src;
+	char *src;
 	bool built = false;
 	Kiln__Agent__V1__Mount *am;
 
 	image = layer_image(cache_dir, m->source, LAYER_MUTABLE, &built, err);
 	if (image == NULL)
 		return NULL;
-	vm_drive_name(plan->n_drives, dev);
-	if (vm_plan_drive(plan, image, true, err) < 0)
+	src = vm_plan_drive(plan, r, image, true, err);
+	if (src == NULL)
 		return NULL;
-	src = keep(r, strdup(dev));
-	am = src != NULL ? new_mount(r, m, "erofs", src) : NULL;
+	am = new_mount(r, m, "erofs", src);
+	if (am != NULL)
+		am->device_size = plan->drive_bytes[plan->n_drives - 1];
 	/* the image is mounted, not bound: bind options would bind the
 	 * device node itself */
 	if (am == NULL ||

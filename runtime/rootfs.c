@@ -39,16 +39,6 @@ static const char *image_fstype(int fd)
 	return NULL;
 }
 
-static char *keep_str(struct agent_request *r, char *p)
-{
-	if (p == NULL || r->n_owned >= REQUEST_OWNED_MAX) {
-		free(p);
-		return NULL;
-	}
-	r->owned[r->n_owned++] = p;
-	return p;
-}
-
 static bool dir_empty(const char *path)
 {
 	DIR *d = opendir(path);
@@ -71,7 +61,6 @@ static int add_layer(struct agent_request *r, const char *dir,
 		     struct kiln_error *err)
 {
 	cleanup_free char *image = NULL;
-	char dev[16];
 	bool built = false;
 	uint64_t t0 = util_now_ns();
 
@@ -82,12 +71,12 @@ static int add_layer(struct agent_request *r, const char *dir,
 		  built ? "built" : "cached",
 		  (unsigned long long)((util_now_ns() - t0) / 1000000));
 	kiln__agent__v1__layer__init(l);
-	vm_drive_name(plan->n_drives, dev);
-	l->device = keep_str(r, strdup(dev));
+	l->device = vm_plan_drive(plan, r, image, true, err);
 	l->fstype = "erofs";
 	if (l->device == NULL)
-		return kiln_error_set(err, ENOMEM, "layer");
-	return vm_plan_drive(plan, image, true, err);
+		return -1;
+	l->size = plan->drive_bytes[plan->n_drives - 1];
+	return 0;
 }
 
 /*
@@ -164,7 +153,9 @@ static int dir_plan(struct agent_request *r, const struct oci_spec *spec,
 	}
 	upper_layer = ov.upper != NULL && !dir_empty(ov.upper);
 	want = ov.n_lower + upper_layer;
-	flatten = ov.n_lower == 0 || want + 1 > VM_ROOTFS_DRIVES_MAX;
+	/* a pod's container takes as few of its sandbox's slots as it can */
+	flatten = ov.n_lower == 0 || want + 1 > VM_ROOTFS_DRIVES_MAX ||
+		  (plan->member && want > 1);
 	if (flatten)
 		want = 1;
 	ls = calloc(want, sizeof(*ls));
@@ -194,18 +185,13 @@ static int dir_plan(struct agent_request *r, const struct oci_spec *spec,
 	out->n_layers = n;
 	if (ov.upper != NULL && !spec->root_readonly) {
 		cleanup_free char *img = upper_image(ov.upper, err);
-		char dev[16];
 
 		if (img == NULL)
 			goto out;
-		vm_drive_name(plan->n_drives, dev);
-		out->upper_device = keep_str(r, strdup(dev));
-		if (out->upper_device == NULL) {
-			kiln_error_set(err, ENOMEM, "upper");
+		out->upper_device = vm_plan_drive(plan, r, img, false, err);
+		if (out->upper_device == NULL)
 			goto out;
-		}
-		if (vm_plan_drive(plan, img, false, err) < 0)
-			goto out;
+		out->upper_size = plan->drive_bytes[plan->n_drives - 1];
 	}
 	res = 0;
 out:
@@ -236,20 +222,12 @@ int rootfs_plan(struct agent_request *r, const struct oci_spec *spec,
 		Kiln__Agent__V1__Rootfs *out, struct kiln_error *err)
 {
 	cleanup_close int fd = open(rootfs, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	char dev[16], *devp;
 	struct stat st;
 
 	kiln__agent__v1__rootfs__init(out);
+	out->device = "";
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return kiln_error_set(err, errno, "root.path `%s`", rootfs);
-	vm_drive_name(plan->n_drives, dev);
-	devp = strdup(dev);
-	if (devp == NULL || r->n_owned >= REQUEST_OWNED_MAX) {
-		free(devp);
-		return kiln_error_set(err, ENOMEM, "rootfs");
-	}
-	r->owned[r->n_owned++] = devp;
-	out->device = devp;
 	if (S_ISBLK(st.st_mode) || S_ISREG(st.st_mode)) {
 		const char *type = image_fstype(fd);
 
@@ -263,7 +241,12 @@ int rootfs_plan(struct agent_request *r, const struct oci_spec *spec,
 		/* erofs cannot be written: a writable layer goes on top */
 		out->readonly = spec->root_readonly ||
 				strcmp(type, "erofs") == 0;
-		return vm_plan_drive(plan, rootfs, out->readonly, err);
+		out->device =
+			vm_plan_drive(plan, r, rootfs, out->readonly, err);
+		if (out->device == NULL)
+			return -1;
+		out->size = plan->drive_bytes[plan->n_drives - 1];
+		return 0;
 	}
 	if (!S_ISDIR(st.st_mode))
 		return kiln_error_set(err, 0,

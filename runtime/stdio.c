@@ -83,21 +83,21 @@ static int relay_add(struct stdio_set *io, int from, int to, bool to_guest,
 	return 0;
 }
 
-int stdio_attach(struct stdio_set *io, struct agent_client *c,
+int stdio_attach(struct stdio_set *io, struct agent_client *c, const char *ctr,
 		 const char *exec_id, bool terminal, struct kiln_error *err)
 {
 	int in = io->pty >= 0 ? io->pty : 0;
 	int out = io->pty >= 0 ? io->pty : 1;
 	int gin, gout, gerr = -1;
 
-	gin = agent_attach_stream(c, KILN_GUEST_ID, exec_id, "stdin", err);
+	gin = agent_attach_stream(c, ctr, exec_id, "stdin", err);
 	if (gin < 0)
 		return -1;
-	gout = agent_attach_stream(c, KILN_GUEST_ID, exec_id, "stdout", err);
+	gout = agent_attach_stream(c, ctr, exec_id, "stdout", err);
 	if (gout < 0)
 		return -1;
-	if (!terminal && (gerr = agent_attach_stream(c, KILN_GUEST_ID, exec_id,
-						     "stderr", err)) < 0)
+	if (!terminal &&
+	    (gerr = agent_attach_stream(c, ctr, exec_id, "stderr", err)) < 0)
 		return -1;
 	if (relay_add(io, gout, out, false, err) < 0 ||
 	    (gerr >= 0 && relay_add(io, gerr, 2, false, err) < 0) ||
@@ -191,7 +191,7 @@ int stdio_pty_open(struct stdio_set *io, int console_fd, struct kiln_error *err)
 	return 0;
 }
 
-void stdio_resize(struct stdio_set *io, struct agent_client *c,
+void stdio_resize(struct stdio_set *io, struct agent_client *c, const char *ctr,
 		  const char *exec_id)
 {
 	struct kiln_error err = { 0 };
@@ -200,7 +200,6 @@ void stdio_resize(struct stdio_set *io, struct agent_client *c,
 	if (io->pty < 0 || ioctl(io->pty, TIOCGWINSZ, &ws) < 0 ||
 	    ws.ws_col == 0)
 		return;
-	if (agent_resize(c, KILN_GUEST_ID, exec_id, ws.ws_col, ws.ws_row,
-			 &err) < 0)
+	if (agent_resize(c, ctr, exec_id, ws.ws_col, ws.ws_row, &err) < 0)
 		log_warn("resize: %s", err.msg);
 }

@@ -65,6 +65,9 @@ struct sup {
 	struct vm vm;
 	struct net_plan net; /* the TAPs we made, what the guest is told */
 	struct agent_client *agent;
+	const char *guest;	/* the container's id in its guest */
+	const char *pod;	/* a pod's container: its sandbox, whose VM */
+	struct pod_slots slots; /* a pod's sandbox: its VM's spare slots */
 	int ready_fd;
 	int ctl_fd, sig_fd;
 	int host_netns;	  /* the runtime's, for hooks; -1 */
@@ -119,7 +122,7 @@ static void *wait_main(void *arg)
 
 	c = agent_client_connect(VM_VSOCK, agent_deadline_ms(30000),
 				 CALL_TIMEOUT, &err);
-	if (c != NULL && agent_wait(c, KILN_GUEST_ID, "", &ex, &err) == 0)
+	if (c != NULL && agent_wait(c, s->guest, "", &ex, &err) == 0)
 		status = ex.status;
 	else
 		log_error("wait for the container's init: %s", err.msg);
@@ -176,10 +179,19 @@ static __attribute__((noreturn)) void finish(struct sup *s, int status,
 	s->st.has_exit_status = true;
 	s->st.exit_status = status;
 	save(s, CONTAINER_STOPPED);
-	if (vm_alive && s->agent != NULL && agent_shutdown(s->agent, &err) < 0)
-		log_warn("shut the guest down: %s", err.msg);
-	vm_stop(&s->vm, vm_alive ? SHUTDOWN_MS : 0);
-	net_teardown(&s->net);
+	if (s->pod != NULL) {
+		/* out of the pod's guest, then its slots free */
+		if (vm_alive && s->agent != NULL &&
+		    agent_remove(s->agent, s->guest, &err) < 0)
+			log_warn("remove from the pod's guest: %s", err.msg);
+		pod_leave(s->a->dirfd, s->pod, s->st.id);
+	} else {
+		if (vm_alive && s->agent != NULL &&
+		    agent_shutdown(s->agent, &err) < 0)
+			log_warn("shut the guest down: %s", err.msg);
+		vm_stop(&s->vm, vm_alive ? SHUTDOWN_MS : 0);
+		net_teardown(&s->net);
+	}
 	s->t[T_END] = util_now_ns();
 	timings(s);
 	unlinkat(s->a->dirfd, CTL_SOCK, 0);
@@ -214,7 +226,7 @@ static int do_start(struct sup *s, struct kiln_error *err)
 		return kiln_error_set(err, 0, "container already started");
 	s->t[T_START] = util_now_ns();
 	if (run_hooks(s, OCI_HOOK_START_CONTAINER, err) < 0 ||
-	    agent_start(s->agent, KILN_GUEST_ID, &pid, err) < 0)
+	    agent_start(s->agent, s->guest, &pid, err) < 0)
 		return -1;
 	s->t[T_STARTED] = util_now_ns();
 	s->started = true;
@@ -222,7 +234,7 @@ static int do_start(struct sup *s, struct kiln_error *err)
 	if (e != 0)
 		return kiln_error_set(err, e, "wait thread");
 	pthread_detach(t);
-	stdio_resize(&s->io, s->agent, "");
+	stdio_resize(&s->io, s->agent, s->guest, "");
 	if (save(s, CONTAINER_RUNNING) < 0)
 		return kiln_error_set(err, errno, "write state");
 	return run_hooks(s, OCI_HOOK_POSTSTART, err);
@@ -243,6 +255,11 @@ static int do_pause(struct sup *s, bool pause, struct kiln_error *err)
 
 	if (!s->started || s->st.status == CONTAINER_STOPPED)
 		return kiln_error_set(err, 0, "the container is not running");
+	if (s->pod != NULL)
+		return kiln_error_set(err, 0,
+				      "a pod's container runs in its "
+				      "sandbox's VM: pause the sandbox `%s`",
+				      s->pod);
 	if (paused == pause)
 		return kiln_error_set(err, 0, "the container is %s paused",
 				      pause ? "already" : "not");
@@ -270,8 +287,7 @@ static int do_kill(struct sup *s, int sig, bool all, struct kiln_error *err)
 		if (do_pause(s, false, err) < 0)
 			return -1;
 	}
-	return agent_signal(s->agent, KILN_GUEST_ID, "", (uint32_t)sig, all,
-			    err);
+	return agent_signal(s->agent, s->guest, "", (uint32_t)sig, all, err);
 }
 
 static void ctl_serve(struct sup *s)
@@ -281,7 +297,7 @@ static void ctl_serve(struct sup *s)
 	char line[CTL_LINE_MAX], reply[KILN_ERROR_MSG_MAX + 160];
 	ssize_t n = 0;
 	size_t got;
-	int res = -1, sig = 0, all = 0;
+	int res = -1, sig = 0, all = 0, pod = 0;
 
 	if (c < 0)
 		return;
@@ -303,13 +319,15 @@ static void ctl_serve(struct sup *s)
 	else if (sscanf(line, "kill %d %d", &sig, &all) == 2 && sig > 0 &&
 		 sig < 65)
 		res = do_kill(s, sig, all != 0, &err);
+	else if (s->plan.pod && (pod = pod_ctl(&s->slots, line, reply,
+					       sizeof(reply), &err)) != 0)
+		res = pod < 0 ? -1 : 1; /* its reply written */
 	else
 		kiln_error_set(&err, 0, "unknown request `%.64s`", line);
-	if (res < 0) {
+	if (res < 0)
 		snprintf(reply, sizeof(reply), "err %s\n", err.msg);
-	} else {
+	else if (res == 0)
 		snprintf(reply, sizeof(reply), "ok\n");
-	}
 	util_write_all(c, reply, strlen(reply));
 }
 
@@ -351,7 +369,7 @@ static void on_signal(struct sup *s)
 				}
 		} else if (sig == SIGWINCH) {
 			if (s->started)
-				stdio_resize(&s->io, s->agent, "");
+				stdio_resize(&s->io, s->agent, s->guest, "");
 		} else if (do_kill(s, sig, false, &err) < 0) {
 			log_warn("forward signal %d: %s", sig, err.msg);
 		}
@@ -478,8 +496,17 @@ static int vm_up(struct sup *s, struct kiln_error *err)
 	s->st.vmm_pid = s->vm.pid;
 	s->st.vmm_start = s->vm.start;
 	save(s, CONTAINER_CREATING);
-	if (agent_up(s, err) == 0)
+	/* with an API socket, a boot waits for the word to start */
+	if (s->plan.pod && s->plan.template_dir == NULL &&
+	    vm_api_call(VM_API, "PUT", "/actions",
+			"{\"action_type\": \"InstanceStart\"}", err) < 0) {
+		vm_stop(&s->vm, 0);
+		return -1;
+	}
+	if (agent_up(s, err) == 0) {
+		pod_slots_init(&s->slots, &s->plan);
 		return 0;
+	}
 	vm_stop(&s->vm, 0);
 	return -1;
 }
@@ -494,6 +521,50 @@ static int reseed(struct agent_client *c, struct kiln_error *err)
 	return agent_reseed(c, seed, sizeof(seed), err);
 }
 
+/* A pod's container: its drives into the sandbox's VM, its agent ours. */
+static int pod_up(struct sup *s, struct kiln_error *err)
+{
+	if (pod_join(&s->plan, s->pod, s->st.id, s->a->dirfd, err) < 0)
+		return -1;
+	s->agent = agent_client_connect(VM_VSOCK, agent_deadline_ms(10000),
+					CALL_TIMEOUT, err);
+	if (s->agent != NULL)
+		return 0;
+	pod_leave(s->a->dirfd, s->pod, s->st.id);
+	return kiln_error_wrap(err, "the agent of pod sandbox `%s`", s->pod);
+}
+
+/* Its own VM: a fork of a warm template, else a cold boot. */
+static int own_vm_up(struct sup *s, bool *forked, struct kiln_error *err)
+{
+	struct timespec now;
+
+	*forked = template_pick(&s->plan, s->a->cli->root) == 0;
+	if (vm_up(s, err) < 0) {
+		if (!*forked)
+			return -1;
+		/* the template did not serve: boot cold, build a new one */
+		log_warn("fork of %s: %s; booting cold", s->plan.template_dir,
+			 err->msg);
+		memset(err, 0, sizeof(*err));
+		template_forget(&s->plan);
+		*forked = false;
+		if (vm_up(s, err) < 0)
+			return -1;
+	}
+	s->t[T_AGENT] = util_now_ns();
+	clock_gettime(CLOCK_REALTIME, &now);
+	/*
+	 * A fork's guest has its template's clock and random state: both
+	 * are renewed before anything of the container runs.
+	 */
+	if (agent_set_time(s->agent, now.tv_sec, now.tv_nsec, err) < 0 ||
+	    reseed(s->agent, err) < 0 ||
+	    net_configure_guest(&s->net, s->agent, *forked, err) < 0)
+		return -1;
+	return 0;
+}
+
 static int create_container(struct sup *s, struct kiln_error *err)
 {
 	const struct oci_spec *spec = s->a->spec;
@@ -502,11 +573,12 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	Kiln__Agent__V1__Process proc;
 	Kiln__Agent__V1__Rootfs rootfs;
 	struct agent_request r = { 0 };
-	struct timespec now;
-	bool forked;
+	bool forked = false;
 	int res = -1;
 
 	s->plan.conf = s->a->conf;
+	s->plan.member = s->pod != NULL;
+	s->plan.pod = s->pod == NULL && pod_is_sandbox(spec);
 	if (confine_plan(spec->process, &s->plan.confine, err) < 0 ||
 	    request_process(&r, spec->process, &proc, err) < 0 ||
 	    request_seccomp(&r, spec->linux_ ? spec->linux_->seccomp : NULL,
@@ -518,30 +590,10 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	    request_resources(&r, spec, &req, err) < 0)
 		goto out;
 	s->t[T_ROOTFS] = util_now_ns();
-	forked = template_pick(&s->plan, s->a->cli->root) == 0;
-	if (vm_up(s, err) < 0) {
-		if (!forked)
-			goto out;
-		/* the template did not serve: boot cold, build a new one */
-		log_warn("fork of %s: %s; booting cold", s->plan.template_dir,
-			 err->msg);
-		memset(err, 0, sizeof(*err));
-		template_forget(&s->plan);
-		forked = false;
-		if (vm_up(s, err) < 0)
-			goto out;
-	}
-	s->t[T_AGENT] = util_now_ns();
-	clock_gettime(CLOCK_REALTIME, &now);
-	/*
-	 * A fork's guest has its template's clock and random state: both
-	 * are renewed before anything of the container runs.
-	 */
-	if (agent_set_time(s->agent, now.tv_sec, now.tv_nsec, err) < 0 ||
-	    reseed(s->agent, err) < 0 ||
-	    net_configure_guest(&s->net, s->agent, forked, err) < 0)
+	if (s->pod != NULL ? pod_up(s, err) < 0
+			   : own_vm_up(s, &forked, err) < 0)
 		goto out;
-	req.container_id = KILN_GUEST_ID;
+	req.container_id = (char *)s->guest;
 	req.process = &proc;
 	req.rootfs = &rootfs;
 	req.hostname = spec->hostname != NULL ? spec->hostname : "";
@@ -554,8 +606,10 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	}
 	res = agent_create_container(s->agent, &req, err);
 	s->t[T_CREATED] = util_now_ns();
+	if (res < 0 && s->pod != NULL)
+		pod_leave(s->a->dirfd, s->pod, s->st.id);
 	/* the next container of this shape forks */
-	if (res == 0 && !forked)
+	if (res == 0 && !forked && s->pod == NULL)
 		template_spawn(&s->plan, s->a->cli->root, s->host_netns);
 out:
 	agent_request_free(&r);
@@ -591,8 +645,9 @@ static int setup(struct sup *s, struct kiln_error *err)
 	    run_hooks(s, OCI_HOOK_CREATE_RUNTIME, err) < 0 ||
 	    run_hooks(s, OCI_HOOK_CREATE_CONTAINER, err) < 0)
 		return -1;
-	/* after the hooks: CNI in a hook made the interfaces */
-	if (net_setup(&s->net, s->a->id, &s->plan, err) < 0)
+	/* after the hooks: CNI in a hook made the interfaces; a pod's
+	 * sandbox took them for the pod's VM */
+	if (s->pod == NULL && net_setup(&s->net, s->a->id, &s->plan, err) < 0)
 		return -1;
 	if (p->terminal && s->a->console_fd >= 0) {
 		if (stdio_pty_open(&s->io, s->a->console_fd, err) < 0)
@@ -601,7 +656,7 @@ static int setup(struct sup *s, struct kiln_error *err)
 	}
 	if (create_container(s, err) < 0)
 		return -1;
-	if (stdio_attach(&s->io, s->agent, "", p->terminal, err) < 0)
+	if (stdio_attach(&s->io, s->agent, s->guest, "", p->terminal, err) < 0)
 		return -1;
 	return save(s, CONTAINER_CREATED) < 0
 		       ? kiln_error_set(err, errno, "write state")
@@ -631,6 +686,9 @@ static __attribute__((noreturn)) void supervise(struct sup_args *a,
 	s.st.annotation_keys = a->spec->annotation_keys;
 	s.st.annotation_values = a->spec->annotation_values;
 	s.st.n_annotations = a->spec->n_annotations;
+	s.pod = pod_sandbox_id(a->spec);
+	s.st.sandbox = (char *)s.pod;
+	s.guest = container_guest_id(&s.st);
 	{
 		char created[40];
 

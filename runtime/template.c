@@ -58,9 +58,8 @@
 #define TEMPLATE_SOCK	    "fork.sock"
 #define TEMPLATE_API	    "api.sock"
 #define TEMPLATE_VSOCK	    "vsock.sock"
-#define TEMPLATE_SLOT	    "slot.img"
+#define TEMPLATE_SLOT	    VM_SLOT
 #define TEMPLATE_CGROUP	    "/kiln-templates"
-#define API_TIMEOUT_S	    120
 
 static void file_id(const char *path, char *out, size_t len)
 {
@@ -148,60 +147,6 @@ void template_mac(size_t i, uint8_t mac[6])
 
 	memcpy(mac, base, 6);
 	mac[5] = (uint8_t)i;
-}
-
-/* ---- the template VMM's API: one request, its status ---------------- */
-
-static int api_call(const char *sock, const char *method, const char *path,
-		    const char *body, struct kiln_error *err)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = API_TIMEOUT_S };
-	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	char req[1024], resp[512];
-	size_t got = 0;
-	int n, code, c;
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
-		return kiln_error_set(err, errno, "template API `%s`", sock);
-	/* a kiln-vmm just spawned makes its socket a little later */
-	for (int i = 0;
-	     (c = connect(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 &&
-	     (errno == ENOENT || errno == ECONNREFUSED) && i < 1000;
-	     i++)
-		usleep(10000);
-	if (c < 0)
-		return kiln_error_set(err, errno, "template API `%s`", sock);
-	n = snprintf(req, sizeof(req),
-		     "%s %s HTTP/1.1\r\nHost: localhost\r\n"
-		     "Content-Type: application/json\r\n"
-		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-		     method, path, strlen(body), body);
-	if (n < 0 || (size_t)n >= sizeof(req) ||
-	    util_write_all(fd, req, (size_t)n) < 0)
-		return kiln_error_set(err, errno, "%s %s", method, path);
-	while (got < sizeof(resp) - 1) {
-		ssize_t r = read(fd, resp + got, sizeof(resp) - 1 - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	resp[got] = '\0';
-	if (sscanf(resp, "HTTP/1.1 %d", &code) != 1)
-		return kiln_error_set(err, EPROTO, "%s %s: no answer", method,
-				      path);
-	if (code / 100 != 2) {
-		char *b = strstr(resp, "\r\n\r\n");
-
-		return kiln_error_set(err, 0, "%s %s: %d %s", method, path,
-				      code, b != NULL ? b + 4 : "");
-	}
-	return 0;
 }
 
 /* ---- the builder ----------------------------------------------------- */
@@ -346,8 +291,8 @@ static int build(const struct vm_plan *p, const char *key,
 	if (pid < 0)
 		return -1;
 	if (write_pid(pid, err) < 0 ||
-	    api_call(TEMPLATE_API, "PUT", "/actions",
-		     "{\"action_type\": \"InstanceStart\"}", err) < 0)
+	    vm_api_call(TEMPLATE_API, "PUT", "/actions",
+			"{\"action_type\": \"InstanceStart\"}", err) < 0)
 		goto fail;
 	c = agent_client_connect(
 		TEMPLATE_VSOCK,
@@ -356,10 +301,10 @@ static int build(const struct vm_plan *p, const char *key,
 	if (c == NULL)
 		goto fail;
 	agent_client_free(c);
-	if (api_call(TEMPLATE_API, "PATCH", "/vm", "{\"state\": \"Paused\"}",
-		     err) < 0 ||
-	    api_call(TEMPLATE_API, "PUT", "/snapshot/template",
-		     "{\"socket_path\": \"" TEMPLATE_SOCK "\"}", err) < 0)
+	if (vm_api_call(TEMPLATE_API, "PATCH", "/vm", "{\"state\": \"Paused\"}",
+			err) < 0 ||
+	    vm_api_call(TEMPLATE_API, "PUT", "/snapshot/template",
+			"{\"socket_path\": \"" TEMPLATE_SOCK "\"}", err) < 0)
 		goto fail;
 	return 0;
 fail:

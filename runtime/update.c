@@ -115,6 +115,7 @@ int verb_update(const struct kiln_cli *cli, int argc, char **argv,
 	Kiln__Agent__V1__Resources r;
 	struct container_state s;
 	struct agent_client *c = NULL;
+	cleanup_free char *guest = NULL;
 	cleanup_close int fd = -1;
 	enum container_status st;
 	int i, status = 1;
@@ -127,7 +128,12 @@ int verb_update(const struct kiln_cli *cli, int argc, char **argv,
 	if (fd < 0)
 		goto out;
 	st = container_status_now(&s);
+	guest = strdup(container_guest_id(&s));
 	container_state_clear(&s);
+	if (guest == NULL) {
+		kiln_error_set(err, ENOMEM, "update");
+		goto out;
+	}
 	/* a paused VM is stopped whole: its agent cannot answer */
 	if (st != CONTAINER_CREATED && st != CONTAINER_RUNNING) {
 		kiln_error_set(
@@ -147,7 +153,7 @@ int verb_update(const struct kiln_cli *cli, int argc, char **argv,
 	}
 	c = agent_client_connect(VM_VSOCK, agent_deadline_ms(10000),
 				 CALL_TIMEOUT, err);
-	if (c == NULL || agent_update(c, KILN_GUEST_ID, &r, err) < 0) {
+	if (c == NULL || agent_update(c, guest, &r, err) < 0) {
 		kiln_error_wrap(err, "update container `%s`", argv[i]);
 		goto out;
 	}

@@ -17,36 +17,81 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../lib/cleanup.h"
+#include "../lib/util.h"
 #include "../oci/container.h"
 #include "kiln.h"
 
-#define ARGV_MAX (32 + 4 * VM_DRIVES_MAX + 2 * VM_NETS_MAX)
+#define ARGV_MAX      (32 + 4 * VM_DRIVES_MAX + 2 * VM_NETS_MAX)
+#define API_TIMEOUT_S 120 /* a snapshot of a large guest takes a while */
 
-int vm_plan_drive(struct vm_plan *p, const char *path, bool readonly,
-		  struct kiln_error *err)
+/* What the guest will see of the file: whole 512-byte sectors. */
+static uint64_t drive_bytes(const char *path)
 {
-	if (p->n_drives >= VM_DRIVES_MAX)
-		return kiln_error_set(err, 0,
-				      "more than %d block devices for one VM",
-				      VM_DRIVES_MAX);
-	if (asprintf(&p->drives[p->n_drives], "id=d%zu,path=%s%s", p->n_drives,
-		     path, readonly ? ",ro" : "") < 0) {
-		p->drives[p->n_drives] = NULL;
-		return kiln_error_set(err, ENOMEM, "drive");
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	uint64_t bytes = 0;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return 0;
+	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &bytes) < 0)
+		return 0;
+	if (S_ISREG(st.st_mode))
+		bytes = (uint64_t)st.st_size;
+	return bytes & ~(uint64_t)511;
+}
+
+char *vm_plan_drive(struct vm_plan *p, struct agent_request *r,
+		    const char *path, bool readonly, struct kiln_error *err)
+{
+	size_t i = p->n_drives;
+	char dev[16];
+
+	if (i >= VM_DRIVES_MAX) {
+		kiln_error_set(err, 0, "more than %d block devices for one VM",
+			       VM_DRIVES_MAX);
+		return NULL;
 	}
+	if (r->n_owned >= REQUEST_OWNED_MAX) {
+		kiln_error_set(err, ENOMEM, "drive");
+		return NULL;
+	}
+	vm_drive_name(i, dev);
+	p->drive_path[i] = strdup(path);
+	p->drive_dev[i] = strdup(dev);
+	if (p->drive_path[i] == NULL || p->drive_dev[i] == NULL) {
+		free(p->drive_path[i]);
+		free(p->drive_dev[i]);
+		kiln_error_set(err, ENOMEM, "drive");
+		return NULL;
+	}
+	r->owned[r->n_owned++] = p->drive_dev[i];
+	p->drive_ro[i] = readonly;
+	p->drive_bytes[i] = drive_bytes(path);
 	p->n_drives++;
-	return 0;
+	return p->drive_dev[i];
+}
+
+void vm_plan_move(struct vm_plan *p, const size_t *slots)
+{
+	/* "/dev/vdX": the same length whatever the slot */
+	for (size_t i = 0; i < p->n_drives; i++)
+		vm_drive_name(slots[i], p->drive_dev[i]);
 }
 
 void vm_plan_clear(struct vm_plan *p)
 {
 	for (size_t i = 0; i < p->n_drives; i++)
-		free(p->drives[i]);
+		free(p->drive_path[i]);
 	p->n_drives = 0;
 	for (size_t i = 0; i < p->n_nets; i++)
 		free(p->nets[i]);
@@ -105,6 +150,72 @@ size_t vm_argv_source(const struct vm_config *c, const char *fork_sock,
 	return n;
 }
 
+/* A pod sandbox's placeholder for its spare slots: small, as the guest
+ * may write it. */
+static int vm_slot_make(struct kiln_error *err)
+{
+	cleanup_close int fd =
+		open(VM_SLOT, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0 || ftruncate(fd, VM_SLOT_BYTES) < 0)
+		return kiln_error_set(err, errno, "placeholder " VM_SLOT);
+	return 0;
+}
+
+/* ---- kiln-vmm's API: one request, its status -------------------------- */
+
+int vm_api_call(const char *sock, const char *method, const char *path,
+		const char *body, struct kiln_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = API_TIMEOUT_S };
+	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char req[1024], resp[512];
+	size_t got = 0;
+	int n, code, c;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return kiln_error_set(err, errno, "kiln-vmm API `%s`", sock);
+	/* a kiln-vmm just spawned makes its socket a little later */
+	for (int i = 0;
+	     (c = connect(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 &&
+	     (errno == ENOENT || errno == ECONNREFUSED) && i < 1000;
+	     i++)
+		usleep(10000);
+	if (c < 0)
+		return kiln_error_set(err, errno, "kiln-vmm API `%s`", sock);
+	n = snprintf(req, sizeof(req),
+		     "%s %s HTTP/1.1\r\nHost: localhost\r\n"
+		     "Content-Type: application/json\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+		     method, path, strlen(body), body);
+	if (n < 0 || (size_t)n >= sizeof(req) ||
+	    util_write_all(fd, req, (size_t)n) < 0)
+		return kiln_error_set(err, errno, "%s %s", method, path);
+	while (got < sizeof(resp) - 1) {
+		ssize_t r = read(fd, resp + got, sizeof(resp) - 1 - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	resp[got] = '\0';
+	if (sscanf(resp, "HTTP/1.1 %d", &code) != 1)
+		return kiln_error_set(err, EPROTO, "%s %s: no answer", method,
+				      path);
+	if (code / 100 != 2) {
+		char *b = strstr(resp, "\r\n\r\n");
+
+		return kiln_error_set(err, 0, "%s %s: %d %s", method, path,
+				      code, b != NULL ? b + 4 : "");
+	}
+	return 0;
+}
+
 int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 {
 	char sock[PATH_MAX];
@@ -120,18 +231,39 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 		snprintf(sock, sizeof(sock), "%s/fork.sock", p->template_dir);
 	n += vm_argv_source(p->conf, p->template_dir ? sock : NULL, &buf,
 			    argv + n);
-	for (size_t i = 0; i < p->n_drives; i++) {
-		argv[n++] = "--drive";
-		argv[n++] = p->drives[i];
+	if (p->pod) {
+		argv[n++] = "--api-sock";
+		argv[n++] = VM_API;
+		unlink(VM_API);
 	}
-	/* a fork fills the template's other slots with its placeholder */
-	for (size_t i = p->n_drives;
-	     p->template_dir != NULL && i < VM_DRIVES_MAX; i++) {
-		snprintf(slots[i], sizeof(slots[i]),
-			 "id=d%zu,path=%s/slot.img,ro", i, p->template_dir);
+	for (size_t i = 0; i < p->n_drives; i++) {
+		if (snprintf(slots[i], sizeof(slots[i]), "id=d%zu,path=%s%s", i,
+			     p->drive_path[i], p->drive_ro[i] ? ",ro" : "") >=
+		    (int)sizeof(slots[i]))
+			return kiln_error_set(err, ENAMETOOLONG, "drive `%s`",
+					      p->drive_path[i]);
 		argv[n++] = "--drive";
 		argv[n++] = slots[i];
 	}
+	/*
+	 * A fork fills the template's other slots with its placeholder; a
+	 * pod's sandbox keeps them for its pod's other containers, each
+	 * rootfs swapped in later (pod.c).
+	 */
+	for (size_t i = p->n_drives;
+	     (p->template_dir != NULL || p->pod) && i < VM_DRIVES_MAX; i++) {
+		if (p->template_dir != NULL)
+			snprintf(slots[i], sizeof(slots[i]),
+				 "id=d%zu,path=%s/" VM_SLOT ",ro", i,
+				 p->template_dir);
+		else
+			snprintf(slots[i], sizeof(slots[i]),
+				 "id=d%zu,path=" VM_SLOT, i);
+		argv[n++] = "--drive";
+		argv[n++] = slots[i];
+	}
+	if (p->pod && p->template_dir == NULL && vm_slot_make(err) < 0)
+		return -1;
 	for (size_t i = 0; i < p->n_nets; i++) {
 		argv[n++] = "--net";
 		argv[n++] = p->nets[i];

@@ -222,6 +222,72 @@ static long cpuset_highest(const char *list, struct kiln_error *err)
 	return high;
 }
 
+/* An annotation of a whole number, or 0 when absent; -1 with err. */
+static int annotation_u64(const struct oci_spec *spec, const char *key,
+			  uint64_t *out, struct kiln_error *err)
+{
+	const char *v = oci_spec_annotation(spec, key);
+	unsigned long long n;
+	char *end;
+
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-')
+		return kiln_error_set(err, 0,
+				      "annotations.%s: \"%s\" is not a "
+				      "number",
+				      key, v);
+	*out = n;
+	return 0;
+}
+
+/*
+ * A pod's sandbox: its VM holds all the pod's containers, whose summed
+ * limits the CRI plugin gives it (containerd 1.6 with kubelet 1.23 and
+ * later); the VM is at least that big.
+ */
+static int pod_size(struct vm_config *c, const struct oci_spec *spec,
+		    struct kiln_error *err)
+{
+	uint64_t mem, quota, period;
+
+	if (!pod_is_sandbox(spec) ||
+	    annotation_u64(spec, "io.kubernetes.cri.sandbox-memory", &mem,
+			   err) < 0 ||
+	    annotation_u64(spec, "io.kubernetes.cri.sandbox-cpu-quota", &quota,
+			   err) < 0 ||
+	    annotation_u64(spec, "io.kubernetes.cri.sandbox-cpu-period",
+			   &period, err) < 0)
+		return pod_is_sandbox(spec) ? -1 : 0;
+	if (mem > 0) {
+		uint64_t mib =
+			((mem + (1 << 20) - 1) >> 20) + KILN_MEM_OVERHEAD_MIB;
+
+		if (mib > KILN_MAX_MEM_MIB)
+			return kiln_error_set(err, 0,
+					      "annotations.io.kubernetes.cri."
+					      "sandbox-memory: %llu bytes is "
+					      "more than a VM of %u MiB",
+					      (unsigned long long)mem,
+					      KILN_MAX_MEM_MIB);
+		if (mib > c->memory_mib)
+			c->memory_mib = (uint32_t)mib;
+	}
+	if (quota > 0) {
+		uint64_t n = (quota + (period ? period : 100000) - 1) /
+			     (period ? period : 100000);
+
+		if (n > KILN_MAX_VCPUS)
+			n = KILN_MAX_VCPUS;
+		if (n > c->vcpus)
+			c->vcpus = (uint32_t)n;
+	}
+	return 0;
+}
+
 int vm_config_size(struct vm_config *c, const struct oci_spec *spec,
 		   struct kiln_error *err)
 {
@@ -265,7 +331,8 @@ int vm_config_size(struct vm_config *c, const struct oci_spec *spec,
 		if ((uint32_t)high + 1 > c->vcpus)
 			c->vcpus = (uint32_t)high + 1;
 	}
-	if (annotation_uint(spec, "io.kiln.vcpus", KILN_MAX_VCPUS, &c->vcpus,
+	if (pod_size(c, spec, err) < 0 ||
+	    annotation_uint(spec, "io.kiln.vcpus", KILN_MAX_VCPUS, &c->vcpus,
 			    err) < 0 ||
 	    annotation_uint(spec, "io.kiln.memory_mib", KILN_MAX_MEM_MIB,
 			    &c->memory_mib, err) < 0)

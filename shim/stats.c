@@ -20,6 +20,7 @@
 #include "../lib/agent_client.h"
 #include "../lib/cleanup.h"
 #include "../lib/log.h"
+#include "../oci/container.h"
 #include "../runtime/kiln.h"
 #include "github.com/containerd/cgroups/v2/stats/metrics.pb-c.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
@@ -29,12 +30,14 @@
 #define STATS_TIMEOUT_NS (10ull * 1000000000)
 #define METRICS_TYPE	 "io.containerd.cgroups.v2.Metrics"
 
-/* A client of the agent of kiln's container id (its VM's vsock). */
+/* A client of the agent of kiln's container id (its VM's vsock), and
+ * in *guest (malloc'd) the container's id there. */
 static struct agent_client *guest_agent(const char *id, uint64_t timeout_ns,
-					struct kiln_error *err)
+					char **guest, struct kiln_error *err)
 {
 	char path[64];
 	cleanup_close int root = -1, dir = -1;
+	struct container_state st;
 
 	root = open(kiln_root_dir(), O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0) {
@@ -44,6 +47,14 @@ static struct agent_client *guest_agent(const char *id, uint64_t timeout_ns,
 	dir = openat(root, id, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0) {
 		kiln_error_set(err, errno, "the state of %s", id);
+		return NULL;
+	}
+	if (container_state_load(dir, &st, err) < 0)
+		return NULL;
+	*guest = strdup(container_guest_id(&st));
+	container_state_clear(&st);
+	if (*guest == NULL) {
+		kiln_error_set(err, ENOMEM, "state of %s", id);
 		return NULL;
 	}
 	/* through the fd: the state directory's path may be too long for a
@@ -56,33 +67,46 @@ static struct agent_client *guest_agent(const char *id, uint64_t timeout_ns,
 static int guest_stats(const char *id, struct agent_stats *st,
 		       struct kiln_error *err)
 {
-	struct agent_client *c = guest_agent(id, STATS_TIMEOUT_NS, err);
+	cleanup_free char *guest = NULL;
+	struct agent_client *c = guest_agent(id, STATS_TIMEOUT_NS, &guest, err);
 	int r;
 
 	if (!c)
 		return -1;
-	r = agent_stats(c, KILN_GUEST_ID, st, err);
+	r = agent_stats(c, guest, st, err);
 	agent_client_free(c);
 	return r;
 }
 
+/*
+ * The OOM kills in the guest of the VM task id owns. A pod's other
+ * containers share it: their kills are theirs (in the guest under their
+ * own ids, the same as their tasks'), its own is KILN_GUEST_ID's.
+ */
 static void *oom_main(void *arg)
 {
 	char *id = arg;
 	struct kiln_error err = { 0 };
-	struct agent_client *c = guest_agent(id, STATS_TIMEOUT_NS, &err);
+	cleanup_free char *guest = NULL;
+	struct agent_client *c =
+		guest_agent(id, STATS_TIMEOUT_NS, &guest, &err);
 	char *cid = NULL;
 
+	/* a pod's container: its sandbox's task hears for the VM */
+	if (c != NULL && strcmp(guest, KILN_GUEST_ID) != 0) {
+		agent_client_free(c);
+		c = NULL;
+	}
 	while (c && agent_oom_event(c, &cid, &err) == 0) {
 		Containerd__Events__TaskOOM ev =
 			CONTAINERD__EVENTS__TASK_OOM__INIT;
 
-		free(cid);
-		cid = NULL;
-		ev.container_id = id;
+		ev.container_id = strcmp(cid, KILN_GUEST_ID) == 0 ? id : cid;
 		pthread_mutex_lock(&shim_mu);
 		events_publish("/tasks/oom", "TaskOOM", &ev.base);
 		pthread_mutex_unlock(&shim_mu);
+		free(cid);
+		cid = NULL;
 	}
 	agent_client_free(c);
 	free(id);

@@ -51,7 +51,7 @@ kiln_bundle() { # DIR COMMAND
 	rm -rf "$1"
 	mkdir -p "$1/rootfs/bin" "$1/rootfs/etc" "$1/rootfs/tmp" || return 1
 	cp /bin/busybox "$1/rootfs/bin/" || return 1
-	for a in sh echo cat uname sleep id ls true false env pwd touch stty tty trap kill; do
+	for a in sh echo cat uname sleep id ls true false env pwd touch stty tty trap kill readlink grep tr; do
 		ln -s busybox "$1/rootfs/bin/$a"
 	done
 	(cd "$1" && "$KILN" spec) || return 1
@@ -277,6 +277,82 @@ test_kiln_pause_resume() {
 	kiln_wait_status p1 60 stopped || { kiln_fail "not stopped after KILL: $(kiln_status p1)"; return 1; }
 	kiln delete p1
 	[ "$krc" = 0 ] || { kiln_fail "delete failed"; return 1; }
+	kiln_nothing_left
+}
+
+# A Kubernetes pod as containerd's CRI plugin marks it: a sandbox, and
+# containers naming it, all in the sandbox's one VM; each container its
+# own rootfs and pid namespace, the pod's network shared; a container
+# that ends (or whose pid process is killed with -9) gives its drive
+# slots back; the pod's containers end with its VM.
+kiln_pod_bundle() { # DIR TYPE COMMAND
+	KB_EDIT="c['annotations'] = {'io.kubernetes.cri.container-type': '$2', 'io.kubernetes.cri.sandbox-id': 'sb'}" \
+		kiln_bundle "$1" "$3"
+}
+
+kiln_pod_slots() { # the files of the sandbox VM's drives, one per line
+	curl -s --max-time 10 --unix-socket "$KROOT/sb/api.sock" http://localhost/vm/config |
+		python3 -c 'import json,sys; [print(d["drive_id"], d["path_on_host"].rsplit("/", 1)[-1]) for d in json.load(sys.stdin)["drives"]]'
+}
+
+test_kiln_pod_one_vm() {
+	kiln_reset
+	kiln_pod_bundle "$T/sb" sandbox 'echo sandbox-file >/tmp/mine; exec sleep 1000' || return 1
+	kiln_pod_bundle "$T/c1" container 'exec sleep 1001' || return 1
+	kiln_pod_bundle "$T/c2" container 'echo member-two; ls /tmp; exit 3' || return 1
+	kiln run --detach --bundle "$T/sb" sb
+	[ "$krc" = 0 ] || { kiln_fail "run of the sandbox failed"; return 1; }
+	kiln run --detach --bundle "$T/c1" c1
+	[ "$krc" = 0 ] || { kiln_fail "run of a pod's container failed"; return 1; }
+	n=$(own_vmms | wc -w)
+	[ "$n" = 1 ] || { kiln_fail "want the pod's one kiln-vmm, have $n"; return 1; }
+	kiln exec sb sh -c 'readlink /proc/self/ns/net; readlink /proc/self/ns/pid'
+	sbns=$(cat "$T/kout")
+	kiln exec c1 sh -c 'readlink /proc/self/ns/net; readlink /proc/self/ns/pid'
+	c1ns=$(cat "$T/kout")
+	[ "$(echo "$sbns" | sed -n 1p)" = "$(echo "$c1ns" | sed -n 1p)" ] &&
+		[ -n "$(echo "$sbns" | sed -n 1p)" ] ||
+		{ kiln_fail "the pod's network is not shared: $sbns / $c1ns"; return 1; }
+	[ "$(echo "$sbns" | sed -n 2p)" != "$(echo "$c1ns" | sed -n 2p)" ] ||
+		{ kiln_fail "one pid namespace for two containers: $sbns / $c1ns"; return 1; }
+	kiln exec c1 sh -c 'cat /proc/[0-9]*/cmdline | tr "\0" " "; echo; cat /tmp/mine 2>&1'
+	grep -q 'sleep 1001' "$T/kout" && ! grep -q 'sleep 1000' "$T/kout" &&
+		! grep -q sandbox-file "$T/kout" ||
+		{ kiln_fail "c1 sees the sandbox's processes or files"; return 1; }
+	echo "    sandbox and c1: one VM, net $(echo "$c1ns" | sed -n 1p) shared, pid namespaces apart"
+	# more runs than spare slots: each gives its slot back
+	for i in 1 2 3 4 5 6 7 8; do
+		kiln run --bundle "$T/c2" "c2-$i"
+		[ "$krc" = 3 ] && grep -qx member-two "$T/kout" && ! grep -q mine "$T/kout" ||
+			{ kiln_fail "run $i of a pod's container: status $krc"; return 1; }
+		kiln delete "c2-$i"
+	done
+	kiln pause c1
+	[ "$krc" != 0 ] && grep -q sandbox "$T/kerr" ||
+		{ kiln_fail "pause of a pod's container was not refused"; return 1; }
+	# kill -9 of a pod container's pid process: delete takes it out of
+	# the guest and frees its slot
+	kiln run --detach --bundle "$T/c1" --pid-file "$T/c3.pid" c3
+	[ "$krc" = 0 ] || { kiln_fail "run c3 failed"; return 1; }
+	kill -9 "$(cat "$T/c3.pid")"
+	kiln_wait_status c3 30 stopped || { kiln_fail "c3 not stopped after kill -9 of its pid process"; return 1; }
+	kiln delete c3
+	slots=$(kiln_pod_slots)
+	[ "$(echo "$slots" | grep -c slot.img)" = 6 ] ||
+		{ kiln_fail "the sandbox's slots after its containers went: $slots"; return 1; }
+	# bad pods are refused by name
+	KB_EDIT="c['annotations'] = {'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.sandbox-id': 'nope'}" \
+		kiln_bundle "$T/bad" 'true' || return 1
+	kiln run --bundle "$T/bad" bad1
+	[ "$krc" != 0 ] && grep -q 'sandbox-id `nope`' "$T/kerr" ||
+		{ kiln_fail "a container of a missing sandbox was not refused"; return 1; }
+	kiln delete --force bad1
+	# the pod's VM ends: so does every container in it
+	kiln kill sb KILL
+	kiln_wait_status sb 60 stopped || { kiln_fail "sandbox not stopped"; return 1; }
+	kiln_wait_status c1 60 stopped || { kiln_fail "c1 outlived its pod's VM"; return 1; }
+	kiln delete c1
+	kiln delete sb
 	kiln_nothing_left
 }
 

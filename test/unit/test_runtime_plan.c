@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "../../oci/spec.h"
@@ -133,6 +136,30 @@ static void test_size(void)
 	c.vcpus = 1;
 	ok(s != NULL && vm_config_size(&c, s, &err) == 0, "sized by quota");
 	is_int(c.vcpus, 3, "a quota of 2.5 CPUs is 3 vCPUs");
+	oci_spec_free(s);
+
+	/* a pod's sandbox holds the pod: the CRI plugin's sums size it */
+	s = parse("{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
+		  " \"annotations\": {"
+		  "\"io.kubernetes.cri.container-type\": \"sandbox\","
+		  " \"io.kubernetes.cri.sandbox-memory\": \"536870912\","
+		  " \"io.kubernetes.cri.sandbox-cpu-quota\": \"350000\","
+		  " \"io.kubernetes.cri.sandbox-cpu-period\": \"100000\"}}");
+	c.vcpus = 1;
+	c.memory_mib = 256;
+	ok(s != NULL && vm_config_size(&c, s, &err) == 0, "a pod sandbox: %s",
+	   err.msg);
+	is_int(c.memory_mib, 512 + KILN_MEM_OVERHEAD_MIB,
+	       "the pod's memory plus the guest's overhead");
+	is_int(c.vcpus, 4, "the pod's 3.5 CPUs are 4 vCPUs");
+	oci_spec_free(s);
+	s = parse("{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
+		  " \"annotations\": {"
+		  "\"io.kubernetes.cri.container-type\": \"sandbox\","
+		  " \"io.kubernetes.cri.sandbox-memory\": \"lots\"}}");
+	ok(s != NULL && vm_config_size(&c, s, &err) < 0 &&
+		   strstr(err.msg, "sandbox-memory"),
+	   "a bad pod size is named: %s", err.msg);
 	oci_spec_free(s);
 	s = parse("{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"},"
 		  " \"linux\": {\"resources\": {\"cpu\": {\"quota\": "
@@ -322,9 +349,13 @@ static void test_rootfs_image(void)
 	ok(rootfs_plan(&r, s, img, &plan, cache, &rf, &err) == 0,
 	   "an ext4 image is attached: %s", err.msg);
 	ok(strcmp(rf.fstype, "ext4") == 0 && rf.readonly &&
-		   plan.n_drives == 1 && strstr(plan.drives[0], ",ro"),
-	   "as it is, read-only for root.readonly (%s)",
-	   plan.n_drives ? plan.drives[0] : "none");
+		   plan.n_drives == 1 && plan.drive_ro[0] &&
+		   strcmp(plan.drive_path[0], img) == 0,
+	   "as it is, read-only for root.readonly");
+	ok(strcmp(rf.device, "/dev/vda") == 0 && rf.size == 2048 &&
+		   plan.drive_bytes[0] == 2048,
+	   "on the first drive, its size told to the guest (%s, %llu)",
+	   rf.device, (unsigned long long)rf.size);
 	agent_request_free(&r);
 	vm_plan_clear(&plan);
 	memset(sb, 0, sizeof(sb));
@@ -339,6 +370,143 @@ static void test_rootfs_image(void)
 	oci_spec_free(s);
 }
 
+/* ---- pods ---------------------------------------------------------- */
+
+/* A kiln-vmm API that answers 204 to n requests and keeps them. */
+struct fake_api {
+	int fd, n;
+	char reqs[8][1024];
+};
+
+static void *fake_api_main(void *arg)
+{
+	struct fake_api *f = arg;
+
+	for (int i = 0; i < f->n; i++) {
+		int c = accept(f->fd, NULL, NULL);
+		ssize_t got = 0, r;
+
+		if (c < 0)
+			break;
+		/* headers and the body: the request fits one read or two */
+		while ((r = read(c, f->reqs[i] + got,
+				 sizeof(f->reqs[i]) - 1 - (size_t)got)) > 0) {
+			got += r;
+			f->reqs[i][got] = '\0';
+			if (strchr(f->reqs[i], '}') != NULL)
+				break;
+		}
+		(void)!write(c, "HTTP/1.1 204 No Content\r\n\r\n", 27);
+		close(c);
+	}
+	return NULL;
+}
+
+static void test_pod(void)
+{
+	struct oci_spec *sb = parse("{\"ociVersion\": \"1.0.2\", \"root\": "
+				    "{\"path\": \"r\"}, \"annotations\": "
+				    "{\"io.kubernetes.cri.container-type\": "
+				    "\"sandbox\", "
+				    "\"io.kubernetes.cri.sandbox-id\": "
+				    "\"p1\"}}");
+	struct oci_spec *ctr = parse("{\"ociVersion\": \"1.0.2\", \"root\": "
+				     "{\"path\": \"r\"}, \"annotations\": "
+				     "{\"io.kubernetes.cri.container-type\": "
+				     "\"container\", "
+				     "\"io.kubernetes.cri.sandbox-id\": "
+				     "\"p1\"}}");
+	struct oci_spec *plain = parse("{\"ociVersion\": \"1.0.2\", \"root\": "
+				       "{\"path\": \"r\"}}");
+	struct vm_plan plan = { 0 };
+	struct agent_request r = { 0 };
+	struct pod_slots ps;
+	struct kiln_error err = { 0 };
+	struct fake_api f = { .n = 3 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char reply[256], cwd[300], *dev[2];
+	size_t slots[2] = { 5, 7 };
+	pthread_t t;
+
+	ok(pod_is_sandbox(sb) && pod_sandbox_id(sb) == NULL, "CRI's sandbox: a "
+							     "VM of its own, "
+							     "slots kept");
+	ok(!pod_is_sandbox(ctr) && pod_sandbox_id(ctr) != NULL &&
+		   strcmp(pod_sandbox_id(ctr), "p1") == 0,
+	   "CRI's container: joins its sandbox's VM");
+	ok(!pod_is_sandbox(plain) && pod_sandbox_id(plain) == NULL, "no "
+								    "annotation"
+								    "s: a VM "
+								    "of its "
+								    "own");
+
+	/* a member's two drives, moved into slots 5 and 7 */
+	dev[0] = vm_plan_drive(&plan, &r, "/etc/hostname", true, &err);
+	dev[1] = vm_plan_drive(&plan, &r, "/etc/passwd", false, &err);
+	ok(dev[0] && dev[1] && strcmp(dev[1], "/dev/vdb") == 0, "drives are "
+								"named in "
+								"order");
+	vm_plan_move(&plan, slots);
+	ok(strcmp(dev[0], "/dev/vdf") == 0 && strcmp(dev[1], "/dev/vdh") == 0,
+	   "moved into slots 5 and 7, the request's names follow (%s %s)",
+	   dev[0], dev[1]);
+	agent_request_free(&r);
+	vm_plan_clear(&plan);
+
+	/* the sandbox's table: its own drive is slot 0 */
+	plan.n_drives = 1;
+	pod_slots_init(&ps, &plan);
+	plan.n_drives = 0;
+	ok(pod_ctl(&ps, "slots 2 a", reply, sizeof(reply), &err) == 1 &&
+		   strcmp(reply, "ok 1 2\n") == 0,
+	   "two slots for a: %s", reply);
+	ok(pod_ctl(&ps, "slots 6 b", reply, sizeof(reply), &err) < 0 &&
+		   strstr(err.msg, "5 free drive slots"),
+	   "more than are free: refused by count: %s", err.msg);
+	ok(pod_ctl(&ps, "slots 5 b", reply, sizeof(reply), &err) == 1 &&
+		   strcmp(reply, "ok 3 4 5 6 7\n") == 0,
+	   "the rest for b: %s", reply);
+	ok(pod_ctl(&ps, "kill 9 0", reply, sizeof(reply), &err) == 0, "other "
+								      "requests"
+								      " are "
+								      "not the "
+								      "pod's");
+
+	/* a's release puts the placeholder back through the API */
+	ok(getcwd(cwd, sizeof(cwd)) != NULL && chdir(top) == 0, "in a dir");
+	f.fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", VM_API);
+	ok(bind(f.fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		   listen(f.fd, 4) == 0 &&
+		   pthread_create(&t, NULL, fake_api_main, &f) == 0,
+	   "a fake kiln-vmm API");
+	ok(pod_ctl(&ps, "release a", reply, sizeof(reply), &err) == 1, "a "
+								       "release"
+								       "d");
+	ok(pod_drive_swap(VM_API, 3, "/a \"quoted\"\\path", false, &err) == 0,
+	   "a swap: %s", err.msg);
+	pthread_join(t, NULL);
+	close(f.fd);
+	unlink(VM_API);
+	ok(strstr(f.reqs[0], "PATCH /drives/d1 ") &&
+		   strstr(f.reqs[0], "\"path_on_host\": \"slot.img\"") &&
+		   strstr(f.reqs[0], "\"is_read_only\": false") &&
+		   strstr(f.reqs[1], "PATCH /drives/d2 "),
+	   "each of a's slots back to the placeholder: %s",
+	   strstr(f.reqs[0], "{"));
+	ok(strstr(f.reqs[2], "\"path_on_host\": "
+			     "\"/a \\\"quoted\\\"\\\\path\"") &&
+		   strstr(f.reqs[2], "\"is_read_only\": false"),
+	   "a path is quoted as JSON: %s", strstr(f.reqs[2], "{"));
+	ok(pod_ctl(&ps, "slots 2 c", reply, sizeof(reply), &err) == 1 &&
+		   strcmp(reply, "ok 1 2\n") == 0,
+	   "a's slots serve again: %s", reply);
+	ok(chdir(cwd) == 0, "back");
+	oci_spec_free(sb);
+	oci_spec_free(ctr);
+	oci_spec_free(plain);
+}
+
 int main(void)
 {
 	char cmd[400];
@@ -350,6 +518,7 @@ int main(void)
 	test_signals();
 	test_mounts();
 	test_rootfs_image();
+	test_pod();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", top);
