@@ -171,23 +171,42 @@ int vm_config_load(struct vm_config *c, struct kiln_error *err)
 	return res;
 }
 
-static int annotation_uint(const struct oci_spec *spec, const char *key,
-			   uint32_t max, uint32_t *out, struct kiln_error *err)
+/* An annotation of a whole number, or 0 when absent; -1 with err. */
+static int annotation_u64(const struct oci_spec *spec, const char *key,
+			  uint64_t *out, struct kiln_error *err)
 {
 	const char *v = oci_spec_annotation(spec, key);
 	unsigned long long n;
 	char *end;
 
+	*out = 0;
 	if (v == NULL)
 		return 0;
 	errno = 0;
 	n = strtoull(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n == 0 || n > max)
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-')
+		return kiln_error_set(err, 0,
+				      "annotations.%s: \"%s\" is not a "
+				      "number",
+				      key, v);
+	*out = n;
+	return 0;
+}
+
+/* The same, from 1 to max, left alone when absent. */
+static int annotation_uint(const struct oci_spec *spec, const char *key,
+			   uint32_t max, uint32_t *out, struct kiln_error *err)
+{
+	uint64_t n;
+
+	if (annotation_u64(spec, key, &n, err) < 0 || n > max ||
+	    (n == 0 && oci_spec_annotation(spec, key) != NULL))
 		return kiln_error_set(err, 0,
 				      "annotations.%s: \"%s\" is not a "
 				      "number from 1 to %u",
-				      key, v, max);
-	*out = (uint32_t)n;
+				      key, oci_spec_annotation(spec, key), max);
+	if (n > 0)
+		*out = (uint32_t)n;
 	return 0;
 }
 
@@ -220,28 +239,6 @@ static long cpuset_highest(const char *list, struct kiln_error *err)
 		p = *end == ',' ? end + 1 : end;
 	}
 	return high;
-}
-
-/* An annotation of a whole number, or 0 when absent; -1 with err. */
-static int annotation_u64(const struct oci_spec *spec, const char *key,
-			  uint64_t *out, struct kiln_error *err)
-{
-	const char *v = oci_spec_annotation(spec, key);
-	unsigned long long n;
-	char *end;
-
-	*out = 0;
-	if (v == NULL)
-		return 0;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || v[0] == '-')
-		return kiln_error_set(err, 0,
-				      "annotations.%s: \"%s\" is not a "
-				      "number",
-				      key, v);
-	*out = n;
-	return 0;
 }
 
 /*

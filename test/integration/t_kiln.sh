@@ -285,8 +285,8 @@ test_kiln_pause_resume() {
 # own rootfs and pid namespace, the pod's network shared; a container
 # that ends (or whose pid process is killed with -9) gives its drive
 # slots back; the pod's containers end with its VM.
-kiln_pod_bundle() { # DIR TYPE COMMAND
-	KB_EDIT="c['annotations'] = {'io.kubernetes.cri.container-type': '$2', 'io.kubernetes.cri.sandbox-id': 'sb'}" \
+kiln_pod_bundle() { # DIR TYPE COMMAND [SANDBOX]
+	KB_EDIT="c['annotations'] = {'io.kubernetes.cri.container-type': '$2', 'io.kubernetes.cri.sandbox-id': '${4:-sb}'}" \
 		kiln_bundle "$1" "$3"
 }
 
@@ -353,6 +353,26 @@ test_kiln_pod_one_vm() {
 	kiln_wait_status c1 60 stopped || { kiln_fail "c1 outlived its pod's VM"; return 1; }
 	kiln delete c1
 	kiln delete sb
+	# the sandbox's shape has a warm template now: a pod whose VM is a
+	# fork (its spare slots hold the template's read-only placeholder)
+	for _ in $(seq 180); do
+		ls "$KROOT"/templates/*/fork.sock >/dev/null 2>&1 && break
+		sleep 1
+	done
+	kiln_pod_bundle "$T/sb2" sandbox 'exec sleep 1000' sb2 || return 1
+	kiln_pod_bundle "$T/c4" container 'echo forked-pod >/tmp/w; cat /tmp/w' sb2 || return 1
+	kiln run --detach --bundle "$T/sb2" sb2
+	[ "$krc" = 0 ] || { kiln_fail "run of a second sandbox failed"; return 1; }
+	grep -q "forked from" "$KROOT/sb2/vmm.log" ||
+		{ kiln_fail "the second sandbox did not fork"; return 1; }
+	kiln run --bundle "$T/c4" c4
+	[ "$krc" = 0 ] && grep -qx forked-pod "$T/kout" ||
+		{ kiln_fail "a container in a forked pod VM: status $krc"; return 1; }
+	echo "    a forked pod VM takes a container too"
+	kiln delete c4
+	kiln kill sb2 KILL
+	kiln_wait_status sb2 60 stopped
+	kiln delete sb2
 	kiln_nothing_left
 }
 
