@@ -29,6 +29,9 @@
 #define AGENT_RPC_PORT_NUM    1024
 #define AGENT_STREAM_PORT_NUM 1025
 #define AGENT_RUN_DIR	      "/run/kiln/c"
+/* a VM's volumes its containers share (a pod's emptyDirs): a bind mount
+ * from a directory here makes it on first use (agent.proto, Mount) */
+#define AGENT_VOLUMES_DIR "/run/kiln/volumes"
 #define AGENT_CGROUP_DIR      "/sys/fs/cgroup/kiln"
 #define AGENT_CONTAINERS_MAX  256
 #define AGENT_EXECS_MAX	      1024

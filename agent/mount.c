@@ -150,6 +150,20 @@ int mount_plan_init(struct mount_plan *plan, const char *dir,
 		} else if (o->opts.bind && m->source[0] != '/') {
 			return INVALID("bind mount %s: source is not absolute",
 				       m->destination);
+		} else if (o->opts.bind &&
+			   strncmp(m->source, AGENT_VOLUMES_DIR "/",
+				   sizeof(AGENT_VOLUMES_DIR)) == 0) {
+			const char *name =
+				m->source + sizeof(AGENT_VOLUMES_DIR);
+
+			/* one plain name: nothing but a directory of it */
+			if (name[0] == '\0' || name[0] == '.' ||
+			    strchr(name, '/') != NULL ||
+			    strlen(name) > SPEC_ID_MAX)
+				return INVALID("bind mount %s: volume `%s`: "
+					       "not a name",
+					       m->destination, m->source);
+			o->volume = true;
 		}
 		plan->nmounts++;
 	}
@@ -568,6 +582,9 @@ static int mount_request(int rootfd, const struct mount_one *m, int report)
 		return mount_at(rootfd, m->source[0] ? m->source : m->type,
 				m->destination, m->type, o->flags,
 				o->data[0] ? o->data : NULL, report);
+	/* a shared volume's first user makes it, open to all (emptyDir) */
+	if (m->volume && mkdir(m->source, 0777) == 0)
+		chmod(m->source, 0777);
 	/* the source is the guest's (a volume the client placed), not the
 	 * image's: looked up as usual */
 	if (stat(m->source, &st) < 0) {

@@ -24,6 +24,8 @@ struct mount_one {
 	/* Mount.device_size: not 0, source is a device under /dev that
 	 * mount_files_write waits for (mount_device_wait) */
 	uint64_t device_size;
+	/* a bind from AGENT_VOLUMES_DIR/NAME: made on first use */
+	bool volume;
 };
 
 /* Everything the init child needs, checked before the clone. */

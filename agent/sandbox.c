@@ -214,6 +214,9 @@ int sandbox_setup_guest(struct kiln_error *err)
 		return kiln_error_set(err, errno, "mkdir /run/kiln");
 	if (mkdir(AGENT_RUN_DIR, 0700) < 0 && errno != EEXIST)
 		return kiln_error_set(err, errno, "mkdir %s", AGENT_RUN_DIR);
+	if (mkdir(AGENT_VOLUMES_DIR, 0700) < 0 && errno != EEXIST)
+		return kiln_error_set(err, errno, "mkdir %s",
+				      AGENT_VOLUMES_DIR);
 	loopback_up();
 	return 0;
 }

@@ -219,6 +219,9 @@ int verb_templates(const struct kiln_cli *cli, int argc, char **argv,
 
 /* ---- requests to the agent (request.c, rootfs.c) ----------------------- */
 
+/* the guest's directory of a pod's emptyDir volumes (the agent's
+ * AGENT_VOLUMES_DIR: a bind from a directory there makes it) */
+#define AGENT_VOLUMES	  "/run/kiln/volumes"
 #define REQUEST_OWNED_MAX 256
 #define REQUEST_FILE_MAX  (1u << 20) /* bytes of one carried file */
 #define REQUEST_FILES_MAX (3u << 20) /* ... of all (a ttrpc message: 4 MiB) */

@@ -19,6 +19,7 @@
 #include "../lib/cleanup.h"
 #include "../lib/log.h"
 #include "../oci/layer.h"
+#include "../oci/state.h"
 #include "kiln.h"
 
 /* the agent mounts these itself in every container (agent/mount.c) */
@@ -217,6 +218,38 @@ dir_mount(struct agent_request *r, const struct oci_mount *m,
 }
 
 /*
+ * A Kubernetes emptyDir of a pod in one VM: the kubelet's directory
+ * (.../volumes/kubernetes.io~empty-dir/NAME) becomes the guest's
+ * AGENT_VOLUMES/NAME, which the agent makes on first use and every
+ * container of the pod binds: shared by them, as long-lived as the pod's
+ * VM, in its memory. 1 with *out, 0 when m is not one, -1 with err.
+ */
+static int empty_dir(struct agent_request *r, size_t i,
+		     const struct oci_mount *m, Kiln__Agent__V1__Mount **out,
+		     struct kiln_error *err)
+{
+	static const char marker[] = "/kubernetes.io~empty-dir/";
+	const char *at = m->source ? strstr(m->source, marker) : NULL;
+	const char *name = at ? at + sizeof(marker) - 1 : NULL;
+	struct kiln_error why = { 0 };
+	char *src = NULL;
+
+	if (name == NULL)
+		return 0;
+	if (strchr(name, '/') != NULL || oci_id_check(name, &why) < 0)
+		return kiln_error_set(err, 0,
+				      "mounts[%zu] (%s): emptyDir `%s`: not "
+				      "a volume name",
+				      i, m->destination, m->source);
+	if (asprintf(&src, "%s/%s", AGENT_VOLUMES, name) < 0)
+		src = NULL;
+	*out = keep(r, src) ? new_mount(r, m, "bind", src) : NULL;
+	if (*out == NULL)
+		return kiln_error_set(err, ENOMEM, "mount");
+	return 1;
+}
+
+/*
  * One config.json mount as the guest sees it, NULL with *skip when the
  * agent makes it anyway, or NULL with err when kiln cannot honour it.
  */
@@ -230,6 +263,12 @@ static Kiln__Agent__V1__Mount *map_mount(struct agent_request *r, size_t i,
 	struct stat st;
 
 	*skip = false;
+	if (is_bind(m) && (plan->pod || plan->member)) {
+		int res = empty_dir(r, i, m, &am, err);
+
+		if (res != 0)
+			return res > 0 ? am : NULL;
+	}
 	if (!is_bind(m)) {
 		const char *type = m->type != NULL ? m->type : "";
 

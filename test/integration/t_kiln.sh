@@ -286,7 +286,9 @@ test_kiln_pause_resume() {
 # that ends (or whose pid process is killed with -9) gives its drive
 # slots back; the pod's containers end with its VM.
 kiln_pod_bundle() { # DIR TYPE COMMAND [SANDBOX]
-	KB_EDIT="c['annotations'] = {'io.kubernetes.cri.container-type': '$2', 'io.kubernetes.cri.sandbox-id': '${4:-sb}'}" \
+	KB_EDIT="c['annotations'] = {'io.kubernetes.cri.container-type': '$2', 'io.kubernetes.cri.sandbox-id': '${4:-sb}'}
+c['mounts'].append({'destination': '/cache', 'type': 'bind', 'options': ['rbind', 'rw'],
+	'source': '$T/pods/u1/volumes/kubernetes.io~empty-dir/cache'})" \
 		kiln_bundle "$1" "$3"
 }
 
@@ -298,7 +300,7 @@ kiln_pod_slots() { # the files of the sandbox VM's drives, one per line
 test_kiln_pod_one_vm() {
 	kiln_reset
 	kiln_pod_bundle "$T/sb" sandbox 'echo sandbox-file >/tmp/mine; exec sleep 1000' || return 1
-	kiln_pod_bundle "$T/c1" container 'exec sleep 1001' || return 1
+	kiln_pod_bundle "$T/c1" container 'echo from-c1 >/cache/note; exec sleep 1001' || return 1
 	kiln_pod_bundle "$T/c2" container 'echo member-two; ls /tmp; exit 3' || return 1
 	kiln run --detach --bundle "$T/sb" sb
 	[ "$krc" = 0 ] || { kiln_fail "run of the sandbox failed"; return 1; }
@@ -320,6 +322,12 @@ test_kiln_pod_one_vm() {
 		! grep -q sandbox-file "$T/kout" ||
 		{ kiln_fail "c1 sees the sandbox's processes or files"; return 1; }
 	echo "    sandbox and c1: one VM, net $(echo "$c1ns" | sed -n 1p) shared, pid namespaces apart"
+	# an emptyDir: the pod's containers share it inside the guest
+	kiln exec sb cat /cache/note
+	[ "$krc" = 0 ] && [ "$(cat "$T/kout")" = from-c1 ] ||
+		{ kiln_fail "the sandbox does not see c1's write to the pod's emptyDir"; return 1; }
+	[ -z "$(ls -A "$T/pods/u1/volumes/kubernetes.io~empty-dir/cache" 2>/dev/null)" ] ||
+		{ kiln_fail "the emptyDir was written on the host"; return 1; }
 	# more runs than spare slots: each gives its slot back
 	for i in 1 2 3 4 5 6 7 8; do
 		kiln run --bundle "$T/c2" "c2-$i"

@@ -325,6 +325,38 @@ static void test_device_size(void)
 		     "a size on a carried-in file");
 }
 
+/* a pod's shared volume: a plain name under AGENT_VOLUMES_DIR */
+static void test_volume(void)
+{
+	Kiln__Agent__V1__CreateContainerRequest req =
+		KILN__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
+	Kiln__Agent__V1__Mount *m;
+	struct mount_plan p;
+	struct kiln_error err;
+
+	m = add_file(&req, "/cache", NULL, 0, 0);
+	m->has_data = false;
+	m->source = AGENT_VOLUMES_DIR "/cache-1";
+	m->options = (char *[]){ "rbind", "rw" };
+	m->n_options = 2;
+	if (is_int(plan(&req, &p, &err), 0, "a volume's bind: accepted"))
+		ok(p.mounts[0].volume && p.mounts[0].opts.bind,
+		   "... made on first use");
+	else
+		printf("#   %s\n", err.msg);
+	mount_plan_free(&p);
+	m->source = "/srv/data";
+	if (is_int(plan(&req, &p, &err), 0, "another guest path"))
+		ok(!p.mounts[0].volume, "... is not made");
+	mount_plan_free(&p);
+	m->source = AGENT_VOLUMES_DIR "/../c";
+	plan_refused(&req, "not a name", "a volume of `..`");
+	m->source = AGENT_VOLUMES_DIR "/a/b";
+	plan_refused(&req, "not a name", "a volume in a volume");
+	m->source = AGENT_VOLUMES_DIR "/";
+	plan_refused(&req, "not a name", "a volume without a name");
+}
+
 static void test_paths(void)
 {
 	Kiln__Agent__V1__CreateContainerRequest req =
@@ -440,6 +472,7 @@ int main(void)
 	test_rootfs_layers();
 	test_files();
 	test_device_size();
+	test_volume();
 	test_paths();
 	return tap_done();
 }

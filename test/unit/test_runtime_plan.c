@@ -293,6 +293,43 @@ static void test_mounts(void)
 	agent_request_free(&r);
 	oci_spec_free(s);
 
+	/* a pod's emptyDir: the guest's, shared by the pod's containers */
+	snprintf(m, sizeof(m),
+		 "{\"destination\": \"/cache\", \"type\": \"bind\", "
+		 "\"source\": \"/var/lib/kubelet/pods/u1/volumes/"
+		 "kubernetes.io~empty-dir/cache-vol\", \"options\": "
+		 "[\"rbind\", \"rw\"]}");
+	plan.member = true;
+	ok(map(m, &req, &r, &plan, &s, &err) == 0 && req.n_mounts == 1 &&
+		   strcmp(req.mounts[0]->type, "bind") == 0 &&
+		   strcmp(req.mounts[0]->source,
+			  AGENT_VOLUMES "/cache-vol") == 0 &&
+		   plan.n_drives == 0,
+	   "a pod's emptyDir is a guest directory: %s",
+	   req.n_mounts ? req.mounts[0]->source : err.msg);
+	agent_request_free(&r);
+	oci_spec_free(s);
+	snprintf(m, sizeof(m),
+		 "{\"destination\": \"/cache\", \"type\": \"bind\", "
+		 "\"source\": \"/x/kubernetes.io~empty-dir/a/b\", "
+		 "\"options\": [\"rbind\", \"rw\"]}");
+	ok(map(m, &req, &r, &plan, &s, &err) < 0 &&
+		   strstr(err.msg, "not a volume name"),
+	   "an emptyDir path that is not one volume: refused: %s", err.msg);
+	plan.member = false;
+	agent_request_free(&r);
+	oci_spec_free(s);
+	snprintf(m, sizeof(m),
+		 "{\"destination\": \"/cache\", \"type\": \"bind\", "
+		 "\"source\": \"/var/lib/kubelet/pods/u1/volumes/"
+		 "kubernetes.io~empty-dir/cache-vol\", \"options\": "
+		 "[\"rbind\", \"rw\"]}");
+	ok(map(m, &req, &r, &plan, &s, &err) < 0,
+	   "outside a pod, such a path is a host directory as any: %s",
+	   err.msg);
+	agent_request_free(&r);
+	oci_spec_free(s);
+
 	snprintf(m, sizeof(m),
 		 "{\"destination\": \"/share\", \"type\": \"bind\", "
 		 "\"source\": \"%s\", \"options\": [\"rbind\", \"ro\"]}",
