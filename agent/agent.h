@@ -31,11 +31,11 @@
 #define AGENT_RUN_DIR	      "/run/kiln/c"
 /* a VM's volumes its containers share (a pod's emptyDirs): a bind mount
  * from a directory here makes it on first use (agent.proto, Mount) */
-#define AGENT_VOLUMES_DIR "/run/kiln/volumes"
-#define AGENT_CGROUP_DIR      "/sys/fs/cgroup/kiln"
-#define AGENT_CONTAINERS_MAX  256
-#define AGENT_EXECS_MAX	      1024
-#define AGENT_RLIMITS_MAX     16
+#define AGENT_VOLUMES_DIR    "/run/kiln/volumes"
+#define AGENT_CGROUP_DIR     "/sys/fs/cgroup/kiln"
+#define AGENT_CONTAINERS_MAX 256
+#define AGENT_EXECS_MAX	     1024
+#define AGENT_RLIMITS_MAX    16
 
 /*
  * Fill err and return the negated ttrpc code: handlers return the code

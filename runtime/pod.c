@@ -184,9 +184,9 @@ static int sandbox_open(int dirfd, const char *sandbox, struct kiln_error *err)
 	if (oci_id_check(sandbox, err) < 0 || strlen(sandbox) > POD_ID_MAX)
 		return kiln_error_set(err, 0,
 				      "annotations: " POD_SANDBOX " `%.80s`: "
-								  "not a "
-								  "container "
-								  "id",
+				      "not a "
+				      "container "
+				      "id",
 				      sandbox);
 	snprintf(rel, sizeof(rel), "../%s", sandbox);
 	fd = openat(dirfd, rel, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -195,17 +195,17 @@ static int sandbox_open(int dirfd, const char *sandbox, struct kiln_error *err)
 			close(fd);
 		return kiln_error_set(err, errno,
 				      "annotations: " POD_SANDBOX " `%s`: no "
-								  "such "
-								  "container",
+				      "such "
+				      "container",
 				      sandbox);
 	}
 	now = container_status_now(&st);
 	if (st.sandbox != NULL || faccessat(fd, VM_API, F_OK, 0) < 0)
 		bad = kiln_error_set(err, 0,
 				     "annotations: " POD_SANDBOX " `%s`: not a "
-								 "pod sandbox "
-								 "(its "
-								 "annotations "
+				     "pod sandbox "
+				     "(its "
+				     "annotations "
 				     "lack " POD_TYPE "=sandbox)",
 				     sandbox);
 	else if (now != CONTAINER_CREATED && now != CONTAINER_RUNNING)

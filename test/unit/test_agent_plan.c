@@ -340,8 +340,8 @@ static void test_volume(void)
 	m->options = (char *[]){ "rbind", "rw" };
 	m->n_options = 2;
 	if (is_int(plan(&req, &p, &err), 0, "a volume's bind: accepted"))
-		ok(p.mounts[0].volume && p.mounts[0].opts.bind,
-		   "... made on first use");
+		ok(p.mounts[0].volume && p.mounts[0].opts.bind, "... made on "
+								"first use");
 	else
 		printf("#   %s\n", err.msg);
 	mount_plan_free(&p);

@@ -302,8 +302,8 @@ static void test_mounts(void)
 	plan.member = true;
 	ok(map(m, &req, &r, &plan, &s, &err) == 0 && req.n_mounts == 1 &&
 		   strcmp(req.mounts[0]->type, "bind") == 0 &&
-		   strcmp(req.mounts[0]->source,
-			  AGENT_VOLUMES "/cache-vol") == 0 &&
+		   strcmp(req.mounts[0]->source, AGENT_VOLUMES "/cache-vol") ==
+			   0 &&
 		   plan.n_drives == 0,
 	   "a pod's emptyDir is a guest directory: %s",
 	   req.n_mounts ? req.mounts[0]->source : err.msg);
@@ -313,8 +313,9 @@ static void test_mounts(void)
 		 "{\"destination\": \"/cache\", \"type\": \"bind\", "
 		 "\"source\": \"/x/kubernetes.io~empty-dir/a/b\", "
 		 "\"options\": [\"rbind\", \"rw\"]}");
-	ok(map(m, &req, &r, &plan, &s, &err) < 0 &&
-		   strstr(err.msg, "not a volume name"),
+	ok(map(m, &req, &r, &plan, &s, &err) < 0 && strstr(err.msg, "not a "
+								    "volume "
+								    "name"),
 	   "an emptyDir path that is not one volume: refused: %s", err.msg);
 	plan.member = false;
 	agent_request_free(&r);
