@@ -252,12 +252,15 @@ struct init_args {
 	struct proc_spec *spec;
 	int child[3];
 	int report, start, cgroup;
+	int shared[2]; /* IPC and UTS namespaces to join, or -1 */
 };
+
+static const char *const shared_ns[2] = { "ipc", "uts" };
 
 __attribute__((noreturn)) static void init_child(struct init_args *a)
 {
-	int keep[] = { a->report,   a->start,	 a->cgroup,
-		       a->child[0], a->child[1], a->child[2] };
+	int keep[] = { a->report,   a->start,	 a->cgroup,    a->child[0],
+		       a->child[1], a->child[2], a->shared[0], a->shared[1] };
 	struct child_start st;
 	int master = -1, slave = -1;
 	size_t got = 0;
@@ -271,6 +274,16 @@ __attribute__((noreturn)) static void init_child(struct init_args *a)
 		_exit(127);
 	}
 	close(a->cgroup);
+	/* a pod's: its sandbox's IPC and UTS, before /dev/mqueue is mounted */
+	for (int i = 0; i < 2 && a->shared[i] >= 0; i++) {
+		if (setns(a->shared[i], 0) < 0) {
+			proc_report(a->report, TTRPC_INTERNAL, errno,
+				    "join the pod's %s namespace",
+				    shared_ns[i]);
+			_exit(127);
+		}
+		close(a->shared[i]);
+	}
 	/* rooted at the container's cgroup, now that it is in it: its
 	 * /sys/fs/cgroup shows its own limits, as with runc's cgroupns */
 	if (unshare(CLONE_NEWCGROUP) < 0) {
@@ -352,9 +365,37 @@ static int take_master(struct ctr *c, pid_t pid, int fd, struct kiln_error *err)
 	return 0;
 }
 
+/* The IPC and UTS namespaces of container id's init, opened. */
+static int open_shared(const char *id, int fds[2], struct kiln_error *err)
+{
+	struct ctr *o = ctr_get(id, err);
+	char path[64];
+	pid_t pid;
+
+	if (o == NULL)
+		return kiln_error_wrap(err, "share_ns_of"), -TTRPC_NOT_FOUND;
+	pthread_mutex_lock(&ctr_lock);
+	pid = o->init != NULL && o->state != CTR_STOPPED ? o->init->pid : -1;
+	pthread_mutex_unlock(&ctr_lock);
+	ctr_put(o);
+	if (pid <= 0)
+		return AGENT_FAIL(err, TTRPC_FAILED_PRECONDITION, 0,
+				  "share_ns_of: container `%s` has no init",
+				  id);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid,
+			 shared_ns[i]);
+		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0)
+			return AGENT_FAIL(err, TTRPC_FAILED_PRECONDITION, errno,
+					  "share_ns_of: open `%s`", path);
+	}
+	return 0;
+}
+
 /* Clone the init; it reports "ready" once mounted and pivoted. */
 static int spawn_init(struct ctr *c, struct mount_plan *plan,
-		      struct kiln_error *err)
+		      const int shared[2], struct kiln_error *err)
 {
 	cleanup_close int cg = -1;
 	int child[3] = { -1, -1, -1 }, rep[2] = { -1, -1 }, st[2] = { -1, -1 };
@@ -374,8 +415,13 @@ static int spawn_init(struct ctr *c, struct mount_plan *plan,
 		goto out;
 	}
 	a = (struct init_args){
-		plan,	&c->spec, { child[0], child[1], child[2] },
-		rep[1], st[0],	  cg
+		.plan = plan,
+		.spec = &c->spec,
+		.child = { child[0], child[1], child[2] },
+		.report = rep[1],
+		.start = st[0],
+		.cgroup = cg,
+		.shared = { shared[0], shared[1] },
 	};
 	/* under ctr_lock: the reaper cannot see the pid before it is ours */
 	pthread_mutex_lock(&ctr_lock);
@@ -493,7 +539,7 @@ int ctr_create(const Kiln__Agent__V1__CreateContainerRequest *req,
 {
 	struct mount_plan plan = { 0 };
 	struct ctr *c, *other;
-	int res;
+	int res, shared[2] = { -1, -1 };
 
 	if (spec_check_id("container_id", req->container_id, false, err) < 0)
 		return -TTRPC_INVALID_ARGUMENT;
@@ -550,8 +596,16 @@ int ctr_create(const Kiln__Agent__V1__CreateContainerRequest *req,
 		res = mount_files_write(c, &plan, err);
 	if (res == 0)
 		res = res_apply(c, req->resources, err);
+	if (res == 0 && req->share_ns_of != NULL &&
+	    req->share_ns_of[0] != '\0') {
+		res = open_shared(req->share_ns_of, shared, err);
+		plan.hostname = NULL; /* the pod's stays */
+	}
 	if (res == 0)
-		res = spawn_init(c, &plan, err);
+		res = spawn_init(c, &plan, shared, err);
+	for (int i = 0; i < 2; i++)
+		if (shared[i] >= 0)
+			close(shared[i]);
 	if (res == 0)
 		res = resolve_init_user(c, err);
 	if (res == 0 && stats_oom_watch(c) < 0)

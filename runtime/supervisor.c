@@ -594,6 +594,9 @@ static int create_container(struct sup *s, struct kiln_error *err)
 			   : own_vm_up(s, &forked, err) < 0)
 		goto out;
 	req.container_id = (char *)s->guest;
+	/* a pod's containers share its IPC and UTS, as Kubernetes' do */
+	if (s->pod != NULL)
+		req.share_ns_of = KILN_GUEST_ID;
 	req.process = &proc;
 	req.rootfs = &rootfs;
 	req.hostname = spec->hostname != NULL ? spec->hostname : "";

@@ -308,20 +308,23 @@ test_kiln_pod_one_vm() {
 	[ "$krc" = 0 ] || { kiln_fail "run of a pod's container failed"; return 1; }
 	n=$(own_vmms | wc -w)
 	[ "$n" = 1 ] || { kiln_fail "want the pod's one kiln-vmm, have $n"; return 1; }
-	kiln exec sb sh -c 'readlink /proc/self/ns/net; readlink /proc/self/ns/pid'
+	kiln exec sb sh -c 'for n in net pid ipc uts; do readlink /proc/self/ns/$n; done'
 	sbns=$(cat "$T/kout")
-	kiln exec c1 sh -c 'readlink /proc/self/ns/net; readlink /proc/self/ns/pid'
+	kiln exec c1 sh -c 'for n in net pid ipc uts; do readlink /proc/self/ns/$n; done'
 	c1ns=$(cat "$T/kout")
 	[ "$(echo "$sbns" | sed -n 1p)" = "$(echo "$c1ns" | sed -n 1p)" ] &&
 		[ -n "$(echo "$sbns" | sed -n 1p)" ] ||
 		{ kiln_fail "the pod's network is not shared: $sbns / $c1ns"; return 1; }
 	[ "$(echo "$sbns" | sed -n 2p)" != "$(echo "$c1ns" | sed -n 2p)" ] ||
 		{ kiln_fail "one pid namespace for two containers: $sbns / $c1ns"; return 1; }
+	[ "$(echo "$sbns" | sed -n 3,4p)" = "$(echo "$c1ns" | sed -n 3,4p)" ] &&
+		[ "$(echo "$c1ns" | wc -l)" = 4 ] ||
+		{ kiln_fail "the pod's IPC and UTS namespaces are not shared: $sbns / $c1ns"; return 1; }
 	kiln exec c1 sh -c 'cat /proc/[0-9]*/cmdline | tr "\0" " "; echo; cat /tmp/mine 2>&1'
 	grep -q 'sleep 1001' "$T/kout" && ! grep -q 'sleep 1000' "$T/kout" &&
 		! grep -q sandbox-file "$T/kout" ||
 		{ kiln_fail "c1 sees the sandbox's processes or files"; return 1; }
-	echo "    sandbox and c1: one VM, net $(echo "$c1ns" | sed -n 1p) shared, pid namespaces apart"
+	echo "    sandbox and c1: one VM, net, ipc and uts shared, pid namespaces apart"
 	# an emptyDir: the pod's containers share it inside the guest
 	kiln exec sb cat /cache/note
 	[ "$krc" = 0 ] && [ "$(cat "$T/kout")" = from-c1 ] ||
