@@ -11,7 +11,7 @@
 #   containerd finds on its PATH beside kiln in /usr/local/bin. It keeps
 #   kiln's state under /run/kiln/shim/<namespace> (kiln --root).
 # The same steps run against both (cdr picks the runtime from $CD_RT);
-# the shim's own (events, restart...) only against kiln's shim.
+# the shim's own (events, restart, pods...) only against kiln's shim.
 
 . "$TOP/test/integration/daemons.sh"
 
@@ -24,7 +24,7 @@ CD_STEPS=${KILN_CONTAINERD_STEPS:-config image output uname env_cwd stdin tty \
 exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes metrics pause}
 CD_SHIM_STEPS=${KILN_CONTAINERD_SHIM_STEPS:-image output uname env_cwd stdin \
 tty exec kill rm readonly_rootfs ro_bind rw_bind_refused keep_writes metrics \
-pause events exec_events oom shim_gone restart kill9_shim}
+pause pod events exec_events oom shim_gone restart kill9_shim}
 # Set by each test: ctr run's runtime options, and the folder where that
 # runtime keeps the state of our namespace's containers.
 CD_RT=
@@ -502,6 +502,178 @@ cd_pause() {
 	cd_gone ps
 	cd_topics_in_order '"container_id":"ps"' /tasks/paused /tasks/resumed || r=1
 	return $r
+}
+
+# ---- a pod, as the CRI plugin starts one ------------------------------------
+
+CD_CRI_TYPE=io.kubernetes.cri.container-type
+CD_CRI_SANDBOX=io.kubernetes.cri.sandbox-id
+# ids with a prefix of their own: dm_nothing_left looks for files by it
+CD_POD=pod-sb
+CD_POD_MEMBERS="pod-a pod-b pod-x pod-y"
+
+# ctr run -d of the pod's sandbox, with the CRI plugin's annotations.
+cd_pod_sandbox() { # CMD...
+	drun cdr -d --annotation "$CD_CRI_TYPE=sandbox" --annotation "$CD_CRI_SANDBOX=$CD_POD" \
+		"$CD_IMG" "$CD_POD" "$@"
+}
+
+# ctr run of a container of the pod (-d, or --rm to wait for it), in the
+# sandbox's network namespace as the CRI plugin asks for it: the sandbox
+# task's pid's.
+cd_pod_member() { # -d|--rm ID CMD...
+	how=$1
+	id=$2
+	shift 2
+	drun cdr "$how" --annotation "$CD_CRI_TYPE=container" --annotation "$CD_CRI_SANDBOX=$CD_POD" \
+		--with-ns "network:/proc/$(cd_pid "$CD_POD")/ns/net" "$CD_IMG" "$id" "$@"
+}
+
+cd_pod_gone() {
+	for c in $CD_POD_MEMBERS $CD_POD; do
+		cd_gone "$c"
+	done
+}
+
+# kiln's shim servers of this containerd: not a `start` or `delete` that
+# is running, nor their children (kiln and its pid processes).
+cd_shims() {
+	for p in $(pgrep -f "$CD_SHIM -namespace $CD_NS "); do
+		grep -qzxF "KILN_DM_RUN=$DM_DIR" "/proc/$p/environ" 2>/dev/null || continue
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qE ' (start|delete) $' && continue
+		echo "$p"
+	done
+}
+
+# The socket of the shim that serves task ID, from its bundle's address file.
+cd_address() { # ID
+	cat "$DM_DIR/state/io.containerd.runtime.v2.task/$CD_NS/$1/address" 2>/dev/null
+}
+
+# ctr task rm ID: the task's exit status in $CD_EXIT (ctr warns of a
+# non-zero one, and exits 0).
+cd_task_rm() { # ID
+	CD_EXIT=
+	drun cdctl task rm "$1"
+	dm_expect_rc 0 || return 1
+	CD_EXIT=$(sed -n 's/.*task [^ ]* exit with non-zero exit code \([0-9]*\).*/\1/p' "$T/dm.err" | head -n 1)
+	CD_EXIT=${CD_EXIT:-0}
+}
+
+# The guest's processes as container ID sees them: one command line a line.
+cd_ps_in() { # ID EXEC-ID
+	drun cdctl task exec --exec-id "$2" "$1" \
+		sh -c 'for f in /proc/[0-9]*/cmdline; do tr "\0" " " <"$f"; echo; done'
+}
+
+# A pod of three: its sandbox and two containers in one VM and one shim;
+# the containers share the pod's network, and neither sees the other's
+# processes. A third container exits with its status, and goes (task and
+# container) while the pod runs on; a fourth takes its drive slots. KILL
+# of the sandbox ends its containers (137); once all is removed, nothing
+# is left: shim, socket, kiln-vmm, mounts, kiln's state.
+cd_pod() {
+	cd_pod_gone
+	before=$(cd_sockets)
+	cd_pod_sandbox sleep 1000
+	dm_expect_rc 0 || { cd_pod_gone; return 1; }
+	dm_until 60 '[ "$(cd_status $CD_POD)" = RUNNING ]' || { fail "task $CD_POD never ran"; cd_pod_gone; return 1; }
+	cd_pod_member -d pod-a sleep 1001
+	dm_expect_rc 0 || { cd_pod_gone; return 1; }
+	cd_pod_member -d pod-b sleep 1002
+	dm_expect_rc 0 || { cd_pod_gone; return 1; }
+	# the image's layers are in kiln's cache by now
+	DM_CACHE_BEFORE=$(dm_cache_list)
+	r=0
+	for c in pod-a pod-b; do
+		dm_until 30 '[ "$(cd_status $c)" = RUNNING ]' || { fail "task $c is '$(cd_status $c)', want RUNNING"; r=1; }
+	done
+	vmms=$(dm_vmms)
+	[ "$(echo "$vmms" | wc -w)" = 1 ] || { fail "want one kiln-vmm for the pod, have: ${vmms:-none}"; r=1; }
+	shims=$(cd_shims)
+	[ "$(echo "$shims" | wc -w)" = 1 ] && [ "$shims" = "$(cd_shim_pid $CD_POD)" ] || {
+		fail "want one $CD_SHIM, the sandbox's, for the pod; have: $(for p in $shims; do
+			tr '\0' ' ' <"/proc/$p/cmdline" | cut -c1-120; echo ';'; done)"
+		r=1
+	}
+	addr=$(cd_address $CD_POD)
+	for c in pod-a pod-b; do
+		[ -n "$addr" ] && [ "$(cd_address $c)" = "$addr" ] ||
+			{ fail "task $c's shim is at '$(cd_address $c)', the sandbox's at '$addr'"; r=1; }
+	done
+	echo "      pod: kiln-vmm $vmms, shim $shims, $addr"
+	[ "$r" = 0 ] || { cd_pod_gone; return 1; }
+
+	# one network; pid namespaces apart
+	nets=
+	for c in $CD_POD pod-a pod-b; do
+		drun cdctl task exec --exec-id n1 "$c" readlink /proc/self/ns/net
+		{ dm_expect_rc 0 && [ -s "$T/dm.out" ]; } || { fail "no network namespace in $c"; cd_pod_gone; return 1; }
+		nets="$nets $(cat "$T/dm.out")"
+	done
+	[ "$(echo "$nets" | tr ' ' '\n' | sed '/^$/d' | sort -u | wc -l)" = 1 ] ||
+		{ fail "the pod's containers do not share one network: sandbox, pod-a, pod-b:$nets"; r=1; }
+	for c in pod-a:1001:1002 pod-b:1002:1001; do
+		IFS=: read -r id mine theirs <<<"$c"
+		cd_ps_in "$id" p1
+		dm_expect_rc 0 || { r=1; continue; }
+		grep -q "^sleep $mine " "$T/dm.out" ||
+			{ dm_fail "$id does not see its own sleep $mine"; r=1; }
+		grep -qE "^sleep ($theirs|1000) " "$T/dm.out" &&
+			{ dm_fail "$id sees another container's processes"; r=1; }
+	done
+	echo "      network $(echo "$nets" | cut -d' ' -f2) shared, processes apart"
+	[ "$r" = 0 ] || { cd_pod_gone; return 1; }
+
+	# a container that ends: its status, then rm while the pod runs on
+	cd_pod_member -d pod-x sh -c 'exit 7'
+	dm_expect_rc 0 || { cd_pod_gone; return 1; }
+	dm_until 30 '[ "$(cd_status pod-x)" = STOPPED ]' ||
+		{ fail "task pod-x is '$(cd_status pod-x)' after its exit, want STOPPED"; cd_pod_gone; return 1; }
+	cd_task_rm pod-x || { cd_pod_gone; return 1; }
+	[ "$CD_EXIT" = 7 ] || { dm_fail "pod-x's task ended with $CD_EXIT, want 7"; r=1; }
+	drun cdctl container rm pod-x
+	dm_expect_rc 0 || r=1
+	for c in $CD_POD pod-a pod-b; do
+		[ "$(cd_status $c)" = RUNNING ] || { fail "task $c is '$(cd_status $c)' after pod-x went, want RUNNING"; r=1; }
+	done
+	[ -z "$(cd_mounts_of pod-x)" ] || { fail "still mounted: $(cd_mounts_of pod-x | paste -sd' ')"; r=1; }
+	[ ! -e "$CD_RTSTATE/pod-x" ] || { fail "$CD_RTSTATE/pod-x is still there"; r=1; }
+	# its drive slots back: one more container fits (3 at a time)
+	cd_pod_member --rm pod-y sh -c 'echo in pod; exit 5'
+	{ dm_expect_rc 5 && dm_out_is "in pod"; } || r=1
+	drun cdctl task exec --exec-id a1 pod-a sh -c 'echo alive'
+	{ dm_expect_rc 0 && dm_out_is alive; } || r=1
+	[ "$r" = 0 ] || { cd_pod_gone; return 1; }
+
+	# the sandbox's KILL ends the pod
+	drun cdctl task kill -s SIGKILL $CD_POD
+	dm_expect_rc 0 || { cd_pod_gone; return 1; }
+	for c in $CD_POD pod-a pod-b; do
+		dm_until 60 '[ "$(cd_status $c)" = STOPPED ]' ||
+			{ fail "task $c is '$(cd_status $c)' 60 s after the sandbox's KILL, want STOPPED"; r=1; }
+	done
+	[ "$r" = 0 ] || { cd_pod_gone; return 1; }
+	for c in pod-a pod-b $CD_POD; do
+		cd_task_rm $c || { r=1; continue; }
+		[ "$CD_EXIT" = 137 ] || { fail "task $c ended with $CD_EXIT, want 137"; r=1; }
+		drun cdctl container rm $c
+		dm_expect_rc 0 || r=1
+	done
+	[ "$r" = 0 ] || { cd_pod_gone; return 1; }
+
+	# nothing left
+	dm_until 30 '[ -z "$(cd_shims)" ]' ||
+		{ fail "$CD_SHIM still running: $(cd_shims | paste -sd' ')"; return 1; }
+	[ -z "$addr" ] || [ ! -e "${addr#unix://}" ] || { fail "the shim's socket ${addr#unix://} is still there"; return 1; }
+	[ -z "$(comm -13 <(printf '%s\n' "$before") <(cd_sockets))" ] ||
+		{ fail "new shim sockets left: $(comm -13 <(printf '%s\n' "$before") <(cd_sockets) | paste -sd' ')"; return 1; }
+	dm_until 30 '[ -z "$(dm_vmms)" ]' || { fail "kiln-vmm still running: $(dm_vmms)"; return 1; }
+	for c in $CD_POD $CD_POD_MEMBERS; do
+		[ -z "$(cd_mounts_of $c)" ] || { fail "still mounted: $(cd_mounts_of $c | paste -sd' ')"; return 1; }
+		[ ! -e "$CD_RTSTATE/$c" ] || { fail "$CD_RTSTATE/$c is still there: $(ls -A "$CD_RTSTATE/$c" | paste -sd' ')"; return 1; }
+		dm_nothing_left $c "$CD_RTSTATE" "$DM_DIR/state" || return 1
+	done
 }
 
 # ---- the tests -------------------------------------------------------------
