@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,7 +144,8 @@ static int do_start(const struct shim_opts *o, char **argv,
 	}
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDWR);
-		char *args[16];
+		char *args[16], self[PATH_MAX];
+		ssize_t self_len;
 		size_t n = 0;
 
 		setsid();
@@ -163,6 +165,12 @@ static int do_start(const struct shim_opts *o, char **argv,
 		if (o->debug)
 			args[n++] = "-debug";
 		args[n] = NULL;
+		/* by its own path: its name in ps is the shim's, not "exe" */
+		self_len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (self_len > 0) {
+			self[self_len] = '\0';
+			execv(self, args);
+		}
 		execv("/proc/self/exe", args);
 		_exit(127);
 	}
