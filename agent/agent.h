@@ -157,6 +157,8 @@ bool ctr_reap(pid_t pid, int wstatus);
 int ctr_find_wd(int wd, char id[SPEC_ID_MAX + 1], char *cgroup, size_t len);
 /* every container's id, for shutdown */
 size_t ctr_list(char (*ids)[SPEC_ID_MAX + 1], size_t max);
+/* How many containers' inits run (under ctr_lock: a snapshot). */
+size_t ctr_running(void);
 
 /* ---- process.c ---- */
 int proc_spec_from_msg(const Kiln__Agent__V1__Process *m, struct proc_spec *s,

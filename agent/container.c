@@ -196,6 +196,17 @@ size_t ctr_list(char (*ids)[SPEC_ID_MAX + 1], size_t max)
 	return n;
 }
 
+size_t ctr_running(void)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&ctr_lock);
+	for (struct ctr *c = ctrs; c != NULL; c = c->next)
+		n += c->state == CTR_RUNNING;
+	pthread_mutex_unlock(&ctr_lock);
+	return n;
+}
+
 int ctr_find_wd(int wd, char id[SPEC_ID_MAX + 1], char *cgroup, size_t len)
 {
 	int r = -1;

@@ -376,11 +376,18 @@ void sandbox_power_off(void)
 	size_t n = ctr_list(ids, AGENT_CONTAINERS_MAX);
 	struct kiln_error err;
 
-	log_info("shutting down: %zu containers", n);
-	/* SIGTERM to everything but us first, so that processes that can
-	 * end cleanly do; Remove then kills what is left */
+	size_t running = ctr_running();
+
+	log_info("shutting down: %zu containers, %zu running", n, running);
+	/*
+	 * SIGTERM to everything but us first, so that processes that can
+	 * end cleanly do; Remove then kills what is left. Once every init
+	 * has exited, its pid namespace took its processes along: no grace
+	 * (the usual end, after the container's init exited).
+	 */
 	kill(-1, SIGTERM);
-	nanosleep(&(struct timespec){ 0, 300 * 1000 * 1000 }, NULL);
+	if (running > 0)
+		nanosleep(&(struct timespec){ 0, 300 * 1000 * 1000 }, NULL);
 	for (size_t i = 0; i < n; i++)
 		if (ctr_remove(ids[i], &err) < 0)
 			log_warn("remove %s: %s", ids[i], err.msg);
