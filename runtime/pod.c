@@ -172,46 +172,53 @@ int pod_ctl(struct pod_slots *ps, const char *line, char *reply, size_t len,
 
 /* ---- a member's side ------------------------------------------------------ */
 
-/* The sandbox's state directory beside ours (dirfd), checked: a pod
- * sandbox of kiln's whose VM runs. */
+/* The state directory of sandbox beside ours (dirfd), O_PATH; -1 with
+ * errno (EINVAL: not a container id). */
+static int sandbox_dir(int dirfd, const char *sandbox)
+{
+	struct kiln_error err = { 0 };
+	char rel[POD_ID_MAX + 8];
+
+	if (oci_id_check(sandbox, &err) < 0 || strlen(sandbox) > POD_ID_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(rel, sizeof(rel), "../%s", sandbox);
+	return openat(dirfd, rel, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* The sandbox's state directory, checked: a pod sandbox of kiln's whose
+ * VM runs. */
 static int sandbox_open(int dirfd, const char *sandbox, struct kiln_error *err)
 {
 	struct container_state st;
 	enum container_status now;
-	char rel[POD_ID_MAX + 8];
-	int fd, bad = 0;
+	int fd = sandbox_dir(dirfd, sandbox), bad = 0;
 
-	if (oci_id_check(sandbox, err) < 0 || strlen(sandbox) > POD_ID_MAX)
+	if (fd < 0 && errno == EINVAL)
 		return kiln_error_set(err, 0,
-				      "annotations: " POD_SANDBOX " `%.80s`: "
-				      "not a "
-				      "container "
-				      "id",
-				      sandbox);
-	snprintf(rel, sizeof(rel), "../%s", sandbox);
-	fd = openat(dirfd, rel, O_PATH | O_DIRECTORY | O_CLOEXEC);
+				      "annotations: %s `%.80s`: not a "
+				      "container id",
+				      POD_SANDBOX, sandbox);
 	if (fd < 0 || container_state_load(fd, &st, err) < 0) {
 		if (fd >= 0)
 			close(fd);
-		return kiln_error_set(err, errno,
-				      "annotations: " POD_SANDBOX " `%s`: no "
-				      "such "
+		return kiln_error_set(err, 0,
+				      "annotations: %s `%s`: no such "
 				      "container",
-				      sandbox);
+				      POD_SANDBOX, sandbox);
 	}
 	now = container_status_now(&st);
 	if (st.sandbox != NULL || faccessat(fd, VM_API, F_OK, 0) < 0)
 		bad = kiln_error_set(err, 0,
-				     "annotations: " POD_SANDBOX " `%s`: not a "
-				     "pod sandbox "
-				     "(its "
-				     "annotations "
-				     "lack " POD_TYPE "=sandbox)",
-				     sandbox);
+				     "annotations: %s `%s`: not a pod "
+				     "sandbox (its annotations lack %s="
+				     "sandbox)",
+				     POD_SANDBOX, sandbox, POD_TYPE);
 	else if (now != CONTAINER_CREATED && now != CONTAINER_RUNNING)
-		bad = kiln_error_set(err, 0,
-				     "annotations: " POD_SANDBOX " `%s` is %s",
-				     sandbox, container_status_names[now]);
+		bad = kiln_error_set(err, 0, "annotations: %s `%s` is %s",
+				     POD_SANDBOX, sandbox,
+				     container_status_names[now]);
 	container_state_clear(&st);
 	if (bad < 0) {
 		close(fd);
@@ -275,17 +282,28 @@ int pod_join(struct vm_plan *plan, const char *sandbox, const char *id,
 void pod_leave(int dirfd, const char *sandbox, const char *id)
 {
 	struct kiln_error err = { 0 };
-	cleanup_close int sb = -1;
-	char rel[POD_ID_MAX + 8], req[CTL_LINE_MAX], reply[64];
+	cleanup_close int sb = sandbox_dir(dirfd, sandbox);
+	char req[CTL_LINE_MAX], reply[64];
 
-	if (oci_id_check(sandbox, &err) < 0 || strlen(sandbox) > POD_ID_MAX)
-		return;
-	snprintf(rel, sizeof(rel), "../%s", sandbox);
-	sb = openat(dirfd, rel, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	snprintf(req, sizeof(req), "release %s", id);
 	/* a sandbox that has ended took its VM and slots along */
 	if (sb >= 0 && ctl_call(sb, req, reply, sizeof(reply), &err) < 0)
 		log_debug("release the slots of %s: %s", id, err.msg);
+}
+
+/* Whether the sandbox beside us (dirfd) still has its pid process. */
+static bool sandbox_running(int dirfd, const char *sandbox)
+{
+	struct container_state st;
+	struct kiln_error err = { 0 };
+	cleanup_close int fd = sandbox_dir(dirfd, sandbox);
+	bool up;
+
+	if (fd < 0 || container_state_load(fd, &st, &err) < 0)
+		return false;
+	up = container_status_now(&st) != CONTAINER_STOPPED;
+	container_state_clear(&st);
+	return up;
 }
 
 void pod_remove(const struct container_state *s, int dirfd)
@@ -294,10 +312,13 @@ void pod_remove(const struct container_state *s, int dirfd)
 	struct agent_client *c;
 	char path[64];
 
-	/* what a pid process killed with -9 left in the pod's guest */
+	/* what a pid process killed with -9 left in the pod's guest, if the
+	 * pod's VM still runs */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, VM_VSOCK);
-	c = agent_client_connect(path, agent_deadline_ms(2000),
-				 5ull * 1000000000, &err);
+	c = sandbox_running(dirfd, s->sandbox)
+		    ? agent_client_connect(path, agent_deadline_ms(2000),
+					   5ull * 1000000000, &err)
+		    : NULL;
 	if (c != NULL && agent_remove(c, s->id, &err) < 0 &&
 	    err.errnum != ENOENT)
 		log_debug("remove %s from its pod's guest: %s", s->id, err.msg);
