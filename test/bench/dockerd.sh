@@ -30,14 +30,6 @@ skip() { echo "dockerd.sh: $*" >&2; }
 # shellcheck source=/dev/null
 . "$TOP/test/integration/daemons.sh"
 
-DOCKER=/usr/bin/docker
-DOCKERD=/usr/sbin/dockerd
-
-dk() {
-	DOCKER_CONFIG=$DM_DIR/cli timeout -k 5 "$DM_LIMIT" "$DOCKER" \
-		-H "unix://$DM_DIR/docker.sock" "$@"
-}
-
 # shellcheck disable=SC2317 # called from the trap
 cleanup() {
 	trap - EXIT INT TERM HUP
@@ -61,19 +53,9 @@ trap 'exit 143' INT TERM HUP
 dm_need "$DOCKER" "$DOCKERD" /usr/bin/containerd || exit 1
 dm_mkdir bench-docker || exit 1
 T=$DM_DIR/t
-mkdir -p "$T" "$DM_DIR/cli"
+mkdir -p "$T"
 dm_install || exit 1
-# t_docker.sh's test_docker_runs_kiln, as it starts dockerd
-dm_spawn "$DOCKERD" --config-file "$TOP/contrib/docker/daemon.json" \
-	--data-root "$DM_DIR/data" --exec-root "$DM_DIR/exec" \
-	--pidfile "$DM_DIR/dockerd.pid" -H "unix://$DM_DIR/docker.sock" \
-	--iptables=false --ip-masq=false --bridge=none --userland-proxy=false \
-	--storage-driver overlay2
-if ! dm_until 120 'dk version'; then
-	fail "dockerd did not answer within 120 s"
-	dm_log_tail 20 >&2
-	exit 1
-fi
+dm_dockerd >&2 || exit 1
 dm_layer_tar "$T/layer.tar" || { fail "cannot build the rootfs tar"; exit 1; }
 dk import "$T/layer.tar" "$DM_IMAGE" >/dev/null || { fail "docker import failed"; exit 1; }
 rm -f "$T/layer.tar"

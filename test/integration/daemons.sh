@@ -77,6 +77,30 @@ dm_spawn() { # CMD...
 	DM_PID=$!
 }
 
+DOCKER=/usr/bin/docker
+DOCKERD=/usr/sbin/dockerd
+
+# docker against the dockerd of $DM_DIR
+dk() {
+	DOCKER_CONFIG=$DM_DIR/cli timeout -k 5 "$DM_LIMIT" "$DOCKER" \
+		-H "unix://$DM_DIR/docker.sock" "$@"
+}
+
+# dockerd with contrib/docker/daemon.json as written, its state in
+# $DM_DIR, no network of its own; up to its answer, or 1 with its log.
+dm_dockerd() {
+	mkdir -p "$DM_DIR/cli"
+	dm_spawn "$DOCKERD" --config-file "$TOP/contrib/docker/daemon.json" \
+		--data-root "$DM_DIR/data" --exec-root "$DM_DIR/exec" \
+		--pidfile "$DM_DIR/dockerd.pid" -H "unix://$DM_DIR/docker.sock" \
+		--iptables=false --ip-masq=false --bridge=none --userland-proxy=false \
+		--storage-driver overlay2
+	dm_until 120 'dk version' && return 0
+	fail "dockerd did not answer within 120 s"
+	dm_log_tail 20
+	return 1
+}
+
 # Poll shell CODE (evaluated anew each time) until it succeeds, for up to
 # $1 seconds of wall time (one poll may itself take seconds in the bed).
 dm_until() { # SECONDS CODE

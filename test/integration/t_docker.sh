@@ -5,15 +5,8 @@
 
 . "$TOP/test/integration/daemons.sh"
 
-DOCKER=/usr/bin/docker
-DOCKERD=/usr/sbin/dockerd
 DK_STEPS=${KILN_DOCKER_STEPS:-image output uname env_cwd user stdin tty tty_resize \
 exec kill stop rm readonly_rootfs ro_bind rw_bind_refused keep_writes stats fork}
-
-dk() {
-	DOCKER_CONFIG=$DM_DIR/cli timeout -k 5 "$DM_LIMIT" "$DOCKER" \
-		-H "unix://$DM_DIR/docker.sock" "$@"
-}
 
 # docker run with the runtime under test
 dkr() {
@@ -280,16 +273,8 @@ test_docker_runs_kiln() {
 	dm_install || return 1
 	dm_mkdir docker || return 1
 	trap dk_cleanup EXIT
-	mkdir -p "$DM_DIR/cli"
 	t0=$(date +%s.%N)
-	dm_spawn "$DOCKERD" --config-file "$TOP/contrib/docker/daemon.json" \
-		--data-root "$DM_DIR/data" --exec-root "$DM_DIR/exec" \
-		--pidfile "$DM_DIR/dockerd.pid" -H "unix://$DM_DIR/docker.sock" \
-		--iptables=false --ip-masq=false --bridge=none --userland-proxy=false \
-		--storage-driver overlay2
-	if ! dm_until 120 'dk version'; then
-		fail "dockerd did not answer within 120 s"
-		dm_log_tail 20
+	if ! dm_dockerd; then
 		dk_cleanup
 		return 1
 	fi

@@ -229,6 +229,24 @@ static int map(const char *mounts, Kiln__Agent__V1__CreateContainerRequest *req,
 	return request_mounts(r, *out, plan, cache, req, err);
 }
 
+/* A writable bind of source. */
+static int map_bind(const char *source,
+		    Kiln__Agent__V1__CreateContainerRequest *req,
+		    struct agent_request *r, struct vm_plan *plan,
+		    struct oci_spec **out, struct kiln_error *err)
+{
+	char m[1024];
+
+	snprintf(m, sizeof(m),
+		 "{\"destination\": \"/cache\", \"type\": \"bind\", "
+		 "\"source\": \"%s\", \"options\": [\"rbind\", \"rw\"]}",
+		 source);
+	return map(m, req, r, plan, out, err);
+}
+
+#define EMPTY_DIR \
+	"/var/lib/kubelet/pods/u1/volumes/kubernetes.io~empty-dir/cache-vol"
+
 static void test_mounts(void)
 {
 	Kiln__Agent__V1__CreateContainerRequest req;
@@ -294,13 +312,9 @@ static void test_mounts(void)
 	oci_spec_free(s);
 
 	/* a pod's emptyDir: the guest's, shared by the pod's containers */
-	snprintf(m, sizeof(m),
-		 "{\"destination\": \"/cache\", \"type\": \"bind\", "
-		 "\"source\": \"/var/lib/kubelet/pods/u1/volumes/"
-		 "kubernetes.io~empty-dir/cache-vol\", \"options\": "
-		 "[\"rbind\", \"rw\"]}");
 	plan.member = true;
-	ok(map(m, &req, &r, &plan, &s, &err) == 0 && req.n_mounts == 1 &&
+	ok(map_bind(EMPTY_DIR, &req, &r, &plan, &s, &err) == 0 &&
+		   req.n_mounts == 1 &&
 		   strcmp(req.mounts[0]->type, "bind") == 0 &&
 		   strcmp(req.mounts[0]->source, AGENT_VOLUMES "/cache-vol") ==
 			   0 &&
@@ -309,23 +323,14 @@ static void test_mounts(void)
 	   req.n_mounts ? req.mounts[0]->source : err.msg);
 	agent_request_free(&r);
 	oci_spec_free(s);
-	snprintf(m, sizeof(m),
-		 "{\"destination\": \"/cache\", \"type\": \"bind\", "
-		 "\"source\": \"/x/kubernetes.io~empty-dir/a/b\", "
-		 "\"options\": [\"rbind\", \"rw\"]}");
-	ok(map(m, &req, &r, &plan, &s, &err) < 0 && strstr(err.msg, "not a "
-								    "volume "
-								    "name"),
+	ok(map_bind("/x/kubernetes.io~empty-dir/a/b", &req, &r, &plan, &s,
+		    &err) < 0 &&
+		   strstr(err.msg, "not a volume name"),
 	   "an emptyDir path that is not one volume: refused: %s", err.msg);
 	plan.member = false;
 	agent_request_free(&r);
 	oci_spec_free(s);
-	snprintf(m, sizeof(m),
-		 "{\"destination\": \"/cache\", \"type\": \"bind\", "
-		 "\"source\": \"/var/lib/kubelet/pods/u1/volumes/"
-		 "kubernetes.io~empty-dir/cache-vol\", \"options\": "
-		 "[\"rbind\", \"rw\"]}");
-	ok(map(m, &req, &r, &plan, &s, &err) < 0,
+	ok(map_bind(EMPTY_DIR, &req, &r, &plan, &s, &err) < 0,
 	   "outside a pod, such a path is a host directory as any: %s",
 	   err.msg);
 	agent_request_free(&r);
