@@ -8,7 +8,7 @@
  * op mutex so that a slow one never holds ctr_lock.
  *
  * Exported names carry their file's prefix (ctr_, proc_, stdio_,
- * stats_, sandbox_, svc_): unit tests link these objects next to the
+ * stats_, sandbox_, svc_, dns_): unit tests link these objects next to the
  * host-side agent client, whose names start with agent_.
  */
 #ifndef KILN_AGENT_AGENT_H
@@ -285,5 +285,9 @@ extern const size_t svc_nmethods;
 extern uint64_t svc_ready_ns;
 /* Shutdown's work on a thread of its own (once); -1 if none started */
 int svc_shutdown_async(void);
+
+/* dns.c: relay the loopback nameservers of req's resolv.conf, if any,
+ * to the host (lib/resolv.h); once per address for the VM's life. */
+void dns_guest_relay(const Kiln__Agent__V1__CreateContainerRequest *req);
 
 #endif

@@ -630,6 +630,7 @@ int ctr_create(const Kiln__Agent__V1__CreateContainerRequest *req,
 		return res;
 	}
 	pthread_mutex_unlock(&c->op);
+	dns_guest_relay(req);
 	log_info("container %s created, init pid %d", c->id, c->init->pid);
 	return 0;
 }

@@ -369,6 +369,15 @@ void net_plan_free(struct net_plan *np);
 /* The same from `kiln delete`, by the state directory's NET_NS. */
 void net_remove(int dirfd);
 
+/*
+ * dns.c: when spec's resolv.conf names a loopback nameserver, relay the
+ * guest's streams to host port RESOLV_RELAY_PORT (kiln-vmm's socket
+ * "<uds>_1053") to that nameserver's TCP port (53; tests pick another)
+ * in our network namespace. 0 also when there is nothing to relay.
+ */
+int dns_host_relay(const struct oci_spec *spec, const char *uds, uint16_t port,
+		   struct kiln_error *err);
+
 /* ---- OCI hooks (hooks.c) ------------------------------------------------ */
 
 /*

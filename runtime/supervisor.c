@@ -12,7 +12,9 @@
  *  - wait: its own agent connection, blocked in WaitProcess; it writes
  *    the exit status to exit_pipe once;
  *  - one relay per stdio stream, each with its two fds: bytes between
- *    the caller's stdio (or the pty) and the agent's stream, blocking.
+ *    the caller's stdio (or the pty) and the agent's stream, blocking;
+ *  - the DNS relay's, when the container's resolv.conf names a loopback
+ *    nameserver (dns.c): its accept thread and one per guest stream.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -650,7 +652,9 @@ static int setup(struct sup *s, struct kiln_error *err)
 		return -1;
 	/* after the hooks: CNI in a hook made the interfaces; a pod's
 	 * sandbox took them for the pod's VM */
-	if (s->pod == NULL && net_setup(&s->net, s->a->id, &s->plan, err) < 0)
+	if (s->pod == NULL &&
+	    (net_setup(&s->net, s->a->id, &s->plan, err) < 0 ||
+	     dns_host_relay(s->a->spec, VM_VSOCK, 53, err) < 0))
 		return -1;
 	if (p->terminal && s->a->console_fd >= 0) {
 		if (stdio_pty_open(&s->io, s->a->console_fd, err) < 0)
