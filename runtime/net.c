@@ -48,12 +48,41 @@ static uint32_t fnv1a(const char *s)
 	return h;
 }
 
+static bool kiln_tap(const struct nl_link *l)
+{
+	return strncmp(l->name, "kt", 2) == 0 && strcmp(l->kind, "tun") == 0;
+}
+
 static bool wired(const struct nl_link *l)
 {
 	/* lo, tunnels' fallback devices, and kiln's TAPs stay as they are */
 	return l->type == ARPHRD_ETHER && l->has_mac &&
-	       !(l->flags & IFF_LOOPBACK) &&
-	       !(strncmp(l->name, "kt", 2) == 0 && strcmp(l->kind, "tun") == 0);
+	       !(l->flags & IFF_LOOPBACK) && !kiln_tap(l);
+}
+
+/*
+ * A namespace whose interfaces already feed another kiln VM (docker's
+ * --network container:ID names a kiln container's; or a container killed
+ * with kill -9 and not yet deleted): its interfaces cannot feed a second
+ * VM, and wiring them again would fail half-way, so it is refused before
+ * anything is made or removed.
+ */
+static int check_unwired(const struct nl_link *links, size_t n,
+			 struct kiln_error *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (kiln_tap(&links[i]))
+			return kiln_error_set(err, EBUSY,
+					      "the network namespace is "
+					      "another kiln "
+					      "container's (its VM's TAP %s is "
+					      "there: "
+					      "docker --network "
+					      "container:ID?): a VM "
+					      "cannot share another VM's "
+					      "network stack",
+					      links[i].name);
+	return 0;
 }
 
 static int record(const struct net_iface *f, struct kiln_error *err)
@@ -219,7 +248,8 @@ int net_setup(struct net_plan *np, const char *id, struct vm_plan *plan,
 
 	if (nl_open(&nl, err) < 0)
 		return -1;
-	if (nl_link_list(&nl, &links, &n, err) < 0)
+	if (nl_link_list(&nl, &links, &n, err) < 0 ||
+	    check_unwired(links, n, err) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		struct net_iface *f;

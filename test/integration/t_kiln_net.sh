@@ -217,3 +217,71 @@ test_kiln_net_host_network_refused() {
 	ip -o link show | grep -q ' kt' && { fail "a TAP of kiln's in the host's namespace"; return 1; }
 	kiln_nothing_left
 }
+
+# A namespace whose interfaces already feed a kiln VM (docker's --network
+# container:ID of a kiln container) is refused in one line before anything
+# is wired or removed: the first container's TAP and qdiscs stay, and it
+# still reaches the host side.
+test_kiln_net_shared_namespace_refused() {
+	knet_up 'exec sleep 1000' || return 1
+	kiln create --bundle "$T/b" n5
+	[ "$krc" = 0 ] || { kiln_fail "create of the first failed"; knet_down; return 1; }
+	before=$(knet_leftovers)
+	kiln run --bundle "$T/b" n6
+	[ "$krc" != 0 ] && grep -q "another kiln container's (its VM's TAP kt" "$T/kerr" &&
+		[ "$(wc -l <"$T/kerr")" = 1 ] ||
+		{ kiln_fail "a second VM on the namespace was not refused in one line"; kiln delete --force n5; knet_down; return 1; }
+	[ "$(knet_leftovers)" = "$before" ] ||
+		{ kiln_fail "the first container's wiring changed: '$before' -> '$(knet_leftovers)'"; kiln delete --force n5; knet_down; return 1; }
+	rm -f "$T/n5got"
+	ip netns exec "$KNET_H" timeout 120 python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.77.0.1", 5009))
+s.listen(1)
+c, _ = s.accept()
+open(sys.argv[1], "w").write(c.recv(100).decode())' "$T/n5got" &
+	srv=$!
+	kiln start n5
+	# python's start takes seconds in a loaded bed: the guest retries
+	kiln exec n5 sh -c 'i=0; while [ $i -lt 90 ]; do
+echo reached | busybox nc 10.77.0.1 5009 2>/dev/null && exit 0; sleep 1; i=$((i + 1)); done; exit 1'
+	wait "$srv"
+	[ "$krc" = 0 ] && grep -qx reached "$T/n5got" ||
+		{ kiln_fail "the first container lost its network"; kiln delete --force n5; knet_down; return 1; }
+	kiln delete --force n5
+	kiln delete --force n6
+	left=$(knet_leftovers)
+	[ -z "$left" ] || { kiln_fail "left: $left"; knet_down; return 1; }
+	knet_down
+	kiln_nothing_left
+}
+
+# An interface made by a createRuntime hook (as CNI run from a hook makes
+# one) in the new namespace the pid process sits in is wired too: the
+# guest has an eth0 with the hook's address.
+test_kiln_net_hook_made_interface() {
+	kiln_reset
+	knet_down
+	KNET_H=knet-h-$$-$RANDOM
+	ip netns add "$KNET_H" && ip -n "$KNET_H" link set lo up || { fail "ip netns add"; return 1; }
+	cat >"$T/cni-hook.sh" <<SH
+#!/bin/sh
+set -e
+pid=\$(python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+ip link add khk netns $KNET_H type veth peer name eth0 netns "\$pid"
+ip -n $KNET_H addr add 10.78.0.1/24 dev khk
+ip -n $KNET_H link set khk up
+nsenter --net=/proc/\$pid/ns/net ip addr add 10.78.0.2/24 dev eth0
+nsenter --net=/proc/\$pid/ns/net ip link set eth0 up
+SH
+	chmod +x "$T/cni-hook.sh"
+	KB_EDIT='c["hooks"] = {"createRuntime": [{"path": "'"$T/cni-hook.sh"'"}]}' \
+		kiln_bundle "$T/b" 'busybox ip -4 -o addr show eth0 | busybox grep -o "inet [0-9./]*"' || return 1
+	kiln run --bundle "$T/b" n7
+	[ "$krc" = 0 ] && grep -qx 'inet 10.78.0.2/24' "$T/kout" ||
+		{ kiln_fail "the hook's interface did not reach the guest"; knet_down; return 1; }
+	knet_down
+	kiln_nothing_left
+}
