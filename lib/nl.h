@@ -122,6 +122,10 @@ const char *nl_addr_str(int family, const uint8_t *addr, unsigned int len,
 /* An ingress qdisc on index (EEXIST when one is there already). */
 int nl_tc_ingress_add(struct nl *nl, int index, const char *name,
 		      struct kiln_error *err);
+/* Whether index has an ingress qdisc (a dump: the kernel lists every
+ * interface's; we keep index's). */
+int nl_tc_ingress_has(struct nl *nl, int index, const char *name, bool *has,
+		      struct kiln_error *err);
 /* Its removal, with every filter under it; none there is not an error. */
 int nl_tc_ingress_del(struct nl *nl, int index, const char *name,
 		      struct kiln_error *err);

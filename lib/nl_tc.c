@@ -49,6 +49,39 @@ int nl_tc_ingress_add(struct nl *nl, int index, const char *name,
 	return nl_talk(nl, h, what, err);
 }
 
+struct ingress_find {
+	int index;
+	bool found;
+};
+
+static int ingress_cb(const struct nlmsghdr *h, void *data)
+{
+	struct ingress_find *f = data;
+	const struct tcmsg *tcm;
+
+	if (h->nlmsg_type != RTM_NEWQDISC ||
+	    mnl_nlmsg_get_payload_len(h) < sizeof(*tcm))
+		return MNL_CB_OK;
+	tcm = mnl_nlmsg_get_payload(h);
+	if (tcm->tcm_ifindex == f->index && tcm->tcm_parent == TC_H_INGRESS)
+		f->found = true;
+	return MNL_CB_OK;
+}
+
+int nl_tc_ingress_has(struct nl *nl, int index, const char *name, bool *has,
+		      struct kiln_error *err)
+{
+	char buf[NL_BUF_SIZE], what[64];
+	struct nlmsghdr *h = tc_msg(nl, buf, RTM_GETQDISC, 0, index, 0);
+	struct ingress_find f = { .index = index };
+
+	snprintf(what, sizeof(what), "RTM_GETQDISC on %s", name);
+	if (nl_dump(nl, h, ingress_cb, &f, what, err) < 0)
+		return -1;
+	*has = f.found;
+	return 0;
+}
+
 int nl_tc_ingress_del(struct nl *nl, int index, const char *name,
 		      struct kiln_error *err)
 {

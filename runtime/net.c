@@ -112,11 +112,22 @@ static int pin_netns(struct kiln_error *err)
 
 static int wire(struct nl *nl, struct net_iface *f, struct kiln_error *err)
 {
+	bool taken;
+
 	if (f->mtu < NET_MTU_MIN || f->mtu > NET_MTU_MAX)
 		return kiln_error_set(err, EINVAL,
 				      "%s: MTU %u: the guest takes %d to %d",
 				      f->name, f->mtu, NET_MTU_MIN,
 				      NET_MTU_MAX);
+	/* someone's ingress qdisc: refused before the record, so that
+	 * our cleanup never removes what we did not make */
+	if (nl_tc_ingress_has(nl, f->index, f->name, &taken, err) < 0)
+		return -1;
+	if (taken)
+		return kiln_error_set(err, EBUSY,
+				      "%s: it has an ingress qdisc already, "
+				      "which kiln would replace",
+				      f->name);
 	if (record(f, err) < 0 || nl_tap_create(f->tap, &f->tap_index, err) < 0)
 		return -1;
 	if (nl_link_set_mtu(nl, f->tap_index, f->tap, f->mtu, err) < 0 ||

@@ -285,3 +285,40 @@ SH
 	knet_down
 	kiln_nothing_left
 }
+
+# kill -9 of kiln-vmm: the pid process ends and takes the TAP and the
+# qdiscs with it, before any delete.
+test_kiln_net_vmm_kill9_leaves_nothing() {
+	knet_up 'exec sleep 1000' || return 1
+	kiln run --detach --bundle "$T/b" --pid-file "$T/pid" n8
+	[ "$krc" = 0 ] || { kiln_fail "run --detach failed"; knet_down; return 1; }
+	pid=$(cat "$T/pid")
+	vmm=$(pgrep -P "$pid" -x kiln-vmm)
+	[ -n "$vmm" ] || { kiln_fail "no kiln-vmm under the pid process"; knet_down; return 1; }
+	kill -9 "$vmm"
+	for _ in $(seq 300); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && { kiln_fail "the pid process lives on"; knet_down; return 1; }
+	left=$(knet_leftovers)
+	[ -z "$left" ] || { kiln_fail "left after kill -9 of kiln-vmm: $left"; knet_down; return 1; }
+	kiln delete n8
+	[ "$krc" = 0 ] || { kiln_fail "delete failed"; knet_down; return 1; }
+	knet_down
+	kiln_nothing_left
+}
+
+# An interface with someone's ingress qdisc already: refused naming it,
+# and that qdisc is still there afterwards (no TAP left either).
+test_kiln_net_foreign_qdisc_kept() {
+	knet_up 'true' || return 1
+	tc -n "$KNET_C" qdisc add dev eth0 ingress || { fail "tc qdisc add"; knet_down; return 1; }
+	kiln run --bundle "$T/b" n9
+	[ "$krc" != 0 ] && grep -q 'eth0: it has an ingress qdisc already' "$T/kerr" ||
+		{ kiln_fail "no clear error for eth0's own ingress qdisc"; knet_down; return 1; }
+	[ "$(knet_leftovers)" = "ingress on eth0" ] ||
+		{ kiln_fail "want eth0's own qdisc alone left, have: '$(knet_leftovers)'"; knet_down; return 1; }
+	knet_down
+	kiln_nothing_left
+}

@@ -176,7 +176,7 @@ static void test_live(void)
 	struct nl_route *routes = NULL;
 	size_t n = 0, na = 0, nr = 0;
 	int a = 0, b = 0, lo, i;
-	bool v4 = false, v6 = false;
+	bool v4 = false, v6 = false, has = true;
 
 	if (unshare(CLONE_NEWNET) < 0) {
 		tap_skip("no network namespace of our own here: %s",
@@ -216,8 +216,15 @@ static void test_live(void)
 		   strstr(err.msg, "RTM_NEWLINK mtu 1048576 on kta"),
 	   "a refused MTU names the request and the link: %s", err.msg);
 
+	ok(nl_tc_ingress_has(&nl, a, "kta", &has, &err) == 0 && !has,
+	   "no ingress on kta yet: %s", err.msg);
 	ok(nl_tc_ingress_add(&nl, a, "kta", &err) == 0, "ingress on kta: %s",
 	   err.msg);
+	ok(nl_tc_ingress_has(&nl, a, "kta", &has, &err) == 0 && has, "kta has "
+								     "it now");
+	ok(nl_tc_ingress_has(&nl, b, "ktb", &has, &err) == 0 && !has, "ktb "
+								      "does "
+								      "not");
 	ok(nl_tc_ingress_add(&nl, a, "kta", &err) < 0 && err.errnum == EEXIST &&
 		   strstr(err.msg, "RTM_NEWQDISC ingress on kta"),
 	   "a second one: %s", err.msg);
