@@ -131,7 +131,6 @@ test_cni_containerd() {
 	dm_need "$CONTAINERD" "$CTR" /usr/bin/containerd-shim-runc-v2 /usr/bin/nsenter \
 		"$CNI_BIN/bridge" "$CNI_BIN/host-local" || return 1
 	dm_install || return 1
-	CD_BIN=$(cd_binary)
 	CNI_H=kiln-cni-h-$$
 	ip netns add "$CNI_H" && ip -n "$CNI_H" link set lo up || { fail "ip netns add"; return 1; }
 	dm_mkdir cni || { cni_cleanup; return 1; }
@@ -139,6 +138,7 @@ test_cni_containerd() {
 	cni_conf
 	r=0
 	if cd_up; then
+		# shellcheck disable=SC2086 # one step a word
 		DM_FATAL=image dm_steps cni $CNI_STEPS || r=1
 	else
 		r=1

@@ -351,6 +351,7 @@ test_podman_net_cni() {
 	mkdir -p "$DM_DIR/cni"
 	trap pn_cleanup EXIT
 	r=0
+	# shellcheck disable=SC2086 # one step a word
 	DM_FATAL=image dm_steps pn $PN_STEPS || r=1
 	pn_cleanup
 	trap - EXIT
