@@ -118,6 +118,12 @@ static void child(char **argv, int log_fd, const struct confine *confine)
 	if (null < 0 || dup2(null, 0) < 0 || dup2(log_fd, 1) < 0 ||
 	    dup2(log_fd, 2) < 0)
 		_exit(127);
+	/*
+	 * kiln-vmm opens all it needs by path: none of the engine's fds
+	 * reaches the process the guest talks to (podman hands its runtime
+	 * the listening sockets that reserve a container's published ports).
+	 */
+	close_range(3, ~0U, 0);
 	if (confine_apply(confine) < 0)
 		_exit(127);
 	execv(argv[0], argv);
