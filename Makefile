@@ -88,11 +88,13 @@ SHIM_LIB_SRCS := $(filter-out shim/main.c,$(SHIM_SRCS))
 
 PROGS := $(B)/kiln-vmm $(B)/kiln $(B)/containerd-shim-kiln-v2 $(if $(wildcard agent/main.c),$(B)/kiln-agent) \
 	$(if $(wildcard test/tools/agentctl.c),$(B)/kiln-agentctl)
+# static measuring tools of the benches (they run in busybox-static rootfs too)
+BENCH_TOOLS := $(patsubst test/bench/%.c,$(B)/bench/%,$(wildcard test/bench/*.c))
 
 .PHONY: all guest check check-unit check-tsan check-format check-fuzz \
 	check-integration bench demo deps format clean install
 
-all: $(PROGS)
+all: $(PROGS) $(BENCH_TOOLS)
 
 # V=1 shows whole command lines
 Q := $(if $(V),,@)
@@ -169,6 +171,11 @@ $(B)/tsan-test/%: $(B)/tsan/test/unit/%.o \
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-TSAN $@")
 	$(Q)$(CC) $(TSAN_CFLAGS) -o $@ $^ $(LDLIBS_TEST)
+
+$(B)/bench/%: test/bench/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) -static -O2 $(WARN) -D_GNU_SOURCE -o $@ $<
 
 # ---- guest: kernel (cached outside the tree) and initramfs ---------------
 GUEST := $(B)/guest
