@@ -35,6 +35,7 @@ knet_up() { # COMMAND
 for ns in c['linux']['namespaces']:
     if ns['type'] == 'network':
         ns['path'] = '/var/run/netns/$KNET_C'
+${KNET_EDIT:-}
 " kiln_bundle "$T/b" "$1"
 }
 
@@ -215,5 +216,38 @@ test_kiln_net_host_network_refused() {
 	done
 	[ "$(ip -o link show | grep -c .)" = "$before" ] || { fail "the host's links changed"; return 1; }
 	ip -o link show | grep -q ' kt' && { fail "a TAP of kiln's in the host's namespace"; return 1; }
+	kiln_nothing_left
+}
+
+# Two vCPUs (io.kiln.vcpus): the runtime makes the TAP multi-queue and asks
+# kiln-vmm for two queue pairs; the guest's driver runs both (the TAP has
+# two queues attached, none disabled), its eth0 has rx-0 and rx-1, and the
+# host side answers.
+test_kiln_net_two_vcpus_multi_queue() {
+	KNET_EDIT="c.setdefault('annotations', {})['io.kiln.vcpus'] = '2'" \
+		knet_up 'busybox ls /sys/class/net/eth0/queues
+busybox ping -c 2 -w 30 10.77.0.1 >/dev/null && echo pinged
+busybox sleep 3' || return 1
+	rc=0
+	timeout -k 5 240 "$KILN" --root "$KROOT" run --bundle "$T/b" n7 \
+		</dev/null >"$T/kout" 2>"$T/kerr" &
+	kpid=$!
+	tap=
+	for _ in $(seq 600); do
+		tap=$(ip -n "$KNET_C" -d link show 2>/dev/null |
+			grep -o 'multi_queue numqueues 2 numdisabled 0')
+		[ -n "$tap" ] && break
+		kill -0 "$kpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$kpid" || rc=$?
+	echo "    TAP: ${tap:-not seen with two queues}"
+	[ "$rc" = 0 ] || { kiln_fail "run exited $rc"; knet_down; return 1; }
+	[ -n "$tap" ] || { kiln_fail "no multi-queue TAP with 2 queues running"; knet_down; return 1; }
+	grep -qx rx-1 "$T/kout" && grep -qx tx-1 "$T/kout" && grep -qx pinged "$T/kout" ||
+		{ kiln_fail "the guest lacks rx-1/tx-1 or the ping failed"; knet_down; return 1; }
+	left=$(knet_leftovers)
+	[ -z "$left" ] || { kiln_fail "left after the container ended: $left"; knet_down; return 1; }
+	knet_down
 	kiln_nothing_left
 }
