@@ -249,7 +249,7 @@ static int net_kv(void *ctx, const char *k, const char *v,
 			return kiln_error_set(err, 0,
 					      "`queue_pairs=0`: 1 to %d",
 					      VM_MAX_NET_QUEUE_PAIRS);
-		n->queue_pairs = (unsigned int)v64;
+		n->queue_pairs = v64 > 1 ? (unsigned int)v64 : 0;
 		return 0;
 	}
 	return kiln_error_set(err, 0, "unknown net option `%s`", k);

@@ -275,7 +275,8 @@ static int parse_net(struct vm_config *c, yajl_val obj, struct kiln_error *err)
 						      "queue_pairs` must be 1 "
 						      "to %d",
 						      VM_MAX_NET_QUEUE_PAIRS);
-			n->queue_pairs = (unsigned int)v64;
+			/* 1 is the default: GET /vm/config leaves it out */
+			n->queue_pairs = v64 > 1 ? (unsigned int)v64 : 0;
 		} else if (strcmp(k, "rx_rate_limiter") == 0 ||
 			   strcmp(k, "tx_rate_limiter") == 0 ||
 			   strcmp(k, "mtu") == 0) {
