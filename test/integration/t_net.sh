@@ -212,13 +212,35 @@ test_net_multiqueue_two_vcpus() {
 		sleep 0.25
 	done ) &
 	qwatch=$!
+	# the config file's shape of --net: queue_pairs in JSON; the API
+	# socket to flush the metrics before the guest powers off
+	cat >"$T/vm.json" <<JSON
+{
+  "boot-source": {
+    "kernel_image_path": "$GUEST/vmlinux", "initrd_path": "$GUEST/initramfs",
+    "boot_args": "console=ttyS0 reboot=k panic=1 quiet kiln.script=/tests/net_mq.sh"
+  },
+  "machine-config": { "vcpu_count": 2, "mem_size_mib": 256 },
+  "network-interfaces": [{ "iface_id": "eth0", "host_dev_name": "tap0",
+    "guest_mac": "$NET_MAC", "queue_pairs": 2 }],
+  "metrics": { "metrics_path": "$T/metrics" }
+}
+JSON
+	rm -f "$T/api.sock"
+	: >"$T/out"
 	rc=0
 	timeout -k 5 "${VMM_TIMEOUT:-480}" ip netns exec "$NET_NS" "$VMM" \
-		--kernel "$GUEST/vmlinux" --initrd "$GUEST/initramfs" --mem 256 --vcpus 2 \
-		--net "id=eth0,tap=tap0,mac=$NET_MAC,queue_pairs=2" \
-		--metrics-path "$T/metrics" \
-		--cmdline "console=ttyS0 reboot=k panic=1 quiet kiln.script=/tests/net_mq.sh" \
-		>"$T/out" 2>"$T/err" || rc=$?
+		--api-sock "$T/api.sock" --config-file "$T/vm.json" \
+		>"$T/out" 2>"$T/err" &
+	vpid=$!
+	flushed=no
+	if wait_line mq-done 420 "$T/out"; then
+		code=$(curl -s -o /dev/null -m 10 -w '%{http_code}' --unix-socket "$T/api.sock" \
+			-X PUT -H 'Content-Type: application/json' \
+			-d '{"action_type": "FlushMetrics"}' http://localhost/actions || true)
+		[ "$code" = 204 ] && flushed=yes
+	fi
+	wait "$vpid" || rc=$?
 	crlf "$T/out"
 	net_srv_stop
 	kill "$qwatch" 2>/dev/null
@@ -231,7 +253,7 @@ EOT
 	read -r tx0 tx1 <<EOT
 $(net_mq_counts tx)
 EOT
-	echo "    frames per pair: rx $rx0 / $rx1, tx $tx0 / $tx1"
+	echo "    frames per pair: rx $rx0 / $rx1, tx $tx0 / $tx1 (metrics flushed: $flushed)"
 	expect_rc 0 && console_has mq-cpus=2 mq-queue=rx-0 mq-queue=rx-1 \
 		mq-queue=tx-0 mq-queue=tx-1 KILN-SCRIPT-RC=0 || return 1
 	up_sha=$(sed -n 's/^mq-out-sha=//p' "$T/out")
