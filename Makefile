@@ -239,7 +239,7 @@ FUZZ_SRCS_fuzz_virtio_mmio := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/rng.c 
 	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_blk := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/blk.c vmm/virtio/blk_req.c \
 	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
-FUZZ_SRCS_fuzz_virtio_net := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/net.c \
+FUZZ_SRCS_fuzz_virtio_net := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/net.c vmm/virtio/net_ctrl.c \
 	vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c
 FUZZ_SRCS_fuzz_virtio_vsock := $(VIRTIO_CORE) vmm/virtio/mmio.c vmm/virtio/vsock.c \
 	vmm/virtio/vsock_conn.c vmm/trap.c vmm/evloop.c vmm/metrics.c test/lib/vdriver.c

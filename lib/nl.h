@@ -80,9 +80,11 @@ int nl_link_del(struct nl *nl, const char *name, struct kiln_error *err);
 /*
  * A persistent TAP (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR) named name, which
  * must not exist yet (EEXIST: a name clash), with no fd attached: the
- * VMM attaches to it by name. Its index in *index.
+ * VMM attaches to it by name. With multi_queue it is IFF_MULTI_QUEUE:
+ * the VMM attaches once per virtio-net queue pair. Its index in *index.
  */
-int nl_tap_create(const char *name, int *index, struct kiln_error *err);
+int nl_tap_create(const char *name, bool multi_queue, int *index,
+		  struct kiln_error *err);
 
 /* ---- addresses and routes (nl_addr.c) ---------------------------------- */
 

@@ -198,7 +198,8 @@ int nl_link_del(struct nl *nl, const char *name, struct kiln_error *err)
 	return 0;
 }
 
-int nl_tap_create(const char *name, int *index, struct kiln_error *err)
+int nl_tap_create(const char *name, bool multi_queue, int *index,
+		  struct kiln_error *err)
 {
 	cleanup_close int fd = -1;
 	struct ifreq ifr = { 0 };
@@ -217,6 +218,9 @@ int nl_tap_create(const char *name, int *index, struct kiln_error *err)
 				      "create TAP %s: open /dev/net/tun", name);
 	strcpy(ifr.ifr_name, name);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	/* the mode is the TAP's for good: the VMM attaches in the same */
+	if (multi_queue)
+		ifr.ifr_flags |= IFF_MULTI_QUEUE;
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
 		return kiln_error_set(err, errno, "create TAP %s: TUNSETIFF",
 				      name);

@@ -354,11 +354,19 @@ struct net_plan {
 
 /*
  * In the container's namespace, the current directory its state
- * directory: wire every interface but lo to a TAP and add the --net
- * arguments to plan. On error nothing is left (no TAP, no qdisc).
+ * directory: wire every interface but lo to a TAP (multi-queue for a VM
+ * of several vCPUs, net_queue_pairs) and add the --net arguments to
+ * plan. On error nothing is left (no TAP, no qdisc).
  */
 int net_setup(struct net_plan *np, const char *id, struct vm_plan *plan,
-	      struct kiln_error *err);
+	      uint32_t vcpus, struct kiln_error *err);
+/*
+ * virtio-net queue pairs of each interface of a VM of vcpus vCPUs: one
+ * per vCPU, at most NET_QUEUE_PAIRS_MAX (kiln-vmm's bound); with more
+ * than one the TAP is multi-queue. Templates use the same.
+ */
+#define NET_QUEUE_PAIRS_MAX 3
+unsigned int net_queue_pairs(uint32_t vcpus);
 /* ConfigureNetwork, when there is an interface; a fork's interfaces
  * still have their template's MACs. */
 int net_configure_guest(struct net_plan *np, struct agent_client *c,

@@ -110,7 +110,15 @@ static int pin_netns(struct kiln_error *err)
 	return 0;
 }
 
-static int wire(struct nl *nl, struct net_iface *f, struct kiln_error *err)
+unsigned int net_queue_pairs(uint32_t vcpus)
+{
+	return vcpus < 2		     ? 1
+	       : vcpus > NET_QUEUE_PAIRS_MAX ? NET_QUEUE_PAIRS_MAX
+					     : vcpus;
+}
+
+static int wire(struct nl *nl, struct net_iface *f, unsigned int pairs,
+		struct kiln_error *err)
 {
 	bool taken;
 
@@ -128,7 +136,8 @@ static int wire(struct nl *nl, struct net_iface *f, struct kiln_error *err)
 				      "%s: it has an ingress qdisc already, "
 				      "which kiln would replace",
 				      f->name);
-	if (record(f, err) < 0 || nl_tap_create(f->tap, &f->tap_index, err) < 0)
+	if (record(f, err) < 0 ||
+	    nl_tap_create(f->tap, pairs > 1, &f->tap_index, err) < 0)
 		return -1;
 	if (nl_link_set_mtu(nl, f->tap_index, f->tap, f->mtu, err) < 0 ||
 	    nl_link_set_up(nl, f->tap_index, f->tap, err) < 0 ||
@@ -249,8 +258,10 @@ static int describe(struct net_plan *np, struct net_iface *f,
 /* ---- the pid process ----------------------------------------------------- */
 
 int net_setup(struct net_plan *np, const char *id, struct vm_plan *plan,
-	      struct kiln_error *err)
+	      uint32_t vcpus, struct kiln_error *err)
 {
+	unsigned int pairs = net_queue_pairs(vcpus);
+	char qp[24] = "";
 	struct nl nl = { 0 };
 	cleanup_free struct nl_link *links = NULL;
 	size_t n = 0;
@@ -285,13 +296,16 @@ int net_setup(struct net_plan *np, const char *id, struct vm_plan *plan,
 		/* unique in the namespace: "kt" + hash of the id + slot */
 		snprintf(f->tap, sizeof(f->tap), "kt%08xn%u", tag,
 			 (unsigned int)(np->n - 1) % 10);
-		if (wire(&nl, f, err) < 0)
+		if (wire(&nl, f, pairs, err) < 0)
 			goto out;
+		/* one pair: kiln-vmm's default, the --net of before */
+		if (pairs > 1)
+			snprintf(qp, sizeof(qp), ",queue_pairs=%u", pairs);
 		if (asprintf(&plan->nets[plan->n_nets],
 			     "id=net%zu,tap=%s,mac=%02x:%02x:%02x:%02x:%02x:"
-			     "%02x",
+			     "%02x%s",
 			     np->n - 1, f->tap, f->mac[0], f->mac[1], f->mac[2],
-			     f->mac[3], f->mac[4], f->mac[5]) < 0) {
+			     f->mac[3], f->mac[4], f->mac[5], qp) < 0) {
 			plan->nets[plan->n_nets] = NULL;
 			kiln_error_set(err, ENOMEM, "--net");
 			goto out;

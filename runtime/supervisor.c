@@ -652,10 +652,13 @@ static int setup(struct sup *s, struct kiln_error *err)
 		return -1;
 	/* after the hooks: CNI in a hook made the interfaces; a pod's
 	 * sandbox took them for the pod's VM */
-	if (s->pod == NULL &&
-	    (net_setup(&s->net, s->a->id, &s->plan, err) < 0 ||
-	     dns_host_relay(s->a->spec, VM_VSOCK, 53, err) < 0))
-		return -1;
+	if (s->pod == NULL) {
+		uint32_t vcpus = s->a->conf->vcpus;
+
+		if (net_setup(&s->net, s->a->id, &s->plan, vcpus, err) < 0 ||
+		    dns_host_relay(s->a->spec, VM_VSOCK, 53, err) < 0)
+			return -1;
+	}
 	if (p->terminal && s->a->console_fd >= 0) {
 		if (stdio_pty_open(&s->io, s->a->console_fd, err) < 0)
 			return -1;

@@ -189,7 +189,8 @@ static int make_dirs(const char *dir, struct kiln_error *err)
 
 static pid_t spawn_vmm(const struct vm_plan *p, struct kiln_error *err)
 {
-	char drives[VM_DRIVES_MAX][64], nets[VM_NETS_MAX][96];
+	char drives[VM_DRIVES_MAX][64], nets[VM_NETS_MAX][96], qp[24];
+	unsigned int pairs = net_queue_pairs(p->conf->vcpus);
 	struct vm_argv_buf buf;
 	char *argv[64];
 	size_t n = 0;
@@ -200,6 +201,7 @@ static pid_t spawn_vmm(const struct vm_plan *p, struct kiln_error *err)
 	argv[n++] = "--api-sock";
 	argv[n++] = TEMPLATE_API;
 	n += vm_argv_source(p->conf, NULL, &buf, argv + n);
+	snprintf(qp, sizeof(qp), ",queue_pairs=%u", pairs);
 	for (int i = 0; i < VM_DRIVES_MAX; i++) {
 		snprintf(drives[i], sizeof(drives[i]),
 			 "id=d%d,path=" TEMPLATE_SLOT, i);
@@ -212,12 +214,14 @@ static pid_t spawn_vmm(const struct vm_plan *p, struct kiln_error *err)
 		int index;
 
 		snprintf(tap, sizeof(tap), "ktmpl%u", (unsigned int)i % 10);
-		if (nl_tap_create(tap, &index, err) < 0)
+		/* the forks' queue pairs (net_setup), or they are refused */
+		if (nl_tap_create(tap, pairs > 1, &index, err) < 0)
 			return -1;
 		template_mac(i, m);
 		snprintf(nets[i], sizeof(nets[i]),
-			 "id=net%zu,tap=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x",
-			 i, tap, m[0], m[1], m[2], m[3], m[4], m[5]);
+			 "id=net%zu,tap=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x%s",
+			 i, tap, m[0], m[1], m[2], m[3], m[4], m[5],
+			 pairs > 1 ? qp : "");
 		argv[n++] = "--net";
 		argv[n++] = nets[i];
 	}

@@ -240,6 +240,18 @@ static int net_kv(void *ctx, const char *k, const char *v,
 		n->has_mac = true;
 		return 0;
 	}
+	if (strcmp(k, "queue_pairs") == 0) {
+		uint64_t v64;
+
+		if (num_value(&v64, VM_MAX_NET_QUEUE_PAIRS, k, v, err) < 0)
+			return -1;
+		if (v64 == 0)
+			return kiln_error_set(err, 0,
+					      "`queue_pairs=0`: 1 to %d",
+					      VM_MAX_NET_QUEUE_PAIRS);
+		n->queue_pairs = v64 > 1 ? (unsigned int)v64 : 0;
+		return 0;
+	}
 	return kiln_error_set(err, 0, "unknown net option `%s`", k);
 }
 
@@ -350,6 +362,12 @@ int vm_config_validate_net(const struct vm_net *n, struct kiln_error *err)
 				      "tap name `%s` is longer than 15 "
 				      "characters",
 				      n->tap);
+	if (n->queue_pairs > VM_MAX_NET_QUEUE_PAIRS)
+		return kiln_error_set(err, 0,
+				      "network interface `%s`: %u queue pairs, "
+				      "at most %d",
+				      n->id, n->queue_pairs,
+				      VM_MAX_NET_QUEUE_PAIRS);
 	return 0;
 }
 

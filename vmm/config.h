@@ -14,6 +14,12 @@
 
 #define VM_MAX_DRIVES 8
 #define VM_MAX_NETS   8
+/*
+ * Queue pairs of one virtio-net (ours: Firecracker has no such field).
+ * 2 * pairs + 1 queues (the control queue) must fit VIRTIO_MAX_QUEUES,
+ * which every device's snapshot state is sized by.
+ */
+#define VM_MAX_NET_QUEUE_PAIRS 3
 
 /* boot_args, as Firecracker takes them: Linux x86's 2048 with the NUL */
 #define VM_MAX_BOOT_ARGS 2047
@@ -32,6 +38,9 @@ struct vm_net {
 	char *tap;	/* host_dev_name */
 	uint8_t mac[6]; /* guest_mac */
 	bool has_mac;
+	/* queue_pairs (ours): 0 or 1 is one pair, as Firecracker's; more is
+	 * VIRTIO_NET_F_MQ over as many queues of a multi-queue TAP */
+	unsigned int queue_pairs;
 };
 
 /* Firecracker's "vsock". */
@@ -113,7 +122,7 @@ int vm_config_parse_mac(const char *s, uint8_t mac[6], struct kiln_error *err);
 /*
  * Command-line forms of the device sections, key=value lists:
  *   --drive id=ID,path=PATH[,ro][,root]
- *   --net id=ID,tap=NAME[,mac=XX:XX:XX:XX:XX:XX]
+ *   --net id=ID,tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,queue_pairs=N]
  *   --vsock cid=N,uds=PATH
  *   --balloon amount=MIB[,deflate-on-oom][,stats=SECONDS]
  */

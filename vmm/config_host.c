@@ -101,7 +101,7 @@ int vm_config_check_tap(const struct vm_net *n, struct kiln_error *err)
 	struct tap t;
 
 	/* attach and let go: the TAP is persistent (tap_open insists) */
-	if (tap_open(&t, n->tap, err) < 0)
+	if (tap_open(&t, n->tap, n->queue_pairs > 1, err) < 0)
 		return kiln_error_wrap(err, "network interface %s", n->id);
 	tap_close(&t);
 	return 0;

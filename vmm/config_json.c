@@ -260,6 +260,23 @@ static int parse_net(struct vm_config *c, yajl_val obj, struct kiln_error *err)
 			if (vm_config_parse_mac(v->u.string, n->mac, err) < 0)
 				return -1;
 			n->has_mac = true;
+		} else if (strcmp(k, "queue_pairs") == 0) {
+			uint64_t v64;
+
+			/* ours: 1 (or null) is Firecracker's one pair */
+			if (YAJL_IS_NULL(v))
+				continue;
+			if (get_uint(v, k, VM_MAX_NET_QUEUE_PAIRS, &v64, err) <
+			    0)
+				return -1;
+			if (v64 == 0)
+				return kiln_error_set(err, 0,
+						      "`network-interfaces[]."
+						      "queue_pairs` must be 1 "
+						      "to %d",
+						      VM_MAX_NET_QUEUE_PAIRS);
+			/* 1 is the default: GET /vm/config leaves it out */
+			n->queue_pairs = v64 > 1 ? (unsigned int)v64 : 0;
 		} else if (strcmp(k, "rx_rate_limiter") == 0 ||
 			   strcmp(k, "tx_rate_limiter") == 0 ||
 			   strcmp(k, "mtu") == 0) {
@@ -611,6 +628,9 @@ static void gen_devices(yajl_gen g, const struct vm_config *c)
 				 n->mac[5]);
 			gen_str(g, "guest_mac", mac);
 		}
+		/* only when ours is used: Firecracker's shape otherwise */
+		if (n->queue_pairs > 1)
+			gen_uint(g, "queue_pairs", n->queue_pairs);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);

@@ -379,6 +379,20 @@ static int check_shape(const struct vm_config *c, const struct vm_config *t,
 					      "in the template, `%s` in the "
 					      "fork",
 					      i, t->nets[i].id, c->nets[i].id);
+	for (unsigned int i = 0; i < c->nnets; i++) {
+		unsigned int tp =
+			t->nets[i].queue_pairs > 1 ? t->nets[i].queue_pairs : 1;
+		unsigned int cp =
+			c->nets[i].queue_pairs > 1 ? c->nets[i].queue_pairs : 1;
+
+		/* the guest's driver set up the template's queues */
+		if (tp != cp)
+			return kiln_error_set(err, EINVAL,
+					      "network interface `%s` has %u "
+					      "queue pairs in the template, "
+					      "%u in the fork",
+					      c->nets[i].id, tp, cp);
+	}
 	if (c->vsock.enabled != t->vsock.enabled ||
 	    c->vsock.cid != t->vsock.cid || c->entropy != t->entropy ||
 	    c->balloon.enabled != t->balloon.enabled)

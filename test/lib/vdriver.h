@@ -18,7 +18,7 @@
 #include "../../vmm/virtio/mmio.h"
 #include "../../vmm/vm.h"
 
-#define VDRV_MAX_QUEUES 4
+#define VDRV_MAX_QUEUES 8
 
 /* Where the driver put one queue's rings, and its own view of them. */
 struct vdrv_queue {

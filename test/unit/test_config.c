@@ -68,6 +68,7 @@ static bool config_eq(const struct vm_config *a, const struct vm_config *b)
 		if (!str_eq(a->nets[i].id, b->nets[i].id) ||
 		    !str_eq(a->nets[i].tap, b->nets[i].tap) ||
 		    a->nets[i].has_mac != b->nets[i].has_mac ||
+		    a->nets[i].queue_pairs != b->nets[i].queue_pairs ||
 		    memcmp(a->nets[i].mac, b->nets[i].mac, 6) != 0)
 			return false;
 	return true;
@@ -458,6 +459,16 @@ int main(void)
 	       0, "--net spec");
 	is_int(vm_config_add_net(&c, "id=e,tap=a-very-long-tap-name0", &err), 0,
 	       "--net with a long name parses");
+	is_int(c.nets[0].queue_pairs, 0, "--net: one pair unless asked");
+	ok(vm_config_add_net(&c, "id=q,tap=tq,queue_pairs=3", &err) == 0 &&
+		   c.nets[2].queue_pairs == 3,
+	   "--net queue_pairs=3");
+	ok(vm_config_add_net(&c, "id=q0,tap=tq0,queue_pairs=0", &err) == -1 &&
+		   strstr(err.msg, "queue_pairs=0"),
+	   "--net queue_pairs=0 refused: %s", err.msg);
+	ok(vm_config_add_net(&c, "id=q4,tap=tq4,queue_pairs=4", &err) == -1 &&
+		   strstr(err.msg, "queue_pairs=4"),
+	   "--net queue_pairs=4 refused: %s", err.msg);
 	is_int(vm_config_set_vsock(&c, "cid=7,uds=/tmp/x", &err), 0,
 	       "--vsock spec");
 	is_int(c.vsock.cid, 7, "vsock cid");
@@ -541,10 +552,32 @@ int main(void)
 		   " \"metrics\": {\"metrics_path\": \"/m\"},"
 		   " \"mmds-config\": null, \"cpu-config\": null}",
 		   "every section");
+	round_trip("{\"network-interfaces\": [{\"iface_id\": \"eth0\", "
+		   "\"host_dev_name\": \"tap0\", \"queue_pairs\": 2}, "
+		   "{\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\", "
+		   "\"queue_pairs\": 1}]}",
+		   "queue_pairs (ours)");
+	bad("{\"network-interfaces\": [{\"iface_id\": \"e\", "
+	    "\"host_dev_name\": \"t\", \"queue_pairs\": 4}]}",
+	    "`queue_pairs` 4 is out of range");
+	bad("{\"network-interfaces\": [{\"iface_id\": \"e\", "
+	    "\"host_dev_name\": \"t\", \"queue_pairs\": 0}]}",
+	    "queue_pairs` must be 1 to 3");
+	bad("{\"network-interfaces\": [{\"iface_id\": \"e\", "
+	    "\"host_dev_name\": \"t\", \"queue_pairs\": \"2\"}]}",
+	    "must be an integer");
 	{
 		struct vm_config w;
 		char *j;
 
+		vm_config_init(&w);
+		vm_config_add_net(&w, "id=a,tap=ta", &err);
+		vm_config_add_net(&w, "id=b,tap=tb,queue_pairs=1", &err);
+		j = vm_config_to_json(&w);
+		ok(j && strstr(j, "queue_pairs") == NULL,
+		   "one pair: Firecracker's shape, no queue_pairs key: %s", j);
+		free(j);
+		vm_config_destroy(&w);
 		vm_config_init(&w);
 		j = vm_config_to_json(&w);
 		ok(j && strstr(j, "\"boot-source\":null") &&

@@ -9,12 +9,16 @@
 #include <errno.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
+#include <fcntl.h>
 #include <linux/if_link.h>
+#include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "../../lib/nl.h"
 #include "tap.h"
@@ -167,6 +171,49 @@ static int find(struct nl_link *v, size_t n, const char *name)
 	return -1;
 }
 
+/* Attach to TAP name as a VMM does: fd on success, -1. */
+static int tap_attach(const char *name, bool multi_queue)
+{
+	struct ifreq ifr = { 0 };
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+	strcpy(ifr.ifr_name, name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (multi_queue)
+		ifr.ifr_flags |= IFF_MULTI_QUEUE;
+	if (fd >= 0 && ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* A multi-queue TAP takes one attach per queue, and only multi-queue. */
+static void test_tap_multi_queue(struct nl *nl)
+{
+	struct kiln_error err = { 0 };
+	int index = 0, q0, q1, single;
+
+	ok(nl_tap_create("ktm", true, &index, &err) == 0 && index > 0,
+	   "multi-queue TAP ktm: %s", err.msg);
+	q0 = tap_attach("ktm", true);
+	q1 = tap_attach("ktm", true);
+	ok(q0 >= 0 && q1 >= 0, "ktm: two queues attached");
+	single = tap_attach("ktm", false);
+	ok(single < 0, "ktm: a single-queue attach is refused");
+	if (single >= 0)
+		close(single);
+	if (q0 >= 0)
+		close(q0);
+	if (q1 >= 0)
+		close(q1);
+	single = tap_attach("kta", true);
+	ok(single < 0, "kta (single-queue): a multi-queue attach is refused");
+	if (single >= 0)
+		close(single);
+	ok(nl_link_del(nl, "ktm", &err) == 0, "ktm removed: %s", err.msg);
+}
+
 static void test_live(void)
 {
 	struct kiln_error err = { 0 };
@@ -195,13 +242,14 @@ static void test_live(void)
 		nl_close(&nl);
 		return;
 	}
-	ok(nl_tap_create("kta", &a, &err) == 0 && a > 0, "TAP kta: %s",
+	ok(nl_tap_create("kta", false, &a, &err) == 0 && a > 0, "TAP kta: %s",
 	   err.msg);
-	ok(nl_tap_create("ktb", &b, &err) == 0 && b > 0, "TAP ktb: %s",
+	ok(nl_tap_create("ktb", false, &b, &err) == 0 && b > 0, "TAP ktb: %s",
 	   err.msg);
-	ok(nl_tap_create("kta", &i, &err) < 0 && err.errnum == EEXIST &&
+	ok(nl_tap_create("kta", false, &i, &err) < 0 && err.errnum == EEXIST &&
 		   strstr(err.msg, "kta"),
 	   "a name clash is an error naming the TAP: %s", err.msg);
+	test_tap_multi_queue(&nl);
 	ok(nl_link_set_mtu(&nl, a, "kta", 1400, &err) == 0, "mtu: %s", err.msg);
 	ok(nl_link_set_up(&nl, a, "kta", &err) == 0 &&
 		   nl_link_set_up(&nl, lo, "lo", &err) == 0,

@@ -5,7 +5,9 @@
  * enters a fresh network namespace (unshare(CLONE_NEWNET), needs root),
  * creates a persistent TAP there and watches its far side with an
  * AF_PACKET socket: what the guest sends appears on it, what we send on
- * it lands in guest rx buffers. No KVM: vm_fd is -1.
+ * it lands in guest rx buffers. No KVM: vm_fd is -1. A second, multi-queue
+ * TAP serves a device of two queue pairs: the control queue, which pair
+ * a frame lands in, and the snapshot of that device.
  *
  * Build: make build/test/test_virtio_net
  */
@@ -29,11 +31,13 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
+#include "../../vmm/virtio/net_priv.h"
 #include "../lib/vdriver.h"
 #include "tap.h"
 
 #define TAPNAME	 "ktest0"
-#define ETHTYPE	 0x88b5 /* local experimental: nothing else sends it */
+#define MQNAME	 "ktestmq0" /* multi-queue */
+#define ETHTYPE	 0x88b5	    /* local experimental: nothing else sends it */
 #define MEM_SIZE (16ULL << 20)
 #define QSIZE	 16
 #define RXDESC	 0x1000ULL
@@ -65,6 +69,7 @@ struct tvm {
 
 static int pkt = -1; /* AF_PACKET on the TAP's far side */
 static int ifindex;
+static int mqpkt = -1, mqindex; /* the same for MQNAME */
 
 static void on_timer(void *opaque, uint32_t events)
 {
@@ -88,7 +93,22 @@ static void spin(struct tvm *t, int ms)
 	evloop_run(&t->v.vm.loop, &err);
 }
 
+static int tvm_init_pairs(struct tvm *t, const char *tap, unsigned int pairs,
+			  struct kiln_error *err);
+
 static int tvm_init(struct tvm *t, const char *tap, struct kiln_error *err)
+{
+	return tvm_init_pairs(t, tap, 1, err);
+}
+
+/* Queue q of an MQ device: rings at MQRING(q), buffers in MQ* below. */
+#define MQRING(q)  (0x10000ULL + 0x4000ULL * (q))
+#define MQRX(p, k) (0x100000ULL + 0x100000ULL * (p) + 0x1000ULL * (k))
+#define MQTX	   0x600000ULL
+#define MQCTRL	   0x700000ULL
+
+static int tvm_init_pairs(struct tvm *t, const char *tap, unsigned int pairs,
+			  struct kiln_error *err)
 {
 	struct vdrv *v = &t->v;
 
@@ -98,12 +118,21 @@ static int tvm_init(struct tvm *t, const char *tap, struct kiln_error *err)
 	v->cfg.nnets = 1;
 	v->cfg.nets[0] = (struct vm_net){ .id = "eth0",
 					  .tap = (char *)tap,
-					  .has_mac = true };
+					  .has_mac = true,
+					  .queue_pairs = pairs };
 	memcpy(v->cfg.nets[0].mac, MAC, 6);
-	vdrv_queue_at(v, 0, RXDESC, RXAVAIL, RXUSED, QSIZE);
-	vdrv_queue_at(v, 1, TXDESC, TXAVAIL, TXUSED, QSIZE);
-	v->clear_gpa = 0;
-	v->clear_len = 0x8000;
+	if (pairs > 1) {
+		for (unsigned int q = 0; q < 2 * pairs + 1; q++)
+			vdrv_queue_at(v, q, MQRING(q), MQRING(q) + 0x1000,
+				      MQRING(q) + 0x2000, QSIZE);
+		v->clear_gpa = MQRING(0);
+		v->clear_len = MQRING(2 * pairs + 1) - MQRING(0);
+	} else {
+		vdrv_queue_at(v, 0, RXDESC, RXAVAIL, RXUSED, QSIZE);
+		vdrv_queue_at(v, 1, TXDESC, TXAVAIL, TXUSED, QSIZE);
+		v->clear_gpa = 0;
+		v->clear_len = 0x8000;
+	}
 	if (vdrv_mem_alloc(v, MEM_SIZE, err) < 0 ||
 	    evloop_init(&v->vm.loop, err) < 0)
 		return -1;
@@ -122,18 +151,23 @@ static void tvm_free(struct tvm *t)
 	vdrv_destroy(&t->v);
 }
 
-static struct tvm *tvm_new(void)
+static struct tvm *tvm_new_pairs(const char *tap, unsigned int pairs)
 {
 	struct kiln_error err = { 0 };
 	struct tvm *t = malloc(sizeof(*t));
 
-	if (tvm_init(t, TAPNAME, &err) < 0 || t->v.state == NULL) {
+	if (tvm_init_pairs(t, tap, pairs, &err) < 0 || t->v.state == NULL) {
 		printf("Bail out! %s\n", err.msg);
 		exit(1);
 	}
 	/* the set's first member: struct net_set { count; nets[] } */
 	vdrv_use(&t->v, *(struct virtio_dev **)((char *)t->v.state + 8));
 	return t;
+}
+
+static struct tvm *tvm_new(void)
+{
+	return tvm_new_pairs(TAPNAME, 1);
 }
 
 static size_t make_frame(uint8_t *f, size_t len, uint8_t seed)
@@ -158,13 +192,13 @@ static void host_send(const uint8_t *f, size_t len)
 		printf("# sendto: %s\n", strerror(errno));
 }
 
-/* The next frame of ours the guest sent, or -1. */
-static ssize_t host_recv(uint8_t *f, size_t len)
+/* The next frame of ours the guest sent on the TAP of sock, or -1. */
+static ssize_t host_recv_on(int sock, uint8_t *f, size_t len)
 {
 	for (int i = 0; i < 100; i++) {
 		struct sockaddr_ll sa;
 		socklen_t sl = sizeof(sa);
-		ssize_t n = recvfrom(pkt, f, len, MSG_DONTWAIT,
+		ssize_t n = recvfrom(sock, f, len, MSG_DONTWAIT,
 				     (struct sockaddr *)&sa, &sl);
 
 		if (n < 0)
@@ -174,6 +208,11 @@ static ssize_t host_recv(uint8_t *f, size_t len)
 			return n;
 	}
 	return -1;
+}
+
+static ssize_t host_recv(uint8_t *f, size_t len)
+{
+	return host_recv_on(pkt, f, len);
 }
 
 /* The epoll events the loop waits for on the TAP fd (fdinfo), or -1. */
@@ -221,37 +260,48 @@ static int write_file(const char *path, const char *s)
 	return r;
 }
 
-static int netns_setup(void)
+/* A persistent TAP, up, and an AF_PACKET socket bound to it. */
+static int tap_make(const char *name, bool multi_queue, int *index, int *sock)
 {
 	struct ifreq ifr = { 0 };
 	struct sockaddr_ll sa = { .sll_family = AF_PACKET,
 				  .sll_protocol = htons(ETH_P_ALL) };
 	int fd, s;
 
-	if (unshare(CLONE_NEWNET) < 0)
-		return -1;
-	write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
 	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	strcpy(ifr.ifr_name, TAPNAME);
+	strcpy(ifr.ifr_name, name);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (multi_queue)
+		ifr.ifr_flags |= IFF_MULTI_QUEUE;
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0)
 		return -1;
 	close(fd);
 	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	memset(&ifr, 0, sizeof(ifr));
-	strcpy(ifr.ifr_name, TAPNAME);
+	strcpy(ifr.ifr_name, name);
 	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
 		return -1;
 	ifr.ifr_flags |= IFF_UP;
 	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
 		return -1;
 	close(s);
-	ifindex = (int)if_nametoindex(TAPNAME);
-	pkt = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
-	sa.sll_ifindex = ifindex;
-	if (pkt < 0 || bind(pkt, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	*index = (int)if_nametoindex(name);
+	*sock = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	sa.sll_ifindex = *index;
+	if (*sock < 0 || bind(*sock, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -1;
+	return 0;
+}
+
+static int netns_setup(void)
+{
+	if (unshare(CLONE_NEWNET) < 0)
+		return -1;
+	write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+	if (tap_make(TAPNAME, false, &ifindex, &pkt) < 0 ||
+	    tap_make(MQNAME, true, &mqindex, &mqpkt) < 0)
 		return -1;
 	return 0;
 }
@@ -603,8 +653,11 @@ static void test_snapshot(struct tvm *t)
 	size_t dev_off = sizeof(struct virtio_mmio_state);
 
 	vdrv_handshake(&t->v, F_MAC | F_MRG, 1, true);
+	is_int(size - dev_off, 40,
+	       "one pair: 40 bytes of net state, as before queue pairs");
 	ok(size <= sizeof(s) && virtio_mmio_save(t->v.dev, s, size, &err) == 0,
 	   "save: %s", err.msg);
+	is_int(s[dev_off], 1, "one pair: net state version 1");
 	is_int(virtio_mmio_restore(t->v.dev, s, size, &err), 0, "restore: %s",
 	       err.msg);
 	is_int(vdrv_rd(&t->v, VIRTIO_MMIO_STATUS),
@@ -667,6 +720,309 @@ static void test_snapshot_held_rx(struct tvm *t)
 							       "is in them");
 }
 
+/* ---- several queue pairs (a multi-queue TAP) ---- */
+
+#define F_CTRL_VQ (1u << 17)
+#define F_MQ	  (1u << 22)
+#define NET_OK	  0
+#define NET_ERR	  1
+
+static struct net *net_of(struct tvm *t)
+{
+	return t->v.dev->priv;
+}
+
+/* An IPv4/UDP frame to the guest from source port sport: flows the
+ * kernel's TAP spreads over its queues by hash. */
+static size_t udp_frame(uint8_t *f, uint16_t sport)
+{
+	static const uint8_t ip[20] = { 0x45, 0, 0,  48, 0, 0, 0x40, 0, 64, 17,
+					0,    0, 10, 0,	 0, 1, 10,   0, 0,  2 };
+
+	memcpy(f, MAC, 6);
+	memcpy(f + 6, "\x02\x00\x00\x00\x00\x09", 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	memcpy(f + 14, ip, 20);
+	f[34] = (uint8_t)(sport >> 8);
+	f[35] = (uint8_t)sport;
+	f[36] = 0x13;
+	f[37] = 0x89; /* port 5001 */
+	f[38] = 0;
+	f[39] = 28;
+	memset(f + 40, 0, 22);
+	return 62;
+}
+
+static void mq_send(const uint8_t *f, size_t len)
+{
+	struct sockaddr_ll sa = { .sll_family = AF_PACKET,
+				  .sll_ifindex = mqindex,
+				  .sll_halen = 6 };
+
+	if (sendto(mqpkt, f, len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		printf("# sendto: %s\n", strerror(errno));
+}
+
+/* count rx buffers of pair p, 2048 bytes each, from buffer first on */
+static void mq_rx_buffers(struct tvm *t, unsigned int p, unsigned int first,
+			  unsigned int count)
+{
+	for (unsigned int i = first; i < first + count; i++) {
+		vdrv_set_desc(&t->v, 2 * p, i % QSIZE, MQRX(p, i % QSIZE), 2048,
+			      VIRTQ_DESC_F_WRITE, 0);
+		vdrv_publish(&t->v, 2 * p, i % QSIZE);
+	}
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 2 * p);
+}
+
+/*
+ * A command on queue q: header (class, command) of hlen bytes, data of
+ * dlen bytes (none when 0), an ack byte (none when !ack). Returns the
+ * ack the device wrote, or -1 when it used nothing.
+ */
+static int mq_cmd(struct tvm *t, unsigned int q, uint8_t cls, uint8_t cmd,
+		  uint16_t pairs, uint32_t hlen, uint32_t dlen, bool ack)
+{
+	uint8_t *b = vdrv_gp(&t->v, MQCTRL, 0x100);
+	struct virtq_used *u = vdrv_used(&t->v, q);
+	uint16_t before = u->idx;
+	unsigned int i = 0;
+
+	b[0] = cls;
+	b[1] = cmd;
+	b[0x10] = (uint8_t)pairs;
+	b[0x11] = (uint8_t)(pairs >> 8);
+	b[0x20] = 0xee;
+	vdrv_set_desc(&t->v, q, i, MQCTRL, hlen, VIRTQ_DESC_F_NEXT, i + 1);
+	i++;
+	if (dlen > 0) {
+		vdrv_set_desc(&t->v, q, i, MQCTRL + 0x10, dlen,
+			      ack ? VIRTQ_DESC_F_NEXT : 0, i + 1);
+		i++;
+	}
+	if (ack)
+		vdrv_set_desc(&t->v, q, i, MQCTRL + 0x20, 1, VIRTQ_DESC_F_WRITE,
+			      0);
+	else /* end the chain at the last readable descriptor */
+		vdrv_set_desc(&t->v, q, i - 1, i == 1 ? MQCTRL : MQCTRL + 0x10,
+			      i == 1 ? hlen : dlen, 0, 0);
+	vdrv_publish(&t->v, q, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, q);
+	spin(t, 10);
+	if (u->idx == before)
+		return -1;
+	if (u->ring[before % QSIZE].len != 1)
+		return -2;
+	return b[0x20];
+}
+
+static int pairs_set(struct tvm *t, uint16_t pairs)
+{
+	return mq_cmd(t, 4, 4, 0, pairs, 2, 2, true);
+}
+
+static void test_mq_config(struct tvm *t)
+{
+	uint32_t f;
+
+	vdrv_wr(&t->v, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	f = vdrv_rd(&t->v, VIRTIO_MMIO_DEVICE_FEATURES);
+	ok((f & (F_CTRL_VQ | F_MQ)) == (F_CTRL_VQ | F_MQ),
+	   "mq: CTRL_VQ and MQ offered (0x%x)", f);
+	is_int(vdrv_rd(&t->v, VIRTIO_MMIO_CONFIG + 8) & 0xffff, 2,
+	       "mq: max_virtqueue_pairs 2");
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_SEL, 4);
+	is_int(vdrv_rd(&t->v, VIRTIO_MMIO_QUEUE_NUM_MAX), 256,
+	       "mq: queue 4, the control queue, exists");
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_SEL, 5);
+	is_int(vdrv_rd(&t->v, VIRTIO_MMIO_QUEUE_NUM_MAX), 0,
+	       "mq: five queues, no more");
+	ok(!net_of(t)->pairs[0].detached && net_of(t)->pairs[1].detached,
+	   "mq: before the driver, TAP queue 1 is detached");
+}
+
+/* Which rx queue each of n frames of distinct flows lands in. */
+static void mq_spread(struct tvm *t, unsigned int n, unsigned int got[2])
+{
+	uint8_t f[128];
+	uint16_t u0 = vdrv_used(&t->v, 0)->idx, u1 = vdrv_used(&t->v, 2)->idx;
+
+	for (unsigned int i = 0; i < n; i++)
+		mq_send(f, udp_frame(f, (uint16_t)(40000 + i * 7)));
+	spin(t, 100);
+	got[0] = (uint16_t)(vdrv_used(&t->v, 0)->idx - u0);
+	got[1] = (uint16_t)(vdrv_used(&t->v, 2)->idx - u1);
+}
+
+static void test_mq_steering(struct tvm *t)
+{
+	unsigned int got[2] = { 0, 0 };
+	uint8_t f[128], out[2000];
+	struct metrics_group *m1;
+
+	vdrv_handshake(&t->v, F_MAC | F_CTRL_VQ | F_MQ, 1, true);
+	is_int(net_of(t)->curr_pairs, 1, "mq: one pair after the handshake");
+	mq_rx_buffers(t, 0, 0, QSIZE);
+	mq_rx_buffers(t, 1, 0, QSIZE);
+	spin(t, 10);
+	for (unsigned int i = 0; i < 8; i++)
+		mq_send(f, udp_frame(f, (uint16_t)(1000 + i)));
+	spin(t, 50);
+	ok(vdrv_used(&t->v, 0)->idx == 8 && vdrv_used(&t->v, 2)->idx == 0,
+	   "mq: before VQ_PAIRS_SET every frame lands in rx 0 (%u, %u)",
+	   vdrv_used(&t->v, 0)->idx, vdrv_used(&t->v, 2)->idx);
+	/* a tx kick of the idle pair is not served */
+	memset(vdrv_gp(&t->v, MQTX, 12), 0, 12);
+	make_frame(vdrv_gp(&t->v, MQTX + 12, 100), 100, 3);
+	vdrv_set_desc(&t->v, 3, 0, MQTX, 112, 0, 0);
+	vdrv_publish(&t->v, 3, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 3);
+	spin(t, 20);
+	is_int(vdrv_used(&t->v, 3)->idx, 0, "mq: tx of an idle pair waits");
+
+	is_int(pairs_set(t, 2), NET_OK, "mq: VQ_PAIRS_SET 2 acked OK");
+	ok(net_of(t)->curr_pairs == 2 && !net_of(t)->pairs[1].detached,
+	   "mq: two pairs, TAP queue 1 attached");
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 3);
+	spin(t, 20);
+	is_int(vdrv_used(&t->v, 3)->idx, 1, "mq: tx 1 sent once enabled");
+	ok(host_recv_on(mqpkt, out, sizeof(out)) == 100, "mq: the frame from "
+							 "tx 1 is on the TAP");
+
+	/* 16 buffers on each rx queue: room for 16 frames wherever they go
+	 * (the flow hash is seeded at boot: all on one queue is 2^-15) */
+	mq_rx_buffers(t, 0, QSIZE, 8);
+	mq_spread(t, 16, got);
+	ok(got[0] > 0 && got[1] > 0 && got[0] + got[1] == 16,
+	   "mq: 16 flows spread over both rx queues (%u + %u)", got[0], got[1]);
+	m1 = net_of(t)->pairs[1].metrics;
+	ok(m1 != NULL && strstr(m1->name, "eth0_q1") != NULL &&
+		   m1->val[NET_M_RX_PACKETS] == got[1] &&
+		   m1->val[NET_M_TX_PACKETS] == 1,
+	   "mq: pair 1's own metrics group counts its frames");
+}
+
+static void test_mq_ctrl_bad(struct tvm *t)
+{
+	/* each refused command leaves two pairs running */
+	is_int(pairs_set(t, 0), NET_ERR, "ctrl: 0 pairs → ERR");
+	is_int(pairs_set(t, 3), NET_ERR, "ctrl: 3 pairs of 2 → ERR");
+	is_int(pairs_set(t, 0x8000), NET_ERR, "ctrl: 0x8000 pairs → ERR");
+	is_int(mq_cmd(t, 4, 0, 0, 1, 2, 1, true), NET_ERR,
+	       "ctrl: rx mode (CTRL_RX not offered) → ERR");
+	is_int(mq_cmd(t, 4, 1, 1, 0, 2, 6, true), NET_ERR,
+	       "ctrl: MAC_ADDR_SET (not offered) → ERR");
+	is_int(mq_cmd(t, 4, 4, 1, 2, 2, 2, true), NET_ERR,
+	       "ctrl: MQ_RSS_CONFIG (not offered) → ERR");
+	is_int(mq_cmd(t, 4, 4, 0, 2, 2, 1, true), NET_ERR,
+	       "ctrl: a 1-byte pairs payload → ERR");
+	is_int(mq_cmd(t, 4, 4, 0, 2, 2, 3, true), NET_ERR,
+	       "ctrl: a 3-byte pairs payload → ERR");
+	is_int(mq_cmd(t, 4, 4, 0, 2, 1, 0, true), NET_ERR,
+	       "ctrl: a 1-byte header → ERR");
+	is_int(net_of(t)->curr_pairs, 2, "ctrl: still two pairs");
+	is_int(pairs_set(t, 1), NET_OK, "ctrl: back to one pair");
+	ok(net_of(t)->curr_pairs == 1 && net_of(t)->pairs[1].detached,
+	   "ctrl: TAP queue 1 detached again");
+	is_int(mq_cmd(t, 4, 4, 0, 2, 2, 2, false), -1,
+	       "ctrl: a command with no ack byte is not answered");
+	ok(vdrv_rd(&t->v, VIRTIO_MMIO_STATUS) & S_NRS, "ctrl: → NEEDS_RESET");
+
+	vdrv_handshake(&t->v, F_MAC | F_CTRL_VQ | F_MQ, 1, true);
+	vdrv_set_desc(&t->v, 4, 0, MQCTRL, 2, VIRTQ_DESC_F_NEXT, 1);
+	vdrv_set_desc(&t->v, 4, 1, MQCTRL + 0x20, 0, VIRTQ_DESC_F_WRITE, 0);
+	vdrv_publish(&t->v, 4, 0);
+	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 4);
+	spin(t, 10);
+	ok(vdrv_rd(&t->v, VIRTIO_MMIO_STATUS) & S_NRS, "ctrl: a 0-byte ack "
+						       "buffer → NEEDS_RESET");
+
+	/* CTRL_VQ without MQ: the control queue is queue 2, no MQ command */
+	vdrv_handshake(&t->v, F_MAC | F_CTRL_VQ, 1, true);
+	is_int(mq_cmd(t, 2, 4, 0, 2, 2, 2, true), NET_ERR,
+	       "ctrl: without MQ the control queue is 2; VQ_PAIRS_SET → ERR");
+	is_int(net_of(t)->curr_pairs, 1, "ctrl: without MQ one pair");
+
+	/* MQ needs CTRL_VQ: the device refuses to run */
+	vdrv_handshake(&t->v, F_MAC | F_MQ, 1, true);
+	ok(vdrv_rd(&t->v, VIRTIO_MMIO_STATUS) & S_NRS, "ctrl: MQ acked without "
+						       "CTRL_VQ → NEEDS_RESET");
+
+	vdrv_handshake(&t->v, F_MAC | F_CTRL_VQ | F_MQ, 1, true);
+	is_int(pairs_set(t, 2), NET_OK, "reset: two pairs again");
+	vdrv_wr(&t->v, VIRTIO_MMIO_STATUS, 0);
+	ok(net_of(t)->curr_pairs == 1 && net_of(t)->pairs[1].detached,
+	   "reset: one pair, TAP queue 1 detached");
+}
+
+static void test_mq_snapshot(struct tvm *t)
+{
+	static uint8_t s[8192], bad[8192];
+	struct kiln_error err = { 0 };
+	size_t size = virtio_mmio_state_size(t->v.dev);
+	size_t dev_off = sizeof(struct virtio_mmio_state);
+	uint32_t version;
+
+	vdrv_handshake(&t->v, F_MAC | F_CTRL_VQ | F_MQ, 1, true);
+	is_int(pairs_set(t, 2), NET_OK, "mq snapshot: two pairs");
+	is_int(size - dev_off, 48, "mq snapshot: 48 bytes of net state");
+	ok(size <= sizeof(s) && virtio_mmio_save(t->v.dev, s, size, &err) == 0,
+	   "mq snapshot: save: %s", err.msg);
+	memcpy(&version, s + dev_off, 4);
+	is_int(version, 2, "mq snapshot: net state version 2");
+	is_int(pairs_set(t, 1), NET_OK, "mq snapshot: one pair, then restore");
+	is_int(virtio_mmio_restore(t->v.dev, s, size, &err), 0,
+	       "mq snapshot: restore: %s", err.msg);
+	ok(net_of(t)->curr_pairs == 2 && !net_of(t)->pairs[1].detached,
+	   "mq snapshot: two pairs and TAP queues again");
+	memcpy(bad, s, size);
+	bad[dev_off + 40] = 3; /* max_pairs */
+	ok(virtio_mmio_restore(t->v.dev, bad, size, &err) < 0 &&
+		   strstr(err.msg, "3 queue pairs in the snapshot, 2"),
+	   "mq snapshot: refused: other max pairs (%s)", err.msg);
+	memcpy(bad, s, size);
+	bad[dev_off + 42] = 3; /* curr_pairs */
+	ok(virtio_mmio_restore(t->v.dev, bad, size, &err) < 0,
+	   "mq snapshot: refused: 3 pairs in use of 2 (%s)", err.msg);
+	memcpy(bad, s, size);
+	bad[dev_off + 42] = 0;
+	ok(virtio_mmio_restore(t->v.dev, bad, size, &err) < 0,
+	   "mq snapshot: refused: 0 pairs in use (%s)", err.msg);
+	memcpy(bad, s, size);
+	bad[dev_off + 44] = 1; /* pad */
+	ok(virtio_mmio_restore(t->v.dev, bad, size, &err) < 0,
+	   "mq snapshot: refused: pad (%s)", err.msg);
+	memcpy(bad, s, size);
+	bad[dev_off] = 1; /* version 1: a one-pair state */
+	ok(virtio_mmio_restore(t->v.dev, bad, size, &err) < 0,
+	   "mq snapshot: refused: version 1 (%s)", err.msg);
+	ok(virtio_mmio_restore(t->v.dev, s, size - 8, &err) < 0,
+	   "mq snapshot: refused: a one-pair sized state (%s)", err.msg);
+	is_int(net_of(t)->curr_pairs, 2,
+	       "mq snapshot: refusals changed nothing");
+}
+
+static void test_mq(void)
+{
+	struct kiln_error err = { 0 };
+	struct tvm t0;
+	struct tvm *t;
+
+	is_int(tvm_init_pairs(&t0, TAPNAME, 2, &err), -1,
+	       "mq: two pairs over a single-queue TAP fail");
+	ok(strstr(err.msg, "multi-queue") && strstr(err.msg, TAPNAME),
+	   "mq: the error says so: %s", err.msg);
+	tvm_free(&t0);
+	t = tvm_new_pairs(MQNAME, 2);
+	test_mq_config(t);
+	test_mq_steering(t);
+	test_mq_ctrl_bad(t);
+	test_mq_snapshot(t);
+	tvm_free(t);
+	free(t);
+}
+
 int main(void)
 {
 	struct tvm *t;
@@ -689,5 +1045,6 @@ int main(void)
 	test_snapshot_held_rx(t);
 	tvm_free(t);
 	free(t);
+	test_mq();
 	return tap_done();
 }

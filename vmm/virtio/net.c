@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * virtio-net (device id 1) over a TAP (tap.h), one device per "--net" /
- * "network-interfaces" entry. Two queues, rx (0) and tx (1); no control
- * queue (no VIRTIO_NET_F_CTRL_VQ: no rx mode, VLAN or MQ commands, the
- * TAP sees every frame anyway).
+ * "network-interfaces" entry. With one queue pair (the default) two
+ * queues, rx (0) and tx (1), and no control queue (no rx mode or VLAN
+ * commands: the TAP sees every frame anyway). With queue_pairs > 1 the
+ * pairs of a multi-queue TAP and a control queue for
+ * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET (net_priv.h, net_ctrl.c); what follows
+ * holds for each pair.
  *
  * Every buffer starts with the 12-byte virtio_net_hdr_v1 (VIRTIO_F_VERSION_1
  * is mandatory here), which is also the TAP's vnet header, so it passes
@@ -44,72 +47,12 @@
 #include "../vm.h"
 #include "iov.h"
 #include "mmio.h"
-#include "tap.h"
-#include "virtio.h"
+#include "net_priv.h"
 
-/* feature bits (virtio 1.x section 5.1.3) */
-#define VIRTIO_NET_F_CSUM	0
-#define VIRTIO_NET_F_GUEST_CSUM 1
-#define VIRTIO_NET_F_MAC	5
-#define VIRTIO_NET_F_GUEST_TSO4 7
-#define VIRTIO_NET_F_GUEST_TSO6 8
-#define VIRTIO_NET_F_GUEST_UFO	10
-#define VIRTIO_NET_F_HOST_TSO4	11
-#define VIRTIO_NET_F_HOST_TSO6	12
-#define VIRTIO_NET_F_HOST_UFO	14
-#define VIRTIO_NET_F_MRG_RXBUF	15
-#define VIRTIO_NET_F_STATUS	16
-
-#define VIRTIO_NET_S_LINK_UP 1
-
-#define NET_RXQ		  0
-#define NET_TXQ		  1
-#define NET_QUEUE_SIZE	  256
-#define NET_HDR_LEN	  TAP_VNET_HDR_LEN
-#define NET_NUM_BUFFERS	  10	/* offset of num_buffers in the header */
-#define NET_FRAME_MAX	  65562 /* header + the largest (GSO) frame */
-#define NET_RX_BATCH	  64	/* frames per TAP wakeup, then yield */
-#define NET_STATE_VERSION 1
-
-/* the config space (section 5.1.4): mac, status, max pairs, mtu */
-struct net_config {
-	uint8_t mac[6];
-	uint16_t status;
-	uint16_t max_virtqueue_pairs;
-	uint16_t mtu;
-} __attribute__((packed));
-
-struct net_held {
-	uint16_t head;
-	uint32_t len;
-};
-
-struct net {
-	struct virtio_dev dev; /* first */
-	/*
-	 * Our own copy of the ops: the offered offloads depend on what this
-	 * TAP accepts and MAC on the config, so features vary per device.
-	 */
-	struct virtio_ops ops;
-	struct vm *vm;
-	struct tap tap;
-	char id[32];
-	struct net_config config;
-	struct evloop_entry *tap_ev; /* tap.fd in vm->loop, or NULL */
-	bool polling;		     /* ... with EPOLLIN */
-
-	/* all below under dev.lock */
-	uint32_t rx_len;  /* bytes of the pending frame in rx_buf, 0: none */
-	uint32_t rx_done; /* bytes of it already copied to held chains */
-	unsigned int rx_nheld;
-	uint8_t *rx_nbuf[2]; /* num_buffers bytes in the first held chain */
-	struct net_held rx_held[NET_QUEUE_SIZE];
-
-	struct metrics_group *metrics; /* net_<iface id> */
-
-	struct virtq_chain chain;	   /* scratch */
-	uint8_t rx_buf[NET_FRAME_MAX + 1]; /* +1: a longer read is too long */
-};
+#define NET_NUM_BUFFERS	     10 /* offset of num_buffers in the header */
+#define NET_RX_BATCH	     64 /* frames per TAP wakeup, then yield */
+#define NET_STATE_VERSION    1	/* one pair */
+#define NET_STATE_VERSION_MQ 2	/* several: struct net_state_mq */
 
 /* All the nets of a VM: the VMM_DEVICE state. */
 struct net_set {
@@ -127,31 +70,47 @@ struct net_state {
 	uint64_t acked_features;
 };
 
-static void net_poll(struct net *n, bool on)
+/* With several queue pairs: version NET_STATE_VERSION_MQ. */
+struct net_state_mq {
+	struct net_state base;
+	uint16_t max_pairs;  /* the config's: must match */
+	uint16_t curr_pairs; /* the driver's VQ_PAIRS_SET */
+	uint32_t pad;	     /* zero */
+};
+
+void net_poll(struct net_pair *p, bool on)
 {
 	struct kiln_error err = { 0 };
 
-	if (n->tap_ev == NULL || n->polling == on)
+	if (p->tap_ev == NULL || p->polling == on)
 		return;
 	/*
 	 * Off is edge-triggered: epoll always reports EPOLLERR/EPOLLHUP, and
-	 * a TAP whose interface was deleted would otherwise spin the loop.
-	 * Called on a vCPU thread too (activate, reset): evloop_mod on the
-	 * handle is safe from any thread (evloop.h).
+	 * a TAP whose interface was deleted (or a detached TAP queue) would
+	 * otherwise spin the loop. Called on a vCPU thread too (activate,
+	 * reset): evloop_mod on the handle is safe from any thread
+	 * (evloop.h).
 	 */
-	if (evloop_mod(&n->vm->loop, n->tap_ev, on ? EPOLLIN : EPOLLET, &err) <
-	    0) {
-		log_warn("virtio-net %s: %s", n->id, err.msg);
+	if (evloop_mod(&p->n->vm->loop, p->tap_ev, on ? EPOLLIN : EPOLLET,
+		       &err) < 0) {
+		log_warn("virtio-net %s: %s", p->n->id, err.msg);
 		return;
 	}
-	n->polling = on;
+	p->polling = on;
 }
 
-static void net_rx_clear(struct net *n)
+static void net_rx_clear(struct net_pair *p)
 {
-	n->rx_len = n->rx_done = 0;
-	n->rx_nheld = 0;
-	n->rx_nbuf[0] = n->rx_nbuf[1] = NULL;
+	p->rx_len = p->rx_done = 0;
+	p->rx_nheld = 0;
+	p->rx_nbuf[0] = p->rx_nbuf[1] = NULL;
+}
+
+void net_rx_drop(struct net_pair *p)
+{
+	if (p->rx_len > 0)
+		net_count(p, NET_M_RX_DROPPED, 1);
+	net_rx_clear(p);
 }
 
 /* Host pointer to byte off of c's writable part (off < write_len). */
@@ -169,23 +128,24 @@ static uint8_t *net_chain_byte(const struct virtq_chain *c, uint32_t off)
  * Hand the pending frame to the guest. true when it is done with (given
  * or dropped), false when it waits for rx buffers (or the device broke).
  */
-static bool net_rx_deliver(struct net *n)
+static bool net_rx_deliver(struct net_pair *p)
 {
+	struct net *n = p->n;
 	struct virtio_dev *d = &n->dev;
-	struct virtq *q = &d->queues[NET_RXQ];
+	struct virtq *q = &d->queues[2 * p->index];
 	struct virtq_chain *c = &n->chain;
 	bool mrg = virtio_dev_has(d, VIRTIO_NET_F_MRG_RXBUF);
 
-	while (n->rx_done < n->rx_len) {
+	while (p->rx_done < p->rx_len) {
 		uint32_t k;
 
-		if (n->rx_nheld == q->size) {
+		if (p->rx_nheld == q->size) {
 			/*
 			 * guest-controlled: buffers so small that the whole
 			 * ring holds less than one frame: give what fits and
 			 * count it, rather than wait for ever.
 			 */
-			metrics_inc(n->metrics, NET_M_RX_DROPPED);
+			net_count(p, NET_M_RX_DROPPED, 1);
 			break;
 		}
 		if (virtq_pop(q, c) != 1)
@@ -198,16 +158,16 @@ static bool net_rx_deliver(struct net *n)
 					      c->nread);
 			return false;
 		}
-		if (!mrg && c->write_len < n->rx_len) {
+		if (!mrg && c->write_len < p->rx_len) {
 			/* guest-controlled: without MRG_RXBUF one chain must
 			 * hold any frame we may receive */
 			virtq_push(q, c->head, 0);
 			virtio_dev_used(d, q);
-			metrics_inc(n->metrics, NET_M_RX_DROPPED);
-			net_rx_clear(n);
+			net_count(p, NET_M_RX_DROPPED, 1);
+			net_rx_clear(p);
 			return true;
 		}
-		if (n->rx_nheld == 0) {
+		if (p->rx_nheld == 0) {
 			/* guest-controlled: the header sits in the first */
 			if (c->write_len < NET_HDR_LEN) {
 				virtio_dev_set_broken(d,
@@ -216,98 +176,100 @@ static bool net_rx_deliver(struct net *n)
 						      c->write_len);
 				return false;
 			}
-			n->rx_nbuf[0] = net_chain_byte(c, NET_NUM_BUFFERS);
-			n->rx_nbuf[1] = net_chain_byte(c, NET_NUM_BUFFERS + 1);
+			p->rx_nbuf[0] = net_chain_byte(c, NET_NUM_BUFFERS);
+			p->rx_nbuf[1] = net_chain_byte(c, NET_NUM_BUFFERS + 1);
 		}
-		k = (uint32_t)virtq_chain_write(c, 0, n->rx_buf + n->rx_done,
-						n->rx_len - n->rx_done);
-		n->rx_held[n->rx_nheld++] = (struct net_held){ c->head, k };
-		n->rx_done += k;
+		k = (uint32_t)virtq_chain_write(c, 0, p->rx_buf + p->rx_done,
+						p->rx_len - p->rx_done);
+		p->rx_held[p->rx_nheld++] = (struct net_held){ c->head, k };
+		p->rx_done += k;
 	}
 	/* the little-endian num_buffers, before any used entry is seen */
-	*n->rx_nbuf[0] = (uint8_t)n->rx_nheld;
-	*n->rx_nbuf[1] = (uint8_t)(n->rx_nheld >> 8);
+	*p->rx_nbuf[0] = (uint8_t)p->rx_nheld;
+	*p->rx_nbuf[1] = (uint8_t)(p->rx_nheld >> 8);
 	/* one publish: the driver must see the whole frame or none of it */
-	for (unsigned int i = 0; i < n->rx_nheld; i++)
-		virtq_add_used(q, n->rx_held[i].head, n->rx_held[i].len);
+	for (unsigned int i = 0; i < p->rx_nheld; i++)
+		virtq_add_used(q, p->rx_held[i].head, p->rx_held[i].len);
 	virtq_publish(q);
 	virtio_dev_used(d, q);
-	if (n->rx_done == n->rx_len) {
-		metrics_inc(n->metrics, NET_M_RX_PACKETS);
-		metrics_add(n->metrics, NET_M_RX_BYTES,
-			    n->rx_len - NET_HDR_LEN);
+	if (p->rx_done == p->rx_len) {
+		net_count(p, NET_M_RX_PACKETS, 1);
+		net_count(p, NET_M_RX_BYTES, p->rx_len - NET_HDR_LEN);
 	}
-	net_rx_clear(n);
+	net_rx_clear(p);
 	return true;
 }
 
 /*
- * Move frames from the TAP to the guest: the pending one first, then up
- * to NET_RX_BATCH more. Polling stays on only while buffers remain.
+ * Move frames from the pair's TAP queue to its rx queue: the pending one
+ * first, then up to NET_RX_BATCH more. Polling stays on only while
+ * buffers remain and the driver runs the pair.
  */
-static void net_rx_pump(struct net *n)
+void net_rx_pump(struct net_pair *p)
 {
-	struct virtio_dev *d = &n->dev;
-	struct virtq *q = &d->queues[NET_RXQ];
+	struct virtio_dev *d = &p->n->dev;
+	struct virtq *q = &d->queues[2 * p->index];
 
-	if (!virtio_dev_running(d) || !q->ready) {
-		net_poll(n, false);
+	if (!virtio_dev_running(d) || !q->ready ||
+	    p->index >= p->n->curr_pairs) {
+		net_poll(p, false);
 		return;
 	}
-	if (n->rx_len > 0 && !net_rx_deliver(n)) {
-		net_poll(n, false);
+	if (p->rx_len > 0 && !net_rx_deliver(p)) {
+		net_poll(p, false);
 		return;
 	}
 	for (unsigned int i = 0; i < NET_RX_BATCH; i++) {
-		ssize_t r = read(n->tap.fd, n->rx_buf, sizeof(n->rx_buf));
+		ssize_t r = read(p->tap.fd, p->rx_buf, sizeof(p->rx_buf));
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && errno == EAGAIN) {
-			net_poll(n, true);
+			net_poll(p, true);
 			break;
 		}
 		if (r < 0) {
 			/* the interface went away (EBADFD) or worse */
 			if (log_ratelimit())
 				log_warn("virtio-net %s: read TAP `%s`: %s",
-					 n->id, n->tap.name, strerror(errno));
-			metrics_inc(n->metrics, NET_M_TAP_READ_FAILS);
-			net_poll(n, false);
+					 p->n->id, p->tap.name,
+					 strerror(errno));
+			net_count(p, NET_M_TAP_READ_FAILS, 1);
+			net_poll(p, false);
 			break;
 		}
 		if (r < NET_HDR_LEN || r > NET_FRAME_MAX) {
-			metrics_inc(n->metrics, NET_M_RX_DROPPED);
+			net_count(p, NET_M_RX_DROPPED, 1);
 			continue;
 		}
-		n->rx_len = (uint32_t)r;
-		n->rx_done = 0;
+		p->rx_len = (uint32_t)r;
+		p->rx_done = 0;
 		/* without MRG_RXBUF num_buffers is 1 (section 5.1.6.4) */
-		n->rx_buf[NET_NUM_BUFFERS] = 1;
-		n->rx_buf[NET_NUM_BUFFERS + 1] = 0;
-		if (!net_rx_deliver(n)) {
-			net_poll(n, false);
+		p->rx_buf[NET_NUM_BUFFERS] = 1;
+		p->rx_buf[NET_NUM_BUFFERS + 1] = 0;
+		if (!net_rx_deliver(p)) {
+			net_poll(p, false);
 			break;
 		}
 	}
 }
 
-/* Event loop: the TAP is readable (or in error). */
+/* Event loop: a TAP queue is readable (or in error). */
 static void net_on_tap(void *opaque, uint32_t events)
 {
-	struct net *n = opaque;
+	struct net_pair *p = opaque;
 
 	(void)events;
-	virtio_dev_lock(&n->dev);
-	net_rx_pump(n);
-	virtio_dev_unlock(&n->dev);
+	virtio_dev_lock(&p->n->dev);
+	net_rx_pump(p);
+	virtio_dev_unlock(&p->n->dev);
 }
 
-static void net_tx(struct net *n)
+static void net_tx(struct net_pair *p)
 {
-	struct virtio_dev *d = &n->dev;
-	struct virtq *q = &d->queues[NET_TXQ];
-	struct virtq_chain *c = &n->chain;
+	struct virtio_dev *d = &p->n->dev;
+	struct virtq *q = &d->queues[2 * p->index + 1];
+	struct virtq_chain *c = &p->n->chain;
 
 	while (virtq_pop(q, c) == 1) {
 		ssize_t r;
@@ -323,22 +285,22 @@ static void net_tx(struct net *n)
 			break;
 		}
 		do
-			r = writev(n->tap.fd, c->iov, (int)c->nread);
+			r = writev(p->tap.fd, c->iov, (int)c->nread);
 		while (r < 0 && errno == EINTR);
 		if (r < 0) {
 			/* EAGAIN: the TAP queue is full; EINVAL: the
 			 * kernel refused the guest's GSO header */
 			if (errno != EAGAIN && log_ratelimit())
 				log_warn("virtio-net %s: write TAP `%s`: %s",
-					 n->id, n->tap.name, strerror(errno));
+					 p->n->id, p->tap.name,
+					 strerror(errno));
 			if (errno == EAGAIN)
-				metrics_inc(n->metrics, NET_M_TX_DROPPED);
+				net_count(p, NET_M_TX_DROPPED, 1);
 			else
-				metrics_inc(n->metrics, NET_M_TAP_WRITE_FAILS);
+				net_count(p, NET_M_TAP_WRITE_FAILS, 1);
 		} else {
-			metrics_inc(n->metrics, NET_M_TX_PACKETS);
-			metrics_add(n->metrics, NET_M_TX_BYTES,
-				    c->read_len - NET_HDR_LEN);
+			net_count(p, NET_M_TX_PACKETS, 1);
+			net_count(p, NET_M_TX_BYTES, c->read_len - NET_HDR_LEN);
 		}
 		virtq_push(q, c->head, 0);
 		/* now, not after the batch: see "Interrupts" above */
@@ -349,11 +311,21 @@ static void net_tx(struct net *n)
 static void net_notify(struct virtio_dev *d, unsigned int queue)
 {
 	struct net *n = d->priv;
+	struct net_pair *p;
 
-	if (queue == NET_RXQ)
-		net_rx_pump(n); /* new buffers: the pending frame, polling */
+	if (queue == net_ctrl_queue(n)) {
+		net_ctrl(n);
+		return;
+	}
+	/* guest-controlled: a kick of a pair the driver did not enable
+	 * (or of queues past the control queue without MQ) is ignored */
+	if (queue / 2 >= n->curr_pairs)
+		return;
+	p = &n->pairs[queue / 2];
+	if (queue % 2 == 0)
+		net_rx_pump(p); /* new buffers: the pending frame, polling */
 	else
-		net_tx(n);
+		net_tx(p);
 }
 
 static void net_config_read(struct virtio_dev *d, uint32_t offset, void *data,
@@ -398,21 +370,35 @@ static int net_activate(struct virtio_dev *d, struct kiln_error *err)
 {
 	struct net *n = d->priv;
 
-	if (tap_set_offload(&n->tap, net_offloads(d), err) < 0)
+	/* guest-controlled: MQ depends on CTRL_VQ (section 5.1.3.1) */
+	if (virtio_dev_has(d, VIRTIO_NET_F_MQ) &&
+	    !virtio_dev_has(d, VIRTIO_NET_F_CTRL_VQ))
+		return kiln_error_set(err, EINVAL,
+				      "VIRTIO_NET_F_MQ acked without "
+				      "VIRTIO_NET_F_CTRL_VQ");
+	/* the offloads are the TAP's, set through any attached queue:
+	 * pair 0's never detaches */
+	if (tap_set_offload(&n->pairs[0].tap, net_offloads(d), err) < 0)
 		return -1;
-	net_rx_clear(n);
-	net_poll(n, true);
+	for (unsigned int i = 0; i < n->curr_pairs; i++) {
+		net_rx_clear(&n->pairs[i]);
+		net_poll(&n->pairs[i], true);
+	}
 	return 0;
 }
 
 static void net_reset(struct virtio_dev *d)
 {
 	struct net *n = d->priv;
+	struct kiln_error err = { 0 };
 
-	if (n->rx_len > 0)
-		metrics_inc(n->metrics, NET_M_RX_DROPPED);
-	net_rx_clear(n);
-	net_poll(n, false);
+	for (unsigned int i = 0; i < n->max_pairs; i++) {
+		net_rx_drop(&n->pairs[i]);
+		net_poll(&n->pairs[i], false);
+	}
+	/* multiqueue is off again until the next VQ_PAIRS_SET */
+	if (net_pairs_use(n, 1, &err) < 0)
+		log_warn("virtio-net %s: %s", n->id, err.msg);
 }
 
 static void net_save(struct virtio_dev *d, void *state)
@@ -420,21 +406,50 @@ static void net_save(struct virtio_dev *d, void *state)
 	const struct net *n = d->priv;
 	struct net_state *s = state;
 
-	memset(s, 0, sizeof(*s));
-	s->version = NET_STATE_VERSION;
+	memset(s, 0, d->ops->state_size);
+	s->version = n->max_pairs > 1 ? NET_STATE_VERSION_MQ
+				      : NET_STATE_VERSION;
 	memcpy(s->mac, n->config.mac, 6);
 	s->has_mac = virtio_dev_offered(d) & VIRTIO_BIT(VIRTIO_NET_F_MAC) ? 1
 									  : 0;
-	memcpy(s->tap, n->tap.name, IFNAMSIZ);
+	memcpy(s->tap, n->pairs[0].tap.name, IFNAMSIZ);
 	s->acked_features = d->driver_features;
+	if (n->max_pairs > 1) {
+		struct net_state_mq *m = state;
+
+		m->max_pairs = (uint16_t)n->max_pairs;
+		m->curr_pairs = (uint16_t)n->curr_pairs;
+	}
 }
 
-/* rx chains given part of the pending frame (MRG_RXBUF), not yet used */
+/* rx chains given part of a pending frame (MRG_RXBUF), not yet used */
 static uint16_t net_held(struct virtio_dev *d, unsigned int queue)
 {
 	const struct net *n = d->priv;
 
-	return queue == NET_RXQ ? (uint16_t)n->rx_nheld : 0;
+	if (queue % 2 != 0 || queue / 2 >= n->max_pairs ||
+	    queue == net_ctrl_queue(n))
+		return 0;
+	return (uint16_t)n->pairs[queue / 2].rx_nheld;
+}
+
+/* The multi-queue part of a state of version NET_STATE_VERSION_MQ. */
+static int net_restore_mq(const struct net *n, const struct net_state_mq *m,
+			  struct kiln_error *err)
+{
+	/* file-controlled */
+	if (m->pad != 0 || m->max_pairs != n->max_pairs)
+		return kiln_error_set(err, EINVAL,
+				      "net state: %u queue pairs in the "
+				      "snapshot, %u in the config (pad %u)",
+				      m->max_pairs, n->max_pairs, m->pad);
+	if (m->curr_pairs < 1 || m->curr_pairs > m->max_pairs ||
+	    (m->curr_pairs > 1 &&
+	     !(m->base.acked_features & VIRTIO_BIT(VIRTIO_NET_F_MQ))))
+		return kiln_error_set(err, EINVAL,
+				      "net state: %u of %u queue pairs in use",
+				      m->curr_pairs, m->max_pairs);
+	return 0;
 }
 
 static int net_restore(struct virtio_dev *d, const void *state,
@@ -443,14 +458,16 @@ static int net_restore(struct virtio_dev *d, const void *state,
 	struct net *n = d->priv;
 	const struct net_state *s = state;
 	bool has_mac = virtio_dev_offered(d) & VIRTIO_BIT(VIRTIO_NET_F_MAC);
+	uint32_t want = n->max_pairs > 1 ? NET_STATE_VERSION_MQ
+					 : NET_STATE_VERSION;
+	unsigned int pairs = 1;
 
 	/* file-controlled */
-	if (s->version != NET_STATE_VERSION || s->pad != 0 || s->has_mac > 1)
+	if (s->version != want || s->pad != 0 || s->has_mac > 1)
 		return kiln_error_set(err, EINVAL,
 				      "net state version %u pad %u has_mac %u, "
 				      "want version %u",
-				      s->version, s->pad, s->has_mac,
-				      NET_STATE_VERSION);
+				      s->version, s->pad, s->has_mac, want);
 	if (memchr(s->tap, '\0', IFNAMSIZ) == NULL)
 		return kiln_error_set(err, EINVAL,
 				      "net state: TAP name not terminated");
@@ -465,17 +482,30 @@ static int net_restore(struct virtio_dev *d, const void *state,
 			err, EINVAL,
 			"net state: features 0x%llx not offered "
 			"by TAP `%s` (0x%llx)",
-			(unsigned long long)s->acked_features, n->tap.name,
+			(unsigned long long)s->acked_features,
+			n->pairs[0].tap.name,
 			(unsigned long long)virtio_dev_offered(d));
+	if (n->max_pairs > 1) {
+		const struct net_state_mq *m = state;
+
+		if (net_restore_mq(n, m, err) < 0)
+			return -1;
+		pairs = m->curr_pairs;
+	}
+	/* the fork's TAP queues; nothing changed when this fails. No
+	 * polling until activate, under the restored queues */
+	if (net_pairs_use(n, pairs, err) < 0)
+		return kiln_error_wrap(err, "net state");
 	/* a fork may use another TAP; the guest keeps the MAC it read */
-	if (strcmp(s->tap, n->tap.name) != 0)
+	if (strcmp(s->tap, n->pairs[0].tap.name) != 0)
 		log_info("virtio-net %s: restored from TAP `%s` onto `%s`",
-			 n->id, s->tap, n->tap.name);
+			 n->id, s->tap, n->pairs[0].tap.name);
 	if (has_mac)
 		memcpy(n->config.mac, s->mac, 6);
-	if (n->rx_len > 0)
-		metrics_inc(n->metrics, NET_M_RX_DROPPED);
-	net_rx_clear(n);
+	for (unsigned int i = 0; i < n->max_pairs; i++) {
+		net_poll(&n->pairs[i], false);
+		net_rx_drop(&n->pairs[i]);
+	}
 	return 0;
 }
 
@@ -522,10 +552,50 @@ static uint64_t net_offload_features(unsigned int tun)
 
 static void net_free(struct net *n)
 {
-	evloop_del(&n->vm->loop, n->tap_ev);
-	tap_close(&n->tap);
+	for (unsigned int i = 0; i < n->max_pairs; i++) {
+		struct net_pair *p = &n->pairs[i];
+
+		evloop_del(&n->vm->loop, p->tap_ev);
+		tap_close(&p->tap);
+		metrics_unregister(p->metrics);
+	}
 	metrics_unregister(n->metrics);
 	free(n);
+}
+
+/* Pair i: its TAP queue (detached but the first), metrics, loop entry. */
+static int net_pair_open(struct net *n, const struct vm_net *c, unsigned int i,
+			 struct kiln_error *err)
+{
+	struct net_pair *p = &n->pairs[i];
+	bool mq = n->max_pairs > 1;
+
+	if (tap_open(&p->tap, c->tap, mq, err) < 0)
+		return kiln_error_wrap(err, "network interface `%s`", n->id);
+	/* until the driver asks for more, frames go to the first queue */
+	if (i > 0) {
+		if (tap_set_queue(&p->tap, false, err) < 0)
+			return kiln_error_wrap(err, "network interface `%s`",
+					       n->id);
+		p->detached = true;
+	}
+	if (mq) {
+		char id[48];
+
+		snprintf(id, sizeof(id), "%s_q%u", n->id, i);
+		p->metrics = metrics_register("net", id, metrics_net_defs,
+					      NET_M_COUNT, err);
+		if (p->metrics == NULL)
+			return -1;
+	}
+	/* no EPOLLIN until the driver is ready */
+	if (n->vm->loop.epfd >= 0) {
+		p->tap_ev = evloop_add(&n->vm->loop, p->tap.fd, EPOLLET,
+				       net_on_tap, p, err);
+		if (p->tap_ev == NULL)
+			return -1;
+	}
+	return 0;
 }
 
 static int net_create(struct vm *vm, const struct vm_net *c, struct net **out,
@@ -536,12 +606,21 @@ static int net_create(struct vm *vm, const struct vm_net *c, struct net **out,
 	if (n == NULL)
 		return kiln_error_set(err, ENOMEM, "virtio-net");
 	n->vm = vm;
-	n->tap.fd = -1;
 	snprintf(n->id, sizeof(n->id), "%s", c->id ? c->id : "?");
-	if (tap_open(&n->tap, c->tap, err) < 0) {
-		kiln_error_wrap(err, "network interface `%s`", n->id);
+	n->max_pairs = c->queue_pairs > 1 ? c->queue_pairs : 1;
+	if (n->max_pairs > NET_MAX_PAIRS) {
+		kiln_error_set(err, EINVAL,
+			       "network interface `%s`: %u queue pairs, at "
+			       "most %d",
+			       n->id, n->max_pairs, NET_MAX_PAIRS);
 		free(n);
 		return -1;
+	}
+	n->curr_pairs = 1;
+	for (unsigned int i = 0; i < n->max_pairs; i++) {
+		n->pairs[i].n = n;
+		n->pairs[i].index = i;
+		n->pairs[i].tap.fd = -1;
 	}
 	n->metrics = metrics_register("net", n->id, metrics_net_defs,
 				      NET_M_COUNT, err);
@@ -549,28 +628,29 @@ static int net_create(struct vm *vm, const struct vm_net *c, struct net **out,
 		net_free(n);
 		return -1;
 	}
+	for (unsigned int i = 0; i < n->max_pairs; i++)
+		if (net_pair_open(n, c, i, err) < 0) {
+			net_free(n);
+			return -1;
+		}
 	n->ops = net_ops;
-	n->ops.features |= net_offload_features(n->tap.offloads);
+	n->ops.features |= net_offload_features(n->pairs[0].tap.offloads);
 	if (c->has_mac) {
 		n->ops.features |= VIRTIO_BIT(VIRTIO_NET_F_MAC);
 		memcpy(n->config.mac, c->mac, 6);
 	}
+	if (n->max_pairs > 1) {
+		n->ops.features |= VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) |
+				   VIRTIO_BIT(VIRTIO_NET_F_MQ);
+		n->ops.num_queues = 2 * n->max_pairs + 1;
+		n->ops.state_size = sizeof(struct net_state_mq);
+	}
 	n->config.status = VIRTIO_NET_S_LINK_UP;
-	n->config.max_virtqueue_pairs = 1;
+	n->config.max_virtqueue_pairs = (uint16_t)n->max_pairs;
 	n->config.mtu = 1500;
 	if (virtio_dev_init(&n->dev, &n->ops, n, &vm->mem, err) < 0) {
 		net_free(n);
 		return -1;
-	}
-	/* no EPOLLIN until the driver is ready */
-	if (vm->loop.epfd >= 0) {
-		n->tap_ev = evloop_add(&vm->loop, n->tap.fd, EPOLLET,
-				       net_on_tap, n, err);
-		if (n->tap_ev == NULL) {
-			virtio_dev_destroy(&n->dev);
-			net_free(n);
-			return -1;
-		}
 	}
 	if (virtio_mmio_add(vm, &n->dev, err) < 0) {
 		virtio_dev_destroy(&n->dev);

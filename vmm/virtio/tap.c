@@ -8,7 +8,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-int tap_open(struct tap *t, const char *name, struct kiln_error *err)
+int tap_open(struct tap *t, const char *name, bool multi_queue,
+	     struct kiln_error *err)
 {
 	static const unsigned int probes[] = {
 		TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UFO,
@@ -35,11 +36,14 @@ int tap_open(struct tap *t, const char *name, struct kiln_error *err)
 				      name);
 	strcpy(ifr.ifr_name, name);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (multi_queue)
+		ifr.ifr_flags |= IFF_MULTI_QUEUE;
 	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
 		kiln_error_set(err, errno,
-			       "TAP `%s`: attach (TUNSETIFF; is it a TAP, "
+			       "TAP `%s`: attach (TUNSETIFF; is it a %s TAP, "
 			       "free, and ours to use?)",
-			       name);
+			       name,
+			       multi_queue ? "multi-queue" : "single-queue");
 		goto fail;
 	}
 	/* it vanished between the two checks and TUNSETIFF made a new one */
@@ -77,6 +81,17 @@ int tap_set_offload(struct tap *t, unsigned int flags, struct kiln_error *err)
 		return kiln_error_set(err, errno,
 				      "TAP `%s`: TUNSETOFFLOAD 0x%x", t->name,
 				      flags);
+	return 0;
+}
+
+int tap_set_queue(struct tap *t, bool attach, struct kiln_error *err)
+{
+	struct ifreq ifr = { 0 };
+
+	ifr.ifr_flags = attach ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+	if (ioctl(t->fd, TUNSETQUEUE, &ifr) < 0)
+		return kiln_error_set(err, errno, "TAP `%s`: %s a queue",
+				      t->name, attach ? "attach" : "detach");
 	return 0;
 }
 
