@@ -64,9 +64,10 @@ struct vm_config {
 	char *cmdline;	   /* NULL: VM_DEFAULT_CMDLINE */
 	unsigned int vcpu_count;
 	uint64_t mem_mib;
-	char *console_path; /* NULL: serial output to stdout */
-	bool console_in;    /* feed stdin to the serial port */
-	bool entropy;	    /* a virtio-rng device ("entropy" key) */
+	bool track_dirty_pages; /* KVM's dirty log on, for diff snapshots */
+	char *console_path;	/* NULL: serial output to stdout */
+	bool console_in;	/* feed stdin to the serial port */
+	bool entropy;		/* a virtio-rng device ("entropy" key) */
 	unsigned int ndrives;
 	struct vm_drive drives[VM_MAX_DRIVES];
 	unsigned int nnets;

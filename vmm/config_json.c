@@ -114,8 +114,10 @@ static int parse_machine_config(struct vm_config *c, yajl_val obj,
 			if (get_uint(v, k, UINT64_MAX >> 20, &n, err) < 0)
 				return -1;
 			c->mem_mib = n;
-		} else if (strcmp(k, "smt") == 0 || strcmp(k, "track_dirty_"
-							      "pages") == 0) {
+		} else if (strcmp(k, "track_dirty_pages") == 0) {
+			if (get_bool(v, k, &c->track_dirty_pages, err) < 0)
+				return -1;
+		} else if (strcmp(k, "smt") == 0) {
 			/* accepted when off, which is what kiln-vmm does */
 			if (get_bool(v, k, &b, err) < 0)
 				return -1;
@@ -687,7 +689,7 @@ static void gen_config(yajl_gen g, const struct vm_config *c)
 	gen_uint(g, "vcpu_count", c->vcpu_count);
 	gen_uint(g, "mem_size_mib", c->mem_mib);
 	gen_bool(g, "smt", false);
-	gen_bool(g, "track_dirty_pages", false);
+	gen_bool(g, "track_dirty_pages", c->track_dirty_pages);
 	gen_str(g, "huge_pages", "None");
 	yajl_gen_map_close(g);
 

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "fork.h"
 #include "metrics.h"
+#include "snapshot.h"
 #include "vm.h"
 
 #ifndef KILN_VERSION
@@ -62,6 +63,9 @@ static void usage(FILE *f)
 		"  --metrics-path PATH  write metrics (JSON lines) to PATH\n"
 		"  --no-api, --boot-timer  accepted for Firecracker "
 		"compatibility\n"
+		"  --rebase-snap BASE-MEM DIFF-MEM  copy a diff snapshot's "
+		"pages onto\n"
+		"                       its base's memory file, and exit\n"
 		"  --version, --help\n"
 		"Flags given after --config-file override its values.\n",
 		VM_DEFAULT_CMDLINE, VM_MAX_VCPUS);
@@ -304,6 +308,19 @@ int main(int argc, char **argv)
 	/* a closed console pipe is an EPIPE the serial device handles */
 	signal(SIGPIPE, SIG_IGN);
 	log_set_prog("kiln-vmm");
+	/* a tool, not a VM: merge a diff snapshot's memory onto its base */
+	if (argc >= 2 && strcmp(argv[1], "--rebase-snap") == 0) {
+		if (argc != 4) {
+			fprintf(stderr, "kiln-vmm: usage: kiln-vmm "
+					"--rebase-snap BASE-MEM DIFF-MEM\n");
+			return 2;
+		}
+		if (snapshot_rebase(argv[2], argv[3], &err) < 0) {
+			kiln_error_print(&err, "kiln-vmm");
+			return 1;
+		}
+		return 0;
+	}
 	vm_config_init(&cfg);
 	/*
 	 * A VM described before any request is checked as the API checks

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -121,6 +122,8 @@ void guest_mem_destroy(struct guest_mem *m)
 		munmap(m->host, m->size);
 	if (m->fd >= 0)
 		close(m->fd);
+	free(m->dirty);
+	m->dirty = NULL;
 	m->host = NULL;
 	m->fd = -1;
 }
@@ -153,6 +156,7 @@ int guest_mem_write(struct guest_mem *m, uint64_t gpa, const void *src,
 				      (unsigned long long)gpa,
 				      (unsigned long long)len);
 	memcpy(p, src, len);
+	guest_mem_mark_dirty(m, p, len);
 	return 0;
 }
 
@@ -175,4 +179,44 @@ uint64_t guest_mem_end(const struct guest_mem *m)
 	const struct guest_region *r = &m->regions[m->nregions - 1];
 
 	return r->gpa + r->size;
+}
+
+int guest_mem_track_dirty(struct guest_mem *m, struct kiln_error *err)
+{
+	uint64_t pages = m->size / GUEST_PAGE;
+
+	if (m->dirty != NULL)
+		return 0;
+	m->dirty = calloc((pages + 63) / 64, sizeof(uint64_t));
+	if (m->dirty == NULL)
+		return kiln_error_set(err, ENOMEM, "dirty page bitmap");
+	return 0;
+}
+
+void guest_mem_mark_written(struct guest_mem *m)
+{
+	uint64_t off = 0;
+
+	if (m->dirty == NULL)
+		return;
+	if (m->fd < 0 || m->private_map) {
+		guest_mem_mark_dirty(m, m->host, m->size);
+		return;
+	}
+	while (off < m->size) {
+		off_t d = lseek(m->fd, (off_t)off, SEEK_DATA), h;
+
+		if (d < 0 && errno != ENXIO) {
+			/* no map of the file: take all the rest */
+			guest_mem_mark_dirty(m, m->host + off, m->size - off);
+			break;
+		}
+		if (d < 0 || (uint64_t)d >= m->size)
+			break;
+		h = lseek(m->fd, d, SEEK_HOLE);
+		if (h < 0 || (uint64_t)h > m->size)
+			h = (off_t)m->size;
+		guest_mem_mark_dirty(m, m->host + d, (uint64_t)(h - d));
+		off = (uint64_t)h;
+	}
 }

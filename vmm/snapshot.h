@@ -194,11 +194,22 @@ struct vm;
 /*
  * Write the state file (to a temporary name, renamed into place) and the
  * memory file (sparse: holes where RAM is zero) of vm, which must be
- * paused.
+ * paused. diff: the memory file holds only the pages written since the
+ * last snapshot (or the boot or load), at their offsets, to be copied
+ * onto the base's memory file (vm->mem.dirty must be tracked; no key).
  */
 struct seal_key;
 int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
-		    const struct seal_key *key, struct kiln_error *err);
+		    const struct seal_key *key, bool diff,
+		    struct kiln_error *err);
+/*
+ * Copy the pages a diff snapshot's memory file holds (its data, between
+ * holes) onto the memory file of the snapshot it follows, at the same
+ * offsets: base_path becomes the memory of the diff's state file, as
+ * Firecracker's rebase-snap does.
+ */
+int snapshot_rebase(const char *base_path, const char *diff_path,
+		    struct kiln_error *err);
 /*
  * The state file of vm (paused) in memory, for a template: *out
  * (malloc'd), no memory checksum (the template's memfd is sealed).

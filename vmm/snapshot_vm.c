@@ -455,7 +455,10 @@ static bool page_zero(const uint8_t *p)
 	return memcmp(p, snap_zeros, SNAP_PAGE) == 0;
 }
 
-/* [off, end) of RAM into fd, zero pages left as holes; CRC over all. */
+/*
+ * [off, end) of RAM into fd, zero pages left as holes; CRC over all. fd -1:
+ * the CRC alone.
+ */
 static int snap_write_range(const struct guest_mem *m, int fd, uint64_t off,
 			    uint64_t end, uint32_t *crc)
 {
@@ -471,14 +474,52 @@ static int snap_write_range(const struct guest_mem *m, int fd, uint64_t off,
 				       !page_zero(m->host + off);
 		     off += SNAP_PAGE)
 			*crc = snap_crc32c(*crc, m->host + off, SNAP_PAGE);
+		if (fd >= 0 &&
+		    util_pwrite_all(fd, m->host + run, off - run, run) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool page_dirty(const struct guest_mem *m, uint64_t off)
+{
+	uint64_t pg = off / SNAP_PAGE;
+
+	return m->dirty[pg / 64] & (1ULL << (pg % 64));
+}
+
+/*
+ * The pages m->dirty names into fd, at their offsets, zero ones too: in a
+ * diff a hole means "as in the base", not "zero".
+ */
+static int snap_write_dirty(const struct guest_mem *m, int fd)
+{
+	uint64_t off = 0;
+
+	while (off < m->size) {
+		uint64_t run;
+
+		if (!page_dirty(m, off)) {
+			off += SNAP_PAGE;
+			continue;
+		}
+		for (run = off; off < m->size && off - run < SNAP_IO_CHUNK &&
+				page_dirty(m, off);
+		     off += SNAP_PAGE)
+			;
 		if (util_pwrite_all(fd, m->host + run, off - run, run) < 0)
 			return -1;
 	}
 	return 0;
 }
 
+/*
+ * The memory file: all of RAM (sparse), or (diff) the dirty pages alone.
+ * *crc is over all of RAM either way: a diff merged onto its base is the
+ * RAM the state file describes.
+ */
 static int snap_write_memory(const struct guest_mem *m, const char *path,
-			     uint32_t *crc, struct kiln_error *err)
+			     bool diff, uint32_t *crc, struct kiln_error *err)
 {
 	cleanup_close int fd = -1;
 	uint64_t off = 0, size = m->size;
@@ -511,11 +552,14 @@ static int snap_write_memory(const struct guest_mem *m, const char *path,
 			hole = h < 0 || (uint64_t)h > size ? size : (uint64_t)h;
 		}
 		c = snap_crc_zeros(c, data - off);
-		if (snap_write_range(m, fd, data, hole, &c) < 0)
+		if (snap_write_range(m, diff ? -1 : fd, data, hole, &c) < 0)
 			return kiln_error_set(err, errno,
 					      "write memory file `%s`", path);
 		off = hole;
 	}
+	if (diff && snap_write_dirty(m, fd) < 0)
+		return kiln_error_set(err, errno, "write memory file `%s`",
+				      path);
 	if (fsync(fd) < 0 || close(steal_fd(&fd)) < 0)
 		return kiln_error_set(err, errno, "write memory file `%s`",
 				      path);
@@ -616,8 +660,19 @@ int snapshot_state(struct vm *vm, uint8_t **out, size_t *outlen,
 	return ret;
 }
 
+/* How many pages were written since the last snapshot. */
+static uint64_t snap_count_dirty(const struct guest_mem *m)
+{
+	uint64_t n = 0;
+
+	for (uint64_t w = 0; w < (m->size / SNAP_PAGE + 63) / 64; w++)
+		n += (uint64_t)__builtin_popcountll(m->dirty[w]);
+	return n;
+}
+
 int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
-		    const struct seal_key *key, struct kiln_error *err)
+		    const struct seal_key *key, bool diff,
+		    struct kiln_error *err)
 {
 	uint8_t id[SEAL_ID_LEN];
 	cleanup_free uint8_t *sealed = NULL;
@@ -627,10 +682,17 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 	size_t outlen = 0;
 	int ret = -1;
 
-	if (snap_build(vm, &w, err) < 0)
+	if (diff && key != NULL) {
+		kiln_error_set(err, 0, "a diff snapshot cannot be sealed");
+		goto out;
+	}
+	/* the guest's writes up to the pause, the devices' as they finish */
+	if (snap_build(vm, &w, err) < 0 ||
+	    ((diff || vm->mem.dirty != NULL) && vm_collect_dirty(vm, err) < 0))
 		goto out;
 	if (key == NULL) {
-		if (snap_write_memory(&vm->mem, mem_path, &mem_crc, err) < 0 ||
+		if (snap_write_memory(&vm->mem, mem_path, diff, &mem_crc, err) <
+			    0 ||
 		    snap_finish(&w, vm->vcpu_count, vm->mem.size, mem_crc, &out,
 				&outlen, err) < 0 ||
 		    snap_write_file(state_path, out, outlen, err) < 0)
@@ -647,14 +709,79 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 		    snap_write_file(state_path, sealed, outlen, err) < 0)
 			goto out;
 	}
-	log_info("snapshot%s: %zu bytes of state in `%s`, %llu MiB of memory "
-		 "in `%s`",
-		 key != NULL ? " (sealed)" : "", outlen, state_path,
-		 (unsigned long long)(vm->mem.size >> 20), mem_path);
+	if (diff)
+		log_info("diff snapshot: %zu bytes of state in `%s`, %llu "
+			 "pages written since the last snapshot in `%s`",
+			 outlen, state_path,
+			 (unsigned long long)snap_count_dirty(&vm->mem),
+			 mem_path);
+	else
+		log_info("snapshot%s: %zu bytes of state in `%s`, %llu MiB "
+			 "of memory in `%s`",
+			 key != NULL ? " (sealed)" : "", outlen, state_path,
+			 (unsigned long long)(vm->mem.size >> 20), mem_path);
+	/* the next diff starts here */
+	if (vm->mem.dirty != NULL)
+		memset(vm->mem.dirty, 0,
+		       (vm->mem.size / SNAP_PAGE + 63) / 64 * sizeof(uint64_t));
 	ret = 0;
 out:
 	snap_writer_destroy(&w);
 	return ret;
+}
+
+int snapshot_rebase(const char *base_path, const char *diff_path,
+		    struct kiln_error *err)
+{
+	cleanup_close int base = -1, diff = -1;
+	struct stat bs, ds;
+	off_t off = 0;
+
+	diff = open(diff_path, O_RDONLY | O_CLOEXEC);
+	if (diff < 0)
+		return kiln_error_set(err, errno, "diff memory file `%s`",
+				      diff_path);
+	base = open(base_path, O_WRONLY | O_CLOEXEC);
+	if (base < 0)
+		return kiln_error_set(err, errno, "base memory file `%s`",
+				      base_path);
+	if (fstat(base, &bs) < 0 || fstat(diff, &ds) < 0)
+		return kiln_error_set(err, errno, "fstat");
+	if (!S_ISREG(bs.st_mode) || !S_ISREG(ds.st_mode) ||
+	    bs.st_size != ds.st_size)
+		return kiln_error_set(err, EINVAL,
+				      "`%s` (%lld bytes) and `%s` (%lld "
+				      "bytes): want two regular files of one "
+				      "VM's memory size",
+				      base_path, (long long)bs.st_size,
+				      diff_path, (long long)ds.st_size);
+	while (off < ds.st_size) {
+		off_t data = lseek(diff, off, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0)
+			return kiln_error_set(err, errno, "`%s`: SEEK_DATA",
+					      diff_path);
+		hole = lseek(diff, data, SEEK_HOLE);
+		if (hole < 0)
+			return kiln_error_set(err, errno, "`%s`: SEEK_HOLE",
+					      diff_path);
+		for (off = data; off < hole;) {
+			loff_t in = off, out = off;
+			ssize_t n = copy_file_range(diff, &in, base, &out,
+						    (size_t)(hole - off), 0);
+
+			if (n <= 0)
+				return kiln_error_set(err, n < 0 ? errno : EIO,
+						      "copy `%s` onto `%s`",
+						      diff_path, base_path);
+			off += n;
+		}
+	}
+	if (fsync(base) < 0 || close(steal_fd(&base)) < 0)
+		return kiln_error_set(err, errno, "write `%s`", base_path);
+	return 0;
 }
 
 int snapshot_read(const char *path, uint8_t **buf, size_t *len,

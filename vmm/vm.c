@@ -155,6 +155,9 @@ static int vm_setup_memory(struct vm *vm, int mem_fd, struct kiln_error *err)
 	if ((mem_fd >= 0 ? guest_mem_init_private(&vm->mem, mem_fd, size, err)
 			 : guest_mem_init(&vm->mem, size, err)) < 0)
 		return -1;
+	if (vm->cfg->track_dirty_pages &&
+	    guest_mem_track_dirty(&vm->mem, err) < 0)
+		return -1;
 	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
 		const struct guest_region *r = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -163,11 +166,46 @@ static int vm_setup_memory(struct vm *vm, int mem_fd, struct kiln_error *err)
 			.memory_size = r->size,
 			.userspace_addr =
 				(uint64_t)(uintptr_t)(vm->mem.host + r->offset),
+			.flags = vm->mem.dirty != NULL ? KVM_MEM_LOG_DIRTY_PAGES
+						       : 0,
 		};
 
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
 			return kiln_error_set(
 				err, errno, "KVM_SET_USER_MEMORY_REGION %u", i);
+	}
+	return 0;
+}
+
+int vm_collect_dirty(struct vm *vm, struct kiln_error *err)
+{
+	struct guest_mem *m = &vm->mem;
+
+	if (m->dirty == NULL)
+		return kiln_error_set(err, 0,
+				      "dirty pages are not tracked: set "
+				      "`track_dirty_pages` in machine-config "
+				      "before boot, or in snapshot/load");
+	for (unsigned int i = 0; i < m->nregions; i++) {
+		const struct guest_region *r = &m->regions[i];
+		uint64_t pages = r->size / 4096, base = r->offset / 4096;
+		cleanup_free uint64_t *log = calloc((pages + 63) / 64, 8);
+		struct kvm_dirty_log dl = { .slot = i };
+
+		if (log == NULL)
+			return kiln_error_set(err, ENOMEM, "dirty log");
+		dl.dirty_bitmap = log;
+		/* returns the slot's log and clears it */
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0)
+			return kiln_error_set(err, errno,
+					      "KVM_GET_DIRTY_LOG %u", i);
+		for (uint64_t w = 0; w < (pages + 63) / 64; w++)
+			for (uint64_t b = log[w]; b != 0; b &= b - 1) {
+				uint64_t pg = base + w * 64 +
+					      (uint64_t)__builtin_ctzll(b);
+
+				m->dirty[pg / 64] |= 1ULL << (pg % 64);
+			}
 	}
 	return 0;
 }
@@ -364,6 +402,8 @@ int vm_boot(struct vm *vm, struct kiln_error *err)
 	/* devices first: they declare themselves on the command line */
 	if (vm_init_devices(vm, err) < 0 || vm_load(vm, &boot, err) < 0)
 		goto fail;
+	/* a diff from a cold boot is over zeros: the loaded pages are in it */
+	guest_mem_mark_written(&vm->mem);
 	for (i = 0; i < vm->vcpu_count; i++)
 		if (x86_setup_vcpu(vm->kvm_fd, vm->vcpus[i].fd, i,
 				   vm->vcpu_count, &boot, err) < 0 ||

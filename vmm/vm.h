@@ -104,6 +104,12 @@ int vm_cmdline_append(struct vm *vm, struct kiln_error *err, const char *fmt,
  * Edge-triggered: each write is one interrupt.
  */
 int vm_irqfd(struct vm *vm, unsigned int gsi, struct kiln_error *err);
+/*
+ * KVM's dirty log of every memory slot (the guest's writes since the last
+ * call) OR'ed into vm->mem.dirty; the VMM thread's, vCPUs paused. An
+ * error when dirty pages are not tracked.
+ */
+int vm_collect_dirty(struct vm *vm, struct kiln_error *err);
 
 /* Set a level-triggered interrupt line (KVM_IRQ_LINE). */
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level,

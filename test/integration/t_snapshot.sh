@@ -152,6 +152,84 @@ PY
 	expect_rc 143 && no_leftovers
 }
 
+# Diff snapshots (track_dirty_pages): a full snapshot, then a diff of
+# what the guest and the devices wrote after it. The diff alone is refused
+# (its state's checksum is over the merged RAM); copied onto the full one
+# with kiln-vmm --rebase-snap it loads and the counter carries on. A
+# loaded VM (RAM private over its file) takes a diff of its own too, and
+# a VM without tracking refuses one.
+test_snapshot_diff() {
+	s=$T/diff
+	rm -f "$s".*
+	api_start || return 1
+	api_configure api_tick || return 1
+	api_ok 204 PATCH /machine-config '{"track_dirty_pages": true}' || return 1
+	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
+	wait_line "TICK 20" 90 "$T/out" || { fail "the guest never ticked"; tail "$T/out"; return 1; }
+	snap_save "$s.base" || return 1
+	api_ok 204 PATCH /vm '{"state": "Resumed"}' || return 1
+	last=$(last_tick "$T/out")
+	wait_line "TICK $((last + 10))" 60 "$T/out" || { fail "no ticks after the full snapshot"; return 1; }
+	diff_save() { # PREFIX
+		api_ok 204 PATCH /vm '{"state": "Paused"}' || return 1
+		snap_api 204 PUT /snapshot/create "{\"snapshot_path\": \"$1.state\",
+			\"mem_file_path\": \"$1.mem\", \"snapshot_type\": \"Diff\"}" || return 1
+		echo "    diff snapshot: memory $(stat -c %s "$1.mem") bytes, $(du -k "$1.mem" | cut -f1) KiB on disk"
+	}
+	diff_save "$s.d1" || return 1
+	last=$(last_tick "$T/out")
+	snap_kill || return 1
+	grep -q "diff snapshot: .* pages written since the last snapshot" "$T/err" ||
+		{ fail "no diff log line"; tail -5 "$T/err"; return 1; }
+	[ "$(stat -c %s "$s.d1.mem")" -eq $((128 << 20)) ] ||
+		{ fail "diff memory file of $(stat -c %s "$s.d1.mem") bytes"; return 1; }
+	kb_full=$(du -k "$s.base.mem" | cut -f1)
+	kb_diff=$(du -k "$s.d1.mem" | cut -f1)
+	[ "$kb_diff" -gt 0 ] && [ "$kb_diff" -lt $((kb_full / 4)) ] ||
+		{ fail "diff of $kb_diff KiB against the full $kb_full KiB"; return 1; }
+
+	load() { # STATE MEM [TRACK]
+		echo "{\"snapshot_path\": \"$1\", \"mem_file_path\": \"$2\",
+			\"track_dirty_pages\": ${3:-false}, \"resume_vm\": true}"
+	}
+	api_start || return 1
+	api_fault "does not match the snapshot" PUT /snapshot/load \
+		"$(load "$s.d1.state" "$s.d1.mem")" || return 1
+	cp --sparse=always "$s.base.mem" "$s.m1.mem"
+	"$VMM" --rebase-snap "$s.m1.mem" "$s.d1.mem" || { fail "rebase-snap failed"; return 1; }
+	snap_api 204 PUT /snapshot/load "$(load "$s.d1.state" "$s.m1.mem" true)" || return 1
+	wait_line "TICK $((last + 10))" 90 "$T/out" ||
+		{ fail "no TICK $((last + 10)) after loading base + diff"; tail "$T/out"; return 1; }
+	first=$(first_tick "$T/out")
+	echo "    diff: last TICK $last; after base + diff: first TICK $first"
+	[ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] ||
+		{ fail "the counter went from $last to $first"; return 1; }
+
+	# the loaded VM's own diff, over m1 (which it never writes)
+	diff_save "$s.d2" || return 1
+	last=$(last_tick "$T/out")
+	snap_kill || return 1
+	cp --sparse=always "$s.m1.mem" "$s.m2.mem"
+	"$VMM" --rebase-snap "$s.m2.mem" "$s.d2.mem" || { fail "second rebase-snap failed"; return 1; }
+	api_start || return 1
+	snap_api 204 PUT /snapshot/load "$(load "$s.d2.state" "$s.m2.mem")" || return 1
+	wait_line "TICK $((last + 10))" 90 "$T/out" ||
+		{ fail "no TICK $((last + 10)) after the second diff"; tail "$T/out"; return 1; }
+	first=$(first_tick "$T/out")
+	echo "    second diff: last TICK $last; after its load: first TICK $first"
+	[ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] ||
+		{ fail "the counter went from $last to $first"; return 1; }
+	# loaded without tracking: no diff
+	api_ok 204 PATCH /vm '{"state": "Paused"}' || return 1
+	api_fault "dirty pages are not tracked" PUT /snapshot/create \
+		"{\"snapshot_path\": \"$s.d3.state\", \"mem_file_path\": \"$s.d3.mem\", \"snapshot_type\": \"Diff\"}" ||
+		return 1
+	pid=$(pgrep -P "$api_pid" -x kiln-vmm)
+	kill -TERM "$pid"
+	api_wait
+	expect_rc 143 && no_leftovers
+}
+
 # kiln-agent as PID 1 on 2 vCPUs: a container runs before the snapshot;
 # a load whose drive file is gone is refused naming it; after the load,
 # the agent answers a new vsock connection and runs another container

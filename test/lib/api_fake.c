@@ -128,21 +128,22 @@ static int fake_balloon_set_interval(void *vmm, uint32_t seconds,
 
 static int fake_snapshot_create(void *vmm, const char *state_path,
 				const char *mem_path, const char *key_path,
-				struct kiln_error *err)
+				bool diff, struct kiln_error *err)
 {
-	return RECORD("snapshot_create", err, "snapshot_create(%s,%s%s%s)",
+	return RECORD("snapshot_create", err, "snapshot_create(%s,%s%s%s%s)",
 		      state_path, mem_path, key_path ? ",key=" : "",
-		      key_path ? key_path : "");
+		      key_path ? key_path : "", diff ? ",diff" : "");
 }
 
 static int fake_snapshot_load(void *vmm, struct vm_config *cfg,
 			      const char *state_path, const char *mem_path,
-			      const char *key_path, struct kiln_error *err)
+			      const char *key_path, bool track_dirty,
+			      struct kiln_error *err)
 {
 	(void)cfg;
-	return RECORD("snapshot_load", err, "snapshot_load(%s,%s%s%s)",
+	return RECORD("snapshot_load", err, "snapshot_load(%s,%s%s%s%s)",
 		      state_path, mem_path, key_path ? ",key=" : "",
-		      key_path ? key_path : "");
+		      key_path ? key_path : "", track_dirty ? ",dirty" : "");
 }
 
 static int fake_template_make(void *vmm, const char *sock,

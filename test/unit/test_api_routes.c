@@ -419,8 +419,8 @@ static const struct bad {
 	  "are the same file" },
 	{ PAUSED, "PUT", "/snapshot/create",
 	  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
-	  " \"snapshot_type\": \"Diff\"}",
-	  "diff snapshots are not supported yet" },
+	  " \"snapshot_type\": \"Diff\", \"encryption_key_path\": \"/k\"}",
+	  "a diff snapshot cannot be sealed" },
 	{ PAUSED, "PUT", "/snapshot/create",
 	  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
 	  " \"snapshot_type\": \"Half\"}",
@@ -589,7 +589,9 @@ static void check_success(void)
 	   "  a second PUT replaces the whole boot source");
 	done(&t, "PUT", "/machine-config",
 	     "{\"vcpu_count\": 2, \"mem_size_mib\": 512, \"smt\": false,"
-	     " \"track_dirty_pages\": false, \"huge_pages\": \"None\"}");
+	     " \"track_dirty_pages\": true, \"huge_pages\": \"None\"}");
+	ok(t.cfg.track_dirty_pages, "  track_dirty_pages set");
+	got(&t, "/machine-config", "\"track_dirty_pages\":true", NULL);
 	done(&t, "PATCH", "/machine-config", "{\"mem_size_mib\": 256}");
 	ok(t.cfg.vcpu_count == 2 && t.cfg.mem_mib == 256, "  PATCH merges: 2 "
 							  "vCPUs kept, memory "
@@ -989,8 +991,8 @@ static void check_snapshot_load(void)
 		{ "{\"mem_file_path\": \"/m\"}", "`snapshot.snapshot_path` is "
 						 "missing" },
 		{ "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
-		  " \"enable_diff_snapshots\": true}",
-		  "not supported yet" },
+		  " \"enable_diff_snapshots\": 1}",
+		  "must be a boolean" },
 		{ "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
 		  " \"resume_vm\": \"yes\"}",
 		  "must be a boolean" },
@@ -1059,6 +1061,29 @@ static void check_snapshot_load(void)
 	     " \"encryption_key_path\": \"/k2\"}");
 	ok(strcmp(t.fake.log, "snapshot_create(/s2,/m2,key=/k2);") == 0,
 	   "  create with a key: %s", t.fake.log);
+	t_fini(&t);
+
+	/* diff snapshots: the type reaches the op, and tracking the load */
+	t_init(&t);
+	done(&t, "PUT", "/snapshot/load",
+	     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
+	     " \"track_dirty_pages\": true}");
+	ok(strcmp(t.fake.log, "snapshot_load(/s,/m,dirty);") == 0,
+	   "  load tracking dirty pages: %s", t.fake.log);
+	api_fake_clear(&t.fake);
+	done(&t, "PUT", "/snapshot/create",
+	     "{\"snapshot_path\": \"/s2\", \"mem_file_path\": \"/m2\","
+	     " \"snapshot_type\": \"Diff\"}");
+	ok(strcmp(t.fake.log, "snapshot_create(/s2,/m2,diff);") == 0,
+	   "  a diff snapshot: %s", t.fake.log);
+	t_fini(&t);
+	t_init(&t);
+	done(&t, "PUT", "/snapshot/load",
+	     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\","
+	     " \"enable_diff_snapshots\": true}");
+	ok(strcmp(t.fake.log, "snapshot_load(/s,/m,dirty);") == 0,
+	   "  enable_diff_snapshots, the old name, asks the same: %s",
+	   t.fake.log);
 	t_fini(&t);
 }
 

@@ -421,6 +421,60 @@ static void test_serial(void)
 	serial_free(b);
 }
 
+/* A diff's data lands on its base at the same offsets; holes change nothing. */
+static void test_rebase(void)
+{
+	char dir[] = "/tmp/kiln-rebase-XXXXXX", base[64], diff[64], small[64];
+	struct kiln_error err = { 0 };
+	uint8_t *b = calloc(1, 1 << 20), *want = calloc(1, 1 << 20);
+	uint8_t got[4096];
+	int fd;
+
+	if (mkdtemp(dir) == NULL || b == NULL || want == NULL) {
+		ok(0, "rebase setup");
+		return;
+	}
+	snprintf(base, sizeof(base), "%s/base", dir);
+	snprintf(diff, sizeof(diff), "%s/diff", dir);
+	snprintf(small, sizeof(small), "%s/small", dir);
+	memset(b, 0xbb, 1 << 20);
+	memcpy(want, b, 1 << 20);
+	fd = open(base, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(fd >= 0 && write(fd, b, 1 << 20) == 1 << 20, "base written");
+	close(fd);
+	/* the diff: pages 3 and 200 (a zero page: data, not a hole) */
+	fd = open(diff, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(fd >= 0 && ftruncate(fd, 1 << 20) == 0, "diff sized");
+	memset(got, 0xdd, sizeof(got));
+	ok(pwrite(fd, got, 4096, 3 * 4096) == 4096, "diff page 3");
+	memset(got, 0, sizeof(got));
+	ok(pwrite(fd, got, 4096, 200 * 4096) == 4096, "diff page 200");
+	close(fd);
+	memset(want + 3 * 4096, 0xdd, 4096);
+	memset(want + 200 * 4096, 0, 4096);
+	ok(snapshot_rebase(base, diff, &err) == 0, "rebase: %s", err.msg);
+	fd = open(base, O_RDONLY);
+	ok(fd >= 0 && read(fd, b, 1 << 20) == 1 << 20 &&
+		   memcmp(b, want, 1 << 20) == 0,
+	   "  the base has the diff's two pages, the rest as it was");
+	close(fd);
+	fd = open(small, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(fd >= 0 && ftruncate(fd, 4096) == 0, "a small file");
+	close(fd);
+	ok(snapshot_rebase(base, small, &err) < 0 &&
+		   strstr(err.msg, "memory size") != NULL,
+	   "a diff of another size is refused: %s", err.msg);
+	ok(snapshot_rebase(base, "/nonexistent/diff", &err) < 0 &&
+		   strstr(err.msg, "/nonexistent/diff") != NULL,
+	   "a missing diff is named: %s", err.msg);
+	unlink(base);
+	unlink(diff);
+	unlink(small);
+	rmdir(dir);
+	free(b);
+	free(want);
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERROR);
@@ -433,5 +487,6 @@ int main(void)
 	test_vcpu_blob();
 	test_memory_file();
 	test_serial();
+	test_rebase();
 	return tap_done();
 }

@@ -69,20 +69,23 @@ struct api_ops {
 	int (*balloon_set_interval)(void *vmm, uint32_t seconds,
 				    struct kiln_error *err);
 	/*
-	 * PUT /snapshot/create of a paused VM: a full snapshot, sealed with
-	 * the key in key_path unless it is NULL
+	 * PUT /snapshot/create of a paused VM: a full snapshot, or (diff) the
+	 * pages written since the last one; sealed with the key in key_path
+	 * unless it is NULL
 	 */
 	int (*snapshot_create)(void *vmm, const char *state_path,
 			       const char *mem_path, const char *key_path,
-			       struct kiln_error *err);
+			       bool diff, struct kiln_error *err);
 	/*
 	 * PUT /snapshot/load before boot: cfg (ctx->cfg) takes the
 	 * snapshot's machine and devices; the VM is left paused. key_path
-	 * (or NULL): the key of a sealed snapshot.
+	 * (or NULL): the key of a sealed snapshot. track_dirty: log written
+	 * pages from here, for diff snapshots.
 	 */
 	int (*snapshot_load)(void *vmm, struct vm_config *cfg,
 			     const char *state_path, const char *mem_path,
-			     const char *key_path, struct kiln_error *err);
+			     const char *key_path, bool track_dirty,
+			     struct kiln_error *err);
 	/* PUT /snapshot/template of a paused VM (ours, fork.h) */
 	int (*template_make)(void *vmm, const char *socket_path,
 			     struct kiln_error *err);

@@ -288,7 +288,8 @@ static int get_machine(struct api_ctx *ctx, const char *id, yajl_val body,
 		route_gen_uint(g, "vcpu_count", ctx->cfg->vcpu_count);
 		route_gen_uint(g, "mem_size_mib", ctx->cfg->mem_mib);
 		route_gen_bool(g, "smt", false);
-		route_gen_bool(g, "track_dirty_pages", false);
+		route_gen_bool(g, "track_dirty_pages",
+			       ctx->cfg->track_dirty_pages);
 		route_gen_str(g, "huge_pages", "None");
 		yajl_gen_map_close(g);
 	}

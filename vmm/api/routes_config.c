@@ -66,6 +66,7 @@ static int machine(struct api_ctx *ctx, yajl_val body, bool patch,
 	if (patch) {
 		tmp.vcpu_count = ctx->cfg->vcpu_count;
 		tmp.mem_mib = ctx->cfg->mem_mib;
+		tmp.track_dirty_pages = ctx->cfg->track_dirty_pages;
 	}
 	if (scratch(&tmp, "machine-config", body, err) < 0 ||
 	    vm_config_validate_machine(&tmp, err) < 0)
@@ -79,6 +80,7 @@ static int machine(struct api_ctx *ctx, yajl_val body, bool patch,
 				      ctx->cfg->balloon.amount_mib);
 	ctx->cfg->vcpu_count = tmp.vcpu_count;
 	ctx->cfg->mem_mib = tmp.mem_mib;
+	ctx->cfg->track_dirty_pages = tmp.track_dirty_pages;
 	return 0;
 }
 

@@ -59,6 +59,7 @@ int route_put_snapshot_create(struct api_ctx *ctx, const char *id,
 		"version",	 "encryption_key_path", NULL
 	};
 	const char *state, *mem, *type = NULL, *key = NULL;
+	bool diff = false;
 
 	if (route_only_keys(body, "snapshot", keys, err) < 0 ||
 	    need_path(body, "snapshot", "snapshot_path", &state, err) < 0 ||
@@ -67,15 +68,18 @@ int route_put_snapshot_create(struct api_ctx *ctx, const char *id,
 	    get_key_path(body, &key, err) < 0)
 		return -1;
 	if (type != NULL && strcmp(type, "Full") != 0) {
-		if (strcmp(type, "Diff") == 0)
+		if (strcmp(type, "Diff") != 0)
 			return kiln_error_set(err, 0,
-					      "diff snapshots are not "
-					      "supported yet");
-		return kiln_error_set(err, 0,
-				      "`snapshot.snapshot_type` \"%s\": want "
-				      "Full or Diff",
-				      type);
+					      "`snapshot.snapshot_type` "
+					      "\"%s\": want Full or Diff",
+					      type);
+		diff = true;
 	}
+	if (diff && key != NULL)
+		return kiln_error_set(err, 0,
+				      "a diff snapshot cannot be sealed: "
+				      "take a Full one with "
+				      "`encryption_key_path`");
 	if (strcmp(state, mem) == 0)
 		return kiln_error_set(err, 0,
 				      "`snapshot_path` and `mem_file_path` "
@@ -87,7 +91,7 @@ int route_put_snapshot_create(struct api_ctx *ctx, const char *id,
 				      "{\"state\": \"Paused\"}).");
 	if (OP(ctx, snapshot_create, err) < 0)
 		return -1;
-	return ctx->ops->snapshot_create(ctx->vmm, state, mem, key, err);
+	return ctx->ops->snapshot_create(ctx->vmm, state, mem, key, diff, err);
 }
 
 /* Was anything that shapes a boot configured? Firecracker refuses then. */
@@ -149,10 +153,6 @@ int route_put_snapshot_load(struct api_ctx *ctx, const char *id, yajl_val body,
 					      "\"%s\": only File is supported",
 					      type);
 	}
-	if (diff || dirty)
-		return kiln_error_set(err, 0,
-				      "dirty page tracking (diff snapshots) "
-				      "is not supported yet");
 	if (configured(ctx->cfg))
 		return kiln_error_set(err, 0,
 				      "Loading a microVM snapshot not allowed "
@@ -160,8 +160,9 @@ int route_put_snapshot_load(struct api_ctx *ctx, const char *id, yajl_val body,
 				      "resources.");
 	if (OP(ctx, snapshot_load, err) < 0)
 		return -1;
-	if (ctx->ops->snapshot_load(ctx->vmm, ctx->cfg, state, mem, key, err) <
-	    0)
+	/* Firecracker's old name and its new one ask for the same */
+	if (ctx->ops->snapshot_load(ctx->vmm, ctx->cfg, state, mem, key,
+				    diff || dirty, err) < 0)
 		return -1;
 	ctx->state = API_PAUSED;
 	if (!resume)

@@ -152,16 +152,17 @@ static int op_balloon_set_interval(void *vmm, uint32_t seconds,
 
 static int op_snapshot_create(void *vmm, const char *state_path,
 			      const char *mem_path, const char *key_path,
-			      struct kiln_error *err)
+			      bool diff, struct kiln_error *err)
 {
 	struct seal_key key;
 	int ret;
 
 	if (key_path == NULL)
-		return snapshot_create(vmm, state_path, mem_path, NULL, err);
+		return snapshot_create(vmm, state_path, mem_path, NULL, diff,
+				       err);
 	if (seal_key_read(key_path, &key, err) < 0)
 		return -1;
-	ret = snapshot_create(vmm, state_path, mem_path, &key, err);
+	ret = snapshot_create(vmm, state_path, mem_path, &key, diff, err);
 	seal_key_wipe(&key);
 	return ret;
 }
@@ -220,7 +221,8 @@ static int check_devices(const struct vm_config *c, struct kiln_error *err)
  */
 static int op_snapshot_load(void *vmm, struct vm_config *cfg,
 			    const char *state_path, const char *mem_path,
-			    const char *key_path, struct kiln_error *err)
+			    const char *key_path, bool track_dirty,
+			    struct kiln_error *err)
 {
 	struct vm *vm = vmm;
 	cleanup_free uint8_t *buf = NULL;
@@ -251,8 +253,11 @@ static int op_snapshot_load(void *vmm, struct vm_config *cfg,
 	if (fd < 0)
 		goto out;
 	swap_vm_shape(cfg, &snap);
+	snap.track_dirty_pages = cfg->track_dirty_pages;
+	cfg->track_dirty_pages = track_dirty;
 	if (vm_restore(vm, img, fd, err) < 0) {
 		swap_vm_shape(cfg, &snap);
+		cfg->track_dirty_pages = snap.track_dirty_pages;
 		goto out;
 	}
 	ret = 0;

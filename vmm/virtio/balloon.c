@@ -156,6 +156,8 @@ static void balloon_flush(struct balloon *b)
 
 	if (b->run_len == 0)
 		return;
+	/* freed or not, the pages may read differently: a diff takes them */
+	guest_mem_mark_dirty(m, m->host + b->run_off, b->run_len);
 	if (m->private_map) {
 		/*
 		 * RAM is a private copy of a file another VM may use (a

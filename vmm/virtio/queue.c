@@ -177,6 +177,7 @@ static int virtq_next_head(struct virtq *q, uint16_t *head)
 		 */
 		__atomic_store_n(virtq_avail_event(q), q->last_avail,
 				 __ATOMIC_RELAXED);
+		guest_mem_mark_dirty(q->mem, virtq_avail_event(q), 2);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		avail_idx = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
 		if (avail_idx == q->last_avail)
@@ -217,6 +218,8 @@ static int virtq_chain_add(struct virtq *q, struct virtq_chain *c,
 		return virtq_fail(q, "buffer 0x%llx+%u outside RAM",
 				  (unsigned long long)d->addr, d->len);
 	if (d->flags & VIRTQ_DESC_F_WRITE) {
+		/* the device may write it: a diff snapshot must take it */
+		guest_mem_mark_dirty(q->mem, p, d->len);
 		total = &c->write_len;
 		c->nwrite++;
 	} else {
@@ -320,6 +323,7 @@ void virtq_add_used(struct virtq *q, uint16_t head, uint32_t len)
 	e = &q->used->ring[q->used_idx % q->size];
 	__atomic_store_n(&e->id, (uint32_t)head, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->len, len, __ATOMIC_RELAXED);
+	guest_mem_mark_dirty(q->mem, e, sizeof(*e));
 	q->used_idx++;
 }
 
@@ -329,6 +333,7 @@ void virtq_publish(struct virtq *q)
 		return;
 	/* release: the elements and the buffer contents before the index */
 	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+	guest_mem_mark_dirty(q->mem, &q->used->idx, sizeof(q->used->idx));
 }
 
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
