@@ -485,7 +485,8 @@ static bool page_dirty(const struct guest_mem *m, uint64_t off)
 {
 	uint64_t pg = off / SNAP_PAGE;
 
-	return m->dirty[pg / 64] & (1ULL << (pg % 64));
+	return __atomic_load_n(&m->dirty[pg / 64], __ATOMIC_RELAXED) &
+	       (1ULL << (pg % 64));
 }
 
 /*
@@ -666,7 +667,8 @@ static uint64_t snap_count_dirty(const struct guest_mem *m)
 	uint64_t n = 0;
 
 	for (uint64_t w = 0; w < (m->size / SNAP_PAGE + 63) / 64; w++)
-		n += (uint64_t)__builtin_popcountll(m->dirty[w]);
+		n += (uint64_t)__builtin_popcountll(
+			__atomic_load_n(&m->dirty[w], __ATOMIC_RELAXED));
 	return n;
 }
 
@@ -721,9 +723,10 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 			 key != NULL ? " (sealed)" : "", outlen, state_path,
 			 (unsigned long long)(vm->mem.size >> 20), mem_path);
 	/* the next diff starts here */
-	if (vm->mem.dirty != NULL)
-		memset(vm->mem.dirty, 0,
-		       (vm->mem.size / SNAP_PAGE + 63) / 64 * sizeof(uint64_t));
+	for (uint64_t i = 0;
+	     vm->mem.dirty != NULL && i < (vm->mem.size / SNAP_PAGE + 63) / 64;
+	     i++)
+		__atomic_store_n(&vm->mem.dirty[i], 0, __ATOMIC_RELAXED);
 	ret = 0;
 out:
 	snap_writer_destroy(&w);

@@ -204,7 +204,9 @@ int vm_collect_dirty(struct vm *vm, struct kiln_error *err)
 				uint64_t pg = base + w * 64 +
 					      (uint64_t)__builtin_ctzll(b);
 
-				m->dirty[pg / 64] |= 1ULL << (pg % 64);
+				__atomic_fetch_or(&m->dirty[pg / 64],
+						  1ULL << (pg % 64),
+						  __ATOMIC_RELAXED);
 			}
 	}
 	return 0;
