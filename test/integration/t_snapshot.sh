@@ -331,7 +331,15 @@ d = bytearray(open(state, "rb").read()); d[len(d) // 2] ^= 0x01
 open(flip, "wb").write(d)
 PY
 
-	api_start || return 1
+	# the key that loads reaches kiln-vmm as an inherited descriptor of
+	# a file no longer on disk: /proc/self/fd/7 (docs/api.md)
+	cp "$s.key" "$s.fdkey"
+	exec 7<"$s.fdkey"
+	rm -f "$s.fdkey"
+	api_start
+	rc=$?
+	exec 7<&-
+	[ "$rc" = 0 ] || return 1
 	load() { # STATE MEM [KEY]
 		echo "{\"snapshot_path\": \"$1\", \"mem_file_path\": \"$2\", \"resume_vm\": true${3:+, \"encryption_key_path\": \"$3\"}}"
 	}
@@ -354,7 +362,7 @@ PY
 	grep -q '^TICK' "$T/out" && { fail "a refused load ran the guest"; return 1; }
 
 	t0=$(date +%s.%N)
-	snap_api 204 PUT /snapshot/load "$(load "$s.state" "$s.mem" "$s.key")" || return 1
+	snap_api 204 PUT /snapshot/load "$(load "$s.state" "$s.mem" /proc/self/fd/7)" || return 1
 	printf '    sealed load + resume: %.1f s\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
 	wait_line "TICK $((last + 20))" 90 "$T/out" ||
 		{ fail "no TICK $((last + 20)) after the sealed load (last before: $last)"; tail "$T/out"; tail "$T/err"; return 1; }
