@@ -262,6 +262,7 @@ FUZZ_LIBS_fuzz_config := -lyajl
 FUZZ_SRCS_fuzz_snapshot := vmm/snapshot.c vmm/config.c vmm/config_json.c lib/json.c lib/error.c lib/log.c
 FUZZ_LIBS_fuzz_snapshot := -lyajl
 FUZZ_SRCS_fuzz_snapshot_seal := vmm/snapshot_seal.c lib/error.c lib/log.c lib/util.c
+FUZZ_SRCS_fuzz_vhost_user := vmm/vhost_user.c lib/error.c lib/log.c lib/util.c
 FUZZ_LIBS_fuzz_snapshot_seal := -lcrypto
 # keep intermediate objects (san/, generated code) between runs
 .PRECIOUS: $(B)/san/%.o $(B)/tsan/%.o $(B)/obj/%.o $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h

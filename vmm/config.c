@@ -37,6 +37,11 @@ void vm_config_destroy(struct vm_config *c)
 		free(c->nets[i].tap);
 	}
 	free(c->vsock.uds_path);
+	for (unsigned int i = 0; i < c->nfs; i++) {
+		free(c->fs[i].id);
+		free(c->fs[i].tag);
+		free(c->fs[i].socket_path);
+	}
 	free(c->log_path);
 	free(c->metrics_path);
 	memset(c, 0, sizeof(*c));
@@ -318,6 +323,49 @@ int vm_config_set_balloon(struct vm_config *c, const char *spec,
 	return spec_walk(spec, "--balloon", balloon_kv, &c->balloon, err);
 }
 
+static int fs_kv(void *ctx, const char *k, const char *v,
+		 struct kiln_error *err)
+{
+	struct vm_fs *f = ctx;
+	uint64_t n;
+
+	if (strcmp(k, "id") == 0)
+		return dup_value(&f->id, k, v, err);
+	if (strcmp(k, "tag") == 0)
+		return dup_value(&f->tag, k, v, err);
+	if (strcmp(k, "socket") == 0)
+		return dup_value(&f->socket_path, k, v, err);
+	if (strcmp(k, "queues") == 0) {
+		if (num_value(&n, UINT32_MAX, k, v, err) < 0)
+			return -1;
+		f->num_queues = (uint32_t)n;
+		return 0;
+	}
+	if (strcmp(k, "queue-size") == 0) {
+		if (num_value(&n, UINT32_MAX, k, v, err) < 0)
+			return -1;
+		f->queue_size = (uint32_t)n;
+		return 0;
+	}
+	return kiln_error_set(err, 0, "unknown fs option `%s`", k);
+}
+
+void vm_config_fs_defaults(struct vm_fs *f)
+{
+	f->num_queues = 1;
+	f->queue_size = VM_FS_DEFAULT_QSIZE;
+}
+
+int vm_config_add_fs(struct vm_config *c, const char *spec,
+		     struct kiln_error *err)
+{
+	if (c->nfs == VM_MAX_FS)
+		return kiln_error_set(err, 0, "more than %d fs devices",
+				      VM_MAX_FS);
+	vm_config_fs_defaults(&c->fs[c->nfs]);
+	return spec_walk(spec, "--fs", fs_kv, &c->fs[c->nfs++], err);
+}
+
 int vm_config_validate_machine(const struct vm_config *c,
 			       struct kiln_error *err)
 {
@@ -390,6 +438,37 @@ int vm_config_validate_vsock(const struct vm_vsock *v, struct kiln_error *err)
 	return 0;
 }
 
+int vm_config_validate_fs(const struct vm_fs *f, struct kiln_error *err)
+{
+	if (f->id == NULL || f->id[0] == '\0')
+		return kiln_error_set(err, 0, "an fs device needs an fs_id");
+	if (f->tag == NULL || f->tag[0] == '\0' ||
+	    strlen(f->tag) > VM_FS_TAG_MAX)
+		return kiln_error_set(err, 0,
+				      "fs `%s`: the tag must be 1 to %d bytes",
+				      f->id, VM_FS_TAG_MAX);
+	if (f->socket_path == NULL || f->socket_path[0] == '\0')
+		return kiln_error_set(err, 0, "fs `%s` needs a socket_path",
+				      f->id);
+	if (strlen(f->socket_path) >= 108)
+		return kiln_error_set(err, 0,
+				      "fs `%s`: socket_path `%s` is too long "
+				      "for a Unix socket",
+				      f->id, f->socket_path);
+	if (f->num_queues < 1 || f->num_queues > VM_FS_MAX_QUEUES)
+		return kiln_error_set(err, 0,
+				      "fs `%s`: %u request queues, must be 1 "
+				      "to %d",
+				      f->id, f->num_queues, VM_FS_MAX_QUEUES);
+	if (f->queue_size < 2 || f->queue_size > VM_FS_MAX_QSIZE ||
+	    (f->queue_size & (f->queue_size - 1)) != 0)
+		return kiln_error_set(err, 0,
+				      "fs `%s`: queue_size %u is not a power "
+				      "of 2 from 2 to %d",
+				      f->id, f->queue_size, VM_FS_MAX_QSIZE);
+	return 0;
+}
+
 int vm_config_validate_boot_args(const char *args, struct kiln_error *err)
 {
 	size_t len = strlen(args);
@@ -443,6 +522,19 @@ static int validate_devices(const struct vm_config *c, struct kiln_error *err)
 	}
 	if (c->vsock.enabled && vm_config_validate_vsock(&c->vsock, err) < 0)
 		return -1;
+	for (unsigned int i = 0; i < c->nfs; i++) {
+		const struct vm_fs *f = &c->fs[i];
+
+		if (vm_config_validate_fs(f, err) < 0)
+			return -1;
+		for (unsigned int j = 0; j < i; j++)
+			if (strcmp(c->fs[j].id, f->id) == 0 ||
+			    strcmp(c->fs[j].tag, f->tag) == 0)
+				return kiln_error_set(err, 0,
+						      "fs `%s` and `%s`: the "
+						      "same id or tag",
+						      c->fs[j].id, f->id);
+	}
 	if (c->balloon.enabled && c->balloon.amount_mib > c->mem_mib)
 		return kiln_error_set(err, 0,
 				      "balloon of %u MiB is larger than the "
@@ -469,6 +561,12 @@ static int validate_strings(const struct vm_config *c, struct kiln_error *err)
 	for (unsigned int i = 0; i < c->nnets; i++)
 		if (need_utf8("an iface_id", c->nets[i].id, err) < 0 ||
 		    need_utf8("a host_dev_name", c->nets[i].tap, err) < 0)
+			return -1;
+	for (unsigned int i = 0; i < c->nfs; i++)
+		if (need_utf8("an fs_id", c->fs[i].id, err) < 0 ||
+		    need_utf8("an fs tag", c->fs[i].tag, err) < 0 ||
+		    need_utf8("an fs socket_path", c->fs[i].socket_path, err) <
+			    0)
 			return -1;
 	return 0;
 }

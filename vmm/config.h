@@ -20,6 +20,13 @@
  * which every device's snapshot state is sized by.
  */
 #define VM_MAX_NET_QUEUE_PAIRS 3
+#define VM_MAX_FS	       4
+
+/* virtio-fs: the tag's bytes in config space, request queues, ring sizes */
+#define VM_FS_TAG_MAX	    36
+#define VM_FS_MAX_QUEUES    7
+#define VM_FS_DEFAULT_QSIZE 128
+#define VM_FS_MAX_QSIZE	    1024
 
 /* boot_args, as Firecracker takes them: Linux x86's 2048 with the NUL */
 #define VM_MAX_BOOT_ARGS 2047
@@ -50,6 +57,18 @@ struct vm_vsock {
 	char *uds_path; /* host side: CONNECT <port> on this socket */
 };
 
+/*
+ * kiln's own "fs" entry (Firecracker has none): a virtio-fs device whose
+ * rings a vhost-user backend (virtiofsd) serves from its socket.
+ */
+struct vm_fs {
+	char *id;	     /* fs_id */
+	char *tag;	     /* what the guest mounts: 1..VM_FS_TAG_MAX bytes */
+	char *socket_path;   /* the backend's vhost-user socket */
+	uint32_t num_queues; /* request queues, 1..VM_FS_MAX_QUEUES */
+	uint32_t queue_size; /* power of 2, 2..VM_FS_MAX_QSIZE */
+};
+
 /* Firecracker's "balloon". */
 struct vm_balloon {
 	bool enabled;
@@ -74,6 +93,8 @@ struct vm_config {
 	struct vm_net nets[VM_MAX_NETS];
 	struct vm_vsock vsock;
 	struct vm_balloon balloon;
+	unsigned int nfs;
+	struct vm_fs fs[VM_MAX_FS];
 	/* Firecracker's "logger" and "metrics": main.c applies them */
 	char *log_path;	  /* NULL: keep logging to stderr */
 	int log_level;	  /* enum log_level; -1: not set */
@@ -97,8 +118,9 @@ int vm_config_load_file(struct vm_config *c, const char *path,
 /*
  * One section of that JSON, already parsed (the API's PUT bodies):
  * "boot-source", "machine-config", "drives", "network-interfaces",
- * "vsock", "balloon", "entropy", "logger", "metrics", or "drive" and
- * "network-interface" for one entry, which is appended. Fields are set
+ * "vsock", "balloon", "entropy", "logger", "metrics", "fs" (kiln's own),
+ * or "drive", "network-interface" and "fs-entry" for one entry, which is
+ * appended. Fields are set
  * on top of what c holds; parse into a fresh config to replace.
  */
 struct yajl_val_s;
@@ -121,11 +143,22 @@ const char *vm_config_log_level_name(int level);
 int vm_config_parse_mac(const char *s, uint8_t mac[6], struct kiln_error *err);
 
 /*
+ * Guest RAM must be a shared, fd-backed mapping (the memfd) when this is
+ * true: a vhost-user backend maps it from the fds we send. Whoever picks
+ * the memory backing (anonymous or huge pages for a cold boot) asks this.
+ */
+static inline bool vm_config_needs_shared_mem(const struct vm_config *c)
+{
+	return c->nfs > 0;
+}
+
+/*
  * Command-line forms of the device sections, key=value lists:
  *   --drive id=ID,path=PATH[,ro][,root]
  *   --net id=ID,tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,queue_pairs=N]
  *   --vsock cid=N,uds=PATH
  *   --balloon amount=MIB[,deflate-on-oom][,stats=SECONDS]
+ *   --fs id=ID,tag=TAG,socket=PATH[,queues=N][,queue-size=N]
  */
 int vm_config_add_drive(struct vm_config *c, const char *spec,
 			struct kiln_error *err);
@@ -135,6 +168,10 @@ int vm_config_set_vsock(struct vm_config *c, const char *spec,
 			struct kiln_error *err);
 int vm_config_set_balloon(struct vm_config *c, const char *spec,
 			  struct kiln_error *err);
+/* num_queues 1, queue_size VM_FS_DEFAULT_QSIZE */
+void vm_config_fs_defaults(struct vm_fs *f);
+int vm_config_add_fs(struct vm_config *c, const char *spec,
+		     struct kiln_error *err);
 
 /* Check the whole config (kernel given, 1..VM_MAX_VCPUS, memory range). */
 int vm_config_validate(const struct vm_config *c, struct kiln_error *err);
@@ -147,6 +184,7 @@ int vm_config_validate_machine(const struct vm_config *c,
 int vm_config_validate_drive(const struct vm_drive *d, struct kiln_error *err);
 int vm_config_validate_net(const struct vm_net *n, struct kiln_error *err);
 int vm_config_validate_vsock(const struct vm_vsock *v, struct kiln_error *err);
+int vm_config_validate_fs(const struct vm_fs *f, struct kiln_error *err);
 /* boot_args: printable ASCII, at most VM_MAX_BOOT_ARGS bytes. */
 int vm_config_validate_boot_args(const char *args, struct kiln_error *err);
 
@@ -168,6 +206,8 @@ int vm_config_check_tap(const struct vm_net *n, struct kiln_error *err);
 /* uds_path: free (or a stale socket) in a directory we may create it in */
 int vm_config_check_vsock_path(const struct vm_vsock *v,
 			       struct kiln_error *err);
+/* socket_path: an existing Unix socket (the backend listens on it) */
+int vm_config_check_fs_socket(const struct vm_fs *f, struct kiln_error *err);
 /* All of the above for what c configures. */
 int vm_config_check_host(const struct vm_config *c, struct kiln_error *err);
 

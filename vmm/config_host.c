@@ -169,6 +169,25 @@ int vm_config_check_vsock_path(const struct vm_vsock *v, struct kiln_error *err)
 	return 0;
 }
 
+int vm_config_check_fs_socket(const struct vm_fs *f, struct kiln_error *err)
+{
+	struct stat st;
+
+	/*
+	 * stat only: virtiofsd serves the first connection and exits when
+	 * it ends, so a trial connect here would use the backend up.
+	 */
+	if (stat(f->socket_path, &st) < 0)
+		return kiln_error_set(err, errno, "fs %s: socket_path `%s`",
+				      f->id, f->socket_path);
+	if (!S_ISSOCK(st.st_mode))
+		return kiln_error_set(err, 0,
+				      "fs %s: socket_path `%s` is not a "
+				      "socket",
+				      f->id, f->socket_path);
+	return 0;
+}
+
 int vm_config_check_host(const struct vm_config *c, struct kiln_error *err)
 {
 	if (c->kernel_path != NULL &&
@@ -183,5 +202,8 @@ int vm_config_check_host(const struct vm_config *c, struct kiln_error *err)
 			return -1;
 	if (c->vsock.enabled && vm_config_check_vsock_path(&c->vsock, err) < 0)
 		return -1;
+	for (unsigned int i = 0; i < c->nfs; i++)
+		if (vm_config_check_fs_socket(&c->fs[i], err) < 0)
+			return -1;
 	return 0;
 }

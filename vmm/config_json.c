@@ -297,6 +297,48 @@ static int parse_net(struct vm_config *c, yajl_val obj, struct kiln_error *err)
 	return 0;
 }
 
+/* kiln's own "fs" entry: a virtio-fs device over vhost-user. */
+static int parse_fs_entry(struct vm_config *c, yajl_val obj,
+			  struct kiln_error *err)
+{
+	struct vm_fs *f;
+	uint64_t n;
+
+	if (!YAJL_IS_OBJECT(obj))
+		return kiln_error_set(err, 0,
+				      "an `fs` entry must be an object");
+	if (c->nfs == VM_MAX_FS)
+		return kiln_error_set(err, 0, "more than %d fs devices",
+				      VM_MAX_FS);
+	f = &c->fs[c->nfs++];
+	vm_config_fs_defaults(f);
+	for (size_t i = 0; i < obj->u.object.len; i++) {
+		const char *k = obj->u.object.keys[i];
+		yajl_val v = obj->u.object.values[i];
+		int ret = 0;
+
+		if (strcmp(k, "fs_id") == 0) {
+			ret = set_str(&f->id, v, k, err);
+		} else if (strcmp(k, "tag") == 0) {
+			ret = set_str(&f->tag, v, k, err);
+		} else if (strcmp(k, "socket_path") == 0) {
+			ret = set_str(&f->socket_path, v, k, err);
+		} else if (strcmp(k, "num_queues") == 0) {
+			ret = get_uint(v, k, UINT32_MAX, &n, err);
+			f->num_queues = (uint32_t)n;
+		} else if (strcmp(k, "queue_size") == 0) {
+			ret = get_uint(v, k, UINT32_MAX, &n, err);
+			f->queue_size = (uint32_t)n;
+		} else {
+			ret = kiln_error_set(err, 0, "unknown key `fs[].%s`",
+					     k);
+		}
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 static int parse_array(struct vm_config *c, yajl_val arr, const char *key,
 		       int (*each)(struct vm_config *, yajl_val,
 				   struct kiln_error *),
@@ -320,6 +362,11 @@ static int parse_drives(struct vm_config *c, yajl_val v, struct kiln_error *err)
 static int parse_nets(struct vm_config *c, yajl_val v, struct kiln_error *err)
 {
 	return parse_array(c, v, "network-interfaces", parse_net, err);
+}
+
+static int parse_fs(struct vm_config *c, yajl_val v, struct kiln_error *err)
+{
+	return parse_array(c, v, "fs", parse_fs_entry, err);
 }
 
 static int parse_vsock(struct vm_config *c, yajl_val obj,
@@ -508,6 +555,8 @@ static const struct section {
 	{ "cpu-config", NULL, true },
 	{ "drive", parse_drive, false },
 	{ "network-interface", parse_net, false },
+	{ "fs", parse_fs, true }, /* kiln's own: virtio-fs over vhost-user */
+	{ "fs-entry", parse_fs_entry, false },
 };
 
 static const struct section *section_find(const char *name, bool in_file)
@@ -666,6 +715,24 @@ static void gen_devices(yajl_gen g, const struct vm_config *c)
 	} else {
 		yajl_gen_null(g);
 	}
+
+	/* kiln's own section: written only when used, Firecracker has none */
+	if (c->nfs == 0)
+		return;
+	gen_key(g, "fs");
+	yajl_gen_array_open(g);
+	for (unsigned int i = 0; i < c->nfs; i++) {
+		const struct vm_fs *f = &c->fs[i];
+
+		yajl_gen_map_open(g);
+		gen_str(g, "fs_id", f->id);
+		gen_str(g, "tag", f->tag);
+		gen_str(g, "socket_path", f->socket_path);
+		gen_uint(g, "num_queues", f->num_queues);
+		gen_uint(g, "queue_size", f->queue_size);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
 }
 
 static void gen_config(yajl_gen g, const struct vm_config *c)

@@ -45,6 +45,11 @@ static void usage(FILE *f)
 		"  --vsock cid=N,uds=PATH                  virtio-vsock, host "
 		"side on PATH\n"
 		"  --balloon amount=MIB[,deflate-on-oom][,stats=SECONDS]\n"
+		"  --fs id=ID,tag=TAG,socket=PATH[,queues=N][,queue-size=N]\n"
+		"                       virtio-fs served by a vhost-user "
+		"backend "
+		"(virtiofsd)\n"
+		"                       on PATH (repeatable)\n"
 		"  --api-sock PATH      serve Firecracker's HTTP API on this "
 		"Unix socket;\n"
 		"                       the VM starts on InstanceStart (or at "
@@ -118,6 +123,7 @@ enum {
 	OPT_NET,
 	OPT_VSOCK,
 	OPT_BALLOON,
+	OPT_FS,
 	OPT_LEVEL,
 	OPT_LOG_PATH,
 	OPT_SHOW_LEVEL,
@@ -145,6 +151,7 @@ static const struct option options[] = {
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "vsock", required_argument, NULL, OPT_VSOCK },
 	{ "balloon", required_argument, NULL, OPT_BALLOON },
+	{ "fs", required_argument, NULL, OPT_FS },
 	{ "level", required_argument, NULL, OPT_LEVEL },
 	{ "log-path", required_argument, NULL, OPT_LOG_PATH },
 	{ "show-level", no_argument, NULL, OPT_SHOW_LEVEL },
@@ -225,6 +232,9 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 			break;
 		case OPT_BALLOON:
 			ret = vm_config_set_balloon(cfg, optarg, err);
+			break;
+		case OPT_FS:
+			ret = vm_config_add_fs(cfg, optarg, err);
 			break;
 		case OPT_LEVEL:
 			ret = set_level(optarg, err);

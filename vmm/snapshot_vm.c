@@ -628,6 +628,13 @@ static int snap_build(struct vm *vm, struct snap_writer *w,
 		return kiln_error_set(err, 0,
 				      "snapshots are of a paused VM: PATCH "
 				      "/vm {\"state\": \"Paused\"} first");
+	/* virtiofsd's open files and ring positions are not ours to save */
+	if (vm->cfg->nfs > 0)
+		return kiln_error_set(err, ENOTSUP,
+				      "snapshots and fork templates of a VM "
+				      "with a virtio-fs device (fs `%s`) are "
+				      "not supported",
+				      vm->cfg->fs[0].id);
 	json = vm_config_to_json(vm->cfg);
 	if (json == NULL)
 		return kiln_error_set(err, ENOMEM, "snapshot config");

@@ -71,6 +71,15 @@ static bool config_eq(const struct vm_config *a, const struct vm_config *b)
 		    a->nets[i].queue_pairs != b->nets[i].queue_pairs ||
 		    memcmp(a->nets[i].mac, b->nets[i].mac, 6) != 0)
 			return false;
+	if (a->nfs != b->nfs)
+		return false;
+	for (unsigned int i = 0; i < a->nfs; i++)
+		if (!str_eq(a->fs[i].id, b->fs[i].id) ||
+		    !str_eq(a->fs[i].tag, b->fs[i].tag) ||
+		    !str_eq(a->fs[i].socket_path, b->fs[i].socket_path) ||
+		    a->fs[i].num_queues != b->fs[i].num_queues ||
+		    a->fs[i].queue_size != b->fs[i].queue_size)
+			return false;
 	return true;
 }
 
@@ -263,6 +272,130 @@ static void check_host(void)
 			rmdir(p[i]);
 		else
 			unlink(p[i]);
+	rmdir(dir);
+}
+
+/* kiln's own "fs" section, its flag and its checks. */
+static void check_fs(void)
+{
+	struct kiln_error err = { 0 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct vm_config c;
+	char dir[] = "/tmp/kiln-fs-XXXXXX", sock[64], file[64];
+	int lfd;
+
+	vm_config_init(&c);
+	is_int(parse(&c,
+		     "{\"boot-source\": {\"kernel_image_path\": \"/k\"},"
+		     " \"fs\": [{\"fs_id\": \"a\", \"tag\": \"data\","
+		     " \"socket_path\": \"/run/a.sock\"},"
+		     " {\"fs_id\": \"b\", \"tag\": \"more\","
+		     " \"socket_path\": \"/run/b.sock\", \"num_queues\": 2,"
+		     " \"queue_size\": 1024}]}",
+		     &err),
+	       0, "an fs section parses: %s", err.msg);
+	is_int(c.nfs, 2, "  two devices");
+	ok(str_eq(c.fs[0].tag, "data") && c.fs[0].num_queues == 1 &&
+		   c.fs[0].queue_size == VM_FS_DEFAULT_QSIZE,
+	   "  defaults: 1 request queue of %d", VM_FS_DEFAULT_QSIZE);
+	ok(c.fs[1].num_queues == 2 && c.fs[1].queue_size == 1024, "  given: 2 "
+								  "queues of "
+								  "1024");
+	is_int(vm_config_validate(&c, &err), 0, "  valid");
+	ok(vm_config_needs_shared_mem(&c), "  needs shared guest memory");
+	free(c.fs[1].tag);
+	c.fs[1].tag = strdup("data");
+	is_int(vm_config_validate(&c, &err), -1, "the same tag twice");
+	vm_config_destroy(&c);
+	vm_config_init(&c);
+	ok(!vm_config_needs_shared_mem(&c), "no fs: any memory will do");
+
+	round_trip("{\"boot-source\": {\"kernel_image_path\": \"/k\"},"
+		   " \"fs\": [{\"fs_id\": \"a\", \"tag\": \"t\","
+		   " \"socket_path\": \"/s\", \"num_queues\": 3,"
+		   " \"queue_size\": 64}]}",
+		   "an fs entry");
+
+	bad("{\"fs\": [{\"fs_id\": \"a\", \"cache\": \"auto\"}]}", "unknown "
+								   "key "
+								   "`fs[]."
+								   "cache`");
+	bad("{\"fs\": {\"fs_id\": \"a\"}}", "`fs` must be an array");
+	bad("{\"fs\": [{\"fs_id\": \"a\", \"num_queues\": -1}]}", "out of "
+								  "range");
+
+	/* the checks of one entry */
+	is_int(vm_config_add_fs(&c,
+				"id=x,tag=0123456789012345678901234567"
+				"890123456,socket=/s",
+				&err),
+	       0, "--fs parses");
+	is_int(vm_config_validate_fs(&c.fs[0], &err), -1,
+	       "a 37-byte tag is refused");
+	ok(strstr(err.msg, "tag") != NULL, "  says so: %s", err.msg);
+	c.fs[0].tag[36] = '\0';
+	is_int(vm_config_validate_fs(&c.fs[0], &err), 0, "36 bytes is fine");
+	c.fs[0].queue_size = 100;
+	is_int(vm_config_validate_fs(&c.fs[0], &err), -1,
+	       "queue_size 100 is refused");
+	c.fs[0].queue_size = 2048;
+	is_int(vm_config_validate_fs(&c.fs[0], &err), -1,
+	       "queue_size 2048 is refused");
+	c.fs[0].queue_size = 2;
+	c.fs[0].num_queues = 0;
+	is_int(vm_config_validate_fs(&c.fs[0], &err), -1, "0 queues refused");
+	c.fs[0].num_queues = VM_FS_MAX_QUEUES + 1;
+	is_int(vm_config_validate_fs(&c.fs[0], &err), -1, "%d queues refused",
+	       VM_FS_MAX_QUEUES + 1);
+	c.fs[0].num_queues = VM_FS_MAX_QUEUES;
+	is_int(vm_config_validate_fs(&c.fs[0], &err), 0, "%d queues fine",
+	       VM_FS_MAX_QUEUES);
+	is_int(vm_config_add_fs(&c,
+				"id=y,tag=t,socket=/s,queues=2,"
+				"queue-size=256",
+				&err),
+	       0, "--fs with queues and queue-size");
+	ok(c.fs[1].num_queues == 2 && c.fs[1].queue_size == 256, "  both "
+								 "taken");
+	is_int(vm_config_add_fs(&c, "id=z,cache=auto", &err), -1,
+	       "--fs with an unknown option");
+	vm_config_destroy(&c);
+
+	/* the host check: a socket, never connected to */
+	if (mkdtemp(dir) == NULL) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(sock, sizeof(sock), "%s/fs.sock", dir);
+	snprintf(file, sizeof(file), "%s/file", dir);
+	close(open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+	vm_config_init(&c);
+	vm_config_add_fs(&c, "id=f,tag=t,socket=/nonexistent/fs.sock", &err);
+	is_int(vm_config_check_fs_socket(&c.fs[0], &err), -1,
+	       "a missing socket");
+	ok(strstr(err.msg, "/nonexistent/fs.sock") && err.errnum == ENOENT,
+	   "  names it: %s", err.msg);
+	free(c.fs[0].socket_path);
+	c.fs[0].socket_path = strdup(file);
+	is_int(vm_config_check_fs_socket(&c.fs[0], &err), -1, "a regular file");
+	ok(strstr(err.msg, "is not a socket") != NULL, "  says so: %s",
+	   err.msg);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	ok(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		   listen(lfd, 1) == 0,
+	   "a listening socket");
+	free(c.fs[0].socket_path);
+	c.fs[0].socket_path = strdup(sock);
+	is_int(vm_config_check_fs_socket(&c.fs[0], &err), 0, "  passes");
+	fcntl(lfd, F_SETFL, O_NONBLOCK);
+	is_int(accept(lfd, NULL, NULL), -1,
+	       "  and the check did not connect to it");
+	is_int(vm_config_check_host(&c, &err), 0, "check_host takes it");
+	vm_config_destroy(&c);
+	close(lfd);
+	unlink(sock);
+	unlink(file);
 	rmdir(dir);
 }
 
@@ -595,6 +728,7 @@ int main(void)
 
 	check_boot_args();
 	check_host();
+	check_fs();
 
 	vm_config_init(&c);
 	is_int(vm_config_load_file(&c, "/nonexistent.json", &err), -1,

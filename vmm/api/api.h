@@ -55,6 +55,8 @@ struct api_ops {
 			 struct kiln_error *err);
 	int (*check_vsock)(void *vmm, const struct vm_vsock *v,
 			   struct kiln_error *err);
+	int (*check_fs)(void *vmm, const struct vm_fs *f,
+			struct kiln_error *err);
 	/*
 	 * PATCH /drives/{id} on a running VM: the new file opened read-only
 	 * (read_only 1), read-write (0) or in the drive's mode (-1)

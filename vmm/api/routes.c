@@ -377,6 +377,7 @@ static const struct route routes[] = {
 	{ "PUT", "network-interfaces/*", PRE_BOOT, route_put_net, NULL },
 	{ "PATCH", "network-interfaces/*", POST_BOOT, route_patch_net, NULL },
 	{ "PUT", "vsock", PRE_BOOT, route_put_vsock, NULL },
+	{ "PUT", "fs/*", PRE_BOOT, route_put_fs, NULL }, /* kiln's own */
 	{ "GET", "balloon", ANY, route_get_balloon, NULL },
 	{ "PUT", "balloon", PRE_BOOT, route_put_balloon, NULL },
 	{ "PATCH", "balloon", POST_BOOT, route_patch_balloon, NULL },

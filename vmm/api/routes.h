@@ -73,6 +73,8 @@ int route_put_net(struct api_ctx *ctx, const char *id, yajl_val body,
 		  struct api_response *resp, struct kiln_error *err);
 int route_put_vsock(struct api_ctx *ctx, const char *id, yajl_val body,
 		    struct api_response *resp, struct kiln_error *err);
+int route_put_fs(struct api_ctx *ctx, const char *id, yajl_val body,
+		 struct api_response *resp, struct kiln_error *err);
 int route_put_balloon(struct api_ctx *ctx, const char *id, yajl_val body,
 		      struct api_response *resp, struct kiln_error *err);
 int route_put_entropy(struct api_ctx *ctx, const char *id, yajl_val body,

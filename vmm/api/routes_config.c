@@ -200,6 +200,48 @@ int route_put_net(struct api_ctx *ctx, const char *id, yajl_val body,
 	return 0;
 }
 
+/* kiln's own PUT /fs/{id}: a virtio-fs device served by a vhost-user
+ * backend; the same id again replaces the entry. */
+int route_put_fs(struct api_ctx *ctx, const char *id, yajl_val body,
+		 struct api_response *resp, struct kiln_error *err)
+{
+	cleanup_config struct vm_config tmp;
+	struct vm_config *c = ctx->cfg;
+	struct vm_fs *f = &tmp.fs[0];
+	unsigned int i, at = c->nfs;
+
+	vm_config_init(&tmp);
+	if (scratch(&tmp, "fs-entry", body, err) < 0 ||
+	    same_id(id, f->id, "fs_id", err) < 0 ||
+	    vm_config_validate_fs(f, err) < 0)
+		return -1;
+	for (i = 0; i < c->nfs; i++) {
+		if (strcmp(c->fs[i].id, id) == 0)
+			at = i;
+		else if (strcmp(c->fs[i].tag, f->tag) == 0)
+			return kiln_error_set(err, 0,
+					      "fs tag `%s` is already used by "
+					      "`%s`",
+					      f->tag, c->fs[i].id);
+	}
+	if (at == VM_MAX_FS)
+		return kiln_error_set(err, 0,
+				      "fs `%s`: already %d fs devices, the "
+				      "most kiln-vmm takes",
+				      id, VM_MAX_FS);
+	if (OP(ctx, check_fs, err) < 0 ||
+	    ctx->ops->check_fs(ctx->vmm, f, err) < 0)
+		return -1;
+	if (at == c->nfs)
+		c->nfs++;
+	swap_str(&c->fs[at].id, &f->id);
+	swap_str(&c->fs[at].tag, &f->tag);
+	swap_str(&c->fs[at].socket_path, &f->socket_path);
+	c->fs[at].num_queues = f->num_queues;
+	c->fs[at].queue_size = f->queue_size;
+	return 0;
+}
+
 int route_put_vsock(struct api_ctx *ctx, const char *id, yajl_val body,
 		    struct api_response *resp, struct kiln_error *err)
 {

@@ -98,7 +98,8 @@ int route_put_snapshot_create(struct api_ctx *ctx, const char *id,
 static bool configured(const struct vm_config *c)
 {
 	return c->kernel_path != NULL || c->ndrives > 0 || c->nnets > 0 ||
-	       c->vsock.enabled || c->balloon.enabled || c->entropy;
+	       c->vsock.enabled || c->balloon.enabled || c->entropy ||
+	       c->nfs > 0;
 }
 
 int route_put_snapshot_load(struct api_ctx *ctx, const char *id, yajl_val body,

@@ -95,6 +95,12 @@ static int op_check_vsock(void *vmm, const struct vm_vsock *v,
 	return vm_config_check_vsock_path(v, err);
 }
 
+static int op_check_fs(void *vmm, const struct vm_fs *f, struct kiln_error *err)
+{
+	(void)vmm;
+	return vm_config_check_fs_socket(f, err);
+}
+
 static int op_drive_replace(void *vmm, const char *id, const char *path,
 			    int read_only, struct kiln_error *err)
 {
@@ -304,6 +310,7 @@ const struct api_ops vm_api_ops = {
 	.check_drive = op_check_drive,
 	.check_net = op_check_net,
 	.check_vsock = op_check_vsock,
+	.check_fs = op_check_fs,
 	.drive_replace = op_drive_replace,
 	.balloon_set_target = op_balloon_set_target,
 	.balloon_stats = op_balloon_stats,

@@ -431,6 +431,9 @@ static void mmio_trap(void *opaque, uint64_t off, uint8_t *data, uint32_t len,
 	/* the interrupt path: no lock (see the top of this file) */
 	if (len == 4 && off == VIRTIO_MMIO_INTERRUPT_STATUS && !is_write) {
 		v = __atomic_load_n(&m->isr, __ATOMIC_SEQ_CST);
+		/* a vhost backend raises the irqfd without telling us */
+		if (m->dev->ops->vhost)
+			v |= VIRTIO_ISR_VRING;
 		memcpy(data, &v, 4);
 		return;
 	}
@@ -483,10 +486,10 @@ static void mmio_free(struct virtio_mmio *m)
 		struct mmio_notify *n = &m->notify[i];
 
 		mmio_deassign(m, i);
-		if (n->fd >= 0) {
+		if (n->ev != NULL)
 			evloop_del(&m->vm->loop, n->ev);
+		if (n->fd >= 0)
 			close(n->fd);
-		}
 	}
 	if (m->irq_fd >= 0)
 		close(m->irq_fd);
@@ -521,13 +524,19 @@ int virtio_mmio_add(struct vm *vm, struct virtio_dev *d, struct kiln_error *err)
 		if (m->irq_fd < 0)
 			goto fail;
 	}
-	for (unsigned int i = 0; vm->loop.epfd >= 0 && i < d->ops->num_queues;
+	for (unsigned int i = 0;
+	     (vm->loop.epfd >= 0 || d->ops->vhost) && i < d->ops->num_queues;
 	     i++) {
 		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
 		if (fd < 0) {
 			kiln_error_set(err, errno, "eventfd");
 			goto fail;
+		}
+		if (d->ops->vhost) {
+			/* the backend reads it, never the loop */
+			m->notify[i].fd = fd;
+			continue;
 		}
 		m->notify[i].ev = evloop_add(&vm->loop, fd, EPOLLIN,
 					     mmio_on_notify, &m->notify[i],
@@ -584,6 +593,21 @@ struct virtio_dev *virtio_mmio_slot_dev(const struct vm *vm, unsigned int slot)
 			return ((struct virtio_mmio *)tr->opaque)->dev;
 	}
 	return NULL;
+}
+
+int virtio_mmio_vhost_fds(const struct virtio_dev *d, unsigned int q, int *kick,
+			  int *call, struct kiln_error *err)
+{
+	const struct virtio_mmio *m = d->transport;
+
+	if (m == NULL || !d->ops->vhost || q >= d->ops->num_queues ||
+	    m->notify[q].fd < 0)
+		return kiln_error_set(err, EINVAL,
+				      "virtio-%s: no vhost queue %u",
+				      d->ops->name, q);
+	*kick = m->notify[q].fd;
+	*call = m->irq_fd;
+	return 0;
 }
 
 uint64_t virtio_mmio_base(const struct virtio_dev *d)

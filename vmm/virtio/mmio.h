@@ -92,6 +92,15 @@ int virtio_mmio_add(struct vm *vm, struct virtio_dev *d,
  */
 void virtio_mmio_del(struct virtio_dev *d);
 
+/*
+ * A vhost device's (ops->vhost) queue q: *kick is the eventfd a guest kick
+ * signals, *call the irqfd that raises the device's interrupt (-1 without
+ * KVM). Both stay the transport's: the device passes them on (a backend
+ * gets its own copies over SCM_RIGHTS), never closes them.
+ */
+int virtio_mmio_vhost_fds(const struct virtio_dev *d, unsigned int q, int *kick,
+			  int *call, struct kiln_error *err);
+
 /* Slots: windows from LAYOUT_VIRTIO_MMIO, one per IRQ from the base. */
 #define VIRTIO_MMIO_SLOTS (LAYOUT_IRQ_MAX - LAYOUT_VIRTIO_IRQ_BASE + 1)
 /*

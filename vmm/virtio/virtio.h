@@ -42,6 +42,7 @@
 #define VIRTIO_ID_RNG	  4
 #define VIRTIO_ID_BALLOON 5
 #define VIRTIO_ID_VSOCK	  19
+#define VIRTIO_ID_FS	  26
 
 /* device status bits (section 2.1) */
 #define VIRTIO_CONFIG_S_ACKNOWLEDGE 0x01
@@ -80,6 +81,15 @@ struct virtio_ops {
 	uint16_t queue_max_size; /* power of 2, <= VIRTQ_MAX_SIZE */
 	uint64_t features;	 /* device-specific bits offered */
 	uint32_t config_size;	 /* bytes of device config space, <= 0xf00 */
+	/*
+	 * The rings are served by another process (vhost-user): the
+	 * transport gives each queue a kick eventfd that KVM's ioeventfd
+	 * signals and that it never reads itself, and the interrupt is a
+	 * KVM irqfd the backend writes, so InterruptStatus always shows
+	 * VIRTIO_ISR_VRING (nobody here sees the backend's interrupts).
+	 * ops->notify is then called only without a kick eventfd.
+	 */
+	bool vhost;
 
 	/*
 	 * Config space access: the transport has checked len is 1, 2, 4 or
