@@ -147,13 +147,19 @@ static int vm_setup_kvm(struct vm *vm, struct kiln_error *err)
 	return 0;
 }
 
-/* Guest RAM: a new memfd, or (mem_fd >= 0, taken) a file mapped private. */
+/*
+ * Guest RAM: new, backed as the host allows (memory.h), or (mem_fd >= 0,
+ * taken) a file mapped private. A device whose back-end maps guest RAM
+ * (vhost-user) needs GUEST_MEM_SHARED in mem_flags.
+ */
 static int vm_setup_memory(struct vm *vm, int mem_fd, struct kiln_error *err)
 {
 	uint64_t size = vm->cfg->mem_mib << 20;
+	unsigned int mem_flags = 0;
 
 	if ((mem_fd >= 0 ? guest_mem_init_private(&vm->mem, mem_fd, size, err)
-			 : guest_mem_init(&vm->mem, size, err)) < 0)
+			 : guest_mem_init_backed(&vm->mem, size, mem_flags,
+						 err)) < 0)
 		return -1;
 	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
 		const struct guest_region *r = &vm->mem.regions[i];
