@@ -84,10 +84,9 @@ static void *guest_anon_map(uint64_t size)
 	return p + head;
 }
 
-/* Map RAM as c says; on failure m is left empty (fd -1). */
-static int guest_mem_map(struct guest_mem *m, uint64_t size,
-			 const struct guest_mem_choice *c,
-			 struct kiln_error *err)
+int guest_mem_init_choice(struct guest_mem *m, uint64_t size,
+			  const struct guest_mem_choice *c,
+			  struct kiln_error *err)
 {
 	void *p;
 
@@ -140,7 +139,7 @@ int guest_mem_init(struct guest_mem *m, uint64_t size, struct kiln_error *err)
 {
 	const struct guest_mem_choice c = { .backing = GUEST_MEM_MEMFD };
 
-	return guest_mem_map(m, size, &c, err);
+	return guest_mem_init_choice(m, size, &c, err);
 }
 
 int guest_mem_init_backed(struct guest_mem *m, uint64_t size,
@@ -151,7 +150,7 @@ int guest_mem_init_backed(struct guest_mem *m, uint64_t size,
 
 	guest_mem_host_probe(&h);
 	guest_mem_choose(&h, size, flags, &c);
-	if (guest_mem_map(m, size, &c, err) < 0) {
+	if (guest_mem_init_choice(m, size, &c, err) < 0) {
 		if (c.backing != GUEST_MEM_HUGETLB)
 			return -1;
 		/* a quota, or another process took the pool: next best */
@@ -160,7 +159,7 @@ int guest_mem_init_backed(struct guest_mem *m, uint64_t size,
 			 err->msg);
 		h.hugetlb_free = 0;
 		guest_mem_choose(&h, size, flags, &c);
-		if (guest_mem_map(m, size, &c, err) < 0)
+		if (guest_mem_init_choice(m, size, &c, err) < 0)
 			return -1;
 	}
 	if (c.thp && !m->thp)

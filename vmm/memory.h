@@ -94,6 +94,10 @@ void guest_mem_host_probe(struct guest_mem_host *h);
 void guest_mem_choose(const struct guest_mem_host *h, uint64_t size,
 		      unsigned int flags, struct guest_mem_choice *c);
 
+/* RAM of size bytes backed as c says (no fallback, no log line). */
+int guest_mem_init_choice(struct guest_mem *m, uint64_t size,
+			  const struct guest_mem_choice *c,
+			  struct kiln_error *err);
 /*
  * RAM of size bytes backed as the host allows (guest_mem_choose), with one
  * log line saying what the VM got; a huge-page backing the host then
