@@ -106,3 +106,51 @@ os.execv(sys.argv[1], sys.argv[1:])'
 		{ fail "log line: $(grep 'guest memory' "$T/err")"; return 1; }
 	[ "$ram_hugetlb" = 0 ] || { fail "hugetlb pages used: $ram_hugetlb KiB"; return 1; }
 }
+
+# Fields of a process's guest-RAM mapping (the only one of MEM MiB) in KiB.
+ram_field() { # PID MEM_MIB FIELD
+	awk -v size="$2" -v f="$3:" '/^[0-9a-f]+-[0-9a-f]+ / { ram = 0 }
+		$1 == "Size:" && $2 == size * 1024 { ram = 1 }
+		ram && $1 == f { v = $2 }
+		END { print v + 0 }' "/proc/$1/smaps"
+}
+
+# A template booted on huge pages (anonymous THP) still gives its forks
+# 4 KiB copy-on-write: its RAM is copied into a 4 KiB memfd when it
+# becomes a template, so no fork maps or copies a 2 MiB page, and one
+# agent round trip in a fork (a few pages written: vsock buffers, the
+# agent's stack) adds tens of KiB, where 2 MiB copies would add MiBs.
+# Uses t_fork.sh's helpers (fork_template, fork_start, fork_ready).
+test_mem_fork_of_thp_template_copies_4k() {
+	case $(thp_mode) in
+	always | madvise) ;;
+	*) skip "transparent huge pages are $(thp_mode) on this host"; return 0 ;;
+	esac
+	"$TOP/test/integration/mkrootfs.sh" "$T/fork.ext4" >/dev/null 2>&1 ||
+		{ fail "mkrootfs.sh failed"; return 1; }
+	fork_template 1 128 || return 1
+	grep -qF 'guest memory: 128 MiB, anonymous, transparent huge pages' "$T/err" ||
+		{ fail "template's RAM: $(grep 'guest memory' "$T/err")"; return 1; }
+	tmpl_ram_sum >/dev/null || return 1
+	fork_start 1 1 128
+	fork_ready 1 || { fork_stop_all; return 1; }
+	p=$fork_pid_1
+	p=$(pgrep -n -x kiln-vmm -P "$p" || echo "$p")
+	# warm the agent's path once, then count one more round trip
+	agrun check && ag_expect_rc 0 || { fork_stop_all; return 1; }
+	before=$(ram_field "$p" 128 Private_Dirty)
+	agrun check && ag_expect_rc 0 || { fork_stop_all; return 1; }
+	after=$(ram_field "$p" 128 Private_Dirty)
+	huge=$(($(ram_field "$p" 128 AnonHugePages) + $(ram_field "$p" 128 FilePmdMapped) +
+		$(ram_field "$p" 128 ShmemPmdMapped)))
+	echo "    fork RAM: Private_Dirty $before KiB after ready, +$((after - before)) KiB for one agent round trip; 2 MiB pages mapped: $huge KiB"
+	fork_stop_all
+	[ "$huge" = 0 ] || { fail "the fork maps $huge KiB in 2 MiB pages"; return 1; }
+	[ "$before" -gt 0 ] && [ "$before" -lt 16384 ] ||
+		{ fail "fork's private RAM after ready: $before KiB"; return 1; }
+	[ $((after - before)) -le 256 ] ||
+		{ fail "one agent round trip added $((after - before)) KiB of private RAM"; return 1; }
+	kill -TERM "$tmpl_vmm"
+	api_wait
+	expect_rc 143
+}
