@@ -66,20 +66,26 @@ static int guest_memfd(uint64_t size, bool hugetlb, struct kiln_error *err)
 /*
  * size bytes of anonymous memory at a 2 MiB-aligned address: a huge page
  * maps only where host and guest addresses agree in their low 21 bits,
- * and guest RAM starts at guest-physical 0.
+ * and guest RAM starts at guest-physical 0. One PROT_NONE page is kept
+ * just below it: the next mapping the kernel places below RAM (a thread's
+ * stack) then does not end at a 2 MiB boundary, where THP "always" would
+ * give the top of that stack a 2 MiB page (measured: +2 MiB of VMM RSS).
  */
 static void *guest_anon_map(uint64_t size)
 {
-	uint64_t span = size + GUEST_HUGE, head;
+	uint64_t span = size + GUEST_HUGE + GUEST_PAGE, head;
 	uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p == MAP_FAILED)
 		return p;
-	head = (GUEST_HUGE - ((uintptr_t)p & (GUEST_HUGE - 1))) &
+	/* RAM at the first 2 MiB boundary at least one page in */
+	head = (GUEST_HUGE - ((uintptr_t)(p + GUEST_PAGE) & (GUEST_HUGE - 1))) &
 	       (GUEST_HUGE - 1);
-	if (head > 0)
-		munmap(p, head);
+	head += GUEST_PAGE;
+	if (head > GUEST_PAGE)
+		munmap(p, head - GUEST_PAGE);
+	mprotect(p + head - GUEST_PAGE, GUEST_PAGE, PROT_NONE);
 	munmap(p + head + size, span - head - size);
 	return p + head;
 }
@@ -227,7 +233,9 @@ static void guest_mem_layout(struct guest_mem *m)
 
 void guest_mem_destroy(struct guest_mem *m)
 {
-	if (m->host != NULL)
+	if (m->host != NULL && m->backing == GUEST_MEM_ANON)
+		munmap(m->host - GUEST_PAGE, m->size + GUEST_PAGE);
+	else if (m->host != NULL)
 		munmap(m->host, m->size);
 	if (m->fd >= 0)
 		close(m->fd);
