@@ -9,8 +9,6 @@
 #include <unistd.h>
 
 #include "../lib/cleanup.h"
-#include "../lib/log.h"
-#include "../lib/util.h"
 #include "layout.h"
 
 #ifndef PR_SET_VMA
@@ -148,36 +146,6 @@ int guest_mem_init(struct guest_mem *m, uint64_t size, struct kiln_error *err)
 	return guest_mem_init_choice(m, size, &c, err);
 }
 
-int guest_mem_init_backed(struct guest_mem *m, uint64_t size,
-			  unsigned int flags, struct kiln_error *err)
-{
-	struct guest_mem_host h;
-	struct guest_mem_choice c;
-
-	guest_mem_host_probe(&h);
-	guest_mem_choose(&h, size, flags, &c);
-	if (guest_mem_init_choice(m, size, &c, err) < 0) {
-		if (c.backing != GUEST_MEM_HUGETLB)
-			return -1;
-		/* a quota, or another process took the pool: next best */
-		log_warn("guest memory: hugetlb pages refused (%s); falling "
-			 "back",
-			 err->msg);
-		h.hugetlb_free = 0;
-		guest_mem_choose(&h, size, flags, &c);
-		if (guest_mem_init_choice(m, size, &c, err) < 0)
-			return -1;
-	}
-	if (c.thp && !m->thp)
-		log_info("guest memory: %llu MiB, %s; but MADV_HUGEPAGE was "
-			 "refused: 4 KiB pages",
-			 (unsigned long long)(size >> 20), c.why);
-	else
-		log_info("guest memory: %llu MiB, %s",
-			 (unsigned long long)(size >> 20), c.why);
-	return 0;
-}
-
 int guest_mem_init_private(struct guest_mem *m, int fd, uint64_t size,
 			   struct kiln_error *err)
 {
@@ -295,6 +263,24 @@ uint64_t guest_mem_end(const struct guest_mem *m)
 	return r->gpa + r->size;
 }
 
+/* Not lib/util's: the fuzz targets link this file with little else. */
+static int guest_pwrite_all(int fd, const uint8_t *buf, uint64_t len,
+			    uint64_t off)
+{
+	while (len > 0) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
 static bool guest_page_zero(const uint8_t *p)
 {
 	static const uint8_t zeros[GUEST_PAGE];
@@ -328,9 +314,10 @@ static int guest_mem_copy(const struct guest_mem *m, int fd)
 							   run * GUEST_PAGE);
 			     run++)
 				;
-			if (util_pwrite_all(fd, m->host + base + i * GUEST_PAGE,
-					    (run - i) * GUEST_PAGE,
-					    base + i * GUEST_PAGE) < 0)
+			if (guest_pwrite_all(fd,
+					     m->host + base + i * GUEST_PAGE,
+					     (run - i) * GUEST_PAGE,
+					     base + i * GUEST_PAGE) < 0)
 				return -1;
 			i = run;
 		}

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "../lib/log.h"
 #include "memory.h"
 
 #define THP_ENABLED "/sys/kernel/mm/transparent_hugepage/enabled"
@@ -146,4 +147,34 @@ void guest_mem_choose(const struct guest_mem_host *h, uint64_t size,
 	snprintf(c->why, sizeof(c->why),
 		 "anonymous, transparent huge pages (%s)",
 		 h->thp == GUEST_THP_ALWAYS ? "always" : "madvise");
+}
+
+int guest_mem_init_backed(struct guest_mem *m, uint64_t size,
+			  unsigned int flags, struct kiln_error *err)
+{
+	struct guest_mem_host h;
+	struct guest_mem_choice c;
+
+	guest_mem_host_probe(&h);
+	guest_mem_choose(&h, size, flags, &c);
+	if (guest_mem_init_choice(m, size, &c, err) < 0) {
+		if (c.backing != GUEST_MEM_HUGETLB)
+			return -1;
+		/* a quota, or another process took the pool: next best */
+		log_warn("guest memory: hugetlb pages refused (%s); falling "
+			 "back",
+			 err->msg);
+		h.hugetlb_free = 0;
+		guest_mem_choose(&h, size, flags, &c);
+		if (guest_mem_init_choice(m, size, &c, err) < 0)
+			return -1;
+	}
+	if (c.thp && !m->thp)
+		log_info("guest memory: %llu MiB, %s; but MADV_HUGEPAGE was "
+			 "refused: 4 KiB pages",
+			 (unsigned long long)(size >> 20), c.why);
+	else
+		log_info("guest memory: %llu MiB, %s",
+			 (unsigned long long)(size >> 20), c.why);
+	return 0;
 }
