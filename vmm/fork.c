@@ -151,6 +151,7 @@ int fork_template_make(struct vm *vm, const char *sock_path,
 {
 	cleanup_free uint8_t *state = NULL;
 	struct fork_template *t;
+	uint64_t copy_ns;
 	size_t len = 0;
 	int mem_fd;
 
@@ -159,7 +160,7 @@ int fork_template_make(struct vm *vm, const char *sock_path,
 				      "a template is made of a paused VM: "
 				      "PATCH /vm {\"state\": \"Paused\"} "
 				      "first");
-	if (vm->mem.private_map || vm->mem.fd < 0)
+	if (vm->mem.private_map)
 		return kiln_error_set(err, EINVAL,
 				      "a restored VM cannot be a template: "
 				      "its RAM is a private mapping");
@@ -182,12 +183,15 @@ int fork_template_make(struct vm *vm, const char *sock_path,
 	t->listen_fd = template_listen(sock_path, err);
 	if (t->listen_fd < 0)
 		goto fail;
-	mem_fd = fcntl(vm->mem.fd, F_DUPFD_CLOEXEC, 0);
-	if (mem_fd < 0) {
-		kiln_error_set(err, errno, "dup the RAM memfd");
+	/* a 4 KiB memfd: a fork's copy-on-write is per 4 KiB page */
+	copy_ns = util_now_ns();
+	mem_fd = guest_mem_share_fd(&vm->mem, err);
+	if (mem_fd < 0)
 		goto fail;
-	}
 	t->mem_fd = mem_fd;
+	if (vm->mem.backing != GUEST_MEM_MEMFD)
+		log_info("template: RAM copied into a 4 KiB memfd in %.1f ms",
+			 (double)(util_now_ns() - copy_ns) / 1e6);
 	/*
 	 * From here the VM is gone whatever happens: its RAM must be
 	 * unmapped (and KVM's hold on it dropped) before it can be sealed.

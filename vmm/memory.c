@@ -6,59 +6,145 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include "../lib/cleanup.h"
 #include "layout.h"
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA	     0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
 
 #define GUEST_MEM_MIN (16ULL << 20)
 #define GUEST_PAGE    4096ULL
+#define GUEST_HUGE    (2ULL << 20)
+/* a template's copy is written in runs of at most this */
+#define GUEST_COPY_RUN (1ULL << 20)
 
 static void guest_mem_layout(struct guest_mem *m);
 
-int guest_mem_init(struct guest_mem *m, uint64_t size, struct kiln_error *err)
+static int guest_mem_check_size(uint64_t size, struct kiln_error *err)
 {
-	void *p;
-
-	memset(m, 0, sizeof(*m));
-	m->fd = -1;
 	if (size < GUEST_MEM_MIN || size % GUEST_PAGE != 0)
 		return kiln_error_set(err, EINVAL,
 				      "guest memory of %llu bytes: must be a "
 				      "multiple of 4 KiB and at least 16 MiB",
 				      (unsigned long long)size);
-	m->fd = memfd_create("kiln-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (m->fd < 0)
-		return kiln_error_set(err, errno, "memfd_create");
-	if (ftruncate(m->fd, (off_t)size) < 0) {
+	return 0;
+}
+
+/* A sealed memfd of size bytes; hugetlb: on hugetlbfs. */
+static int guest_memfd(uint64_t size, bool hugetlb, struct kiln_error *err)
+{
+	unsigned int flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+	int fd;
+
+	if (hugetlb)
+		flags |= MFD_HUGETLB;
+	fd = memfd_create("kiln-guest-ram", flags);
+	if (fd < 0)
+		return kiln_error_set(err, errno, "memfd_create%s",
+				      hugetlb ? " (hugetlb)" : "");
+	if (ftruncate(fd, (off_t)size) < 0) {
 		kiln_error_set(err, errno, "size guest memory to %llu MiB",
 			       (unsigned long long)(size >> 20));
-		goto fail;
+		close(fd);
+		return -1;
 	}
 	/* the size is fixed from here on: a shrink would fault the VMM */
-	if (fcntl(m->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
 		kiln_error_set(err, errno, "seal guest memory");
-		goto fail;
+		close(fd);
+		return -1;
 	}
-	/*
-	 * MAP_NORESERVE: RAM is populated on first touch, so a VM costs the
-	 * host only what the guest uses.
-	 */
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-		 m->fd, 0);
+	return fd;
+}
+
+/*
+ * size bytes of anonymous memory at a 2 MiB-aligned address: a huge page
+ * maps only where host and guest addresses agree in their low 21 bits,
+ * and guest RAM starts at guest-physical 0. One PROT_NONE page is kept
+ * just below it: the next mapping the kernel places below RAM (a thread's
+ * stack) then does not end at a 2 MiB boundary, where THP "always" would
+ * give the top of that stack a 2 MiB page (measured: +2 MiB of VMM RSS).
+ */
+static void *guest_anon_map(uint64_t size)
+{
+	uint64_t span = size + GUEST_HUGE + GUEST_PAGE, head;
+	uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return p;
+	/* RAM at the first 2 MiB boundary at least one page in */
+	head = (GUEST_HUGE - ((uintptr_t)(p + GUEST_PAGE) & (GUEST_HUGE - 1))) &
+	       (GUEST_HUGE - 1);
+	head += GUEST_PAGE;
+	if (head > GUEST_PAGE)
+		munmap(p, head - GUEST_PAGE);
+	mprotect(p + head - GUEST_PAGE, GUEST_PAGE, PROT_NONE);
+	munmap(p + head + size, span - head - size);
+	return p + head;
+}
+
+int guest_mem_init_choice(struct guest_mem *m, uint64_t size,
+			  const struct guest_mem_choice *c,
+			  struct kiln_error *err)
+{
+	void *p;
+
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (guest_mem_check_size(size, err) < 0)
+		return -1;
+	if (c->backing == GUEST_MEM_ANON) {
+		p = guest_anon_map(size);
+	} else {
+		m->fd = guest_memfd(size, c->backing == GUEST_MEM_HUGETLB, err);
+		if (m->fd < 0)
+			return -1;
+		/*
+		 * MAP_NORESERVE: RAM is populated on first touch, so a VM
+		 * costs the host only what the guest uses. Not for hugetlb:
+		 * there the mmap reserves the pages, so a pool that is too
+		 * small fails here, not with a SIGBUS in the guest's fault.
+		 */
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | (c->backing == GUEST_MEM_HUGETLB
+					       ? 0
+					       : MAP_NORESERVE),
+			 m->fd, 0);
+	}
 	if (p == MAP_FAILED) {
 		kiln_error_set(err, errno, "map %llu MiB of guest memory",
 			       (unsigned long long)(size >> 20));
-		goto fail;
+		if (m->fd >= 0)
+			close(m->fd);
+		m->fd = -1;
+		return -1;
 	}
 	madvise(p, size, MADV_DONTDUMP);
+	/* THP for this mapping only; refused where THP is not built in */
+	if (c->thp && madvise(p, size, MADV_HUGEPAGE) == 0)
+		m->thp = true;
+	if (c->backing == GUEST_MEM_ANON)
+		/* "[anon:kiln-guest-ram]" in smaps; kernels without it: no name */
+		prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p,
+		      (unsigned long)size, (unsigned long)"kiln-guest-ram");
 	m->host = p;
 	m->size = size;
+	m->backing = c->backing;
 	guest_mem_layout(m);
 	return 0;
-fail:
-	close(m->fd);
-	m->fd = -1;
-	return -1;
+}
+
+int guest_mem_init(struct guest_mem *m, uint64_t size, struct kiln_error *err)
+{
+	const struct guest_mem_choice c = { .backing = GUEST_MEM_MEMFD };
+
+	return guest_mem_init_choice(m, size, &c, err);
 }
 
 int guest_mem_init_private(struct guest_mem *m, int fd, uint64_t size,
@@ -68,12 +154,9 @@ int guest_mem_init_private(struct guest_mem *m, int fd, uint64_t size,
 
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
-	if (size < GUEST_MEM_MIN || size % GUEST_PAGE != 0) {
+	if (guest_mem_check_size(size, err) < 0) {
 		close(fd);
-		return kiln_error_set(err, EINVAL,
-				      "guest memory of %llu bytes: must be a "
-				      "multiple of 4 KiB and at least 16 MiB",
-				      (unsigned long long)size);
+		return -1;
 	}
 	/*
 	 * MAP_PRIVATE: pages are read from fd on first touch and copied on
@@ -93,6 +176,7 @@ int guest_mem_init_private(struct guest_mem *m, int fd, uint64_t size,
 	m->host = p;
 	m->size = size;
 	m->private_map = true;
+	m->backing = GUEST_MEM_FILE_PRIVATE;
 	guest_mem_layout(m);
 	return 0;
 }
@@ -118,7 +202,9 @@ static void guest_mem_layout(struct guest_mem *m)
 
 void guest_mem_destroy(struct guest_mem *m)
 {
-	if (m->host != NULL)
+	if (m->host != NULL && m->backing == GUEST_MEM_ANON)
+		munmap(m->host - GUEST_PAGE, m->size + GUEST_PAGE);
+	else if (m->host != NULL)
 		munmap(m->host, m->size);
 	if (m->fd >= 0)
 		close(m->fd);
@@ -199,6 +285,28 @@ void guest_mem_mark_written(struct guest_mem *m)
 
 	if (m->dirty == NULL)
 		return;
+	if (m->backing == GUEST_MEM_ANON) {
+		/* anonymous RAM never touched is not resident, and zero */
+		for (uint64_t base = 0; base < m->size;
+		     base += GUEST_COPY_RUN) {
+			unsigned char vec[GUEST_COPY_RUN / GUEST_PAGE];
+			uint64_t len = m->size - base < GUEST_COPY_RUN
+					       ? m->size - base
+					       : GUEST_COPY_RUN;
+
+			if (mincore(m->host + base, len, vec) < 0) {
+				guest_mem_mark_dirty(m, m->host + base, len);
+				continue;
+			}
+			for (uint64_t i = 0; i < len / GUEST_PAGE; i++)
+				if (vec[i] & 1)
+					guest_mem_mark_dirty(
+						m,
+						m->host + base + i * GUEST_PAGE,
+						GUEST_PAGE);
+		}
+		return;
+	}
 	if (m->fd < 0 || m->private_map) {
 		guest_mem_mark_dirty(m, m->host, m->size);
 		return;
@@ -219,4 +327,90 @@ void guest_mem_mark_written(struct guest_mem *m)
 		guest_mem_mark_dirty(m, m->host + d, (uint64_t)(h - d));
 		off = (uint64_t)h;
 	}
+}
+
+/* Not lib/util's: the fuzz targets link this file with little else. */
+static int guest_pwrite_all(int fd, const uint8_t *buf, uint64_t len,
+			    uint64_t off)
+{
+	while (len > 0) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+static bool guest_page_zero(const uint8_t *p)
+{
+	static const uint8_t zeros[GUEST_PAGE];
+
+	return memcmp(p, zeros, GUEST_PAGE) == 0;
+}
+
+/* RAM's non-zero pages into fd, at their offsets; pages mincore says are
+ * not resident are zero (anonymous, hugetlb) and not read. */
+static int guest_mem_copy(const struct guest_mem *m, int fd)
+{
+	unsigned char vec[GUEST_COPY_RUN / GUEST_PAGE];
+
+	for (uint64_t base = 0; base < m->size; base += GUEST_COPY_RUN) {
+		uint64_t len = m->size - base < GUEST_COPY_RUN ? m->size - base
+							       : GUEST_COPY_RUN;
+		uint64_t n = len / GUEST_PAGE, i = 0;
+
+		if (mincore(m->host + base, len, vec) < 0)
+			memset(vec, 1, sizeof(vec));
+		while (i < n) {
+			uint64_t run;
+
+			if (!(vec[i] & 1) ||
+			    guest_page_zero(m->host + base + i * GUEST_PAGE)) {
+				i++;
+				continue;
+			}
+			for (run = i + 1; run < n && (vec[run] & 1) &&
+					  !guest_page_zero(m->host + base +
+							   run * GUEST_PAGE);
+			     run++)
+				;
+			if (guest_pwrite_all(fd,
+					     m->host + base + i * GUEST_PAGE,
+					     (run - i) * GUEST_PAGE,
+					     base + i * GUEST_PAGE) < 0)
+				return -1;
+			i = run;
+		}
+	}
+	return 0;
+}
+
+int guest_mem_share_fd(const struct guest_mem *m, struct kiln_error *err)
+{
+	cleanup_close int fd = -1;
+
+	if (m->private_map || m->host == NULL)
+		return kiln_error_set(err, EINVAL,
+				      "RAM mapped private from a file cannot "
+				      "be shared");
+	if (m->backing == GUEST_MEM_MEMFD) {
+		fd = fcntl(m->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			return kiln_error_set(err, errno, "dup the RAM memfd");
+		return steal_fd(&fd);
+	}
+	fd = guest_memfd(m->size, false, err);
+	if (fd < 0)
+		return -1;
+	if (guest_mem_copy(m, fd) < 0)
+		return kiln_error_set(err, errno,
+				      "copy %llu MiB of RAM into a memfd",
+				      (unsigned long long)(m->size >> 20));
+	return steal_fd(&fd);
 }

@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Guest RAM: one memfd, mapped shared into the VMM, so that it can be
- * snapshotted, and mapped MAP_PRIVATE by forks. Every translation of a guest
- * address goes through guest_mem_ptr(), which checks the whole range.
+ * Guest RAM: one mapping in the VMM, backed as the VM's role and the host
+ * allow (guest_mem_choose, docs/memory.md): a cold boot takes anonymous
+ * memory with transparent huge pages, or a hugetlbfs memfd when enough huge
+ * pages are reserved, so that one host fault maps 2 MiB; a VM whose RAM
+ * another process maps (vhost-user) takes an fd mapped MAP_SHARED; a
+ * restored snapshot or a fork maps a file MAP_PRIVATE, copy-on-write in
+ * 4 KiB pages. A template's RAM is always a 4 KiB memfd
+ * (guest_mem_share_fd). Every translation of a guest address goes through
+ * guest_mem_ptr(), which checks the whole range.
  */
 #ifndef KILN_VMM_MEMORY_H
 #define KILN_VMM_MEMORY_H
@@ -20,10 +26,22 @@ struct guest_region {
 	uint64_t offset; /* offset in the memfd and in host mapping */
 };
 
+/* What backs guest RAM. */
+enum guest_mem_backing {
+	GUEST_MEM_MEMFD = 0,	/* memfd, MAP_SHARED (4 KiB, or shmem THP) */
+	GUEST_MEM_HUGETLB,	/* memfd on hugetlbfs, MAP_SHARED */
+	GUEST_MEM_ANON,		/* anonymous, MAP_PRIVATE: fd is -1 */
+	GUEST_MEM_FILE_PRIVATE, /* a file mapped MAP_PRIVATE (private_map) */
+};
+
+/*
+ * Owner: the VMM thread sets it up and tears it down; vCPUs and devices
+ * only read and write guest RAM through host.
+ */
 struct guest_mem {
-	uint8_t *host;	  /* mapping of the whole memfd */
+	uint8_t *host;	  /* mapping of the whole RAM */
 	uint64_t size;	  /* total RAM bytes */
-	int fd;		  /* the memfd, -1 when not created */
+	int fd;		  /* the memfd or file, -1 when none (anonymous) */
 	bool private_map; /* fd is a file mapped MAP_PRIVATE: never write it */
 	/*
 	 * Pages written since the last snapshot, for diff snapshots: one bit
@@ -34,12 +52,77 @@ struct guest_mem {
 	 * vCPU is paused.
 	 */
 	uint64_t *dirty;
+	bool thp; /* transparent huge pages advised (MADV_HUGEPAGE) */
+	enum guest_mem_backing backing;
 	unsigned int nregions;
 	struct guest_region regions[GUEST_MEM_MAX_REGIONS];
 };
 
-/* Create size bytes of RAM (a multiple of 4 KiB, at least 16 MiB). */
+/* Create size bytes of RAM (a multiple of 4 KiB, at least 16 MiB): a
+ * memfd of 4 KiB pages, whatever the host offers. */
 int guest_mem_init(struct guest_mem *m, uint64_t size, struct kiln_error *err);
+
+/* guest_mem_init_backed flags */
+/*
+ * Another process maps this RAM (a vhost-user back-end such as virtiofsd):
+ * it must be an fd mapped MAP_SHARED (memfd or hugetlbfs memfd), never
+ * anonymous memory.
+ */
+#define GUEST_MEM_SHARED (1U << 0)
+
+/* THP modes, as /sys/kernel/mm/transparent_hugepage/{enabled,shmem_enabled} */
+enum guest_thp_mode {
+	GUEST_THP_NEVER = 0, /* never, deny, or unknown */
+	GUEST_THP_ADVISE, /* madvise (enabled) or advise/within_size (shmem) */
+	GUEST_THP_ALWAYS, /* always, force */
+};
+
+/* What the host offers for guest RAM; guest_mem_host_probe fills it. */
+struct guest_mem_host {
+	enum guest_thp_mode thp;       /* anonymous memory */
+	enum guest_thp_mode shmem_thp; /* memfd (shmem) */
+	bool thp_disabled;     /* prctl(PR_SET_THP_DISABLE) on this process */
+	uint64_t hugetlb_free; /* bytes of free default-size hugetlb pages */
+	uint64_t hugetlb_page; /* the default hugetlb page size, 0: none */
+};
+
+struct guest_mem_choice {
+	enum guest_mem_backing backing; /* MEMFD, HUGETLB or ANON */
+	bool thp;			/* madvise(MADV_HUGEPAGE) the mapping */
+	char why[160]; /* what the VM got and why, for the log */
+};
+
+/* The mode in brackets of a THP sysfs file ("always [madvise] never"). */
+enum guest_thp_mode guest_mem_thp_parse(const char *text);
+/* The bytes of HugePages_Free x Hugepagesize in /proc/meminfo text. */
+void guest_mem_hugetlb_parse(const char *meminfo, uint64_t *free_bytes,
+			     uint64_t *page_size);
+/* Read the host's THP knobs, this process's THP switch and hugetlb pool. */
+void guest_mem_host_probe(struct guest_mem_host *h);
+/* The backing for size bytes of RAM on host h with flags. */
+void guest_mem_choose(const struct guest_mem_host *h, uint64_t size,
+		      unsigned int flags, struct guest_mem_choice *c);
+
+/* RAM of size bytes backed as c says (no fallback, no log line). */
+int guest_mem_init_choice(struct guest_mem *m, uint64_t size,
+			  const struct guest_mem_choice *c,
+			  struct kiln_error *err);
+/*
+ * RAM of size bytes backed as the host allows (guest_mem_choose), with one
+ * log line saying what the VM got; a huge-page backing the host then
+ * refuses (quota, a race for the pool) falls back to the next one.
+ */
+int guest_mem_init_backed(struct guest_mem *m, uint64_t size,
+			  unsigned int flags, struct kiln_error *err);
+
+/*
+ * An fd of RAM's contents for others to map MAP_PRIVATE (a template): the
+ * memfd itself (dup'ed) when RAM is a 4 KiB memfd, else a new memfd of
+ * 4 KiB pages holding RAM's non-zero pages (zero pages stay holes), so
+ * that a fork's copy-on-write costs 4 KiB per written page. RAM must not
+ * change meanwhile (a paused VM). Not for a private mapping.
+ */
+int guest_mem_share_fd(const struct guest_mem *m, struct kiln_error *err);
 /*
  * RAM of size bytes from fd (a snapshot's memory file, a template's
  * memfd), mapped MAP_PRIVATE: copy-on-write, fd never written. Takes fd,

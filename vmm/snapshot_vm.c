@@ -539,9 +539,10 @@ static int snap_write_memory(const struct guest_mem *m, const char *path,
 		/*
 		 * A memfd's holes are pages the guest never touched: skip
 		 * them without reading through the mapping, which would
-		 * allocate them. A private mapping has no such map.
+		 * allocate them. A private or anonymous mapping has no
+		 * such map.
 		 */
-		if (!m->private_map) {
+		if (m->fd >= 0 && !m->private_map) {
 			off_t d = lseek(m->fd, (off_t)off, SEEK_DATA);
 			off_t h;
 

@@ -147,13 +147,21 @@ static int vm_setup_kvm(struct vm *vm, struct kiln_error *err)
 	return 0;
 }
 
-/* Guest RAM: a new memfd, or (mem_fd >= 0, taken) a file mapped private. */
+/*
+ * Guest RAM: new, backed as the host allows (memory.h), or (mem_fd >= 0,
+ * taken) a file mapped private. A device whose back-end maps guest RAM
+ * (vhost-user) needs GUEST_MEM_SHARED in mem_flags.
+ */
 static int vm_setup_memory(struct vm *vm, int mem_fd, struct kiln_error *err)
 {
 	uint64_t size = vm->cfg->mem_mib << 20;
+	/* a vhost-user backend maps RAM from the fds we send it */
+	unsigned int mem_flags =
+		vm_config_needs_shared_mem(vm->cfg) ? GUEST_MEM_SHARED : 0;
 
 	if ((mem_fd >= 0 ? guest_mem_init_private(&vm->mem, mem_fd, size, err)
-			 : guest_mem_init(&vm->mem, size, err)) < 0)
+			 : guest_mem_init_backed(&vm->mem, size, mem_flags,
+						 err)) < 0)
 		return -1;
 	if (vm->cfg->track_dirty_pages &&
 	    guest_mem_track_dirty(&vm->mem, err) < 0)

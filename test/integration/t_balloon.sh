@@ -2,12 +2,17 @@
 # inflated balloon takes memory from the guest, and deflate-on-oom gives it
 # back under pressure.
 
-# KiB of the VMM's RSS that is guest RAM: the memfd mapping in smaps.
+# KiB of the VMM's RSS that is guest RAM (512 MiB) in smaps: the memfd
+# mapping, or the anonymous one (docs/memory.md), named
+# [anon:kiln-guest-ram] where the kernel names anonymous mappings, else
+# the one unnamed mapping of the guest's size.
 # Fails, printing nothing, when there is no such process or mapping: an
 # empty sample is not an RSS of 0.
 balloon_rss_kb() { # PID
 	[ -n "$1" ] && [ -r "/proc/$1/smaps" ] || return 1
-	awk '/^[0-9a-f]+-[0-9a-f]+ / { ram = ($0 ~ /memfd:kiln-guest-ram/); if (ram) n++ }
+	awk '/^[0-9a-f]+-[0-9a-f]+ / { named = ($0 ~ /kiln-guest-ram/); anon = (NF == 5); ram = named }
+	     !ram && anon && $1 == "Size:" && $2 == 512 * 1024 { ram = 1 }
+	     ram && $1 == "Size:" { n++ }
 	     ram && $1 == "Rss:" { s += $2; r++ }
 	     END { if (!n || !r) exit 1; print s }' "/proc/$1/smaps"
 }

@@ -9,14 +9,17 @@
  * queue whose feature was not negotiated takes no index), so the role of
  * queue 2 and 3 follows the negotiated features, not a fixed table.
  *
- * Freeing. Guest RAM is one memfd mapped MAP_SHARED (memory.h): a page
+ * Freeing. Guest RAM may be a memfd mapped MAP_SHARED (memory.h): a page
  * given back (inflated, or in a free page report) is freed on the host by
  * punching a hole in the memfd at that page's file offset, which unmaps it
  * from the VMM and from KVM (mmu notifiers); a later guest access faults in
  * a zero page. Contiguous pages go to one fallocate(). Deflating needs
  * nothing. A VM whose RAM is mapped MAP_PRIVATE over a file (a restored
  * snapshot, a fork) must not punch the file, which other VMs may map:
- * its private copy of the page is dropped with MADV_DONTNEED instead.
+ * its private copy of the page is dropped with MADV_DONTNEED instead, as
+ * is a page of anonymous RAM (a cold boot's, with transparent huge pages:
+ * the huge page is split). hugetlbfs RAM gives nothing back (it punches
+ * only whole huge pages).
  *
  * Statistics. The driver posts one stats buffer; the device keeps it and
  * gives it back every stats_interval_s seconds (a timerfd on the event
@@ -158,12 +161,14 @@ static void balloon_flush(struct balloon *b)
 		return;
 	/* freed or not, the pages may read differently: a diff takes them */
 	guest_mem_mark_dirty(m, m->host + b->run_off, b->run_len);
-	if (m->private_map) {
+	if (m->private_map || m->backing == GUEST_MEM_ANON) {
 		/*
 		 * RAM is a private copy of a file another VM may use (a
 		 * snapshot's memory, a fork's template): punching the file
 		 * would take the page from under all of them. Dropping our
 		 * copy frees it; a later access reads the file's page again.
+		 * Anonymous RAM (memory.h) is freed the same way; a huge
+		 * page it splits is freed 4 KiB at a time.
 		 */
 		if (madvise(m->host + b->run_off, b->run_len, MADV_DONTNEED) <
 		    0) {
@@ -176,10 +181,11 @@ static void balloon_flush(struct balloon *b)
 		} else {
 			b->freed_bytes += b->run_len;
 		}
-	} else if (m->fd < 0) {
+	} else if (m->fd < 0 || m->backing == GUEST_MEM_HUGETLB) {
+		/* hugetlbfs punches only whole huge pages: nothing freed */
 		if (log_ratelimit())
-			log_debug("virtio-balloon: RAM is not a file, %llu "
-				  "bytes not freed",
+			log_debug("virtio-balloon: RAM is not a file or "
+				  "is hugetlbfs, %llu bytes not freed",
 				  (unsigned long long)b->run_len);
 	} else if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			     (off_t)b->run_off, (off_t)b->run_len) < 0) {
