@@ -15,7 +15,12 @@ snap_api() { # WANT METHOD PATH JSON
 		-H 'Content-Type: application/json' -d "$4" \
 		"http://localhost$3") || code=000
 	body=$(cat "$T/api.body" 2>/dev/null)
-	[ "$code" = "$1" ] || { fail "$2 $3: status $code, want $1: $body"; return 1; }
+	[ "$code" = "$1" ] || {
+		fail "$2 $3: status $code, want $1: $body"
+		# no answer: the VMM's last words
+		[ "$code" != 000 ] || tail -n 40 "$T/err" | sed 's/^/    ! /'
+		return 1
+	}
 }
 
 # Pause the API VM, snapshot it into $1.state and $1.mem.
