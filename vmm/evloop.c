@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/fs.h>
 #include <linux/kvm.h>
 #include <sys/socket.h>
 #include <stdlib.h>
@@ -80,7 +81,9 @@ static const struct seccomp_rule vmm_rules[] = {
 	SC_IOCTL(KVM_IRQFD),
 	SC_IOCTL(KVM_IOEVENTFD),
 	SC_IOCTL(TUNSETOFFLOAD),
+	SC_IOCTL(BLKGETSIZE64), /* a block device swapped in by PATCH /drives */
 	/* snapshots and templates of a paused VM */
+	SC_IOCTL(KVM_CHECK_EXTENSION),
 	SC_IOCTL(KVM_GET_MSR_INDEX_LIST),
 	SC_IOCTL(KVM_GET_TSC_KHZ),
 	SC_IOCTL(KVM_GET_CLOCK),

@@ -85,6 +85,22 @@ static char *sc_utoa(char *p, unsigned long v)
 	return p;
 }
 
+static char *sc_hex(char *p, unsigned long v)
+{
+	char tmp[16];
+	int n = 0;
+
+	do {
+		tmp[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v != 0);
+	*p++ = '0';
+	*p++ = 'x';
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
 static char *sc_cat(char *p, const char *end, const char *s)
 {
 	size_t n = sc_strlen(s);
@@ -121,6 +137,11 @@ static void sc_sigsys(int sig, siginfo_t *si, void *ucv)
 							    : "?");
 	p = sc_cat(p, end, " (");
 	p = sc_utoa(p, (unsigned long)(unsigned int)nr);
+	/* which ioctl request, socket family, fcntl command... */
+	p = sc_cat(p, end, ", args ");
+	p = sc_hex(p, (unsigned long)r[REG_RDI]);
+	p = sc_cat(p, end, " ");
+	p = sc_hex(p, (unsigned long)r[REG_RSI]);
 	p = sc_cat(p, end, "): killing the process\n");
 	if (write(log_fileno(), line, (size_t)(p - line)) < 0) {
 		/* nowhere else to say it */

@@ -100,7 +100,7 @@ test_seccomp_forbidden_syscall_kills_each_thread_kind() {
 		# --seccomp-log: the same death, and the log names the syscall
 		selftest_run "$kind" --seccomp-log
 		[ "$rc" -eq 159 ] || { fail "$kind --seccomp-log: exit status $rc, want 159"; tail -n 5 "$T/err"; return 1; }
-		grep -qE "^kiln-vmm: seccomp: the $kind thread made a forbidden syscall socket \(41\)" "$T/err" ||
+		grep -qE "^kiln-vmm: seccomp: the $kind thread made a forbidden syscall socket \(41, args 0x2 " "$T/err" ||
 			{ fail "$kind: the log does not name socket"; tail -n 5 "$T/err"; return 1; }
 	done
 	# without the trigger the same build runs the guest
