@@ -31,7 +31,7 @@ TSAN_CFLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer \
 # kiln-vmm is static: no dynamic loader at start (1.7 ms of CPU against
 # 3.0 ms dynamic, measured with --version), and nothing to find in /lib
 # once it runs jailed
-LDLIBS_VMM := -static -lyajl_s -lhttp_parser -lcrypto -lpthread
+LDLIBS_VMM := -static -lyajl_s -lhttp_parser -lcrypto -lseccomp -lcap -lpthread
 # the agent is guest code: one static binary, no libc surprises
 LDLIBS_AGENT := -static -lprotobuf-c -lcap -lseccomp -lpthread
 LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lseccomp -lcrypto -lmnl -lpthread
@@ -94,7 +94,7 @@ BENCH_TOOLS := $(patsubst test/bench/%.c,$(B)/bench/%,$(wildcard test/bench/*.c)
 .PHONY: all guest check check-unit check-tsan check-format check-fuzz \
 	check-integration bench demo deps format clean install
 
-all: $(PROGS) $(BENCH_TOOLS)
+all: $(PROGS) $(BENCH_TOOLS) $(B)/kiln-vmm-selftest
 
 # V=1 shows whole command lines
 Q := $(if $(V),,@)
@@ -130,6 +130,16 @@ $(B)/tsan/%.o: %.c | $(GEN_HDRS) $(CTRD_STAMP)
 	$(Q)$(CC) $(BASE_CFLAGS) $(call unused_param,$<) $(TSAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
 
 $(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS) $(JSON_SRCS))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
+
+# kiln-vmm whose threads obey KILN_VMM_SECCOMP_SELFTEST=api|vcpu|vmm (one
+# forbidden syscall after their filter), for the integration tests only
+$(B)/obj/vmm/seccomp-selftest.o: vmm/seccomp.c | $(GEN_HDRS) $(CTRD_STAMP)
+	@$(if $(Q),echo "  CC      $< (selftest)")
+	$(Q)$(CC) $(BASE_CFLAGS) -DKILN_SECCOMP_SELFTEST $(CFLAGS) -c -o $@ $<
+$(B)/kiln-vmm-selftest: $(call obj,$(filter-out vmm/seccomp.c,$(VMM_SRCS)) \
+		$(LIB_SRCS) $(JSON_SRCS)) $(B)/obj/vmm/seccomp-selftest.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
 

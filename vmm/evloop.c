@@ -3,10 +3,111 @@
 #include "evloop.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <linux/fs.h>
+#include <linux/kvm.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+#include "seccomp.h"
+
+/*
+ * What the VMM thread may do once the guest runs (vm.c loads it before the
+ * first vCPU runs; the common rules of seccomp.c come with it): this loop
+ * and every callback it runs. Setting up (/dev/kvm, KVM_CREATE_*, the
+ * vCPUs' registers, TUNSETIFF, threads) is done by then and not listed.
+ */
+/* clang-format off */
+static const struct seccomp_rule vmm_rules[] = {
+	/* the loop, its eventfds and timers (metrics, balloon stats) */
+	SC_ALLOW(epoll_wait),
+	SC_ALLOW(epoll_ctl),
+	SC_ALLOW(eventfd2),
+	SC_ALLOW(timerfd_create),
+	SC_ALLOW(timerfd_settime),
+	SC_ALLOW(nanosleep),
+	SC_ALLOW(clock_nanosleep),
+	/* disks (preadv/pwritev, flush, discard), TAP, console, files */
+	SC_ALLOW(read),
+	SC_ALLOW(readv),
+	SC_ALLOW(writev),
+	SC_ALLOW(preadv),
+	SC_ALLOW(pwritev),
+	SC_ALLOW(pread64),
+	SC_ALLOW(pwrite64),
+	SC_ALLOW(fdatasync),
+	SC_ALLOW(fsync),
+	SC_ALLOW(fallocate), /* discard, write zeroes, balloon's holes */
+	SC_ALLOW(lseek), /* SEEK_DATA/SEEK_HOLE of snapshots */
+	SC_ALLOW(close),
+	/* PATCH /drives, snapshots, metrics and log files by path */
+	SC_ALLOW(openat),
+	SC_ALLOW(newfstatat),
+	SC_ALLOW(fstat),
+	SC_ALLOW(access),
+	SC_ALLOW(faccessat2),
+	SC_ALLOW(ftruncate),
+	SC_ALLOW(rename),
+	SC_ALLOW(unlink),
+	SC_ALLOW(dup3), /* the logger's file moves under its fd */
+	/* templates: sealed memfds handed to forks */
+	SC_ALLOW(memfd_create),
+	SC_ARG(fcntl, 1, F_GETFD),
+	SC_ARG(fcntl, 1, F_SETFD),
+	SC_ARG(fcntl, 1, F_GETFL),
+	SC_ARG(fcntl, 1, F_SETFL),
+	SC_ARG(fcntl, 1, F_DUPFD_CLOEXEC),
+	SC_ARG(fcntl, 1, F_ADD_SEALS),
+	SC_ARG(fcntl, 1, F_GET_SEALS),
+	/* vsock's Unix sockets, the template's socket: AF_UNIX only */
+	SC_SOCKET(AF_UNIX),
+	SC_ALLOW(connect),
+	SC_ALLOW(bind),
+	SC_ALLOW(listen),
+	SC_ALLOW(accept4),
+	SC_ALLOW(sendmsg),
+	SC_ALLOW(recvmsg),
+	SC_ALLOW(sendto),
+	SC_ALLOW(recvfrom),
+	SC_ALLOW(shutdown),
+	SC_ALLOW(getsockopt), /* SO_PEERCRED of a fork */
+	SC_ALLOW(geteuid),
+	/* interrupts, queue notifications, device activation and reset */
+	SC_IOCTL(KVM_IRQ_LINE),
+	SC_IOCTL(KVM_IRQFD),
+	SC_IOCTL(KVM_IOEVENTFD),
+	SC_IOCTL(TUNSETOFFLOAD),
+	SC_IOCTL(TUNSETQUEUE), /* a multi-queue TAP's pairs, as the driver sets them */
+	SC_IOCTL(BLKGETSIZE64), /* a block device swapped in by PATCH /drives */
+	/* snapshots and templates of a paused VM */
+	SC_IOCTL(KVM_CHECK_EXTENSION),
+	SC_IOCTL(KVM_GET_MSR_INDEX_LIST),
+	SC_IOCTL(KVM_GET_TSC_KHZ),
+	SC_IOCTL(KVM_GET_CLOCK),
+	SC_IOCTL(KVM_GET_IRQCHIP),
+	SC_IOCTL(KVM_GET_PIT2),
+	SC_IOCTL(KVM_GET_REGS),
+	SC_IOCTL(KVM_GET_SREGS),
+	SC_IOCTL(KVM_GET_FPU),
+	SC_IOCTL(KVM_GET_MSRS),
+	SC_IOCTL(KVM_GET_LAPIC),
+	SC_IOCTL(KVM_GET_XSAVE),
+	SC_IOCTL(KVM_GET_XCRS),
+	SC_IOCTL(KVM_GET_VCPU_EVENTS),
+	SC_IOCTL(KVM_GET_MP_STATE),
+	SC_IOCTL(KVM_GET_DEBUGREGS),
+	SC_IOCTL(KVM_GET_DIRTY_LOG), /* diff snapshots */
+	SC_ALLOW(mincore), /* a template of anonymous RAM: resident pages */
+	/* a vhost-user back-end's answers wait with a timeout */
+	SC_ALLOW(poll),
+	SC_ALLOW(ppoll),
+};
+/* clang-format on */
+const struct seccomp_list vmm_seccomp = SECCOMP_LIST("vmm", vmm_rules);
 
 struct evloop_entry {
 	int fd;

@@ -19,7 +19,11 @@
 #include "fork.h"
 #include "metrics.h"
 #include "snapshot.h"
+#include "seccomp.h"
 #include "vm.h"
+
+/* RLIMIT_NOFILE: see main() */
+#define VMM_MAX_FILES 1024
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "unknown"
@@ -68,6 +72,15 @@ static void usage(FILE *f)
 		"  --show-level, --show-log-origin  add the level / source "
 		"file:line to log lines\n"
 		"  --metrics-path PATH  write metrics (JSON lines) to PATH\n"
+		"  --no-seccomp         load no seccomp filter and keep "
+		"capabilities\n"
+		"                       (debugging only)\n"
+		"  --seccomp-log        a forbidden syscall is logged by name "
+		"before the\n"
+		"                       process dies (default: killed at "
+		"once)\n"
+		"  --print-seccomp-counts  syscalls each thread kind may make, "
+		"then exit\n"
 		"  --no-api, --boot-timer  accepted for Firecracker "
 		"compatibility\n"
 		"  --rebase-snap BASE-MEM DIFF-MEM  copy a diff snapshot's "
@@ -134,6 +147,9 @@ enum {
 	OPT_API_SOCK,
 	OPT_ID,
 	OPT_FORK_FROM,
+	OPT_NO_SECCOMP,
+	OPT_SECCOMP_LOG,
+	OPT_SECCOMP_COUNTS,
 	OPT_NOOP,
 	OPT_VERSION,
 	OPT_HELP,
@@ -162,6 +178,9 @@ static const struct option options[] = {
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "id", required_argument, NULL, OPT_ID },
 	{ "fork-from", required_argument, NULL, OPT_FORK_FROM },
+	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
+	{ "seccomp-log", no_argument, NULL, OPT_SECCOMP_LOG },
+	{ "print-seccomp-counts", no_argument, NULL, OPT_SECCOMP_COUNTS },
 	{ "no-api", no_argument, NULL, OPT_NOOP },
 	{ "boot-timer", no_argument, NULL, OPT_NOOP },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -175,7 +194,22 @@ struct vmm_opts {
 	const char *id;
 	const char *fork_from; /* a template's socket */
 	bool config_file; /* the VM is fully described before any request */
+	enum seccomp_mode seccomp;
 };
+
+static void print_seccomp_counts(void)
+{
+	const struct seccomp_list *lists[] = { &api_seccomp, &vmm_seccomp,
+					       &vcpu_seccomp };
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		printf("%s syscalls=%u ioctls=%u socket_families=%u "
+		       "fcntl_cmds=%u\n",
+		       lists[i]->kind, vmm_seccomp_count(lists[i]),
+		       vmm_seccomp_count_args(lists[i], SCMP_SYS(ioctl)),
+		       vmm_seccomp_count_args(lists[i], SCMP_SYS(socket)),
+		       vmm_seccomp_count_args(lists[i], SCMP_SYS(fcntl)));
+}
 
 static int parse_args(int argc, char **argv, struct vm_config *cfg,
 		      struct vmm_opts *o, struct kiln_error *err)
@@ -264,6 +298,16 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 		case OPT_FORK_FROM:
 			o->fork_from = optarg;
 			break;
+		case OPT_NO_SECCOMP:
+			o->seccomp = SECCOMP_OFF;
+			break;
+		case OPT_SECCOMP_LOG:
+			if (o->seccomp != SECCOMP_OFF)
+				o->seccomp = SECCOMP_LOG;
+			break;
+		case OPT_SECCOMP_COUNTS:
+			print_seccomp_counts();
+			exit(0);
 		case OPT_NOOP:
 			break;
 		case OPT_VERSION:
@@ -317,27 +361,29 @@ static void on_crash(int sig)
 
 	if (write(STDERR_FILENO, head, sizeof(head) - 1) > 0)
 		backtrace_symbols_fd(pcs, n, STDERR_FILENO);
-	signal(sig, SIG_DFL);
+	/* SA_RESETHAND made it SIG_DFL: no syscall the filters refuse */
 	raise(sig);
 }
 
 static void crash_handlers(void)
 {
+	struct sigaction sa = { .sa_handler = on_crash,
+				.sa_flags = SA_RESETHAND };
 	void *warm[1];
 
 	/* the first backtrace() loads the unwinder: not in the handler */
 	backtrace(warm, 1);
-	signal(SIGSEGV, on_crash);
-	signal(SIGBUS, on_crash);
-	signal(SIGILL, on_crash);
-	signal(SIGFPE, on_crash);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGILL, &sa, NULL);
+	sigaction(SIGFPE, &sa, NULL);
 }
 
 int main(int argc, char **argv)
 {
 	uint64_t start_ns = util_now_ns();
 	struct kiln_error err = { 0 };
-	struct vmm_opts opts = { 0 };
+	struct vmm_opts opts = { .seccomp = SECCOMP_KILL };
 	struct api_server *api = NULL;
 	struct api_ctx ctx;
 	struct vm_config cfg;
@@ -346,6 +392,14 @@ int main(int argc, char **argv)
 
 	/* a crashing VMM must not leave a core with guest memory in it */
 	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+	/*
+	 * No memory locked (guest RAM is a memfd the host may swap), and no
+	 * more files than the most the devices and the API hold (256 vsock
+	 * connections, 32 handshakes, the API's clients, a few per device).
+	 */
+	setrlimit(RLIMIT_MEMLOCK, &(struct rlimit){ 0, 0 });
+	setrlimit(RLIMIT_NOFILE,
+		  &(struct rlimit){ VMM_MAX_FILES, VMM_MAX_FILES });
 	/* a closed console pipe is an EPIPE the serial device handles */
 	signal(SIGPIPE, SIG_IGN);
 	crash_handlers();
@@ -380,7 +434,9 @@ int main(int argc, char **argv)
 		vm_config_destroy(&cfg);
 		return 2;
 	}
-	if (vm_init(&vm, &cfg, start_ns, &err) < 0 ||
+	/* the mode each thread's filter takes, before any thread starts */
+	if (vmm_seccomp_setup(opts.seccomp, &err) < 0 ||
+	    vm_init(&vm, &cfg, start_ns, &err) < 0 ||
 	    apply_observability(&vm, &cfg, &err) < 0)
 		goto fail_init;
 	ctx = (struct api_ctx){

@@ -2,6 +2,7 @@
 #include "vcpu.h"
 
 #include <errno.h>
+#include <linux/if_tun.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "../lib/log.h"
 #include "metrics.h"
+#include "seccomp.h"
 #include "vm.h"
 
 /* The signal that kicks a vCPU thread out of KVM_RUN. */
@@ -181,13 +183,53 @@ static void vcpu_enter(struct vcpu *v, enum vcpu_state s)
 	pthread_cond_broadcast(&v->cond);
 }
 
+/*
+ * What a vCPU thread may do (vmm_lockdown() adds the common rules): run
+ * its vCPU, and what the exits it handles itself need: legacy devices'
+ * interrupt lines, and a virtio device's activation and reset, which run
+ * on the vCPU that wrote the status register (queue notifications, the
+ * TAP's offloads, the device's fds in the event loop, vsock's connections
+ * dropped). No open, no socket, no other ioctl.
+ */
+/* clang-format off */
+static const struct seccomp_rule vcpu_rules[] = {
+	SC_IOCTL(KVM_RUN),
+	SC_IOCTL(KVM_IRQ_LINE),
+	SC_IOCTL(KVM_IOEVENTFD),
+	SC_IOCTL(TUNSETOFFLOAD),
+	SC_IOCTL(TUNSETQUEUE),
+	SC_ALLOW(epoll_ctl),
+	/* virtio-fs: the rings handed to its vhost-user back-end */
+	SC_ALLOW(sendmsg),
+	SC_ALLOW(recvmsg),
+	SC_ALLOW(poll),
+	SC_ALLOW(ppoll),
+	SC_ALLOW(read),
+	SC_ALLOW(shutdown),
+	SC_ALLOW(close),
+};
+/* clang-format on */
+const struct seccomp_list vcpu_seccomp = SECCOMP_LIST("vcpu", vcpu_rules);
+
 static void *vcpu_thread(void *arg)
 {
+	struct kiln_error err = { 0 };
 	struct vcpu *v = arg;
 	char name[16];
 
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
 	pthread_setname_np(pthread_self(), name);
+	/* before the guest runs a single instruction on this thread */
+	if (vmm_lockdown(&vcpu_seccomp, &err) < 0) {
+		char buf[KILN_ERROR_MSG_MAX + 64];
+
+		vm_request_exit(v->vm, VM_EXIT_ERROR, "vcpu %u: %s", v->id,
+				kiln_error_str(&err, buf, sizeof(buf)));
+		pthread_mutex_lock(&v->lock);
+		vcpu_enter(v, VCPU_EXITED);
+		pthread_mutex_unlock(&v->lock);
+		return NULL;
+	}
 
 	pthread_mutex_lock(&v->lock);
 	for (;;) {

@@ -21,6 +21,7 @@
 #include "device.h"
 #include "loader.h"
 #include "mptable.h"
+#include "seccomp.h"
 #include "snapshot.h"
 #include "x86.h"
 
@@ -386,6 +387,22 @@ void vm_end(struct vm *vm)
 	vm_unboot(vm);
 }
 
+/*
+ * The VMM thread confines itself before the guest first runs: what only
+ * setting up needs (opening /dev/kvm and TAPs, creating the VM, vCPUs and
+ * threads) is done by then, and no guest byte has been read. Later
+ * threads would inherit the filter: none is started after this.
+ */
+static int vm_lockdown(struct vm *vm, struct kiln_error *err)
+{
+	if (vm->locked_down)
+		return 0;
+	if (vmm_lockdown(&vmm_seccomp, err) < 0)
+		return -1;
+	vm->locked_down = true;
+	return 0;
+}
+
 int vm_boot(struct vm *vm, struct kiln_error *err)
 {
 	const struct vm_config *cfg = vm->cfg;
@@ -421,6 +438,8 @@ int vm_boot(struct vm *vm, struct kiln_error *err)
 			goto fail;
 	log_info("booting %s: %u vCPU, %llu MiB", cfg->kernel_path,
 		 vm->vcpu_count, (unsigned long long)cfg->mem_mib);
+	if (vm_lockdown(vm, err) < 0)
+		goto fail;
 	for (i = 0; i < vm->vcpu_count; i++)
 		vcpu_set_state(&vm->vcpus[i], VCPU_RUNNING);
 	return 0;
@@ -495,6 +514,8 @@ int vm_pause(struct vm *vm, struct kiln_error *err)
 
 int vm_resume(struct vm *vm, struct kiln_error *err)
 {
+	if (vm->booted && vm_lockdown(vm, err) < 0)
+		return -1;
 	return vm_set_vcpus(vm, VCPU_RUNNING, false, err);
 }
 

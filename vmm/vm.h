@@ -46,6 +46,7 @@ struct vm {
 	uint64_t start_ns;   /* CLOCK_MONOTONIC when the VMM started */
 	bool booted;	     /* vm_boot succeeded: KVM VM, devices, vCPUs */
 	bool paused;	     /* every vCPU parked by vm_pause */
+	bool locked_down;    /* the VMM thread's seccomp filter is loaded */
 	bool fork;	     /* restored from a template (fork.h) */
 	_Atomic int exit_reason; /* enum vm_exit_reason, first one wins */
 	char exit_msg[256];

@@ -38,6 +38,7 @@
 #include "../../lib/util.h"
 #include "../evloop.h"
 #include "../metrics.h"
+#include "../seccomp.h"
 #include "api.h"
 #include "http.h"
 
@@ -351,12 +352,42 @@ static int server_expire(struct http_server *s)
 	return (int)((next - now + 999999) / 1000000);
 }
 
+/*
+ * What the API thread may do once it serves (vmm_lockdown() adds the
+ * common rules): its epoll loop over the listening socket and its clients
+ * (accept, recv, send, close), and the bridge's eventfd write and futex
+ * waits. Requests run on the VMM thread, never here: no open, no ioctl,
+ * no socket of its own (the listening socket is bound before it starts).
+ */
+/* clang-format off */
+static const struct seccomp_rule api_rules[] = {
+	SC_ALLOW(epoll_wait),
+	SC_ALLOW(epoll_ctl),
+	SC_ALLOW(accept4),
+	SC_ALLOW(recvfrom),
+	SC_ALLOW(sendto),
+	SC_ALLOW(poll),
+	SC_ALLOW(close),
+};
+/* clang-format on */
+const struct seccomp_list api_seccomp = SECCOMP_LIST("api", api_rules);
+
 static void *server_thread(void *arg)
 {
 	struct http_server *s = arg;
 	struct epoll_event evs[HTTP_MAX_CONNS + 2];
 
+	struct kiln_error err = { 0 };
+
 	pthread_setname_np(pthread_self(), "kiln-api");
+	if (vmm_lockdown(&api_seccomp, &err) < 0) {
+		char buf[KILN_ERROR_MSG_MAX + 64];
+
+		/* a thread that cannot be confined must not serve a client */
+		log_error("API thread: %s",
+			  kiln_error_str(&err, buf, sizeof(buf)));
+		_exit(1);
+	}
 	while (!s->stopping) {
 		int n = epoll_wait(s->epfd, evs, ARRAY_SIZE(evs),
 				   server_expire(s));
