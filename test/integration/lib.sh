@@ -3,7 +3,7 @@
 
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 B=$TOP/build
-VMM=$B/kiln-vmm
+VMM=${KILN_TEST_VMM:-$B/kiln-vmm}
 GUEST=$B/guest
 T=${T:-$(mktemp -d /tmp/kiln-it.XXXXXX)}
 # Every process the suite starts inherits this mark: the suite finds its
