@@ -361,7 +361,13 @@ static void on_signal(struct sup *s)
 			pid_t p;
 
 			while ((p = waitpid(-1, &status, WNOHANG)) > 0)
-				if (p == s->vm.pid) {
+				if (vm_fs_reaped(&s->vm, p))
+					/* the guest's accesses to it fail
+					 * now; the container goes on */
+					log_error("a virtiofsd (pid %d) ended "
+						  "with status %#x",
+						  (int)p, status);
+				else if (p == s->vm.pid) {
 					char last[256];
 
 					s->vm.pid = 0;
