@@ -12,10 +12,13 @@ own_virtiofsds() {
 }
 
 # A bundle at $T/b binding $T/vol writable at /data and $T/rovol read-only
-# at /ro; its init runs $1.
+# at /ro; its init runs $1 as root with CAP_CHOWN and CAP_FOWNER (`kiln
+# spec`'s root has neither).
 kiln_vol_bundle() { # COMMAND
 	KB_EDIT='c["mounts"].append({"destination": "/data", "type": "bind", "source": "'"$T/vol"'", "options": ["rbind", "rw", "nosuid"]})
-c["mounts"].append({"destination": "/ro", "type": "bind", "source": "'"$T/rovol"'", "options": ["rbind", "ro"]})' \
+c["mounts"].append({"destination": "/ro", "type": "bind", "source": "'"$T/rovol"'", "options": ["rbind", "ro"]})
+for k in ("bounding", "effective", "permitted"):
+    c["process"]["capabilities"][k] += ["CAP_CHOWN", "CAP_FOWNER"]' \
 	kiln_bundle "$T/b" "$1" || return 1
 	for a in chmod chown mkdir mv ln stat rm; do
 		ln -s busybox "$T/b/rootfs/bin/$a"
@@ -37,7 +40,7 @@ mv /data/from_guest.tmp /data/sub/from_guest &&
 ln /data/sub/from_guest /data/hardlink &&
 cat /ro/file >/data/ro_read &&
 { touch /ro/x 2>/dev/null && echo ro-writable >/data/ro_result || echo ro-refused >/data/ro_result; } &&
-echo ready >/data/ready &&
+echo ready >/data/ready
 i=0; while [ ! -e /data/later ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done;
 cat /data/later >/data/seen' || return 1
 	kiln run --detach --bundle "$T/b" --pid-file "$T/pid" vol1
