@@ -363,10 +363,12 @@ static void on_signal(struct sup *s)
 			while ((p = waitpid(-1, &status, WNOHANG)) > 0)
 				if (vm_fs_reaped(&s->vm, p))
 					/* the guest's accesses to it fail
-					 * now; the container goes on */
-					log_error("a virtiofsd (pid %d) ended "
-						  "with status %#x",
-						  (int)p, status);
+					 * now, the container goes on; or
+					 * the VM ended first: it closed
+					 * the daemon's connection */
+					log_warn("a virtiofsd (pid %d) ended "
+						 "with status %#x",
+						 (int)p, status);
 				else if (p == s->vm.pid) {
 					char last[256];
 
