@@ -16,13 +16,14 @@
 #include "../oci/spec.h"
 #include "agent/proto/agent.pb-c.h"
 
-#define KILN_DEFAULT_ROOT     "/run/kiln"
-#define KILN_CONFIG_PATH      "/etc/kiln/config.json"
-#define KILN_DEFAULT_CACHE    "/var/lib/kiln/images"
-#define KILN_DEFAULT_MEM_MIB  256
-#define KILN_MEM_OVERHEAD_MIB 64 /* guest kernel and agent, beyond a limit */
-#define KILN_MAX_VCPUS	      32
-#define KILN_MAX_MEM_MIB      (1u << 20)
+#define KILN_DEFAULT_ROOT      "/run/kiln"
+#define KILN_CONFIG_PATH       "/etc/kiln/config.json"
+#define KILN_DEFAULT_CACHE     "/var/lib/kiln/images"
+#define KILN_DEFAULT_VIRTIOFSD "/usr/lib/qemu/virtiofsd"
+#define KILN_DEFAULT_MEM_MIB   256
+#define KILN_MEM_OVERHEAD_MIB  64 /* guest kernel and agent, beyond a limit */
+#define KILN_MAX_VCPUS	       32
+#define KILN_MAX_MEM_MIB       (1u << 20)
 
 struct kiln_cli {
 	const char *root; /* --root: state directories */
@@ -98,6 +99,7 @@ int cli_signal(const char *s, struct kiln_error *err);
 
 struct vm_config {
 	char *vmm, *kernel, *initramfs; /* absolute paths */
+	char *virtiofsd;		/* serves writable host directories */
 	char *cache_dir;		/* layer images (oci/layer.c) */
 	uint32_t vcpus, memory_mib;
 	uint32_t boot_timeout_s; /* until the agent answers */
@@ -122,6 +124,8 @@ void vm_config_clear(struct vm_config *c);
 #define VM_LOG_SUP    "kiln.log" /* the pid process's own */
 #define VM_DRIVES_MAX 8		 /* kiln-vmm's VM_MAX_DRIVES */
 #define VM_NETS_MAX   8		 /* kiln-vmm's VM_MAX_NETS */
+#define VM_FS_MAX     4		 /* kiln-vmm's VM_MAX_FS */
+#define VM_FS_TAG     "kilnfs"	 /* fs i's tag in the guest: kilnfs<i> */
 /* image layers + the writable one; more layers are flattened into one */
 #define VM_ROOTFS_DRIVES_MAX 6
 #define KILN_UPPER_NAME	     "kiln-upper.ext4"
@@ -158,13 +162,20 @@ struct vm_plan {
 	bool member; /* its drives go into its pod sandbox's spare slots */
 	char *nets[VM_NETS_MAX]; /* --net arguments (net.c) */
 	size_t n_nets;
+	/* host directory i, served by a virtiofsd of its own as the
+	 * virtio-fs device tagged VM_FS_TAG<i> */
+	char *fs_source[VM_FS_MAX];
+	size_t n_fs;
 	const char *console; /* serial output file, NULL: none */
 	char *template_dir;  /* fork from the template there; NULL: boot */
 };
 
+/* Owned by the pid process's main thread. */
 struct vm {
 	pid_t pid; /* kiln-vmm, a child of the pid process */
 	uint64_t start;
+	pid_t fs_pid[VM_FS_MAX]; /* virtiofsd i, a child too; 0: none */
+	size_t n_fs;
 };
 
 #define VM_GUEST_CMDLINE                                         \
@@ -176,6 +187,10 @@ struct agent_request;
  * with err. */
 char *vm_plan_drive(struct vm_plan *p, struct agent_request *r,
 		    const char *path, bool readonly, struct kiln_error *err);
+/* Add a host directory shared over virtio-fs: its tag in the guest
+ * (kept in r), or NULL with err. */
+char *vm_plan_fs(struct vm_plan *p, struct agent_request *r, const char *dir,
+		 struct kiln_error *err);
 /* The guest's names when the drives sit in slots[i] of another's VM. */
 void vm_plan_move(struct vm_plan *p, const size_t *slots);
 void vm_plan_clear(struct vm_plan *p);
@@ -199,8 +214,12 @@ int vm_api_call(const char *sock, const char *method, const char *path,
 #define VM_SLOT_BYTES (1 << 20)
 /* Start the VM in the current directory; it dies with the caller. */
 int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err);
-/* Wait up to grace_ms for it to end, then SIGKILL; its wait status. */
+/* Wait up to grace_ms for it to end, then SIGKILL; its wait status.
+ * Its virtiofsd daemons end with it. */
 int vm_stop(struct vm *vm, unsigned int grace_ms);
+/* A child the pid process reaped (waitpid(-1)): true when it was one of
+ * vm's virtiofsd daemons, now forgotten. */
+bool vm_fs_reaped(struct vm *vm, pid_t pid);
 void vm_last_log_line(char *buf, size_t len);
 
 /* ---- warm templates (template.c) --------------------------------------- */

@@ -218,6 +218,33 @@ dir_mount(struct agent_request *r, const struct oci_mount *m,
 }
 
 /*
+ * A writable host directory: shared over virtio-fs (a virtiofsd started
+ * with the VM, vm.c), so the container's writes land in it. The guest
+ * mounts the device's tag; bind options would make it a bind.
+ */
+static Kiln__Agent__V1__Mount *fs_mount(struct agent_request *r, size_t i,
+					const struct oci_mount *m,
+					struct vm_plan *plan,
+					struct kiln_error *err)
+{
+	char *tag = vm_plan_fs(plan, r, m->source, err);
+	Kiln__Agent__V1__Mount *am;
+
+	if (tag == NULL) {
+		kiln_error_wrap(err, "mounts[%zu] (%s)", i, m->destination);
+		return NULL;
+	}
+	am = new_mount(r, m, "virtiofs", tag);
+	if (am == NULL ||
+	    drop_options(r, m, am, (const char *[]){ "bind", "rbind", NULL }) <
+		    0) {
+		kiln_error_set(err, ENOMEM, "mount");
+		return NULL;
+	}
+	return am;
+}
+
+/*
  * A Kubernetes emptyDir of a pod in one VM: the kubelet's directory
  * (.../volumes/kubernetes.io~empty-dir/NAME) becomes the guest's
  * AGENT_VOLUMES/NAME, which the agent makes on first use and every
@@ -307,16 +334,19 @@ static Kiln__Agent__V1__Mount *map_mount(struct agent_request *r, size_t i,
 	if (S_ISREG(st.st_mode))
 		return request_file_mount(r, i, m, err);
 	if (S_ISDIR(st.st_mode)) {
-		if (!has_option(m, "ro")) {
+		if (has_option(m, "ro"))
+			return dir_mount(r, m, plan, cache_dir, err);
+		if (plan->pod || plan->member) {
+			/* a pod's VM runs already: it takes no new device */
 			kiln_error_set(err, 0,
 				       "mounts[%zu] (%s): a writable bind of "
-				       "host directory `%s` cannot keep its "
-				       "writes on the host in a VM yet; "
-				       "mount it read-only",
+				       "host directory `%s` in a pod's VM "
+				       "is not supported yet; mount it "
+				       "read-only",
 				       i, m->destination, m->source);
 			return NULL;
 		}
-		return dir_mount(r, m, plan, cache_dir, err);
+		return fs_mount(r, i, m, plan, err);
 	}
 	kiln_error_set(err, 0,
 		       "mounts[%zu] (%s): `%s` is neither a file nor a "

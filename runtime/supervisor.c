@@ -361,7 +361,15 @@ static void on_signal(struct sup *s)
 			pid_t p;
 
 			while ((p = waitpid(-1, &status, WNOHANG)) > 0)
-				if (p == s->vm.pid) {
+				if (vm_fs_reaped(&s->vm, p))
+					/* the guest's accesses to it fail
+					 * now, the container goes on; or
+					 * the VM ended first: it closed
+					 * the daemon's connection */
+					log_warn("a virtiofsd (pid %d) ended "
+						 "with status %#x",
+						 (int)p, status);
+				else if (p == s->vm.pid) {
 					char last[256];
 
 					s->vm.pid = 0;

@@ -114,7 +114,8 @@ int template_pick(struct vm_plan *p, const char *root)
 	char key[4 * PATH_MAX], dir[PATH_MAX], sock[PATH_MAX + 16];
 	struct stat st;
 
-	if (!p->conf->templates || p->n_drives > VM_DRIVES_MAX ||
+	/* a fork has its template's devices only: no virtio-fs */
+	if (p->n_fs > 0 || !p->conf->templates || p->n_drives > VM_DRIVES_MAX ||
 	    template_key(p, root, key, sizeof(key), dir, sizeof(dir)) < 0)
 		return -1;
 	snprintf(sock, sizeof(sock), "%s/" TEMPLATE_SOCK, dir);

@@ -31,7 +31,7 @@
 #include "../oci/container.h"
 #include "kiln.h"
 
-#define ARGV_MAX      (32 + 4 * VM_DRIVES_MAX + 2 * VM_NETS_MAX)
+#define ARGV_MAX      (32 + 4 * VM_DRIVES_MAX + 2 * VM_NETS_MAX + 2 * VM_FS_MAX)
 #define API_TIMEOUT_S 120 /* a snapshot of a large guest takes a while */
 
 /* What the guest will see of the file: whole 512-byte sectors. */
@@ -81,6 +81,32 @@ char *vm_plan_drive(struct vm_plan *p, struct agent_request *r,
 	return p->drive_dev[i];
 }
 
+char *vm_plan_fs(struct vm_plan *p, struct agent_request *r, const char *dir,
+		 struct kiln_error *err)
+{
+	size_t i = p->n_fs;
+	char *tag = NULL;
+
+	if (i >= VM_FS_MAX) {
+		kiln_error_set(err, 0,
+			       "more than %d writable host directories for "
+			       "one VM",
+			       VM_FS_MAX);
+		return NULL;
+	}
+	if (r->n_owned >= REQUEST_OWNED_MAX ||
+	    asprintf(&tag, VM_FS_TAG "%zu", i) < 0 ||
+	    (p->fs_source[i] = strdup(dir)) == NULL) {
+		if (tag != NULL)
+			free(tag);
+		kiln_error_set(err, ENOMEM, "virtio-fs");
+		return NULL;
+	}
+	r->owned[r->n_owned++] = tag;
+	p->n_fs++;
+	return tag;
+}
+
 void vm_plan_move(struct vm_plan *p, const size_t *slots)
 {
 	/* "/dev/vdX": the same length whatever the slot */
@@ -96,6 +122,9 @@ void vm_plan_clear(struct vm_plan *p)
 	for (size_t i = 0; i < p->n_nets; i++)
 		free(p->nets[i]);
 	p->n_nets = 0;
+	for (size_t i = 0; i < p->n_fs; i++)
+		free(p->fs_source[i]);
+	p->n_fs = 0;
 	free(p->template_dir);
 	p->template_dir = NULL;
 }
@@ -106,7 +135,8 @@ void vm_drive_name(size_t i, char out[16])
 	snprintf(out, 16, "/dev/vd%c", (char)('a' + i));
 }
 
-static void child(char **argv, int log_fd, const struct confine *confine)
+/* In a forked child: its stdio, its signals, it dies with its parent. */
+static void child_setup(int log_fd)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	sigset_t none;
@@ -118,6 +148,11 @@ static void child(char **argv, int log_fd, const struct confine *confine)
 	if (null < 0 || dup2(null, 0) < 0 || dup2(log_fd, 1) < 0 ||
 	    dup2(log_fd, 2) < 0)
 		_exit(127);
+}
+
+static void child(char **argv, int log_fd, const struct confine *confine)
+{
+	child_setup(log_fd);
 	/*
 	 * kiln-vmm opens all it needs by path: none of the engine's fds
 	 * reaches the process the guest talks to (podman hands its runtime
@@ -166,6 +201,114 @@ static int vm_slot_make(struct kiln_error *err)
 	if (fd < 0 || ftruncate(fd, VM_SLOT_BYTES) < 0)
 		return kiln_error_set(err, errno, "placeholder " VM_SLOT);
 	return 0;
+}
+
+/* ---- virtiofsd: one per shared host directory ------------------------- */
+
+/*
+ * Debian's virtiofsd, in the state directory: its socket fs<i>.sock (a
+ * short relative name, as kiln-vmm's), its log fs<i>.log. It sandboxes
+ * itself (its default: new mount, pid and net namespaces, pivot_root
+ * into the directory). It dies with the pid process (PDEATHSIG; its
+ * sandboxed child has PDEATHSIG on it) and ends when kiln-vmm's
+ * connection closes; vm_stop ends it too.
+ */
+static int fs_start(const struct vm_plan *p, size_t i, pid_t *out,
+		    struct kiln_error *err)
+{
+	char sock[64], log[64], source[PATH_MAX + 16], last[256];
+	char *argv[] = { p->conf->virtiofsd, sock, "-o", source, "-o",
+			 "cache=auto",	     NULL };
+	cleanup_close int log_fd = -1;
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	snprintf(sock, sizeof(sock), "--socket-path=fs%zu.sock", i);
+	snprintf(log, sizeof(log), "fs%zu.log", i);
+	if (snprintf(source, sizeof(source), "source=%s", p->fs_source[i]) >=
+	    (int)sizeof(source))
+		return kiln_error_set(err, ENAMETOOLONG, "`%s`",
+				      p->fs_source[i]);
+	/* checked at planning; it may have gone since */
+	if (stat(p->fs_source[i], &st) < 0)
+		return kiln_error_set(err, errno, "host directory `%s`",
+				      p->fs_source[i]);
+	if (!S_ISDIR(st.st_mode))
+		return kiln_error_set(err, ENOTDIR, "host directory `%s`",
+				      p->fs_source[i]);
+	if (access(p->conf->virtiofsd, X_OK) < 0)
+		return kiln_error_set(err, errno,
+				      "virtiofsd `%s` (set \"virtiofsd\" in "
+				      "%s)",
+				      p->conf->virtiofsd, KILN_CONFIG_PATH);
+	unlink(sock + sizeof("--socket-path=") - 1);
+	log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (log_fd < 0)
+		return kiln_error_set(err, errno, "open %s", log);
+	pid = fork();
+	if (pid < 0)
+		return kiln_error_set(err, errno, "fork virtiofsd");
+	if (pid == 0) {
+		child_setup(log_fd);
+		close_range(3, ~0U, 0);
+		execv(argv[0], argv);
+		dprintf(2, "kiln: exec `%s`: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	*out = pid;
+	/* it listens before it sandboxes itself; then kiln-vmm may come */
+	for (int t = 0; t < 1000; t++) {
+		if (stat(sock + sizeof("--socket-path=") - 1, &st) == 0 &&
+		    S_ISSOCK(st.st_mode))
+			return 0;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			*out = 0;
+			break;
+		}
+		usleep(10000);
+	}
+	if (*out != 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		*out = 0;
+	}
+	last[0] = '\0';
+	{
+		cleanup_fclose FILE *f = fopen(log, "re");
+		char line[256];
+
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+			line[strcspn(line, "\n")] = '\0';
+			if (line[0] != '\0')
+				snprintf(last, sizeof(last), "%s", line);
+		}
+	}
+	return kiln_error_set(err, 0, "virtiofsd for `%s` did not start: %s",
+			      p->fs_source[i], last[0] ? last : "(no message)");
+}
+
+static void fs_stop(struct vm *vm)
+{
+	for (size_t i = 0; i < vm->n_fs; i++) {
+		if (vm->fs_pid[i] <= 0)
+			continue;
+		kill(vm->fs_pid[i], SIGKILL);
+		while (waitpid(vm->fs_pid[i], NULL, 0) < 0 && errno == EINTR)
+			;
+		vm->fs_pid[i] = 0;
+	}
+	vm->n_fs = 0;
+}
+
+bool vm_fs_reaped(struct vm *vm, pid_t pid)
+{
+	for (size_t i = 0; i < vm->n_fs; i++)
+		if (pid > 0 && vm->fs_pid[i] == pid) {
+			vm->fs_pid[i] = 0;
+			return true;
+		}
+	return false;
 }
 
 /* ---- kiln-vmm's API: one request, its status -------------------------- */
@@ -226,6 +369,7 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 {
 	char sock[PATH_MAX];
 	char slots[VM_DRIVES_MAX][PATH_MAX + 32];
+	char fs[VM_FS_MAX][128];
 	char *argv[ARGV_MAX];
 	struct vm_argv_buf buf;
 	cleanup_close int log_fd = -1;
@@ -274,6 +418,13 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 		argv[n++] = "--net";
 		argv[n++] = p->nets[i];
 	}
+	for (size_t i = 0; i < p->n_fs; i++) {
+		snprintf(fs[i], sizeof(fs[i]),
+			 "id=fs%zu,tag=" VM_FS_TAG "%zu,socket=fs%zu.sock", i,
+			 i, i);
+		argv[n++] = "--fs";
+		argv[n++] = fs[i];
+	}
 	argv[n++] = "--vsock";
 	argv[n++] = "cid=3,uds=" VM_VSOCK;
 	argv[n++] = "--console";
@@ -284,9 +435,22 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 	log_fd = open(VM_LOG, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (log_fd < 0)
 		return kiln_error_set(err, errno, "open " VM_LOG);
+	/* a fork takes no device its template lacks (template_pick) */
+	if (p->n_fs > 0 && p->template_dir != NULL)
+		return kiln_error_set(err, 0, "a fork cannot add virtio-fs");
+	fs_stop(vm);
+	for (size_t i = 0; i < p->n_fs; i++) {
+		vm->n_fs = i + 1;
+		if (fs_start(p, i, &vm->fs_pid[i], err) < 0) {
+			fs_stop(vm);
+			return -1;
+		}
+	}
 	pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		fs_stop(vm);
 		return kiln_error_set(err, errno, "fork kiln-vmm");
+	}
 	if (pid == 0)
 		child(argv, log_fd, &p->confine);
 	vm->pid = pid;
@@ -312,13 +476,16 @@ int vm_stop(struct vm *vm, unsigned int grace_ms)
 {
 	int status = 0;
 
-	if (vm->pid <= 0)
+	if (vm->pid <= 0) {
+		fs_stop(vm);
 		return 0;
+	}
 	for (unsigned int i = 0; i < grace_ms / 10; i++) {
 		pid_t r = waitpid(vm->pid, &status, WNOHANG);
 
 		if (r == vm->pid || (r < 0 && errno == ECHILD)) {
 			vm->pid = 0;
+			fs_stop(vm);
 			return status;
 		}
 		usleep(10000);
@@ -327,5 +494,6 @@ int vm_stop(struct vm *vm, unsigned int grace_ms)
 	while (waitpid(vm->pid, &status, 0) < 0 && errno == EINTR)
 		;
 	vm->pid = 0;
+	fs_stop(vm);
 	return status;
 }

@@ -10,7 +10,8 @@
  *   { "vmm": PATH, "kernel": PATH, "initramfs": PATH, "cache_dir": PATH,
  *     "vcpus": N, "memory_mib": N, "boot_timeout_s": N,
  *     "templates": BOOL (default true: fork from warm templates),
- *     "template_dir": PATH (default <--root>/templates) }
+ *     "template_dir": PATH (default <--root>/templates),
+ *     "virtiofsd": PATH (default /usr/lib/qemu/virtiofsd, Debian's) }
  * and a container's annotations io.kiln.vcpus / io.kiln.memory_mib size
  * its own VM. linux.resources sizes it first: the memory limit plus
  * KILN_MEM_OVERHEAD_MIB for the guest kernel and agent, a CPU quota
@@ -37,6 +38,7 @@ void vm_config_clear(struct vm_config *c)
 	free(c->initramfs);
 	free(c->cache_dir);
 	free(c->template_dir);
+	free(c->virtiofsd);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -87,12 +89,13 @@ static int defaults(struct vm_config *c, struct kiln_error *err)
 	c->initramfs = first_existing(exe, "../share/kiln/initramfs",
 				      "guest/agent.cpio");
 	c->cache_dir = strdup(KILN_DEFAULT_CACHE);
+	c->virtiofsd = strdup(KILN_DEFAULT_VIRTIOFSD);
 	c->vcpus = 1;
 	c->memory_mib = KILN_DEFAULT_MEM_MIB;
 	c->boot_timeout_s = 120;
 	c->templates = true;
 	if (c->vmm == NULL || c->kernel == NULL || c->initramfs == NULL ||
-	    c->cache_dir == NULL)
+	    c->cache_dir == NULL || c->virtiofsd == NULL)
 		return kiln_error_set(err, ENOMEM, "vm config");
 	return 0;
 }
@@ -165,7 +168,8 @@ int vm_config_load(struct vm_config *c, struct kiln_error *err)
 		    0 ||
 	    json_bool(json_get(root, "templates"), "templates", &c->templates,
 		      err) < 0 ||
-	    set_path(root, "template_dir", &c->template_dir, err) < 0)
+	    set_path(root, "template_dir", &c->template_dir, err) < 0 ||
+	    set_path(root, "virtiofsd", &c->virtiofsd, err) < 0)
 		res = kiln_error_wrap(err, "%s", path);
 	yajl_tree_free(root);
 	return res;

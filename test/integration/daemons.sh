@@ -7,7 +7,7 @@
 #
 # KILN_DAEMON_RUNTIME=runc runs the same steps with runc instead of kiln,
 # to debug the harness where kiln cannot run; the steps that only kiln can
-# pass (a guest kernel, a refused writable bind, no kiln-vmm left) are then
+# pass (a guest kernel, no kiln-vmm left) are then
 # skipped, so such a run never counts as passed.
 #
 # Every daemon and every process it starts carries KILN_DM_RUN=<its folder>
@@ -278,6 +278,25 @@ dm_out_has() {
 		grep -qxF -- "$want" "$T/dm.out" ||
 			{ dm_fail "stdout lacks line '$want'"; return 1; }
 	done
+}
+
+# A writable host-directory bind as runc gives it: the container, with
+# $DM_DIR/rw bound at /rwmnt, runs $DM_RW_CMD: it reads the host's file and
+# writes one the host then sees with its content, owner and mode (kiln:
+# over virtio-fs, runtime/vm.c).
+# shellcheck disable=SC2016 # the container's shell expands it
+DM_RW_CMD='cat /rwmnt/in && echo from-the-container >/rwmnt/out && chmod 640 /rwmnt/out && chown 1234:5678 /rwmnt/out'
+dm_rw_bind_prepare() {
+	rm -rf "$DM_DIR/rw"
+	mkdir -p "$DM_DIR/rw"
+	echo from-the-host >"$DM_DIR/rw/in"
+}
+dm_rw_bind_check() {
+	{ dm_expect_rc 0 && dm_out_is from-the-host; } || return 1
+	[ "$(cat "$DM_DIR/rw/out" 2>/dev/null)" = from-the-container ] ||
+		{ dm_fail "the host does not see the container's file"; return 1; }
+	[ "$(stat -c '%u:%g %a' "$DM_DIR/rw/out")" = "1234:5678 640" ] ||
+		dm_fail "owner and mode on the host: $(stat -c '%u:%g %a' "$DM_DIR/rw/out")"
 }
 
 # A failure that names $1 on stderr (an engine may add lines of its own).

@@ -6,7 +6,7 @@
 . "$TOP/test/integration/daemons.sh"
 
 DK_STEPS=${KILN_DOCKER_STEPS:-image output uname env_cwd user stdin tty tty_resize \
-exec kill stop rm readonly_rootfs ro_bind rw_bind_refused keep_writes stats fork}
+exec kill stop rm readonly_rootfs ro_bind rw_bind keep_writes stats fork}
 
 # docker run with the runtime under test
 dkr() {
@@ -213,14 +213,10 @@ dk_ro_bind() {
 	[ ! -e "$DM_DIR/ro/g" ] || fail "the host file appeared through a :ro mount"
 }
 
-# A writable host-directory bind cannot keep its writes on the host yet:
-# kiln refuses it, naming the mount.
-dk_rw_bind_refused() {
-	dm_kiln_only "the refusal of a writable bind mount" || return 0
-	mkdir -p "$DM_DIR/rw"
-	drun dkr --rm -v "$DM_DIR/rw:/rwmnt" "$DM_IMAGE" sh -c 'echo x >/rwmnt/f'
-	dm_error_names /rwmnt || return 1
-	dm_until 30 '[ -z "$(dm_vmms)" ]' || fail "a kiln-vmm outlived the refused container"
+dk_rw_bind() {
+	dm_rw_bind_prepare
+	drun dkr --rm -v "$DM_DIR/rw:/rwmnt" "$DM_IMAGE" sh -c "$DM_RW_CMD"
+	dm_rw_bind_check
 }
 
 # With runc a container's writes survive stop + start and go with rm.

@@ -8,7 +8,7 @@
 
 PODMAN=/usr/bin/podman
 PM_STEPS=${KILN_PODMAN_STEPS:-image output uname env_cwd user stdin tty \
-exec kill stop rm readonly_rootfs ro_bind rw_bind_refused keep_writes}
+exec kill stop rm readonly_rootfs ro_bind rw_bind keep_writes}
 
 # The snippet makes kiln podman's default runtime: kiln needs no flag (and
 # podman refuses to start at all while the default runtime is missing).
@@ -185,12 +185,10 @@ pm_ro_bind() {
 	[ ! -e "$DM_DIR/ro/g" ] || fail "the host file appeared through a :ro mount"
 }
 
-pm_rw_bind_refused() {
-	dm_kiln_only "the refusal of a writable bind mount" || return 0
-	mkdir -p "$DM_DIR/rw"
-	drun pmr --rm -v "$DM_DIR/rw:/rwmnt" "$DM_IMAGE" sh -c 'echo x >/rwmnt/f'
-	dm_error_names /rwmnt || return 1
-	dm_until 30 '[ -z "$(dm_vmms)" ]' || fail "a kiln-vmm outlived the refused container"
+pm_rw_bind() {
+	dm_rw_bind_prepare
+	drun pmr --rm -v "$DM_DIR/rw:/rwmnt" "$DM_IMAGE" sh -c "$DM_RW_CMD"
+	dm_rw_bind_check
 }
 
 pm_keep_writes() {

@@ -54,6 +54,9 @@ static void test_config(void)
 	ok(strcmp(c.cache_dir, KILN_DEFAULT_CACHE) == 0, "default cache");
 	ok(c.templates && c.template_dir == NULL, "templates on by default, "
 						  "under --root");
+	ok(strcmp(c.virtiofsd, KILN_DEFAULT_VIRTIOFSD) == 0, "Debian's "
+							     "virtiofsd by "
+							     "default");
 	vm_config_clear(&c);
 
 	snprintf(path, sizeof(path), "%s/conf.json", top);
@@ -71,11 +74,13 @@ static void test_config(void)
 	   "a missing kernel is one error naming it: %s", err.msg);
 	vm_config_clear(&c);
 
-	write_file(path, "{\"templates\": false, \"template_dir\": \"/t\"}");
+	write_file(path, "{\"templates\": false, \"template_dir\": \"/t\", "
+			 "\"virtiofsd\": \"/v/virtiofsd\"}");
 	memset(&err, 0, sizeof(err));
 	ok(vm_config_load(&c, &err) == 0 && !c.templates &&
-		   strcmp(c.template_dir, "/t") == 0,
-	   "templates off, their folder moved: %s", err.msg);
+		   strcmp(c.template_dir, "/t") == 0 &&
+		   strcmp(c.virtiofsd, "/v/virtiofsd") == 0,
+	   "templates off, their folder moved, virtiofsd set: %s", err.msg);
 	vm_config_clear(&c);
 	write_file(path, "{\"templates\": \"yes\"}");
 	memset(&err, 0, sizeof(err));
@@ -301,13 +306,62 @@ static void test_mounts(void)
 	agent_request_free(&r);
 	oci_spec_free(s);
 
+	/* a writable host directory: virtio-fs, one device each */
 	snprintf(m, sizeof(m),
 		 "{\"destination\": \"/data\", \"type\": \"bind\", "
-		 "\"source\": \"%s\", \"options\": [\"rbind\", \"rw\"]}",
-		 dir);
+		 "\"source\": \"%s\", \"options\": [\"rbind\", \"rw\", "
+		 "\"nosuid\", \"rprivate\"]},"
+		 "{\"destination\": \"/data2\", \"type\": \"bind\", "
+		 "\"source\": \"%s\", \"options\": [\"bind\"]}",
+		 dir, dir);
+	ok(map(m, &req, &r, &plan, &s, &err) == 0,
+	   "writable directory binds: %s", err.msg);
+	ok(req.n_mounts == 2 && plan.n_fs == 2 && plan.n_drives == 0 &&
+		   strcmp(plan.fs_source[0], dir) == 0 &&
+		   strcmp(plan.fs_source[1], dir) == 0,
+	   "each is a virtio-fs device of the plan, no drive");
+	ok(req.n_mounts == 2 && strcmp(req.mounts[0]->type, "virtiofs") == 0 &&
+		   strcmp(req.mounts[0]->source, VM_FS_TAG "0") == 0 &&
+		   strcmp(req.mounts[0]->destination, "/data") == 0 &&
+		   strcmp(req.mounts[1]->source, VM_FS_TAG "1") == 0,
+	   "mounted by its tag as virtiofs (%s)",
+	   req.n_mounts ? req.mounts[0]->source : "");
+	ok(req.n_mounts == 2 && req.mounts[0]->n_options == 3 &&
+		   strcmp(req.mounts[0]->options[0], "rw") == 0 &&
+		   strcmp(req.mounts[0]->options[1], "nosuid") == 0 &&
+		   strcmp(req.mounts[0]->options[2], "rprivate") == 0 &&
+		   req.mounts[1]->n_options == 0,
+	   "its options less the bind ones");
+	agent_request_free(&r);
+	oci_spec_free(s);
+	ok(template_pick(&plan, top) < 0 && plan.template_dir == NULL,
+	   "such a VM is never a fork of a template");
+	vm_plan_clear(&plan);
+	ok(plan.n_fs == 0, "cleared");
+	{
+		char many[4096];
+		size_t n = 0;
+
+		for (int i = 0; i <= VM_FS_MAX; i++)
+			n += (size_t)snprintf(many + n, sizeof(many) - n,
+					      "%s{\"destination\": \"/d%d\", "
+					      "\"type\": "
+					      "\"bind\", \"source\": \"%s\"}",
+					      i ? "," : "", i, dir);
+		ok(map(many, &req, &r, &plan, &s, &err) < 0 &&
+			   strstr(err.msg, "/d4") &&
+			   strstr(err.msg, "more than"),
+		   "more than %d: refused by name: %s", VM_FS_MAX, err.msg);
+		agent_request_free(&r);
+		oci_spec_free(s);
+		vm_plan_clear(&plan);
+	}
+	/* a pod's VM is up already: no device to add */
+	plan.member = true;
 	ok(map(m, &req, &r, &plan, &s, &err) < 0 && strstr(err.msg, "/data") &&
-		   strstr(err.msg, "writable"),
-	   "a writable directory bind is refused by name: %s", err.msg);
+		   strstr(err.msg, "pod") && plan.n_fs == 0,
+	   "in a pod: refused by name: %s", err.msg);
+	plan.member = false;
 	agent_request_free(&r);
 	oci_spec_free(s);
 

@@ -1,0 +1,110 @@
+# Writable host directories bound into a container: served over virtio-fs
+# by a virtiofsd the pid process starts (runtime/vm.c), mounted by the
+# agent at the destination. Uses t_kiln.sh's helpers.
+
+# virtiofsd processes of this run (the env the pid process passed on).
+own_virtiofsds() {
+	for d in /proc/[0-9]*; do
+		[ "$(cat "$d/comm" 2>/dev/null)" = virtiofsd ] || continue
+		tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -qxF "KILN_IT_RUN=$KILN_IT_RUN" || continue
+		echo "${d#/proc/}"
+	done
+}
+
+# A bundle at $T/b binding $T/vol writable at /data and $T/rovol read-only
+# at /ro; its init runs $1 as root with CAP_CHOWN and CAP_FOWNER (`kiln
+# spec`'s root has neither).
+kiln_vol_bundle() { # COMMAND
+	KB_EDIT='c["mounts"].append({"destination": "/data", "type": "bind", "source": "'"$T/vol"'", "options": ["rbind", "rw", "nosuid"]})
+c["mounts"].append({"destination": "/ro", "type": "bind", "source": "'"$T/rovol"'", "options": ["rbind", "ro"]})
+for k in ("bounding", "effective", "permitted"):
+    c["process"]["capabilities"][k] += ["CAP_CHOWN", "CAP_FOWNER"]' \
+	kiln_bundle "$T/b" "$1" || return 1
+	for a in chmod chown mkdir mv ln stat rm; do
+		ln -s busybox "$T/b/rootfs/bin/$a"
+	done
+}
+
+test_kiln_vol_writable_bind() {
+	[ -x /usr/lib/qemu/virtiofsd ] || { skip "no /usr/lib/qemu/virtiofsd"; return 0; }
+	kiln_reset
+	rm -rf "$T/vol" "$T/rovol"
+	mkdir -p "$T/vol/sub" "$T/rovol"
+	echo "written by the host" >"$T/vol/from_host"
+	echo ro-content >"$T/rovol/file"
+	# shellcheck disable=SC2016 # expanded by the container's shell
+	kiln_vol_bundle 'cat /data/from_host >/data/echo &&
+echo "written by the guest" >/data/from_guest.tmp &&
+chmod 640 /data/from_guest.tmp && chown 1234:5678 /data/from_guest.tmp &&
+mv /data/from_guest.tmp /data/sub/from_guest &&
+ln /data/sub/from_guest /data/hardlink &&
+cat /ro/file >/data/ro_read &&
+{ touch /ro/x 2>/dev/null && echo ro-writable >/data/ro_result || echo ro-refused >/data/ro_result; } &&
+echo ready >/data/ready
+i=0; while [ ! -e /data/later ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done;
+cat /data/later >/data/seen' || return 1
+	kiln run --detach --bundle "$T/b" --pid-file "$T/pid" vol1
+	[ "$krc" = 0 ] || { kiln_fail "run --detach with a writable bind failed"; return 1; }
+	pid=$(cat "$T/pid")
+	[ -n "$(own_virtiofsds)" ] || { kiln_fail "no virtiofsd runs for the writable bind"; return 1; }
+	for _ in $(seq 600); do [ -e "$T/vol/ready" ] && break; sleep 0.1; done
+	[ -e "$T/vol/ready" ] || { kiln_fail "the container never wrote /data/ready: $(ls "$T/vol")"; return 1; }
+	[ "$(cat "$T/vol/echo")" = "written by the host" ] ||
+		{ kiln_fail "the container read '$(cat "$T/vol/echo")' of the host's file"; return 1; }
+	f=$T/vol/sub/from_guest
+	[ "$(cat "$f")" = "written by the guest" ] ||
+		{ kiln_fail "the host reads '$(cat "$f")' of the container's file"; return 1; }
+	[ "$(stat -c '%u:%g %a' "$f")" = "1234:5678 640" ] ||
+		{ kiln_fail "owner and mode on the host: $(stat -c '%u:%g %a' "$f"), want 1234:5678 640"; return 1; }
+	[ "$(stat -c %i "$f")" = "$(stat -c %i "$T/vol/hardlink")" ] ||
+		{ kiln_fail "the hard link is not the same file on the host"; return 1; }
+	[ "$(cat "$T/vol/ro_read")" = ro-content ] || { kiln_fail "the read-only bind's file: $(cat "$T/vol/ro_read")"; return 1; }
+	[ "$(cat "$T/vol/ro_result")" = ro-refused ] || { kiln_fail "a read-only bind took a write"; return 1; }
+	# a file the host writes while the container runs
+	echo "late news" >"$T/vol/later"
+	for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	[ "$(cat "$T/vol/seen" 2>/dev/null)" = "late news" ] ||
+		{ kiln_fail "the container did not see the host's later file: '$(cat "$T/vol/seen" 2>/dev/null)'"; return 1; }
+	kill -0 "$pid" 2>/dev/null && { kiln_fail "the container did not end"; return 1; }
+	[ -z "$(own_virtiofsds)" ] || { kiln_fail "virtiofsd outlives its VM: $(own_virtiofsds)"; return 1; }
+	kiln delete vol1
+	[ "$krc" = 0 ] || { kiln_fail "delete"; return 1; }
+	kiln_nothing_left
+}
+
+test_kiln_vol_bad_dir_and_kill9() {
+	[ -x /usr/lib/qemu/virtiofsd ] || { skip "no /usr/lib/qemu/virtiofsd"; return 0; }
+	kiln_reset
+	rm -rf "$T/vol" "$T/rovol"
+	mkdir -p "$T/rovol"
+	# a host directory that is not there: one error at create, nothing left
+	kiln_vol_bundle 'true' || return 1
+	kiln create --bundle "$T/b" vol2
+	[ "$krc" != 0 ] && grep -q "$T/vol" "$T/kerr" ||
+		{ kiln_fail "a missing host directory was not refused by name"; return 1; }
+	[ "$(wc -l <"$T/kerr")" = 1 ] || { kiln_fail "want one error line"; return 1; }
+	kiln_nothing_left || return 1
+	[ -z "$(own_virtiofsds)" ] || { kiln_fail "virtiofsd left after a failed create"; return 1; }
+	mkdir -p "$T/vol"
+	kiln_vol_bundle 'exec sleep 1000' || return 1
+	for victim in pid vmm; do
+		kiln run --detach --bundle "$T/b" --pid-file "$T/pid" vol3
+		[ "$krc" = 0 ] || { kiln_fail "run --detach failed"; return 1; }
+		pid=$(cat "$T/pid")
+		vmm=$(pgrep -P "$pid" -x kiln-vmm)
+		[ -n "$vmm" ] && [ -n "$(own_virtiofsds)" ] ||
+			{ kiln_fail "no kiln-vmm or no virtiofsd under the pid process"; return 1; }
+		if [ $victim = pid ]; then kill -9 "$pid"; else kill -9 "$vmm"; fi
+		for _ in $(seq 100); do
+			[ -z "$(own_virtiofsds)" ] && ! kill -0 "$pid" 2>/dev/null && break
+			sleep 0.1
+		done
+		[ -z "$(own_virtiofsds)" ] || { kiln_fail "virtiofsd lives on after kill -9 of $victim"; return 1; }
+		kiln delete --force vol3
+		[ "$krc" = 0 ] || { kiln_fail "delete --force after kill -9 of $victim failed"; return 1; }
+		kiln_nothing_left || return 1
+		[ -z "$(find "$T/vol" -mindepth 1)" ] || { kiln_fail "left in the host directory: $(ls -A "$T/vol")"; return 1; }
+		grep -q " $T/vol " /proc/mounts && { kiln_fail "a mount of the host directory is left"; return 1; }
+	done
+	return 0
+}
