@@ -8,7 +8,7 @@ PKGS="build-essential pkg-config clang lld libclang-rt-14-dev clang-format
 libyajl-dev libseccomp-dev libmnl-dev libcap-dev libprotobuf-c-dev protobuf-c-compiler
 libhttp-parser-dev erofs-utils
 libprotobuf-dev golang-github-containerd-containerd-dev
-qemu-system-x86 busybox-static e2fsprogs cpio kmod xz-utils gzip python3 curl iproute2
+qemu-system-x86 qemu-system-common busybox-static e2fsprogs cpio kmod xz-utils gzip python3 curl iproute2
 procps util-linux
 docker.io podman containerd runc
 linux-source-6.1 flex bison libelf-dev bc libssl-dev dwarves rsync"
