@@ -53,6 +53,9 @@ struct guest_mem {
 	 */
 	uint64_t *dirty;
 	bool thp; /* transparent huge pages advised (MADV_HUGEPAGE) */
+	/* what guest_mem_init_backed gave and why, logged once the boot is
+	 * sure to go on (a bad kernel's error stays the only line) */
+	char desc[256];
 	enum guest_mem_backing backing;
 	unsigned int nregions;
 	struct guest_region regions[GUEST_MEM_MAX_REGIONS];

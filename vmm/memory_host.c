@@ -170,11 +170,12 @@ int guest_mem_init_backed(struct guest_mem *m, uint64_t size,
 			return -1;
 	}
 	if (c.thp && !m->thp)
-		log_info("guest memory: %llu MiB, %s; but MADV_HUGEPAGE was "
-			 "refused: 4 KiB pages",
+		snprintf(m->desc, sizeof(m->desc),
+			 "%llu MiB, %s; but MADV_HUGEPAGE was refused: 4 KiB "
+			 "pages",
 			 (unsigned long long)(size >> 20), c.why);
 	else
-		log_info("guest memory: %llu MiB, %s",
+		snprintf(m->desc, sizeof(m->desc), "%llu MiB, %s",
 			 (unsigned long long)(size >> 20), c.why);
 	return 0;
 }

@@ -431,6 +431,8 @@ int vm_boot(struct vm *vm, struct kiln_error *err)
 		goto fail;
 	/* a diff from a cold boot is over zeros: the loaded pages are in it */
 	guest_mem_mark_written(&vm->mem);
+	if (vm->mem.desc[0] != '\0')
+		log_info("guest memory: %s", vm->mem.desc);
 	for (i = 0; i < vm->vcpu_count; i++)
 		if (x86_setup_vcpu(vm->kvm_fd, vm->vcpus[i].fd, i,
 				   vm->vcpu_count, &boot, err) < 0 ||
