@@ -46,8 +46,10 @@ static void usage(FILE *f)
 		"  --entropy            add a virtio-rng device\n"
 		"  --drive id=ID,path=PATH[,ro][,root]     a virtio-blk drive "
 		"(repeatable)\n"
-		"  --net id=ID,tap=NAME[,mac=MAC]          a virtio-net "
-		"interface (repeatable)\n"
+		"  --net id=ID,tap=NAME[,mac=MAC][,queue_pairs=N]\n"
+		"                       a virtio-net interface (repeatable); "
+		"N pairs (1 to %d)\n"
+		"                       need a multi-queue TAP\n"
 		"  --vsock cid=N,uds=PATH                  virtio-vsock, host "
 		"side on PATH\n"
 		"  --balloon amount=MIB[,deflate-on-oom][,stats=SECONDS]\n"
@@ -88,7 +90,7 @@ static void usage(FILE *f)
 		"                       its base's memory file, and exit\n"
 		"  --version, --help\n"
 		"Flags given after --config-file override its values.\n",
-		VM_DEFAULT_CMDLINE, VM_MAX_VCPUS);
+		VM_DEFAULT_CMDLINE, VM_MAX_VCPUS, VM_MAX_NET_QUEUE_PAIRS);
 }
 
 static int parse_u64(const char *s, const char *what, uint64_t *out,
