@@ -187,6 +187,26 @@ static int drop_options(struct agent_request *r, const struct oci_mount *m,
 	return 0;
 }
 
+/*
+ * A bind the guest makes as a mount of type from source (a drive's
+ * image, a virtio-fs tag): the bind options would bind the device
+ * itself, so they go; the others stay.
+ */
+static Kiln__Agent__V1__Mount *
+unbind_mount(struct agent_request *r, const struct oci_mount *m,
+	     const char *type, const char *source, struct kiln_error *err)
+{
+	Kiln__Agent__V1__Mount *am = new_mount(r, m, type, source);
+
+	if (am == NULL ||
+	    drop_options(r, m, am, (const char *[]){ "bind", "rbind", NULL }) <
+		    0) {
+		kiln_error_set(err, ENOMEM, "mount");
+		return NULL;
+	}
+	return am;
+}
+
 /* A read-only host directory: an image of it on a drive of its own. */
 static Kiln__Agent__V1__Mount *
 dir_mount(struct agent_request *r, const struct oci_mount *m,
@@ -203,17 +223,9 @@ dir_mount(struct agent_request *r, const struct oci_mount *m,
 	src = vm_plan_drive(plan, r, image, true, err);
 	if (src == NULL)
 		return NULL;
-	am = new_mount(r, m, "erofs", src);
+	am = unbind_mount(r, m, "erofs", src, err);
 	if (am != NULL)
 		am->device_size = plan->drive_bytes[plan->n_drives - 1];
-	/* the image is mounted, not bound: bind options would bind the
-	 * device node itself */
-	if (am == NULL ||
-	    drop_options(r, m, am, (const char *[]){ "bind", "rbind", NULL }) <
-		    0) {
-		kiln_error_set(err, ENOMEM, "mount");
-		return NULL;
-	}
 	return am;
 }
 
@@ -228,20 +240,12 @@ static Kiln__Agent__V1__Mount *fs_mount(struct agent_request *r, size_t i,
 					struct kiln_error *err)
 {
 	char *tag = vm_plan_fs(plan, r, m->source, err);
-	Kiln__Agent__V1__Mount *am;
 
 	if (tag == NULL) {
 		kiln_error_wrap(err, "mounts[%zu] (%s)", i, m->destination);
 		return NULL;
 	}
-	am = new_mount(r, m, "virtiofs", tag);
-	if (am == NULL ||
-	    drop_options(r, m, am, (const char *[]){ "bind", "rbind", NULL }) <
-		    0) {
-		kiln_error_set(err, ENOMEM, "mount");
-		return NULL;
-	}
-	return am;
+	return unbind_mount(r, m, "virtiofs", tag, err);
 }
 
 /*
