@@ -56,6 +56,18 @@ first_tick() { # FILE
 	tr -d '\r' <"$1" | grep -E '^TICK [0-9]+$' | head -n 1 | cut -d' ' -f2
 }
 
+# After a load the counter goes on from $last: it reaches last + AHEAD,
+# and its first line is past $last by at most 2 (a line the guest had
+# half sent when paused ends on the new console). STEP names the load.
+counts_on() { # STEP AHEAD
+	wait_line "TICK $((last + $2))" 90 "$T/out" ||
+		{ fail "$1: no TICK $((last + $2)) (last before: $last)"; tail "$T/out"; tail "$T/err"; return 1; }
+	first=$(first_tick "$T/out")
+	echo "    $1: last TICK $last; after the load: first TICK $first"
+	[ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] ||
+		{ fail "$1: the counter went from $last to $first"; return 1; }
+}
+
 # A counter (one TICK line every 0.1 s) is saved (and runs on), killed,
 # loaded in a new VMM and counts on from where it was saved, not from 0. Before the good load,
 # the new VMM refuses a truncated, a flipped-byte and a too-large memory
@@ -127,13 +139,7 @@ PY
 	printf '    load + resume: %.1f s\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
 	api_ok 200 GET / && [ "$(json_get state)" = Running ] ||
 		{ fail "state after load: $body"; return 1; }
-	wait_line "TICK $((last + 20))" 90 "$T/out" ||
-		{ fail "no TICK $((last + 20)) after the load (last before: $last)"; tail "$T/out"; tail "$T/err"; return 1; }
-	first=$(first_tick "$T/out")
-	echo "    before: last TICK $last; after the load: first TICK $first"
-	# a line the guest had half sent when paused ends on the new console
-	[ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] ||
-		{ fail "the counter went from $last to $first"; return 1; }
+	counts_on "load" 20 || return 1
 
 	# a loaded VM (RAM mapped private over s.mem) is snapshotted again,
 	# and that snapshot loads too; s.mem is left as it was
@@ -145,12 +151,7 @@ PY
 		{ fail "the loaded VM wrote into its memory file"; return 1; }
 	api_start || return 1
 	snap_api 204 PUT /snapshot/load "$(load "$s.2.state" "$s.2.mem")" || return 1
-	wait_line "TICK $((last + 10))" 90 "$T/out" ||
-		{ fail "no TICK $((last + 10)) after the second load"; tail "$T/out"; return 1; }
-	first=$(first_tick "$T/out")
-	echo "    second snapshot: last TICK $last; after its load: first TICK $first"
-	[ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] ||
-		{ fail "the counter went from $last to $first"; return 1; }
+	counts_on "second snapshot" 10 || return 1
 	pid=$(pgrep -P "$api_pid" -x kiln-vmm)
 	kill -TERM "$pid"
 	api_wait
@@ -203,12 +204,7 @@ test_snapshot_diff() {
 	cp --sparse=always "$s.base.mem" "$s.m1.mem"
 	"$VMM" --rebase-snap "$s.m1.mem" "$s.d1.mem" || { fail "rebase-snap failed"; return 1; }
 	snap_api 204 PUT /snapshot/load "$(load "$s.d1.state" "$s.m1.mem" true)" || return 1
-	wait_line "TICK $((last + 10))" 90 "$T/out" ||
-		{ fail "no TICK $((last + 10)) after loading base + diff"; tail "$T/out"; return 1; }
-	first=$(first_tick "$T/out")
-	echo "    diff: last TICK $last; after base + diff: first TICK $first"
-	[ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] ||
-		{ fail "the counter went from $last to $first"; return 1; }
+	counts_on "base + diff" 10 || return 1
 
 	# the loaded VM's own diff, over m1 (which it never writes)
 	diff_save "$s.d2" || return 1
@@ -218,12 +214,7 @@ test_snapshot_diff() {
 	"$VMM" --rebase-snap "$s.m2.mem" "$s.d2.mem" || { fail "second rebase-snap failed"; return 1; }
 	api_start || return 1
 	snap_api 204 PUT /snapshot/load "$(load "$s.d2.state" "$s.m2.mem")" || return 1
-	wait_line "TICK $((last + 10))" 90 "$T/out" ||
-		{ fail "no TICK $((last + 10)) after the second diff"; tail "$T/out"; return 1; }
-	first=$(first_tick "$T/out")
-	echo "    second diff: last TICK $last; after its load: first TICK $first"
-	[ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] ||
-		{ fail "the counter went from $last to $first"; return 1; }
+	counts_on "second diff" 10 || return 1
 	# loaded without tracking: no diff
 	api_ok 204 PATCH /vm '{"state": "Paused"}' || return 1
 	api_fault "dirty pages are not tracked" PUT /snapshot/create \
@@ -369,12 +360,7 @@ PY
 	t0=$(date +%s.%N)
 	snap_api 204 PUT /snapshot/load "$(load "$s.state" "$s.mem" /proc/self/fd/7)" || return 1
 	printf '    sealed load + resume: %.1f s\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
-	wait_line "TICK $((last + 20))" 90 "$T/out" ||
-		{ fail "no TICK $((last + 20)) after the sealed load (last before: $last)"; tail "$T/out"; tail "$T/err"; return 1; }
-	first=$(first_tick "$T/out")
-	echo "    sealed: last TICK $last; after the load: first TICK $first"
-	[ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] ||
-		{ fail "the counter went from $last to $first"; return 1; }
+	counts_on "sealed" 20 || return 1
 	pid=$(pgrep -P "$api_pid" -x kiln-vmm)
 	kill -TERM "$pid"
 	api_wait
