@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -63,4 +64,33 @@ int util_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 int util_pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
 	return pio_all(fd, buf, len, off, false);
+}
+
+ssize_t util_send_fds(int sock, const void *buf, size_t len, const int *fds,
+		      size_t nfds, int flags)
+{
+	union {
+		char buf[CMSG_SPACE(UTIL_MAX_SEND_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds > UTIL_MAX_SEND_FDS) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (nfds > 0) {
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		m.msg_control = ctl.buf;
+		m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	}
+	return sendmsg(sock, &m, flags);
 }

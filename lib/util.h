@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* clk now, in ns. */
@@ -41,5 +42,14 @@ int util_write_all(int fd, const void *buf, size_t len);
  * errno, EIO for a short file. */
 int util_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 int util_pread_all(int fd, void *buf, size_t len, uint64_t off);
+
+#define UTIL_MAX_SEND_FDS 8
+/*
+ * One sendmsg of len bytes of buf on a Unix socket, with nfds (at most
+ * UTIL_MAX_SEND_FDS) descriptors riding along as SCM_RIGHTS; flags as
+ * sendmsg's. Returns sendmsg's result (short sends are the caller's).
+ */
+ssize_t util_send_fds(int sock, const void *buf, size_t len, const int *fds,
+		      size_t nfds, int flags);
 
 #endif

@@ -143,10 +143,7 @@ int stdio_console_connect(const char *path, struct kiln_error *err)
 int stdio_pty_open(struct stdio_set *io, int console_fd, struct kiln_error *err)
 {
 	cleanup_close int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	char name[64], cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { .iov_base = "/dev/ptmx", .iov_len = 9 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
+	char name[64];
 	struct termios t;
 
 	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 ||
@@ -176,15 +173,9 @@ int stdio_pty_open(struct stdio_set *io, int console_fd, struct kiln_error *err)
 	/* our controlling terminal: a resize of the master is a SIGWINCH */
 	if (setsid() < 0 || ioctl(io->pty, TIOCSCTTY, 0) < 0)
 		log_warn("make %s the controlling terminal: %m", name);
-	memset(cbuf, 0, sizeof(cbuf));
-	msg.msg_control = cbuf;
-	msg.msg_controllen = sizeof(cbuf);
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof(int));
-	if (sendmsg(console_fd, &msg, MSG_NOSIGNAL) < 0)
+	/* the name runc sends with it */
+	if (util_send_fds(console_fd, "/dev/ptmx", 9, &master, 1,
+			  MSG_NOSIGNAL) < 0)
 		return kiln_error_set(err, errno,
 				      "send the pty to the console socket");
 	close(console_fd);

@@ -91,18 +91,6 @@ static void template_serve(struct fork_template *t, int conn)
 		.mem_size = t->mem_size,
 		.forks = t->forks,
 	};
-	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { &hello, sizeof(hello) };
-	struct msghdr msg = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf),
-	};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	int fds[2] = { t->state_fd, t->mem_fd };
 
 	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
@@ -111,12 +99,8 @@ static void template_serve(struct fork_template *t, int conn)
 		return;
 	}
 	memcpy(hello.magic, FORK_MAGIC, sizeof(hello.magic));
-	memset(u.buf, 0, sizeof(u.buf));
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(c), fds, sizeof(fds));
-	if (sendmsg(conn, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(hello)) {
+	if (util_send_fds(conn, &hello, sizeof(hello), fds, 2, MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(hello)) {
 		log_warn("template: send to a fork: %s", strerror(errno));
 		return;
 	}

@@ -12,6 +12,7 @@
  */
 #include "vhost_user.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -24,7 +25,8 @@
 #include "../lib/util.h"
 
 #define VU_MAX_FDS VHOST_USER_MAX_REGIONS
-#define VU_BIT(n)  (1ULL << (n))
+static_assert(VU_MAX_FDS <= UTIL_MAX_SEND_FDS, "util_send_fds takes them all");
+#define VU_BIT(n) (1ULL << (n))
 
 /* one bounded exchange */
 struct vu_deadline {
@@ -174,10 +176,6 @@ static int vu_send(struct vhost_user *vu, uint32_t req, uint32_t flags,
 	struct vhost_user_hdr h = { .request = req,
 				    .flags = VHOST_USER_VERSION | flags,
 				    .size = size };
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
-	} ctl;
 	size_t len = sizeof(h) + size, off = 0;
 
 	if (vu->down || vu->fd < 0)
@@ -192,26 +190,13 @@ static int vu_send(struct vhost_user *vu, uint32_t req, uint32_t flags,
 	if (size > 0)
 		memcpy(buf + sizeof(h), payload, size);
 	while (off < len) {
-		struct iovec iov = { .iov_base = buf + off,
-				     .iov_len = len - off };
-		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 		ssize_t n;
 		int w;
 
 		/* the fds go with the first byte, once */
-		if (off == 0 && nfds > 0) {
-			struct cmsghdr *c;
-
-			memset(&ctl, 0, sizeof(ctl));
-			m.msg_control = ctl.buf;
-			m.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-			c = CMSG_FIRSTHDR(&m);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-			memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-		}
-		n = sendmsg(vu->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = util_send_fds(vu->fd, buf + off, len - off, fds,
+				  off == 0 ? nfds : 0,
+				  MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			off += (size_t)n;
 			continue;

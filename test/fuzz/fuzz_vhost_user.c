@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../../lib/log.h"
+#include "../../lib/util.h"
 #include "../../vmm/vhost_user.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -46,30 +47,10 @@ static int lowest_free_fd(void)
 
 static void send_stream(int peer, const uint8_t *data, size_t size, bool fd)
 {
-	struct iovec iov = { .iov_base = (void *)data, .iov_len = size };
-	union {
-		struct cmsghdr a;
-		char b[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-	int efd = -1;
+	int efd = fd ? eventfd(0, EFD_CLOEXEC) : -1;
 
-	if (size == 0)
-		return;
-	if (fd) {
-		struct cmsghdr *c;
-
-		efd = eventfd(0, EFD_CLOEXEC);
-		memset(&ctl, 0, sizeof(ctl));
-		m.msg_control = ctl.b;
-		m.msg_controllen = sizeof(ctl.b);
-		c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &efd, sizeof(int));
-	}
-	if (sendmsg(peer, &m, MSG_DONTWAIT) < 0)
+	if (size > 0 && util_send_fds(peer, data, size, &efd, efd >= 0 ? 1 : 0,
+				      MSG_DONTWAIT) < 0)
 		abort();
 	if (efd >= 0)
 		close(efd);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The shared helpers: lib/util.h (clock, is_pow2, write_all) and the
+ * The shared helpers: lib/util.h (clock, is_pow2, write_all, send_fds) and the
  * scatter-gather copies of vmm/virtio/iov.h, at segment boundaries.
  */
 #include <errno.h>
@@ -95,10 +95,65 @@ static void test_iov(void)
 	ok(!virtq_chain_read(&ch, 1, buf, 3), "chain read: not past it");
 }
 
+/* Two descriptors ride with the bytes and arrive as working copies. */
+static void test_send_fds(void)
+{
+	int sv[2], pfd[2], fds[2], got[2] = { -1, -1 }, many[9] = { 0 };
+	char data[4] = { 0 }, c = 0;
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) };
+	struct msghdr m = { .msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.buf,
+			    .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
+	    pipe(pfd) < 0) {
+		ok(0, "socketpair/pipe: %s", strerror(errno));
+		return;
+	}
+	fds[0] = pfd[0];
+	fds[1] = pfd[1];
+	ok(util_send_fds(sv[0], "abcd", 4, fds, 2, MSG_NOSIGNAL) == 4, "send_"
+								       "fds: "
+								       "the "
+								       "bytes "
+								       "go");
+	ok(recvmsg(sv[1], &m, MSG_CMSG_CLOEXEC) == 4 &&
+		   memcmp(data, "abcd", 4) == 0,
+	   "send_fds: the bytes arrive");
+	cm = CMSG_FIRSTHDR(&m);
+	ok(cm != NULL && cm->cmsg_type == SCM_RIGHTS &&
+		   cm->cmsg_len == CMSG_LEN(2 * sizeof(int)),
+	   "send_fds: two descriptors arrive");
+	if (cm != NULL)
+		memcpy(got, CMSG_DATA(cm), sizeof(got));
+	ok(got[1] >= 0 && write(got[1], "z", 1) == 1 &&
+		   read(pfd[0], &c, 1) == 1 && c == 'z',
+	   "send_fds: in order, and they work");
+	ok(util_send_fds(sv[0], "x", 1, NULL, 0, 0) == 1, "send_fds: no "
+							  "descriptors");
+	errno = 0;
+	ok(util_send_fds(sv[0], "x", 1, many, 9, 0) < 0 && errno == EINVAL,
+	   "send_fds: more than %d descriptors refused", UTIL_MAX_SEND_FDS);
+	for (int i = 0; i < 2; i++)
+		if (got[i] >= 0)
+			close(got[i]);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_DFL);
 	test_util();
 	test_iov();
+	test_send_fds();
 	return tap_done();
 }

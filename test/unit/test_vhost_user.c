@@ -56,28 +56,11 @@ static void reply(struct pair *p, uint32_t req, uint32_t flags, uint32_t size,
 	struct vhost_user_hdr h = { .request = req,
 				    .flags = flags,
 				    .size = size };
-	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(h) + len };
-	union {
-		struct cmsghdr a;
-		char b[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), payload, len);
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		memset(&ctl, 0, sizeof(ctl));
-		m.msg_control = ctl.b;
-		m.msg_controllen = sizeof(ctl.b);
-		c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	if (sendmsg(p->peer, &m, 0) != (ssize_t)iov.iov_len) {
+	if (util_send_fds(p->peer, buf, sizeof(h) + len, &fd, fd >= 0 ? 1 : 0,
+			  0) != (ssize_t)(sizeof(h) + len)) {
 		printf("Bail out! fake backend sendmsg\n");
 		exit(1);
 	}
