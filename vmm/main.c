@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "../lib/error.h"
@@ -350,27 +351,56 @@ static int apply_observability(struct vm *vm, const struct vm_config *cfg,
 	return metrics_start_timer(&vm->loop, err);
 }
 
-/*
- * A crash names where it happened: the signal and the return addresses
- * (addr2line -e kiln-vmm ADDR...), then dies of the signal as it would
- * have. Only async-signal-safe calls (backtrace is warmed up in main).
- */
-static void on_crash(int sig)
+/* v as 0x... into p (async-signal-safe); returns the end. */
+static char *crash_hex(char *p, uintptr_t v)
 {
-	static const char head[] = "kiln-vmm: fatal signal, backtrace:\n";
-	void *pcs[32];
-	int n = backtrace(pcs, 32);
+	int shift = (int)sizeof(v) * 8 - 4;
 
-	if (write(STDERR_FILENO, head, sizeof(head) - 1) > 0)
+	*p++ = '0';
+	*p++ = 'x';
+	while (shift > 0 && ((v >> shift) & 0xf) == 0)
+		shift -= 4;
+	for (; shift >= 0; shift -= 4)
+		*p++ = "0123456789abcdef"[(v >> shift) & 0xf];
+	return p;
+}
+
+/*
+ * A crash names where it happened: the signal, the faulting address and
+ * instruction (addr2line -e kiln-vmm RIP), then the return addresses,
+ * then dies of the signal as it would have. The first line goes out
+ * before the unwinder runs, which may fault again on a broken stack. Only
+ * async-signal-safe calls (backtrace is warmed up in main).
+ */
+static void on_crash(int sig, siginfo_t *si, void *uc_)
+{
+	ucontext_t *uc = uc_;
+	char line[160], *p = line;
+	void *pcs[32];
+	int n;
+
+	memcpy(p, "kiln-vmm: fatal signal ", 23);
+	p += 23;
+	*p++ = (char)('0' + sig / 10);
+	*p++ = (char)('0' + sig % 10);
+	memcpy(p, ", address ", 10);
+	p = crash_hex(p + 10, (uintptr_t)si->si_addr);
+	memcpy(p, ", rip ", 6);
+	p = crash_hex(p + 6, (uintptr_t)uc->uc_mcontext.gregs[REG_RIP]);
+	memcpy(p, ", backtrace:\n", 13);
+	p += 13;
+	if (write(STDERR_FILENO, line, (size_t)(p - line)) > 0) {
+		n = backtrace(pcs, 32);
 		backtrace_symbols_fd(pcs, n, STDERR_FILENO);
+	}
 	/* SA_RESETHAND made it SIG_DFL: no syscall the filters refuse */
 	raise(sig);
 }
 
 static void crash_handlers(void)
 {
-	struct sigaction sa = { .sa_handler = on_crash,
-				.sa_flags = SA_RESETHAND };
+	struct sigaction sa = { .sa_sigaction = on_crash,
+				.sa_flags = SA_RESETHAND | SA_SIGINFO };
 	void *warm[1];
 
 	/* the first backtrace() loads the unwinder: not in the handler */
