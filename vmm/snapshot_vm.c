@@ -766,6 +766,11 @@ int snapshot_rebase(const char *base_path, const char *diff_path,
 				      "VM's memory size",
 				      base_path, (long long)bs.st_size,
 				      diff_path, (long long)ds.st_size);
+	if (bs.st_dev == ds.st_dev && bs.st_ino == ds.st_ino)
+		return kiln_error_set(err, EINVAL,
+				      "`%s` and `%s` are the same file: the "
+				      "diff goes onto a copy of its base",
+				      base_path, diff_path);
 	while (off < ds.st_size) {
 		off_t data = lseek(diff, off, SEEK_DATA), hole;
 

@@ -467,6 +467,9 @@ static void test_rebase(void)
 	ok(snapshot_rebase(base, "/nonexistent/diff", &err) < 0 &&
 		   strstr(err.msg, "/nonexistent/diff") != NULL,
 	   "a missing diff is named: %s", err.msg);
+	ok(snapshot_rebase(base, base, &err) < 0 &&
+		   strstr(err.msg, "the same file") != NULL,
+	   "a file onto itself is refused: %s", err.msg);
 	unlink(base);
 	unlink(diff);
 	unlink(small);
