@@ -553,11 +553,17 @@ static int own_vm_up(struct sup *s, bool *forked, struct kiln_error *err)
 	if (vm_up(s, err) < 0) {
 		if (!*forked)
 			return -1;
-		/* the template did not serve: boot cold, build a new one */
+		/* the template did not serve: boot cold, and build a new one
+		 * unless it serves but has its most forks alive */
 		log_warn("fork of %s: %s; booting cold", s->plan.template_dir,
 			 err->msg);
+		if (strstr(err->msg, "(max_forks)") == NULL) {
+			template_forget(&s->plan);
+		} else {
+			free(s->plan.template_dir);
+			s->plan.template_dir = NULL;
+		}
 		memset(err, 0, sizeof(*err));
-		template_forget(&s->plan);
 		*forked = false;
 		if (vm_up(s, err) < 0)
 			return -1;

@@ -27,6 +27,14 @@
 /* a fork waits this long for its template's answer */
 #define FORK_RECV_TIMEOUT_S 10
 
+/* A fork alive: its connection, open until the fork's process ends. */
+struct fork_conn {
+	struct fork_template *t;
+	struct evloop_entry *entry;
+	int fd;
+	struct fork_conn *prev, *next;
+};
+
 /* Owner: the VMM thread (the event loop's callbacks and the API's). */
 struct fork_template {
 	struct evloop *loop;
@@ -37,6 +45,8 @@ struct fork_template {
 	uint64_t state_size;
 	uint64_t mem_size;
 	uint64_t forks;
+	unsigned int live, max_live;
+	struct fork_conn *conns; /* the live forks' */
 	char *path;
 };
 
@@ -80,31 +90,95 @@ static int template_listen(const char *path, struct kiln_error *err)
 	return steal_fd(&fd);
 }
 
-/* One fork asks: the hello and both fds, to our own uid (or root) only. */
-static void template_serve(struct fork_template *t, int conn)
+static void fork_conn_close(struct fork_conn *fc)
+{
+	struct fork_template *t = fc->t;
+
+	evloop_del(t->loop, fc->entry);
+	close(fc->fd);
+	if (fc->prev != NULL)
+		fc->prev->next = fc->next;
+	else
+		t->conns = fc->next;
+	if (fc->next != NULL)
+		fc->next->prev = fc->prev;
+	t->live--;
+	free(fc);
+}
+
+/* A fork's end of its connection closed (it ended), or it wrote: either
+ * way the connection goes, and its place with it. */
+static void template_on_conn(void *opaque, uint32_t events)
+{
+	(void)events;
+	fork_conn_close(opaque);
+}
+
+/* Count conn as a live fork until it closes; false if it cannot be. */
+static bool template_keep(struct fork_template *t, int conn)
+{
+	struct kiln_error err = { 0 };
+	struct fork_conn *fc = calloc(1, sizeof(*fc));
+
+	if (fc == NULL)
+		return false;
+	fc->t = t;
+	fc->fd = conn;
+	fc->entry = evloop_add(t->loop, conn, EPOLLIN | EPOLLRDHUP,
+			       template_on_conn, fc, &err);
+	if (fc->entry == NULL) {
+		log_warn("template: keep a fork's connection: %s", err.msg);
+		free(fc);
+		return false;
+	}
+	fc->next = t->conns;
+	if (t->conns != NULL)
+		t->conns->prev = fc;
+	t->conns = fc;
+	t->live++;
+	return true;
+}
+
+/*
+ * One fork asks: the hello and both fds, to our own uid (or root) only;
+ * or, with max_live forks alive, the hello alone. True when conn is now
+ * a live fork's (kept open), false when the caller closes it.
+ */
+static bool template_serve(struct fork_template *t, int conn)
 {
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	struct fork_hello hello = {
 		.version = FORK_VERSION,
+		.max_live = t->max_live,
 		.state_size = t->state_size,
 		.mem_size = t->mem_size,
 		.forks = t->forks,
 	};
 	int fds[2] = { t->state_fd, t->mem_fd };
+	bool full = t->live >= t->max_live;
 
 	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
 	    (cred.uid != 0 && cred.uid != geteuid())) {
 		log_warn("template: a fork from uid %d refused", (int)cred.uid);
-		return;
+		return false;
 	}
 	memcpy(hello.magic, FORK_MAGIC, sizeof(hello.magic));
-	if (util_send_fds(conn, &hello, sizeof(hello), fds, 2, MSG_NOSIGNAL) !=
-	    (ssize_t)sizeof(hello)) {
-		log_warn("template: send to a fork: %s", strerror(errno));
-		return;
+	if (full) {
+		hello.state_size = 0;
+		log_warn("template: a fork refused, %u forks are alive "
+			 "(max_forks)",
+			 t->live);
 	}
+	if (util_send_fds(conn, &hello, sizeof(hello), fds, full ? 0 : 2,
+			  MSG_NOSIGNAL) != (ssize_t)sizeof(hello)) {
+		log_warn("template: send to a fork: %s", strerror(errno));
+		return false;
+	}
+	if (full)
+		return false;
 	t->forks++;
+	return template_keep(t, conn);
 }
 
 static void template_on_accept(void *opaque, uint32_t events)
@@ -125,13 +199,14 @@ static void template_on_accept(void *opaque, uint32_t events)
 				return;
 			continue;
 		}
-		template_serve(t, conn);
-		close(conn);
+		if (!template_serve(t, conn))
+			close(conn);
 	}
 }
 
 int fork_template_make(struct vm *vm, const char *sock_path,
-		       struct fork_template **out, struct kiln_error *err)
+		       unsigned int max_live, struct fork_template **out,
+		       struct kiln_error *err)
 {
 	cleanup_free uint8_t *state = NULL;
 	struct fork_template *t;
@@ -148,10 +223,15 @@ int fork_template_make(struct vm *vm, const char *sock_path,
 		return kiln_error_set(err, EINVAL,
 				      "a restored VM cannot be a template: "
 				      "its RAM is a private mapping");
+	if (max_live > FORK_MAX_LIVE)
+		return kiln_error_set(err, EINVAL,
+				      "max_forks %u: at most %u forks alive",
+				      max_live, FORK_MAX_LIVE);
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return kiln_error_set(err, ENOMEM, "template");
 	t->listen_fd = t->state_fd = t->mem_fd = -1;
+	t->max_live = max_live > 0 ? max_live : FORK_MAX_LIVE_DEFAULT;
 	t->loop = &vm->loop;
 	if ((t->path = strdup(sock_path)) == NULL) {
 		kiln_error_set(err, ENOMEM, "template");
@@ -190,8 +270,9 @@ int fork_template_make(struct vm *vm, const char *sock_path,
 	if (t->entry == NULL)
 		goto fail;
 	log_info("template: %zu bytes of state, %llu MiB of RAM, forks on "
-		 "`%s`",
-		 len, (unsigned long long)(t->mem_size >> 20), sock_path);
+		 "`%s`, at most %u alive",
+		 len, (unsigned long long)(t->mem_size >> 20), sock_path,
+		 t->max_live);
 	*out = t;
 	return 0;
 fail:
@@ -204,10 +285,17 @@ uint64_t fork_template_count(const struct fork_template *t)
 	return t->forks;
 }
 
+unsigned int fork_template_live(const struct fork_template *t)
+{
+	return t->live;
+}
+
 void fork_template_stop(struct fork_template *t)
 {
 	if (t == NULL)
 		return;
+	while (t->conns != NULL)
+		fork_conn_close(t->conns);
 	if (t->entry != NULL)
 		evloop_del(t->loop, t->entry);
 	if (t->listen_fd >= 0) {
@@ -242,9 +330,15 @@ static void close_rights(struct msghdr *msg)
 	}
 }
 
+/*
+ * The fork's connection to its template, open for the process's life:
+ * the template counts its live forks by them. The VMM thread's.
+ */
+static int template_conn = -1;
+
 /* The hello and the two fds of the template on path. */
 static int fork_fetch(const char *path, struct fork_hello *hello, int *state_fd,
-		      int *mem_fd, struct kiln_error *err)
+		      int *mem_fd, int *conn, struct kiln_error *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct timeval tv = { .tv_sec = FORK_RECV_TIMEOUT_S };
@@ -280,6 +374,13 @@ static int fork_fetch(const char *path, struct fork_hello *hello, int *state_fd,
 		return kiln_error_set(err, errno, "template `%s`: receive",
 				      path);
 	c = CMSG_FIRSTHDR(&msg);
+	if (n == (ssize_t)sizeof(*hello) && c == NULL &&
+	    memcmp(hello->magic, FORK_MAGIC, sizeof(hello->magic)) == 0 &&
+	    hello->version == FORK_VERSION && hello->state_size == 0)
+		return kiln_error_set(err, EAGAIN,
+				      "template `%s`: %u of its forks are "
+				      "alive, its limit (max_forks)",
+				      path, hello->max_live);
 	if (n != (ssize_t)sizeof(*hello) || (msg.msg_flags & MSG_CTRUNC) ||
 	    c == NULL || c->cmsg_level != SOL_SOCKET ||
 	    c->cmsg_type != SCM_RIGHTS ||
@@ -294,13 +395,14 @@ static int fork_fetch(const char *path, struct fork_hello *hello, int *state_fd,
 	memcpy(state_fd, CMSG_DATA(c), sizeof(int));
 	memcpy(mem_fd, CMSG_DATA(c) + sizeof(int), sizeof(int));
 	if (memcmp(hello->magic, FORK_MAGIC, sizeof(hello->magic)) != 0 ||
-	    hello->version != FORK_VERSION || hello->reserved != 0) {
+	    hello->version != FORK_VERSION) {
 		close(*state_fd);
 		close(*mem_fd);
 		return kiln_error_set(err, EPROTO,
 				      "template `%s`: version %u, want %u",
 				      path, hello->version, FORK_VERSION);
 	}
+	*conn = steal_fd(&fd);
 	return 0;
 }
 
@@ -406,7 +508,7 @@ int fork_load(struct vm *vm, struct vm_config *cfg, const char *sock_path,
 	cleanup_free struct snap_image *img = calloc(1, sizeof(*img));
 	struct fork_hello hello;
 	struct vm_config tcfg;
-	int state_fd = -1, mem_fd = -1, ret = -1;
+	int state_fd = -1, mem_fd = -1, conn = -1, ret = -1;
 	void *state = MAP_FAILED;
 
 	if (img == NULL)
@@ -414,7 +516,7 @@ int fork_load(struct vm *vm, struct vm_config *cfg, const char *sock_path,
 	if (vm->cfg != cfg)
 		return kiln_error_set(err, EINVAL, "not this VM's config");
 	vm_config_init(&tcfg);
-	if (fork_fetch(sock_path, &hello, &state_fd, &mem_fd, err) < 0)
+	if (fork_fetch(sock_path, &hello, &state_fd, &mem_fd, &conn, err) < 0)
 		goto out;
 	if (hello.state_size == 0 || hello.state_size > SNAP_MAX_FILE) {
 		kiln_error_set(err, EINVAL, "template state of %llu bytes",
@@ -455,6 +557,9 @@ int fork_load(struct vm *vm, struct vm_config *cfg, const char *sock_path,
 		if (d != NULL && d->ops->device_id == VIRTIO_ID_BLOCK)
 			blk_fork_resized(d);
 	}
+	if (template_conn >= 0)
+		close(template_conn);
+	template_conn = steal_fd(&conn);
 	log_info("forked from `%s` (fork %llu of it), %llu us after the "
 		 "VMM started",
 		 sock_path, (unsigned long long)hello.forks + 1,
@@ -468,6 +573,8 @@ out:
 		close(state_fd);
 	if (mem_fd >= 0)
 		close(mem_fd);
+	if (conn >= 0)
+		close(conn);
 	vm_config_destroy(&tcfg);
 	return ret;
 }

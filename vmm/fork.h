@@ -11,6 +11,12 @@
  * its Unix socket (SOCK_SEQPACKET, from its own uid or root) gets one
  * message, a struct fork_hello and both fds.
  *
+ * A fork keeps its connection open for its life, so the template knows
+ * how many of its forks are alive (the kernel closes a dead fork's end):
+ * at max_forks alive it answers with a hello without fds (state_size 0),
+ * and the fork fails, naming the limit, instead of the host running into
+ * its memory or the OOM killer later.
+ *
  * A fork is a new kiln-vmm with a config of its own (the host side of its
  * devices: drive files, TAPs, the vsock socket) in the template's shape:
  * vCPUs, memory, and the same devices with the same ids in the same order.
@@ -33,14 +39,22 @@
 #include "config.h"
 
 #define FORK_MAGIC   "KILNFORK"
-#define FORK_VERSION 1
+#define FORK_VERSION 2
 
-/* The one message a template sends, with the state and RAM fds. */
+/* forks alive at once per template: the default, and the most (each holds
+ * one of the template's 1024 files: RLIMIT_NOFILE, main.c) */
+#define FORK_MAX_LIVE_DEFAULT 512
+#define FORK_MAX_LIVE	      960
+
+/*
+ * The one message a template sends, with the state and RAM fds; or, when
+ * max_live forks are alive, alone with state_size 0 (a refusal).
+ */
 struct fork_hello {
 	char magic[8];	     /* FORK_MAGIC, no NUL */
 	uint32_t version;    /* FORK_VERSION */
-	uint32_t reserved;   /* zero */
-	uint64_t state_size; /* bytes of the state memfd */
+	uint32_t max_live;   /* the template's limit of forks alive */
+	uint64_t state_size; /* bytes of the state memfd; 0: refused */
 	uint64_t mem_size;   /* bytes of the RAM memfd */
 	uint64_t forks;	     /* forks served before this one */
 };
@@ -50,15 +64,18 @@ struct fork_template;
 
 /*
  * Make vm (booted, paused) a template served on sock_path (created; an
- * existing socket there is replaced). On success the VM is gone and
- * *out serves forks on vm's event loop until fork_template_stop; on
- * failure the VM is as it was.
+ * existing socket there is replaced), with at most max_live forks alive
+ * at once (1 to FORK_MAX_LIVE; 0: FORK_MAX_LIVE_DEFAULT). On success the
+ * VM is gone and *out serves forks on vm's event loop until
+ * fork_template_stop; on failure the VM is as it was.
  */
 int fork_template_make(struct vm *vm, const char *sock_path,
-		       struct fork_template **out, struct kiln_error *err);
-/* How many forks it served. */
+		       unsigned int max_live, struct fork_template **out,
+		       struct kiln_error *err);
+/* How many forks it served, and how many of them are alive. */
 uint64_t fork_template_count(const struct fork_template *t);
-/* Stop serving: the socket is removed, the fds closed. */
+unsigned int fork_template_live(const struct fork_template *t);
+/* Stop serving: the socket is removed, the fds (forks' too) closed. */
 void fork_template_stop(struct fork_template *t);
 
 /*

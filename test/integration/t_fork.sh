@@ -11,8 +11,9 @@ FORK_N=${KILN_FORK_N:-50}
 
 # Boot the template VM ($T/tmpl.*): VCPUS, MEM MiB, the agent-only
 # initramfs, one blank drive slot "rootfs" (a sparse placeholder larger
-# than any fork's image), vsock; then make it a template on $T/tmpl.fork.
-fork_template() { # VCPUS MEM
+# than any fork's image), vsock; then make it a template on $T/tmpl.fork
+# (with at most MAX_FORKS alive, if given).
+fork_template() { # VCPUS MEM [MAX_FORKS]
 	rm -f "$T"/tmpl.*
 	truncate -s 4G "$T/tmpl.slot"
 	AG_UDS=$T/tmpl.vsock
@@ -30,8 +31,8 @@ fork_template() { # VCPUS MEM
 	api_fault "pause it first" PUT /snapshot/template \
 		"{\"socket_path\": \"$T/tmpl.fork\"}" || return 1
 	api_ok 204 PATCH /vm '{"state": "Paused"}' || return 1
-	snap_api 204 PUT /snapshot/template "{\"socket_path\": \"$T/tmpl.fork\"}" ||
-		return 1
+	snap_api 204 PUT /snapshot/template "{\"socket_path\": \"$T/tmpl.fork\"
+		${3:+, \"max_forks\": $3}}" || return 1
 	api_ok 200 GET / && [ "$(json_get state)" = Template ] ||
 		{ fail "state of the template: $body"; return 1; }
 	[ -S "$T/tmpl.fork" ] || { fail "no template socket"; return 1; }
@@ -143,6 +144,42 @@ test_fork_many() {
 # drive id, a kernel given, a template socket that is not one: each
 # refused by name, before any vCPU runs, and nothing is left. The API
 # route does the same as the flag, and a template refuses to run again.
+# A template counts its forks alive: with max_forks 2 and two forks
+# running, a third fails at once, naming the limit, and the template
+# stays; once a fork is killed, its place serves a new one.
+test_fork_live_limit() {
+	"$TOP/test/integration/mkrootfs.sh" "$T/fork.ext4" >/dev/null 2>&1 ||
+		{ fail "mkrootfs.sh failed"; return 1; }
+	fork_template 1 128 2 || return 1
+	grep -q "at most 2 alive" "$T/err" || { fail "no limit in the template's log"; tail -3 "$T/err"; return 1; }
+	for i in 1 2; do
+		fork_start "$i" 1 128
+	done
+	for i in 1 2; do
+		fork_ready "$i" || { fork_stop_all; return 1; }
+	done
+	fork_start 3 1 128
+	{ wait "$fork_pid_3"; rc3=$?; } 2>/dev/null
+	unset fork_pid_3
+	[ "$rc3" -ne 0 ] && grep -q "2 of its forks are alive, its limit (max_forks)" "$T/f3.log" ||
+		{ fail "a third fork (status $rc3) was not refused by the limit"; cat "$T/f3.log"; fork_stop_all; return 1; }
+	echo "    third fork: $(grep -o 'template .*max_forks)' "$T/f3.log")"
+	grep -q "a fork refused, 2 forks are alive" "$T/err" ||
+		{ fail "the template did not log the refusal"; tail -3 "$T/err"; fork_stop_all; return 1; }
+	kill -KILL "$fork_pid_1"
+	{ wait "$fork_pid_1"; } 2>/dev/null
+	unset fork_pid_1
+	fork_start 4 1 128
+	fork_ready 4 || { fork_stop_all; return 1; }
+	AG_UDS=$T/f4.vsock
+	agrun run --id c4 --rootfs /dev/vda -- echo four
+	ag_expect_rc 0 && ag_out_is four || { fork_stop_all; return 1; }
+	fork_stop_all
+	kill -TERM "$tmpl_vmm"
+	api_wait
+	expect_rc 143 && no_leftovers
+}
+
 test_fork_refused() {
 	"$TOP/test/integration/mkrootfs.sh" "$T/fork.ext4" >/dev/null 2>&1 ||
 		{ fail "mkrootfs.sh failed"; return 1; }

@@ -147,9 +147,9 @@ static int fake_snapshot_load(void *vmm, struct vm_config *cfg,
 }
 
 static int fake_template_make(void *vmm, const char *sock,
-			      struct kiln_error *err)
+			      unsigned int max_forks, struct kiln_error *err)
 {
-	return RECORD("template_make", err, "template(%s)", sock);
+	return RECORD("template_make", err, "template(%s,%u)", sock, max_forks);
 }
 
 static int fake_fork(void *vmm, struct vm_config *cfg, const char *sock,

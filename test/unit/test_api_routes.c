@@ -1102,6 +1102,15 @@ static void check_fork_routes(void)
 	refused(&t, "PUT", "/snapshot/template",
 		"{\"socket_path\": \"/t\", \"x\": 1}",
 		"unknown key `template.x`");
+	refused(&t, "PUT", "/snapshot/template",
+		"{\"socket_path\": \"/t\", \"max_forks\": 0}",
+		"`template.max_forks` 0: 1 to 960");
+	refused(&t, "PUT", "/snapshot/template",
+		"{\"socket_path\": \"/t\", \"max_forks\": 961}",
+		"`template.max_forks` 961: 1 to 960");
+	refused(&t, "PUT", "/snapshot/template",
+		"{\"socket_path\": \"/t\", \"max_forks\": \"9\"}",
+		"`template.max_forks` must be an integer");
 	is_int(t.fake.ncalls, 0, "  no op called for a bad template");
 	api_fake_fail(&t.fake, "template_make", "the fake says no");
 	refused(&t, "PUT", "/snapshot/template", "{\"socket_path\": \"/t\"}",
@@ -1110,10 +1119,18 @@ static void check_fork_routes(void)
 	api_fake_fail(&t.fake, NULL, "");
 	api_fake_clear(&t.fake);
 	done(&t, "PUT", "/snapshot/template", "{\"socket_path\": \"/t\"}");
-	ok(strcmp(t.fake.log, "template(/t);") == 0 &&
+	ok(strcmp(t.fake.log, "template(/t,0);") == 0 &&
 		   t.ctx.state == API_TEMPLATE,
 	   "  a template: %s", t.fake.log);
 	got(&t, "/", "\"state\":\"Template\"", NULL);
+	t_fini(&t);
+
+	t_init(&t);
+	t.ctx.state = API_PAUSED;
+	done(&t, "PUT", "/snapshot/template",
+	     "{\"socket_path\": \"/t\", \"max_forks\": 7}");
+	ok(strcmp(t.fake.log, "template(/t,7);") == 0,
+	   "  max_forks goes to the template: %s", t.fake.log);
 	refused(&t, "PATCH", "/vm", "{\"state\": \"Resumed\"}",
 		"This microVM is a template");
 	refused(&t, "PUT", "/snapshot/create",

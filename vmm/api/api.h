@@ -88,9 +88,10 @@ struct api_ops {
 			     const char *state_path, const char *mem_path,
 			     const char *key_path, bool track_dirty,
 			     struct kiln_error *err);
-	/* PUT /snapshot/template of a paused VM (ours, fork.h) */
+	/* PUT /snapshot/template of a paused VM (ours, fork.h); max_forks
+	 * 0 for the default */
 	int (*template_make)(void *vmm, const char *socket_path,
-			     struct kiln_error *err);
+			     unsigned int max_forks, struct kiln_error *err);
 	/*
 	 * PUT /snapshot/fork before boot (ours): cfg (ctx->cfg, the
 	 * devices' host side, the template's shape) restored from the

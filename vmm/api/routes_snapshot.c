@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "../fork.h"
 #include "routes.h"
 
 static int get_bool(yajl_val body, const char *what, const char *k, bool *out,
@@ -178,18 +179,27 @@ int route_put_snapshot_template(struct api_ctx *ctx, const char *id,
 				yajl_val body, struct api_response *resp,
 				struct kiln_error *err)
 {
-	static const char *const keys[] = { "socket_path", NULL };
+	static const char *const keys[] = { "socket_path", "max_forks", NULL };
 	const char *sock;
+	uint32_t max_forks = 0;
 
 	if (route_only_keys(body, "template", keys, err) < 0 ||
-	    need_path(body, "template", "socket_path", &sock, err) < 0)
+	    need_path(body, "template", "socket_path", &sock, err) < 0 ||
+	    (route_member(body, "max_forks") != NULL &&
+	     route_get_u32(body, "template", "max_forks", &max_forks, err) < 0))
 		return -1;
+	if (route_member(body, "max_forks") != NULL &&
+	    (max_forks < 1 || max_forks > FORK_MAX_LIVE))
+		return kiln_error_set(err, 0,
+				      "`template.max_forks` %u: 1 to %u forks "
+				      "alive at once",
+				      max_forks, FORK_MAX_LIVE);
 	if (ctx->state != API_PAUSED)
 		return kiln_error_set(err, 0,
 				      "Cannot make a template of a running "
 				      "microVM: pause it first.");
 	if (OP(ctx, template_make, err) < 0 ||
-	    ctx->ops->template_make(ctx->vmm, sock, err) < 0)
+	    ctx->ops->template_make(ctx->vmm, sock, max_forks, err) < 0)
 		return -1;
 	ctx->state = API_TEMPLATE;
 	return 0;

@@ -277,11 +277,12 @@ out:
 /* One template per VMM, for its life; the VMM thread's, as every op. */
 static struct fork_template *template;
 
-static int op_template_make(void *vmm, const char *sock, struct kiln_error *err)
+static int op_template_make(void *vmm, const char *sock, unsigned int max_forks,
+			    struct kiln_error *err)
 {
 	if (template != NULL)
 		return kiln_error_set(err, EALREADY, "already a template");
-	return fork_template_make(vmm, sock, &template, err);
+	return fork_template_make(vmm, sock, max_forks, &template, err);
 }
 
 static int op_fork(void *vmm, struct vm_config *cfg, const char *sock,
