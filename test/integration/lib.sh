@@ -31,7 +31,9 @@ crlf() {
 	return 0
 }
 
-# Wait up to $2 seconds for a line in a file still being written.
+# Wait for a line in a file still being written: $2 * 10 polls 0.1 s
+# apart, so $2 seconds on an idle host and more on a loaded one (each poll
+# also costs a tr and a grep). The waits were sized by that count.
 wait_line() { # LINE SECONDS FILE
 	for _ in $(seq $(($2 * 10))); do
 		tr -d '\r' <"$3" 2>/dev/null | grep -qxF -- "$1" && return 0
