@@ -140,6 +140,26 @@ static bool template_keep(struct fork_template *t, int conn)
 }
 
 /*
+ * At the limit, before refusing: forks that ended but whose hang-up the
+ * loop has not delivered yet (it may come in the same batch as this
+ * accept) give their places back now. One recv per live fork, only here.
+ */
+static void template_reap(struct fork_template *t)
+{
+	struct fork_conn *fc = t->conns;
+
+	while (fc != NULL) {
+		struct fork_conn *next = fc->next;
+		char c;
+
+		if (recv(fc->fd, &c, 1, MSG_DONTWAIT | MSG_PEEK) >= 0 ||
+		    (errno != EAGAIN && errno != EINTR))
+			fork_conn_close(fc);
+		fc = next;
+	}
+}
+
+/*
  * One fork asks: the hello and both fds, to our own uid (or root) only;
  * or, with max_live forks alive, the hello alone. True when conn is now
  * a live fork's (kept open), false when the caller closes it.
@@ -156,7 +176,7 @@ static bool template_serve(struct fork_template *t, int conn)
 		.forks = t->forks,
 	};
 	int fds[2] = { t->state_fd, t->mem_fd };
-	bool full = t->live >= t->max_live;
+	bool full;
 
 	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
 	    (cred.uid != 0 && cred.uid != geteuid())) {
@@ -164,6 +184,9 @@ static bool template_serve(struct fork_template *t, int conn)
 		return false;
 	}
 	memcpy(hello.magic, FORK_MAGIC, sizeof(hello.magic));
+	if (t->live >= t->max_live)
+		template_reap(t);
+	full = t->live >= t->max_live;
 	if (full) {
 		hello.state_size = 0;
 		log_warn("template: a fork refused, %u forks are alive "

@@ -115,8 +115,10 @@ test_fork_many() {
 	dup=$(cat "$T"/f*.rand | sort | uniq -d | head -n 1)
 	[ -z "$dup" ] && [ "$(cat "$T"/f*.rand | sort -u | wc -l)" -eq "$FORK_N" ] ||
 		{ fail "forks drew the same random bytes: $dup"; fork_stop_all; return 1; }
-	# the template still serves after every fork (and a fork's death)
-	kill -KILL "$fork_pid_1"
+	# the template still serves after every fork (and a fork's death:
+	# its kiln-vmm, the child of its timeout)
+	pkill -KILL -P "$fork_pid_1" -x kiln-vmm ||
+		{ fail "no kiln-vmm under fork 1"; fork_stop_all; return 1; }
 	{ wait "$fork_pid_1"; } 2>/dev/null
 	unset fork_pid_1
 	fork_start new 1 128
@@ -166,7 +168,9 @@ test_fork_live_limit() {
 	echo "    third fork: $(grep -o 'template .*max_forks)' "$T/f3.log")"
 	grep -q "a fork refused, 2 forks are alive" "$T/err" ||
 		{ fail "the template did not log the refusal"; tail -3 "$T/err"; fork_stop_all; return 1; }
-	kill -KILL "$fork_pid_1"
+	# fork 1's kiln-vmm (the child of its timeout)
+	pkill -KILL -P "$fork_pid_1" -x kiln-vmm ||
+		{ fail "no kiln-vmm under fork 1"; fork_stop_all; return 1; }
 	{ wait "$fork_pid_1"; } 2>/dev/null
 	unset fork_pid_1
 	fork_start 4 1 128
