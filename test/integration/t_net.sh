@@ -357,7 +357,8 @@ net_tap_polling() { # PID
 	done
 }
 
-# Rounds of parallel TCP streams both ways, PAIRS queue pairs, 2 vCPUs.
+# Rounds of parallel TCP streams both ways, PAIRS queue pairs, 2 vCPUs
+# (NET_STRESS_VCPUS to try others; NET_STRESS_ROUNDS: 3 rounds).
 # Every stream must finish with its data intact; on a stall the guest
 # prints its side, and we print the TAP's counters, what kiln-vmm polls
 # and its per-queue metrics. Before the rx batch fix (net_rx_pump) the
@@ -385,7 +386,7 @@ net_stress() { # PAIRS ROUNDS PAR
     "kernel_image_path": "$GUEST/vmlinux", "initrd_path": "$GUEST/initramfs",
     "boot_args": "console=ttyS0 reboot=k panic=1 quiet kiln.script=/tests/net_stress.sh stress.rounds=$rounds stress.par=$par"
   },
-  "machine-config": { "vcpu_count": 2, "mem_size_mib": 256 },
+  "machine-config": { "vcpu_count": ${NET_STRESS_VCPUS:-2}, "mem_size_mib": 256 },
   "network-interfaces": [{ "iface_id": "eth0", "host_dev_name": "tap0",
     "guest_mac": "$NET_MAC", "queue_pairs": $pairs }],
   "metrics": { "metrics_path": "$T/metrics" }
