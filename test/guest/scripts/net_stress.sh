@@ -56,6 +56,7 @@ while [ "$r" -le "$rounds" ]; do
 done
 echo "stress-failed=$bad"
 echo "stress-done"
-# the host flushes kiln-vmm's metrics while the device is there
-sleep 5
+# the host looks at kiln-vmm (metrics, what it polls) while the device is
+# there; longer after a stall, there is more to see
+if [ "$bad" = 0 ]; then sleep 5; else sleep 20; fi
 [ "$bad" = 0 ]
