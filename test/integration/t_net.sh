@@ -352,7 +352,7 @@ net_tap_polling() { # PID
 		for ep in /proc/"$1"/fd/*; do
 			[ "$(readlink "$ep")" = 'anon_inode:[eventpoll]' ] || continue
 			awk -v fd="$n" '$1 == "tfd:" && $2 == fd { print "tap fd " fd " events " $4 }' \
-				/proc/"$1"/fdinfo/"${ep##*/}"
+				/proc/"$1"/fdinfo/"${ep##*/}" 2>/dev/null
 		done
 	done
 }
