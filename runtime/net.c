@@ -112,14 +112,9 @@ static int pin_netns(struct kiln_error *err)
 
 unsigned int net_queue_pairs(uint32_t vcpus)
 {
-	/*
-	 * One pair for now, whatever the vCPUs: with two pairs a 2-vCPU
-	 * container's guest->host stream stalled for good once in a loaded
-	 * test bed (a clean-clone CI run), cause not found. kiln-vmm's
-	 * multi-queue stays tested on its own (t_net.sh).
-	 */
-	(void)vcpus;
-	return 1;
+	return vcpus < 2		     ? 1
+	       : vcpus > NET_QUEUE_PAIRS_MAX ? NET_QUEUE_PAIRS_MAX
+					     : vcpus;
 }
 
 static int wire(struct nl *nl, struct net_iface *f, unsigned int pairs,

@@ -188,8 +188,8 @@ PY
 # Two vCPUs, two queue pairs over a multi-queue TAP: the guest sees both
 # queues, TCP works both ways from each vCPU (an upload and a download
 # pinned to each), and both pairs carry frames each way (kiln-vmm's
-# per-pair metrics). Connections one after the other: several at once
-# stall in this bed with one pair as with two (see the report of issue 12).
+# per-pair metrics). Connections one after the other; several at once are
+# the stress tests' (test_net_stress_*).
 test_net_multiqueue_two_vcpus() {
 	NET_NS=kiln-net-$$-$RANDOM
 	NET_SRV=
@@ -289,4 +289,160 @@ test_net_multiqueue_mode_mismatch_is_an_error() {
 		--kernel "$GUEST/vmlinux" --initrd "$GUEST/initramfs" \
 		--net id=eth0,tap=tap0,queue_pairs=2 >"$T/out" 2>"$T/err" || rc=$?
 	expect_failure && one_error_line 'is it a multi-queue TAP'
+}
+
+# Host side of the stress test: 5001 takes uploads ("bytes sha256" per
+# line in $T/ups), 5002 sends $T/down to each download; any number of
+# them, at once, until killed.
+net_server_loop() {
+	cat >"$T/srvloop.py" <<'PY'
+import hashlib, socket, sys, threading
+t = sys.argv[1]
+lock = threading.Lock()
+data = open(t + "/down", "rb").read()
+def listener(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("172.30.0.1", port))
+    s.listen(64)
+    return s
+def up(c):
+    h, k = hashlib.sha256(), 0
+    while True:
+        b = c.recv(1 << 16)
+        if not b:
+            break
+        h.update(b)
+        k += len(b)
+    c.close()
+    with lock:
+        open(t + "/ups", "a").write("%d %s\n" % (k, h.hexdigest()))
+def down(c):
+    c.sendall(data)
+    c.shutdown(socket.SHUT_WR)
+    while c.recv(1 << 16):
+        pass
+    c.close()
+def serve(s, f):
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=f, args=(c,), daemon=True).start()
+a, b = listener(5001), listener(5002)
+open(t + "/ready", "w").write("1\n")
+th = [threading.Thread(target=serve, args=(a, up), daemon=True),
+      threading.Thread(target=serve, args=(b, down), daemon=True)]
+for x in th: x.start()
+for x in th: x.join()
+PY
+	rm -f "$T/ready" "$T/ups"
+	ip netns exec "$NET_NS" timeout 900 python3 "$T/srvloop.py" "$T" >"$T/srv.log" 2>&1 &
+	NET_SRV=$!
+	for _ in $(seq 100); do
+		[ -f "$T/ready" ] && return 0
+		sleep 0.1
+	done
+	fail "transfer server did not start: $(cat "$T/srv.log")"
+}
+
+# The epoll events kiln-vmm waits for on its TAP fds (hex, one a line).
+net_tap_polling() { # PID
+	for fd in /proc/"$1"/fd/*; do
+		[ "$(readlink "$fd")" = /dev/net/tun ] || continue
+		n=${fd##*/}
+		for ep in /proc/"$1"/fd/*; do
+			[ "$(readlink "$ep")" = 'anon_inode:[eventpoll]' ] || continue
+			awk -v fd="$n" '$1 == "tfd:" && $2 == fd { print "tap fd " fd " events " $4 }' \
+				/proc/"$1"/fdinfo/"${ep##*/}" 2>/dev/null
+		done
+	done
+}
+
+# Rounds of parallel TCP streams both ways, PAIRS queue pairs, 2 vCPUs
+# (NET_STRESS_VCPUS to try others; NET_STRESS_ROUNDS: 3 rounds).
+# Every stream must finish with its data intact; on a stall the guest
+# prints its side, and we print the TAP's counters, what kiln-vmm polls
+# and its per-queue metrics. Before the rx batch fix (net_rx_pump) the
+# first round stalled for good, every time.
+net_stress() { # PAIRS ROUNDS PAR
+	pairs=$1 rounds=$2 par=$3
+	NET_NS=kiln-net-$$-$RANDOM
+	NET_SRV=
+	trap 'net_srv_stop; ip netns del "$NET_NS" 2>/dev/null' EXIT
+	mq=
+	[ "$pairs" -gt 1 ] && mq=multi_queue
+	ip netns add "$NET_NS" || { fail "ip netns add"; return 1; }
+	ip netns exec "$NET_NS" ip link set lo up &&
+		ip netns exec "$NET_NS" ip tuntap add dev tap0 mode tap $mq &&
+		ip netns exec "$NET_NS" ip addr add 172.30.0.1/30 dev tap0 &&
+		ip netns exec "$NET_NS" ip link set tap0 up ||
+		{ fail "TAP setup in $NET_NS"; return 1; }
+	head -c 1048576 /dev/urandom >"$T/down"
+	want_down=$(sha256sum "$T/down" | cut -d' ' -f1)
+	net_server_loop || return 1
+	rm -f "$T/metrics"
+	cat >"$T/vm.json" <<JSON
+{
+  "boot-source": {
+    "kernel_image_path": "$GUEST/vmlinux", "initrd_path": "$GUEST/initramfs",
+    "boot_args": "console=ttyS0 reboot=k panic=1 quiet kiln.script=/tests/net_stress.sh stress.rounds=$rounds stress.par=$par"
+  },
+  "machine-config": { "vcpu_count": ${NET_STRESS_VCPUS:-2}, "mem_size_mib": 256 },
+  "network-interfaces": [{ "iface_id": "eth0", "host_dev_name": "tap0",
+    "guest_mac": "$NET_MAC", "queue_pairs": $pairs }],
+  "metrics": { "metrics_path": "$T/metrics" }
+}
+JSON
+	rm -f "$T/api.sock"
+	: >"$T/out"
+	rc=0
+	timeout -k 5 "${VMM_TIMEOUT:-600}" ip netns exec "$NET_NS" "$VMM" \
+		--api-sock "$T/api.sock" --config-file "$T/vm.json" \
+		>"$T/out" 2>"$T/err" &
+	vpid=$!
+	done_seen=no
+	while kill -0 "$vpid" 2>/dev/null; do
+		tr -d '\r' <"$T/out" | grep -qx stress-done && { done_seen=yes; break; }
+		sleep 1
+	done
+	if [ "$done_seen" = yes ]; then
+		for p in $(pgrep -f "$T/vm.json"); do
+			[ "$(readlink /proc/"$p"/exe)" = "$(readlink -f "$VMM")" ] &&
+				net_tap_polling "$p" | sed 's/^/    /'
+		done
+		ip -n "$NET_NS" -s link show tap0 | sed 's/^/    tap0: /'
+		curl -s -o /dev/null -m 10 --unix-socket "$T/api.sock" \
+			-X PUT -H 'Content-Type: application/json' \
+			-d '{"action_type": "FlushMetrics"}' http://localhost/actions || true
+	fi
+	wait "$vpid" || rc=$?
+	crlf "$T/out"
+	net_srv_stop
+	grep '^stress-' "$T/out" | grep -v '^stress-in=' | sed 's/^/    /'
+	[ -f "$T/metrics" ] && python3 - "$T/metrics" <<'PY' | sed 's/^/    metrics: /'
+import json, sys
+c = {}
+for line in open(sys.argv[1]):
+    for g, v in json.loads(line).items():
+        if g.startswith("net_") and isinstance(v, dict):
+            for k, x in v.items():
+                c.setdefault(g, {})[k] = c.get(g, {}).get(k, 0) + x
+for g in sorted(c):
+    print(g, " ".join("%s=%d" % (k, x) for k, x in sorted(c[g].items()) if x))
+PY
+	expect_rc 0 && console_has stress-failed=0 KILN-SCRIPT-RC=0 || return 1
+	up_sha=$(sed -n 's/^stress-out-sha=//p' "$T/out")
+	n=$((rounds * par))
+	[ "$(grep -c "^1048576 $up_sha\$" "$T/ups" 2>/dev/null)" = "$n" ] ||
+		{ fail "guest->host: want $n x 1048576 bytes sha $up_sha"; return 1; }
+	[ "$(grep -c "^stress-in=1048576 $want_down\$" "$T/out")" = "$n" ] ||
+		{ fail "host->guest: not $n intact downloads"; return 1; }
+	echo "    $rounds rounds of $par uploads + $par downloads at once: all intact"
+}
+
+test_net_stress_parallel_streams_two_vcpus() {
+	net_stress 1 "${NET_STRESS_ROUNDS:-3}" 4
+}
+
+test_net_stress_parallel_streams_two_pairs() {
+	net_stress 2 "${NET_STRESS_ROUNDS:-3}" 4
 }

@@ -19,7 +19,11 @@
  * spread over several, num_buffers set in the first). When the ring runs
  * dry the frame stays pending, polling stops (the kernel queues or drops
  * further frames on the TAP's own counters), and the next rx kick
- * delivers it and resumes polling. Frames we must drop are counted.
+ * delivers it and resumes polling. One turn takes at most NET_RX_BATCH
+ * frames; with buffers left it ends polling, whoever ran it (the TAP's
+ * callback or a kick), so the rest comes on the loop's next turn: a kick
+ * cannot be counted on to come back (net_rx_pump). Frames we must drop
+ * are counted.
  *
  * TX: each chain is one frame, header first, handed to the TAP with one
  * writev().
@@ -219,9 +223,22 @@ void net_rx_pump(struct net_pair *p)
 		net_poll(p, false);
 		return;
 	}
-	for (unsigned int i = 0; i < NET_RX_BATCH; i++) {
-		ssize_t r = read(p->tap.fd, p->rx_buf, sizeof(p->rx_buf));
+	for (unsigned int i = 0;; i++) {
+		ssize_t r;
 
+		if (i == NET_RX_BATCH) {
+			/*
+			 * Batch spent, buffers left: let other fds have the
+			 * loop, and come back through EPOLLIN. Not through
+			 * the kick that may have brought us here: with
+			 * EVENT_IDX the driver kicks again only once we
+			 * found the ring empty, and frames may wait on the
+			 * TAP while it only adds buffers (a stall for good).
+			 */
+			net_poll(p, true);
+			break;
+		}
+		r = read(p->tap.fd, p->rx_buf, sizeof(p->rx_buf));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && errno == EAGAIN) {

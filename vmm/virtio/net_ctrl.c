@@ -127,7 +127,7 @@ void net_ctrl(struct net *n)
 {
 	struct virtio_dev *d = &n->dev;
 	unsigned int index = net_ctrl_queue(n);
-	struct virtq_chain *c = &n->chain;
+	struct virtq_chain *c = &n->ctrl_chain;
 	struct virtq *q;
 
 	if (index == NET_NO_QUEUE)

@@ -107,7 +107,13 @@ struct net {
 
 	struct metrics_group *metrics; /* net_<iface id>: all pairs */
 
-	struct virtq_chain chain; /* scratch, under dev.lock */
+	struct virtq_chain chain; /* scratch of rx and tx, under dev.lock */
+	/*
+	 * The control queue's own: a command (VQ_PAIRS_SET) pumps rx, which
+	 * pops into chain, while the command's chain still waits for its
+	 * ack. Under dev.lock.
+	 */
+	struct virtq_chain ctrl_chain;
 	struct net_pair pairs[NET_MAX_PAIRS];
 };
 
