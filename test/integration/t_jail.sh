@@ -1,0 +1,214 @@
+# kiln-vmm --jail (docs/jail.md): namespaces of its own but the network's,
+# pivot_root into a folder of only its files, a uid of its own with no
+# capability, every thread filtered; a waiter outside that the runtime
+# supervises; nothing left mounted or on disk after any exit.
+
+# uids from the top of docs/jail.md's range: no runtime allocates them
+JAIL_UID=2000065500
+JAIL_UID2=2000065501
+
+# "Field:\tvalue" of a /proc status file.
+jail_field() { # FILE FIELD
+	sed -n "s/^$2:[[:space:]]*//p" "$1"
+}
+
+# A folder for the API socket that the jail's uid may create it in.
+jail_prepare() { # UID
+	rm -rf "$T/jrun" "$T/jroot"
+	mkdir -p "$T/jrun"
+	chown "$1:$1" "$T/jrun"
+	chmod 0700 "$T/jrun"
+}
+
+# curl at the jailed VMM's API socket: $code and $body.
+jail_api() { # METHOD PATH
+	code=$(curl -s -m 10 -o "$T/jail.body" -w '%{http_code}' \
+		--unix-socket "$T/jrun/api.sock" -X "$1" "http://localhost$2") || code=000
+	body=$(cat "$T/jail.body" 2>/dev/null)
+}
+
+# Start a jailed kiln-vmm in the background: $jail_pid is timeout(1)'s,
+# $jail_outer the waiter (kiln-vmm outside), $jail_vmm the VMM itself.
+jail_start() { # UID [KILN-VMM ARGS...]
+	juid=$1
+	shift
+	# fd 9 is a folder outside the jail: the VMM must not keep it
+	timeout -k 5 "${VMM_TIMEOUT:-300}" "$VMM" --api-sock "$T/jrun/api.sock" \
+		--jail "root=$T/jroot,uid=$juid,gid=$juid" "$@" \
+		>"$T/out" 2>"$T/err" 9<"$T" &
+	jail_pid=$!
+	for _ in $(seq 200); do
+		jail_api GET /
+		[ "$code" = 200 ] && break
+		sleep 0.05
+	done
+	[ "$code" = 200 ] || { fail "the jailed API socket never answered"; cat "$T/err"; return 1; }
+	jail_outer=$(pgrep -P "$jail_pid" -x kiln-vmm)
+	jail_vmm=$(pgrep -P "$jail_outer" -x kiln-vmm)
+	[ -n "$jail_outer" ] && [ -n "$jail_vmm" ] ||
+		{ fail "no kiln-vmm waiter and VMM under $jail_pid"; return 1; }
+}
+
+jail_wait() {
+	rc=0
+	wait "$jail_pid" || rc=$?
+	crlf "$T/out"
+}
+
+# Nothing of the jail on the host: no mount in any process's namespace
+# (the jail's died with it), no folder, no kiln-vmm.
+jail_nothing_left() { # ROOT
+	m=$(grep -lF -- "$1" /proc/[0-9]*/mountinfo 2>/dev/null)
+	[ -z "$m" ] || { fail "still mounted, in $m"; return 1; }
+	[ ! -e "$1" ] || { fail "$1 is left: $(ls -la "$1")"; return 1; }
+	no_leftovers
+}
+
+test_jail_confined_boot_and_kill9() {
+	jail_prepare "$JAIL_UID"
+	cat >"$T/jail.json" <<JSON
+{
+  "boot-source": {
+    "kernel_image_path": "$GUEST/vmlinux",
+    "initrd_path": "$GUEST/initramfs",
+    "boot_args": "console=ttyS0 reboot=k panic=1 quiet kiln.script=/tests/api_tick.sh"
+  },
+  "machine-config": { "vcpu_count": 2, "mem_size_mib": 128, "smt": false }
+}
+JSON
+	jail_start "$JAIL_UID" --config-file "$T/jail.json" || return 1
+	wait_line "TICK 3" 90 "$T/out" || { fail "the jailed guest never ticked"; tail "$T/out" "$T/err"; return 1; }
+	s=/proc/$jail_vmm/status
+	want="$JAIL_UID	$JAIL_UID	$JAIL_UID	$JAIL_UID"
+	[ "$(jail_field "$s" Uid)" = "$want" ] || { fail "Uid: $(jail_field "$s" Uid)"; return 1; }
+	[ "$(jail_field "$s" Gid)" = "$want" ] || { fail "Gid: $(jail_field "$s" Gid)"; return 1; }
+	[ -z "$(jail_field "$s" Groups)" ] || { fail "Groups: $(jail_field "$s" Groups)"; return 1; }
+	kinds=
+	for t in /proc/"$jail_vmm"/task/*; do
+		ts=$t/status comm=$(cat "$t/comm")
+		kinds="$kinds $comm"
+		for f in CapEff CapPrm CapBnd CapAmb; do
+			[ "$(jail_field "$ts" $f)" = 0000000000000000 ] ||
+				{ fail "$comm $f $(jail_field "$ts" $f)"; return 1; }
+		done
+		[ "$(jail_field "$ts" Seccomp)" = 2 ] || { fail "$comm Seccomp $(jail_field "$ts" Seccomp)"; return 1; }
+		[ "$(jail_field "$ts" NoNewPrivs)" = 1 ] || { fail "$comm NoNewPrivs"; return 1; }
+	done
+	echo "    threads:$kinds"
+	for k in kiln-vmm kiln-api vcpu0 vcpu1; do
+		case " $kinds " in *" $k "*) ;; *) fail "no $k thread"; return 1 ;; esac
+	done
+	for ns in mnt pid ipc uts; do
+		[ "$(readlink /proc/"$jail_vmm"/ns/$ns)" != "$(readlink /proc/self/ns/$ns)" ] ||
+			{ fail "the VMM shares our $ns namespace"; return 1; }
+	done
+	[ "$(readlink /proc/"$jail_vmm"/ns/net)" = "$(readlink /proc/self/ns/net)" ] ||
+		{ fail "the VMM left our network namespace"; return 1; }
+	# the waiter stays in ours: the runtime supervises it by pid
+	[ "$(readlink /proc/"$jail_outer"/ns/mnt)" = "$(readlink /proc/self/ns/mnt)" ] ||
+		{ fail "the waiter left our mount namespace"; return 1; }
+	# its root: dev (kvm, net/tun), proc, and the top folders of what it
+	# was given (the guest's files, $T's folder for the API socket, sys
+	# for the THP settings); no /etc, /bin, /usr, no host /dev
+	r=/proc/$jail_vmm/root
+	top=$(ls -A "$r" | sort | paste -sd' ')
+	allowed=" dev proc sys $(echo "$GUEST" | cut -d/ -f2) $(echo "$T" | cut -d/ -f2) "
+	for e in $top; do
+		case "$allowed" in *" $e "*) ;; *) fail "unexpected /$e in the jail: $top"; return 1 ;; esac
+	done
+	echo "    jail root: $top; dev: $(cd "$r/dev" && find . -mindepth 1 | sort | paste -sd' ')"
+	[ "$(cd "$r/dev" && find . -mindepth 1 | sort | paste -sd' ')" = "./kvm ./net ./net/tun" ] ||
+		{ fail "dev holds more than kvm and net/tun"; return 1; }
+	[ "$(stat -c %u:%g "$r/dev/kvm")" = "$JAIL_UID:$JAIL_UID" ] || { fail "dev/kvm owner $(stat -c %u:%g "$r/dev/kvm")"; return 1; }
+	[ ! -e "$r/etc/passwd" ] && [ ! -e "$r/bin" ] || { fail "host files in the jail"; return 1; }
+	[ -z "$(ls -A "$r$(dirname "$GUEST/vmlinux")" | grep -vxE 'vmlinux|initramfs')" ] ||
+		{ fail "more than the kernel and initramfs of $(dirname "$GUEST/vmlinux"): $(ls -A "$r$(dirname "$GUEST/vmlinux")")"; return 1; }
+	# its processes: itself alone
+	[ "$(ls -d "$r"/proc/[0-9]* | wc -l)" = 1 ] || { fail "the jail's /proc lists $(ls -d "$r"/proc/[0-9]*)"; return 1; }
+	# no fd to a folder (fd 9 was one), none to the host's files but the log
+	for fd in /proc/"$jail_vmm"/fd/*; do
+		[ ! -d "$fd" ] || { fail "fd ${fd##*/} is a folder: $(readlink "$fd")"; return 1; }
+	done
+	# the jail folder itself is gone from the host once the VMM pivoted
+	[ ! -e "$T/jroot" ] || { fail "$T/jroot is still there"; return 1; }
+	jail_api GET /machine-config
+	[ "$code" = 200 ] && echo "$body" | grep -q '"vcpu_count": *2' ||
+		{ fail "GET /machine-config from outside: $code $body"; return 1; }
+	[ "$(stat -c %u "$T/jrun/api.sock")" = "$JAIL_UID" ] || { fail "API socket owner"; return 1; }
+	kill -9 "$jail_outer"
+	jail_wait
+	for _ in $(seq 50); do
+		kill -0 "$jail_vmm" 2>/dev/null || break
+		sleep 0.1
+	done
+	! kill -0 "$jail_vmm" 2>/dev/null || { fail "the VMM outlived kill -9 of its waiter"; return 1; }
+	jail_nothing_left "$T/jroot" || return 1
+	# and the uid is free again
+	[ -e "/run/kiln/jail/$JAIL_UID.lock" ] || { fail "no lock file"; return 1; }
+	flock -n "/run/kiln/jail/$JAIL_UID.lock" true || { fail "the uid's lock is still held"; return 1; }
+}
+
+# SIGTERM to the pid the runtime knows ends the VM as before (143), and
+# a second VMM asking for the same uid is refused while the first runs.
+test_jail_sigterm_and_uid_in_use() {
+	jail_prepare "$JAIL_UID2"
+	jail_start "$JAIL_UID2" || return 1
+	rm -rf "$T/jroot2"
+	vmm --api-sock "$T/jrun/api2.sock" --jail "root=$T/jroot2,uid=$JAIL_UID2,gid=$JAIL_UID2"
+	expect_failure || return 1
+	one_error_line "uid $JAIL_UID2 is in use by another jailed kiln-vmm" || return 1
+	[ ! -e "$T/jroot2" ] && [ ! -e "$T/jrun/api2.sock" ] || { fail "the refused VMM left files"; return 1; }
+	jail_api GET /
+	[ "$code" = 200 ] || { fail "the first VMM's API: $code"; return 1; }
+	kill -TERM "$jail_outer"
+	jail_wait
+	expect_rc 143 || return 1
+	jail_nothing_left "$T/jroot"
+}
+
+test_jail_bad_input() {
+	jail_prepare "$JAIL_UID"
+	args="--api-sock $T/jrun/api.sock --kernel $GUEST/vmlinux"
+	mkdir -p "$T/jfull"
+	echo x >"$T/jfull/keep"
+	# shellcheck disable=SC2086 # args: words
+	vmm $args --jail "root=$T/jfull,uid=$JAIL_UID,gid=$JAIL_UID"
+	expect_failure && one_error_line "root \`$T/jfull\` is not empty" || return 1
+	[ "$(cat "$T/jfull/keep")" = x ] || { fail "the folder was touched"; return 1; }
+	ln -sfn "$T/jempty" "$T/jlink"
+	mkdir -p "$T/jempty"
+	# shellcheck disable=SC2086
+	vmm $args --jail "root=$T/jlink,uid=$JAIL_UID,gid=$JAIL_UID"
+	expect_failure && one_error_line "root \`$T/jlink\` is a symlink" || return 1
+	[ -d "$T/jempty" ] && [ -L "$T/jlink" ] || { fail "the symlink or its folder changed"; return 1; }
+	# shellcheck disable=SC2086
+	vmm $args --jail "root=$T/jroot,uid=0,gid=$JAIL_UID"
+	expect_failure && one_error_line "not root" || return 1
+	# the API socket's folder must be the jail uid's to make the socket in
+	chown 0:0 "$T/jrun"
+	# shellcheck disable=SC2086
+	vmm $args --jail "root=$T/jroot,uid=$JAIL_UID,gid=$JAIL_UID"
+	expect_failure && one_error_line "cannot create files in the API socket folder" || return 1
+	chown "$JAIL_UID:$JAIL_UID" "$T/jrun"
+	# a host without /dev/kvm, in a mount namespace of the test's own
+	: >"$T/notadev"
+	rc=0
+	timeout -k 5 60 unshare -m --propagation private sh -c \
+		"mount --bind '$T/notadev' /dev/kvm && exec '$VMM' $args --jail root=$T/jroot,uid=$JAIL_UID,gid=$JAIL_UID" \
+		>"$T/out" 2>"$T/err" || rc=$?
+	expect_failure && one_error_line "the host has no /dev/kvm device node" || return 1
+	# not root
+	if command -v setpriv >/dev/null; then
+		rc=0
+		# shellcheck disable=SC2086
+		setpriv --reuid="$JAIL_UID" --regid="$JAIL_UID" --clear-groups \
+			"$VMM" $args --jail "root=$T/jroot,uid=$JAIL_UID,gid=$JAIL_UID" \
+			>"$T/out" 2>"$T/err" || rc=$?
+		expect_failure && one_error_line "must be started as root" || return 1
+	fi
+	jail_nothing_left "$T/jroot" || return 1
+	[ -z "$(ls -A "$T/jrun")" ] || { fail "files left in $T/jrun: $(ls -A "$T/jrun")"; return 1; }
+	for d in "$T/jfull" "$T/jempty"; do
+		! grep -qF -- "$d" /proc/self/mountinfo || { fail "$d mounted"; return 1; }
+	done
+}
