@@ -15,6 +15,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -720,27 +721,47 @@ static const int forwarded[] = { SIGTERM, SIGINT,  SIGHUP,
 
 /*
  * The process the runtime started stays outside the namespaces and waits:
- * signals go on to the VMM, its status comes back as ours, and the jail
- * folder goes once the VMM's mount namespace (every mount in it) is gone.
+ * signals go on to the VMM, its status comes back as ours. The jail
+ * folder goes as soon as the VMM has pivoted away from it (its end of
+ * `built` closes then, or when it dies): from then on nothing is mounted
+ * on it in any namespace, so even a kill -9 of this waiter leaves none.
  */
 static __attribute__((noreturn)) void wait_vmm(pid_t child, const char *root,
-					       const sigset_t *set)
+					       int built, const sigset_t *set)
 {
+	int sfd = signalfd(-1, set, SFD_CLOEXEC);
 	int status = 0, code;
 
+	if (sfd < 0) {
+		/* cannot wait on both: still forward nothing but reap */
+		waitpid(child, &status, 0);
+		goto out;
+	}
 	for (;;) {
-		siginfo_t si;
-		int sig = sigwaitinfo(set, &si);
+		struct pollfd pf[2] = { { .fd = sfd, .events = POLLIN },
+					{ .fd = built, .events = POLLIN } };
+		struct signalfd_siginfo si;
+		char c;
 
-		if (sig < 0)
+		if (poll(pf, built >= 0 ? 2 : 1, -1) < 0)
 			continue;
-		if (sig != SIGCHLD) {
-			kill(child, sig);
+		if (built >= 0 && pf[1].revents != 0 &&
+		    read(built, &c, 1) <= 0) {
+			close(built);
+			built = -1;
+			rmdir(root);
+		}
+		if (!(pf[0].revents & POLLIN) ||
+		    read(sfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		if (si.ssi_signo != SIGCHLD) {
+			kill(child, (int)si.ssi_signo);
 			continue;
 		}
 		if (waitpid(child, &status, WNOHANG) == child)
 			break;
 	}
+out:
 	if (rmdir(root) < 0 && errno != ENOENT)
 		fprintf(stderr, "kiln-vmm: --jail: remove `%s`: %s\n", root,
 			strerror(errno));
@@ -757,7 +778,7 @@ int jail_enter(const struct jail_opts *j, const struct vm_config *cfg,
 	sigset_t set, old;
 	dev_t kvm = 0, tun = 0;
 	bool has_tun, made = false;
-	int lock_fd = -1, alive[2] = { -1, -1 };
+	int lock_fd = -1, alive[2] = { -1, -1 }, built[2] = { -1, -1 };
 	pid_t child;
 
 	if (geteuid() != 0)
@@ -785,7 +806,7 @@ int jail_enter(const struct jail_opts *j, const struct vm_config *cfg,
 		sigaddset(&set, forwarded[i]);
 	sigaddset(&set, SIGCHLD);
 	/* blocked before the fork: none is lost between fork and the wait */
-	if (pipe2(alive, O_CLOEXEC) < 0 ||
+	if (pipe2(alive, O_CLOEXEC) < 0 || pipe2(built, O_CLOEXEC) < 0 ||
 	    sigprocmask(SIG_BLOCK, &set, &old) < 0) {
 		kiln_error_set(err, errno, "--jail: pipe");
 		goto fail;
@@ -801,12 +822,12 @@ int jail_enter(const struct jail_opts *j, const struct vm_config *cfg,
 		goto fail_mask;
 	}
 	if (child > 0) {
-		int keep[] = { lock_fd, alive[1] };
+		int keep[] = { lock_fd, alive[1], built[0] };
 
 		/* the waiter holds the uid's lock too, and nothing else */
-		close_except(keep, 2, err);
+		close_except(keep, 3, err);
 		jail_plan_destroy(&plan);
-		wait_vmm(child, j->root, &set);
+		wait_vmm(child, j->root, built[0], &set);
 	}
 	/*
 	 * The VMM, pid 1 of its namespace. It dies with the waiter (kill -9
@@ -814,6 +835,7 @@ int jail_enter(const struct jail_opts *j, const struct vm_config *cfg,
 	 * prctl, its end of the pipe is closed already.
 	 */
 	close(alive[1]);
+	close(built[0]); /* built[1] goes with the other fds: close_fds */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
 	    poll(&(struct pollfd){ .fd = alive[0], .events = POLLIN }, 1, 0) !=
 		    0)
@@ -846,9 +868,11 @@ fail:
 		rmdir(j->root);
 	if (lock_fd >= 0)
 		close(lock_fd);
-	if (alive[0] >= 0) {
-		close(alive[0]);
-		close(alive[1]);
+	for (int i = 0; i < 2; i++) {
+		if (alive[i] >= 0)
+			close(alive[i]);
+		if (built[i] >= 0)
+			close(built[i]);
 	}
 	jail_plan_destroy(&plan);
 	return -1;
