@@ -49,6 +49,12 @@ jail_start() { # UID [KILN-VMM ARGS...]
 		{ fail "no kiln-vmm waiter and VMM under $jail_pid"; return 1; }
 }
 
+# Is pid running (not gone, not a zombie)?
+jail_alive() { # PID
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
 jail_wait() {
 	rc=0
 	wait "$jail_pid" || rc=$?
@@ -137,11 +143,12 @@ JSON
 	[ "$(stat -c %u "$T/jrun/api.sock")" = "$JAIL_UID" ] || { fail "API socket owner"; return 1; }
 	kill -9 "$jail_outer"
 	jail_wait
+	# gone, or a zombie its new parent has not reaped yet
 	for _ in $(seq 50); do
-		kill -0 "$jail_vmm" 2>/dev/null || break
+		jail_alive "$jail_vmm" || break
 		sleep 0.1
 	done
-	! kill -0 "$jail_vmm" 2>/dev/null || { fail "the VMM outlived kill -9 of its waiter"; return 1; }
+	! jail_alive "$jail_vmm" || { fail "the VMM outlived kill -9 of its waiter"; return 1; }
 	jail_nothing_left "$T/jroot" || return 1
 	# and the uid is free again
 	[ -e "/run/kiln/jail/$JAIL_UID.lock" ] || { fail "no lock file"; return 1; }
