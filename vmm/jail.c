@@ -769,6 +769,19 @@ out:
 	_exit(code);
 }
 
+/*
+ * SIGKILL when the waiter dies; -1 if it is gone already (then its end
+ * of the pipe is closed: the signal would never come).
+ */
+static int die_with_waiter(int alive, struct kiln_error *err)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return kiln_error_set(err, errno, "--jail: PR_SET_PDEATHSIG");
+	if (poll(&(struct pollfd){ .fd = alive, .events = POLLIN }, 1, 0) != 0)
+		return kiln_error_set(err, 0, "--jail: the waiter is gone");
+	return 0;
+}
+
 int jail_enter(const struct jail_opts *j, const struct vm_config *cfg,
 	       const char *api_sock, const char *fork_from,
 	       struct kiln_error *err)
@@ -836,11 +849,8 @@ int jail_enter(const struct jail_opts *j, const struct vm_config *cfg,
 	 */
 	close(alive[1]);
 	close(built[0]); /* built[1] goes with the other fds: close_fds */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
-	    poll(&(struct pollfd){ .fd = alive[0], .events = POLLIN }, 1, 0) !=
-		    0)
+	if (die_with_waiter(alive[0], err) < 0)
 		_exit(1);
-	close(alive[0]);
 	/*
 	 * As pid 1 the VMM ignores a signal it neither handles nor blocks:
 	 * those its signalfd takes (vm.c) stay blocked, so that one sent
@@ -852,8 +862,10 @@ int jail_enter(const struct jail_opts *j, const struct vm_config *cfg,
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* new credentials clear the parent-death signal: set it again */
 	if (build_root(j, &plan, kvm, tun, has_tun, cwd, err) < 0 ||
-	    drop_ids(j, err) < 0 || close_fds(j, lock_fd, err) < 0) {
+	    drop_ids(j, err) < 0 || die_with_waiter(alive[0], err) < 0 ||
+	    close_fds(j, lock_fd, err) < 0) {
 		jail_plan_destroy(&plan);
 		return -1;
 	}

@@ -32,10 +32,12 @@ jail_api() { # METHOD PATH
 jail_start() { # UID [KILN-VMM ARGS...]
 	juid=$1
 	shift
-	# fd 9 is a folder outside the jail: the VMM must not keep it
+	# fd 9 is a folder outside the jail: the VMM must not keep it; fd 7
+	# a file it keeps with JAIL_KEEP=7 (a snapshot key, say)
+	echo key >"$T/jkeep"
 	timeout -k 5 "${VMM_TIMEOUT:-300}" "$VMM" --api-sock "$T/jrun/api.sock" \
-		--jail "root=$T/jroot,uid=$juid,gid=$juid" "$@" \
-		>"$T/out" 2>"$T/err" 9<"$T" &
+		--jail "root=$T/jroot,uid=$juid,gid=$juid${JAIL_KEEP:+,keep-fds=$JAIL_KEEP}" \
+		"$@" >"$T/out" 2>"$T/err" 9<"$T" 7<"$T/jkeep" &
 	jail_pid=$!
 	for _ in $(seq 200); do
 		jail_api GET /
@@ -79,10 +81,14 @@ test_jail_confined_boot_and_kill9() {
     "initrd_path": "$GUEST/initramfs",
     "boot_args": "console=ttyS0 reboot=k panic=1 quiet kiln.script=/tests/api_tick.sh"
   },
-  "machine-config": { "vcpu_count": 2, "mem_size_mib": 128, "smt": false }
+  "machine-config": { "vcpu_count": 2, "mem_size_mib": 128, "smt": false },
+  "drives": [{ "drive_id": "ro", "path_on_host": "$T/jdisk.img",
+               "is_root_device": false, "is_read_only": true }]
 }
 JSON
-	jail_start "$JAIL_UID" --config-file "$T/jail.json" || return 1
+	truncate -s 1M "$T/jdisk.img"
+	chmod 0644 "$T/jdisk.img"
+	JAIL_KEEP=7 jail_start "$JAIL_UID" --config-file "$T/jail.json" || return 1
 	wait_line "TICK 3" 90 "$T/out" || { fail "the jailed guest never ticked"; tail "$T/out" "$T/err"; return 1; }
 	s=/proc/$jail_vmm/status
 	want="$JAIL_UID	$JAIL_UID	$JAIL_UID	$JAIL_UID"
@@ -129,12 +135,24 @@ JSON
 	[ ! -e "$r/etc/passwd" ] && [ ! -e "$r/bin" ] || { fail "host files in the jail"; return 1; }
 	[ -z "$(ls -A "$r$(dirname "$GUEST/vmlinux")" | grep -vxE 'vmlinux|initramfs')" ] ||
 		{ fail "more than the kernel and initramfs of $(dirname "$GUEST/vmlinux"): $(ls -A "$r$(dirname "$GUEST/vmlinux")")"; return 1; }
+	# a read-only drive is bound read-only, the jail's own tmpfs is too
+	mi=/proc/$jail_vmm/mountinfo
+	case "$(awk -v p="$T/jdisk.img" '$5 == p { print $6 }' "$mi")" in
+	ro,*) ;;
+	*) fail "the read-only drive's bind: $(grep -F "$T/jdisk.img" "$mi")"; return 1 ;;
+	esac
+	case "$(awk '$5 == "/" { print $6 }' "$mi")" in
+	ro,*) ;;
+	*) fail "the jail's root is not read-only: $(awk '$5 == "/"' "$mi")"; return 1 ;;
+	esac
 	# its processes: itself alone
 	[ "$(ls -d "$r"/proc/[0-9]* | wc -l)" = 1 ] || { fail "the jail's /proc lists $(ls -d "$r"/proc/[0-9]*)"; return 1; }
 	# no fd to a folder (fd 9 was one), none to the host's files but the log
 	for fd in /proc/"$jail_vmm"/fd/*; do
 		[ ! -d "$fd" ] || { fail "fd ${fd##*/} is a folder: $(readlink "$fd")"; return 1; }
 	done
+	[ "$(readlink /proc/"$jail_vmm"/fd/7)" = "$T/jkeep" ] || { fail "fd 7 (keep-fds) is not kept"; return 1; }
+	[ "$(readlink /proc/"$jail_outer"/fd/7)" != "$T/jkeep" ] || { fail "the waiter kept fd 7"; return 1; }
 	# the jail folder itself is gone from the host once the VMM pivoted
 	[ ! -e "$T/jroot" ] || { fail "$T/jroot is still there"; return 1; }
 	jail_api GET /machine-config
@@ -167,6 +185,7 @@ test_jail_sigterm_and_uid_in_use() {
 	[ ! -e "$T/jroot2" ] && [ ! -e "$T/jrun/api2.sock" ] || { fail "the refused VMM left files"; return 1; }
 	jail_api GET /
 	[ "$code" = 200 ] || { fail "the first VMM's API: $code"; return 1; }
+	[ ! -e /proc/"$jail_vmm"/fd/7 ] || { fail "fd 7 kept without keep-fds"; return 1; }
 	kill -TERM "$jail_outer"
 	jail_wait
 	expect_rc 143 || return 1
