@@ -185,7 +185,10 @@ test_jail_sigterm_and_uid_in_use() {
 	[ ! -e "$T/jroot2" ] && [ ! -e "$T/jrun/api2.sock" ] || { fail "the refused VMM left files"; return 1; }
 	jail_api GET /
 	[ "$code" = 200 ] || { fail "the first VMM's API: $code"; return 1; }
-	[ ! -e /proc/"$jail_vmm"/fd/7 ] || { fail "fd 7 kept without keep-fds"; return 1; }
+	# fd 7 may be the VMM's own by now, just not the file given
+	for fd in /proc/"$jail_vmm"/fd/*; do
+		[ "$(readlink "$fd")" != "$T/jkeep" ] || { fail "fd ${fd##*/} ($T/jkeep) kept without keep-fds"; return 1; }
+	done
 	kill -TERM "$jail_outer"
 	jail_wait
 	expect_rc 143 || return 1
