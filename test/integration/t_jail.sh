@@ -21,9 +21,10 @@ jail_prepare() { # UID
 }
 
 # curl at the jailed VMM's API socket: $code and $body.
-jail_api() { # METHOD PATH
-	code=$(curl -s -m 10 -o "$T/jail.body" -w '%{http_code}' \
-		--unix-socket "$T/jrun/api.sock" -X "$1" "http://localhost$2") || code=000
+jail_api() { # METHOD PATH [JSON]
+	code=$(curl -s -m 120 -o "$T/jail.body" -w '%{http_code}' \
+		--unix-socket "$T/jrun/api.sock" -X "$1" ${3:+-H 'Content-Type: application/json' -d "$3"} \
+		"http://localhost$2") || code=000
 	body=$(cat "$T/jail.body" 2>/dev/null)
 }
 
@@ -159,6 +160,19 @@ JSON
 	[ "$code" = 200 ] && echo "$body" | grep -q '"vcpu_count": *2' ||
 		{ fail "GET /machine-config from outside: $code $body"; return 1; }
 	[ "$(stat -c %u "$T/jrun/api.sock")" = "$JAIL_UID" ] || { fail "API socket owner"; return 1; }
+	# paths given over the API are the jail's: a snapshot into the bound
+	# folder lands there on the host, one anywhere else is refused
+	jail_api PATCH /vm '{"state": "Paused"}'
+	[ "$code" = 204 ] || { fail "pause: $code $body"; return 1; }
+	jail_api PUT /snapshot/create "{\"snapshot_path\": \"$T/outside.state\", \"mem_file_path\": \"$T/outside.mem\"}"
+	case "$code" in 4* | 5*) ;; *) fail "a snapshot outside the bound folders: $code"; return 1 ;; esac
+	[ ! -e "$T/outside.state" ] && [ ! -e "$T/outside.mem" ] ||
+		{ fail "a snapshot outside the bound folders: $code $body"; return 1; }
+	echo "    snapshot outside the jail's folders: $code $body"
+	jail_api PUT /snapshot/create "{\"snapshot_path\": \"$T/jrun/s.state\", \"mem_file_path\": \"$T/jrun/s.mem\"}"
+	[ "$code" = 204 ] || { fail "snapshot into the API folder: $code $body"; return 1; }
+	[ "$(stat -c %u "$T/jrun/s.mem")" = "$JAIL_UID" ] && [ -s "$T/jrun/s.mem" ] && [ -s "$T/jrun/s.state" ] ||
+		{ fail "snapshot files: $(ls -ln "$T/jrun")"; return 1; }
 	kill -9 "$jail_outer"
 	jail_wait
 	# gone, or a zombie its new parent has not reaped yet
