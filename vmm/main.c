@@ -18,6 +18,7 @@
 #include "api/vm_ops.h"
 #include "config.h"
 #include "fork.h"
+#include "jail.h"
 #include "metrics.h"
 #include "snapshot.h"
 #include "seccomp.h"
@@ -69,6 +70,11 @@ static void usage(FILE *f)
 		"                       (no boot source; its shape and device "
 		"ids)\n"
 		"  --id ID              instance id reported by GET /\n"
+		"  --jail root=DIR,uid=N,gid=N[,keep-fds=N:M]\n"
+		"                       run in namespaces, pivot_rooted into "
+		"DIR, as\n"
+		"                       uid/gid N (started as root; "
+		"docs/jail.md)\n"
 		"  --level LEVEL        log level: error, warning, info, "
 		"debug\n"
 		"  --log-path PATH      log to PATH instead of stderr\n"
@@ -150,6 +156,7 @@ enum {
 	OPT_API_SOCK,
 	OPT_ID,
 	OPT_FORK_FROM,
+	OPT_JAIL,
 	OPT_NO_SECCOMP,
 	OPT_SECCOMP_LOG,
 	OPT_SECCOMP_COUNTS,
@@ -181,6 +188,7 @@ static const struct option options[] = {
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "id", required_argument, NULL, OPT_ID },
 	{ "fork-from", required_argument, NULL, OPT_FORK_FROM },
+	{ "jail", required_argument, NULL, OPT_JAIL },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "seccomp-log", no_argument, NULL, OPT_SECCOMP_LOG },
 	{ "print-seccomp-counts", no_argument, NULL, OPT_SECCOMP_COUNTS },
@@ -198,6 +206,7 @@ struct vmm_opts {
 	const char *fork_from; /* a template's socket */
 	bool config_file; /* the VM is fully described before any request */
 	enum seccomp_mode seccomp;
+	struct jail_opts jail; /* enabled: --jail given */
 };
 
 static void print_seccomp_counts(void)
@@ -300,6 +309,9 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 			break;
 		case OPT_FORK_FROM:
 			o->fork_from = optarg;
+			break;
+		case OPT_JAIL:
+			ret = jail_parse(&o->jail, optarg, err);
 			break;
 		case OPT_NO_SECCOMP:
 			o->seccomp = SECCOMP_OFF;
@@ -464,8 +476,18 @@ int main(int argc, char **argv)
 	      vm_config_check_host(&cfg, &err) < 0))) {
 		kiln_error_print(&err, "kiln-vmm");
 		vm_config_destroy(&cfg);
+		jail_opts_destroy(&opts.jail);
 		return 2;
 	}
+	/* before any thread, device or guest byte; the waiter stays in it */
+	if (opts.jail.enabled && jail_enter(&opts.jail, &cfg, opts.api_sock,
+					    opts.fork_from, &err) < 0) {
+		kiln_error_print(&err, "kiln-vmm");
+		vm_config_destroy(&cfg);
+		jail_opts_destroy(&opts.jail);
+		return 1;
+	}
+	jail_opts_destroy(&opts.jail);
 	/* the mode each thread's filter takes, before any thread starts */
 	if (vmm_seccomp_setup(opts.seccomp, &err) < 0 ||
 	    vm_init(&vm, &cfg, start_ns, &err) < 0 ||
