@@ -380,9 +380,9 @@ struct net_plan {
 int net_setup(struct net_plan *np, const char *id, struct vm_plan *plan,
 	      uint32_t vcpus, struct kiln_error *err);
 /*
- * virtio-net queue pairs of each interface of a VM of vcpus vCPUs: to
- * be one per vCPU, at most NET_QUEUE_PAIRS_MAX (kiln-vmm's bound), with a
- * multi-queue TAP; one for now (net.c says why). Templates use the same.
+ * virtio-net queue pairs of each interface of a VM of vcpus vCPUs: one
+ * per vCPU, at most NET_QUEUE_PAIRS_MAX (kiln-vmm's bound); with more
+ * than one the TAP is multi-queue. Templates use the same.
  */
 #define NET_QUEUE_PAIRS_MAX 3
 unsigned int net_queue_pairs(uint32_t vcpus);
