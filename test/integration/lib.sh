@@ -31,6 +31,23 @@ crlf() {
 	return 0
 }
 
+# The host side of a TCP transfer test (stream_server.py) in network
+# namespace NS: ADDR:5001 takes uploads ("bytes sha256" lines in $T/ups),
+# ADDR:5002 sends $T/down; N streams each way, then it ends (0: any
+# number, until killed); SECONDS at most. Its pid in STREAM_SRV, its
+# output in $T/srv.log.
+stream_server() { # NS ADDR N SECONDS
+	rm -f "$T/ready" "$T/ups"
+	ip netns exec "$1" timeout "$4" python3 "$TOP/test/integration/stream_server.py" \
+		"$T" "$2" "$3" >"$T/srv.log" 2>&1 &
+	STREAM_SRV=$!
+	for _ in $(seq 100); do
+		[ -f "$T/ready" ] && return 0
+		sleep 0.1
+	done
+	fail "transfer server did not start: $(cat "$T/srv.log")"
+}
+
 # Wait for a line in a file still being written: $2 * 10 polls 0.1 s
 # apart, so $2 seconds on an idle host and more on a loaded one (each poll
 # also costs a tr and a grep). The waits were sized by that count.

@@ -372,59 +372,11 @@ busybox sleep 3' || return 1
 # Server in $KNET_H for N streams each way at once: 5001 takes N uploads
 # ("bytes sha256" a line in $T/ups), 5002 sends $T/down to N downloads.
 knet_server_par() { # ADDR N
-	cat >"$T/ksrvp.py" <<'PY'
-import hashlib, socket, sys, threading
-t, addr, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-lock = threading.Lock()
-data = open(t + "/down", "rb").read()
-def listener(port):
-    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((addr, port))
-    s.listen(n)
-    s.settimeout(200)
-    return s
-def up(c):
-    h, k = hashlib.sha256(), 0
-    while True:
-        b = c.recv(1 << 16)
-        if not b:
-            break
-        h.update(b)
-        k += len(b)
-    c.close()
-    with lock:
-        open(t + "/ups", "a").write("%d %s\n" % (k, h.hexdigest()))
-def down(c):
-    c.sendall(data)
-    c.shutdown(socket.SHUT_WR)
-    while c.recv(1 << 16):
-        pass
-    c.close()
-def serve(s, f):
-    th = []
-    for _ in range(n):
-        c, _ = s.accept()
-        x = threading.Thread(target=f, args=(c,))
-        x.start()
-        th.append(x)
-    for x in th:
-        x.join()
-a, b = listener(5001), listener(5002)
-open(t + "/ready", "w").write("1\n")
-th = [threading.Thread(target=serve, args=(a, up)), threading.Thread(target=serve, args=(b, down))]
-for x in th: x.start()
-for x in th: x.join()
-PY
-	rm -f "$T/ready" "$T/ups"
 	head -c 1048576 /dev/urandom >"$T/down"
-	ip netns exec "$KNET_H" timeout 240 python3 "$T/ksrvp.py" "$T" "$1" "$2" >"$T/ksrv.log" 2>&1 &
-	KNET_SRV=$!
-	for _ in $(seq 100); do
-		[ -f "$T/ready" ] && return 0
-		sleep 0.1
-	done
-	fail "transfer server did not start: $(cat "$T/ksrv.log")"
+	stream_server "$KNET_H" "$1" "$2" 240
+	local rc=$?
+	KNET_SRV=$STREAM_SRV
+	return $rc
 }
 
 # Two vCPUs, two queue pairs, and four uploads then four downloads at

@@ -118,57 +118,10 @@ test_net_missing_tap_is_an_error() {
 # Host side of the multi-queue test: 5001 takes N uploads ("bytes sha256"
 # per line in $T/ups), 5002 sends $T/down to N downloads, all at once.
 net_server_many() { # N
-	cat >"$T/srvmany.py" <<'PY'
-import hashlib, socket, sys, threading
-t, n = sys.argv[1], int(sys.argv[2])
-lock = threading.Lock()
-def listener(port):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("172.30.0.1", port))
-    s.listen(n)
-    s.settimeout(480)
-    return s
-def up(c):
-    h, k = hashlib.sha256(), 0
-    while True:
-        b = c.recv(1 << 16)
-        if not b:
-            break
-        h.update(b)
-        k += len(b)
-    c.close()
-    with lock:
-        open(t + "/ups", "a").write("%d %s\n" % (k, h.hexdigest()))
-def down(c):
-    c.sendall(open(t + "/down", "rb").read())
-    c.shutdown(socket.SHUT_WR)
-    while c.recv(1 << 16):
-        pass
-    c.close()
-def serve(s, f):
-    th = []
-    for _ in range(n):
-        c, _ = s.accept()
-        x = threading.Thread(target=f, args=(c,))
-        x.start()
-        th.append(x)
-    for x in th:
-        x.join()
-a, b = listener(5001), listener(5002)
-open(t + "/ready", "w").write("1\n")
-th = [threading.Thread(target=serve, args=(a, up)), threading.Thread(target=serve, args=(b, down))]
-for x in th: x.start()
-for x in th: x.join()
-PY
-	rm -f "$T/ready" "$T/ups"
-	ip netns exec "$NET_NS" timeout 480 python3 "$T/srvmany.py" "$T" "$1" >"$T/srv.log" 2>&1 &
-	NET_SRV=$!
-	for _ in $(seq 100); do
-		[ -f "$T/ready" ] && return 0
-		sleep 0.1
-	done
-	fail "transfer server did not start: $(cat "$T/srv.log")"
+	stream_server "$NET_NS" 172.30.0.1 "$1" 480
+	local rc=$?
+	NET_SRV=$STREAM_SRV
+	return $rc
 }
 
 # "q0 q1" packets of one direction (rx or tx) per pair, summed over the
@@ -295,53 +248,10 @@ test_net_multiqueue_mode_mismatch_is_an_error() {
 # line in $T/ups), 5002 sends $T/down to each download; any number of
 # them, at once, until killed.
 net_server_loop() {
-	cat >"$T/srvloop.py" <<'PY'
-import hashlib, socket, sys, threading
-t = sys.argv[1]
-lock = threading.Lock()
-data = open(t + "/down", "rb").read()
-def listener(port):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("172.30.0.1", port))
-    s.listen(64)
-    return s
-def up(c):
-    h, k = hashlib.sha256(), 0
-    while True:
-        b = c.recv(1 << 16)
-        if not b:
-            break
-        h.update(b)
-        k += len(b)
-    c.close()
-    with lock:
-        open(t + "/ups", "a").write("%d %s\n" % (k, h.hexdigest()))
-def down(c):
-    c.sendall(data)
-    c.shutdown(socket.SHUT_WR)
-    while c.recv(1 << 16):
-        pass
-    c.close()
-def serve(s, f):
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=f, args=(c,), daemon=True).start()
-a, b = listener(5001), listener(5002)
-open(t + "/ready", "w").write("1\n")
-th = [threading.Thread(target=serve, args=(a, up), daemon=True),
-      threading.Thread(target=serve, args=(b, down), daemon=True)]
-for x in th: x.start()
-for x in th: x.join()
-PY
-	rm -f "$T/ready" "$T/ups"
-	ip netns exec "$NET_NS" timeout 900 python3 "$T/srvloop.py" "$T" >"$T/srv.log" 2>&1 &
-	NET_SRV=$!
-	for _ in $(seq 100); do
-		[ -f "$T/ready" ] && return 0
-		sleep 0.1
-	done
-	fail "transfer server did not start: $(cat "$T/srv.log")"
+	stream_server "$NET_NS" 172.30.0.1 0 900
+	local rc=$?
+	NET_SRV=$STREAM_SRV
+	return $rc
 }
 
 # The epoll events kiln-vmm waits for on its TAP fds (hex, one a line).
