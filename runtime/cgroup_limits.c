@@ -9,7 +9,11 @@
  *   and cpu.cfs_period_us) and its shares (v1 cpu.shares; v2 cpu.weight
  *   by runc 1.1's formula, the one the guest agent uses too): the VM's
  *   vCPUs and its device emulation together get no more host CPU time
- *   than the container asked for.
+ *   than the container asked for, plus KILN_HOST_CPU_OVERHEAD_PCT of one
+ *   CPU. The guest holds the container to its quota too, measured in the
+ *   guest's time; without that margin the container's processes would
+ *   take all the time the vCPU gets and leave the guest's agent none
+ *   (seen in the test bed: an exec in a busy container at 20% timed out).
  * - Memory: with a memory limit, memory.max (v1 memory.limit_in_bytes) is
  *   the VM's RAM as vmconf.c sizes it (the limit plus the guest's own
  *   KILN_MEM_OVERHEAD_MIB) plus KILN_HOST_MEM_OVERHEAD_MIB for kiln-vmm,
@@ -49,6 +53,15 @@ void cgroup_cpu_max(int64_t quota, uint64_t period, char *out, size_t len)
 		snprintf(out, len, "%s %" PRIu64, q, period);
 	else
 		snprintf(out, len, "%s", q);
+}
+
+int64_t cgroup_host_quota(int64_t quota, uint64_t period)
+{
+	if (quota <= 0)
+		return quota;
+	if (period == 0)
+		period = 100000;
+	return quota + (int64_t)(period * KILN_HOST_CPU_OVERHEAD_PCT / 100);
 }
 
 int64_t cgroup_vm_memory_max(uint32_t memory_mib)
@@ -98,7 +111,9 @@ int cgroup_limits_vm(const struct oci_spec *spec, const struct vm_config *c,
 	if (check_cpu(r->cpu_shares, r->cpu_period, r->cpu_quota, err) < 0)
 		return -1;
 	/* a new cgroup has no quota: -1 has nothing to lift */
-	l->cpu_quota = r->cpu_quota > 0 ? r->cpu_quota : 0;
+	l->cpu_quota = r->cpu_quota > 0
+			       ? cgroup_host_quota(r->cpu_quota, r->cpu_period)
+			       : 0;
 	l->cpu_period = r->cpu_period;
 	l->cpu_shares = r->cpu_shares;
 	if (r->memory_limit > 0)
@@ -114,8 +129,11 @@ int cgroup_limits_update(const Kiln__Agent__V1__Resources *r,
 		      r->has_cpu_period ? r->cpu_period : 0,
 		      r->has_cpu_quota ? r->cpu_quota : 0, err) < 0)
 		return -1;
+	/* a quota without a period: the margin is taken of the default
+	 * period (the one in force is not known here) */
 	if (r->has_cpu_quota)
-		l->cpu_quota = r->cpu_quota;
+		l->cpu_quota = cgroup_host_quota(
+			r->cpu_quota, r->has_cpu_period ? r->cpu_period : 0);
 	if (r->has_cpu_period)
 		l->cpu_period = r->cpu_period;
 	if (r->has_cpu_shares)

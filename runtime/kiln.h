@@ -334,6 +334,10 @@ void stdio_resize(struct stdio_set *io, struct agent_client *c, const char *ctr,
  * heap, stacks and KVM structures, the pid process, virtiofsd, page cache
  * of the drive images (see docs/threat-model.md "Cgroup quotas"). */
 #define KILN_HOST_MEM_OVERHEAD_MIB 64
+/* Beyond the container's CPU quota, in % of one CPU: the guest's kernel and
+ * agent and kiln-vmm's device work, else a busy container (held to its
+ * quota in the guest as well) leaves its agent no time to answer. */
+#define KILN_HOST_CPU_OVERHEAD_PCT 5
 /* Tasks of the VM's cgroup: the pid process and its threads and hooks,
  * kiln-vmm's non-vCPU threads; plus one per vCPU, plus a virtiofsd with
  * its thread pool (64) per shared directory. */
@@ -362,6 +366,9 @@ struct cgroup_write {
 uint64_t cgroup_shares_to_weight(uint64_t shares);
 /* cgroup v2's cpu.max: "QUOTA PERIOD", "max PERIOD", "QUOTA" or "max". */
 void cgroup_cpu_max(int64_t quota, uint64_t period, char *out, size_t len);
+/* The host quota for a container's: + KILN_HOST_CPU_OVERHEAD_PCT of the
+ * period (0: the kernel's default, 100 ms); -1 stays none. */
+int64_t cgroup_host_quota(int64_t quota, uint64_t period);
 /* The host memory.max of a VM of memory_mib: + KILN_HOST_MEM_OVERHEAD_MIB */
 int64_t cgroup_vm_memory_max(uint32_t memory_mib);
 /* The host pids.max of a VM of vcpus vCPUs. */

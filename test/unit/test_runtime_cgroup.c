@@ -83,6 +83,13 @@ static void test_mapping(void)
 	is_str(v, "50000", "cpu.max of a quota alone keeps the period");
 	cgroup_cpu_max(-1, 0, v, sizeof(v));
 	is_str(v, "max", "cpu.max of a lifted quota");
+	is_int(cgroup_host_quota(20000, 100000), 25000,
+	       "host quota: 20000 + 5%% of the 100 ms period");
+	is_int(cgroup_host_quota(20000, 0), 25000,
+	       "host quota without a period: 5%% of the default");
+	is_int(cgroup_host_quota(50000, 200000), 60000,
+	       "host quota: 50000 + 5%% of 200 ms");
+	is_int(cgroup_host_quota(-1, 100000), -1, "no quota stays none");
 	is_int(cgroup_vm_memory_max(128), (128 + 64) << 20,
 	       "memory.max: the VM's 128 MiB + 64 MiB for the VMM");
 	is_int(cgroup_vm_pids_max(2), 128 + 2 + 4 * 80,
@@ -113,14 +120,14 @@ static void test_limits_from_spec(void)
 	is_int(l.memory_max, 192 << 20, "memory.max 192 MiB");
 	is_int(l.pids_max, cgroup_vm_pids_max(1),
 	       "pids.max the VM's, not the container's 50");
-	is_int(l.cpu_quota, 20000, "quota");
+	is_int(l.cpu_quota, 25000, "quota + 5%% of a CPU");
 	is_int(l.cpu_period, 100000, "period");
 	n = cgroup_plan(&l, true, w);
 	is_int(n, 4, "v2: four files");
 	if (n == 4) {
 		is_str(w[0].file, "cpu.weight", "v2 cpu.weight");
 		is_str(w[0].value, "39", "v2 cpu.weight 39");
-		is_str(w[1].value, "20000 100000", "v2 cpu.max");
+		is_str(w[1].value, "25000 100000", "v2 cpu.max");
 		is_str(w[2].file, "memory.max", "v2 memory.max");
 		is_str(w[2].value, "201326592", "v2 memory.max value");
 		is_str(w[3].file, "pids.max", "v2 pids.max");
