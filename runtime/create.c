@@ -161,6 +161,8 @@ static pid_t do_create(const struct kiln_cli *cli, struct create_opts *o,
 	if (pid < 0) {
 		struct kiln_error ignored = { 0 };
 
+		/* the pid process's cgroup, and what it left there */
+		cgroup_remove(dirfd, NULL, false);
 		close(dirfd);
 		dirfd = -1;
 		oci_state_dir_remove(cli->root, o->id, &ignored);
@@ -224,6 +226,7 @@ int verb_run(const struct kiln_cli *cli, int argc, char **argv,
 
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
+		cgroup_remove(dirfd, NULL, false);
 		oci_state_dir_remove(cli->root, o.id, &ignored);
 		return 1;
 	}

@@ -29,16 +29,16 @@ static void kill_gone(pid_t pid, uint64_t start)
 		usleep(10000);
 }
 
-/* The bundle's poststop hooks and its host cgroup, if it still has the
- * config that names them. */
-static void poststop(const struct kiln_cli *cli, struct container_state *s)
+/* The host cgroup (what is left in it killed), then the bundle's
+ * poststop hooks if it still has the config that names them. */
+static void poststop(const struct kiln_cli *cli, int fd,
+		     struct container_state *s)
 {
 	struct kiln_error err = { 0 };
 	struct oci_spec *spec = oci_spec_load(s->bundle, &err);
 	char *state;
 
-	if (spec != NULL)
-		cgroup_remove(spec, cli->systemd_cgroup);
+	cgroup_remove(fd, spec, cli->systemd_cgroup);
 	if (spec == NULL || spec->n_hooks[OCI_HOOK_POSTSTOP] == 0) {
 		oci_spec_free(spec);
 		return;
@@ -85,8 +85,8 @@ int container_remove(const struct kiln_cli *cli, const char *id, bool force,
 		pod_remove(&s, fd);
 	/* after a kill -9 of the pid process its TAPs and qdiscs are left */
 	net_remove(fd);
+	poststop(cli, fd, &s);
 	close(fd);
-	poststop(cli, &s);
 	container_state_clear(&s);
 	return oci_state_dir_remove(cli->root, id, err);
 }

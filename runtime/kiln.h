@@ -328,15 +328,83 @@ void stdio_drain(struct stdio_set *io, unsigned int ms);
 void stdio_resize(struct stdio_set *io, struct agent_client *c, const char *ctr,
 		  const char *exec_id);
 
-/* ---- the host cgroup (cgroup.c) ---------------------------------------- */
+/* ---- the host cgroup (cgroup.c, cgroup_limits.c) ----------------------- */
 
-/* Move the calling process into linux.cgroupsPath (made if needed). */
-int cgroup_join(const struct oci_spec *spec, bool systemd,
-		struct kiln_error *err);
+/* Beyond the guest's RAM, what the VM's cgroup may hold: kiln-vmm's own
+ * heap, stacks and KVM structures, the pid process, virtiofsd, page cache
+ * of the drive images (see docs/threat-model.md "Cgroup quotas"). */
+#define KILN_HOST_MEM_OVERHEAD_MIB 64
+/* Beyond the container's CPU quota, in % of one CPU: the guest's kernel and
+ * agent and kiln-vmm's device work, else a busy container (held to its
+ * quota in the guest as well) leaves its agent no time to answer. */
+#define KILN_HOST_CPU_OVERHEAD_PCT 5
+/* Tasks of the VM's cgroup: the pid process and its threads and hooks,
+ * kiln-vmm's non-vCPU threads; plus one per vCPU, plus a virtiofsd with
+ * its thread pool (64) per shared directory. */
+#define KILN_HOST_PIDS_BASE   128
+#define KILN_HOST_PIDS_PER_FS 80
+#define CGROUP_RECORD	      "cgroup" /* in the state dir: the path */
+#define CGROUP_WRITES_MAX     8
+
+/* Host limits for a whole VM; 0 leaves a value as it is. */
+struct cgroup_limits {
+	int64_t cpu_quota;   /* µs per period, -1: none ("max") */
+	uint64_t cpu_period; /* µs */
+	uint64_t cpu_shares; /* v1's; v2 gets runc's weight for it */
+	int64_t memory_max;  /* bytes */
+	int64_t pids_max;
+};
+
+/* One file to write: v1 finds it in the controller's hierarchy. */
+struct cgroup_write {
+	const char *ctrl, *file;
+	char value[32];
+	char old[64]; /* what it held, to put back; "" unknown */
+};
+
+/* runc's (1.1, as the guest agent's): shares 2..262144 to 1..10000. */
+uint64_t cgroup_shares_to_weight(uint64_t shares);
+/* cgroup v2's cpu.max: "QUOTA PERIOD", "max PERIOD", "QUOTA" or "max". */
+void cgroup_cpu_max(int64_t quota, uint64_t period, char *out, size_t len);
+/* The host quota for a container's: + KILN_HOST_CPU_OVERHEAD_PCT of the
+ * period (0: the kernel's default, 100 ms); -1 stays none. */
+int64_t cgroup_host_quota(int64_t quota, uint64_t period);
+/* The host memory.max of a VM of memory_mib: + KILN_HOST_MEM_OVERHEAD_MIB */
+int64_t cgroup_vm_memory_max(uint32_t memory_mib);
+/* The host pids.max of a VM of vcpus vCPUs. */
+int64_t cgroup_vm_pids_max(uint32_t vcpus);
+/* A VM's host limits from config.json and its size (c): CPU quota, period
+ * and shares as asked, memory.max when a memory limit is set, pids.max. */
+int cgroup_limits_vm(const struct oci_spec *spec, const struct vm_config *c,
+		     struct cgroup_limits *l, struct kiln_error *err);
+/* What `kiln update` changes on the host: the CPU's (the VM's memory and
+ * tasks are fixed at create). */
+int cgroup_limits_update(const Kiln__Agent__V1__Resources *r,
+			 struct cgroup_limits *l, struct kiln_error *err);
+/* The files and values for l, in writing order; their number. */
+size_t cgroup_plan(const struct cgroup_limits *l, bool v2,
+		   struct cgroup_write *w);
+
+/* The cgroup a container's VM goes to, below each hierarchy's root:
+ * linux.cgroupsPath as runc maps it, or /kiln/ID when there is none. */
+int cgroup_rel(const struct oci_spec *spec, bool systemd, const char *id,
+	       char *out, size_t len, struct kiln_error *err);
+/* Record rel in the state dir, make the cgroup, write l (all or none),
+ * then move the caller in. */
+int cgroup_enter(int dirfd, const char *rel, const struct cgroup_limits *l,
+		 struct kiln_error *err);
+/* Write l to the recorded cgroup, all or none; w keeps what was there. */
+int cgroup_limit(int dirfd, const struct cgroup_limits *l,
+		 struct cgroup_write *w, size_t *n, struct kiln_error *err);
+/* Put back what cgroup_limit replaced. */
+void cgroup_undo(int dirfd, const struct cgroup_write *w, size_t n);
 /* Move the caller into cgroup rel (made if missing) of every hierarchy. */
 int cgroup_join_path(const char *rel, struct kiln_error *err);
-/* Remove it once empty (delete). */
-void cgroup_remove(const struct oci_spec *spec, bool systemd);
+/* Kill what is left in the recorded cgroup and remove it (delete); else
+ * the one config.json names, when the state has no record. */
+void cgroup_remove(int dirfd, const struct oci_spec *spec, bool systemd);
+/* Tests: another root (a plain folder) and layout; NULL: the real one. */
+void cgroup_set_root(const char *root, int v2);
 
 /* ---- the network (net.c) ------------------------------------------------ */
 

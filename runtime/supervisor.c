@@ -75,6 +75,7 @@ struct sup {
 	int host_netns;	  /* the runtime's, for hooks; -1 */
 	int exit_pipe[2]; /* wait thread -> main: the status, 4 bytes */
 	struct stdio_set io;
+	struct cgroup_limits cg; /* the VM's host limits; a pod's member: 0 */
 	bool started;
 	/* where the time goes (CLOCK_MONOTONIC ns), for test/bench/start */
 	uint64_t t[T_COUNT];
@@ -544,6 +545,39 @@ static int pod_up(struct sup *s, struct kiln_error *err)
 	return kiln_error_wrap(err, "the agent of pod sandbox `%s`", s->pod);
 }
 
+/* The VM's host cgroup, limited (but for the CPU quota: cpu_quota()),
+ * and we in it, so that kiln-vmm starts there. A pod's container: the
+ * sandbox's cgroup holds the VM, this one only the pid process. */
+static int host_cgroup(struct sup *s, struct kiln_error *err)
+{
+	struct cgroup_limits now;
+	char rel[1024];
+
+	if (cgroup_rel(s->a->spec, s->a->cli->systemd_cgroup, s->a->id, rel,
+		       sizeof(rel), err) < 0 ||
+	    (s->pod == NULL &&
+	     cgroup_limits_vm(s->a->spec, s->a->conf, &s->cg, err) < 0))
+		return -1;
+	now = s->cg;
+	now.cpu_quota = 0;
+	now.cpu_period = 0;
+	return cgroup_enter(s->a->dirfd, rel, &now, err);
+}
+
+/* The CPU quota, once the guest is up and before the container's process
+ * exists: a cold boot is the runtime's own work (cgroup.c). */
+static int cpu_quota(struct sup *s, struct kiln_error *err)
+{
+	struct cgroup_limits q = { .cpu_quota = s->cg.cpu_quota,
+				   .cpu_period = s->cg.cpu_period };
+	struct cgroup_write w[CGROUP_WRITES_MAX];
+	size_t n;
+
+	if (q.cpu_quota == 0 && q.cpu_period == 0)
+		return 0;
+	return cgroup_limit(s->a->dirfd, &q, w, &n, err);
+}
+
 /* Its own VM: a fork of a warm template, else a cold boot. */
 static int own_vm_up(struct sup *s, bool *forked, struct kiln_error *err)
 {
@@ -606,8 +640,9 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	    request_resources(&r, spec, &req, err) < 0)
 		goto out;
 	s->t[T_ROOTFS] = util_now_ns();
-	if (s->pod != NULL ? pod_up(s, err) < 0
-			   : own_vm_up(s, &forked, err) < 0)
+	if (s->pod != NULL
+		    ? pod_up(s, err) < 0
+		    : own_vm_up(s, &forked, err) < 0 || cpu_quota(s, err) < 0)
 		goto out;
 	req.container_id = (char *)s->guest;
 	/* a pod's containers share its IPC and UTS, as Kubernetes' do */
@@ -657,7 +692,7 @@ static int setup(struct sup *s, struct kiln_error *err)
 	if (enter_netns(s->a->spec, s->host_netns, err) < 0 ||
 	    ctl_listen(s, err) < 0)
 		return -1;
-	if (cgroup_join(s->a->spec, s->a->cli->systemd_cgroup, err) < 0)
+	if (host_cgroup(s, err) < 0)
 		return -1;
 	save(s, CONTAINER_CREATING);
 	if (run_hooks(s, OCI_HOOK_PRESTART, err) < 0 ||

@@ -5,6 +5,9 @@
  * (containerd's runc shim sends -r - with a LinuxResources object on
  * stdin). The agent rewrites the cgroup files (UpdateContainer). Memory
  * cannot grow past the VM's, which is sized at create: the agent says so.
+ * The CPU's quota, period and shares change on the VM's host cgroup too,
+ * first, and are put back if the guest refuses; its host memory.max and
+ * pids.max follow the VM's size, which does not change.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -115,6 +118,10 @@ int verb_update(const struct kiln_cli *cli, int argc, char **argv,
 	Kiln__Agent__V1__Resources r;
 	struct container_state s;
 	struct agent_client *c = NULL;
+	struct cgroup_limits host;
+	struct cgroup_write w[CGROUP_WRITES_MAX];
+	size_t n = 0;
+	bool member;
 	cleanup_free char *guest = NULL;
 	cleanup_close int fd = -1;
 	enum container_status st;
@@ -129,6 +136,7 @@ int verb_update(const struct kiln_cli *cli, int argc, char **argv,
 		goto out;
 	st = container_status_now(&s);
 	guest = strdup(container_guest_id(&s));
+	member = s.sandbox != NULL;
 	container_state_clear(&s);
 	if (guest == NULL) {
 		kiln_error_set(err, ENOMEM, "update");
@@ -151,9 +159,16 @@ int verb_update(const struct kiln_cli *cli, int argc, char **argv,
 		kiln_error_set(err, errno, "chdir to the state dir");
 		goto out;
 	}
+	/* a pod's container: the sandbox's cgroup holds the VM */
+	if (!member && (cgroup_limits_update(&r, &host, err) < 0 ||
+			cgroup_limit(fd, &host, w, &n, err) < 0)) {
+		kiln_error_wrap(err, "update container `%s`", argv[i]);
+		goto out;
+	}
 	c = agent_client_connect(VM_VSOCK, agent_deadline_ms(10000),
 				 CALL_TIMEOUT, err);
 	if (c == NULL || agent_update(c, guest, &r, err) < 0) {
+		cgroup_undo(fd, w, n);
 		kiln_error_wrap(err, "update container `%s`", argv[i]);
 		goto out;
 	}
