@@ -212,6 +212,16 @@ static int vm_slot_make(struct kiln_error *err)
  * into the directory). It dies with the pid process (PDEATHSIG; its
  * sandboxed child has PDEATHSIG on it) and ends when kiln-vmm's
  * connection closes; vm_stop ends it too.
+ *
+ * Locks stay its default, no_flock and no_posix_lock: the guest kernel
+ * keeps flock and fcntl locks to itself, so they work between the
+ * container's processes (waiting ones too) but a lock the host holds is
+ * not seen in the guest, nor the guest's on the host. -o flock would
+ * take each flock on the host file, but this virtiofsd answers a
+ * waiting one (FUSE_SETLKW: flock(1), any LOCK_EX without LOCK_NB) with
+ * EOPNOTSUPP (seen in t_kiln_vol.sh's mmap_flock test), and
+ * -o posix_lock does the same for F_SETLKW: both would break programs
+ * that work today.
  */
 static int fs_start(const struct vm_plan *p, size_t i, pid_t *out,
 		    struct kiln_error *err)
