@@ -49,6 +49,11 @@ cat /data/later >/data/seen' || return 1
 	[ -n "$(own_virtiofsds)" ] || { kiln_fail "no virtiofsd runs for the writable bind"; return 1; }
 	for _ in $(seq 600); do [ -e "$T/vol/ready" ] && break; sleep 0.1; done
 	[ -e "$T/vol/ready" ] || { kiln_fail "the container never wrote /data/ready: $(ls "$T/vol")"; return 1; }
+	# virtiofsd's pid file is named after its socket path (runtime/vm.c):
+	# unique to the container while it runs, gone after
+	pidf=$(echo "$KROOT/vol1/fs0.sock.pid" | tr / .)
+	[ -e "/var/run/virtiofsd/$pidf" ] ||
+		{ kiln_fail "no /var/run/virtiofsd/$pidf: $(ls /var/run/virtiofsd)"; return 1; }
 	[ "$(cat "$T/vol/echo")" = "written by the host" ] ||
 		{ kiln_fail "the container read '$(cat "$T/vol/echo")' of the host's file"; return 1; }
 	f=$T/vol/sub/from_guest
@@ -67,6 +72,7 @@ cat /data/later >/data/seen' || return 1
 		{ kiln_fail "the container did not see the host's later file: '$(cat "$T/vol/seen" 2>/dev/null)'"; return 1; }
 	kill -0 "$pid" 2>/dev/null && { kiln_fail "the container did not end"; return 1; }
 	[ -z "$(own_virtiofsds)" ] || { kiln_fail "virtiofsd outlives its VM: $(own_virtiofsds)"; return 1; }
+	[ ! -e "/var/run/virtiofsd/$pidf" ] || { kiln_fail "virtiofsd's pid file is left: $pidf"; return 1; }
 	kiln delete vol1
 	[ "$krc" = 0 ] || { kiln_fail "delete"; return 1; }
 	kiln_nothing_left
