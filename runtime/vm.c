@@ -206,17 +206,73 @@ static int vm_slot_make(struct kiln_error *err)
 /* ---- virtiofsd: one per shared host directory ------------------------- */
 
 /*
- * Debian's virtiofsd, in the state directory: its socket fs<i>.sock (a
- * short relative name, as kiln-vmm's), its log fs<i>.log. It sandboxes
+ * The socket path virtiofsd i is given. It locks a pid file named after
+ * that string, /var/run/virtiofsd/<the path, '/' and '.' as '.'>.pid,
+ * and refuses to start when another holds it ("Cannot lock pid file"):
+ * the bare "fs0.sock" of two containers collided. So it is the socket's
+ * absolute path in the state directory (our cwd) when that fits a Unix
+ * socket address, else "../<state dir's name>/fs<i>.sock", the same
+ * file by another name, unique per container id. kiln-vmm keeps the
+ * short relative name.
+ */
+static int fs_sock_path(size_t i, char *out, size_t size)
+{
+	char cwd[PATH_MAX];
+	const char *base;
+	int n;
+
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	n = snprintf(out, size, "%s/fs%zu.sock", cwd, i);
+	if (n > 0 && (size_t)n < size &&
+	    (size_t)n < sizeof(((struct sockaddr_un *)0)->sun_path))
+		return 0;
+	base = strrchr(cwd, '/');
+	base = base != NULL && base[1] != '\0' ? base + 1 : cwd;
+	n = snprintf(out, size, "../%s/fs%zu.sock", base, i);
+	if (n > 0 && (size_t)n < size &&
+	    (size_t)n < sizeof(((struct sockaddr_un *)0)->sun_path))
+		return 0;
+	errno = ENAMETOOLONG;
+	return -1;
+}
+
+/* virtiofsd leaves its pid file behind when it ends */
+static void fs_pidfile_remove(size_t i)
+{
+	char sock[PATH_MAX], pidfile[PATH_MAX + 64];
+
+	if (fs_sock_path(i, sock, sizeof(sock)) < 0)
+		return;
+	for (char *c = sock; *c != '\0'; c++)
+		if (*c == '/')
+			*c = '.';
+	snprintf(pidfile, sizeof(pidfile), "/var/run/virtiofsd/%s.pid", sock);
+	unlink(pidfile);
+}
+
+/*
+ * Debian's virtiofsd, in the state directory: its socket fs<i>.sock
+ * (fs_sock_path says how it is named to it), its log fs<i>.log. It sandboxes
  * itself (its default: new mount, pid and net namespaces, pivot_root
  * into the directory). It dies with the pid process (PDEATHSIG; its
  * sandboxed child has PDEATHSIG on it) and ends when kiln-vmm's
  * connection closes; vm_stop ends it too.
+ *
+ * Locks stay its default, no_flock and no_posix_lock: the guest kernel
+ * keeps flock and fcntl locks to itself, so they work between the
+ * container's processes (waiting ones too) but a lock the host holds is
+ * not seen in the guest, nor the guest's on the host. -o flock would
+ * take each flock on the host file, but this virtiofsd answers a
+ * waiting one (FUSE_SETLKW: flock(1), any LOCK_EX without LOCK_NB) with
+ * EOPNOTSUPP (seen in t_kiln_vol.sh's mmap_flock test), and
+ * -o posix_lock does the same for F_SETLKW: both would break programs
+ * that work today.
  */
 static int fs_start(const struct vm_plan *p, size_t i, pid_t *out,
 		    struct kiln_error *err)
 {
-	char sock[64], log[64], source[PATH_MAX + 16], last[256];
+	char sock[PATH_MAX + 16], log[64], source[PATH_MAX + 16], last[256];
 	char *argv[] = { p->conf->virtiofsd, sock, "-o", source, "-o",
 			 "cache=auto",	     NULL };
 	cleanup_close int log_fd = -1;
@@ -224,7 +280,11 @@ static int fs_start(const struct vm_plan *p, size_t i, pid_t *out,
 	pid_t pid;
 	int status;
 
-	snprintf(sock, sizeof(sock), "--socket-path=fs%zu.sock", i);
+	memcpy(sock, "--socket-path=", sizeof("--socket-path=") - 1);
+	if (fs_sock_path(i, sock + sizeof("--socket-path=") - 1,
+			 sizeof(sock) - (sizeof("--socket-path=") - 1)) < 0)
+		return kiln_error_set(err, errno,
+				      "the socket path of virtiofsd %zu", i);
 	snprintf(log, sizeof(log), "fs%zu.log", i);
 	if (snprintf(source, sizeof(source), "source=%s", p->fs_source[i]) >=
 	    (int)sizeof(source))
@@ -298,6 +358,8 @@ static void fs_stop(struct vm *vm)
 			;
 		vm->fs_pid[i] = 0;
 	}
+	for (size_t i = 0; i < vm->n_fs; i++)
+		fs_pidfile_remove(i);
 	vm->n_fs = 0;
 }
 

@@ -6,7 +6,7 @@
 . "$TOP/test/integration/daemons.sh"
 
 DK_STEPS=${KILN_DOCKER_STEPS:-image output uname env_cwd user stdin tty tty_resize \
-exec kill stop rm readonly_rootfs ro_bind rw_bind keep_writes stats fork}
+exec kill stop rm readonly_rootfs ro_bind rw_bind named_volume keep_writes stats fork}
 
 # docker run with the runtime under test
 dkr() {
@@ -217,6 +217,35 @@ dk_rw_bind() {
 	dm_rw_bind_prepare
 	drun dkr --rm -v "$DM_DIR/rw:/rwmnt" "$DM_IMAGE" sh -c "$DM_RW_CMD"
 	dm_rw_bind_check
+}
+
+# A named volume two containers share: A writes, then waits to see B's
+# append (kiln: two VMs, each with its virtiofsd on docker's volume
+# folder); B reads A's line and appends; the folder on the host
+# (Mountpoint) has both lines.
+# shellcheck disable=SC2016 # the containers' shell expands it
+DK_VOL_WAIT='i=0; while ! grep -q "$1" /vol/shared 2>/dev/null && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done'
+dk_named_volume() {
+	dk rm -f va >/dev/null 2>&1
+	dk volume rm -f kvol >/dev/null 2>&1
+	drun dk volume create kvol
+	dm_expect_rc 0 || return 1
+	drun dkr -d --name va -v kvol:/vol "$DM_IMAGE" sh -c \
+		"echo from-a >/vol/shared; $DK_VOL_WAIT; grep -qx from-b /vol/shared" sh from-b
+	dm_expect_rc 0 || { dk volume rm -f kvol >/dev/null 2>&1; return 1; }
+	drun dkr --rm -v kvol:/vol "$DM_IMAGE" sh -c "$DK_VOL_WAIT; cat /vol/shared; echo from-b >>/vol/shared" sh from-a
+	r=0
+	{ dm_expect_rc 0 && dm_out_is from-a; } || r=1
+	dk_until_exited va 120 || { dm_fail "container A still runs 120 s after B appended"; r=1; }
+	code=$(dk_state va ExitCode)
+	mp=$(dk volume inspect -f '{{.Mountpoint}}' kvol 2>/dev/null)
+	got=$(cat "$mp/shared" 2>/dev/null)
+	dk rm -f va >/dev/null 2>&1
+	dk volume rm -f kvol >/dev/null 2>&1
+	[ "$code" = 0 ] || { fail "container A did not see B's append (exit code $code)"; r=1; }
+	[ "$got" = "from-a
+from-b" ] || { fail "the volume's folder on the host ($mp) has '$got'"; r=1; }
+	return $r
 }
 
 # With runc a container's writes survive stop + start and go with rm.

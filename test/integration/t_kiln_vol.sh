@@ -49,6 +49,11 @@ cat /data/later >/data/seen' || return 1
 	[ -n "$(own_virtiofsds)" ] || { kiln_fail "no virtiofsd runs for the writable bind"; return 1; }
 	for _ in $(seq 600); do [ -e "$T/vol/ready" ] && break; sleep 0.1; done
 	[ -e "$T/vol/ready" ] || { kiln_fail "the container never wrote /data/ready: $(ls "$T/vol")"; return 1; }
+	# virtiofsd's pid file is named after its socket path (runtime/vm.c):
+	# unique to the container while it runs, gone after
+	pidf=$(echo "$KROOT/vol1/fs0.sock.pid" | tr / .)
+	[ -e "/var/run/virtiofsd/$pidf" ] ||
+		{ kiln_fail "no /var/run/virtiofsd/$pidf: $(ls /var/run/virtiofsd)"; return 1; }
 	[ "$(cat "$T/vol/echo")" = "written by the host" ] ||
 		{ kiln_fail "the container read '$(cat "$T/vol/echo")' of the host's file"; return 1; }
 	f=$T/vol/sub/from_guest
@@ -67,6 +72,7 @@ cat /data/later >/data/seen' || return 1
 		{ kiln_fail "the container did not see the host's later file: '$(cat "$T/vol/seen" 2>/dev/null)'"; return 1; }
 	kill -0 "$pid" 2>/dev/null && { kiln_fail "the container did not end"; return 1; }
 	[ -z "$(own_virtiofsds)" ] || { kiln_fail "virtiofsd outlives its VM: $(own_virtiofsds)"; return 1; }
+	[ ! -e "/var/run/virtiofsd/$pidf" ] || { kiln_fail "virtiofsd's pid file is left: $pidf"; return 1; }
 	kiln delete vol1
 	[ "$krc" = 0 ] || { kiln_fail "delete"; return 1; }
 	kiln_nothing_left
@@ -107,4 +113,77 @@ test_kiln_vol_bad_dir_and_kill9() {
 		grep -q " $T/vol " /proc/mounts && { kiln_fail "a mount of the host directory is left"; return 1; }
 	done
 	return 0
+}
+
+# mmap and flock on the writable bind: a MAP_SHARED write (msync) the host
+# reads; an flock one process of the container holds makes another's
+# LOCK_NB fail and another's waiting LOCK_EX wait until the holder lets go.
+# Locks do not cross the host boundary (virtiofsd's no_flock, runtime/vm.c
+# says why): that is printed, not asserted. build/bench/fsops does the
+# guest side.
+test_kiln_vol_mmap_flock() {
+	[ -x /usr/lib/qemu/virtiofsd ] || { skip "no /usr/lib/qemu/virtiofsd"; return 0; }
+	command -v flock >/dev/null || { skip "no flock(1) on the host (util-linux)"; return 0; }
+	[ -x "$B/bench/fsops" ] || { kiln_fail "no $B/bench/fsops (make)"; return 1; }
+	kiln_reset
+	rm -rf "$T/vol" "$T/rovol"
+	mkdir -p "$T/vol" "$T/rovol"
+	# shellcheck disable=SC2016 # expanded by the container's shell
+	kiln_vol_bundle 'waitfor() { i=0; while ! grep -q "$2" "$1" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; }
+fsops mmap /data/mapped "bytes through a shared mapping" >/data/mmap_result 2>&1
+fsops lock /data/inguest /data/release >/data/holder 2>&1 &
+waitfor /data/holder locked
+fsops trylock /data/inguest >/data/try_held 2>&1
+fsops lock /data/inguest /data/release2 >/data/waiter 2>&1 &
+sleep 2; cat /data/waiter >/data/waiter_before
+touch /data/release
+waitfor /data/waiter locked
+touch /data/release2; wait
+fsops trylock /data/inguest >/data/try_released 2>&1
+fsops lock /data/guestlock /data/host_checked >/data/guest_holds 2>&1 &
+waitfor /data/guest_holds locked
+echo ready >/data/ready
+waitfor /data/host_locked yes
+fsops trylock /data/hostlock >/data/try_host 2>&1
+echo done >/data/done; wait' || return 1
+	cp "$B/bench/fsops" "$T/b/rootfs/bin/" || return 1
+	kiln run --detach --bundle "$T/b" --pid-file "$T/pid" vol4
+	[ "$krc" = 0 ] || { kiln_fail "run --detach with a writable bind failed"; return 1; }
+	pid=$(cat "$T/pid")
+	for _ in $(seq 900); do [ -e "$T/vol/ready" ] && break; sleep 0.1; done
+	[ -e "$T/vol/ready" ] || { kiln_fail "the container never wrote /data/ready: $(ls "$T/vol")"; return 1; }
+	[ "$(cat "$T/vol/mmap_result")" = "mmap ok" ] ||
+		{ kiln_fail "mmap in the container: $(cat "$T/vol/mmap_result")"; return 1; }
+	[ "$(cat "$T/vol/mapped")" = "bytes through a shared mapping" ] ||
+		{ kiln_fail "the host reads '$(cat "$T/vol/mapped")' of the shared mapping"; return 1; }
+	[ "$(cat "$T/vol/holder")" = locked ] ||
+		{ kiln_fail "flock LOCK_EX in the container: '$(cat "$T/vol/holder")'"; return 1; }
+	[ "$(cat "$T/vol/try_held")" = busy ] ||
+		{ kiln_fail "flock -n in the container while another process of it holds the lock: '$(cat "$T/vol/try_held")', want busy"; return 1; }
+	[ -z "$(cat "$T/vol/waiter_before")" ] ||
+		{ kiln_fail "a waiting LOCK_EX got the lock another process holds: '$(cat "$T/vol/waiter_before")'"; return 1; }
+	[ "$(cat "$T/vol/waiter")" = locked ] ||
+		{ kiln_fail "the waiting LOCK_EX after the holder let go: '$(cat "$T/vol/waiter")'"; return 1; }
+	[ "$(cat "$T/vol/try_released")" = free ] ||
+		{ kiln_fail "flock -n after both holders ended: '$(cat "$T/vol/try_released")', want free"; return 1; }
+	# across the boundary: printed, not asserted
+	if flock -n -x "$T/vol/guestlock" true; then seen_host="not seen"; else seen_host=seen; fi
+	touch "$T/vol/host_checked"
+	# shellcheck disable=SC2016 # expanded by that shell
+	flock -x "$T/vol/hostlock" sh -c 'echo yes >"$1/host_locked"; i=0
+while [ ! -e "$1/done" ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done' sh "$T/vol" &
+	hold=$!
+	for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	wait "$hold"
+	kill -0 "$pid" 2>/dev/null && { kiln_fail "the container did not end"; return 1; }
+	case $(cat "$T/vol/try_host" 2>/dev/null) in
+	busy) seen_guest=seen ;;
+	free) seen_guest="not seen" ;;
+	*) kiln_fail "flock -n in the container: '$(cat "$T/vol/try_host" 2>/dev/null)'"; return 1 ;;
+	esac
+	echo "      note: the container's flock $seen_host by the host, the host's $seen_guest in the container"
+	[ -z "$(own_virtiofsds)" ] || { kiln_fail "virtiofsd outlives its VM: $(own_virtiofsds)"; return 1; }
+	kiln delete vol4
+	[ "$krc" = 0 ] || { kiln_fail "delete"; return 1; }
+	kiln_nothing_left
 }
