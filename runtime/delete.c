@@ -6,6 +6,7 @@
  * killed first: nothing outlives its state directory.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,8 +84,16 @@ int container_remove(const struct kiln_cli *cli, const char *id, bool force,
 	 * pod's guest (after a kill -9; else this finds nothing left) */
 	if (s.sandbox != NULL)
 		pod_remove(&s, fd);
-	/* after a kill -9 of the pid process its TAPs and qdiscs are left */
+	/* after a kill -9 of the pid process its TAPs and qdiscs are left,
+	 * and its virtiofsd daemons' pid files */
 	net_remove(fd);
+	{
+		char dir[PATH_MAX];
+
+		if (snprintf(dir, sizeof(dir), "%s/%s", cli->root, id) <
+		    (int)sizeof(dir))
+			vm_fs_leftovers_remove(dir);
+	}
 	poststop(cli, fd, &s);
 	close(fd);
 	container_state_clear(&s);

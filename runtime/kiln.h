@@ -189,6 +189,11 @@ char *vm_plan_drive(struct vm_plan *p, struct agent_request *r,
 		    const char *path, bool readonly, struct kiln_error *err);
 /* Add a host directory shared over virtio-fs: its tag in the guest
  * (kept in r), or NULL with err. */
+/*
+ * After a kill -9 of the pid process: the pid files its virtiofsd daemons
+ * left in /var/run/virtiofsd (named after their sockets in state_dir).
+ */
+void vm_fs_leftovers_remove(const char *state_dir);
 char *vm_plan_fs(struct vm_plan *p, struct agent_request *r, const char *dir,
 		 struct kiln_error *err);
 /* The guest's names when the drives sit in slots[i] of another's VM. */

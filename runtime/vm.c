@@ -215,14 +215,11 @@ static int vm_slot_make(struct kiln_error *err)
  * file by another name, unique per container id. kiln-vmm keeps the
  * short relative name.
  */
-static int fs_sock_path(size_t i, char *out, size_t size)
+static int fs_sock_path_in(const char *cwd, size_t i, char *out, size_t size)
 {
-	char cwd[PATH_MAX];
 	const char *base;
 	int n;
 
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
-		return -1;
 	n = snprintf(out, size, "%s/fs%zu.sock", cwd, i);
 	if (n > 0 && (size_t)n < size &&
 	    (size_t)n < sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -237,18 +234,47 @@ static int fs_sock_path(size_t i, char *out, size_t size)
 	return -1;
 }
 
+/* fs_sock_path_in the state directory, our cwd */
+static int fs_sock_path(size_t i, char *out, size_t size)
+{
+	char cwd[PATH_MAX];
+
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	return fs_sock_path_in(cwd, i, out, size);
+}
+
 /* virtiofsd leaves its pid file behind when it ends */
-static void fs_pidfile_remove(size_t i)
+static void fs_pidfile_remove_in(const char *state_dir, size_t i)
 {
 	char sock[PATH_MAX], pidfile[PATH_MAX + 64];
 
-	if (fs_sock_path(i, sock, sizeof(sock)) < 0)
+	if (fs_sock_path_in(state_dir, i, sock, sizeof(sock)) < 0)
 		return;
 	for (char *c = sock; *c != '\0'; c++)
 		if (*c == '/')
 			*c = '.';
 	snprintf(pidfile, sizeof(pidfile), "/var/run/virtiofsd/%s.pid", sock);
 	unlink(pidfile);
+}
+
+static void fs_pidfile_remove(size_t i)
+{
+	char cwd[PATH_MAX];
+
+	if (getcwd(cwd, sizeof(cwd)) != NULL)
+		fs_pidfile_remove_in(cwd, i);
+}
+
+void vm_fs_leftovers_remove(const char *state_dir)
+{
+	char real[PATH_MAX];
+
+	/* the pid process named them by its cwd, the real path */
+	if (realpath(state_dir, real) == NULL)
+		return;
+	for (size_t i = 0; i < VM_FS_MAX; i++)
+		fs_pidfile_remove_in(real, i);
 }
 
 /*

@@ -109,6 +109,10 @@ test_kiln_vol_bad_dir_and_kill9() {
 		kiln delete --force vol3
 		[ "$krc" = 0 ] || { kiln_fail "delete --force after kill -9 of $victim failed"; return 1; }
 		kiln_nothing_left || return 1
+		# a killed pid process never ran fs_stop: delete took the pid file
+		pidf=$(echo "$KROOT/vol3/fs0.sock.pid" | tr / .)
+		[ ! -e "/var/run/virtiofsd/$pidf" ] ||
+			{ kiln_fail "virtiofsd's pid file is left after kill -9 of $victim: $pidf"; return 1; }
 		[ -z "$(find "$T/vol" -mindepth 1)" ] || { kiln_fail "left in the host directory: $(ls -A "$T/vol")"; return 1; }
 		grep -q " $T/vol " /proc/mounts && { kiln_fail "a mount of the host directory is left"; return 1; }
 	done
