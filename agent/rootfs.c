@@ -412,16 +412,20 @@ static void rm_dir(const char *dir, const char *name)
 }
 
 /*
- * The writes of a container whose upper layer is a device: on the device
- * now, before the lazy unmounts below, which may leave the file system
- * mounted until the container's mount namespace is gone.
+ * The writes of a container whose root or upper layer is a device: on
+ * the device now, before the lazy unmounts below, which may leave the
+ * file system mounted until the container's mount namespace is gone.
+ * Remove's caller may then kill the VM at once (the runtime does).
  */
-static void sync_upper(const char *rw)
+static void sync_dir(const char *dir, const char *name)
 {
-	cleanup_close int fd = open(rw, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char path[200];
+	cleanup_close int fd = -1;
 
-	if (fd < 0 || syncfs(fd) < 0)
-		log_warn("sync %s: %m", rw);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if ((fd < 0 && errno != ENOENT) || (fd >= 0 && syncfs(fd) < 0))
+		log_warn("sync %s: %m", path);
 }
 
 void mount_rootfs_remove(struct ctr *c)
@@ -430,7 +434,9 @@ void mount_rootfs_remove(struct ctr *c)
 
 	snprintf(rw, sizeof(rw), "%s/rw", c->dir);
 	if (c->upper_dev)
-		sync_upper(rw);
+		sync_dir(c->dir, "rw");
+	else if (!c->overlay) /* a device mounted as it is, maybe writable */
+		sync_dir(c->dir, "rootfs");
 	/* the overlay first, then what it stacks, then the files */
 	rm_dir(c->dir, "rootfs");
 	for (size_t i = 0; i < c->nlayers; i++) {

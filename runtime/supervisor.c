@@ -189,10 +189,22 @@ static __attribute__((noreturn)) void finish(struct sup *s, int status,
 			log_warn("remove from the pod's guest: %s", err.msg);
 		pod_leave(s->a->dirfd, s->pod, s->st.id);
 	} else {
-		if (vm_alive && s->agent != NULL &&
+		/*
+		 * The guest's Remove returns once what the container wrote
+		 * is on its drives (the agent syncs them), so a VM with
+		 * nothing else of the container in it can be killed at once
+		 * instead of waiting for the guest kernel to reboot. A pod's
+		 * sandbox still holds its members; a virtio-fs share may hold
+		 * dirty pages of the guest's: those power off.
+		 */
+		bool quick = vm_alive && s->agent != NULL && !s->plan.pod &&
+			     s->plan.n_fs == 0 &&
+			     agent_remove(s->agent, s->guest, &err) == 0;
+
+		if (vm_alive && !quick && s->agent != NULL &&
 		    agent_shutdown(s->agent, &err) < 0)
 			log_warn("shut the guest down: %s", err.msg);
-		vm_stop(&s->vm, vm_alive ? SHUTDOWN_MS : 0);
+		vm_stop(&s->vm, vm_alive && !quick ? SHUTDOWN_MS : 0);
 		net_teardown(&s->net);
 	}
 	s->t[T_END] = util_now_ns();
