@@ -294,13 +294,32 @@ void vm_fs_leftovers_remove(const char *state_dir)
  * EOPNOTSUPP (seen in t_kiln_vol.sh's mmap_flock test), and
  * -o posix_lock does the same for F_SETLKW: both would break programs
  * that work today.
+ *
+ * Cache: what reaches virtio-fs is a writable bind or volume, which the
+ * host and other containers (other VMs, other virtiofsds) write too, so
+ * the container must see their changes at once, as with runc; read-only
+ * binds are block images (request.c), Kubernetes emptyDirs guest-local.
+ * Hence cache=auto (no FOPEN_KEEP_CACHE: the guest drops a file's pages
+ * at each open) with timeout=0: no attribute or entry kept, every lookup
+ * and stat asks the host. cache=auto's own 1 s timeouts gave, right after
+ * the host rewrote a file longer and renamed another, a read cut at the
+ * old size and the old name still there (t_kiln_vol.sh's coherence test,
+ * 3 rounds of 3). cache=always keeps both a day and the pages across
+ * opens: another container's append goes unseen. cache=none opens with
+ * direct I/O, where a 6.1 guest refuses MAP_SHARED mappings (6.6's
+ * FUSE_DIRECT_IO_ALLOW_MMAP), and drops readdirplus. The price, measured
+ * by test/bench/volumes in the test bed: metadata-heavy work (stat,
+ * tar x, tar c of many small files) about 4-6 times slower than with the
+ * 1 s timeouts, one round trip per lookup and stat. No DAX: neither the
+ * guest kernel (no FUSE_DAX) nor kiln-vmm (no shared-memory region) nor
+ * Debian's virtiofsd (no mapping requests) has it.
  */
 static int fs_start(const struct vm_plan *p, size_t i, pid_t *out,
 		    struct kiln_error *err)
 {
 	char sock[PATH_MAX + 16], log[64], source[PATH_MAX + 16], last[256];
-	char *argv[] = { p->conf->virtiofsd, sock, "-o", source, "-o",
-			 "cache=auto",	     NULL };
+	char *argv[] = { p->conf->virtiofsd, sock, "-o",	source, "-o",
+			 "cache=auto",	     "-o", "timeout=0", NULL };
 	cleanup_close int log_fd = -1;
 	struct stat st;
 	pid_t pid;
