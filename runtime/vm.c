@@ -301,18 +301,20 @@ void vm_fs_leftovers_remove(const char *state_dir)
  * binds are block images (request.c), Kubernetes emptyDirs guest-local.
  * Hence cache=auto (no FOPEN_KEEP_CACHE: the guest drops a file's pages
  * at each open) with timeout=0: no attribute or entry kept, every lookup
- * and stat asks the host. cache=auto's own 1 s timeouts gave, right after
- * the host rewrote a file longer and renamed another, a read cut at the
- * old size and the old name still there (t_kiln_vol.sh's coherence test,
- * 3 rounds of 3). cache=always keeps both a day and the pages across
- * opens: another container's append goes unseen. cache=none opens with
- * direct I/O, where a 6.1 guest refuses MAP_SHARED mappings (6.6's
- * FUSE_DIRECT_IO_ALLOW_MMAP), and drops readdirplus. The price, measured
- * by test/bench/volumes in the test bed: metadata-heavy work (stat,
- * tar x, tar c of many small files) about 4-6 times slower than with the
- * 1 s timeouts, one round trip per lookup and stat. No DAX: neither the
- * guest kernel (no FUSE_DAX) nor kiln-vmm (no shared-memory region) nor
- * Debian's virtiofsd (no mapping requests) has it.
+ * and stat asks the host. With cache=auto's own 1 s timeouts, right after
+ * the host rewrote a file longer and renamed another, the container read
+ * the file cut at its old size and still found the old name (in all 3
+ * rounds of t_kiln_vol.sh's coherence test). cache=always keeps both a
+ * day and a file's pages across opens: another container's append would
+ * go unseen. cache=none opens files with direct I/O, for which a 6.1
+ * guest's FUSE refuses MAP_SHARED mappings (ENODEV until 6.6's
+ * FUSE_DIRECT_IO_ALLOW_MMAP), and turns readdirplus off. The price,
+ * measured by test/bench/volumes in the test bed (one run, beside other
+ * beds): stat, tar x and tar c of many small files 3.5-7 times slower
+ * than with the 1 s timeouts (a round trip per lookup and stat), and a
+ * second stat of the same files no longer nearly free. No DAX: neither
+ * the guest kernel (no FUSE_DAX), nor kiln-vmm (no shared-memory
+ * region), nor Debian's virtiofsd (no mapping requests) has it.
  */
 static int fs_start(const struct vm_plan *p, size_t i, pid_t *out,
 		    struct kiln_error *err)
