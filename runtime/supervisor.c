@@ -374,15 +374,24 @@ static void on_signal(struct sup *s)
 			pid_t p;
 
 			while ((p = waitpid(-1, &status, WNOHANG)) > 0)
-				if (vm_fs_reaped(&s->vm, p))
-					/* the guest's accesses to it fail
-					 * now, the container goes on; or
-					 * the VM ended first: it closed
-					 * the daemon's connection */
-					log_warn("a virtiofsd (pid %d) ended "
-						 "with status %#x",
-						 (int)p, status);
-				else if (p == s->vm.pid) {
+				if (vm_fs_reaped(&s->vm, p)) {
+					/* The guest's requests to it would
+					 * never complete: its FUSE waits
+					 * uninterruptibly for the answer, so
+					 * the container's processes would
+					 * hang, unkillable (seen in
+					 * t_kiln_vol.sh). Fail-stop instead:
+					 * the container ends as when its VM
+					 * dies. When the VM ended first (it
+					 * closed the daemon's connection)
+					 * this is that same end. */
+					log_error("the virtiofsd of a volume "
+						  "(pid %d) ended with status "
+						  "%#x: the container loses "
+						  "the volume, so it ends",
+						  (int)p, status);
+					finish(s, VM_DIED_EXIT, false);
+				} else if (p == s->vm.pid) {
 					char last[256];
 
 					s->vm.pid = 0;

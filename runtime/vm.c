@@ -294,13 +294,34 @@ void vm_fs_leftovers_remove(const char *state_dir)
  * EOPNOTSUPP (seen in t_kiln_vol.sh's mmap_flock test), and
  * -o posix_lock does the same for F_SETLKW: both would break programs
  * that work today.
+ *
+ * Cache: what reaches virtio-fs is a writable bind or volume, which the
+ * host and other containers (other VMs, other virtiofsds) write too, so
+ * the container must see their changes at once, as with runc; read-only
+ * binds are block images (request.c), Kubernetes emptyDirs guest-local.
+ * Hence cache=auto (no FOPEN_KEEP_CACHE: the guest drops a file's pages
+ * at each open) with timeout=0: no attribute or entry kept, every lookup
+ * and stat asks the host. With cache=auto's own 1 s timeouts, right after
+ * the host rewrote a file longer and renamed another, the container read
+ * the file cut at its old size and still found the old name (in all 3
+ * rounds of t_kiln_vol.sh's coherence test). cache=always keeps both a
+ * day and a file's pages across opens: another container's append would
+ * go unseen. cache=none opens files with direct I/O, for which a 6.1
+ * guest's FUSE refuses MAP_SHARED mappings (ENODEV until 6.6's
+ * FUSE_DIRECT_IO_ALLOW_MMAP), and turns readdirplus off. The price,
+ * measured by test/bench/volumes in the test bed (one run, beside other
+ * beds): stat, tar x and tar c of many small files 3.5-7 times slower
+ * than with the 1 s timeouts (a round trip per lookup and stat), and a
+ * second stat of the same files no longer nearly free. No DAX: neither
+ * the guest kernel (no FUSE_DAX), nor kiln-vmm (no shared-memory
+ * region), nor Debian's virtiofsd (no mapping requests) has it.
  */
 static int fs_start(const struct vm_plan *p, size_t i, pid_t *out,
 		    struct kiln_error *err)
 {
 	char sock[PATH_MAX + 16], log[64], source[PATH_MAX + 16], last[256];
-	char *argv[] = { p->conf->virtiofsd, sock, "-o", source, "-o",
-			 "cache=auto",	     NULL };
+	char *argv[] = { p->conf->virtiofsd, sock, "-o",	source, "-o",
+			 "cache=auto",	     "-o", "timeout=0", NULL };
 	cleanup_close int log_fd = -1;
 	struct stat st;
 	pid_t pid;

@@ -191,3 +191,103 @@ while [ ! -e "$1/done" ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done' sh "
 	[ "$krc" = 0 ] || { kiln_fail "delete"; return 1; }
 	kiln_nothing_left
 }
+
+# Coherence as runc gives it, in three rounds: the container first looks
+# at what the host then changes (so a guest cache would hold the old
+# view), hands over through the volume (a rename: the host sees the
+# container's file complete at once), then the host rewrites a file in
+# place with a longer text, renames another and makes a third, and says
+# "go" on the container's stdin (a pipe, not the volume: no file-system
+# cache between). The container reads all three at once. virtiofsd's
+# cache=auto keeps names and attributes for 1 s: a stale size, a name
+# still under its old name or a file not there fail this test
+# (runtime/vm.c fs_start says what kiln chose and why).
+test_kiln_vol_coherence() {
+	[ -x /usr/lib/qemu/virtiofsd ] || { skip "no /usr/lib/qemu/virtiofsd"; return 0; }
+	kiln_reset
+	rm -rf "$T/vol" "$T/rovol"
+	mkdir -p "$T/vol" "$T/rovol"
+	for r in 1 2 3; do
+		echo v1 >"$T/vol/f$r"
+		echo moved >"$T/vol/old$r"
+	done
+	# shellcheck disable=SC2016 # expanded by the container's shell
+	kiln_vol_bundle 'has() { if [ -e "$1" ]; then echo yes; else echo no; fi; }
+for r in 1 2 3; do
+	cat /data/f$r >/dev/null; has /data/old$r >/dev/null; has /data/new$r >/dev/null; has /data/made$r >/dev/null
+	echo "guest-$r" >/data/g$r.tmp && mv /data/g$r.tmp /data/g$r
+	read -r go || exit 9
+	echo "r$r f=$(cat /data/f$r) old=$(has /data/old$r) new=$(cat /data/new$r 2>/dev/null) made=$(has /data/made$r)"
+done' || return 1
+	rm -f "$T/go"
+	mkfifo "$T/go" || return 1
+	timeout -k 5 300 "$KILN" --root "$KROOT" run --bundle "$T/b" vol5 <"$T/go" >"$T/kout" 2>"$T/kerr" &
+	run=$!
+	exec 7>"$T/go"
+	ok=1
+	for r in 1 2 3; do
+		for _ in $(seq 900); do [ -e "$T/vol/g$r" ] && break; sleep 0.05; done
+		[ -e "$T/vol/g$r" ] || { ok=; kiln_fail "round $r: the container's g$r never came: $(ls "$T/vol")"; break; }
+		[ "$(cat "$T/vol/g$r")" = "guest-$r" ] ||
+			{ ok=; kiln_fail "round $r: the host reads '$(cat "$T/vol/g$r")' of the container's file at once"; break; }
+		echo "v2, longer than v1" >"$T/vol/f$r"
+		mv "$T/vol/old$r" "$T/vol/new$r"
+		touch "$T/vol/made$r"
+		echo go >&7
+	done
+	exec 7>&-
+	wait "$run"
+	rc=$?
+	[ -n "$ok" ] || { kiln delete --force vol5; return 1; }
+	[ "$rc" = 0 ] || { kiln_fail "run exited $rc"; kiln delete --force vol5; return 1; }
+	want=
+	for r in 1 2 3; do
+		want="${want}r$r f=v2, longer than v1 old=no new=moved made=yes
+"
+	done
+	[ "$(cat "$T/kout")" = "${want%
+}" ] || { kiln_fail "the container's view right after the host's changes (want f=v2..., old=no new=moved made=yes each round)"; return 1; }
+	[ -z "$(own_virtiofsds)" ] || { kiln_fail "virtiofsd outlives its VM: $(own_virtiofsds)"; return 1; }
+	kiln_nothing_left
+}
+
+# kill -9 of the virtiofsd under a running container: the container's
+# next access to the volume must end in an error or the container must
+# end, within a minute, never hang; `kiln delete --force` then leaves
+# nothing. The container reads the volume in a loop and prints what it
+# sees on its stdout.
+test_kiln_vol_virtiofsd_killed() {
+	[ -x /usr/lib/qemu/virtiofsd ] || { skip "no /usr/lib/qemu/virtiofsd"; return 0; }
+	kiln_reset
+	rm -rf "$T/vol" "$T/rovol"
+	mkdir -p "$T/vol" "$T/rovol"
+	echo alive >"$T/vol/f"
+	# shellcheck disable=SC2016 # expanded by the container's shell
+	kiln_vol_bundle 'cat /data/f
+while out=$(cat /data/f 2>&1); do sleep 0.1; done
+echo "error: $out"; exit 7' || return 1
+	timeout -k 5 300 "$KILN" --root "$KROOT" run --bundle "$T/b" vol6 </dev/null >"$T/kout" 2>"$T/kerr" &
+	run=$!
+	for _ in $(seq 900); do grep -qx alive "$T/kout" 2>/dev/null && break; sleep 0.1; done
+	grep -qx alive "$T/kout" || { kiln_fail "the container never read the volume"; kill "$run"; kiln delete --force vol6; return 1; }
+	fsd=$(own_virtiofsds)
+	[ -n "$fsd" ] || { kiln_fail "no virtiofsd"; kill "$run"; kiln delete --force vol6; return 1; }
+	# shellcheck disable=SC2086 # one pid or more
+	kill -9 $fsd
+	ended=
+	for _ in $(seq 600); do kill -0 "$run" 2>/dev/null || { ended=1; break; }; sleep 0.1; done
+	if [ -z "$ended" ]; then
+		kiln_fail "the container still runs 60 s after its virtiofsd was killed: it hangs (out: $(tr '\n' ' ' <"$T/kout"))"
+		kill "$run" 2>/dev/null
+	fi
+	wait "$run"
+	rc=$?
+	echo "      after kill -9 of virtiofsd: run exited $rc; the container printed: $(tr '\n' ' ' <"$T/kout")"
+	[ -n "$ended" ] || { kiln delete --force vol6; return 1; }
+	[ "$rc" != 0 ] || { kiln_fail "run exited 0 after the container lost its volume"; return 1; }
+	kiln delete --force vol6
+	[ "$krc" = 0 ] || { kiln_fail "delete --force after virtiofsd was killed"; return 1; }
+	kiln_nothing_left || return 1
+	grep -q " $T/vol " /proc/mounts && { kiln_fail "a mount of the host directory is left"; return 1; }
+	return 0
+}

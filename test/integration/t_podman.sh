@@ -8,7 +8,7 @@
 
 PODMAN=/usr/bin/podman
 PM_STEPS=${KILN_PODMAN_STEPS:-image output uname env_cwd user stdin tty \
-exec kill stop rm readonly_rootfs ro_bind rw_bind keep_writes}
+exec kill stop rm readonly_rootfs ro_bind rw_bind named_volume keep_writes}
 
 # The snippet makes kiln podman's default runtime: kiln needs no flag (and
 # podman refuses to start at all while the default runtime is missing).
@@ -189,6 +189,36 @@ pm_rw_bind() {
 	dm_rw_bind_prepare
 	drun pmr --rm -v "$DM_DIR/rw:/rwmnt" "$DM_IMAGE" sh -c "$DM_RW_CMD"
 	dm_rw_bind_check
+}
+
+# A `podman volume create` volume in two containers at once (kiln: one
+# virtiofsd each, over the same folder): A writes a line and waits for
+# B's; B, started while A runs, reads A's line and appends its own; the
+# volume's folder on the host (Mountpoint) has both lines.
+# shellcheck disable=SC2016 # the containers' shell expands it
+PM_VOL_WAIT='i=0; while ! grep -q "$1" /vol/shared 2>/dev/null && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done'
+pm_named_volume() {
+	pm rm -f va >/dev/null 2>&1
+	pm volume rm -f kvol >/dev/null 2>&1
+	drun pm volume create kvol
+	dm_expect_rc 0 || return 1
+	drun pmr -d --name va -v kvol:/vol "$DM_IMAGE" sh -c \
+		"echo from-a >/vol/shared; $PM_VOL_WAIT; grep -qx from-b /vol/shared" sh from-b
+	dm_expect_rc 0 || { pm volume rm -f kvol >/dev/null 2>&1; return 1; }
+	drun pmr --rm -v kvol:/vol "$DM_IMAGE" sh -c "$PM_VOL_WAIT; cat /vol/shared; echo from-b >>/vol/shared" sh from-a
+	r=0
+	{ dm_expect_rc 0 && dm_out_is from-a; } || r=1
+	pm_until_exited va 120 || { dm_fail "container A still runs 120 s after B appended"; r=1; }
+	code=$(pm_state va ExitCode)
+	mp=$(pm volume inspect -f '{{.Mountpoint}}' kvol 2>/dev/null)
+	got=$(cat "$mp/shared" 2>/dev/null)
+	pm rm -f va >/dev/null 2>&1
+	pm volume rm -f kvol >/dev/null 2>&1
+	[ -n "$mp" ] || { fail "podman volume inspect gave no Mountpoint"; return 1; }
+	[ "$code" = 0 ] || { fail "container A did not see B's append (exit code $code)"; r=1; }
+	[ "$got" = "from-a
+from-b" ] || { fail "the volume's folder on the host ($mp) has '$got'"; r=1; }
+	return $r
 }
 
 pm_keep_writes() {
