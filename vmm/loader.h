@@ -2,9 +2,10 @@
 /*
  * Kernel loader: puts a Linux kernel (ELF vmlinux or bzImage, told apart by
  * content), its initrd and command line into guest memory, and the boot
- * structures the chosen entry protocol wants: the PVH start_info when the
- * vmlinux carries the PVH ELF note, else the zero page (struct boot_params)
- * of the Linux 64-bit boot protocol.
+ * structures the chosen entry protocol wants: the zero page (struct
+ * boot_params) of the Linux 64-bit boot protocol for a bzImage and for a
+ * Linux vmlinux (one with a "Linux" ELF note), the PVH start_info for
+ * another ELF kernel that carries the PVH ELF note.
  *
  * The ABI structs below are defined here from the documents, not from kernel
  * headers: Documentation/x86/boot.rst and zero-page.rst for boot_params, and

@@ -433,6 +433,8 @@ int vm_boot(struct vm *vm, struct kiln_error *err)
 	guest_mem_mark_written(&vm->mem);
 	if (vm->mem.desc[0] != '\0')
 		log_info("guest memory: %s", vm->mem.desc);
+	if (x86_setup_ioapic(vm->vm_fd, err) < 0)
+		goto fail;
 	for (i = 0; i < vm->vcpu_count; i++)
 		if (x86_setup_vcpu(vm->kvm_fd, vm->vcpus[i].fd, i,
 				   vm->vcpu_count, &boot, err) < 0 ||

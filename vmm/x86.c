@@ -39,6 +39,9 @@
 #define APIC_DM_NMI    0x4
 #define APIC_DM_EXTINT 0x7
 
+/* IOAPIC redirection entry delivery mode */
+#define X86_IOAPIC_DM_EXTINT 0x7
+
 /* MSRs set at boot, as Firecracker's create_boot_msr_entries() */
 #define MSR_IA32_TSC		0x10
 #define MSR_IA32_SYSENTER_CS	0x174
@@ -343,7 +346,36 @@ int x86_cpuid_patch(struct kvm_cpuid2 *c, unsigned int capacity,
 	return 0;
 }
 
+/* ---- IOAPIC at power-on (pure, unit-tested) ---------------------------- */
+
+void x86_ioapic_virtual_wire(struct kvm_ioapic_state *io)
+{
+	/*
+	 * Pin 0 in ExtINT, unmasked: the 8259 wired through the IOAPIC, as
+	 * firmware leaves it (MP spec 1.4, 3.6.2.2, virtual wire mode B).
+	 * Linux's enable_IO_APIC() looks for that pin before it clears the
+	 * table, reading every pin until it finds one: four MMIO exits per
+	 * pin read, 96 for KVM's 24 masked pins, 4 when pin 0 has it. KVM
+	 * delivers nothing through an ExtINT pin (the 8259 reaches the vCPU
+	 * through LINT0, mptable.c), and Linux masks the pin right after.
+	 */
+	io->redirtbl[0].fields.delivery_mode = X86_IOAPIC_DM_EXTINT;
+	io->redirtbl[0].fields.mask = 0;
+}
+
 /* ---- KVM ioctls (run only under KVM) --------------------------------- */
+
+int x86_setup_ioapic(int vm_fd, struct kiln_error *err)
+{
+	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+
+	if (ioctl(vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
+		return kiln_error_set(err, errno, "KVM_GET_IRQCHIP (IOAPIC)");
+	x86_ioapic_virtual_wire(&chip.chip.ioapic);
+	if (ioctl(vm_fd, KVM_SET_IRQCHIP, &chip) < 0)
+		return kiln_error_set(err, errno, "KVM_SET_IRQCHIP (IOAPIC)");
+	return 0;
+}
 
 int x86_setup_cpuid(int kvm_fd, int vcpu_fd, unsigned int id,
 		    unsigned int ncpus, struct kiln_error *err)

@@ -20,6 +20,7 @@
 
 struct kvm_cpuid2;
 struct kvm_regs;
+struct kvm_ioapic_state;
 struct kvm_sregs;
 
 /*
@@ -73,6 +74,12 @@ int x86_setup_boot_memory(struct guest_mem *m, const struct boot_entry *boot,
  */
 int x86_setup_vcpu(int kvm_fd, int vcpu_fd, unsigned int id, unsigned int ncpus,
 		   const struct boot_entry *boot, struct kiln_error *err);
+
+/* A cold boot's IOAPIC: pin 0 in ExtINT, unmasked (virtual wire mode B). */
+void x86_ioapic_virtual_wire(struct kvm_ioapic_state *io);
+
+/* Read the in-kernel IOAPIC, apply x86_ioapic_virtual_wire(), write it. */
+int x86_setup_ioapic(int vm_fd, struct kiln_error *err);
 
 /* KVM's supported CPUID, patched as above, set on vCPU id (restores too). */
 int x86_setup_cpuid(int kvm_fd, int vcpu_fd, unsigned int id,

@@ -22,8 +22,8 @@ boot_ok() { # KERNEL VCPUS MEM_MIB
 		{ fail "reboot did not come through the i8042"; return 1; }
 }
 
-test_boot_vmlinux_pvh_1cpu() { boot_ok "$GUEST/vmlinux" 1 128; }
-test_boot_vmlinux_pvh_2cpu() { boot_ok "$GUEST/vmlinux" 2 256; }
+test_boot_vmlinux_1cpu() { boot_ok "$GUEST/vmlinux" 1 128; }
+test_boot_vmlinux_2cpu() { boot_ok "$GUEST/vmlinux" 2 256; }
 test_boot_bzimage_1cpu() { boot_ok "$GUEST/bzImage" 1 128; }
 test_boot_bzimage_2cpu() { boot_ok "$GUEST/bzImage" 2 256; }
 # 4 vCPUs on one emulated core and 3.5 GiB of struct pages: over 120 s

@@ -106,7 +106,8 @@ static uint8_t *elf_note(struct test_elf *e, size_t *off, const char *name,
 
 /*
  * Two PT_LOAD segments (the first with 0x1000 of bss) and, with pvh, a
- * PT_NOTE holding a GNU note then the Xen PVH entry note.
+ * PT_NOTE holding a GNU note then the Xen PVH entry note; pvh 2 adds a
+ * "Linux" note after them, as a vmlinux has.
  */
 static void elf_build(struct test_elf *e, int pvh)
 {
@@ -145,6 +146,8 @@ static void elf_build(struct test_elf *e, int pvh)
 		memset(elf_note(e, &off, "GNU", 3, 20), 0x11, 20);
 		memcpy(elf_note(e, &off, "Xen", XEN_ELFNOTE_PHYS32_ENTRY, 8),
 		       &entry, 8);
+		if (pvh == 2) /* LINUX_ELFNOTE_BUILD_SALT */
+			memset(elf_note(e, &off, "Linux", 0x100, 4), 0x22, 4);
 		e->ph[2] = (Elf64_Phdr){ .p_type = PT_NOTE,
 					 .p_offset = ELF_NOTE_OFF,
 					 .p_filesz = off - ELF_NOTE_OFF,
@@ -247,6 +250,41 @@ static void test_elf_pvh(void)
 	   "PVH note with a 32-bit value");
 	si = gpa(LAYOUT_PVH_INFO, sizeof(*si));
 	ok(si->nr_modules == 0 && si->modlist_paddr == 0, "no module");
+}
+
+/* A vmlinux with both notes enters at e_entry: 64-bit boot protocol. */
+static void test_elf_linux_note(void)
+{
+	static struct test_elf e;
+	struct boot_params *bp;
+	struct boot_entry b;
+
+	mem_fresh(RAM_SIZE);
+	elf_build(&e, 2);
+	is_int(elf_load(&e, sizeof(e), "quiet", NULL, 0, &b), 0,
+	       "ELF with PVH and Linux notes loads");
+	is_int(b.mode, BOOT_LINUX64, "Linux note: 64-bit boot protocol");
+	is_int(b.entry, ELF_SEG0, "entry is e_entry, not the PVH note's");
+	is_int(b.arg, LAYOUT_ZERO_PAGE, "RSI = zero page");
+	bp = gpa(LAYOUT_ZERO_PAGE, sizeof(*bp));
+	is_int(bp->hdr.header, BOOT_HDR_MAGIC, "zero page HdrS");
+	is_int(bp->hdr.cmd_line_ptr, LAYOUT_CMDLINE, "cmd_line_ptr");
+
+	/* e_entry outside the kernel: the PVH note is the way in */
+	mem_fresh(RAM_SIZE);
+	elf_build(&e, 2);
+	e.eh.e_entry = 0x2000000;
+	is_int(elf_load(&e, sizeof(e), "quiet", NULL, 0, &b), 0,
+	       "Linux ELF with a stray e_entry loads");
+	is_int(b.mode, BOOT_PVH, "stray e_entry: PVH");
+	is_int(b.entry, ELF_PVH_ENTRY, "entry from the PVH note");
+
+	/* a malformed note after the PVH one is still refused */
+	elf_build(&e, 2);
+	elf_put(&e, NOTE_XEN + 24 + 4, 0x7fffffff, 4); /* Linux's descsz */
+	is_err(elf_load(&e, sizeof(e), "quiet", NULL, 0, &b),
+	       "runs past the end of segment 2",
+	       "a bad note after the PVH note");
 }
 
 static void test_elf_linux64(void)
@@ -719,6 +757,9 @@ static void test_real_kernel(const char *path)
 	rc = loader_load(&mem, path, NULL, "console=ttyS0", &b, &err);
 	ok(rc == 0, "real kernel %s loads%s%s", path, rc ? ": " : "",
 	   rc ? err.msg : "");
+	/* a vmlinux has a "Linux" note: startup_64, not its PVH entry */
+	if (rc == 0 && strstr(path, "vmlinux") != NULL)
+		is_int(b.mode, BOOT_LINUX64, "%s: 64-bit boot protocol", path);
 	if (rc == 0 && b.mode == BOOT_LINUX64) {
 		struct boot_params *bp = gpa(LAYOUT_ZERO_PAGE, sizeof(*bp));
 
@@ -770,6 +811,7 @@ int main(void)
 {
 	mem.fd = -1;
 	test_elf_pvh();
+	test_elf_linux_note();
 	test_elf_linux64();
 	test_elf_bad();
 	test_bzimage();

@@ -324,6 +324,32 @@ static void test_agree(unsigned int n)
 	   n);
 }
 
+/*
+ * The IOAPIC a cold boot starts with: pin 0 in ExtINT and unmasked (the
+ * 8259 through the IOAPIC), every other pin as KVM made it.
+ */
+static void test_ioapic_virtual_wire(void)
+{
+	struct kvm_ioapic_state io;
+	int others = 1;
+
+	memset(&io, 0, sizeof(io));
+	io.base_address = LAYOUT_IOAPIC;
+	for (unsigned int i = 0; i < KVM_IOAPIC_NUM_PINS; i++)
+		io.redirtbl[i].bits = 1ULL << 16;    /* KVM's reset: masked */
+	io.redirtbl[5].bits = 0x0100000000008031ULL; /* a used pin */
+	x86_ioapic_virtual_wire(&io);
+	is_int(io.redirtbl[0].bits, 0x700,
+	       "pin 0: ExtINT (delivery mode 7), unmasked, nothing else");
+	is_int(io.redirtbl[0].fields.delivery_mode, 7, "pin 0 ExtINT field");
+	is_int(io.redirtbl[0].fields.mask, 0, "pin 0 unmasked field");
+	for (unsigned int i = 1; i < KVM_IOAPIC_NUM_PINS; i++)
+		others &= io.redirtbl[i].bits ==
+			  (i == 5 ? 0x0100000000008031ULL : 1ULL << 16);
+	ok(others, "pins 1-23 untouched");
+	is_int(io.base_address, LAYOUT_IOAPIC, "base address untouched");
+}
+
 int main(void)
 {
 	struct guest_mem none = { .fd = -1 };
@@ -332,6 +358,7 @@ int main(void)
 		printf("Bail out! %s\n", err.msg);
 		return 1;
 	}
+	test_ioapic_virtual_wire();
 	test_mptable(1);
 	test_mptable(2);
 	test_mptable(VM_MAX_VCPUS);
