@@ -11,6 +11,7 @@
  *     "vcpus": N, "memory_mib": N, "boot_timeout_s": N,
  *     "templates": BOOL (default true: fork from warm templates),
  *     "template_dir": PATH (default <--root>/templates),
+ *     "jail": BOOL (default true: kiln-vmm --jail, docs/jail.md),
  *     "virtiofsd": PATH (default /usr/lib/qemu/virtiofsd, Debian's) }
  * and a container's annotations io.kiln.vcpus / io.kiln.memory_mib size
  * its own VM. linux.resources sizes it first: the memory limit plus
@@ -94,6 +95,7 @@ static int defaults(struct vm_config *c, struct kiln_error *err)
 	c->memory_mib = KILN_DEFAULT_MEM_MIB;
 	c->boot_timeout_s = 120;
 	c->templates = true;
+	c->jail = true;
 	if (c->vmm == NULL || c->kernel == NULL || c->initramfs == NULL ||
 	    c->cache_dir == NULL || c->virtiofsd == NULL)
 		return kiln_error_set(err, ENOMEM, "vm config");
@@ -168,6 +170,7 @@ int vm_config_load(struct vm_config *c, struct kiln_error *err)
 		    0 ||
 	    json_bool(json_get(root, "templates"), "templates", &c->templates,
 		      err) < 0 ||
+	    json_bool(json_get(root, "jail"), "jail", &c->jail, err) < 0 ||
 	    set_path(root, "template_dir", &c->template_dir, err) < 0 ||
 	    set_path(root, "virtiofsd", &c->virtiofsd, err) < 0)
 		res = kiln_error_wrap(err, "%s", path);
