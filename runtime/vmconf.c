@@ -134,7 +134,7 @@ static int set_uint(yajl_val root, const char *key, uint64_t max, uint32_t *out,
 	return 0;
 }
 
-int vm_config_load(struct vm_config *c, struct kiln_error *err)
+static int config_read(struct vm_config *c, struct kiln_error *err)
 {
 	const char *path = getenv("KILN_CONFIG");
 	cleanup_free char *text = NULL;
@@ -176,6 +176,33 @@ int vm_config_load(struct vm_config *c, struct kiln_error *err)
 		res = kiln_error_wrap(err, "%s", path);
 	yajl_tree_free(root);
 	return res;
+}
+
+/*
+ * The VMM, kernel and initramfs by their real paths: kiln-vmm's jail
+ * binds each at the path it is given, and refuses one with `..` (the
+ * installed default is <bindir>/../share/kiln/...) or a symlink's name.
+ */
+static void config_real_paths(struct vm_config *c)
+{
+	char **v[] = { &c->vmm, &c->kernel, &c->initramfs };
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char *r = *v[i] != NULL ? realpath(*v[i], NULL) : NULL;
+
+		if (r != NULL) {
+			free(*v[i]);
+			*v[i] = r;
+		}
+	}
+}
+
+int vm_config_load(struct vm_config *c, struct kiln_error *err)
+{
+	if (config_read(c, err) < 0)
+		return -1;
+	config_real_paths(c);
+	return 0;
 }
 
 /* An annotation of a whole number, or 0 when absent; -1 with err. */

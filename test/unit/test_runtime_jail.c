@@ -154,6 +154,42 @@ static void test_dir(const char *state)
 	close(fd);
 }
 
+/* "jail" in the config; the VM's files by their real paths (the jail
+ * refuses a `..`, which the installed defaults have) */
+static void test_config(void)
+{
+	char conf[256], k[256], body[700];
+	struct vm_config c;
+	struct kiln_error err = { 0 };
+	FILE *f;
+	int r;
+
+	snprintf(k, sizeof(k), "%s/vmlinux", top);
+	snprintf(conf, sizeof(conf), "%s/none.json", top);
+	setenv("KILN_CONFIG", conf, 1);
+	r = vm_config_load(&c, &err);
+	ok(r == 0 && c.jail, "jail on by default");
+	vm_config_clear(&c);
+	f = fopen(k, "w");
+	if (f != NULL)
+		fclose(f);
+	snprintf(conf, sizeof(conf), "%s/conf.json", top);
+	snprintf(body, sizeof(body),
+		 "{\"jail\": false, \"kernel\": \"%s/state/../vmlinux\"}", top);
+	f = fopen(conf, "w");
+	if (f != NULL) {
+		fputs(body, f);
+		fclose(f);
+	}
+	setenv("KILN_CONFIG", conf, 1);
+	r = vm_config_load(&c, &err);
+	ok(r == 0 && !c.jail, "\"jail\": false turns it off (%s)", err.msg);
+	ok(r == 0 && strcmp(c.kernel, k) == 0,
+	   "the kernel by its real path: %s", r == 0 ? c.kernel : "");
+	vm_config_clear(&c);
+	unsetenv("KILN_CONFIG");
+}
+
 static void test_vmm_pid(void)
 {
 	pid_t child = fork();
@@ -181,6 +217,7 @@ int main(void)
 	test_reserve(locks);
 	test_dir(state);
 	test_vmm_pid();
+	test_config();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	if (system(cmd) != 0)
 		ok(0, "clean up %s", top);
