@@ -575,6 +575,20 @@ static int bind_one(const char *root, const struct jail_bind *b,
 				      b->what, b->path);
 	if (b->kind == JAIL_FILE_RO || b->kind == JAIL_DIR_RO)
 		flags |= MS_RDONLY;
+	/*
+	 * An output that is a character device (a console pty, /dev/null:
+	 * plan_resolve made it a JAIL_FILE_RW) is opened as such: nodev
+	 * would refuse it. Only the node the configuration names, checked
+	 * writable by the jail's ids; the VMM cannot make others (no
+	 * CAP_MKNOD, and the root is read-only).
+	 */
+	{
+		struct stat st;
+
+		if (b->kind == JAIL_FILE_RW && stat(b->path, &st) == 0 &&
+		    S_ISCHR(st.st_mode))
+			flags &= ~(unsigned long)MS_NODEV;
+	}
 	if (mount(NULL, dst, NULL, flags, NULL) < 0)
 		return kiln_error_set(err, errno, "--jail: remount %s `%s`",
 				      b->what, b->path);
