@@ -482,9 +482,18 @@ static int lock_uid(uid_t uid, struct kiln_error *err)
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return kiln_error_set(err, errno, "--jail: open `%s`", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	/*
+	 * The runtime tests whether a uid is taken by taking this lock for
+	 * an instant (runtime/jail.c): a few tries over 50 ms tell such a
+	 * look from a kiln-vmm that holds it.
+	 */
+	for (int i = 0; flock(fd, LOCK_EX | LOCK_NB) < 0; i++) {
 		int e = errno;
 
+		if (e == EWOULDBLOCK && i < 50) {
+			usleep(1000);
+			continue;
+		}
 		close(fd);
 		if (e == EWOULDBLOCK)
 			return kiln_error_set(err, 0,
