@@ -163,7 +163,6 @@ static pid_t do_create(const struct kiln_cli *cli, struct create_opts *o,
 
 		/* the pid process's cgroup, and what it left there */
 		cgroup_remove(dirfd, NULL, false);
-		vm_jail_remove(dirfd);
 		close(dirfd);
 		dirfd = -1;
 		oci_state_dir_remove(cli->root, o->id, &ignored);
@@ -228,7 +227,6 @@ int verb_run(const struct kiln_cli *cli, int argc, char **argv,
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		cgroup_remove(dirfd, NULL, false);
-		vm_jail_remove(dirfd);
 		oci_state_dir_remove(cli->root, o.id, &ignored);
 		return 1;
 	}
