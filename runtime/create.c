@@ -163,6 +163,7 @@ static pid_t do_create(const struct kiln_cli *cli, struct create_opts *o,
 
 		/* the pid process's cgroup, and what it left there */
 		cgroup_remove(dirfd, NULL, false);
+		vm_jail_remove(dirfd);
 		close(dirfd);
 		dirfd = -1;
 		oci_state_dir_remove(cli->root, o->id, &ignored);
@@ -227,6 +228,7 @@ int verb_run(const struct kiln_cli *cli, int argc, char **argv,
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		cgroup_remove(dirfd, NULL, false);
+		vm_jail_remove(dirfd);
 		oci_state_dir_remove(cli->root, o.id, &ignored);
 		return 1;
 	}

@@ -87,6 +87,8 @@ int container_remove(const struct kiln_cli *cli, const char *id, bool force,
 	/* after a kill -9 of the pid process its TAPs and qdiscs are left,
 	 * and its virtiofsd daemons' pid files */
 	net_remove(fd);
+	/* the VM's socket folder; a jailed VM's uid free again */
+	vm_jail_remove(fd);
 	{
 		char dir[PATH_MAX];
 

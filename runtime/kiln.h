@@ -31,6 +31,7 @@ struct kiln_cli {
 	bool log_json;	  /* --log-format json */
 	bool debug;
 	bool systemd_cgroup;
+	bool no_jail; /* --no-jail: kiln-vmm unjailed (debugging) */
 };
 
 /*
@@ -104,6 +105,7 @@ struct vm_config {
 	uint32_t vcpus, memory_mib;
 	uint32_t boot_timeout_s; /* until the agent answers */
 	bool templates;		 /* fork from warm templates (template.c) */
+	bool jail;		 /* kiln-vmm --jail (jail.c); default true */
 	char *template_dir;	 /* NULL: <--root>/templates */
 };
 
@@ -118,7 +120,14 @@ void vm_config_clear(struct vm_config *c);
 
 /* ---- the VM (vm.c) ------------------------------------------------------ */
 
-/* files of a VM in its state directory (the pid process's cwd) */
+/*
+ * files of a VM in its state directory (the pid process's cwd). The
+ * sockets kiln-vmm makes live in VM_DIR, a folder of their own (the jail
+ * uid's: the only one of the state directory bound into its jail);
+ * VM_VSOCK and VM_API in the state directory are symlinks to them.
+ */
+#define VM_DIR	      "vm"
+#define VM_JAIL_ROOT  "jailroot" /* --jail root: gone once kiln-vmm pivoted */
 #define VM_VSOCK      "vsock.sock"
 #define VM_LOG	      "vmm.log"
 #define VM_LOG_SUP    "kiln.log" /* the pid process's own */
@@ -148,8 +157,42 @@ int confine_plan(const struct oci_process *p, struct confine *c,
 /* In the child about to exec kiln-vmm; -1 with a message on stderr. */
 int confine_apply(const struct confine *c);
 
+/* A VM's jail uid (= gid), reserved (jail.c); uid 0: unjailed. */
+struct vm_jail {
+	uid_t uid;
+	int lock_fd; /* JAIL_LOCK_DIR/UID.kiln, held while we live */
+};
+
+/* Pick a free uid of the range and hold it; -1 with err when none. */
+int vm_jail_reserve(struct vm_jail *j, struct kiln_error *err);
+void vm_jail_release(struct vm_jail *j);
+/* Does a kiln-vmm hold uid's lock? */
+bool vm_jail_uid_busy(uid_t uid);
+/* Wait up to ms until no kiln-vmm holds uid; 0 when free. */
+int vm_jail_wait_free(uid_t uid, unsigned int ms);
+/* In the state directory dirfd: VM_DIR (the jail uid's), the VM_VSOCK
+ * and VM_API symlinks into it, and the uid's record for delete. */
+int vm_jail_dir(const struct vm_jail *j, int dirfd, struct kiln_error *err);
+/* path (a socket we made for kiln-vmm) the jail uid's; 0 unjailed. */
+int vm_jail_own(const struct vm_jail *j, const char *path,
+		struct kiln_error *err);
+/* A drive file usable by the jail uid: a writable one its own, a
+ * read-only one readable by all. */
+int vm_jail_drive(const struct vm_jail *j, const char *path, bool readonly,
+		  struct kiln_error *err);
+/* The jailed kiln-vmm: the only child of its waiter; -1 when none. */
+pid_t vm_jail_vmm_pid(pid_t waiter);
+/* kiln delete: wait for the VM's uid to be free, remove VM_DIR and the
+ * jail folder if left. */
+void vm_jail_remove(int dirfd);
+/* Remove folder name of parent with the files in it (one level). */
+void vm_dir_remove(int parent, const char *name);
+/* Tests: another folder for the locks; NULL: JAIL_LOCK_DIR. */
+void vm_jail_set_lock_dir(const char *dir);
+
 struct vm_plan {
 	const struct vm_config *conf;
+	struct vm_jail jail; /* uid 0: kiln-vmm unjailed */
 	struct confine confine;
 	/* drive i: its file, mode, size, and its name in the guest (a
 	 * string of the request that names it) */
@@ -463,6 +506,10 @@ unsigned int net_queue_pairs(uint32_t vcpus);
  * still have their template's MACs. */
 int net_configure_guest(struct net_plan *np, struct agent_client *c,
 			bool forked, struct kiln_error *err);
+/* The persistent TAP name owned by uid and its group (TUNSETOWNER,
+ * TUNSETGROUP), so that a jailed kiln-vmm attaches it; uid 0: nothing. */
+int net_tap_own(const char *name, bool multi_queue, uid_t uid,
+		struct kiln_error *err);
 /* Remove the TAPs and qdiscs net_setup made (the pid process). */
 void net_teardown(struct net_plan *np);
 void net_plan_free(struct net_plan *np);

@@ -43,6 +43,8 @@ static void usage(FILE *f)
 		   "  --log-format text|json\n"
 		   "  --debug             log debug messages\n"
 		   "  --systemd-cgroup    cgroupsPath is slice:prefix:name\n"
+		   "  --no-jail           kiln-vmm unjailed (debugging; "
+		   "docs/jail.md)\n"
 		   "  --version, --help\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		fprintf(f, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
@@ -80,7 +82,8 @@ static int parse_globals(struct kiln_cli *cli, int argc, char **argv,
 			continue;
 		}
 		if (cli_bool(argv, i, "debug", &cli->debug) ||
-		    cli_bool(argv, i, "systemd-cgroup", &cli->systemd_cgroup))
+		    cli_bool(argv, i, "systemd-cgroup", &cli->systemd_cgroup) ||
+		    cli_bool(argv, i, "no-jail", &cli->no_jail))
 			continue;
 		return kiln_error_set(err, 0, "unknown global flag %s",
 				      argv[i]);

@@ -18,12 +18,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
 #include <net/if_arp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -117,8 +119,33 @@ unsigned int net_queue_pairs(uint32_t vcpus)
 					     : vcpus;
 }
 
-static int wire(struct nl *nl, struct net_iface *f, unsigned int pairs,
+int net_tap_own(const char *name, bool multi_queue, uid_t uid,
 		struct kiln_error *err)
+{
+	cleanup_close int fd = -1;
+	struct ifreq ifr = { 0 };
+
+	if (uid == 0)
+		return 0;
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return kiln_error_set(err, errno, "TAP %s: open /dev/net/tun",
+				      name);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	/* attach to the persistent TAP just made, in its mode */
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (multi_queue)
+		ifr.ifr_flags |= IFF_MULTI_QUEUE;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 ||
+	    ioctl(fd, TUNSETOWNER, (unsigned long)uid) < 0 ||
+	    ioctl(fd, TUNSETGROUP, (unsigned long)uid) < 0)
+		return kiln_error_set(err, errno, "TAP %s: owner uid %u (jail)",
+				      name, (unsigned)uid);
+	return 0;
+}
+
+static int wire(struct nl *nl, struct net_iface *f, unsigned int pairs,
+		uid_t owner, struct kiln_error *err)
 {
 	bool taken;
 
@@ -137,7 +164,8 @@ static int wire(struct nl *nl, struct net_iface *f, unsigned int pairs,
 				      "which kiln would replace",
 				      f->name);
 	if (record(f, err) < 0 ||
-	    nl_tap_create(f->tap, pairs > 1, &f->tap_index, err) < 0)
+	    nl_tap_create(f->tap, pairs > 1, &f->tap_index, err) < 0 ||
+	    net_tap_own(f->tap, pairs > 1, owner, err) < 0)
 		return -1;
 	if (nl_link_set_mtu(nl, f->tap_index, f->tap, f->mtu, err) < 0 ||
 	    nl_link_set_up(nl, f->tap_index, f->tap, err) < 0 ||
@@ -296,7 +324,7 @@ int net_setup(struct net_plan *np, const char *id, struct vm_plan *plan,
 		/* unique in the namespace: "kt" + hash of the id + slot */
 		snprintf(f->tap, sizeof(f->tap), "kt%08xn%u", tag,
 			 (unsigned int)(np->n - 1) % 10);
-		if (wire(&nl, f, pairs, err) < 0)
+		if (wire(&nl, f, pairs, plan->jail.uid, err) < 0)
 			goto out;
 		/* one pair: kiln-vmm's default, the --net of before */
 		if (pairs > 1)

@@ -37,6 +37,7 @@
 #include "../lib/agent_client.h"
 #include "../lib/cleanup.h"
 #include "../lib/log.h"
+#include "../lib/resolv.h"
 #include "../lib/util.h"
 #include "../oci/container.h"
 #include "kiln.h"
@@ -263,10 +264,16 @@ static bool ends_created(int sig)
 	       sig == SIGHUP || sig == SIGQUIT;
 }
 
-/* pause: kiln-vmm stopped whole, every thread of it; resume: again */
+/*
+ * pause: kiln-vmm stopped whole, every thread of it; resume: again.
+ * Jailed, it is pid 1 of its pid namespace: SIGSTOP from here stops it
+ * all the same (a namespace's init cannot ignore SIGSTOP or SIGKILL sent
+ * from an ancestor namespace), and SIGCONT resumes it even unhandled.
+ */
 static int do_pause(struct sup *s, bool pause, struct kiln_error *err)
 {
 	bool paused = s->st.status == CONTAINER_PAUSED;
+	pid_t target = s->vm.pid;
 
 	if (!s->started || s->st.status == CONTAINER_STOPPED)
 		return kiln_error_set(err, 0, "the container is not running");
@@ -278,7 +285,16 @@ static int do_pause(struct sup *s, bool pause, struct kiln_error *err)
 	if (paused == pause)
 		return kiln_error_set(err, 0, "the container is %s paused",
 				      pause ? "already" : "not");
-	if (kill(s->vm.pid, pause ? SIGSTOP : SIGCONT) < 0)
+	/* jailed, vm.pid is its waiter: the VMM is the waiter's child */
+	if (s->plan.jail.uid != 0) {
+		target = vm_jail_vmm_pid(s->vm.pid);
+		if (target < 0)
+			return kiln_error_set(err, ESRCH,
+					      "the jailed kiln-vmm of waiter "
+					      "%d",
+					      (int)s->vm.pid);
+	}
+	if (kill(target, pause ? SIGSTOP : SIGCONT) < 0)
 		return kiln_error_set(err, errno, "%s kiln-vmm",
 				      pause ? "stop" : "continue");
 	if (save(s, pause ? CONTAINER_PAUSED : CONTAINER_RUNNING) < 0)
@@ -521,7 +537,7 @@ static int agent_up(struct sup *s, struct kiln_error *err)
 /* Start the VM (forked when s->plan names a template), up to its agent. */
 static int vm_up(struct sup *s, struct kiln_error *err)
 {
-	unlink(VM_VSOCK);
+	unlink(VM_DIR "/" VM_VSOCK);
 	if (vm_start(&s->plan, &s->vm, err) < 0)
 		return -1;
 	s->t[T_VMM] = util_now_ns();
@@ -691,6 +707,27 @@ out:
 	return res;
 }
 
+/* The dns relay's listener (dns.c), beside kiln-vmm's vsock socket. */
+#define DNS_SUFFIX   "_" KILN_STR(RESOLV_RELAY_PORT)
+#define KILN_STR(x)  KILN_STR_(x)
+#define KILN_STR_(x) #x
+
+/*
+ * A VM of its own runs jailed (docs/jail.md) unless the config or
+ * --no-jail says not; a pod's sandbox does not yet (its members' drives
+ * are swapped in over the API by path, which a jail would not see).
+ * Either way its sockets go in VM_DIR, made here.
+ */
+static int jail_up(struct sup *s, struct kiln_error *err)
+{
+	bool jail = s->a->conf->jail && !s->a->cli->no_jail &&
+		    !pod_is_sandbox(s->a->spec);
+
+	if (jail && vm_jail_reserve(&s->plan.jail, err) < 0)
+		return -1;
+	return vm_jail_dir(&s->plan.jail, s->a->dirfd, err);
+}
+
 static int setup(struct sup *s, struct kiln_error *err)
 {
 	sigset_t all;
@@ -725,8 +762,13 @@ static int setup(struct sup *s, struct kiln_error *err)
 	if (s->pod == NULL) {
 		uint32_t vcpus = s->a->conf->vcpus;
 
-		if (net_setup(&s->net, s->a->id, &s->plan, vcpus, err) < 0 ||
-		    dns_host_relay(s->a->spec, VM_VSOCK, 53, err) < 0)
+		if (jail_up(s, err) < 0 ||
+		    net_setup(&s->net, s->a->id, &s->plan, vcpus, err) < 0 ||
+		    dns_host_relay(s->a->spec, VM_DIR "/" VM_VSOCK, 53, err) <
+			    0 ||
+		    (access(VM_DIR "/" VM_VSOCK DNS_SUFFIX, F_OK) == 0 &&
+		     vm_jail_own(&s->plan.jail, VM_DIR "/" VM_VSOCK DNS_SUFFIX,
+				 err) < 0))
 			return -1;
 	}
 	if (p->terminal && s->a->console_fd >= 0) {

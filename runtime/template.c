@@ -9,9 +9,13 @@
  *   key        the shape, as text (kiln templates shows it)
  *   lock       held by the builder while it builds
  *   slot.img   a sparse placeholder: every drive slot of the template
- *   api.sock   the template VMM's API; vsock.sock its agent while built
- *   fork.sock  once built: forks start here
- *   pid        the template VMM's pid and start time
+ *              (the template's jail uid's, readable by its forks')
+ *   vm/        the template VMM's cwd (its jail uid's, docs/jail.md):
+ *     api.sock   its API; vsock.sock its agent while built
+ *     fork.sock  once built: forks start here (they connect as root,
+ *                before their own jail)
+ *   jail       its --jail root, gone once it pivoted
+ *   pid        the template VMM's pid (jailed: its waiter's) and start
  *   vmm.log
  * It has VM_DRIVES_MAX drive slots, all read-write, and one interface per
  * network interface of the shape (TAPs of its own network namespace,
@@ -55,11 +59,15 @@
 #include "kiln.h"
 
 #define TEMPLATE_SLOT_BYTES (64ULL << 30)
-#define TEMPLATE_SOCK	    "fork.sock"
-#define TEMPLATE_API	    "api.sock"
-#define TEMPLATE_VSOCK	    "vsock.sock"
-#define TEMPLATE_SLOT	    VM_SLOT
-#define TEMPLATE_CGROUP	    "/kiln-templates"
+/* the VMM's names, in its cwd VM_DIR; ours, in the template's folder */
+#define VMM_SOCK	"fork.sock"
+#define VMM_API		"api.sock"
+#define VMM_VSOCK	"vsock.sock"
+#define TEMPLATE_SOCK	VM_DIR "/" VMM_SOCK
+#define TEMPLATE_API	VM_DIR "/" VMM_API
+#define TEMPLATE_VSOCK	VM_DIR "/" VMM_VSOCK
+#define TEMPLATE_SLOT	VM_SLOT
+#define TEMPLATE_CGROUP "/kiln-templates"
 
 static void file_id(const char *path, char *out, size_t len)
 {
@@ -101,7 +109,8 @@ static int template_key(const struct vm_plan *p, const char *root, char *key,
 	else
 		n = snprintf(dir, dirlen, "%s/templates/%016" PRIx64, root, h);
 	/* fork.sock must fit a Unix socket address */
-	if (n < 0 || (size_t)n + sizeof("/" TEMPLATE_SOCK) > 108)
+	if (n < 0 || (size_t)n + sizeof("/" TEMPLATE_SOCK) > 108 ||
+	    (size_t)n + sizeof("/" TEMPLATE_SLOT) > PATH_MAX)
 		return -1;
 	return 0;
 }
@@ -188,9 +197,12 @@ static int make_dirs(const char *dir, struct kiln_error *err)
 	return 0;
 }
 
-static pid_t spawn_vmm(const struct vm_plan *p, struct kiln_error *err)
+/* In the template's folder (cwd): kiln-vmm's, jailed as uid (0: not). */
+static pid_t spawn_vmm(const struct vm_plan *p, uid_t uid,
+		       struct kiln_error *err)
 {
-	char drives[VM_DRIVES_MAX][64], nets[VM_NETS_MAX][96], qp[24];
+	char drives[VM_DRIVES_MAX][PATH_MAX + 32], nets[VM_NETS_MAX][96];
+	char qp[24], cwd[PATH_MAX], jail[PATH_MAX + 64];
 	unsigned int pairs = net_queue_pairs(p->conf->vcpus);
 	struct vm_argv_buf buf;
 	char *argv[64];
@@ -198,14 +210,25 @@ static pid_t spawn_vmm(const struct vm_plan *p, struct kiln_error *err)
 	int log_fd;
 	pid_t pid;
 
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return kiln_error_set(err, errno, "getcwd");
 	argv[n++] = p->conf->vmm;
+	if (uid != 0) {
+		snprintf(jail, sizeof(jail),
+			 "root=%s/" VM_JAIL_ROOT ",uid=%u,gid=%u", cwd,
+			 (unsigned)uid, (unsigned)uid);
+		argv[n++] = "--jail";
+		argv[n++] = jail;
+	}
 	argv[n++] = "--api-sock";
-	argv[n++] = TEMPLATE_API;
+	argv[n++] = VMM_API;
 	n += vm_argv_source(p->conf, NULL, &buf, argv + n);
 	snprintf(qp, sizeof(qp), ",queue_pairs=%u", pairs);
 	for (int i = 0; i < VM_DRIVES_MAX; i++) {
+		/* in full: the VMM's cwd is VM_DIR (template_key checked the
+		 * length) */
 		snprintf(drives[i], sizeof(drives[i]),
-			 "id=d%d,path=" TEMPLATE_SLOT, i);
+			 "id=d%d,path=%s/" TEMPLATE_SLOT, i, cwd);
 		argv[n++] = "--drive";
 		argv[n++] = drives[i];
 	}
@@ -216,7 +239,8 @@ static pid_t spawn_vmm(const struct vm_plan *p, struct kiln_error *err)
 
 		snprintf(tap, sizeof(tap), "ktmpl%u", (unsigned int)i % 10);
 		/* the forks' queue pairs (net_setup), or they are refused */
-		if (nl_tap_create(tap, pairs > 1, &index, err) < 0)
+		if (nl_tap_create(tap, pairs > 1, &index, err) < 0 ||
+		    net_tap_own(tap, pairs > 1, uid, err) < 0)
 			return -1;
 		template_mac(i, m);
 		snprintf(nets[i], sizeof(nets[i]),
@@ -227,7 +251,7 @@ static pid_t spawn_vmm(const struct vm_plan *p, struct kiln_error *err)
 		argv[n++] = nets[i];
 	}
 	argv[n++] = "--vsock";
-	argv[n++] = "cid=3,uds=" TEMPLATE_VSOCK;
+	argv[n++] = "cid=3,uds=" VMM_VSOCK;
 	argv[n++] = "--console";
 	argv[n++] = "/dev/null";
 	argv[n] = NULL;
@@ -247,6 +271,8 @@ static pid_t spawn_vmm(const struct vm_plan *p, struct kiln_error *err)
 			_exit(127);
 		/* marks it for kiln templates and the tests */
 		setenv("KILN_TEMPLATE", "1", 1);
+		if (chdir(VM_DIR) < 0)
+			_exit(127);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -275,24 +301,37 @@ static int write_key(const char *key, struct kiln_error *err)
 	return 0;
 }
 
-/* In the template's directory, lock held: boot it, make it a template. */
+/*
+ * In the template's directory, lock held: boot it, make it a template.
+ * Jailed (like the container whose shape it has) as a uid of its own,
+ * which we hold until its VMM holds it.
+ */
 static int build(const struct vm_plan *p, const char *key,
 		 struct kiln_error *err)
 {
 	cleanup_close int fd = -1;
+	struct vm_jail j = { .uid = 0, .lock_fd = -1 };
 	struct agent_client *c;
 	pid_t pid;
 
-	unlink(TEMPLATE_SOCK);
-	unlink(TEMPLATE_VSOCK);
-	unlink(TEMPLATE_API);
+	vm_dir_remove(AT_FDCWD, VM_DIR);
+	rmdir(VM_JAIL_ROOT);
 	unlink("pid");
 	if (write_key(key, err) < 0)
 		return -1;
+	if (p->jail.uid != 0 && vm_jail_reserve(&j, err) < 0)
+		return -1;
+	if (mkdir(VM_DIR, 0700) < 0 ||
+	    (j.uid != 0 && chown(VM_DIR, j.uid, j.uid) < 0))
+		return kiln_error_set(err, errno, "template " VM_DIR);
 	fd = open(TEMPLATE_SLOT, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)TEMPLATE_SLOT_BYTES) < 0)
 		return kiln_error_set(err, errno, "template slot");
-	pid = spawn_vmm(p, err);
+	/* the template writes it; its forks, jailed as other uids, read it */
+	if ((j.uid != 0 && fchown(fd, j.uid, j.uid) < 0) ||
+	    fchmod(fd, 0644) < 0)
+		return kiln_error_set(err, errno, "template slot");
+	pid = spawn_vmm(p, j.uid, err);
 	if (pid < 0)
 		return -1;
 	if (write_pid(pid, err) < 0 ||
@@ -309,7 +348,7 @@ static int build(const struct vm_plan *p, const char *key,
 	if (vm_api_call(TEMPLATE_API, "PATCH", "/vm", "{\"state\": \"Paused\"}",
 			err) < 0 ||
 	    vm_api_call(TEMPLATE_API, "PUT", "/snapshot/template",
-			"{\"socket_path\": \"" TEMPLATE_SOCK "\"}", err) < 0)
+			"{\"socket_path\": \"" VMM_SOCK "\"}", err) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -416,17 +455,18 @@ static void show(int dirfd, const char *name, pid_t pid)
 
 static void remove_one(int dirfd, pid_t pid)
 {
-	static const char *const files[] = { TEMPLATE_SOCK,  TEMPLATE_API,
-					     TEMPLATE_VSOCK, TEMPLATE_SLOT,
-					     "pid",	     "key",
-					     VM_LOG,	     VM_LOG_SUP,
-					     "lock",	     NULL };
+	static const char *const files[] = { TEMPLATE_SLOT, "pid",	"key",
+					     VM_LOG,	    VM_LOG_SUP, "lock",
+					     NULL };
 
+	/* jailed, pid is the waiter: its VMM dies with it */
 	if (pid > 0) {
 		kill(pid, SIGKILL);
 		for (int i = 0; i < 200 && kill(pid, 0) == 0; i++)
 			usleep(10000);
 	}
+	vm_dir_remove(dirfd, VM_DIR);
+	unlinkat(dirfd, VM_JAIL_ROOT, AT_REMOVEDIR);
 	for (size_t i = 0; files[i] != NULL; i++)
 		unlinkat(dirfd, files[i], 0);
 }

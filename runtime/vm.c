@@ -150,7 +150,8 @@ static void child_setup(int log_fd)
 		_exit(127);
 }
 
-static void child(char **argv, int log_fd, const struct confine *confine)
+static void child(char **argv, int log_fd, const struct confine *confine,
+		  bool jailed)
 {
 	child_setup(log_fd);
 	/*
@@ -159,6 +160,12 @@ static void child(char **argv, int log_fd, const struct confine *confine)
 	 * the listening sockets that reserve a container's published ports).
 	 */
 	close_range(3, ~0U, 0);
+	/* jailed, its sockets' folder is its cwd: the only one of the state
+	 * directory it sees, and relative names stay short */
+	if (jailed && chdir(VM_DIR) < 0) {
+		dprintf(2, "kiln: chdir " VM_DIR ": %s\n", strerror(errno));
+		_exit(127);
+	}
 	if (confine_apply(confine) < 0)
 		_exit(127);
 	execv(argv[0], argv);
@@ -474,30 +481,86 @@ int vm_api_call(const char *sock, const char *method, const char *path,
 	return 0;
 }
 
+/*
+ * Jailed: the jail's flag, and what the jail uid must reach made its own
+ * (drives; the folder of the sockets is, vm_jail_dir). Its VMM's cwd is
+ * VM_DIR, so the state directory (cwd) is named in full here.
+ */
+static int jail_prepare(const struct vm_plan *p, const char *cwd, char *arg,
+			size_t len, struct kiln_error *err)
+{
+	const struct vm_jail *j = &p->jail;
+
+	if (snprintf(arg, len, "root=%s/" VM_JAIL_ROOT ",uid=%u,gid=%u", cwd,
+		     (unsigned)j->uid, (unsigned)j->uid) >= (int)len)
+		return kiln_error_set(err, ENAMETOOLONG, "--jail root");
+	for (size_t i = 0; i < p->n_drives; i++)
+		if (vm_jail_drive(j, p->drive_path[i], p->drive_ro[i], err) < 0)
+			return -1;
+	/* a VMM of the uid killed just before (a fork that failed) dies
+	 * with its waiter, a little after it */
+	if (vm_jail_wait_free(j->uid, 3000) < 0)
+		return kiln_error_set(err, EBUSY,
+				      "jail uid %u: its last kiln-vmm is "
+				      "still alive",
+				      (unsigned)j->uid);
+	return 0;
+}
+
+/* virtiofsd i's socket seen from the jailed VMM's cwd: a hard link in
+ * VM_DIR to the one it made, connectable by the jail uid. */
+static int jail_fs_sock(const struct vm_plan *p, size_t i,
+			struct kiln_error *err)
+{
+	char name[32], link_path[64];
+
+	snprintf(name, sizeof(name), "fs%zu.sock", i);
+	snprintf(link_path, sizeof(link_path), VM_DIR "/%s", name);
+	unlink(link_path);
+	if (link(name, link_path) < 0)
+		return kiln_error_set(err, errno, "link %s", link_path);
+	return vm_jail_own(&p->jail, link_path, err);
+}
+
 int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 {
-	char sock[PATH_MAX];
-	char slots[VM_DRIVES_MAX][PATH_MAX + 32];
+	char sock[PATH_MAX], cwd[PATH_MAX], jail[PATH_MAX + 64];
+	char slots[VM_DRIVES_MAX][2 * PATH_MAX + 32];
 	char fs[VM_FS_MAX][128];
 	char *argv[ARGV_MAX];
 	struct vm_argv_buf buf;
 	cleanup_close int log_fd = -1;
+	bool jailed = p->jail.uid != 0;
 	size_t n = 0;
 	pid_t pid;
 
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return kiln_error_set(err, errno, "getcwd");
 	argv[n++] = p->conf->vmm;
+	if (jailed) {
+		if (jail_prepare(p, cwd, jail, sizeof(jail), err) < 0)
+			return -1;
+		argv[n++] = "--jail";
+		argv[n++] = jail;
+	}
 	if (p->template_dir != NULL)
-		snprintf(sock, sizeof(sock), "%s/fork.sock", p->template_dir);
+		snprintf(sock, sizeof(sock), "%s/" VM_DIR "/fork.sock",
+			 p->template_dir);
 	n += vm_argv_source(p->conf, p->template_dir ? sock : NULL, &buf,
 			    argv + n);
 	if (p->pod) {
 		argv[n++] = "--api-sock";
-		argv[n++] = VM_API;
-		unlink(VM_API);
+		argv[n++] = jailed ? VM_API : VM_DIR "/" VM_API;
+		unlink(VM_DIR "/" VM_API);
 	}
 	for (size_t i = 0; i < p->n_drives; i++) {
-		if (snprintf(slots[i], sizeof(slots[i]), "id=d%zu,path=%s%s", i,
-			     p->drive_path[i], p->drive_ro[i] ? ",ro" : "") >=
+		/* jailed, the VMM's cwd is VM_DIR: a relative path in full */
+		bool rel = jailed && p->drive_path[i][0] != '/';
+
+		if (snprintf(slots[i], sizeof(slots[i]),
+			     "id=d%zu,path=%s%s%s%s", i, rel ? cwd : "",
+			     rel ? "/" : "", p->drive_path[i],
+			     p->drive_ro[i] ? ",ro" : "") >=
 		    (int)sizeof(slots[i]))
 			return kiln_error_set(err, ENAMETOOLONG, "drive `%s`",
 					      p->drive_path[i]);
@@ -535,12 +598,13 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 		argv[n++] = fs[i];
 	}
 	argv[n++] = "--vsock";
-	argv[n++] = "cid=3,uds=" VM_VSOCK;
+	argv[n++] = jailed ? "cid=3,uds=" VM_VSOCK
+			   : "cid=3,uds=" VM_DIR "/" VM_VSOCK;
 	argv[n++] = "--console";
 	argv[n++] = p->console != NULL ? (char *)p->console : "/dev/null";
 	argv[n] = NULL;
 
-	unlink(VM_VSOCK);
+	unlink(VM_DIR "/" VM_VSOCK);
 	log_fd = open(VM_LOG, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (log_fd < 0)
 		return kiln_error_set(err, errno, "open " VM_LOG);
@@ -550,7 +614,8 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 	fs_stop(vm);
 	for (size_t i = 0; i < p->n_fs; i++) {
 		vm->n_fs = i + 1;
-		if (fs_start(p, i, &vm->fs_pid[i], err) < 0) {
+		if (fs_start(p, i, &vm->fs_pid[i], err) < 0 ||
+		    (jailed && jail_fs_sock(p, i, err) < 0)) {
 			fs_stop(vm);
 			return -1;
 		}
@@ -561,7 +626,7 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 		return kiln_error_set(err, errno, "fork kiln-vmm");
 	}
 	if (pid == 0)
-		child(argv, log_fd, &p->confine);
+		child(argv, log_fd, &p->confine, jailed);
 	vm->pid = pid;
 	vm->start = proc_start_time(pid);
 	return 0;

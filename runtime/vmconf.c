@@ -11,6 +11,7 @@
  *     "vcpus": N, "memory_mib": N, "boot_timeout_s": N,
  *     "templates": BOOL (default true: fork from warm templates),
  *     "template_dir": PATH (default <--root>/templates),
+ *     "jail": BOOL (default true: kiln-vmm --jail, docs/jail.md),
  *     "virtiofsd": PATH (default /usr/lib/qemu/virtiofsd, Debian's) }
  * and a container's annotations io.kiln.vcpus / io.kiln.memory_mib size
  * its own VM. linux.resources sizes it first: the memory limit plus
@@ -94,6 +95,7 @@ static int defaults(struct vm_config *c, struct kiln_error *err)
 	c->memory_mib = KILN_DEFAULT_MEM_MIB;
 	c->boot_timeout_s = 120;
 	c->templates = true;
+	c->jail = true;
 	if (c->vmm == NULL || c->kernel == NULL || c->initramfs == NULL ||
 	    c->cache_dir == NULL || c->virtiofsd == NULL)
 		return kiln_error_set(err, ENOMEM, "vm config");
@@ -132,7 +134,7 @@ static int set_uint(yajl_val root, const char *key, uint64_t max, uint32_t *out,
 	return 0;
 }
 
-int vm_config_load(struct vm_config *c, struct kiln_error *err)
+static int config_read(struct vm_config *c, struct kiln_error *err)
 {
 	const char *path = getenv("KILN_CONFIG");
 	cleanup_free char *text = NULL;
@@ -168,11 +170,39 @@ int vm_config_load(struct vm_config *c, struct kiln_error *err)
 		    0 ||
 	    json_bool(json_get(root, "templates"), "templates", &c->templates,
 		      err) < 0 ||
+	    json_bool(json_get(root, "jail"), "jail", &c->jail, err) < 0 ||
 	    set_path(root, "template_dir", &c->template_dir, err) < 0 ||
 	    set_path(root, "virtiofsd", &c->virtiofsd, err) < 0)
 		res = kiln_error_wrap(err, "%s", path);
 	yajl_tree_free(root);
 	return res;
+}
+
+/*
+ * The VMM, kernel and initramfs by their real paths: kiln-vmm's jail
+ * binds each at the path it is given, and refuses one with `..` (the
+ * installed default is <bindir>/../share/kiln/...) or a symlink's name.
+ */
+static void config_real_paths(struct vm_config *c)
+{
+	char **v[] = { &c->vmm, &c->kernel, &c->initramfs };
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char *r = *v[i] != NULL ? realpath(*v[i], NULL) : NULL;
+
+		if (r != NULL) {
+			free(*v[i]);
+			*v[i] = r;
+		}
+	}
+}
+
+int vm_config_load(struct vm_config *c, struct kiln_error *err)
+{
+	if (config_read(c, err) < 0)
+		return -1;
+	config_real_paths(c);
+	return 0;
 }
 
 /* An annotation of a whole number, or 0 when absent; -1 with err. */

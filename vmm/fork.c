@@ -359,6 +359,13 @@ static void close_rights(struct msghdr *msg)
  */
 static int template_conn = -1;
 
+/* fork_connect's answer, until fork_load takes it. main()'s thread. */
+static struct {
+	bool have;
+	struct fork_hello hello;
+	int state_fd, mem_fd, conn;
+} pre = { .state_fd = -1, .mem_fd = -1, .conn = -1 };
+
 /* The hello and the two fds of the template on path. */
 static int fork_fetch(const char *path, struct fork_hello *hello, int *state_fd,
 		      int *mem_fd, int *conn, struct kiln_error *err)
@@ -525,6 +532,20 @@ static void take_boot_source(struct vm_config *c, struct vm_config *t)
 	t->kernel_path = t->initrd_path = t->cmdline = NULL;
 }
 
+int fork_connect(const char *sock_path, int fds[3], struct kiln_error *err)
+{
+	if (pre.have)
+		return kiln_error_set(err, EALREADY, "fork: connected already");
+	if (fork_fetch(sock_path, &pre.hello, &pre.state_fd, &pre.mem_fd,
+		       &pre.conn, err) < 0)
+		return kiln_error_wrap(err, "fork of `%s`", sock_path);
+	pre.have = true;
+	fds[0] = pre.conn;
+	fds[1] = pre.state_fd;
+	fds[2] = pre.mem_fd;
+	return 0;
+}
+
 int fork_load(struct vm *vm, struct vm_config *cfg, const char *sock_path,
 	      struct kiln_error *err)
 {
@@ -539,8 +560,18 @@ int fork_load(struct vm *vm, struct vm_config *cfg, const char *sock_path,
 	if (vm->cfg != cfg)
 		return kiln_error_set(err, EINVAL, "not this VM's config");
 	vm_config_init(&tcfg);
-	if (fork_fetch(sock_path, &hello, &state_fd, &mem_fd, &conn, err) < 0)
+	if (pre.have) {
+		/* received before the jail; checked from here on */
+		hello = pre.hello;
+		state_fd = pre.state_fd;
+		mem_fd = pre.mem_fd;
+		conn = pre.conn;
+		pre.have = false;
+		pre.state_fd = pre.mem_fd = pre.conn = -1;
+	} else if (fork_fetch(sock_path, &hello, &state_fd, &mem_fd, &conn,
+			      err) < 0) {
 		goto out;
+	}
 	if (hello.state_size == 0 || hello.state_size > SNAP_MAX_FILE) {
 		kiln_error_set(err, EINVAL, "template state of %llu bytes",
 			       (unsigned long long)hello.state_size);

@@ -86,5 +86,16 @@ void fork_template_stop(struct fork_template *t);
  */
 int fork_load(struct vm *vm, struct vm_config *cfg, const char *sock_path,
 	      struct kiln_error *err);
+/*
+ * Connect to the template serving sock_path and receive its answer (the
+ * hello and both fds) now, for fork_load to use later: a jailed fork
+ * does this as root before its jail is built, so that it needs no path
+ * to the template (whose socket its uid may not reach) and the template
+ * sees a root peer. Nothing received is parsed here (it is what a
+ * template's guest may have shaped): fork_load checks it, jailed. The
+ * three fds (connection, state, RAM) go into fds, to be kept open
+ * through the jail. main()'s thread, before any other.
+ */
+int fork_connect(const char *sock_path, int fds[3], struct kiln_error *err);
 
 #endif

@@ -482,9 +482,18 @@ static int lock_uid(uid_t uid, struct kiln_error *err)
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return kiln_error_set(err, errno, "--jail: open `%s`", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	/*
+	 * The runtime tests whether a uid is taken by taking this lock for
+	 * an instant (runtime/jail.c): a few tries over 50 ms tell such a
+	 * look from a kiln-vmm that holds it.
+	 */
+	for (int i = 0; flock(fd, LOCK_EX | LOCK_NB) < 0; i++) {
 		int e = errno;
 
+		if (e == EWOULDBLOCK && i < 50) {
+			usleep(1000);
+			continue;
+		}
 		close(fd);
 		if (e == EWOULDBLOCK)
 			return kiln_error_set(err, 0,
@@ -575,6 +584,20 @@ static int bind_one(const char *root, const struct jail_bind *b,
 				      b->what, b->path);
 	if (b->kind == JAIL_FILE_RO || b->kind == JAIL_DIR_RO)
 		flags |= MS_RDONLY;
+	/*
+	 * An output that is a character device (a console pty, /dev/null:
+	 * plan_resolve made it a JAIL_FILE_RW) is opened as such: nodev
+	 * would refuse it. Only the node the configuration names, checked
+	 * writable by the jail's ids; the VMM cannot make others (no
+	 * CAP_MKNOD, and the root is read-only).
+	 */
+	{
+		struct stat st;
+
+		if (b->kind == JAIL_FILE_RW && stat(b->path, &st) == 0 &&
+		    S_ISCHR(st.st_mode))
+			flags &= ~(unsigned long)MS_NODEV;
+	}
 	if (mount(NULL, dst, NULL, flags, NULL) < 0)
 		return kiln_error_set(err, errno, "--jail: remount %s `%s`",
 				      b->what, b->path);

@@ -209,6 +209,24 @@ struct vmm_opts {
 	struct jail_opts jail; /* enabled: --jail given */
 };
 
+/* fork_connect, its fds added to those the jail keeps open */
+static int jail_keep_fork(struct jail_opts *j, const char *sock,
+			  struct kiln_error *err)
+{
+	int fds[3];
+
+	if (j->nkeep + 3 > JAIL_MAX_KEEP_FDS)
+		return kiln_error_set(err, 0,
+				      "--jail keep-fds: at most %d fds with "
+				      "--fork-from",
+				      JAIL_MAX_KEEP_FDS - 3);
+	if (fork_connect(sock, fds, err) < 0)
+		return -1;
+	for (int i = 0; i < 3; i++)
+		j->keep_fds[j->nkeep++] = fds[i];
+	return 0;
+}
+
 static void print_seccomp_counts(void)
 {
 	const struct seccomp_list *lists[] = { &api_seccomp, &vmm_seccomp,
@@ -479,9 +497,22 @@ int main(int argc, char **argv)
 		jail_opts_destroy(&opts.jail);
 		return 2;
 	}
+	/*
+	 * A jailed fork takes its template's answer first, as root (the
+	 * template's socket need not be reachable by the jail's uid, and
+	 * the template serves root or its own uid only); it is parsed only
+	 * jailed, in fork_load.
+	 */
+	if (opts.jail.enabled && opts.fork_from != NULL &&
+	    jail_keep_fork(&opts.jail, opts.fork_from, &err) < 0) {
+		kiln_error_print(&err, "kiln-vmm");
+		vm_config_destroy(&cfg);
+		jail_opts_destroy(&opts.jail);
+		return 1;
+	}
 	/* before any thread, device or guest byte; the waiter stays in it */
-	if (opts.jail.enabled && jail_enter(&opts.jail, &cfg, opts.api_sock,
-					    opts.fork_from, &err) < 0) {
+	if (opts.jail.enabled &&
+	    jail_enter(&opts.jail, &cfg, opts.api_sock, NULL, &err) < 0) {
 		kiln_error_print(&err, "kiln-vmm");
 		vm_config_destroy(&cfg);
 		jail_opts_destroy(&opts.jail);

@@ -132,6 +132,7 @@ dm_marked() {
 # templates (KILN_TEMPLATE=1: they outlive containers) only with `all`.
 dm_vmms() { # [all]
 	for p in $(pgrep -x kiln-vmm); do
+		vmm_is_waiter "$p" && continue
 		grep -qzxF -e "KILN_IT_RUN=$KILN_IT_RUN" -e "KILN_DM_RUN=$DM_DIR" \
 			"/proc/$p/environ" 2>/dev/null || continue
 		[ "${1:-}" = all ] || ! grep -qzxF KILN_TEMPLATE=1 "/proc/$p/environ" ||
@@ -145,7 +146,8 @@ dm_vmms() { # [all]
 # conmon starts the runtime with an environment of its own.
 dm_vmm_of() { # ID
 	for p in $(pgrep -x kiln-vmm); do
-		case "$(readlink "/proc/$p/cwd" 2>/dev/null)" in
+		vmm_is_waiter "$p" && continue
+		case "$(vmm_state_dir "$p")" in
 		*/"$1") echo "$p" ;;
 		esac
 	done
@@ -380,5 +382,5 @@ dm_template_ready() { # DIR
 # Container ID's VM was forked from a template: its kiln-vmm said so.
 dm_forked() { # ID
 	v=$(dm_vmm_of "$1" | head -n 1)
-	[ -n "$v" ] && grep -q "forked from" "/proc/$v/cwd/vmm.log" 2>/dev/null
+	[ -n "$v" ] && grep -q "forked from" "$(vmm_state_dir "$v")/vmm.log" 2>/dev/null
 }

@@ -102,12 +102,32 @@ skip() { # REASON
 own_vmms() {
 	for d in /proc/[0-9]*; do
 		[ "$(cat "$d/comm" 2>/dev/null)" = kiln-vmm ] || continue
+		vmm_is_waiter "${d#/proc/}" && continue
 		env=$(tr '\0' '\n' <"$d/environ" 2>/dev/null)
 		printf '%s\n' "$env" | grep -qxF "KILN_IT_RUN=$KILN_IT_RUN" || continue
 		[ "${1:-}" = all ] || ! printf '%s\n' "$env" | grep -qxF KILN_TEMPLATE=1 ||
 			continue
 		echo "${d#/proc/}"
 	done
+}
+
+# A jailed kiln-vmm is two processes of that name (docs/jail.md): the
+# waiter the caller started, and the VMM, its child. Is PID a waiter?
+vmm_is_waiter() { # PID
+	[ -n "$(pgrep -P "$1" -x kiln-vmm)" ]
+}
+
+# The folder a container's kiln-vmm PID was started in (its state
+# directory): a jailed VMM's cwd is in its jail, its waiter's is the
+# state directory's vm/ folder.
+vmm_state_dir() { # PID
+	pp=$(awk '/^PPid:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
+	if [ -n "$pp" ] && [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = kiln-vmm ]; then
+		d=$(readlink "/proc/$pp/cwd" 2>/dev/null)
+		echo "${d%/vm}"
+	else
+		readlink "/proc/$1/cwd" 2>/dev/null
+	fi
 }
 
 # SIGKILL this run's kiln-vmm processes, by pid; true if there were any.

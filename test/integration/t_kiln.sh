@@ -367,7 +367,7 @@ test_kiln_pod_one_vm() {
 	# the sandbox's shape has a warm template now: a pod whose VM is a
 	# fork (its spare slots hold the template's read-only placeholder)
 	for _ in $(seq 180); do
-		ls "$KROOT"/templates/*/fork.sock >/dev/null 2>&1 && break
+		ls "$KROOT"/templates/*/vm/fork.sock >/dev/null 2>&1 && break
 		sleep 1
 	done
 	kiln_pod_bundle "$T/sb2" sandbox 'exec sleep 1000' sb2 || return 1
