@@ -117,13 +117,33 @@ vmm_is_waiter() { # PID
 	[ -n "$(pgrep -P "$1" -x kiln-vmm)" ]
 }
 
+# PID's parent
+ppid_of() { # PID
+	awk '/^PPid:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# A jailed kiln-vmm's waiter (its parent, also named kiln-vmm), or nothing
+vmm_waiter_of() { # PID
+	pp=$(ppid_of "$1")
+	if [ -n "$pp" ] && [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = kiln-vmm ]; then
+		echo "$pp"
+	fi
+}
+
+# The process that started kiln-vmm PID: its parent, or for a jailed
+# VMM its waiter's parent.
+vmm_starter() { # PID
+	w=$(vmm_waiter_of "$1")
+	ppid_of "${w:-$1}"
+}
+
 # The folder a container's kiln-vmm PID was started in (its state
 # directory): a jailed VMM's cwd is in its jail, its waiter's is the
 # state directory's vm/ folder.
 vmm_state_dir() { # PID
-	pp=$(awk '/^PPid:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
-	if [ -n "$pp" ] && [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = kiln-vmm ]; then
-		d=$(readlink "/proc/$pp/cwd" 2>/dev/null)
+	w=$(vmm_waiter_of "$1")
+	if [ -n "$w" ]; then
+		d=$(readlink "/proc/$w/cwd" 2>/dev/null)
 		echo "${d%/vm}"
 	else
 		readlink "/proc/$1/cwd" 2>/dev/null

@@ -318,8 +318,8 @@ pn_kill9() {
 	dm_until 60 '[ -n "$(dm_vmm_of "$id")" ]' ||
 		{ fail "no kiln-vmm while the container runs"; pn rm -f k9 >/dev/null 2>&1; pn_unpin k9; return 1; }
 	vmm=$(dm_vmm_of "$id" | head -n 1)
-	[ -n "$pid" ] && [ "$(ps -o ppid= -p "$vmm" | tr -d ' ')" = "$pid" ] ||
-		{ fail "State.Pid '$pid' is not the parent of kiln-vmm $vmm (kiln's pid process)"; pn rm -f k9 >/dev/null 2>&1; pn_unpin k9; return 1; }
+	[ -n "$pid" ] && [ "$(vmm_starter "$vmm")" = "$pid" ] ||
+		{ fail "State.Pid '$pid' did not start kiln-vmm $vmm (kiln's pid process)"; pn rm -f k9 >/dev/null 2>&1; pn_unpin k9; return 1; }
 	kill -9 "$pid"
 	dm_until 60 "[ \"\$(pn inspect -f '{{.State.Running}}' k9 2>/dev/null)\" = false ]" ||
 		echo "      (podman still says running 60 s after the kill)"
