@@ -126,9 +126,13 @@ static void *wait_main(void *arg)
 	struct agent_client *c;
 	struct agent_exit ex = { 0 };
 	int32_t status = VM_DIED_EXIT;
+	int fd;
 
-	c = agent_client_connect(VM_VSOCK, agent_deadline_ms(30000),
-				 CALL_TIMEOUT, &err);
+	/* the agent answered the main connection's Check already: no
+	 * second one, a round trip the guest's vCPU would also spend */
+	fd = agent_vsock_connect(VM_VSOCK, AGENT_RPC_PORT,
+				 agent_deadline_ms(30000), &err);
+	c = fd >= 0 ? agent_client_new(fd, VM_VSOCK, CALL_TIMEOUT, &err) : NULL;
 	if (c != NULL && agent_wait(c, s->guest, "", &ex, &err) == 0)
 		status = ex.status;
 	else
