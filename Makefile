@@ -147,7 +147,7 @@ $(B)/kiln-vmm-selftest: $(call obj,$(filter-out vmm/seccomp.c,$(VMM_SRCS)) \
 $(B)/kiln: $(call obj,$(RUNTIME_SRCS) $(OCI_SRCS) $(JSON_SRCS) $(LIB_SRCS) \
 		$(CLIENT_SRCS) $(RPC_SRCS) $(NL_SRCS))
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lcrypto -lprotobuf-c -lmnl -lpthread
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lprotobuf-c -lmnl -lpthread
 
 # containerd's runtime v2 shim
 $(B)/containerd-shim-kiln-v2: $(call obj,$(SHIM_SRCS) $(CTRD_SRCS) $(OCI_SRCS) \

@@ -7,7 +7,6 @@
 #include <ftw.h>
 #include <glob.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "../lib/cleanup.h"
+#include "../lib/sha256.h"
 
 const char *layer_mkfs_erofs = "mkfs.erofs";
 
@@ -29,7 +29,7 @@ struct layer_entry_sum {
 };
 
 /* nftw has no argument for its callback: one walk at a time per thread */
-static __thread EVP_MD_CTX *walk_md;
+static __thread struct sha256 *walk_md;
 static __thread size_t walk_root_len;
 
 static int walk_entry(const char *path, const struct stat *st, int type,
@@ -54,9 +54,8 @@ static int walk_entry(const char *path, const struct stat *st, int type,
 	(void)ftw;
 	if (type == FTW_NS || type == FTW_DNR)
 		return -1; /* unreadable: no fingerprint can stand for it */
-	if (EVP_DigestUpdate(walk_md, &e, sizeof(e)) != 1 ||
-	    EVP_DigestUpdate(walk_md, rel, e.pathlen) != 1)
-		return -1;
+	sha256_update(walk_md, &e, sizeof(e));
+	sha256_update(walk_md, rel, e.pathlen);
 	return 0;
 }
 
@@ -75,9 +74,8 @@ int layer_key(const char *dir, enum layer_kind kind,
 	      char key[LAYER_KEY_LEN + 1], struct kiln_error *err)
 {
 	char real[PATH_MAX];
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0;
-	EVP_MD_CTX *md;
+	unsigned char digest[SHA256_LEN];
+	struct sha256 md;
 	struct stat st;
 	int ret = -1;
 
@@ -88,11 +86,7 @@ int layer_key(const char *dir, enum layer_kind kind,
 	if (!S_ISDIR(st.st_mode))
 		return kiln_error_set(err, ENOTDIR,
 				      "layer `%s` is not a directory", dir);
-	md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-		kiln_error_set(err, ENOMEM, "layer `%s`: SHA-256", dir);
-		goto out;
-	}
+	sha256_init(&md);
 	if (kind == LAYER_IMMUTABLE) {
 		struct layer_entry_sum id = {
 			.ino = st.st_ino,
@@ -102,18 +96,12 @@ int layer_key(const char *dir, enum layer_kind kind,
 			.pathlen = (uint32_t)strlen(real),
 		};
 
-		if (EVP_DigestUpdate(md, "immutable", 10) != 1 ||
-		    EVP_DigestUpdate(md, &id, sizeof(id)) != 1 ||
-		    EVP_DigestUpdate(md, real, id.pathlen) != 1) {
-			kiln_error_set(err, 0, "layer `%s`: SHA-256", dir);
-			goto out;
-		}
+		sha256_update(&md, "immutable", 10);
+		sha256_update(&md, &id, sizeof(id));
+		sha256_update(&md, real, id.pathlen);
 	} else {
-		if (EVP_DigestUpdate(md, "tree", 5) != 1) {
-			kiln_error_set(err, 0, "layer `%s`: SHA-256", dir);
-			goto out;
-		}
-		walk_md = md;
+		sha256_update(&md, "tree", 5);
+		walk_md = &md;
 		walk_root_len = strlen(real);
 		/* FTW_PHYS: a symlink is an entry, never followed */
 		if (nftw(real, walk_entry, 32, FTW_PHYS | FTW_MOUNT) != 0) {
@@ -123,15 +111,11 @@ int layer_key(const char *dir, enum layer_kind kind,
 			goto out;
 		}
 	}
-	if (EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != 32) {
-		kiln_error_set(err, 0, "layer `%s`: SHA-256", dir);
-		goto out;
-	}
-	hex(digest, dlen, key);
+	sha256_final(&md, digest);
+	hex(digest, SHA256_LEN, key);
 	ret = 0;
 out:
 	walk_md = NULL;
-	EVP_MD_CTX_free(md);
 	return ret;
 }
 

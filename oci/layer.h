@@ -13,7 +13,7 @@
  *    change: its key is a fingerprint of every entry's path, type, mode,
  *    owner, size, times and link target (one lstat per entry, no file is
  *    read), so an unchanged tree is reused and any change builds anew.
- * Keys are SHA-256 (OpenSSL), so a tree cannot be made to collide with
+ * Keys are SHA-256 (lib/sha256.c), so a tree cannot be made to collide with
  * another's key and be handed someone else's image.
  *
  * Images are built by mkfs.erofs from erofs-utils (no mount needed) into

@@ -83,25 +83,72 @@ static int relay_add(struct stdio_set *io, int from, int to, bool to_guest,
 	return 0;
 }
 
+/* One stream's attach, on a thread of its own (attach_all). */
+struct attach_job {
+	struct agent_client *c;
+	const char *ctr, *exec_id, *stream;
+	int fd;
+	struct kiln_error err;
+};
+
+static void *attach_main(void *arg)
+{
+	struct attach_job *j = arg;
+
+	j->fd = agent_attach_stream(j->c, j->ctr, j->exec_id, j->stream,
+				    &j->err);
+	return NULL;
+}
+
+/*
+ * The streams' attaches at once: each is a vsock connection and two
+ * round trips to the guest, which one after the other made a
+ * container's start wait for all six. The threads only read c (its
+ * socket path and timeout) and own their job until joined; a failed
+ * attach closes the others' fds, and the first failure is the error.
+ */
+static int attach_all(struct attach_job *jobs, size_t n, struct kiln_error *err)
+{
+	pthread_t t[3];
+	bool here[3] = { false }; /* no thread: run in this one */
+	int res = 0;
+
+	for (size_t i = 1; i < n; i++)
+		here[i] = pthread_create(&t[i], NULL, attach_main, &jobs[i]) !=
+			  0;
+	attach_main(&jobs[0]);
+	for (size_t i = 1; i < n; i++)
+		if (here[i])
+			attach_main(&jobs[i]);
+		else
+			pthread_join(t[i], NULL);
+	for (size_t i = 0; i < n; i++)
+		if (jobs[i].fd < 0 && res == 0) {
+			*err = jobs[i].err;
+			res = -1;
+		}
+	for (size_t i = 0; res < 0 && i < n; i++)
+		if (jobs[i].fd >= 0)
+			close(jobs[i].fd);
+	return res;
+}
+
 int stdio_attach(struct stdio_set *io, struct agent_client *c, const char *ctr,
 		 const char *exec_id, bool terminal, struct kiln_error *err)
 {
 	int in = io->pty >= 0 ? io->pty : 0;
 	int out = io->pty >= 0 ? io->pty : 1;
-	int gin, gout, gerr = -1;
+	struct attach_job j[3] = {
+		{ c, ctr, exec_id, "stdin", -1, { 0 } },
+		{ c, ctr, exec_id, "stdout", -1, { 0 } },
+		{ c, ctr, exec_id, "stderr", -1, { 0 } },
+	};
 
-	gin = agent_attach_stream(c, ctr, exec_id, "stdin", err);
-	if (gin < 0)
+	if (attach_all(j, terminal ? 2 : 3, err) < 0)
 		return -1;
-	gout = agent_attach_stream(c, ctr, exec_id, "stdout", err);
-	if (gout < 0)
-		return -1;
-	if (!terminal &&
-	    (gerr = agent_attach_stream(c, ctr, exec_id, "stderr", err)) < 0)
-		return -1;
-	if (relay_add(io, gout, out, false, err) < 0 ||
-	    (gerr >= 0 && relay_add(io, gerr, 2, false, err) < 0) ||
-	    relay_add(io, in, gin, true, err) < 0)
+	if (relay_add(io, j[1].fd, out, false, err) < 0 ||
+	    (!terminal && relay_add(io, j[2].fd, 2, false, err) < 0) ||
+	    relay_add(io, in, j[0].fd, true, err) < 0)
 		return -1;
 	return 0;
 }

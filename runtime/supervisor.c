@@ -9,8 +9,8 @@
  * Threads, and what each owns:
  *  - main: the state file, the VM, the agent connection `agent`, the
  *    control socket and every signal (a signalfd; all are blocked);
- *  - wait: its own agent connection, blocked in WaitProcess; it writes
- *    the exit status to exit_pipe once;
+ *  - wait (from the container's creation on): its own agent connection,
+ *    blocked in WaitProcess; it writes the exit status to exit_pipe once;
  *  - one relay per stdio stream, each with its two fds: bytes between
  *    the caller's stdio (or the pty) and the agent's stream, blocking;
  *  - the DNS relay's, when the container's resolv.conf names a loopback
@@ -49,15 +49,18 @@
 #define VM_DIED_EXIT 137
 
 enum {
-	T_BEGIN,   /* the pid process began */
-	T_ROOTFS,  /* images of the rootfs and mounts are ready */
-	T_VMM,	   /* kiln-vmm spawned */
-	T_AGENT,   /* the guest's agent answered */
-	T_CREATED, /* the container exists in the guest */
-	T_START,   /* start asked */
-	T_STARTED, /* the init runs */
-	T_EXIT,	   /* the init's exit is known */
-	T_END,	   /* output drained, VM gone */
+	T_BEGIN,    /* the pid process began */
+	T_SETUP,    /* netns, cgroup, hooks, jail uid, TAPs done */
+	T_ROOTFS,   /* images of the rootfs and mounts are ready */
+	T_VMM,	    /* kiln-vmm spawned */
+	T_AGENT,    /* the guest's agent answered */
+	T_IDENTITY, /* its clock, RNG, network and CPU quota set */
+	T_CREATED,  /* the container exists in the guest */
+	T_ATTACHED, /* its stdio streams are attached */
+	T_START,    /* start asked */
+	T_STARTED,  /* the init runs */
+	T_EXIT,	    /* the init's exit is known */
+	T_END,	    /* output drained, VM gone */
 	T_COUNT
 };
 
@@ -123,9 +126,13 @@ static void *wait_main(void *arg)
 	struct agent_client *c;
 	struct agent_exit ex = { 0 };
 	int32_t status = VM_DIED_EXIT;
+	int fd;
 
-	c = agent_client_connect(VM_VSOCK, agent_deadline_ms(30000),
-				 CALL_TIMEOUT, &err);
+	/* the agent answered the main connection's Check already: no
+	 * second one, a round trip the guest's vCPU would also spend */
+	fd = agent_vsock_connect(VM_VSOCK, AGENT_RPC_PORT,
+				 agent_deadline_ms(30000), &err);
+	c = fd >= 0 ? agent_client_new(fd, VM_VSOCK, CALL_TIMEOUT, &err) : NULL;
 	if (c != NULL && agent_wait(c, s->guest, "", &ex, &err) == 0)
 		status = ex.status;
 	else
@@ -136,15 +143,32 @@ static void *wait_main(void *arg)
 }
 
 /*
+ * The wait thread, once the container exists in the guest: its agent
+ * connection and its WaitProcess are made while the caller is still to
+ * come with start, instead of after it (the agent answers a wait on an
+ * init that has not started yet when it ends, as on any other).
+ */
+static int wait_thread_start(struct sup *s, struct kiln_error *err)
+{
+	pthread_t t;
+	int e = pthread_create(&t, NULL, wait_main, s);
+
+	if (e != 0)
+		return kiln_error_set(err, e, "wait thread");
+	pthread_detach(t);
+	return 0;
+}
+
+/*
  * With $KILN_TIMING set, one JSON line per container appended to that
  * file: milliseconds per phase (test/bench/start reads them).
  */
 static void timings(struct sup *s)
 {
 	static const char *const names[T_COUNT] = {
-		"begin", "rootfs", "vmm_spawn",
-		"boot",	 "create", "created_to_start",
-		"start", "run",	   "teardown",
+		"begin",    "setup",	"rootfs", "vmm_spawn",	      "boot",
+		"identity", "create",	"attach", "created_to_start", "start",
+		"run",	    "teardown",
 	};
 	const char *path = getenv("KILN_TIMING");
 	char line[512];
@@ -235,8 +259,6 @@ static int run_hooks(struct sup *s, enum oci_hook_kind kind,
 static int do_start(struct sup *s, struct kiln_error *err)
 {
 	uint32_t pid = 0;
-	pthread_t t;
-	int e;
 
 	if (s->started)
 		return kiln_error_set(err, 0, "container already started");
@@ -246,10 +268,6 @@ static int do_start(struct sup *s, struct kiln_error *err)
 		return -1;
 	s->t[T_STARTED] = util_now_ns();
 	s->started = true;
-	e = pthread_create(&t, NULL, wait_main, s);
-	if (e != 0)
-		return kiln_error_set(err, e, "wait thread");
-	pthread_detach(t);
 	stdio_resize(&s->io, s->agent, s->guest, "");
 	if (save(s, CONTAINER_RUNNING) < 0)
 		return kiln_error_set(err, errno, "write state");
@@ -666,6 +684,7 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	s->plan.conf = s->a->conf;
 	s->plan.member = s->pod != NULL;
 	s->plan.pod = s->pod == NULL && pod_is_sandbox(spec);
+	s->t[T_SETUP] = util_now_ns();
 	if (confine_plan(spec->process, &s->plan.confine, err) < 0 ||
 	    request_process(&r, spec->process, &proc, err) < 0 ||
 	    request_seccomp(&r, spec->linux_ ? spec->linux_->seccomp : NULL,
@@ -681,6 +700,7 @@ static int create_container(struct sup *s, struct kiln_error *err)
 		    ? pod_up(s, err) < 0
 		    : own_vm_up(s, &forked, err) < 0 || cpu_quota(s, err) < 0)
 		goto out;
+	s->t[T_IDENTITY] = util_now_ns();
 	req.container_id = (char *)s->guest;
 	/* a pod's containers share its IPC and UTS, as Kubernetes' do */
 	if (s->pod != NULL)
@@ -776,10 +796,11 @@ static int setup(struct sup *s, struct kiln_error *err)
 			return -1;
 		s->a->console_fd = -1;
 	}
-	if (create_container(s, err) < 0)
+	if (create_container(s, err) < 0 || wait_thread_start(s, err) < 0)
 		return -1;
 	if (stdio_attach(&s->io, s->agent, s->guest, "", p->terminal, err) < 0)
 		return -1;
+	s->t[T_ATTACHED] = util_now_ns();
 	return save(s, CONTAINER_CREATED) < 0
 		       ? kiln_error_set(err, errno, "write state")
 		       : 0;
