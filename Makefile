@@ -34,7 +34,7 @@ TSAN_CFLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer \
 LDLIBS_VMM := -static -lyajl_s -lhttp_parser -lcrypto -lseccomp -lcap -lpthread
 # the agent is guest code: one static binary, no libc surprises
 LDLIBS_AGENT := -static -lprotobuf-c -lcap -lseccomp -lpthread
-LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lseccomp -lcrypto -lmnl -lpthread
+LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lseccomp -lcrypto -lnettle -lmnl -lpthread
 
 # protobuf-c code generated from our .proto files, under build/gen
 GEN := $(B)/gen
@@ -147,13 +147,13 @@ $(B)/kiln-vmm-selftest: $(call obj,$(filter-out vmm/seccomp.c,$(VMM_SRCS)) \
 $(B)/kiln: $(call obj,$(RUNTIME_SRCS) $(OCI_SRCS) $(JSON_SRCS) $(LIB_SRCS) \
 		$(CLIENT_SRCS) $(RPC_SRCS) $(NL_SRCS))
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lprotobuf-c -lmnl -lpthread
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lnettle -lprotobuf-c -lmnl -lpthread
 
 # containerd's runtime v2 shim
 $(B)/containerd-shim-kiln-v2: $(call obj,$(SHIM_SRCS) $(CTRD_SRCS) $(OCI_SRCS) \
 		$(JSON_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS))
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lcrypto -lprotobuf-c -lpthread
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lnettle -lcrypto -lprotobuf-c -lpthread
 
 $(B)/kiln-agent: $(call obj,$(AGENT_SRCS) $(RPC_SRCS) $(LIB_SRCS))
 	@$(if $(Q),echo "  LD      $@")
