@@ -34,8 +34,8 @@
 /* overlayfs takes its options in one page, NUL included */
 #define OVERLAY_DATA_MAX 4096
 
-#define WAIT_STEP_MS 10
-#define WAIT_POLLS   200 /* 2 s in steps of WAIT_STEP_MS */
+#define WAIT_STEP_MS 1
+#define WAIT_POLLS   2000 /* 2 s in steps of WAIT_STEP_MS */
 
 static void wait_step(void)
 {
