@@ -44,6 +44,7 @@
 #include "../lib/cleanup.h"
 #include "../lib/log.h"
 #include "../oci/container.h"
+#include "../oci/state.h"
 #include "kiln.h"
 
 #define POD_VOLUMES_ANNOTATION "io.kiln.pod-volumes"
@@ -124,10 +125,12 @@ int podfs_find(struct vm_plan *p, int dirfd, const char *sandbox,
 	       struct kiln_error *err)
 {
 	char rel[POD_ID_MAX + 16], full[POD_ID_MAX + 64], real[PATH_MAX];
+	struct kiln_error why = { 0 };
 	struct stat st;
 
-	if (strlen(sandbox) > POD_ID_MAX || strchr(sandbox, '/') != NULL)
-		return 0; /* pod_join says what is wrong with it */
+	/* pod_join says what is wrong with a bad id */
+	if (strlen(sandbox) > POD_ID_MAX || oci_id_check(sandbox, &why) < 0)
+		return 0;
 	snprintf(rel, sizeof(rel), "../%s/" POD_FS_DIR, sandbox);
 	if (fstatat(dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    !S_ISDIR(st.st_mode))
