@@ -31,7 +31,12 @@
 #define AGENT_RUN_DIR	      "/run/kiln/c"
 /* a VM's volumes its containers share (a pod's emptyDirs): a bind mount
  * from a directory here makes it on first use (agent.proto, Mount) */
-#define AGENT_VOLUMES_DIR    "/run/kiln/volumes"
+#define AGENT_VOLUMES_DIR "/run/kiln/volumes"
+/* a pod's shared host folder (the runtime's podfs.c): the virtio-fs
+ * device tagged AGENT_PODFS_TAG, mounted here on first use; a bind from
+ * AGENT_PODFS_DIR/<id>/<n> binds one host directory of a container */
+#define AGENT_PODFS_DIR	     "/run/kiln/podfs"
+#define AGENT_PODFS_TAG	     "kilnpod"
 #define AGENT_CGROUP_DIR     "/sys/fs/cgroup/kiln"
 #define AGENT_CONTAINERS_MAX 256
 #define AGENT_EXECS_MAX	     1024

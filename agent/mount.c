@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,10 +165,66 @@ int mount_plan_init(struct mount_plan *plan, const char *dir,
 					       "not a name",
 					       m->destination, m->source);
 			o->volume = true;
+		} else if (o->opts.bind &&
+			   strncmp(m->source, AGENT_PODFS_DIR "/",
+				   sizeof(AGENT_PODFS_DIR)) == 0) {
+			if (!mount_podfs_path_ok(m->source +
+						 sizeof(AGENT_PODFS_DIR)))
+				return INVALID("bind mount %s: `%s` is not a "
+					       "pod volume",
+					       m->destination, m->source);
+			o->podfs = true;
 		}
 		plan->nmounts++;
 	}
 	return 0;
+}
+
+/* client-controlled: one plain name, a slash, a number; nothing else
+ * of the share (no "..", no other container's folder by a detour) */
+bool mount_podfs_path_ok(const char *rel)
+{
+	const char *slash = strchr(rel, '/');
+	size_t name = slash != NULL ? (size_t)(slash - rel) : 0;
+	const char *n = slash != NULL ? slash + 1 : NULL;
+
+	if (name == 0 || name > SPEC_ID_MAX || rel[0] == '.' || n == NULL ||
+	    n[0] == '\0' || strlen(n) > 4)
+		return false;
+	for (; *n != '\0'; n++)
+		if (*n < '0' || *n > '9')
+			return false;
+	return true;
+}
+
+int mount_podfs_ensure(const struct mount_plan *plan, struct kiln_error *err)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static bool mounted;
+	bool want = false;
+	int res = 0;
+
+	for (size_t i = 0; i < plan->nmounts; i++)
+		want = want || plan->mounts[i].podfs;
+	if (!want)
+		return 0;
+	/* two creates at once: one mounts, the other finds it done */
+	pthread_mutex_lock(&lock);
+	if (!mounted) {
+		if (mkdir(AGENT_PODFS_DIR, 0700) < 0 && errno != EEXIST)
+			res = AGENT_FAIL(err, TTRPC_INTERNAL, errno,
+					 "mkdir " AGENT_PODFS_DIR);
+		else if (mount(AGENT_PODFS_TAG, AGENT_PODFS_DIR, "virtiofs",
+			       MS_NOSUID | MS_NODEV, NULL) < 0)
+			res = AGENT_FAIL(err, TTRPC_FAILED_PRECONDITION, errno,
+					 "mount the pod's share (virtio-fs "
+					 "tag " AGENT_PODFS_TAG
+					 ") on " AGENT_PODFS_DIR);
+		else
+			mounted = true;
+	}
+	pthread_mutex_unlock(&lock);
+	return res;
 }
 
 void mount_plan_free(struct mount_plan *plan)

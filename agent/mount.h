@@ -26,6 +26,8 @@ struct mount_one {
 	uint64_t device_size;
 	/* a bind from AGENT_VOLUMES_DIR/NAME: made on first use */
 	bool volume;
+	/* a bind from AGENT_PODFS_DIR/<id>/<n>: the pod's share mounted */
+	bool podfs;
 };
 
 /* Everything the init child needs, checked before the clone. */
@@ -49,6 +51,12 @@ struct mount_plan {
 #define MOUNT_FILE_MAX	 (1u << 20)
 /* every file of one request; a ttrpc message is at most 4 MiB */
 #define MOUNT_FILES_TOTAL_MAX (3u << 20)
+
+/* A path below AGENT_PODFS_DIR a runtime may name: "<id>/<n>". */
+bool mount_podfs_path_ok(const char *rel);
+/* The pod's share at AGENT_PODFS_DIR, mounted once, when a mount of plan
+ * binds from it; in the agent's namespace, before the init's clone. */
+int mount_podfs_ensure(const struct mount_plan *plan, struct kiln_error *err);
 
 /* Check the request's mounts and hostname into plan (mounts malloc'd). */
 int mount_plan_init(struct mount_plan *plan, const char *dir,

@@ -374,6 +374,8 @@ int mount_files_write(struct ctr *c, struct mount_plan *plan,
 	int res;
 
 	res = wait_mount_devices(plan, err);
+	if (res == 0)
+		res = mount_podfs_ensure(plan, err);
 	if (res < 0)
 		return res;
 	if (plan->nfiles == 0)

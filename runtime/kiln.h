@@ -106,6 +106,7 @@ struct vm_config {
 	uint32_t boot_timeout_s; /* until the agent answers */
 	bool templates;		 /* fork from warm templates (template.c) */
 	bool jail;		 /* kiln-vmm --jail (jail.c); default true */
+	bool pod_volumes;	 /* pods' VMs share host dirs (podfs.c) */
 	char *template_dir;	 /* NULL: <--root>/templates */
 };
 
@@ -135,6 +136,8 @@ void vm_config_clear(struct vm_config *c);
 #define VM_NETS_MAX   8		 /* kiln-vmm's VM_MAX_NETS */
 #define VM_FS_MAX     4		 /* kiln-vmm's VM_MAX_FS */
 #define VM_FS_TAG     "kilnfs"	 /* fs i's tag in the guest: kilnfs<i> */
+/* a pod's shared folder's tag (podfs.c), the agent's AGENT_PODFS_TAG */
+#define VM_PODFS_TAG "kilnpod"
 /* image layers + the writable one; more layers are flattened into one */
 #define VM_ROOTFS_DRIVES_MAX 6
 #define KILN_UPPER_NAME	     "kiln-upper.ext4"
@@ -209,6 +212,15 @@ struct vm_plan {
 	 * virtio-fs device tagged VM_FS_TAG<i> */
 	char *fs_source[VM_FS_MAX];
 	size_t n_fs;
+	/*
+	 * Pod volumes (podfs.c): the pod's folder (absolute) that its
+	 * sandbox's VM shares over virtio-fs, where this container's host
+	 * directories are bound as <podfs_id>/<i>; NULL: the pod has none.
+	 * podfs_dev: fs 0 is that share (a sandbox's), tagged VM_PODFS_TAG.
+	 */
+	char *podfs;
+	const char *podfs_id;
+	bool podfs_dev;
 	const char *console; /* serial output file, NULL: none */
 	char *template_dir;  /* fork from the template there; NULL: boot */
 };
@@ -573,6 +585,33 @@ void pod_leave(int dirfd, const char *sandbox, const char *id);
 /* kiln delete of a member: its container out of the guest, its slots
  * back. */
 void pod_remove(const struct container_state *s, int dirfd);
+
+/* ---- pod volumes: host directories in a pod's VM (podfs.c) ---------- */
+
+#define POD_FS_DIR  "podfs"	      /* in the sandbox's state directory */
+#define AGENT_PODFS "/run/kiln/podfs" /* the agent's AGENT_PODFS_DIR */
+
+/* Whether the sandbox spec's VM gets the pod's share: the config's
+ * pod_volumes, or its io.kiln.pod-volumes annotation; members: false. */
+int podfs_wanted(const struct vm_config *c, const struct oci_spec *spec,
+		 bool *out, struct kiln_error *err);
+/* The sandbox's pid process, in its state directory: POD_FS_DIR made a
+ * shared mount of its own, p's fs 0. */
+int podfs_prepare(struct vm_plan *p, struct kiln_error *err);
+/* A member (state directory dirfd): p->podfs when sandbox has one. */
+int podfs_find(struct vm_plan *p, int dirfd, const char *sandbox,
+	       struct kiln_error *err);
+/* Bind host directory source as p->podfs/<podfs_id>/<i> (read-only when
+ * ro, with its sub-mounts when rec): its path in the guest (malloc'd). */
+char *podfs_bind(const struct vm_plan *p, size_t i, const char *source,
+		 bool rec, bool ro, struct kiln_error *err);
+/* Unbind and remove podfs/<id>: a member's binds. */
+void podfs_unbind(const char *podfs, const char *id);
+/* The same, from a member's state directory dirfd (kiln delete). */
+void podfs_unbind_member(int dirfd, const char *sandbox, const char *id);
+/* The sandbox's end: every bind under state_dir/POD_FS_DIR, the folder's
+ * own mount, and the folders (rmdir only: never a file). */
+void podfs_remove(const char *state_dir);
 
 /* ---- the pid process and its control socket (supervisor.c, ctl.c) ----- */
 

@@ -324,4 +324,6 @@ void pod_remove(const struct container_state *s, int dirfd)
 		log_debug("remove %s from its pod's guest: %s", s->id, err.msg);
 	agent_client_free(c);
 	pod_leave(dirfd, s->sandbox, s->id);
+	/* its host directories' binds in the pod's folder (podfs.c) */
+	podfs_unbind_member(dirfd, s->sandbox, s->id);
 }

@@ -249,6 +249,30 @@ static Kiln__Agent__V1__Mount *fs_mount(struct agent_request *r, size_t i,
 }
 
 /*
+ * A host directory of a pod whose VM shares the pod's folder (podfs.c):
+ * bound on the host under it, and the guest binds that sub-folder with
+ * m's options (ro: read-only, also on the host side).
+ */
+static Kiln__Agent__V1__Mount *pod_dir_mount(struct agent_request *r, size_t i,
+					     const struct oci_mount *m,
+					     const struct vm_plan *plan,
+					     struct kiln_error *err)
+{
+	char *src = podfs_bind(plan, i, m->source, has_option(m, "rbind"),
+			       has_option(m, "ro"), err);
+	Kiln__Agent__V1__Mount *am;
+
+	if (src == NULL) {
+		kiln_error_wrap(err, "mounts[%zu] (%s)", i, m->destination);
+		return NULL;
+	}
+	am = keep(r, src) != NULL ? new_mount(r, m, "bind", src) : NULL;
+	if (am == NULL)
+		kiln_error_set(err, ENOMEM, "mount");
+	return am;
+}
+
+/*
  * A Kubernetes emptyDir of a pod in one VM: the kubelet's directory
  * (.../volumes/kubernetes.io~empty-dir/NAME) becomes the guest's
  * AGENT_VOLUMES/NAME, which the agent makes on first use and every
@@ -338,6 +362,8 @@ static Kiln__Agent__V1__Mount *map_mount(struct agent_request *r, size_t i,
 	if (S_ISREG(st.st_mode))
 		return request_file_mount(r, i, m, err);
 	if (S_ISDIR(st.st_mode)) {
+		if ((plan->pod || plan->member) && plan->podfs != NULL)
+			return pod_dir_mount(r, i, m, plan, err);
 		if (has_option(m, "ro"))
 			return dir_mount(r, m, plan, cache_dir, err);
 		if (plan->pod || plan->member) {
@@ -346,8 +372,12 @@ static Kiln__Agent__V1__Mount *map_mount(struct agent_request *r, size_t i,
 				       "mounts[%zu] (%s): a writable bind of "
 				       "host directory `%s` in a pod's VM "
 				       "is not supported yet; mount it "
-				       "read-only",
-				       i, m->destination, m->source);
+				       "read-only, or give the pod volumes "
+				       "(\"pod_volumes\": true in %s, or "
+				       "the sandbox's annotation "
+				       "io.kiln.pod-volumes=true)",
+				       i, m->destination, m->source,
+				       KILN_CONFIG_PATH);
 			return NULL;
 		}
 		return fs_mount(r, i, m, plan, err);

@@ -213,6 +213,7 @@ static __attribute__((noreturn)) void finish(struct sup *s, int status,
 		    agent_remove(s->agent, s->guest, &err) < 0)
 			log_warn("remove from the pod's guest: %s", err.msg);
 		pod_leave(s->a->dirfd, s->pod, s->st.id);
+		podfs_unbind(s->plan.podfs, s->st.id);
 	} else {
 		/*
 		 * The guest's Remove returns once what the container wrote
@@ -231,6 +232,8 @@ static __attribute__((noreturn)) void finish(struct sup *s, int status,
 			log_warn("shut the guest down: %s", err.msg);
 		vm_stop(&s->vm, vm_alive && !quick ? SHUTDOWN_MS : 0);
 		net_teardown(&s->net);
+		if (s->plan.podfs_dev)
+			podfs_remove(".");
 	}
 	s->t[T_END] = util_now_ns();
 	timings(s);
@@ -670,6 +673,20 @@ static int own_vm_up(struct sup *s, bool *forked, struct kiln_error *err)
 	return 0;
 }
 
+/* Pod volumes (podfs.c): a sandbox that gets them makes the pod's
+ * folder, its VM's fs 0; a member finds its sandbox's. */
+static int pod_volumes(struct sup *s, struct kiln_error *err)
+{
+	bool want = false;
+
+	s->plan.podfs_id = s->st.id;
+	if (s->pod != NULL)
+		return podfs_find(&s->plan, s->a->dirfd, s->pod, err);
+	if (podfs_wanted(s->a->conf, s->a->spec, &want, err) < 0)
+		return -1;
+	return want ? podfs_prepare(&s->plan, err) : 0;
+}
+
 static int create_container(struct sup *s, struct kiln_error *err)
 {
 	const struct oci_spec *spec = s->a->spec;
@@ -691,6 +708,7 @@ static int create_container(struct sup *s, struct kiln_error *err)
 			    &proc, err) < 0 ||
 	    rootfs_plan(&r, spec, s->a->rootfs, &s->plan, s->a->conf->cache_dir,
 			&rootfs, err) < 0 ||
+	    pod_volumes(s, err) < 0 ||
 	    request_mounts(&r, spec, &s->plan, s->a->conf->cache_dir, &req,
 			   err) < 0 ||
 	    request_resources(&r, spec, &req, err) < 0)
@@ -720,7 +738,7 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	if (res < 0 && s->pod != NULL)
 		pod_leave(s->a->dirfd, s->pod, s->st.id);
 	/* the next container of this shape forks */
-	if (res == 0 && !forked && s->pod == NULL)
+	if (res == 0 && !forked && s->pod == NULL && !s->plan.podfs_dev)
 		template_spawn(&s->plan, s->a->cli->root, s->host_netns);
 out:
 	agent_request_free(&r);
@@ -842,6 +860,10 @@ static __attribute__((noreturn)) void supervise(struct sup_args *a,
 			say_ready(&s, &err);
 			vm_stop(&s.vm, 0);
 			net_teardown(&s.net);
+			if (s.plan.podfs_dev)
+				podfs_remove(".");
+			else
+				podfs_unbind(s.plan.podfs, s.st.id);
 			unlinkat(a->dirfd, CTL_SOCK, 0);
 			_exit(1);
 		}

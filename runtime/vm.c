@@ -125,6 +125,9 @@ void vm_plan_clear(struct vm_plan *p)
 	for (size_t i = 0; i < p->n_fs; i++)
 		free(p->fs_source[i]);
 	p->n_fs = 0;
+	free(p->podfs);
+	p->podfs = NULL;
+	p->podfs_dev = false;
 	free(p->template_dir);
 	p->template_dir = NULL;
 }
@@ -282,6 +285,8 @@ void vm_fs_leftovers_remove(const char *state_dir)
 		return;
 	for (size_t i = 0; i < VM_FS_MAX; i++)
 		fs_pidfile_remove_in(real, i);
+	/* a pod sandbox's folder and its members' binds (podfs.c) */
+	podfs_remove(real);
 }
 
 /*
@@ -306,6 +311,8 @@ void vm_fs_leftovers_remove(const char *state_dir)
  * host and other containers (other VMs, other virtiofsds) write too, so
  * the container must see their changes at once, as with runc; read-only
  * binds are block images (request.c), Kubernetes emptyDirs guest-local.
+ * A pod's share (podfs.c) carries its members' binds, read-only ones
+ * too: a configMap the kubelet updates must be seen the same way.
  * Hence cache=auto (no FOPEN_KEEP_CACHE: the guest drops a file's pages
  * at each open) with timeout=0: no attribute or entry kept, every lookup
  * and stat asks the host. With cache=auto's own 1 s timeouts, right after
@@ -591,9 +598,13 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 		argv[n++] = p->nets[i];
 	}
 	for (size_t i = 0; i < p->n_fs; i++) {
+		/* a pod's share, its fs 0, has a tag of its own */
+		char tag[32];
+
+		snprintf(tag, sizeof(tag), VM_FS_TAG "%zu", i);
 		snprintf(fs[i], sizeof(fs[i]),
-			 "id=fs%zu,tag=" VM_FS_TAG "%zu,socket=fs%zu.sock", i,
-			 i, i);
+			 "id=fs%zu,tag=%s,socket=fs%zu.sock", i,
+			 i == 0 && p->podfs_dev ? VM_PODFS_TAG : tag, i);
 		argv[n++] = "--fs";
 		argv[n++] = fs[i];
 	}

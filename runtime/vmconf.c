@@ -12,7 +12,9 @@
  *     "templates": BOOL (default true: fork from warm templates),
  *     "template_dir": PATH (default <--root>/templates),
  *     "jail": BOOL (default true: kiln-vmm --jail, docs/jail.md),
- *     "virtiofsd": PATH (default /usr/lib/qemu/virtiofsd, Debian's) }
+ *     "virtiofsd": PATH (default /usr/lib/qemu/virtiofsd, Debian's),
+ *     "pod_volumes": BOOL (default false: a pod's VM shares host
+ *                    directories over virtio-fs and boots cold, podfs.c) }
  * and a container's annotations io.kiln.vcpus / io.kiln.memory_mib size
  * its own VM. linux.resources sizes it first: the memory limit plus
  * KILN_MEM_OVERHEAD_MIB for the guest kernel and agent, a CPU quota
@@ -171,6 +173,8 @@ static int config_read(struct vm_config *c, struct kiln_error *err)
 	    json_bool(json_get(root, "templates"), "templates", &c->templates,
 		      err) < 0 ||
 	    json_bool(json_get(root, "jail"), "jail", &c->jail, err) < 0 ||
+	    json_bool(json_get(root, "pod_volumes"), "pod_volumes",
+		      &c->pod_volumes, err) < 0 ||
 	    set_path(root, "template_dir", &c->template_dir, err) < 0 ||
 	    set_path(root, "virtiofsd", &c->virtiofsd, err) < 0)
 		res = kiln_error_wrap(err, "%s", path);

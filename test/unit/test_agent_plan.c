@@ -357,6 +357,48 @@ static void test_volume(void)
 	plan_refused(&req, "not a name", "a volume without a name");
 }
 
+/* a pod's share: "<id>/<n>" under AGENT_PODFS_DIR, nothing else of it */
+static void test_podfs(void)
+{
+	Kiln__Agent__V1__CreateContainerRequest req =
+		KILN__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
+	Kiln__Agent__V1__Mount *m;
+	struct mount_plan p;
+	struct kiln_error err;
+	static const char *const bad[] = {
+		"/../c/0", "/a/b/0", "/a/",   "/a",	  "/",
+		"/a/1x",   "/.a/1",  "/a/-1", "/a/12345", "/a/1/",
+	};
+
+	m = add_file(&req, "/data", NULL, 0, 0);
+	m->has_data = false;
+	m->source = AGENT_PODFS_DIR "/m1/12";
+	m->options = (char *[]){ "rbind", "ro" };
+	m->n_options = 2;
+	if (is_int(plan(&req, &p, &err), 0, "a pod volume's bind: accepted"))
+		ok(p.mounts[0].podfs && p.mounts[0].opts.bind &&
+			   !p.mounts[0].volume &&
+			   (p.mounts[0].opts.flags & MS_RDONLY),
+		   "... binds from the pod's share, read-only");
+	else
+		printf("#   %s\n", err.msg);
+	mount_plan_free(&p);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		char src[64];
+
+		snprintf(src, sizeof(src), AGENT_PODFS_DIR "%s", bad[i]);
+		m->source = src;
+		plan_refused(&req, "not a pod volume", src);
+	}
+	m->source = "/srv/podfs/m1/0";
+	if (is_int(plan(&req, &p, &err), 0, "another guest path"))
+		ok(!p.mounts[0].podfs, "... is not the pod's share");
+	mount_plan_free(&p);
+	ok(mount_podfs_path_ok("c1/0") && !mount_podfs_path_ok("c1/0/x") &&
+		   !mount_podfs_path_ok("../0"),
+	   "the path check on its own");
+}
+
 static void test_paths(void)
 {
 	Kiln__Agent__V1__CreateContainerRequest req =
@@ -473,6 +515,7 @@ int main(void)
 	test_files();
 	test_device_size();
 	test_volume();
+	test_podfs();
 	test_paths();
 	return tap_done();
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/mount.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -54,6 +56,7 @@ static void test_config(void)
 	ok(strcmp(c.cache_dir, KILN_DEFAULT_CACHE) == 0, "default cache");
 	ok(c.templates && c.template_dir == NULL, "templates on by default, "
 						  "under --root");
+	ok(!c.pod_volumes, "no pod volumes by default: pods fork");
 	ok(strcmp(c.virtiofsd, KILN_DEFAULT_VIRTIOFSD) == 0, "Debian's "
 							     "virtiofsd by "
 							     "default");
@@ -81,6 +84,16 @@ static void test_config(void)
 		   strcmp(c.template_dir, "/t") == 0 &&
 		   strcmp(c.virtiofsd, "/v/virtiofsd") == 0,
 	   "templates off, their folder moved, virtiofsd set: %s", err.msg);
+	vm_config_clear(&c);
+	write_file(path, "{\"pod_volumes\": true}");
+	memset(&err, 0, sizeof(err));
+	ok(vm_config_load(&c, &err) == 0 && c.pod_volumes, "pod_volumes on: %s",
+	   err.msg);
+	vm_config_clear(&c);
+	write_file(path, "{\"pod_volumes\": 1}");
+	memset(&err, 0, sizeof(err));
+	ok(vm_config_load(&c, &err) < 0 && strstr(err.msg, "pod_volumes"),
+	   "pod_volumes must be a boolean: %s", err.msg);
 	vm_config_clear(&c);
 	write_file(path, "{\"templates\": \"yes\"}");
 	memset(&err, 0, sizeof(err));
@@ -604,6 +617,199 @@ static void test_pod(void)
 	oci_spec_free(plain);
 }
 
+/* ---- pod volumes ----------------------------------------------------- */
+
+static struct oci_spec *pod_spec(const char *type, const char *extra)
+{
+	char json[1024];
+
+	snprintf(json, sizeof(json),
+		 "{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"r\"}, "
+		 "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\"}, "
+		 "\"annotations\": {\"io.kubernetes.cri.container-type\": "
+		 "\"%s\", \"io.kubernetes.cri.sandbox-id\": \"sb\"%s}}",
+		 type, extra);
+	return parse(json);
+}
+
+static void test_podfs_wanted(void)
+{
+	struct vm_config off = { 0 }, on = { .pod_volumes = true };
+	struct oci_spec *sb = pod_spec("sandbox", "");
+	struct oci_spec *yes = pod_spec("sandbox", ", \"io.kiln.pod-volumes\": "
+						   "\"true\"");
+	struct oci_spec *no = pod_spec("sandbox", ", \"io.kiln.pod-volumes\": "
+						  "\"false\"");
+	struct oci_spec *bad = pod_spec("sandbox", ", \"io.kiln.pod-volumes\": "
+						   "\"1\"");
+	struct oci_spec *member = pod_spec("container", ", "
+							"\"io.kiln.pod-"
+							"volumes\": \"true\"");
+	struct kiln_error err = { 0 };
+	bool w = true;
+
+	ok(podfs_wanted(&off, sb, &w, &err) == 0 && !w, "a sandbox: no pod "
+							"volumes by default");
+	ok(podfs_wanted(&on, sb, &w, &err) == 0 && w, "... with the config's "
+						      "pod_volumes: yes");
+	ok(podfs_wanted(&off, yes, &w, &err) == 0 && w, "... or its "
+							"annotation");
+	ok(podfs_wanted(&on, no, &w, &err) == 0 && !w, "the annotation's false "
+						       "wins over the config");
+	ok(podfs_wanted(&on, bad, &w, &err) < 0 && strstr(err.msg, "io.kiln."
+								   "pod-"
+								   "volumes"),
+	   "neither true nor false: refused by name: %s", err.msg);
+	ok(podfs_wanted(&on, member, &w, &err) == 0 && !w, "a member: never "
+							   "(its sandbox's VM "
+							   "has the device or "
+							   "not)");
+	oci_spec_free(sb);
+	oci_spec_free(yes);
+	oci_spec_free(no);
+	oci_spec_free(bad);
+	oci_spec_free(member);
+}
+
+/* Lines of our mountinfo whose mount point starts with prefix. */
+static int mounts_under(const char *prefix)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], point[PATH_MAX];
+	int n = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 &&
+		    strncmp(point, prefix, strlen(prefix)) == 0)
+			n++;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+/* The mount at point is read-only (its per-mount options). */
+static bool mount_ro(const char *point)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], at[PATH_MAX], opts[256];
+	bool ro = false;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%*s %*s %*s %*s %4095s %255s", at, opts) ==
+			    2 &&
+		    strcmp(at, point) == 0)
+			ro = strncmp(opts, "ro", 2) == 0 &&
+			     (opts[2] == ',' || opts[2] == '\0');
+	if (f != NULL)
+		fclose(f);
+	return ro;
+}
+
+/*
+ * The host side of pod volumes, in a mount namespace of our own: the
+ * sandbox's folder, a member's binds (ro ones read-only on the host too)
+ * as the request names them, and nothing left after unbind and remove.
+ */
+static void test_podfs_mounts(void)
+{
+	Kiln__Agent__V1__CreateContainerRequest req;
+	struct agent_request r = { 0 };
+	struct vm_plan sb = { 0 }, mem = { 0 };
+	struct oci_spec *s = NULL;
+	struct kiln_error err = { 0 };
+	char dir[300], sbdir[320], memdir[320], vol[300], ro[300], m[2048];
+	char podfs[PATH_MAX], at[PATH_MAX + 64], old[PATH_MAX];
+	int memfd;
+
+	if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		tap_skip("not root, or no mount namespace: pod volume mounts");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s/podroot", top);
+	snprintf(sbdir, sizeof(sbdir), "%s/sb", dir);
+	snprintf(memdir, sizeof(memdir), "%s/m1", dir);
+	snprintf(vol, sizeof(vol), "%s/vol", top);
+	snprintf(ro, sizeof(ro), "%s/cfg", top);
+	mkdir(dir, 0700);
+	mkdir(sbdir, 0700);
+	mkdir(memdir, 0700);
+	mkdir(vol, 0755);
+	mkdir(ro, 0755);
+	snprintf(at, sizeof(at), "%s/f", ro);
+	write_file(at, "v1\n");
+	if (getcwd(old, sizeof(old)) == NULL || chdir(sbdir) < 0)
+		return;
+	ok(podfs_prepare(&sb, &err) == 0 && sb.podfs_dev && sb.n_fs == 1 &&
+		   strcmp(sb.fs_source[0], sb.podfs) == 0,
+	   "the sandbox's folder: its VM's fs 0: %s", err.msg);
+	if (chdir(old) < 0 || sb.podfs == NULL)
+		return;
+	snprintf(podfs, sizeof(podfs), "%s", sb.podfs);
+	is_int(mounts_under(podfs), 1, "... a mount of its own");
+
+	memfd = open(memdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	ok(podfs_find(&mem, memfd, "sb", &err) == 0 && mem.podfs != NULL &&
+		   strcmp(mem.podfs, podfs) == 0,
+	   "a member finds its sandbox's folder: %s", err.msg);
+	mem.member = true;
+	mem.podfs_id = "m1";
+	kiln__agent__v1__create_container_request__init(&req);
+	snprintf(m, sizeof(m),
+		 "{\"destination\": \"/data\", \"type\": \"bind\", "
+		 "\"source\": \"%s\", \"options\": [\"rbind\", \"rw\"]},"
+		 "{\"destination\": \"/cfg\", \"type\": \"bind\", "
+		 "\"source\": \"%s\", \"options\": [\"rbind\", \"ro\"]}",
+		 vol, ro);
+	ok(map(m, &req, &r, &mem, &s, &err) == 0 && req.n_mounts == 2 &&
+		   strcmp(req.mounts[0]->type, "bind") == 0 &&
+		   strcmp(req.mounts[0]->source, AGENT_PODFS "/m1/0") == 0 &&
+		   strcmp(req.mounts[1]->source, AGENT_PODFS "/m1/1") == 0 &&
+		   mem.n_fs == 0 && mem.n_drives == 0,
+	   "a member's writable and read-only binds: sub-folders of the "
+	   "share, no device, no image: %s",
+	   err.msg);
+	ok(req.n_mounts == 2 && req.mounts[1]->n_options == 2 &&
+		   strcmp(req.mounts[1]->options[1], "ro") == 0,
+	   "... the guest binds with the options asked");
+	is_int(mounts_under(podfs), 3, "... each a bind under the folder");
+	snprintf(at, sizeof(at), "%s/m1/1", podfs);
+	ok(mount_ro(at), "... the read-only one read-only on the host too");
+	snprintf(at, sizeof(at), "%s/m1/1/f", podfs);
+	ok(open(at, O_WRONLY | O_CLOEXEC) < 0 && errno == EROFS, "... a write "
+								 "there "
+								 "refused "
+								 "(EROFS)");
+	snprintf(at, sizeof(at), "%s/m1/0", podfs);
+	ok(!mount_ro(at), "... the writable one writable");
+	agent_request_free(&r);
+	oci_spec_free(s);
+	/* a create of the same id again: the old binds replaced */
+	ok(map(m, &req, &r, &mem, &s, &err) == 0, "mapped again: %s", err.msg);
+	is_int(mounts_under(podfs), 3, "... no bind stacked");
+	agent_request_free(&r);
+	oci_spec_free(s);
+	podfs_unbind_member(memfd, "sb", "m1");
+	is_int(mounts_under(podfs), 1, "the member's unbind: its binds gone");
+	snprintf(at, sizeof(at), "%s/m1", podfs);
+	ok(access(at, F_OK) < 0 && errno == ENOENT, "... and its folder");
+	snprintf(at, sizeof(at), "%s/f", ro);
+	ok(access(at, F_OK) == 0, "... the host's files kept");
+	/* another member's binds, left for the sandbox's end */
+	mem.podfs_id = "m2";
+	ok(map(m, &req, &r, &mem, &s, &err) == 0, "a second member: %s",
+	   err.msg);
+	agent_request_free(&r);
+	oci_spec_free(s);
+	podfs_remove(sbdir);
+	is_int(mounts_under(podfs), 0, "the sandbox's end: no mount left");
+	ok(access(podfs, F_OK) < 0 && errno == ENOENT, "... nor its folder");
+	ok(access(at, F_OK) == 0, "... the host's files kept");
+	close(memfd);
+	vm_plan_clear(&mem);
+	vm_plan_clear(&sb);
+}
+
 int main(void)
 {
 	char cmd[400];
@@ -616,6 +822,8 @@ int main(void)
 	test_mounts();
 	test_rootfs_image();
 	test_pod();
+	test_podfs_wanted();
+	test_podfs_mounts();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", top);
