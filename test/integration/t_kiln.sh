@@ -310,8 +310,12 @@ test_kiln_pod_one_vm() {
 	kj_check_uid || return 1
 	kj_check_confined || return 1
 	sb_uid=$kj_uid
-	[ "$(stat -c %u "$KROOT/sb/slot.img")" = "$sb_uid" ] ||
-		{ fail "the sandbox's placeholder is not its jail uid's"; return 1; }
+	# its spare slots' placeholder: its own, the jail uid's; a fork's
+	# (a template of this shape left by an earlier test) is the template's
+	if ! grep -q "forked from" "$KROOT/sb/vmm.log"; then
+		[ "$(stat -c %u "$KROOT/sb/slot.img")" = "$sb_uid" ] ||
+			{ fail "the sandbox's placeholder is not its jail uid's"; return 1; }
+	fi
 	free0=$(kiln_pod_slots | grep -c ' slot.img$')
 	kiln run --detach --bundle "$T/c1" c1
 	[ "$krc" = 0 ] || { kiln_fail "run of a pod's container failed"; return 1; }
