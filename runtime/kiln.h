@@ -269,6 +269,10 @@ size_t vm_argv_source(const struct vm_config *c, const char *fork_sock,
  * appear), a JSON body; 0 on a 2xx answer, else -1 with err. */
 int vm_api_call(const char *sock, const char *method, const char *path,
 		const char *body, struct kiln_error *err);
+/* The same with file_fd handed over along (SCM_RIGHTS; ours, for PATCH
+ * /drives: docs/api.md); file_fd stays the caller's. */
+int vm_api_call_fd(const char *sock, const char *method, const char *path,
+		   const char *body, int file_fd, struct kiln_error *err);
 #define VM_API	      "api.sock" /* a pod sandbox's kiln-vmm API */
 #define VM_SLOT	      "slot.img" /* the placeholder in a spare drive slot */
 #define VM_SLOT_BYTES (1 << 20)

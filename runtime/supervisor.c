@@ -752,14 +752,13 @@ out:
 
 /*
  * A VM of its own runs jailed (docs/jail.md) unless the config or
- * --no-jail says not; a pod's sandbox does not yet (its members' drives
- * are swapped in over the API by path, which a jail would not see).
- * Either way its sockets go in VM_DIR, made here.
+ * --no-jail says not; a pod's sandbox too: its members' drives come in
+ * over the API as open fds (pod_drive_swap). Either way its sockets go
+ * in VM_DIR, made here.
  */
 static int jail_up(struct sup *s, struct kiln_error *err)
 {
-	bool jail = s->a->conf->jail && !s->a->cli->no_jail &&
-		    !pod_is_sandbox(s->a->spec);
+	bool jail = s->a->conf->jail && !s->a->cli->no_jail;
 
 	if (jail && vm_jail_reserve(&s->plan.jail, err) < 0)
 		return -1;

@@ -439,6 +439,39 @@ bool vm_fs_reaped(struct vm *vm, pid_t pid)
 int vm_api_call(const char *sock, const char *method, const char *path,
 		const char *body, struct kiln_error *err)
 {
+	return vm_api_call_fd(sock, method, path, body, -1, err);
+}
+
+/* The request's bytes, with fd (SCM_RIGHTS) on the first when fd >= 0. */
+static int send_fd(int sock, const char *buf, size_t len, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl = { 0 };
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	ssize_t n;
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	return util_write_all(sock, buf + n, len - (size_t)n);
+}
+
+int vm_api_call_fd(const char *sock, const char *method, const char *path,
+		   const char *body, int file_fd, struct kiln_error *err)
+{
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct timeval tv = { .tv_sec = API_TIMEOUT_S };
 	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -464,7 +497,8 @@ int vm_api_call(const char *sock, const char *method, const char *path,
 		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
 		     method, path, strlen(body), body);
 	if (n < 0 || (size_t)n >= sizeof(req) ||
-	    util_write_all(fd, req, (size_t)n) < 0)
+	    (file_fd >= 0 ? send_fd(fd, req, (size_t)n, file_fd)
+			  : util_write_all(fd, req, (size_t)n)) < 0)
 		return kiln_error_set(err, errno, "%s %s", method, path);
 	while (got < sizeof(resp) - 1) {
 		ssize_t r = read(fd, resp + got, sizeof(resp) - 1 - got);
@@ -585,13 +619,17 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 			snprintf(slots[i], sizeof(slots[i]),
 				 "id=d%zu,path=%s/" VM_SLOT ",ro", i,
 				 p->template_dir);
-		else
+		else /* jailed, the VMM's cwd is VM_DIR: in full */
 			snprintf(slots[i], sizeof(slots[i]),
-				 "id=d%zu,path=" VM_SLOT, i);
+				 "id=d%zu,path=%s%s" VM_SLOT, i,
+				 jailed ? cwd : "", jailed ? "/" : "");
 		argv[n++] = "--drive";
 		argv[n++] = slots[i];
 	}
-	if (p->pod && p->template_dir == NULL && vm_slot_make(err) < 0)
+	/* the jail uid's: the guest may write it */
+	if (p->pod && p->template_dir == NULL &&
+	    (vm_slot_make(err) < 0 ||
+	     vm_jail_drive(&p->jail, VM_SLOT, false, err) < 0))
 		return -1;
 	for (size_t i = 0; i < p->n_nets; i++) {
 		argv[n++] = "--net";

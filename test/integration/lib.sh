@@ -172,3 +172,72 @@ no_leftovers() {
 		return 1
 	fi
 }
+
+# ---- a jailed kiln-vmm (docs/jail.md): t_kiln_jail.sh, the pod tests ----
+
+KJ_BASE=2000000000
+KJ_COUNT=65536
+
+# The jailed VMM of container ID: the kiln-vmm under its waiter, the
+# kiln-vmm under the pid process. Sets kj_waiter and kj_vmm.
+kj_find() { # ID
+	kj_waiter='' kj_vmm=''
+	pid=$(timeout 30 "$KILN" --root "$KROOT" state "$1" 2>/dev/null </dev/null |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])' 2>/dev/null)
+	[ -n "$pid" ] || { fail "no pid for $1"; return 1; }
+	for _ in $(seq 100); do
+		kj_waiter=$(pgrep -P "$pid" -x kiln-vmm | head -n 1)
+		[ -n "$kj_waiter" ] && kj_vmm=$(pgrep -P "$kj_waiter" -x kiln-vmm | head -n 1)
+		[ -n "$kj_vmm" ] && return 0
+		sleep 0.1
+	done
+	fail "no jailed kiln-vmm (a kiln-vmm under a kiln-vmm) under pid process $pid of $1"
+}
+
+kj_field() { # STATUS-FILE FIELD
+	awk -v f="$2:" '$1 == f { $1 = ""; sub(/^ /, ""); print; exit }' "$1"
+}
+
+# The uid kj_vmm runs as, all four ids the same and in the range; in kj_uid.
+kj_check_uid() {
+	read -r r e s f <<EOF
+$(kj_field "/proc/$kj_vmm/status" Uid)
+EOF
+	[ -n "$r" ] && [ "$r" = "$e" ] && [ "$r" = "$s" ] && [ "$r" = "$f" ] ||
+		{ fail "kiln-vmm's uids: $r $e $s $f"; return 1; }
+	[ "$r" -ge $KJ_BASE ] && [ "$r" -lt $((KJ_BASE + KJ_COUNT)) ] ||
+		{ fail "kiln-vmm's uid $r is outside $KJ_BASE + $KJ_COUNT"; return 1; }
+	g=$(kj_field "/proc/$kj_vmm/status" Gid | awk '{ print $1 }')
+	[ "$g" = "$r" ] || { fail "kiln-vmm's gid $g, uid $r"; return 1; }
+	kj_uid=$r
+}
+
+# Every thread of kj_vmm: no capability, no_new_privs, a seccomp filter;
+# the process: a mount namespace other than ours.
+kj_check_confined() {
+	n=0
+	for t in /proc/"$kj_vmm"/task/*; do
+		ts=$t/status
+		[ -r "$ts" ] || continue
+		n=$((n + 1))
+		for f in CapEff CapPrm CapAmb; do
+			[ "$(kj_field "$ts" $f)" = 0000000000000000 ] ||
+				{ fail "thread $(cat "$t/comm") $f $(kj_field "$ts" $f)"; return 1; }
+		done
+		[ "$(kj_field "$ts" NoNewPrivs)" = 1 ] || { fail "thread $(cat "$t/comm") NoNewPrivs"; return 1; }
+		[ "$(kj_field "$ts" Seccomp)" = 2 ] ||
+			{ fail "thread $(cat "$t/comm") Seccomp $(kj_field "$ts" Seccomp)"; return 1; }
+	done
+	[ "$n" -ge 2 ] || { fail "only $n threads in kiln-vmm $kj_vmm (event loop, vCPU)"; return 1; }
+	[ "$(readlink "/proc/$kj_vmm/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] ||
+		{ fail "kiln-vmm is in the host's mount namespace"; return 1; }
+	[ "$(readlink "/proc/$kj_vmm/ns/pid")" != "$(readlink /proc/self/ns/pid)" ] ||
+		{ fail "kiln-vmm is in the host's pid namespace"; return 1; }
+	echo "    kiln-vmm $kj_vmm: uid $kj_uid, $n threads, CapEff 0, NoNewPrivs 1, Seccomp 2 each"
+}
+
+# Is uid's kiln-vmm lock held?
+kj_lock_held() { # UID
+	[ -e "/run/kiln/jail/$1.lock" ] || return 1
+	! flock -n "/run/kiln/jail/$1.lock" true
+}

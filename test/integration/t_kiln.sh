@@ -304,10 +304,27 @@ test_kiln_pod_one_vm() {
 	kiln_pod_bundle "$T/c2" container 'echo member-two; ls /tmp; exit 3' || return 1
 	kiln run --detach --bundle "$T/sb" sb
 	[ "$krc" = 0 ] || { kiln_fail "run of the sandbox failed"; return 1; }
+	# the pod's VM is jailed as any other (docs/jail.md): its members'
+	# drives come in over its API as open fds (docs/api.md)
+	kj_find sb || return 1
+	kj_check_uid || return 1
+	kj_check_confined || return 1
+	sb_uid=$kj_uid
+	# its spare slots' placeholder: its own, the jail uid's; a fork's
+	# (a template of this shape left by an earlier test) is the template's
+	if ! grep -q "forked from" "$KROOT/sb/vmm.log"; then
+		[ "$(stat -c %u "$KROOT/sb/slot.img")" = "$sb_uid" ] ||
+			{ fail "the sandbox's placeholder is not its jail uid's"; return 1; }
+	fi
+	free0=$(kiln_pod_slots | grep -c ' slot.img$')
 	kiln run --detach --bundle "$T/c1" c1
 	[ "$krc" = 0 ] || { kiln_fail "run of a pod's container failed"; return 1; }
 	n=$(own_vmms | wc -w)
 	[ "$n" = 1 ] || { kiln_fail "want the pod's one kiln-vmm, have $n"; return 1; }
+	kiln_pod_slots >"$T/slots"
+	[ "$(grep -c ' slot.img$' "$T/slots")" -lt "$free0" ] ||
+		{ fail "c1's drive is not in the sandbox's slots: $(cat "$T/slots")"; return 1; }
+	echo "    the pod's kiln-vmm is jailed (uid $sb_uid); c1's image came in as an fd"
 	kiln exec sb sh -c 'for n in net pid ipc uts; do readlink /proc/self/ns/$n; done'
 	sbns=$(cat "$T/kout")
 	kiln exec c1 sh -c 'for n in net pid ipc uts; do readlink /proc/self/ns/$n; done'
@@ -371,19 +388,54 @@ test_kiln_pod_one_vm() {
 		sleep 1
 	done
 	kiln_pod_bundle "$T/sb2" sandbox 'exec sleep 1000' sb2 || return 1
-	kiln_pod_bundle "$T/c4" container 'echo forked-pod >/tmp/w; cat /tmp/w' sb2 || return 1
-	kiln run --detach --bundle "$T/sb2" sb2
+	# c4's rootfs an engine's overlay: its writable layer kiln-upper.ext4
+	# (root's) goes into the jailed VM as an fd
+	kiln_pod_bundle "$T/c4" container 'cat /kept 2>/dev/null || echo none; echo forked-pod >/kept; sync; cat /kept' sb2 || return 1
+	L=$T/layers
+	rm -rf "$L"
+	mkdir -p "$L" && mount -t tmpfs -o size=256m kiln-layers "$L" &&
+		mkdir -p "$L/base" "$L/ctr/diff" "$L/ctr/work" "$L/ctr/merged" &&
+		mv "$T/c4/rootfs"/* "$L/base/" &&
+		mount -t overlay overlay -o "lowerdir=$L/base,upperdir=$L/ctr/diff,workdir=$L/ctr/work" "$L/ctr/merged" ||
+		{ fail "cannot mount an overlay here"; return 1; }
+	overlay_done() { umount "$L/ctr/merged"; umount "$L"; rm -rf "$L"; }
+	python3 - "$T/c4/config.json" "$L/ctr/merged" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["root"]["path"] = sys.argv[2]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+	kiln run --detach --bundle "$T/sb2" --pid-file "$T/sb2.pid" sb2
 	[ "$krc" = 0 ] || { kiln_fail "run of a second sandbox failed"; return 1; }
 	grep -q "forked from" "$KROOT/sb2/vmm.log" ||
 		{ kiln_fail "the second sandbox did not fork"; return 1; }
+	kj_find sb2 || return 1
+	kj_check_uid || return 1
+	kj_check_confined || return 1
 	kiln run --bundle "$T/c4" c4
-	[ "$krc" = 0 ] && grep -qx forked-pod "$T/kout" ||
-		{ kiln_fail "a container in a forked pod VM: status $krc"; return 1; }
-	echo "    a forked pod VM takes a container too"
+	[ "$krc" = 0 ] && [ "$(cat "$T/kout")" = "none
+forked-pod" ] || { kiln_fail "a container in a forked pod VM: status $krc"; overlay_done; return 1; }
 	kiln delete c4
-	kiln kill sb2 KILL
-	kiln_wait_status sb2 60 stopped
+	kiln run --bundle "$T/c4" c4
+	[ "$krc" = 0 ] && [ "$(cat "$T/kout")" = "forked-pod
+forked-pod" ] || { kiln_fail "c4's write did not reach its kiln-upper.ext4: status $krc"; overlay_done; return 1; }
+	kiln delete c4
+	# root's and not writable by others: the jail's uid could not open it
+	up_mode=$(stat -c '%u %a' "$L/ctr/kiln-upper.ext4")
+	[ "${up_mode% *}" = 0 ] && [ $((0${up_mode#* } & 2)) = 0 ] ||
+		{ fail "kiln-upper.ext4 is $up_mode (uid mode), want root's, not o+w"; overlay_done; return 1; }
+	overlay_done
+	echo "    a forked pod VM, jailed (uid $kj_uid), takes a container; its root-only upper written through the fd"
+	# kill -9 of the sandbox's pid process: its jailed VMM goes too;
+	# delete leaves no held uid lock, no jail folder, no mount
+	kill -9 "$(cat "$T/sb2.pid")"
+	kiln_wait_status sb2 60 stopped || { kiln_fail "sb2 not stopped after kill -9 of its pid process"; return 1; }
+	for _ in $(seq 100); do kill -0 "$kj_vmm" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$kj_vmm" 2>/dev/null && { fail "sb2's jailed VMM outlived its pid process"; return 1; }
 	kiln delete sb2
+	[ "$krc" = 0 ] || { kiln_fail "delete of sb2 after kill -9 failed"; return 1; }
+	kj_lock_held "$kj_uid" && { fail "uid $kj_uid's lock held after delete"; return 1; }
+	[ ! -e "$KROOT/sb2" ] || { fail "sb2's state (jail folder) left: $(ls -R "$KROOT/sb2")"; return 1; }
+	grep -qF "$KROOT/sb2" /proc/self/mountinfo && { fail "a mount under sb2's state is left"; return 1; }
 	kiln_nothing_left
 }
 

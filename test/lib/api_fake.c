@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int __attribute__((format(printf, 3, 4)))
 record(void *vmm, const char *op, const char *fmt, ...)
@@ -103,6 +104,23 @@ static int fake_drive_replace(void *vmm, const char *id, const char *path,
 				    : ",rw");
 }
 
+/* the fd's inode, so a test sees which file came along */
+static int fake_drive_replace_fd(void *vmm, const char *id, int fd,
+				 const char *path, int read_only,
+				 struct kiln_error *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		st.st_ino = 0;
+	return RECORD("drive_replace_fd", err,
+		      "drive_replace_fd(%s,%s%s,ino=%llu)", id, path,
+		      read_only < 0 ? ""
+		      : read_only   ? ",ro"
+				    : ",rw",
+		      (unsigned long long)st.st_ino);
+}
+
 static int fake_balloon_set_target(void *vmm, uint32_t amount_mib,
 				   struct kiln_error *err)
 {
@@ -171,6 +189,7 @@ const struct api_ops api_fake_ops = {
 	.check_net = fake_check_net,
 	.check_vsock = fake_check_vsock,
 	.drive_replace = fake_drive_replace,
+	.drive_replace_fd = fake_drive_replace_fd,
 	.balloon_set_target = fake_balloon_set_target,
 	.balloon_stats = fake_balloon_stats,
 	.balloon_set_interval = fake_balloon_set_interval,

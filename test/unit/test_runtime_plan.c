@@ -482,10 +482,13 @@ static void test_rootfs_image(void)
 
 /* ---- pods ---------------------------------------------------------- */
 
-/* A kiln-vmm API that answers 204 to n requests and keeps them. */
+/* A kiln-vmm API that answers 204 to n requests and keeps them, and
+ * the inode of the fd each came with (0: none). */
 struct fake_api {
 	int fd, n;
 	char reqs[8][1024];
+	ino_t ino[8];
+	int acc[8]; /* the fd's O_ACCMODE */
 };
 
 static void *fake_api_main(void *arg)
@@ -499,8 +502,34 @@ static void *fake_api_main(void *arg)
 		if (c < 0)
 			break;
 		/* headers and the body: the request fits one read or two */
-		while ((r = read(c, f->reqs[i] + got,
-				 sizeof(f->reqs[i]) - 1 - (size_t)got)) > 0) {
+		for (;;) {
+			union {
+				struct cmsghdr h;
+				char buf[CMSG_SPACE(sizeof(int))];
+			} ctl;
+			struct iovec iov = { .iov_base = f->reqs[i] + got,
+					     .iov_len = sizeof(f->reqs[i]) - 1 -
+							(size_t)got };
+			struct msghdr mh = { .msg_iov = &iov,
+					     .msg_iovlen = 1,
+					     .msg_control = ctl.buf,
+					     .msg_controllen =
+						     sizeof(ctl.buf) };
+			struct cmsghdr *cm;
+			struct stat st;
+			int fd;
+
+			r = recvmsg(c, &mh, MSG_CMSG_CLOEXEC);
+			if (r <= 0)
+				break;
+			cm = CMSG_FIRSTHDR(&mh);
+			if (cm != NULL && cm->cmsg_type == SCM_RIGHTS) {
+				memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+				if (fstat(fd, &st) == 0)
+					f->ino[i] = st.st_ino;
+				f->acc[i] = fcntl(fd, F_GETFL) & O_ACCMODE;
+				close(fd);
+			}
 			got += r;
 			f->reqs[i][got] = '\0';
 			if (strchr(f->reqs[i], '}') != NULL)
@@ -590,24 +619,35 @@ static void test_pod(void)
 		   listen(f.fd, 4) == 0 &&
 		   pthread_create(&t, NULL, fake_api_main, &f) == 0,
 	   "a fake kiln-vmm API");
+	/* the files go as fds (the jailed VMM sees no path): they exist */
+	close(open(VM_SLOT, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+	close(open("a \"quoted\"\\path", O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+	ok(pod_drive_swap(VM_API, 3, "missing.img", true, &err) < 0 &&
+		   strstr(err.msg, "missing.img"),
+	   "a missing file: refused before any request: %s", err.msg);
 	ok(pod_ctl(&ps, "release a", reply, sizeof(reply), &err) == 1, "a "
 								       "release"
 								       "d");
-	ok(pod_drive_swap(VM_API, 3, "/a \"quoted\"\\path", false, &err) == 0,
+	ok(pod_drive_swap(VM_API, 3, "a \"quoted\"\\path", false, &err) == 0,
 	   "a swap: %s", err.msg);
 	pthread_join(t, NULL);
 	close(f.fd);
 	unlink(VM_API);
 	ok(strstr(f.reqs[0], "PATCH /drives/d1 ") &&
-		   strstr(f.reqs[0], "\"path_on_host\": \"slot.img\"") &&
+		   strstr(f.reqs[0], "/" VM_SLOT "\", ") &&
 		   strstr(f.reqs[0], "\"is_read_only\": false") &&
 		   strstr(f.reqs[1], "PATCH /drives/d2 "),
 	   "each of a's slots back to the placeholder: %s",
 	   strstr(f.reqs[0], "{"));
-	ok(strstr(f.reqs[2], "\"path_on_host\": "
-			     "\"/a \\\"quoted\\\"\\\\path\"") &&
+	ok(f.ino[0] != 0 && f.ino[0] == f.ino[1] && f.acc[0] == O_RDWR,
+	   "  sent as a read-write fd of the placeholder");
+	ok(strstr(f.reqs[2], "/a \\\"quoted\\\"\\\\path\"") &&
+		   strstr(f.reqs[2], "\"path_on_host\": \"/") &&
 		   strstr(f.reqs[2], "\"is_read_only\": false"),
-	   "a path is quoted as JSON: %s", strstr(f.reqs[2], "{"));
+	   "a path is made absolute and quoted as JSON: %s",
+	   strstr(f.reqs[2], "{"));
+	ok(f.ino[2] != 0 && f.ino[2] != f.ino[0] && f.acc[2] == O_RDWR,
+	   "  and its file sent as a read-write fd");
 	ok(pod_ctl(&ps, "slots 2 c", reply, sizeof(reply), &err) == 1 &&
 		   strcmp(reply, "ok 1 2\n") == 0,
 	   "a's slots serve again: %s", reply);

@@ -63,6 +63,13 @@ struct api_ops {
 	 */
 	int (*drive_replace)(void *vmm, const char *id, const char *path,
 			     int read_only, struct kiln_error *err);
+	/*
+	 * The same with the file handed over as fd (ours, SCM_RIGHTS; path
+	 * names it): checked, duplicated; fd stays the caller's
+	 */
+	int (*drive_replace_fd)(void *vmm, const char *id, int fd,
+				const char *path, int read_only,
+				struct kiln_error *err);
 	/* PATCH /balloon, GET /balloon(/statistics), PATCH /balloon/statistics */
 	int (*balloon_set_target)(void *vmm, uint32_t amount_mib,
 				  struct kiln_error *err);
@@ -107,6 +114,9 @@ struct api_ctx {
 	const struct api_ops *ops;
 	void *vmm;
 	const char *instance_id; /* GET / "id"; "anonymous-instance" */
+	/* during a route that takes one (PATCH /drives): the fd that came
+	 * with the request, else -1; the request's (api_request.fds) */
+	int fd;
 };
 
 /* Route one request; always fills resp (status, JSON body or NULL). */

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* client-controlled: unparsed input kept while the output is blocked */
 #define HTTP_MAX_PENDING_IN (256 * 1024)
@@ -55,6 +56,10 @@ struct http_conn {
 	bool want_continue; /* Expect: 100-continue seen */
 	int fail_status;    /* set by a callback that refuses the request */
 	char fail_msg[96];
+
+	/* file descriptors received, for the next request answered */
+	int fds[HTTP_MAX_FDS];
+	size_t nfds;
 
 	/* input kept while the output is over HTTP_MAX_OUTPUT */
 	char *in;
@@ -436,10 +441,39 @@ struct http_conn *http_conn_new(void)
 	return c;
 }
 
+static void close_fds(struct http_conn *c)
+{
+	for (size_t i = 0; i < c->nfds; i++)
+		close(c->fds[i]);
+	c->nfds = 0;
+}
+
+int http_conn_add_fds(struct http_conn *c, const int *fds, size_t n,
+		      bool truncated)
+{
+	if (n == 0 && !truncated)
+		return c->closing ? 1 : 0;
+	if (truncated || n > HTTP_MAX_FDS - c->nfds || c->closing) {
+		for (size_t i = 0; i < n; i++)
+			close(fds[i]);
+		close_fds(c);
+		if (!c->closing)
+			queue_fault(c, 400,
+				    "too many file descriptors with the "
+				    "request");
+		c->closing = true;
+		return 1;
+	}
+	memcpy(c->fds + c->nfds, fds, n * sizeof(*fds));
+	c->nfds += n;
+	return 0;
+}
+
 void http_conn_free(struct http_conn *c)
 {
 	if (c == NULL)
 		return;
+	close_fds(c);
 	free(c->body);
 	free(c->in);
 	free(c->out);
@@ -481,11 +515,16 @@ static void answer(struct http_conn *c, http_request_fn fn, void *opaque)
 	if (c->body != NULL)
 		c->body[c->body_len] = '\0';
 	req.body_len = c->body_len;
+	req.fds = c->fds;
+	req.nfds = c->nfds;
 	/* the rest of an upgraded connection would be another protocol */
 	if (!http_should_keep_alive(p) || p->upgrade)
 		c->closing = true;
 	c->answered++;
 	fn(opaque, &req, &resp);
+	/* closed before the answer goes: a client that reads it may count
+	 * on the VMM holding no more than the handler kept */
+	close_fds(c);
 	if (resp.status < 100 || resp.status > 599)
 		resp.status = 500;
 	queue_response(c, resp.status, resp.body, c->closing);

@@ -17,12 +17,22 @@
 #define HTTP_MAX_CONNS	64
 #define HTTP_MAX_PATH	256
 #define HTTP_MAX_OUTPUT (1024 * 1024) /* queued answers per connection */
+/* file descriptors received (SCM_RIGHTS) and not yet given to a request */
+#define HTTP_MAX_FDS 4
 
 struct api_request {
 	char method[16];	  /* "GET", "PUT", "PATCH", ... as received */
 	char path[HTTP_MAX_PATH]; /* URL path, query string removed */
 	char *body;		  /* NUL-terminated; "" when there is none */
 	size_t body_len;
+	/*
+	 * Ours: the file descriptors that came with the request's bytes
+	 * (SCM_RIGHTS over the Unix socket; docs/api.md). The connection
+	 * owns them and closes them once the request is answered: a handler
+	 * that keeps a file duplicates its fd.
+	 */
+	const int *fds;
+	size_t nfds;
 };
 
 struct api_response {
@@ -53,6 +63,16 @@ void http_conn_free(struct http_conn *c);
  */
 int http_conn_feed(struct http_conn *c, const char *data, size_t len,
 		   http_request_fn fn, void *opaque);
+
+/*
+ * File descriptors received on the connection (SCM_RIGHTS), taken: they
+ * go with the next request that completes, closed once it is answered
+ * (or with the connection). client-controlled: more than HTTP_MAX_FDS
+ * waiting, or truncated (too many in one message), closes them all and
+ * queues 400: returns 1 then, as http_conn_feed does.
+ */
+int http_conn_add_fds(struct http_conn *c, const int *fds, size_t n,
+		      bool truncated);
 
 /* Part of a request received and not yet answered (for idle timeouts). */
 bool http_conn_partial(const struct http_conn *c);

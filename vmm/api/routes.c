@@ -520,8 +520,12 @@ static void respond(struct api_ctx *ctx, const struct route *r, const char *id,
 		ret = kiln_error_set(&err, 0, ROUTE_POST_BOOT);
 	else if (r->when == POST_BOOT && ctx->state == API_NOT_STARTED)
 		ret = kiln_error_set(&err, 0, ROUTE_PRE_BOOT);
-	else
+	else {
+		/* the request's, closed once it is answered (http.h) */
+		ctx->fd = req->nfds == 1 ? req->fds[0] : -1;
 		ret = r->fn(ctx, id, body, resp, &err);
+		ctx->fd = -1;
+	}
 	yajl_tree_free(body);
 	/* with errno's words: "open kernel `/k`: No such file or directory" */
 	if (ret < 0 && err.msg[0] != '\0')
@@ -541,7 +545,7 @@ void api_dispatch(struct api_ctx *ctx, const struct api_request *req,
 	char *segs[ROUTE_MAX_SEGS];
 	const struct route *r = NULL;
 	const char *id = NULL;
-	bool id_missing = false;
+	bool id_missing = false, takes_fd;
 	int n;
 
 	resp->status = 0;
@@ -572,5 +576,14 @@ void api_dispatch(struct api_ctx *ctx, const struct api_request *req,
 			      "API Resource IDs can only contain alphanumeric "
 			      "characters and underscores: `%s`",
 			      id);
+	/* client-controlled: a file descriptor only where one is read
+	 * (ours: PATCH /drives/{id}, docs/api.md) */
+	takes_fd = r->fn == route_patch_drive;
+	if (req->nfds > (takes_fd ? 1u : 0u))
+		return faultf(resp, 400,
+			      "%s %.*s takes %s file descriptor (%zu came "
+			      "with the request)",
+			      method, HTTP_MAX_PATH - 1, req->path,
+			      takes_fd ? "one" : "no", req->nfds);
 	respond(ctx, r, id, req, resp);
 }

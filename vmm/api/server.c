@@ -127,6 +127,56 @@ static void conn_track(struct srv_conn *c)
 }
 
 /*
+ * Read into s->rbuf; file descriptors that came along (SCM_RIGHTS, ours:
+ * PATCH /drives, docs/api.md) go to the connection, close-on-exec, for
+ * the request these bytes complete. client-controlled: at most
+ * HTTP_MAX_FDS; the kernel drops (closes) what does not fit the control
+ * buffer and says MSG_CTRUNC, and the connection is then refused.
+ */
+static ssize_t conn_recv(struct http_server *s, struct srv_conn *c)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * HTTP_MAX_FDS)];
+	} ctl;
+	struct iovec iov = { .iov_base = s->rbuf, .iov_len = sizeof(s->rbuf) };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	int fds[HTTP_MAX_FDS];
+	size_t nfds = 0;
+	bool extra = false;
+	ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (n < 0)
+		return n;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL;
+	     cm = CMSG_NXTHDR(&mh, cm)) {
+		size_t k;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(fd));
+			if (nfds < HTTP_MAX_FDS)
+				fds[nfds++] = fd;
+			else {
+				close(fd);
+				extra = true;
+			}
+		}
+	}
+	http_conn_add_fds(c->h, fds, nfds,
+			  extra || (mh.msg_flags & MSG_CTRUNC) != 0);
+	return n;
+}
+
+/*
  * Serve c until it would block: flush, resume input kept while the output
  * was full, read and feed. Returns -1 when c is done (closed by the
  * client, an error, or closing with every answer sent).
@@ -155,7 +205,7 @@ static int conn_serve(struct http_server *s, struct srv_conn *c)
 			continue;
 		if (reads++ == HTTP_READS_PER_WAKE)
 			break; /* level-triggered: we come back */
-		n = recv(c->fd, s->rbuf, sizeof(s->rbuf), MSG_DONTWAIT);
+		n = conn_recv(s, c);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -355,7 +405,7 @@ static int server_expire(struct http_server *s)
 /*
  * What the API thread may do once it serves (vmm_lockdown() adds the
  * common rules): its epoll loop over the listening socket and its clients
- * (accept, recv, send, close), and the bridge's eventfd write and futex
+ * (accept, recvmsg, send, close), and the bridge's eventfd write and futex
  * waits. Requests run on the VMM thread, never here: no open, no ioctl,
  * no socket of its own (the listening socket is bound before it starts).
  */
@@ -364,7 +414,7 @@ static const struct seccomp_rule api_rules[] = {
 	SC_ALLOW(epoll_wait),
 	SC_ALLOW(epoll_ctl),
 	SC_ALLOW(accept4),
-	SC_ALLOW(recvfrom),
+	SC_ALLOW(recvmsg), /* with a client's fd (PATCH /drives) */
 	SC_ALLOW(sendto),
 	SC_ALLOW(poll),
 	SC_ALLOW(close),

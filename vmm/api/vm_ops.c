@@ -111,6 +111,17 @@ static int op_drive_replace(void *vmm, const char *id, const char *path,
 	return blk_replace_backing(d, path, read_only, err);
 }
 
+static int op_drive_replace_fd(void *vmm, const char *id, int fd,
+			       const char *path, int read_only,
+			       struct kiln_error *err)
+{
+	struct virtio_dev *d = blk_lookup(vmm, id);
+
+	if (d == NULL)
+		return kiln_error_set(err, 0, "no drive `%s`", id);
+	return blk_replace_backing_fd(d, fd, path, read_only, err);
+}
+
 static struct virtio_dev *need_balloon(struct vm *vm, struct kiln_error *err)
 {
 	struct virtio_dev *d = balloon_lookup(vm);
@@ -313,6 +324,7 @@ const struct api_ops vm_api_ops = {
 	.check_vsock = op_check_vsock,
 	.check_fs = op_check_fs,
 	.drive_replace = op_drive_replace,
+	.drive_replace_fd = op_drive_replace_fd,
 	.balloon_set_target = op_balloon_set_target,
 	.balloon_stats = op_balloon_stats,
 	.balloon_set_interval = op_balloon_set_interval,

@@ -100,16 +100,18 @@ struct blk_backing {
 	ino_t st_ino;
 };
 
-static int blk_open(const char *id, const char *path, bool read_only,
-		    struct blk_backing *b, struct kiln_error *err)
+/*
+ * b from fd (path names it), taken: closed on failure. fd is ours, or one
+ * a client handed over (blk_replace_backing_fd checked its mode).
+ */
+static int blk_backing_of(const char *id, const char *path, int fd,
+			  bool read_only, struct blk_backing *b,
+			  struct kiln_error *err)
 {
 	struct stat st;
 	uint64_t bytes;
 
-	b->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (b->fd < 0)
-		return kiln_error_set(err, errno, "drive %s: open `%s`", id,
-				      path);
+	b->fd = fd;
 	if (fstat(b->fd, &st) < 0) {
 		kiln_error_set(err, errno, "drive %s: stat `%s`", id, path);
 		goto fail;
@@ -150,6 +152,50 @@ fail:
 	close(b->fd);
 	b->fd = -1;
 	return -1;
+}
+
+static int blk_open(const char *id, const char *path, bool read_only,
+		    struct blk_backing *b, struct kiln_error *err)
+{
+	int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+
+	if (fd < 0)
+		return kiln_error_set(err, errno, "drive %s: open `%s`", id,
+				      path);
+	return blk_backing_of(id, path, fd, read_only, b, err);
+}
+
+/*
+ * client-controlled: a file descriptor handed over the API. Its open
+ * mode must be the drive's (read-only, or read-write): the VMM gets no
+ * access it was not meant to have, and a write never meets EBADF. An
+ * O_PATH fd (no I/O) or O_APPEND (pwrite would append) is refused; what
+ * it is (a regular file or a block device) blk_backing_of checks.
+ */
+static int blk_fd_check(const char *id, const char *name, int fd, bool ro,
+			struct kiln_error *err)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return kiln_error_set(err, errno, "drive %s: `%s`", id, name);
+	if (fl & O_PATH)
+		return kiln_error_set(err, EBADF,
+				      "drive %s: `%s`: an O_PATH file "
+				      "descriptor",
+				      id, name);
+	if ((fl & O_ACCMODE) != (ro ? O_RDONLY : O_RDWR))
+		return kiln_error_set(err, EBADF,
+				      "drive %s: `%s`: the file descriptor "
+				      "must be open %s",
+				      id, name,
+				      ro ? "read-only" : "read-write");
+	if (fl & O_APPEND)
+		return kiln_error_set(err, EBADF,
+				      "drive %s: `%s`: the file descriptor "
+				      "is open O_APPEND",
+				      id, name);
+	return 0;
 }
 
 /* ---- config space ---- */
@@ -395,6 +441,12 @@ static struct blk *blk_new(const struct vm_drive *drv,
 int blk_replace_backing(struct virtio_dev *d, const char *path, int read_only,
 			struct kiln_error *err)
 {
+	return blk_replace_backing_fd(d, -1, path, read_only, err);
+}
+
+int blk_replace_backing_fd(struct virtio_dev *d, int fd, const char *path,
+			   int read_only, struct kiln_error *err)
+{
 	struct blk *b = d->priv;
 	struct blk_backing bk;
 	bool ro, guest_ro;
@@ -413,12 +465,30 @@ int blk_replace_backing(struct virtio_dev *d, const char *path, int read_only,
 				      "drive `%s`: the guest has it read-only; "
 				      "it cannot become read-write",
 				      b->drive_id);
-	if (blk_open(b->id, path, ro, &bk, err) < 0)
-		return -1;
 	p = strdup(path);
-	if (p == NULL) {
-		close(bk.fd);
+	if (p == NULL)
 		return kiln_error_set(err, ENOMEM, "drive %s", b->id);
+	if (fd >= 0) {
+		/* fd stays the caller's: the drive keeps a duplicate */
+		int own = -1;
+
+		if (blk_fd_check(b->id, path, fd, ro, err) < 0) {
+			free(p);
+			return -1;
+		}
+		own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (own < 0) {
+			free(p);
+			return kiln_error_set(err, errno, "drive %s: dup",
+					      b->id);
+		}
+		if (blk_backing_of(b->id, path, own, ro, &bk, err) < 0) {
+			free(p);
+			return -1;
+		}
+	} else if (blk_open(b->id, path, ro, &bk, err) < 0) {
+		free(p);
+		return -1;
 	}
 	virtio_dev_lock(d);
 	/* waits for the chunk of I/O in flight on the old file */

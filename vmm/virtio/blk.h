@@ -27,6 +27,14 @@ struct virtio_dev *blk_lookup(struct vm *vm, const char *id);
  */
 int blk_replace_backing(struct virtio_dev *d, const char *path, int read_only,
 			struct kiln_error *err);
+/*
+ * The same with the file given as fd (path only names it): fd must be
+ * open in the drive's new mode, O_RDONLY or O_RDWR, and be a regular
+ * file or a block device. The drive keeps a duplicate: the caller still
+ * owns fd, and closes it, success or not.
+ */
+int blk_replace_backing_fd(struct virtio_dev *d, int fd, const char *path,
+			   int read_only, struct kiln_error *err);
 
 /* Capacity in 512-byte sectors (for tests and the API). */
 uint64_t blk_capacity(struct virtio_dev *d);
