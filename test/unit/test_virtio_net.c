@@ -93,6 +93,15 @@ static void spin(struct tvm *t, int ms)
 	evloop_run(&t->v.vm.loop, &err);
 }
 
+/*
+ * Run the loop until cond holds, at most max_ms: frames written to the
+ * TAP reach it when the host's network stack gets to them, which on a
+ * loaded machine can take longer than any fixed spin.
+ */
+#define SPIN_UNTIL(t, cond, max_ms)                                  \
+	for (int spun_ = 0; !(cond) && spun_ < (max_ms); spun_ += 5) \
+	spin(t, 5)
+
 static int tvm_init_pairs(struct tvm *t, const char *tap, unsigned int pairs,
 			  struct kiln_error *err);
 
@@ -799,6 +808,21 @@ static size_t udp_frame(uint8_t *f, uint16_t sport)
 	return 62;
 }
 
+/*
+ * Is the TAP's link up? It goes up when the device attaches a queue, but
+ * the kernel activates its transmit queue later, in a work item
+ * (linkwatch): a frame sent before that is dropped, not delayed.
+ */
+static bool tap_running(const char *name)
+{
+	struct ifreq ifr = { 0 };
+	cleanup_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	strcpy(ifr.ifr_name, name);
+	return s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 &&
+	       (ifr.ifr_flags & IFF_RUNNING);
+}
+
 static void mq_send(const uint8_t *f, size_t len)
 {
 	struct sockaddr_ll sa = { .sll_family = AF_PACKET,
@@ -854,7 +878,7 @@ static int mq_cmd(struct tvm *t, unsigned int q, uint8_t cls, uint8_t cmd,
 			      i == 1 ? hlen : dlen, 0, 0);
 	vdrv_publish(&t->v, q, 0);
 	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, q);
-	spin(t, 10);
+	SPIN_UNTIL(t, u->idx != before, 2000);
 	if (u->idx == before)
 		return -1;
 	if (u->ring[before % QSIZE].len != 1)
@@ -895,7 +919,11 @@ static void mq_spread(struct tvm *t, unsigned int n, unsigned int got[2])
 
 	for (unsigned int i = 0; i < n; i++)
 		mq_send(f, udp_frame(f, (uint16_t)(40000 + i * 7)));
-	spin(t, 100);
+	SPIN_UNTIL(t,
+		   (uint16_t)(vdrv_used(&t->v, 0)->idx - u0) +
+				   (uint16_t)(vdrv_used(&t->v, 2)->idx - u1) >=
+			   n,
+		   5000);
 	got[0] = (uint16_t)(vdrv_used(&t->v, 0)->idx - u0);
 	got[1] = (uint16_t)(vdrv_used(&t->v, 2)->idx - u1);
 }
@@ -910,10 +938,12 @@ static void test_mq_steering(struct tvm *t)
 	is_int(net_of(t)->curr_pairs, 1, "mq: one pair after the handshake");
 	mq_rx_buffers(t, 0, 0, QSIZE);
 	mq_rx_buffers(t, 1, 0, QSIZE);
+	SPIN_UNTIL(t, tap_running(MQNAME), 5000);
 	spin(t, 10);
 	for (unsigned int i = 0; i < 8; i++)
 		mq_send(f, udp_frame(f, (uint16_t)(1000 + i)));
-	spin(t, 50);
+	SPIN_UNTIL(t, vdrv_used(&t->v, 0)->idx == 8, 5000);
+	spin(t, 20); /* nothing more comes, on rx 1 either */
 	ok(vdrv_used(&t->v, 0)->idx == 8 && vdrv_used(&t->v, 2)->idx == 0,
 	   "mq: before VQ_PAIRS_SET every frame lands in rx 0 (%u, %u)",
 	   vdrv_used(&t->v, 0)->idx, vdrv_used(&t->v, 2)->idx);
@@ -930,7 +960,7 @@ static void test_mq_steering(struct tvm *t)
 	ok(net_of(t)->curr_pairs == 2 && !net_of(t)->pairs[1].detached,
 	   "mq: two pairs, TAP queue 1 attached");
 	vdrv_wr(&t->v, VIRTIO_MMIO_QUEUE_NOTIFY, 3);
-	spin(t, 20);
+	SPIN_UNTIL(t, vdrv_used(&t->v, 3)->idx == 1, 2000);
 	is_int(vdrv_used(&t->v, 3)->idx, 1, "mq: tx 1 sent once enabled");
 	ok(host_recv_on(mqpkt, out, sizeof(out)) == 100, "mq: the frame from "
 							 "tx 1 is on the TAP");
