@@ -212,6 +212,9 @@ struct vm_plan {
 	 * virtio-fs device tagged VM_FS_TAG<i> */
 	char *fs_source[VM_FS_MAX];
 	size_t n_fs;
+	/* io.kiln.volume-cache: fast: virtiofsd's 1 s attribute and entry
+	 * timeouts, not 0 (request.c, vm.c fs_start) */
+	bool fs_fast;
 	/*
 	 * Pod volumes (podfs.c): the pod's folder (absolute) that its
 	 * sandbox's VM shares over virtio-fs, where this container's host
@@ -319,6 +322,15 @@ struct agent_request {
 void agent_request_free(struct agent_request *r);
 int request_process(struct agent_request *r, const struct oci_process *p,
 		    Kiln__Agent__V1__Process *out, struct kiln_error *err);
+/*
+ * The container's annotation io.kiln.volume-cache: `coherent` (its
+ * absence too) or `fast`, into plan->fs_fast; anything else refused.
+ */
+#define VOLUME_CACHE_ANNOTATION "io.kiln.volume-cache"
+int request_volume_cache(const struct oci_spec *spec, struct vm_plan *plan,
+			 struct kiln_error *err);
+/* virtiofsd's cache options for a plan: NULL-terminated, static */
+const char *const *vm_fs_cache_args(const struct vm_plan *p);
 int request_mounts(struct agent_request *r, const struct oci_spec *spec,
 		   struct vm_plan *plan, const char *cache_dir,
 		   Kiln__Agent__V1__CreateContainerRequest *req,

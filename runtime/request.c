@@ -389,6 +389,20 @@ static Kiln__Agent__V1__Mount *map_mount(struct agent_request *r, size_t i,
 	return NULL;
 }
 
+int request_volume_cache(const struct oci_spec *spec, struct vm_plan *plan,
+			 struct kiln_error *err)
+{
+	const char *v = oci_spec_annotation(spec, VOLUME_CACHE_ANNOTATION);
+
+	plan->fs_fast = v != NULL && strcmp(v, "fast") == 0;
+	if (v == NULL || plan->fs_fast || strcmp(v, "coherent") == 0)
+		return 0;
+	return kiln_error_set(err, EINVAL,
+			      "annotations: " VOLUME_CACHE_ANNOTATION
+			      " is `%.40s`, not `coherent` or `fast`",
+			      v);
+}
+
 int request_mounts(struct agent_request *r, const struct oci_spec *spec,
 		   struct vm_plan *plan, const char *cache_dir,
 		   Kiln__Agent__V1__CreateContainerRequest *req,
@@ -399,6 +413,8 @@ int request_mounts(struct agent_request *r, const struct oci_spec *spec,
 
 	if (v == NULL)
 		return kiln_error_set(err, ENOMEM, "mounts");
+	if (request_volume_cache(spec, plan, err) < 0)
+		return -1;
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		bool skip;
 		Kiln__Agent__V1__Mount *am = map_mount(

@@ -672,6 +672,60 @@ static struct oci_spec *pod_spec(const char *type, const char *extra)
 	return parse(json);
 }
 
+/* io.kiln.volume-cache: virtiofsd's cache options per container */
+static struct oci_spec *cache_spec(const char *value)
+{
+	char json[256];
+
+	snprintf(json, sizeof(json),
+		 "{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": "
+		 "\"r\"}%s%s%s}",
+		 value ? ", \"annotations\": {\"io.kiln.volume-cache\": \""
+		       : "",
+		 value ? value : "", value ? "\"}" : "");
+	return parse(json);
+}
+
+static bool args_are(const char *const *a, const char *want)
+{
+	char got[128] = "";
+
+	for (size_t i = 0; a[i] != NULL; i++)
+		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s",
+			 i ? " " : "", a[i]);
+	return strcmp(got, want) == 0;
+}
+
+static void test_volume_cache(void)
+{
+	struct oci_spec *none = cache_spec(NULL), *fast = cache_spec("fast");
+	struct oci_spec *coh = cache_spec("coherent"), *bad = cache_spec("Fas"
+									 "t");
+	struct vm_plan plan = { .fs_fast = true };
+	struct kiln_error err = { 0 };
+
+	ok(request_volume_cache(none, &plan, &err) == 0 && !plan.fs_fast,
+	   "no annotation: coherent");
+	ok(args_are(vm_fs_cache_args(&plan), "-o cache=auto -o timeout=0"),
+	   "... virtiofsd keeps no attribute or entry");
+	ok(request_volume_cache(fast, &plan, &err) == 0 && plan.fs_fast, "fas"
+									 "t");
+	ok(args_are(vm_fs_cache_args(&plan), "-o cache=auto"), "... "
+							       "cache=auto's "
+							       "own timeouts");
+	ok(request_volume_cache(coh, &plan, &err) == 0 && !plan.fs_fast, "coher"
+									 "ent, "
+									 "sai"
+									 "d");
+	ok(request_volume_cache(bad, &plan, &err) < 0 && !plan.fs_fast &&
+		   strstr(err.msg, "io.kiln.volume-cache is `Fast`") != NULL,
+	   "anything else is refused by name: %s", err.msg);
+	oci_spec_free(none);
+	oci_spec_free(fast);
+	oci_spec_free(coh);
+	oci_spec_free(bad);
+}
+
 static void test_podfs_wanted(void)
 {
 	struct vm_config off = { 0 }, on = { .pod_volumes = true };
@@ -862,6 +916,7 @@ int main(void)
 	test_mounts();
 	test_rootfs_image();
 	test_pod();
+	test_volume_cache();
 	test_podfs_wanted();
 	test_podfs_mounts();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
