@@ -30,6 +30,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "../../lib/cleanup.h"
 #include "../../lib/log.h"
 #include "../../vmm/virtio/net_priv.h"
 #include "../lib/vdriver.h"
