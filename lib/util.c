@@ -94,3 +94,29 @@ ssize_t util_send_fds(int sock, const void *buf, size_t len, const int *fds,
 	}
 	return sendmsg(sock, &m, flags);
 }
+
+size_t util_recv_rights(struct msghdr *m, int *fds, size_t max, bool *extra)
+{
+	size_t n = 0;
+
+	*extra = false;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL;
+	     c = CMSG_NXTHDR(m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
+			continue;
+		for (size_t i = 0;
+		     i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			if (n < max) {
+				fds[n++] = fd;
+			} else {
+				close(fd);
+				*extra = true;
+			}
+		}
+	}
+	return n;
+}

@@ -52,4 +52,12 @@ int util_pread_all(int fd, void *buf, size_t len, uint64_t off);
 ssize_t util_send_fds(int sock, const void *buf, size_t len, const int *fds,
 		      size_t nfds, int flags);
 
+struct msghdr;
+/*
+ * The descriptors a received message's SCM_RIGHTS carried, in order: the
+ * first max into fds, any more closed (*extra set then). Returns how many
+ * are in fds, each the caller's to close.
+ */
+size_t util_recv_rights(struct msghdr *m, int *fds, size_t max, bool *extra);
+
 #endif

@@ -459,24 +459,10 @@ int vm_api_call(const char *sock, const char *method, const char *path,
 /* The request's bytes, with fd (SCM_RIGHTS) on the first when fd >= 0. */
 static int send_fd(int sock, const char *buf, size_t len, int fd)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl = { 0 };
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = ctl.buf,
-			     .msg_controllen = sizeof(ctl.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 	ssize_t n;
 
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
 	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		n = util_send_fds(sock, buf, len, &fd, 1, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -1;

@@ -337,20 +337,12 @@ void fork_template_stop(struct fork_template *t)
 
 static void close_rights(struct msghdr *msg)
 {
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL;
-	     c = CMSG_NXTHDR(msg, c)) {
-		size_t n;
+	int fds[UTIL_MAX_SEND_FDS];
+	bool extra;
+	size_t n = util_recv_rights(msg, fds, UTIL_MAX_SEND_FDS, &extra);
 
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-			close(fd);
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
 }
 
 /*

@@ -234,7 +234,6 @@ static int vu_read(struct vhost_user *vu, uint32_t req, void *buf, size_t len,
 				    .msg_iovlen = 1,
 				    .msg_control = ctl.buf,
 				    .msg_controllen = sizeof(ctl.buf) };
-		bool got_fds = false;
 		ssize_t n;
 		int w;
 
@@ -245,26 +244,14 @@ static int vu_read(struct vhost_user *vu, uint32_t req, void *buf, size_t len,
 			return vu_fail(vu, req, err, errno, "receive");
 		if (n >= 0) {
 			/* backend-controlled: close whatever fds it sent */
-			for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL;
-			     c = CMSG_NXTHDR(&m, c)) {
-				size_t nb;
+			int fds[UTIL_MAX_SEND_FDS];
+			bool extra;
+			size_t k = util_recv_rights(&m, fds, UTIL_MAX_SEND_FDS,
+						    &extra);
 
-				if (c->cmsg_level != SOL_SOCKET ||
-				    c->cmsg_type != SCM_RIGHTS ||
-				    c->cmsg_len < CMSG_LEN(0))
-					continue;
-				nb = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-				for (size_t i = 0; i < nb; i++) {
-					int fd;
-
-					memcpy(&fd,
-					       CMSG_DATA(c) + i * sizeof(int),
-					       sizeof(int));
-					close(fd);
-				}
-				got_fds = true;
-			}
-			if (got_fds || (m.msg_flags & MSG_CTRUNC))
+			for (size_t i = 0; i < k; i++)
+				close(fds[i]);
+			if (k > 0 || extra || (m.msg_flags & MSG_CTRUNC))
 				return vu_fail(vu, req, err, EPROTO,
 					       "the reply carried file "
 					       "descriptors");

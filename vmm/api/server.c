@@ -145,32 +145,13 @@ static ssize_t conn_recv(struct http_server *s, struct srv_conn *c)
 			     .msg_control = ctl.buf,
 			     .msg_controllen = sizeof(ctl.buf) };
 	int fds[HTTP_MAX_FDS];
-	size_t nfds = 0;
-	bool extra = false;
+	size_t nfds;
+	bool extra;
 	ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
 	if (n < 0)
 		return n;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL;
-	     cm = CMSG_NXTHDR(&mh, cm)) {
-		size_t k;
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
-			       sizeof(fd));
-			if (nfds < HTTP_MAX_FDS)
-				fds[nfds++] = fd;
-			else {
-				close(fd);
-				extra = true;
-			}
-		}
-	}
+	nfds = util_recv_rights(&mh, fds, HTTP_MAX_FDS, &extra);
 	http_conn_add_fds(c->h, fds, nfds,
 			  extra || (mh.msg_flags & MSG_CTRUNC) != 0);
 	return n;
