@@ -198,6 +198,20 @@ static int blk_fd_check(const char *id, const char *name, int fd, bool ro,
 	return 0;
 }
 
+/* b from a duplicate of a client's fd, checked; fd stays the caller's */
+static int blk_adopt(const char *id, const char *path, int fd, bool ro,
+		     struct blk_backing *b, struct kiln_error *err)
+{
+	int own;
+
+	if (blk_fd_check(id, path, fd, ro, err) < 0)
+		return -1;
+	own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (own < 0)
+		return kiln_error_set(err, errno, "drive %s: dup", id);
+	return blk_backing_of(id, path, own, ro, b, err);
+}
+
 /* ---- config space ---- */
 
 static void blk_config_fill(const struct blk *b, struct blk_config *cfg)
@@ -465,30 +479,13 @@ int blk_replace_backing_fd(struct virtio_dev *d, int fd, const char *path,
 				      "drive `%s`: the guest has it read-only; "
 				      "it cannot become read-write",
 				      b->drive_id);
-	p = strdup(path);
-	if (p == NULL)
-		return kiln_error_set(err, ENOMEM, "drive %s", b->id);
-	if (fd >= 0) {
-		/* fd stays the caller's: the drive keeps a duplicate */
-		int own = -1;
-
-		if (blk_fd_check(b->id, path, fd, ro, err) < 0) {
-			free(p);
-			return -1;
-		}
-		own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-		if (own < 0) {
-			free(p);
-			return kiln_error_set(err, errno, "drive %s: dup",
-					      b->id);
-		}
-		if (blk_backing_of(b->id, path, own, ro, &bk, err) < 0) {
-			free(p);
-			return -1;
-		}
-	} else if (blk_open(b->id, path, ro, &bk, err) < 0) {
-		free(p);
+	if (fd >= 0 ? blk_adopt(b->id, path, fd, ro, &bk, err) < 0
+		    : blk_open(b->id, path, ro, &bk, err) < 0)
 		return -1;
+	p = strdup(path);
+	if (p == NULL) {
+		close(bk.fd);
+		return kiln_error_set(err, ENOMEM, "drive %s", b->id);
 	}
 	virtio_dev_lock(d);
 	/* waits for the chunk of I/O in flight on the old file */
