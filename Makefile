@@ -312,11 +312,11 @@ format:
 	clang-format --style=file -i $(FORMAT_SRCS)
 
 # The integration suite runs in three test-bed sessions side by side:
-# kiln's own; the container engines' with the agent's (its one test is
-# the longest of the rest: the groups end closer together); the VMM's and
-# the rest. CI=true
-# goes along (unexpected skips fail there too); KILN_ALLOW_SKIP passes as
-# KILN_*.
+# kiln's own tests in one, the container engines' and the agent's in
+# another (each group shares what its bed warmed), and every other test
+# handed out to whichever bed is free, the longest first
+# (test/integration/parallel.sh). CI=true goes along (unexpected skips
+# fail there too); KILN_ALLOW_SKIP passes as KILN_*.
 check-integration: all guest
 	KILN_ALLOW_SKIP="$${KILN_ALLOW_SKIP:-} test_console_reader_stalls:*emulated*" \
 	test/integration/parallel.sh '^test_kiln_' '^test_(docker|podman|containerd|agent)_'

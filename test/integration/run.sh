@@ -6,7 +6,10 @@
 # A test that calls skip (lib.sh) and returns 0 is skipped, not passed;
 # under CI=true a skip whose "test_name: reason" matches no pattern of
 # KILN_ALLOW_SKIP (shell patterns, white-space separated) fails.
-# usage: test/integration/run.sh [NAME-FILTER | !NAME-FILTER]
+# usage: test/integration/run.sh [--ask] [NAME-FILTER | !NAME-FILTER]
+# --ask: after the tests the filter names (none without a filter), ask
+# for more, one at a time, through TESTBED_JOB (test/integration/parallel.sh
+# answers; an empty answer ends the run).
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 TOP=$PWD
@@ -64,11 +67,8 @@ watchdog() { # NAME PID
 }
 
 passed=0 failed=0 skipped=0 failures= skips=
-# NAME-FILTER: an extended grep pattern; "!PATTERN": the tests it does not match
-filter=${1:-}
-invert=
-case "$filter" in "!"*) filter=${filter#!} invert=-v ;; esac
-for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -E $invert -- "$filter"); do
+run_test() { # NAME
+	t=$1
 	start=$(date +%s.%N)
 	rm -f "$T/skips"
 	ok=0
@@ -112,6 +112,40 @@ for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -E $invert -- "$
 		printf 'FAIL %-44s\n' "$t"
 	fi
 	rm -f "$T"/out "$T"/err "$T"/skips
+}
+
+# The next test to run, from parallel.sh: we put "ask" in TESTBED_JOB and
+# wait for "next" (its name, or nothing when none is left); parallel.sh
+# removes "ask" before it writes "next".
+ask_next() {
+	rm -f "$TESTBED_JOB/next"
+	: >"$TESTBED_JOB/ask" || return 1
+	until [ -e "$TESTBED_JOB/next" ]; do sleep 0.2; done
+	cat "$TESTBED_JOB/next"
+	rm -f "$TESTBED_JOB/next"
+}
+
+ask=
+[ "${1:-}" != --ask ] || { ask=1; shift; }
+[ -z "$ask" ] || [ -d "${TESTBED_JOB:-}" ] ||
+	{ echo "integration: --ask needs TESTBED_JOB (run under hack/testbed)"; exit 2; }
+# NAME-FILTER: an extended grep pattern; "!PATTERN": the tests it does not match
+filter=${1:-}
+invert=
+case "$filter" in "!"*) filter=${filter#!} invert=-v ;; esac
+# with --ask and no filter, only the tests asked for
+[ -n "$ask" ] && [ $# -eq 0 ] && filter='^$'
+for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -E $invert -- "$filter"); do
+	run_test "$t"
+done
+while [ -n "$ask" ] && t=$(ask_next) && [ -n "$t" ]; do
+	if declare -F "$t" >/dev/null && [ "${t#test_}" != "$t" ]; then
+		run_test "$t"
+	else
+		failed=$((failed + 1))
+		failures="$failures $t"
+		printf 'FAIL %-44s no such test\n' "$t"
+	fi
 done
 [ -z "$skips" ] || echo "skipped:$skips"
 [ -z "$failures" ] || echo "failed:$failures"
