@@ -311,15 +311,17 @@ check-format:
 format:
 	clang-format --style=file -i $(FORMAT_SRCS)
 
-# The integration suite runs in three test-bed sessions side by side:
-# kiln's own tests in one, the container engines' and the agent's in
-# another (each group shares what its bed warmed), and every other test
-# handed out to whichever bed is free, the longest first
-# (test/integration/parallel.sh). CI=true goes along (unexpected skips
-# fail there too); KILN_ALLOW_SKIP passes as KILN_*.
+# The integration suite runs in three test-bed sessions side by side,
+# each with a group of tests that share what its bed warmed: kiln's
+# network, jail, cgroup and fork tests; kiln's others; the container
+# engines' and the agent's. Every other test is handed out to whichever
+# bed is free, the longest first (test/integration/parallel.sh). CI=true
+# goes along (unexpected skips fail there too); KILN_ALLOW_SKIP passes as
+# KILN_*.
 check-integration: all guest
 	KILN_ALLOW_SKIP="$${KILN_ALLOW_SKIP:-} test_console_reader_stalls:*emulated*" \
-	test/integration/parallel.sh '^test_kiln_' '^test_(docker|podman|containerd|agent)_'
+	test/integration/parallel.sh '^test_kiln_(net|jail|cgroup|fork)_' '^test_kiln_' \
+		'^test_(docker|podman|containerd|agent)_'
 
 
 # kiln finds kiln-vmm beside itself and the guest in ../share/kiln

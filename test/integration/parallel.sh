@@ -1,28 +1,34 @@
 #!/bin/bash
 # `make check-integration`: the integration suite in several test-bed
-# sessions side by side, each QEMU emulating one CPU. Each PATTERN (a grep
-# pattern of test names) is a group that runs in its own bed, in name order:
-# its tests share what that bed has warmed (kiln's templates, the engines'
-# images). One more bed starts with no group. Every test no group takes is
-# handed out, one at a time and the longest first, to whichever bed asks
-# (run.sh --ask, through each bed's TESTBED_JOB), so the beds end close
-# together however fast this machine is. Each bed's output is printed whole
-# when all have ended, with its own "integration: N passed, N failed, N
-# skipped" line.
+# sessions side by side, each QEMU emulating one CPU, one per PATTERN (a
+# grep pattern of test names; "" for a bed with no group of its own). A
+# group is the tests its pattern matches that no earlier pattern took; it
+# runs in its own bed, in name order, so its tests share what that bed has
+# warmed (kiln's templates, the engines' images). Every test no group takes
+# is handed out, one at a time and the longest first, to whichever bed asks
+# next (run.sh --ask, through each bed's TESTBED_JOB), so the beds end
+# close together however fast this machine is. Each bed's output is printed
+# whole when all have ended, with its own "integration: N passed, N failed,
+# N skipped" line.
 # usage: test/integration/parallel.sh PATTERN...
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 logs=$(mktemp -d /tmp/kiln-it-par.XXXXXX)
 trap 'rm -rf "$logs"' EXIT
-all=$(printf '%s\n' "$@" | paste -sd'|' -)
 
 # The slowest of the handed-out tests (seconds in a CI run's beds), first;
 # then the rest in name order.
-slow="test_fork_many test_net_stress_parallel_streams_two_pairs
-	test_net_stress_parallel_streams_two_vcpus test_cni_containerd
-	test_fork_refused test_snapshot_diff test_fork_live_limit"
-names=$(grep -ho '^test_[a-z0-9_]*' test/integration/t_*.sh | sort -u)
-pool=$(grep -Ev -- "$all" <<<"$names")
+slow="test_fork_many test_cni_containerd test_net_stress_parallel_streams_two_vcpus
+	test_snapshot_sealed test_net_stress_parallel_streams_two_pairs
+	test_snapshot_diff test_fork_refused test_fork_live_limit"
+pool=$(grep -ho '^test_[a-z0-9_]*' test/integration/t_*.sh | sort -u)
+groups=()
+for p in "$@"; do
+	g=
+	[ -z "$p" ] || g=$(grep -E -- "$p" <<<"$pool")
+	groups+=("$(paste -sd'|' - <<<"$g")")
+	[ -z "$g" ] || pool=$(grep -vxF -- "$g" <<<"$pool")
+done
 queue=()
 for t in $slow; do
 	grep -qx -- "$t" <<<"$pool" && queue+=("$t")
@@ -32,13 +38,13 @@ for t in $pool; do
 done
 
 pids=() i=0
-for filter in "$@" ""; do
+for g in "${groups[@]}"; do
 	i=$((i + 1))
-	echo "integration bed $i: ${filter:-(none)}, then what it is handed"
+	echo "integration bed $i: $(tr '|' '\n' <<<"$g" | grep -c .) tests of its own, then tests handed out"
 	mkdir "$logs/job$i" || exit 2
 	TB_JOB="$logs/job$i" TB_PASS_CI="${CI:-}" TB_MEM=${TB_MEM:-4608} \
 		TB_TIMEOUT=${TB_TIMEOUT:-3600} \
-		hack/testbed test/integration/run.sh --ask ${filter:+"$filter"} >"$logs/$i" 2>&1 &
+		hack/testbed test/integration/run.sh --ask ${g:+"^($g)\$"} >"$logs/$i" 2>&1 &
 	pids+=($!)
 done
 

@@ -138,6 +138,9 @@ case "$filter" in "!"*) filter=${filter#!} invert=-v ;; esac
 for t in $(declare -F | awk '{print $3}' | grep '^test_' | grep -E $invert -- "$filter"); do
 	run_test "$t"
 done
+# what the group kept warm (kiln's templates) is not for the tests asked
+# for: they get the bed's memory whole
+[ -z "$ask" ] || kill_own_vmms all || :
 while [ -n "$ask" ] && t=$(ask_next) && [ -n "$t" ]; do
 	if declare -F "$t" >/dev/null && [ "${t#test_}" != "$t" ]; then
 		run_test "$t"

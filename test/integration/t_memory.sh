@@ -136,20 +136,29 @@ test_mem_fork_of_thp_template_copies_4k() {
 	fork_ready 1 || { fork_stop_all; return 1; }
 	p=$fork_pid_1
 	p=$(pgrep -n -x kiln-vmm -P "$p" || echo "$p")
-	# warm the agent's path once, then count one more round trip
+	# warm the agent's path once, then count one more round trip; the
+	# guest's own background work (its timers fire after set-time) may
+	# write pages between two counts, so the least of three is judged
 	agrun check && ag_expect_rc 0 || { fork_stop_all; return 1; }
-	before=$(ram_field "$p" 128 Private_Dirty)
-	agrun check && ag_expect_rc 0 || { fork_stop_all; return 1; }
-	after=$(ram_field "$p" 128 Private_Dirty)
+	ready=$(ram_field "$p" 128 Private_Dirty)
+	least='' deltas=''
+	for _ in 1 2 3; do
+		before=$(ram_field "$p" 128 Private_Dirty)
+		agrun check && ag_expect_rc 0 || { fork_stop_all; return 1; }
+		after=$(ram_field "$p" 128 Private_Dirty)
+		d=$((after - before))
+		deltas="$deltas +$d"
+		[ -n "$least" ] && [ "$least" -le "$d" ] || least=$d
+	done
 	huge=$(($(ram_field "$p" 128 AnonHugePages) + $(ram_field "$p" 128 FilePmdMapped) +
 		$(ram_field "$p" 128 ShmemPmdMapped)))
-	echo "    fork RAM: Private_Dirty $before KiB after ready, +$((after - before)) KiB for one agent round trip; 2 MiB pages mapped: $huge KiB"
+	echo "    fork RAM: Private_Dirty $ready KiB after ready, KiB per agent round trip:$deltas; 2 MiB pages mapped: $huge KiB"
 	fork_stop_all
 	[ "$huge" = 0 ] || { fail "the fork maps $huge KiB in 2 MiB pages"; return 1; }
-	[ "$before" -gt 0 ] && [ "$before" -lt 16384 ] ||
-		{ fail "fork's private RAM after ready: $before KiB"; return 1; }
-	[ $((after - before)) -le 256 ] ||
-		{ fail "one agent round trip added $((after - before)) KiB of private RAM"; return 1; }
+	[ "$ready" -gt 0 ] && [ "$ready" -lt 16384 ] ||
+		{ fail "fork's private RAM after ready: $ready KiB"; return 1; }
+	[ "$least" -le 256 ] ||
+		{ fail "each of three agent round trips added private RAM:$deltas KiB"; return 1; }
 	kill -TERM "$tmpl_vmm"
 	api_wait
 	expect_rc 143
