@@ -120,6 +120,7 @@ test_api_start_metrics_pause_resume() {
 	api_ok 200 GET / && [ "$(json_get state)" = "Not started" ] ||
 		{ fail "state before start: $body"; return 1; }
 	api_configure api_tick || return 1
+	rm -f "$T/metrics" # $T is the bed's: an earlier test may have left one
 	api_ok 204 PUT /metrics "{\"metrics_path\": \"$T/metrics\"}" || return 1
 	api_ok 204 PUT /logger "{\"log_path\": \"$T/vmm.log\", \"level\": \"Debug\",
 		\"show_level\": true, \"show_log_origin\": true}" || return 1
@@ -222,6 +223,7 @@ test_api_send_ctrl_alt_del() {
 	api_start || return 1
 	api_configure api_tick || return 1
 	api_fault "before starting" PUT /actions '{"action_type": "SendCtrlAltDel"}' || return 1
+	rm -f "$T/metrics" # $T is the bed's: an earlier test may have left one
 	api_ok 204 PUT /metrics "{\"metrics_path\": \"$T/metrics\"}" || return 1
 	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
 	wait_line "TICK 10" 60 "$T/out" || { fail "the guest never ticked"; return 1; }
