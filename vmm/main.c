@@ -395,12 +395,17 @@ static char *crash_hex(char *p, uintptr_t v)
 	return p;
 }
 
+/* The first byte of our ELF image (the linker's): where it was loaded */
+extern const char __ehdr_start[];
+
 /*
  * A crash names where it happened: the signal, the faulting address and
- * instruction (addr2line -e kiln-vmm RIP), then the return addresses,
- * then dies of the signal as it would have. The first line goes out
- * before the unwinder runs, which may fault again on a broken stack. Only
- * async-signal-safe calls (backtrace is warmed up in main).
+ * instruction, where kiln-vmm was loaded, then the return addresses, then
+ * dies of the signal as it would have. kiln-vmm is a static PIE (its
+ * addresses differ each run): `addr2line -f -e kiln-vmm` takes an
+ * address minus the base. The first line goes out before the unwinder
+ * runs, which may fault again on a broken stack. Only async-signal-safe
+ * calls (backtrace is warmed up in main).
  */
 static void on_crash(int sig, siginfo_t *si, void *uc_)
 {
@@ -417,6 +422,8 @@ static void on_crash(int sig, siginfo_t *si, void *uc_)
 	p = crash_hex(p + 10, (uintptr_t)si->si_addr);
 	memcpy(p, ", rip ", 6);
 	p = crash_hex(p + 6, (uintptr_t)uc->uc_mcontext.gregs[REG_RIP]);
+	memcpy(p, ", base ", 7);
+	p = crash_hex(p + 7, (uintptr_t)__ehdr_start);
 	memcpy(p, ", backtrace:\n", 13);
 	p += 13;
 	if (write(STDERR_FILENO, line, (size_t)(p - line)) > 0) {

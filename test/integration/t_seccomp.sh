@@ -108,3 +108,42 @@ test_seccomp_forbidden_syscall_kills_each_thread_kind() {
 	[ "$rc" -eq 0 ] && grep -qx KILN-INIT-OK "$T/out" ||
 		{ fail "the selftest build without a trigger: status $rc"; tail -n 5 "$T/err"; return 1; }
 }
+
+# A crash inside the filters still reports, and the report resolves:
+# kiln-vmm is a static PIE (a new base each run), so its first line gives
+# the base, and every address minus it names a function of ours.
+test_seccomp_crash_report_resolves() {
+	seccomp_config api_tick
+	api_start --config-file "$T/sc.json" || return 1
+	wait_line "TICK 3" 60 "$T/out" || { fail "the guest never ticked"; tail "$T/out" "$T/err"; return 1; }
+	pid=$(pgrep -P "$api_pid" -x kiln-vmm)
+	[ -n "$pid" ] || { fail "no kiln-vmm under $api_pid"; return 1; }
+	kill -SEGV "$pid"
+	api_wait
+	expect_rc 139 || return 1
+	line=$(grep -m1 '^kiln-vmm: fatal signal' "$T/err")
+	printf '    | %s\n' "$line"
+	case $line in
+	"kiln-vmm: fatal signal 11, address 0x"*", rip 0x"*", base 0x"*", backtrace:") ;;
+	*) fail "no crash line in this form"; tail -n 5 "$T/err"; return 1 ;;
+	esac
+	base=$(printf '%s\n' "$line" | sed -n 's/.*, base \(0x[0-9a-f]*\),.*/\1/p')
+	rip=$(printf '%s\n' "$line" | sed -n 's/.*, rip \(0x[0-9a-f]*\),.*/\1/p')
+	# a static PIE is not loaded where a plain static binary is
+	[ $((base)) -ne $((0x400000)) ] || { fail "base $base: not a PIE"; return 1; }
+	# the return addresses, then the fault's own
+	addrs=$(sed -n 's/^\[\(0x[0-9a-f]*\)\]$/\1/p' "$T/err")
+	[ "$(printf '%s\n' "$addrs" | grep -c .)" -ge 3 ] || { fail "fewer than 3 return addresses"; tail -n 12 "$T/err"; return 1; }
+	offs=
+	for a in $rip $addrs; do
+		offs="$offs $(printf '0x%x' $((a - base)))"
+	done
+	# shellcheck disable=SC2086 # one argument per address
+	addr2line -f -e "$B/kiln-vmm" $offs >"$T/where"
+	sed 's/^/    | /' "$T/where"
+	# the fault lies in a function, and some frame in our own sources
+	[ "$(head -n 1 "$T/where")" != "??" ] || { fail "rip - base ($rip - $base) names no function"; return 1; }
+	grep -qE '(^|/)(vmm|lib)/[a-z_/]+\.c:[0-9]+' "$T/where" ||
+		{ fail "no frame resolves to a file of vmm/ or lib/"; return 1; }
+	no_leftovers
+}
