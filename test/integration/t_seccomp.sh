@@ -111,7 +111,8 @@ test_seccomp_forbidden_syscall_kills_each_thread_kind() {
 
 # A crash inside the filters still reports, and the report resolves:
 # kiln-vmm is a static PIE (a new base each run), so its first line gives
-# the base, and every address minus it names a function of ours.
+# the base; the fault's address minus it names a function, and some frame
+# lies in our own sources.
 test_seccomp_crash_report_resolves() {
 	seccomp_config api_tick
 	api_start --config-file "$T/sc.json" || return 1
@@ -131,7 +132,7 @@ test_seccomp_crash_report_resolves() {
 	rip=$(printf '%s\n' "$line" | sed -n 's/.*, rip \(0x[0-9a-f]*\),.*/\1/p')
 	# a static PIE is not loaded where a plain static binary is
 	[ $((base)) -ne $((0x400000)) ] || { fail "base $base: not a PIE"; return 1; }
-	# the return addresses, then the fault's own
+	# the return addresses; the fault's own goes first to addr2line
 	addrs=$(sed -n 's/^\[\(0x[0-9a-f]*\)\]$/\1/p' "$T/err")
 	[ "$(printf '%s\n' "$addrs" | grep -c .)" -ge 3 ] || { fail "fewer than 3 return addresses"; tail -n 12 "$T/err"; return 1; }
 	offs=
