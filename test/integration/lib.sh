@@ -59,6 +59,31 @@ wait_line() { # LINE SECONDS FILE
 	return 1
 }
 
+# A ticking guest (tests/api_tick.sh) that did not reach its tick: say so,
+# show the console's end and where kiln-vmm PID is. In the emulated test
+# bed a 2-vCPU guest now and then stops for good with both vCPU threads in
+# kvm_vcpu_block and no CPU used: halted, with no interrupt coming.
+never_ticked() { # WHAT PID
+	fail "$1 never ticked"
+	tail -n 5 "$T/out" "$T/err"
+	vmm_where "$2"
+	return 1
+}
+
+# Each thread of kiln-vmm PID: name, state, kernel wait channel and the
+# CPU ticks it used, twice 1 s apart (a busy guest's vCPU ticks move).
+vmm_where() { # PID
+	[ -n "$1" ] && [ -d "/proc/$1" ] || { echo "    (no kiln-vmm '$1')"; return 0; }
+	for pass in 1 2; do
+		[ "$pass" = 2 ] && sleep 1
+		for t in /proc/"$1"/task/*; do
+			awk -v w="$(cat "$t/wchan" 2>/dev/null)" -v c="$(cat "$t/comm" 2>/dev/null)" \
+				'{ printf "    | %s %s wchan=%s cpu=%d\n", c, $3, w, $14 + $15 }' \
+				"$t/stat" 2>/dev/null
+		done
+	done
+}
+
 # The guest's console must contain each given line (exactly, as a line).
 console_has() {
 	for want in "$@"; do

@@ -91,7 +91,7 @@ JSON
 	truncate -s 1M "$T/jdisk.img"
 	chmod 0644 "$T/jdisk.img"
 	JAIL_KEEP=7 jail_start "$JAIL_UID" --config-file "$T/jail.json" || return 1
-	wait_line "TICK 3" 90 "$T/out" || { fail "the jailed guest never ticked"; tail "$T/out" "$T/err"; return 1; }
+	wait_line "TICK 3" 90 "$T/out" || { never_ticked "the jailed guest" "$jail_vmm"; return 1; }
 	s=/proc/$jail_vmm/status
 	want="$JAIL_UID	$JAIL_UID	$JAIL_UID	$JAIL_UID"
 	[ "$(jail_field "$s" Uid)" = "$want" ] || { fail "Uid: $(jail_field "$s" Uid)"; return 1; }
