@@ -88,6 +88,11 @@ api_start() { # [KILN-VMM ARGS...]
 	return 1
 }
 
+# The background VMM's pid (api_pid is timeout(1)'s: kiln-vmm is its child).
+api_vmm() {
+	pgrep -P "$api_pid" -x kiln-vmm
+}
+
 # Wait for the background VMM to end: its status in $rc.
 api_wait() {
 	rc=0
@@ -129,7 +134,7 @@ test_api_start_metrics_pause_resume() {
 		{ fail "state after start: $body"; return 1; }
 	grep -qE '^kiln-vmm: \[[0-9.]+\] INFO: vm\.c:[0-9]+: booting ' "$T/vmm.log" ||
 		{ fail "the log file lacks the boot line with its origin"; cat "$T/vmm.log"; return 1; }
-	wait_line "TICK 20" 60 "$T/out" || { never_ticked "the guest" "$(pgrep -P "$api_pid" -x kiln-vmm)"; return 1; }
+	wait_line "TICK 20" 60 "$T/out" || { never_ticked "the guest" "$(api_vmm)"; return 1; }
 	api_ok 204 PUT /actions '{"action_type": "FlushMetrics"}' || return 1
 	python3 - "$T/metrics" <<'PY' || { fail "metrics: $(tail -c 600 "$T/metrics")"; return 1; }
 import json, sys
@@ -193,7 +198,7 @@ test_api_balloon() {
 	api_ok 204 PUT /balloon '{"amount_mib": 0, "deflate_on_oom": false,
 		"stats_polling_interval_s": 1}' || return 1
 	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
-	wait_line "TICK 5" 60 "$T/out" || { never_ticked "the guest" "$(pgrep -P "$api_pid" -x kiln-vmm)"; return 1; }
+	wait_line "TICK 5" 60 "$T/out" || { never_ticked "the guest" "$(api_vmm)"; return 1; }
 	api_ok 204 PATCH /balloon '{"amount_mib": 64}' || return 1
 	actual=
 	for _ in $(seq 100); do
@@ -226,7 +231,7 @@ test_api_send_ctrl_alt_del() {
 	rm -f "$T/metrics" # $T is the bed's: an earlier test may have left one
 	api_ok 204 PUT /metrics "{\"metrics_path\": \"$T/metrics\"}" || return 1
 	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
-	wait_line "TICK 10" 60 "$T/out" || { never_ticked "the guest" "$(pgrep -P "$api_pid" -x kiln-vmm)"; return 1; }
+	wait_line "TICK 10" 60 "$T/out" || { never_ticked "the guest" "$(api_vmm)"; return 1; }
 	api_ok 204 PUT /actions '{"action_type": "FlushMetrics"}' || return 1
 	api_ok 204 PUT /actions '{"action_type": "SendCtrlAltDel"}' || return 1
 	api_wait

@@ -41,7 +41,7 @@ thread_table() { # PID
 seccomp_running_table() { # [KILN-VMM ARGS...]
 	seccomp_config api_tick
 	api_start --config-file "$T/sc.json" "$@" || return 1
-	wait_line "TICK 3" 60 "$T/out" || { never_ticked "the guest" "$(pgrep -P "$api_pid" -x kiln-vmm)"; return 1; }
+	wait_line "TICK 3" 60 "$T/out" || { never_ticked "the guest" "$(api_vmm)"; return 1; }
 	# api_pid is timeout(1)'s: kiln-vmm is its child
 	pid=$(pgrep -P "$api_pid" -x kiln-vmm)
 	[ -n "$pid" ] || { fail "no kiln-vmm under $api_pid"; return 1; }
@@ -116,7 +116,7 @@ test_seccomp_forbidden_syscall_kills_each_thread_kind() {
 test_seccomp_crash_report_resolves() {
 	seccomp_config api_tick
 	api_start --config-file "$T/sc.json" || return 1
-	wait_line "TICK 3" 60 "$T/out" || { never_ticked "the guest" "$(pgrep -P "$api_pid" -x kiln-vmm)"; return 1; }
+	wait_line "TICK 3" 60 "$T/out" || { never_ticked "the guest" "$(api_vmm)"; return 1; }
 	pid=$(pgrep -P "$api_pid" -x kiln-vmm)
 	[ -n "$pid" ] || { fail "no kiln-vmm under $api_pid"; return 1; }
 	kill -SEGV "$pid"

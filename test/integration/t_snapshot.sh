@@ -81,7 +81,7 @@ test_snapshot_counter_continues() {
 	api_ok 204 PUT /vsock "{\"guest_cid\": 3, \"uds_path\": \"$T/snap-v.sock\"}" ||
 		return 1
 	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
-	wait_line "TICK 20" 90 "$T/out" || { never_ticked "the guest" "$(pgrep -P "$api_pid" -x kiln-vmm)"; return 1; }
+	wait_line "TICK 20" 90 "$T/out" || { never_ticked "the guest" "$(api_vmm)"; return 1; }
 	api_fault "pause it first" PUT /snapshot/create \
 		"{\"snapshot_path\": \"$s.state\", \"mem_file_path\": \"$s.mem\"}" || return 1
 	snap_save "$s" || return 1
@@ -171,7 +171,7 @@ test_snapshot_diff() {
 	api_configure api_tick || return 1
 	api_ok 204 PATCH /machine-config '{"track_dirty_pages": true}' || return 1
 	api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
-	wait_line "TICK 20" 90 "$T/out" || { never_ticked "the guest" "$(pgrep -P "$api_pid" -x kiln-vmm)"; return 1; }
+	wait_line "TICK 20" 90 "$T/out" || { never_ticked "the guest" "$(api_vmm)"; return 1; }
 	snap_save "$s.base" || return 1
 	api_ok 204 PATCH /vm '{"state": "Resumed"}' || return 1
 	last=$(last_tick "$T/out")
@@ -289,7 +289,7 @@ test_snapshot_sealed() {
 		\"boot_args\": \"$API_CMDLINE kiln.script=/tests/api_tick.sh $marker\"}" &&
 		api_ok 204 PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 128}' &&
 		api_ok 204 PUT /actions '{"action_type": "InstanceStart"}' || return 1
-	wait_line "TICK 20" 90 "$T/out" || { never_ticked "the guest" "$(pgrep -P "$api_pid" -x kiln-vmm)"; return 1; }
+	wait_line "TICK 20" 90 "$T/out" || { never_ticked "the guest" "$(api_vmm)"; return 1; }
 	snap_save "$s.plain" || return 1
 	create() { # PREFIX KEY
 		echo "{\"snapshot_path\": \"$1.state\", \"mem_file_path\": \"$1.mem\",
