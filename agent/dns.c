@@ -257,7 +257,7 @@ void dns_guest_relay(const Kiln__Agent__V1__CreateContainerRequest *req)
 				continue;
 			}
 			dns_addrs[dns_naddrs++] = ns[k];
-			log_info("dns relay on %s:53 to host port %u", s,
+			log_debug("dns relay on %s:53 to host port %u", s,
 				 RESOLV_RELAY_PORT);
 		}
 		pthread_mutex_unlock(&dns_lock);

@@ -211,7 +211,7 @@ int res_apply(struct ctr *c, const Kiln__Agent__V1__Resources *r,
 	}
 	c->memory_limit = memory;
 	for (size_t i = 0; i < n; i++)
-		log_info("container %s: %s %s", c->id, w[i].file, w[i].value);
+		log_debug("container %s: %s %s", c->id, w[i].file, w[i].value);
 	return 0;
 }
 
