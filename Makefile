@@ -39,6 +39,15 @@ TSAN_CFLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer \
 # start, so an idle kiln-vmm has about 180 KiB more anonymous memory
 # (312 -> 492 KiB, API only) in pages a non-PIE binary shares.
 LDLIBS_VMM := -static-pie -lyajl_s -lhttp_parser -lcrypto -lseccomp -lcap -lpthread
+# kiln and the shim run once or more per container: the libraries Debian
+# ships as archives are linked in, so the dynamic loader has less to map
+# and relocate (--version natively: kiln 3.3 -> 1.6 ms of CPU, the shim
+# 6.3 -> 2.5 ms);
+# libmnl has no archive in Debian and stays shared for kiln, as libc does.
+# The shim needs nothing else and is a static PIE, as kiln-vmm.
+LDLIBS_KILN := -Wl,-Bstatic -lyajl_s -lnettle -lprotobuf-c -Wl,-Bdynamic \
+	-lmnl -lpthread
+LDLIBS_SHIM := -static-pie -lyajl_s -lnettle -lcrypto -lprotobuf-c -lpthread
 # the agent is guest code: one static binary, no libc surprises
 LDLIBS_AGENT := -static -lprotobuf-c -lcap -lseccomp -lpthread
 LDLIBS_TEST := -lyajl -lhttp_parser -lprotobuf-c -lcap -lseccomp -lcrypto -lnettle -lmnl -lpthread
@@ -154,13 +163,13 @@ $(B)/kiln-vmm-selftest: $(call obj,$(filter-out vmm/seccomp.c,$(VMM_SRCS)) \
 $(B)/kiln: $(call obj,$(RUNTIME_SRCS) $(OCI_SRCS) $(JSON_SRCS) $(LIB_SRCS) \
 		$(CLIENT_SRCS) $(RPC_SRCS) $(NL_SRCS))
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lnettle -lprotobuf-c -lmnl -lpthread
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_KILN)
 
 # containerd's runtime v2 shim
 $(B)/containerd-shim-kiln-v2: $(call obj,$(SHIM_SRCS) $(CTRD_SRCS) $(OCI_SRCS) \
 		$(JSON_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS))
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lyajl -lnettle -lcrypto -lprotobuf-c -lpthread
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_SHIM)
 
 $(B)/kiln-agent: $(call obj,$(AGENT_SRCS) $(RPC_SRCS) $(LIB_SRCS))
 	@$(if $(Q),echo "  LD      $@")
