@@ -97,5 +97,13 @@ int fork_load(struct vm *vm, struct vm_config *cfg, const char *sock_path,
  * through the jail. main()'s thread, before any other.
  */
 int fork_connect(const char *sock_path, int fds[3], struct kiln_error *err);
+/*
+ * The prefault list at path (lib/prefault.h), read now (main()'s thread,
+ * before the jail: the file is the runtime's), for fork_load to copy
+ * those pages of the template's RAM before the vCPUs run. It only saves
+ * faults: a list that cannot be read or is not well formed is logged
+ * and the fork goes on without it.
+ */
+void fork_prefault_read(const char *path);
 
 #endif

@@ -69,6 +69,13 @@ static void usage(FILE *f)
 		"serving PATH\n"
 		"                       (no boot source; its shape and device "
 		"ids)\n"
+		"  --fork-prefault FILE with --fork-from: copy the pages FILE "
+		"lists\n"
+		"                       (lib/prefault.h) before the guest "
+		"runs; "
+		"a list\n"
+		"                       that cannot be read is logged and "
+		"ignored\n"
 		"  --id ID              instance id reported by GET /\n"
 		"  --jail root=DIR,uid=N,gid=N[,keep-fds=N:M]\n"
 		"                       run in namespaces, pivot_rooted into "
@@ -156,6 +163,7 @@ enum {
 	OPT_API_SOCK,
 	OPT_ID,
 	OPT_FORK_FROM,
+	OPT_FORK_PREFAULT,
 	OPT_JAIL,
 	OPT_NO_SECCOMP,
 	OPT_SECCOMP_LOG,
@@ -188,6 +196,7 @@ static const struct option options[] = {
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "id", required_argument, NULL, OPT_ID },
 	{ "fork-from", required_argument, NULL, OPT_FORK_FROM },
+	{ "fork-prefault", required_argument, NULL, OPT_FORK_PREFAULT },
 	{ "jail", required_argument, NULL, OPT_JAIL },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "seccomp-log", no_argument, NULL, OPT_SECCOMP_LOG },
@@ -203,7 +212,8 @@ static const struct option options[] = {
 struct vmm_opts {
 	const char *api_sock;
 	const char *id;
-	const char *fork_from; /* a template's socket */
+	const char *fork_from;	   /* a template's socket */
+	const char *fork_prefault; /* its forks' prefault list */
 	bool config_file; /* the VM is fully described before any request */
 	enum seccomp_mode seccomp;
 	struct jail_opts jail; /* enabled: --jail given */
@@ -328,6 +338,9 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 		case OPT_FORK_FROM:
 			o->fork_from = optarg;
 			break;
+		case OPT_FORK_PREFAULT:
+			o->fork_prefault = optarg;
+			break;
 		case OPT_JAIL:
 			ret = jail_parse(&o->jail, optarg, err);
 			break;
@@ -361,6 +374,10 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg,
 	if (optind < argc)
 		return kiln_error_set(err, 0, "unexpected argument `%s`",
 				      argv[optind]);
+	if (o->fork_prefault != NULL && o->fork_from == NULL)
+		return kiln_error_set(err, 0,
+				      "--fork-prefault is for a fork: it "
+				      "needs --fork-from");
 	return 0;
 }
 
@@ -504,6 +521,9 @@ int main(int argc, char **argv)
 		jail_opts_destroy(&opts.jail);
 		return 2;
 	}
+	/* the runtime's file, read before the jail hides it */
+	if (opts.fork_prefault != NULL)
+		fork_prefault_read(opts.fork_prefault);
 	/*
 	 * A jailed fork takes its template's answer first, as root (the
 	 * template's socket need not be reachable by the jail's uid, and
