@@ -226,6 +226,7 @@ struct vm_plan {
 	bool podfs_dev;
 	const char *console; /* serial output file, NULL: none */
 	char *template_dir;  /* fork from the template there; NULL: boot */
+	bool prefault;	     /* the template has its prefault list */
 };
 
 /* Owned by the pid process's main thread. */
@@ -278,6 +279,7 @@ int vm_api_call_fd(const char *sock, const char *method, const char *path,
 		   const char *body, int file_fd, struct kiln_error *err);
 #define VM_API	      "api.sock" /* a pod sandbox's kiln-vmm API */
 #define VM_SLOT	      "slot.img" /* the placeholder in a spare drive slot */
+#define VM_PREFAULT   "prefault" /* a template's list (lib/prefault.h) */
 #define VM_SLOT_BYTES (1 << 20)
 /* Start the VM in the current directory; it dies with the caller. */
 int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err);
@@ -298,6 +300,14 @@ void template_forget(struct vm_plan *p);
 /* Build p's template in the background, out of the caller's cgroup and
  * network namespace (host_netns: the runtime's), unless there is one. */
 void template_spawn(const struct vm_plan *p, const char *root, int host_netns);
+/*
+ * The picked template has no prefault list yet and vmm (a fork of it,
+ * the jail's waiter or kiln-vmm itself) has just created its container:
+ * list the pages of guest RAM the fork has written so far (copied from
+ * the template), for the template's later forks to copy before they run.
+ * Best effort: what fails is logged, and forks go on without a list.
+ */
+void template_prefault_record(const struct vm_plan *p, pid_t vmm);
 /* The MAC of a template's network interface i (a fork's until told). */
 void template_mac(size_t i, uint8_t mac[6]);
 int verb_templates(const struct kiln_cli *cli, int argc, char **argv,

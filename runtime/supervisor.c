@@ -737,6 +737,9 @@ static int create_container(struct sup *s, struct kiln_error *err)
 	s->t[T_CREATED] = util_now_ns();
 	if (res < 0 && s->pod != NULL)
 		pod_leave(s->a->dirfd, s->pod, s->st.id);
+	/* the template's first fork lists what its later ones copy ahead */
+	if (res == 0 && forked && !s->plan.prefault)
+		template_prefault_record(&s->plan, s->vm.pid);
 	/* the next container of this shape forks */
 	if (res == 0 && !forked && s->pod == NULL && !s->plan.podfs_dev)
 		template_spawn(&s->plan, s->a->cli->root, s->host_netns);

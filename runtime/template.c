@@ -52,8 +52,10 @@
 
 #include "../lib/agent_client.h"
 #include "../lib/cleanup.h"
+#include "../lib/file.h"
 #include "../lib/log.h"
 #include "../lib/nl.h"
+#include "../lib/prefault.h"
 #include "../lib/util.h"
 #include "../oci/container.h"
 #include "kiln.h"
@@ -117,6 +119,7 @@ static int template_key(const struct vm_plan *p, const char *root, char *key,
 
 static pid_t template_pid(int dirfd);
 static void remove_one(int dirfd, pid_t pid);
+static void prefault_sweep(int dirfd);
 
 int template_pick(struct vm_plan *p, const char *root)
 {
@@ -132,6 +135,8 @@ int template_pick(struct vm_plan *p, const char *root)
 		return -1;
 	free(p->template_dir);
 	p->template_dir = strdup(dir);
+	snprintf(sock, sizeof(sock), "%s/" VM_PREFAULT, dir);
+	p->prefault = access(sock, F_OK) == 0;
 	return p->template_dir != NULL ? 0 : -1;
 }
 
@@ -149,6 +154,114 @@ void template_forget(struct vm_plan *p)
 	}
 	free(p->template_dir);
 	p->template_dir = NULL;
+}
+
+/* Jailed, vmm is the waiter and kiln-vmm its one child. */
+static pid_t vmm_inner(pid_t vmm)
+{
+	char path[64];
+	cleanup_free char *kids = NULL;
+	struct kiln_error err = { 0 };
+	size_t len = 0;
+	int child;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)vmm,
+		 (int)vmm);
+	kids = file_read(path, 4096, &len, &err);
+	if (kids != NULL && sscanf(kids, "%d", &child) == 1 && child > 0)
+		return child;
+	return vmm;
+}
+
+/* Where vmm maps guest RAM (the template's memfd, MAP_PRIVATE): 0 if not
+ * found. */
+static uint64_t ram_start(pid_t vmm, uint64_t size)
+{
+	char path[64];
+	cleanup_free char *maps = NULL;
+	struct kiln_error err = { 0 };
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)vmm);
+	maps = file_read(path, 1 << 20, &len, &err);
+	for (char *l = maps, *next; l != NULL && *l != '\0'; l = next) {
+		unsigned long long a, b;
+
+		next = strchr(l, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (strstr(l, "/memfd:kiln-guest-ram") != NULL &&
+		    sscanf(l, "%llx-%llx", &a, &b) == 2 && b - a == size)
+			return a;
+	}
+	return 0;
+}
+
+/* pagemap bits (Documentation/admin-guide/mm/pagemap.rst) */
+#define PM_PRESENT (1ULL << 63)
+#define PM_FILE	   (1ULL << 61) /* a file page or shared: not a private copy */
+#define PM_CHUNK   4096
+
+void template_prefault_record(const struct vm_plan *p, pid_t vmm)
+{
+	uint64_t size = (uint64_t)p->conf->memory_mib << 20, start;
+	uint64_t t0 = util_now_ns(), pages = size >> 12, map[PM_CHUNK];
+	uint8_t out[PREFAULT_FILE_MAX];
+	size_t n = 0, len = PREFAULT_MAGIC_LEN;
+	cleanup_close int pm = -1, fd = -1;
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
+	bool full = false;
+
+	vmm = vmm_inner(vmm);
+	start = ram_start(vmm, size);
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)vmm);
+	if (start == 0 || (pm = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		log_warn("prefault list: guest RAM of kiln-vmm %d not found",
+			 (int)vmm);
+		return;
+	}
+	memcpy(out, PREFAULT_MAGIC, PREFAULT_MAGIC_LEN);
+	for (uint64_t i = 0; i < pages && !full; i += PM_CHUNK) {
+		size_t k = pages - i < PM_CHUNK ? pages - i : PM_CHUNK;
+
+		if (util_pread_all(pm, map, k * sizeof(map[0]),
+				   ((start >> 12) + i) * sizeof(map[0])) < 0) {
+			log_warn("prefault list: read %s: %m", path);
+			return;
+		}
+		for (size_t j = 0; j < k; j++) {
+			uint32_t pg = (uint32_t)(i + j);
+
+			if ((map[j] & (PM_PRESENT | PM_FILE)) != PM_PRESENT)
+				continue;
+			if (n == PREFAULT_MAX_PAGES) {
+				full = true;
+				break;
+			}
+			out[len++] = (uint8_t)pg;
+			out[len++] = (uint8_t)(pg >> 8);
+			out[len++] = (uint8_t)(pg >> 16);
+			out[len++] = (uint8_t)(pg >> 24);
+			n++;
+		}
+	}
+	/* named once whole; the first list linked in stays (a temporary
+	 * that a kill left is swept with the template) */
+	snprintf(tmp, sizeof(tmp), "%s/" VM_PREFAULT ".%d", p->template_dir,
+		 (int)getpid());
+	snprintf(path, sizeof(path), "%s/" VM_PREFAULT, p->template_dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0 || util_write_all(fd, out, len) < 0 || link(tmp, path) < 0) {
+		if (errno != EEXIST)
+			log_warn("prefault list %s: %m", path);
+		unlink(tmp);
+		return;
+	}
+	unlink(tmp);
+	log_info("prefault list: %zu pages written by the fork%s, %.1f ms", n,
+		 full ? " (the most listed)" : "",
+		 (double)(util_now_ns() - t0) / 1e6);
 }
 
 void template_mac(size_t i, uint8_t mac[6])
@@ -317,6 +430,9 @@ static int build(const struct vm_plan *p, const char *key,
 	vm_dir_remove(AT_FDCWD, VM_DIR);
 	rmdir(VM_JAIL_ROOT);
 	unlink("pid");
+	/* recorded from the template this one replaces */
+	unlink(VM_PREFAULT);
+	prefault_sweep(AT_FDCWD);
 	if (write_key(key, err) < 0)
 		return -1;
 	if (p->jail.uid != 0 && vm_jail_reserve(&j, err) < 0)
@@ -453,11 +569,31 @@ static void show(int dirfd, const char *name, pid_t pid)
 		printf("  %s\n", l);
 }
 
+/* The temporaries of prefault lists whose recorders were killed. */
+static void prefault_sweep(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, VM_PREFAULT ".", sizeof(VM_PREFAULT)) ==
+		    0)
+			unlinkat(dirfd, e->d_name, 0);
+	closedir(d);
+}
+
 static void remove_one(int dirfd, pid_t pid)
 {
-	static const char *const files[] = { TEMPLATE_SLOT, "pid",	"key",
-					     VM_LOG,	    VM_LOG_SUP, "lock",
-					     NULL };
+	static const char *const files[] = {
+		TEMPLATE_SLOT, "pid",	    "key",  VM_LOG,
+		VM_LOG_SUP,    VM_PREFAULT, "lock", NULL,
+	};
 
 	/* jailed, pid is the waiter: its VMM dies with it */
 	if (pid > 0) {
@@ -469,6 +605,7 @@ static void remove_one(int dirfd, pid_t pid)
 	unlinkat(dirfd, VM_JAIL_ROOT, AT_REMOVEDIR);
 	for (size_t i = 0; files[i] != NULL; i++)
 		unlinkat(dirfd, files[i], 0);
+	prefault_sweep(dirfd);
 }
 
 int verb_templates(const struct kiln_cli *cli, int argc, char **argv,

@@ -566,6 +566,7 @@ static int jail_fs_sock(const struct vm_plan *p, size_t i,
 int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 {
 	char sock[PATH_MAX], cwd[PATH_MAX], jail[PATH_MAX + 64];
+	char prefault[PATH_MAX + 16];
 	char slots[VM_DRIVES_MAX][2 * PATH_MAX + 32];
 	char fs[VM_FS_MAX][128];
 	char *argv[ARGV_MAX];
@@ -589,6 +590,12 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 			 p->template_dir);
 	n += vm_argv_source(p->conf, p->template_dir ? sock : NULL, &buf,
 			    argv + n);
+	if (p->template_dir != NULL && p->prefault) {
+		snprintf(prefault, sizeof(prefault), "%s/" VM_PREFAULT,
+			 p->template_dir);
+		argv[n++] = "--fork-prefault";
+		argv[n++] = prefault;
+	}
 	if (p->pod) {
 		argv[n++] = "--api-sock";
 		argv[n++] = jailed ? VM_API : VM_DIR "/" VM_API;

@@ -13,7 +13,9 @@ kiln_template_ready() { # SECONDS
 }
 
 # create + start + wait for the pid process; the container's output in
-# $T/ID.out; whether its VM was a fork in $forked (its vmm.log says).
+# $T/ID.out; whether its VM was a fork in $forked (its vmm.log says), and
+# how many pages it copied ahead from its template's prefault list in
+# $prefaulted (empty: it had no list).
 kiln_run_logged() { # ID
 	krc=0
 	timeout -k 5 180 "$KILN" --root "$KROOT" create --bundle "$T/b" --pid-file "$T/$1.pid" "$1" \
@@ -21,6 +23,7 @@ kiln_run_logged() { # ID
 	[ "$krc" = 0 ] || { kiln_fail "create $1: $(cat "$T/$1.out")"; return 1; }
 	forked=no
 	grep -q "forked from" "$KROOT/$1/vmm.log" && forked=yes
+	prefaulted=$(sed -n 's/.*prefaulted \([0-9]*\) of [0-9]* listed pages.*/\1/p' "$KROOT/$1/vmm.log")
 	kiln start "$1"
 	[ "$krc" = 0 ] || { kiln_fail "start $1"; return 1; }
 	pid=$(cat "$T/$1.pid")
@@ -31,7 +34,9 @@ kiln_run_logged() { # ID
 
 # The first container boots cold and leaves a template; the next two fork
 # it: each runs from its own rootfs, with the host's time, drawing its own
-# random bytes; their writes are their own. `kiln templates` shows it,
+# random bytes; their writes are their own. The first fork records the
+# template's prefault list (the pages it wrote up to its container's
+# create); the second copies those pages before its guest runs. `kiln templates` shows it,
 # `--rm` ends it. A template killed with -9: the next create boots cold
 # (the fork fails, no error reaches the user) and a new template is built.
 test_kiln_fork_from_template() {
@@ -46,6 +51,18 @@ test_kiln_fork_from_template() {
 	for id in f1 f2; do
 		kiln_run_logged "$id" || return 1
 		[ "$forked" = yes ] || { kiln_fail "$id did not fork: $(cat "$KROOT/$id/vmm.log" 2>/dev/null)"; return 1; }
+		pf=$(echo "$KROOT"/templates/*/prefault)
+		if [ "$id" = f1 ]; then
+			[ -z "$prefaulted" ] || { fail "the template's first fork copied $prefaulted pages ahead: no list yet"; return 1; }
+			[ -f "$pf" ] || { fail "f1 recorded no prefault list: $(ls "$KROOT"/templates/*)"; return 1; }
+			# the magic and at least a page, at most 4096 of them
+			n=$((($(stat -c %s "$pf") - 8) / 4))
+			[ "$(head -c 8 "$pf")" = KILNPF01 ] && [ "$n" -ge 1 ] && [ "$n" -le 4096 ] ||
+				{ fail "prefault list: $(stat -c %s "$pf") bytes, $(head -c 8 "$pf" | od -c | head -1)"; return 1; }
+		else
+			[ "$prefaulted" = "$n" ] ||
+				{ kiln_fail "f2 copied '$prefaulted' pages ahead, the list has $n: $(cat "$KROOT/f2/vmm.log")"; return 1; }
+		fi
 		[ "$(sed -n 1p "$T/$id.out")" = ran ] || { kiln_fail "$id: $(cat "$T/$id.out")"; return 1; }
 		t=$(sed -n 2p "$T/$id.out")
 		[ $(($(date +%s) - t)) -lt 60 ] || { kiln_fail "$id's clock says $t, the host's $(date +%s)"; return 1; }
@@ -65,6 +82,8 @@ test_kiln_fork_from_template() {
 	kiln_template_ready 300 || { fail "no new template was built"; return 1; }
 	kiln_run_logged f4 || return 1
 	[ "$forked" = yes ] || { kiln_fail "f4 did not fork the new template"; return 1; }
+	# the new template's first fork: the old template's list went with it
+	[ -z "$prefaulted" ] || { fail "f4 copied $prefaulted pages of the dead template's list"; return 1; }
 	"$KILN" --root "$KROOT" templates --rm
 	[ -z "$(own_vmms all)" ] || { fail "templates --rm left $(own_vmms all)"; return 1; }
 	[ ! -e "$KROOT/templates" ] || { fail "templates --rm left $(ls "$KROOT/templates")"; return 1; }
