@@ -210,7 +210,7 @@ pid_t vm_jail_vmm_pid(pid_t waiter)
 	return (pid_t)pid;
 }
 
-void vm_dir_remove(int parent, const char *name)
+void vm_dir_unlink(int parent, const char *name, const char *prefix)
 {
 	int fd = openat(parent, name,
 			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -223,9 +223,16 @@ void vm_dir_remove(int parent, const char *name)
 		return;
 	}
 	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+		if (strcmp(e->d_name, ".") != 0 &&
+		    strcmp(e->d_name, "..") != 0 &&
+		    strncmp(e->d_name, prefix, strlen(prefix)) == 0)
 			unlinkat(dirfd(d), e->d_name, 0);
 	closedir(d);
+}
+
+void vm_dir_remove(int parent, const char *name)
+{
+	vm_dir_unlink(parent, name, "");
 	unlinkat(parent, name, AT_REMOVEDIR);
 }
 

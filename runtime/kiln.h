@@ -190,6 +190,9 @@ pid_t vm_jail_vmm_pid(pid_t waiter);
 void vm_jail_remove(int dirfd);
 /* Remove folder name of parent with the files in it (one level). */
 void vm_dir_remove(int parent, const char *name);
+/* Unlink the files in folder name (under parent) whose names start with
+ * prefix ("": all). */
+void vm_dir_unlink(int parent, const char *name, const char *prefix);
 /* Tests: another folder for the locks; NULL: JAIL_LOCK_DIR. */
 void vm_jail_set_lock_dir(const char *dir);
 

@@ -119,7 +119,6 @@ static int template_key(const struct vm_plan *p, const char *root, char *key,
 
 static pid_t template_pid(int dirfd);
 static void remove_one(int dirfd, pid_t pid);
-static void prefault_sweep(int dirfd);
 
 int template_pick(struct vm_plan *p, const char *root)
 {
@@ -154,23 +153,6 @@ void template_forget(struct vm_plan *p)
 	}
 	free(p->template_dir);
 	p->template_dir = NULL;
-}
-
-/* Jailed, vmm is the waiter and kiln-vmm its one child. */
-static pid_t vmm_inner(pid_t vmm)
-{
-	char path[64];
-	cleanup_free char *kids = NULL;
-	struct kiln_error err = { 0 };
-	size_t len = 0;
-	int child;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)vmm,
-		 (int)vmm);
-	kids = file_read(path, 4096, &len, &err);
-	if (kids != NULL && sscanf(kids, "%d", &child) == 1 && child > 0)
-		return child;
-	return vmm;
 }
 
 /* Where vmm maps guest RAM (the template's memfd, MAP_PRIVATE): 0 if not
@@ -211,8 +193,11 @@ void template_prefault_record(const struct vm_plan *p, pid_t vmm)
 	cleanup_close int pm = -1, fd = -1;
 	char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
 	bool full = false;
+	pid_t inner;
 
-	vmm = vmm_inner(vmm);
+	/* jailed, vmm is the waiter and kiln-vmm its one child */
+	if ((inner = vm_jail_vmm_pid(vmm)) > 0)
+		vmm = inner;
 	start = ram_start(vmm, size);
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)vmm);
 	if (start == 0 || (pm = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -432,7 +417,7 @@ static int build(const struct vm_plan *p, const char *key,
 	unlink("pid");
 	/* recorded from the template this one replaces */
 	unlink(VM_PREFAULT);
-	prefault_sweep(AT_FDCWD);
+	vm_dir_unlink(AT_FDCWD, ".", VM_PREFAULT ".");
 	if (write_key(key, err) < 0)
 		return -1;
 	if (p->jail.uid != 0 && vm_jail_reserve(&j, err) < 0)
@@ -569,25 +554,6 @@ static void show(int dirfd, const char *name, pid_t pid)
 		printf("  %s\n", l);
 }
 
-/* The temporaries of prefault lists whose recorders were killed. */
-static void prefault_sweep(int dirfd)
-{
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *e;
-
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((e = readdir(d)) != NULL)
-		if (strncmp(e->d_name, VM_PREFAULT ".", sizeof(VM_PREFAULT)) ==
-		    0)
-			unlinkat(dirfd, e->d_name, 0);
-	closedir(d);
-}
-
 static void remove_one(int dirfd, pid_t pid)
 {
 	static const char *const files[] = {
@@ -605,7 +571,8 @@ static void remove_one(int dirfd, pid_t pid)
 	unlinkat(dirfd, VM_JAIL_ROOT, AT_REMOVEDIR);
 	for (size_t i = 0; files[i] != NULL; i++)
 		unlinkat(dirfd, files[i], 0);
-	prefault_sweep(dirfd);
+	/* temporaries of prefault lists whose recorders were killed */
+	vm_dir_unlink(dirfd, ".", VM_PREFAULT ".");
 }
 
 int verb_templates(const struct kiln_cli *cli, int argc, char **argv,
