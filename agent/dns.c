@@ -258,7 +258,7 @@ void dns_guest_relay(const Kiln__Agent__V1__CreateContainerRequest *req)
 			}
 			dns_addrs[dns_naddrs++] = ns[k];
 			log_debug("dns relay on %s:53 to host port %u", s,
-				 RESOLV_RELAY_PORT);
+				  RESOLV_RELAY_PORT);
 		}
 		pthread_mutex_unlock(&dns_lock);
 	}
