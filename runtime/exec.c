@@ -235,6 +235,7 @@ static int exec_start(struct exec_run *x, const struct oci_process *proc,
 	if (x->agent == NULL)
 		return kiln_error_wrap(err, "reach the container's guest");
 	res = request_process(&r, proc, &ap, err);
+	stdio_request(&x->io, proc->terminal, &ap);
 	/* runc gives an exec the container's seccomp profile */
 	if (res == 0)
 		res = request_seccomp(&r, seccomp, &ap, err);
@@ -244,8 +245,7 @@ static int exec_start(struct exec_run *x, const struct oci_process *proc,
 	agent_request_free(&r);
 	if (res < 0)
 		return -1;
-	if (stdio_attach(&x->io, x->agent, x->guest_id, x->exec_id,
-			 proc->terminal, err) < 0)
+	if (stdio_attach(&x->io, x->agent, x->guest_id, x->exec_id, err) < 0)
 		return -1;
 	stdio_resize(&x->io, x->agent, x->guest_id, x->exec_id);
 	e = pthread_create(&t, NULL, wait_main, x);

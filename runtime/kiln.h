@@ -397,7 +397,8 @@ struct stdio_set {
 	struct stdio_relay relays[3];
 	size_t n_relays, n_outputs, n_ended;
 	int done_pipe[2];
-	int pty; /* the slave we relay, with a console socket; or -1 */
+	int pty;	 /* the slave we relay, with a console socket; or -1 */
+	bool streams[3]; /* stdin, stdout, stderr relayed (stdio_request) */
 };
 
 int stdio_init(struct stdio_set *io, struct kiln_error *err);
@@ -407,10 +408,18 @@ int stdio_console_connect(const char *path, struct kiln_error *err);
  * as our controlling terminal so that a resize is a SIGWINCH. */
 int stdio_pty_open(struct stdio_set *io, int console_fd,
 		   struct kiln_error *err);
-/* Attach the streams of guest container ctr's process and start copying
- * (exec_id "": its init). */
+/*
+ * The streams a guest process gets, into p and io: with a terminal, the
+ * pty's (stdin and stdout); else each of our fds 0-2 but one that is
+ * /dev/null, which the guest's own /dev/null stands for (the same bytes,
+ * none, without a vsock connection and a copy thread at each end).
+ */
+void stdio_request(struct stdio_set *io, bool terminal,
+		   Kiln__Agent__V1__Process *p);
+/* Attach the streams stdio_request asked for of guest container ctr's
+ * process and start copying (exec_id "": its init). */
 int stdio_attach(struct stdio_set *io, struct agent_client *c, const char *ctr,
-		 const char *exec_id, bool terminal, struct kiln_error *err);
+		 const char *exec_id, struct kiln_error *err);
 /* Wait until the output streams ended, at most ms. */
 void stdio_drain(struct stdio_set *io, unsigned int ms);
 /* The pty's size to the guest's. */

@@ -119,10 +119,7 @@ int request_process(struct agent_request *r, const struct oci_process *p,
 		out->capabilities = caps;
 	}
 	out->no_new_privileges = p->no_new_privileges;
-	/* with a terminal, one stream carries its output */
-	out->stdin = true;
-	out->stdout = true;
-	out->stderr = !p->terminal;
+	/* its streams: stdio_request */
 	return 0;
 }
 

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -133,23 +135,52 @@ static int attach_all(struct attach_job *jobs, size_t n, struct kiln_error *err)
 	return res;
 }
 
-int stdio_attach(struct stdio_set *io, struct agent_client *c, const char *ctr,
-		 const char *exec_id, bool terminal, struct kiln_error *err)
+/* /dev/null (char 1:3): no stream carries anything from or to it */
+static bool is_null(int fd)
 {
-	int in = io->pty >= 0 ? io->pty : 0;
-	int out = io->pty >= 0 ? io->pty : 1;
-	struct attach_job j[3] = {
-		{ c, ctr, exec_id, "stdin", -1, { 0 } },
-		{ c, ctr, exec_id, "stdout", -1, { 0 } },
-		{ c, ctr, exec_id, "stderr", -1, { 0 } },
-	};
+	struct stat st;
 
-	if (attach_all(j, terminal ? 2 : 3, err) < 0)
-		return -1;
-	if (relay_add(io, j[1].fd, out, false, err) < 0 ||
-	    (!terminal && relay_add(io, j[2].fd, 2, false, err) < 0) ||
-	    relay_add(io, in, j[0].fd, true, err) < 0)
-		return -1;
+	return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
+	       st.st_rdev == makedev(1, 3);
+}
+
+void stdio_request(struct stdio_set *io, bool terminal,
+		   Kiln__Agent__V1__Process *p)
+{
+	for (int i = 0; i < 3; i++)
+		io->streams[i] = terminal ? i < 2 : !is_null(i);
+	p->stdin = io->streams[0];
+	p->stdout = io->streams[1];
+	p->stderr = io->streams[2];
+}
+
+int stdio_attach(struct stdio_set *io, struct agent_client *c, const char *ctr,
+		 const char *exec_id, struct kiln_error *err)
+{
+	static const char *const names[3] = { "stdin", "stdout", "stderr" };
+	/* with a pty, it is both ends of the terminal's streams */
+	int ours[3] = { io->pty >= 0 ? io->pty : 0, io->pty >= 0 ? io->pty : 1,
+			2 };
+	struct attach_job j[3];
+	size_t n = 0;
+
+	for (int i = 0; i < 3; i++)
+		if (io->streams[i])
+			j[n++] = (struct attach_job){ c,	ctr, exec_id,
+						      names[i], -1,  { 0 } };
+	if (n == 0 || attach_all(j, n, err) < 0)
+		return n == 0 ? 0 : -1;
+	n = 0;
+	for (int i = 0; i < 3; i++) {
+		int fd;
+
+		if (!io->streams[i])
+			continue;
+		fd = j[n++].fd;
+		if (i == 0 ? relay_add(io, ours[0], fd, true, err) < 0
+			   : relay_add(io, fd, ours[i], false, err) < 0)
+			return -1;
+	}
 	return 0;
 }
 

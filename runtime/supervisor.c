@@ -713,6 +713,7 @@ static int create_container(struct sup *s, struct kiln_error *err)
 			   err) < 0 ||
 	    request_resources(&r, spec, &req, err) < 0)
 		goto out;
+	stdio_request(&s->io, spec->process->terminal, &proc);
 	s->t[T_ROOTFS] = util_now_ns();
 	if (s->pod != NULL
 		    ? pod_up(s, err) < 0
@@ -818,7 +819,7 @@ static int setup(struct sup *s, struct kiln_error *err)
 	}
 	if (create_container(s, err) < 0 || wait_thread_start(s, err) < 0)
 		return -1;
-	if (stdio_attach(&s->io, s->agent, s->guest, "", p->terminal, err) < 0)
+	if (stdio_attach(&s->io, s->agent, s->guest, "", err) < 0)
 		return -1;
 	s->t[T_ATTACHED] = util_now_ns();
 	return save(s, CONTAINER_CREATED) < 0

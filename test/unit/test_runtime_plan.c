@@ -301,9 +301,8 @@ static void test_mounts(void)
 		   "tmpfs passes with its options, less podman's tmpcopyup");
 	}
 	ok(request_process(&r, s->process, &p, &err) == 0 && p.user->uid == 1 &&
-		   p.user->gid == 2 && p.terminal && p.stdin && p.stdout &&
-		   !p.stderr,
-	   "process: user, and with a terminal one output stream");
+		   p.user->gid == 2 && p.terminal,
+	   "process: user and terminal");
 	agent_request_free(&r);
 	oci_spec_free(s);
 
@@ -904,6 +903,59 @@ static void test_podfs_mounts(void)
 	vm_plan_clear(&sb);
 }
 
+/*
+ * The streams of a guest process: a terminal's two, else each of fds
+ * 0-2 but /dev/null. The fds are swapped for the call (no output then).
+ */
+static void test_stdio_request(void)
+{
+	Kiln__Agent__V1__Process p = KILN__AGENT__V1__PROCESS__INIT;
+	struct stdio_set io = { 0 };
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int saved[3], pipe_fds[2];
+	bool terminal[3], plain[3], all[3];
+
+	if (null < 0 || pipe(pipe_fds) < 0) {
+		ok(false, "stdio: /dev/null and a pipe");
+		return;
+	}
+	fflush(stdout);
+	for (int i = 0; i < 3; i++)
+		saved[i] = dup(i);
+	dup2(null, 0);
+	dup2(pipe_fds[1], 1);
+	dup2(null, 2);
+	stdio_request(&io, false, &p);
+	memcpy(plain, io.streams, sizeof(plain));
+	plain[0] = plain[0] || p.stdin;
+	plain[1] = plain[1] && p.stdout;
+	plain[2] = plain[2] || p.stderr;
+	stdio_request(&io, true, &p);
+	memcpy(terminal, io.streams, sizeof(terminal));
+	terminal[0] = terminal[0] && p.stdin;
+	terminal[1] = terminal[1] && p.stdout;
+	terminal[2] = terminal[2] || p.stderr;
+	dup2(pipe_fds[1], 0);
+	dup2(pipe_fds[1], 2);
+	stdio_request(&io, false, &p);
+	for (int i = 0; i < 3; i++) {
+		all[i] = io.streams[i];
+		dup2(saved[i], i);
+		close(saved[i]);
+	}
+	close(null);
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
+	ok(!plain[0] && plain[1] && !plain[2], "stdio: /dev/null as stdin and "
+					       "stderr is no stream, a pipe "
+					       "is");
+	ok(terminal[0] && terminal[1] && !terminal[2], "stdio: a terminal is "
+						       "two streams, whatever "
+						       "fds 0-2 are");
+	ok(all[0] && all[1] && all[2] && p.stdin && p.stdout && p.stderr,
+	   "stdio: pipes are three streams");
+}
+
 int main(void)
 {
 	char cmd[400];
@@ -919,6 +971,7 @@ int main(void)
 	test_volume_cache();
 	test_podfs_wanted();
 	test_podfs_mounts();
+	test_stdio_request();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", top);
