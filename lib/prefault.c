@@ -6,6 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t prefault_begin(uint8_t *buf)
+{
+	memcpy(buf, PREFAULT_MAGIC, PREFAULT_MAGIC_LEN);
+	return PREFAULT_MAGIC_LEN;
+}
+
+size_t prefault_add(uint8_t *buf, size_t len, uint32_t page)
+{
+	buf[len] = (uint8_t)page;
+	buf[len + 1] = (uint8_t)(page >> 8);
+	buf[len + 2] = (uint8_t)(page >> 16);
+	buf[len + 3] = (uint8_t)(page >> 24);
+	return len + 4;
+}
+
 int prefault_parse(const void *buf, size_t len, uint32_t **pages, size_t *n,
 		   struct kiln_error *err)
 {

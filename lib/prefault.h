@@ -27,6 +27,14 @@
 #define PREFAULT_FILE_MAX  (PREFAULT_MAGIC_LEN + 4 * PREFAULT_MAX_PAGES)
 
 /*
+ * Writing a list into a buffer of PREFAULT_FILE_MAX bytes: its magic
+ * first (returns its length), then each page index, ascending, after the
+ * len bytes so far (returns the new length; at most PREFAULT_MAX_PAGES).
+ */
+size_t prefault_begin(uint8_t *buf);
+size_t prefault_add(uint8_t *buf, size_t len, uint32_t page);
+
+/*
  * Check the list of len bytes at buf: its page indexes into *pages
  * (malloc'd, *n of them; NULL and 0 for an empty list), or -1 with err.
  */

@@ -230,6 +230,8 @@ struct vm_plan {
 	const char *console; /* serial output file, NULL: none */
 	char *template_dir;  /* fork from the template there; NULL: boot */
 	bool prefault;	     /* the template has its prefault list */
+	dev_t template_dev;  /* its fork socket's, when picked: which */
+	ino_t template_ino;  /* template of that folder it was */
 };
 
 /* Owned by the pid process's main thread. */

@@ -134,6 +134,8 @@ int template_pick(struct vm_plan *p, const char *root)
 		return -1;
 	free(p->template_dir);
 	p->template_dir = strdup(dir);
+	p->template_dev = st.st_dev;
+	p->template_ino = st.st_ino;
 	snprintf(sock, sizeof(sock), "%s/" VM_PREFAULT, dir);
 	p->prefault = access(sock, F_OK) == 0;
 	return p->template_dir != NULL ? 0 : -1;
@@ -179,6 +181,17 @@ static uint64_t ram_start(pid_t vmm, uint64_t size)
 	return 0;
 }
 
+/* Is the template p forked from still the one in its folder? */
+static bool same_template(const struct vm_plan *p)
+{
+	char sock[PATH_MAX + 16];
+	struct stat st;
+
+	snprintf(sock, sizeof(sock), "%s/" TEMPLATE_SOCK, p->template_dir);
+	return stat(sock, &st) == 0 && st.st_dev == p->template_dev &&
+	       st.st_ino == p->template_ino;
+}
+
 /* pagemap bits (Documentation/admin-guide/mm/pagemap.rst) */
 #define PM_PRESENT (1ULL << 63)
 #define PM_FILE	   (1ULL << 61) /* a file page or shared: not a private copy */
@@ -189,7 +202,7 @@ void template_prefault_record(const struct vm_plan *p, pid_t vmm)
 	uint64_t size = (uint64_t)p->conf->memory_mib << 20, start;
 	uint64_t t0 = util_now_ns(), pages = size >> 12, map[PM_CHUNK];
 	uint8_t out[PREFAULT_FILE_MAX];
-	size_t n = 0, len = PREFAULT_MAGIC_LEN;
+	size_t n = 0, len = prefault_begin(out);
 	cleanup_close int pm = -1, fd = -1;
 	char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
 	bool full = false;
@@ -205,7 +218,6 @@ void template_prefault_record(const struct vm_plan *p, pid_t vmm)
 			 (int)vmm);
 		return;
 	}
-	memcpy(out, PREFAULT_MAGIC, PREFAULT_MAGIC_LEN);
 	for (uint64_t i = 0; i < pages && !full; i += PM_CHUNK) {
 		size_t k = pages - i < PM_CHUNK ? pages - i : PM_CHUNK;
 
@@ -223,10 +235,7 @@ void template_prefault_record(const struct vm_plan *p, pid_t vmm)
 				full = true;
 				break;
 			}
-			out[len++] = (uint8_t)pg;
-			out[len++] = (uint8_t)(pg >> 8);
-			out[len++] = (uint8_t)(pg >> 16);
-			out[len++] = (uint8_t)(pg >> 24);
+			len = prefault_add(out, len, pg);
 			n++;
 		}
 	}
@@ -244,6 +253,17 @@ void template_prefault_record(const struct vm_plan *p, pid_t vmm)
 		return;
 	}
 	unlink(tmp);
+	/* a template rebuilt meanwhile has a socket of its own: the list is
+	 * not its, and goes (its builder may have swept before the link),
+	 * unless it is gone already */
+	if (!same_template(p)) {
+		struct stat ours, there;
+
+		if (fstat(fd, &ours) == 0 && stat(path, &there) == 0 &&
+		    ours.st_ino == there.st_ino && ours.st_dev == there.st_dev)
+			unlink(path);
+		return;
+	}
 	log_info("prefault list: %zu pages written by the fork%s, %.1f ms", n,
 		 full ? " (the most listed)" : "",
 		 (double)(util_now_ns() - t0) / 1e6);

@@ -44,6 +44,23 @@ static uint8_t *list(const uint32_t *idx, size_t n, size_t *len)
 	return b;
 }
 
+/* The encoder writes the format the parser reads, byte for byte. */
+static void test_encode(void)
+{
+	static const uint32_t idx[] = { 1, 0x102, 0x30405, 0xfffffffe };
+	static uint8_t out[PREFAULT_FILE_MAX];
+	size_t len = prefault_begin(out), want_len;
+	uint8_t *want = list(idx, 4, &want_len);
+
+	for (size_t i = 0; i < 4; i++)
+		len = prefault_add(out, len, idx[i]);
+	ok(len == want_len && memcmp(out, want, len) == 0, "the encoder writes "
+							   "the magic and 4 "
+							   "little-endian "
+							   "indexes");
+	free(want);
+}
+
 static void test_parse(void)
 {
 	static const uint32_t good[] = { 0, 7, 8, 0x12345, 0xfffffffe };
@@ -213,6 +230,7 @@ static void test_record(void)
 int main(void)
 {
 	log_set_level(LOG_OFF);
+	test_encode();
 	test_parse();
 	test_record();
 	return tap_done();
