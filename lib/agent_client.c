@@ -64,9 +64,11 @@ static int ms_left(uint64_t deadline)
 }
 
 /*
- * Read one "\n"-ended line a byte at a time, so that nothing after it is
- * consumed, until deadline. Returns its length without the newline, or -1
- * with err; *eof tells an EOF (the peer closed before the newline).
+ * Read one "\n"-ended line until deadline, consuming nothing after it:
+ * each read takes what a peek showed up to and with the newline (a line
+ * comes in one piece, in one peek and one read, not a syscall a byte).
+ * Returns its length without the newline, or -1 with err; *eof tells an
+ * EOF (the peer closed before the newline).
  */
 static int read_line(int fd, char *buf, size_t len, uint64_t deadline,
 		     bool *eof, struct kiln_error *err)
@@ -76,10 +78,13 @@ static int read_line(int fd, char *buf, size_t len, uint64_t deadline,
 	*eof = false;
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char *nl;
 		ssize_t r;
 		int pr;
-		char ch;
 
+		/* guest/VMM-controlled: a bounded line */
+		if (n + 1 >= len)
+			return kiln_error_set(err, 0, "answer line too long");
 		pr = poll(&p, 1, ms_left(deadline));
 		if (pr < 0 && errno == EINTR)
 			continue;
@@ -88,8 +93,8 @@ static int read_line(int fd, char *buf, size_t len, uint64_t deadline,
 		if (pr == 0)
 			return kiln_error_set(err, ETIMEDOUT,
 					      "no answer line in time");
-		r = read(fd, &ch, 1);
-		if (r < 0 && errno == EINTR)
+		r = recv(fd, buf + n, len - 1 - n, MSG_PEEK | MSG_DONTWAIT);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r < 0)
 			return kiln_error_set(err, errno, "read");
@@ -100,12 +105,17 @@ static int read_line(int fd, char *buf, size_t len, uint64_t deadline,
 					      "bytes of its answer",
 					      n);
 		}
-		if (ch == '\n')
+		nl = memchr(buf + n, '\n', (size_t)r);
+		if (nl != NULL)
+			r = nl - (buf + n) + 1;
+		/* what the peek showed is there: this read takes it all */
+		if (recv(fd, buf + n, (size_t)r, MSG_DONTWAIT) != r)
+			return kiln_error_set(err, errno, "read");
+		n += (size_t)r;
+		if (nl != NULL) {
+			n--;
 			break;
-		/* guest/VMM-controlled: a bounded line */
-		if (n + 1 >= len)
-			return kiln_error_set(err, 0, "answer line too long");
-		buf[n++] = ch;
+		}
 	}
 	buf[n] = '\0';
 	/* guest/VMM-controlled: the line ends up in error messages and

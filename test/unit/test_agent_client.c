@@ -494,6 +494,24 @@ static void test_bad_answer(void)
 	fake_vmm_stop(&v);
 }
 
+/* a VMM-controlled line is bounded: one past AGENT_LINE_MAX is refused */
+static void test_long_answer(void)
+{
+	static char line[AGENT_LINE_MAX + 2];
+	struct fake_vmm v = { .ok_line = line };
+	struct kiln_error err = { 0 };
+	int fd;
+
+	memset(line, 'A', AGENT_LINE_MAX);
+	line[AGENT_LINE_MAX] = '\n';
+	fake_vmm_start(&v, "long");
+	usleep(50 * 1000);
+	fd = agent_vsock_connect(v.path, 1024, agent_deadline_ms(2000), &err);
+	ok(fd < 0 && strstr(err.msg, "too long") != NULL,
+	   "an answer line longer than %d bytes: %s", AGENT_LINE_MAX, err.msg);
+	fake_vmm_stop(&v);
+}
+
 int main(void)
 {
 	test_ids_and_headers();
@@ -501,5 +519,6 @@ int main(void)
 	test_retry();
 	test_deadline();
 	test_bad_answer();
+	test_long_answer();
 	return tap_done();
 }
