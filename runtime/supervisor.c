@@ -195,6 +195,14 @@ static void timings(struct sup *s)
 	}
 }
 
+static bool writable_drive(const struct vm_plan *p)
+{
+	for (size_t i = 0; i < p->n_drives; i++)
+		if (!p->drive_ro[i])
+			return true;
+	return false;
+}
+
 /* The end: output drained, state written, VM gone; exits the process. */
 static __attribute__((noreturn)) void finish(struct sup *s, int status,
 					     bool vm_alive)
@@ -219,13 +227,15 @@ static __attribute__((noreturn)) void finish(struct sup *s, int status,
 		 * The guest's Remove returns once what the container wrote
 		 * is on its drives (the agent syncs them), so a VM with
 		 * nothing else of the container in it can be killed at once
-		 * instead of waiting for the guest kernel to reboot. A pod's
-		 * sandbox still holds its members; a virtio-fs share may hold
-		 * dirty pages of the guest's: those power off.
+		 * instead of waiting for the guest kernel to reboot; with
+		 * no drive it may write, at once without the Remove. A
+		 * pod's sandbox still holds its members; a virtio-fs share
+		 * may hold dirty pages of the guest's: those power off.
 		 */
 		bool quick = vm_alive && s->agent != NULL && !s->plan.pod &&
 			     s->plan.n_fs == 0 &&
-			     agent_remove(s->agent, s->guest, &err) == 0;
+			     (!writable_drive(&s->plan) ||
+			      agent_remove(s->agent, s->guest, &err) == 0);
 
 		if (vm_alive && !quick && s->agent != NULL &&
 		    agent_shutdown(s->agent, &err) < 0)
