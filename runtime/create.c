@@ -92,7 +92,8 @@ static int write_pid_file(const char *path, pid_t pid, struct kiln_error *err)
 
 /* create; the pid process's pid, or -1 with err and nothing left behind */
 static pid_t do_create(const struct kiln_cli *cli, struct create_opts *o,
-		       bool foreground, int *dirfd_out, struct kiln_error *err)
+		       bool foreground, bool start, int *dirfd_out,
+		       struct kiln_error *err)
 {
 	char bundle[PATH_MAX];
 	struct oci_spec *spec = NULL;
@@ -152,6 +153,7 @@ static pid_t do_create(const struct kiln_cli *cli, struct create_opts *o,
 	a.conf = &conf;
 	a.dirfd = dirfd;
 	a.foreground = foreground;
+	a.start = start;
 	pid = supervisor_spawn(&a, err);
 	if (pid > 0 && o->pid_file != NULL &&
 	    write_pid_file(o->pid_file, pid, err) < 0) {
@@ -187,7 +189,7 @@ int verb_create(const struct kiln_cli *cli, int argc, char **argv,
 
 	if (parse(argc, argv, false, &o, err) < 0)
 		return 1;
-	return do_create(cli, &o, false, NULL, err) < 0 ? 1 : 0;
+	return do_create(cli, &o, false, false, NULL, err) < 0 ? 1 : 0;
 }
 
 static pid_t run_child;
@@ -202,38 +204,27 @@ int verb_run(const struct kiln_cli *cli, int argc, char **argv,
 	     struct kiln_error *err)
 {
 	struct create_opts o = { 0 };
-	char reply[CTL_LINE_MAX];
-	cleanup_close int dirfd = -1;
 	struct sigaction sa = { .sa_handler = forward };
 	int status;
 	pid_t pid;
 
 	if (parse(argc, argv, true, &o, err) < 0)
 		return 1;
-	/* signals for the container from here on reach its pid process */
-	sigemptyset(&sa.sa_mask);
-	pid = do_create(cli, &o, !o.detach, &dirfd, err);
+	/* created and started by the pid process, which says so once */
+	pid = do_create(cli, &o, !o.detach, true, NULL, err);
 	if (pid < 0)
 		return 1;
+	if (o.detach)
+		return 0;
+	/* signals for the container from here on reach its pid process */
 	run_child = pid;
-	for (int s = 1; !o.detach && s < NSIG; s++)
+	sigemptyset(&sa.sa_mask);
+	for (int s = 1; s < NSIG; s++)
 		if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD &&
 		    s != SIGSEGV && s != SIGBUS && s != SIGILL && s != SIGFPE &&
 		    s != SIGWINCH && s != SIGTTIN && s != SIGTTOU &&
 		    s != SIGTSTP && s != SIGCONT && s != SIGPIPE)
 			sigaction(s, &sa, NULL);
-	if (ctl_call(dirfd, "start", reply, sizeof(reply), err) < 0) {
-		struct kiln_error ignored = { 0 };
-
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		cgroup_remove(dirfd, NULL, false);
-		vm_jail_remove(dirfd);
-		oci_state_dir_remove(cli->root, o.id, &ignored);
-		return 1;
-	}
-	if (o.detach)
-		return 0;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return kiln_error_set(err, errno, "wait"), 1;

@@ -668,12 +668,13 @@ struct sup_args {
 	int dirfd;	 /* ROOT/ID */
 	int console_fd;	 /* --console-socket, connected; or -1 */
 	bool foreground; /* run: our own stdio, exit with init */
+	bool start;	 /* run: started before it reports ready */
 };
 
 /*
  * Fork the pid process. Returns its pid once it reported the container
- * created, or -1 with the error it reported (it has ended then, its VM
- * too).
+ * created (with a->start: created and started), or -1 with the error it
+ * reported (it has ended then, its VM too).
  */
 pid_t supervisor_spawn(struct sup_args *a, struct kiln_error *err);
 

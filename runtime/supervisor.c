@@ -864,12 +864,22 @@ static __attribute__((noreturn)) void supervise(struct sup_args *a,
 	s.st.sandbox = (char *)s.pod;
 	s.guest = container_guest_id(&s.st);
 	{
+		const char *what = "create";
 		char created[40];
+		int res;
 
 		rfc3339_now(created);
 		s.st.created = created;
-		if (setup(&s, &err) < 0) {
-			log_error("create: %s", err.msg);
+		res = setup(&s, &err);
+		/* run: the start is ours too, without a round trip to the
+		 * caller and back (a failed one ends the container, as a
+		 * failed create does) */
+		if (res == 0 && a->start) {
+			what = "start";
+			res = do_start(&s, &err);
+		}
+		if (res < 0) {
+			log_error("%s: %s", what, err.msg);
 			say_ready(&s, &err);
 			vm_stop(&s.vm, 0);
 			net_teardown(&s.net);
