@@ -680,8 +680,24 @@ int agent_attach_stream(struct agent_client *c, const char *container_id,
 			const char *exec_id, const char *stream,
 			struct kiln_error *err)
 {
+	int fd = agent_vsock_connect(
+		c->uds_path, AGENT_STREAM_PORT,
+		util_now_ns() +
+			(c->timeout_ns != 0 ? c->timeout_ns : 30 * MIN_TRY_NS),
+		err);
+
+	if (fd < 0)
+		return kiln_error_wrap(err, "attach %s", stream);
+	return agent_attach_stream_on(c, fd, container_id, exec_id, stream,
+				      err);
+}
+
+int agent_attach_stream_on(struct agent_client *c, int conn,
+			   const char *container_id, const char *exec_id,
+			   const char *stream, struct kiln_error *err)
+{
 	char line[AGENT_LINE_MAX];
-	cleanup_close int fd = -1;
+	cleanup_close int fd = conn;
 	uint64_t deadline;
 	bool eof;
 	int n;
@@ -692,9 +708,6 @@ int agent_attach_stream(struct agent_client *c, const char *container_id,
 		return -1;
 	deadline = util_now_ns() +
 		   (c->timeout_ns != 0 ? c->timeout_ns : 30 * MIN_TRY_NS);
-	fd = agent_vsock_connect(c->uds_path, AGENT_STREAM_PORT, deadline, err);
-	if (fd < 0)
-		return kiln_error_wrap(err, "attach %s", stream);
 	if (util_write_all(fd, line, (size_t)n) < 0)
 		n = kiln_error_set(err, errno, "write");
 	else
@@ -714,6 +727,11 @@ int agent_attach_stream(struct agent_client *c, const char *container_id,
 	return kiln_error_set(err, 0,
 			      "attach %s of %s: unexpected answer \"%.64s\"",
 			      stream, container_id, line);
+}
+
+const char *agent_client_uds(const struct agent_client *c)
+{
+	return c->uds_path;
 }
 
 int agent_configure_network(struct agent_client *c,

@@ -158,6 +158,16 @@ int agent_shutdown(struct agent_client *c, struct kiln_error *err);
 int agent_attach_stream(struct agent_client *c, const char *container_id,
 			const char *exec_id, const char *stream,
 			struct kiln_error *err);
+/*
+ * The same over conn, a connection to port 1025 made ahead (with
+ * agent_vsock_connect), taken over (closed on failure). The agent waits
+ * 10 s for the line on a new connection, then closes it.
+ */
+int agent_attach_stream_on(struct agent_client *c, int conn,
+			   const char *container_id, const char *exec_id,
+			   const char *stream, struct kiln_error *err);
+/* The VMM's vsock socket c connects through. */
+const char *agent_client_uds(const struct agent_client *c);
 
 /*
  * The attach line for those arguments into buf (validated: ids as

@@ -239,9 +239,11 @@ static int exec_start(struct exec_run *x, const struct oci_process *proc,
 	/* runc gives an exec the container's seccomp profile */
 	if (res == 0)
 		res = request_seccomp(&r, seccomp, &ap, err);
-	if (res == 0)
+	if (res == 0) {
+		stdio_preconnect(&x->io, x->agent);
 		res = agent_exec(x->agent, x->guest_id, x->exec_id, &ap, &pid,
 				 err);
+	}
 	agent_request_free(&r);
 	if (res < 0)
 		return -1;

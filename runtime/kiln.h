@@ -7,6 +7,7 @@
 #define KILN_RUNTIME_KILN_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -401,6 +402,14 @@ struct stdio_set {
 	int done_pipe[2];
 	int pty;	 /* the slave we relay, with a console socket; or -1 */
 	bool streams[3]; /* stdin, stdout, stderr relayed (stdio_request) */
+	/* each stream's connection made ahead, by a thread of its own until
+	 * stdio_attach joins it (stdio_preconnect) */
+	struct stdio_pre {
+		const char *uds;
+		int fd;
+		pthread_t thread;
+		bool running;
+	} pre[3];
 };
 
 int stdio_init(struct stdio_set *io, struct kiln_error *err);
@@ -418,6 +427,13 @@ int stdio_pty_open(struct stdio_set *io, int console_fd,
  */
 void stdio_request(struct stdio_set *io, bool terminal,
 		   Kiln__Agent__V1__Process *p);
+/*
+ * The connections of those streams, begun now on threads of their own,
+ * while the agent creates the process (they wait there for their attach
+ * line): stdio_attach then spends one round trip to the guest per
+ * stream, not two.
+ */
+void stdio_preconnect(struct stdio_set *io, struct agent_client *c);
 /* Attach the streams stdio_request asked for of guest container ctr's
  * process and start copying (exec_id "": its init). */
 int stdio_attach(struct stdio_set *io, struct agent_client *c, const char *ctr,

@@ -37,6 +37,8 @@ int stdio_init(struct stdio_set *io, struct kiln_error *err)
 {
 	memset(io, 0, sizeof(*io));
 	io->pty = -1;
+	for (int i = 0; i < 3; i++)
+		io->pre[i].fd = -1;
 	if (pipe2(io->done_pipe, O_CLOEXEC) < 0)
 		return kiln_error_set(err, errno, "pipe");
 	return 0;
@@ -85,10 +87,46 @@ static int relay_add(struct stdio_set *io, int from, int to, bool to_guest,
 	return 0;
 }
 
+static void *preconnect_main(void *arg)
+{
+	struct stdio_pre *p = arg;
+
+	p->fd = agent_vsock_connect(p->uds, AGENT_STREAM_PORT,
+				    agent_deadline_ms(10000), NULL);
+	return NULL;
+}
+
+void stdio_preconnect(struct stdio_set *io, struct agent_client *c)
+{
+	for (int i = 0; i < 3; i++) {
+		struct stdio_pre *p = &io->pre[i];
+
+		p->uds = agent_client_uds(c);
+		p->running = io->streams[i] &&
+			     pthread_create(&p->thread, NULL, preconnect_main,
+					    p) == 0;
+	}
+}
+
+/* Stream i's connection made ahead, its thread joined: or -1. */
+static int preconnected(struct stdio_set *io, int i)
+{
+	struct stdio_pre *p = &io->pre[i];
+	int fd;
+
+	if (p->running)
+		pthread_join(p->thread, NULL);
+	p->running = false;
+	fd = p->fd;
+	p->fd = -1;
+	return fd;
+}
+
 /* One stream's attach, on a thread of its own (attach_all). */
 struct attach_job {
 	struct agent_client *c;
 	const char *ctr, *exec_id, *stream;
+	int pre; /* its connection made ahead, or -1 */
 	int fd;
 	struct kiln_error err;
 };
@@ -97,6 +135,13 @@ static void *attach_main(void *arg)
 {
 	struct attach_job *j = arg;
 
+	if (j->pre >= 0) {
+		j->fd = agent_attach_stream_on(j->c, j->pre, j->ctr, j->exec_id,
+					       j->stream, &j->err);
+		/* else one the agent gave up waiting on: a new one */
+		if (j->fd >= 0)
+			return NULL;
+	}
 	j->fd = agent_attach_stream(j->c, j->ctr, j->exec_id, j->stream,
 				    &j->err);
 	return NULL;
@@ -164,10 +209,19 @@ int stdio_attach(struct stdio_set *io, struct agent_client *c, const char *ctr,
 	struct attach_job j[3];
 	size_t n = 0;
 
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 3; i++) {
+		int pre = preconnected(io, i);
+
 		if (io->streams[i])
-			j[n++] = (struct attach_job){ c,	ctr, exec_id,
-						      names[i], -1,  { 0 } };
+			j[n++] = (struct attach_job){ .c = c,
+						      .ctr = ctr,
+						      .exec_id = exec_id,
+						      .stream = names[i],
+						      .pre = pre,
+						      .fd = -1 };
+		else if (pre >= 0)
+			close(pre);
+	}
 	if (n == 0 || attach_all(j, n, err) < 0)
 		return n == 0 ? 0 : -1;
 	n = 0;

@@ -744,6 +744,7 @@ static int create_container(struct sup *s, struct kiln_error *err)
 		req.readonly_paths = spec->linux_->readonly_paths;
 		req.n_readonly_paths = spec->linux_->n_readonly_paths;
 	}
+	stdio_preconnect(&s->io, s->agent);
 	res = agent_create_container(s->agent, &req, err);
 	s->t[T_CREATED] = util_now_ns();
 	if (res < 0 && s->pod != NULL)

@@ -398,6 +398,22 @@ static void test_calls(void)
 		   "the stream starts right after \"OK\\n\": \"%s\"", buf);
 		close(fd);
 	}
+	/* a connection made ahead, its line sent later */
+	fd = agent_vsock_connect(agent_client_uds(c), AGENT_STREAM_PORT,
+				 agent_deadline_ms(2000), &err);
+	usleep(20 * 1000);
+	fd = fd >= 0 ? agent_attach_stream_on(c, fd, "c1", NULL, "stdout", &err)
+		     : -1;
+	ok(fd >= 0 && strcmp(v.last_header, "c1 - stdout\n") == 0,
+	   "attach stdout on a connection made ahead: %s",
+	   fd >= 0 ? "ok" : err.msg);
+	if (fd >= 0) {
+		got = read(fd, buf, sizeof(buf) - 1);
+		buf[got > 0 ? got : 0] = '\0';
+		ok(strncmp(buf, "hello", 5) == 0,
+		   "and its stream follows: \"%s\"", buf);
+		close(fd);
+	}
 	fd = agent_attach_stream(c, "c1", "e1", "stdin", &err);
 	ok(fd < 0 && strstr(err.msg, "no process e1 in c1") != NULL,
 	   "\"ERR <message>\" becomes the error: %s", err.msg);
