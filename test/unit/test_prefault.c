@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "../../lib/file.h"
@@ -137,7 +139,7 @@ static int read_list(const char *dir, uint32_t **pages, size_t *n)
 	return r;
 }
 
-/* Entries of dir other than . and .. */
+/* Entries of dir other than ., .. and the template's VM_DIR */
 static int entries(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -146,10 +148,54 @@ static int entries(const char *dir)
 
 	while (d != NULL && (e = readdir(d)) != NULL)
 		n += strcmp(e->d_name, ".") != 0 &&
-		     strcmp(e->d_name, "..") != 0;
+		     strcmp(e->d_name, "..") != 0 &&
+		     strcmp(e->d_name, VM_DIR) != 0;
 	if (d != NULL)
 		closedir(d);
 	return n;
+}
+
+/*
+ * A template's fork socket at dir/vm/fork.sock, made under another name
+ * and renamed over the last (so that it is another inode), and p as
+ * template_pick leaves it: 0, or -1.
+ */
+static int fork_sock(const char *dir, struct vm_plan *p)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[256];
+	struct stat st;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int r;
+
+	snprintf(path, sizeof(path), "%s/" VM_DIR, dir);
+	mkdir(path, 0700);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/" VM_DIR "/new.sock",
+		 dir);
+	unlink(sa.sun_path);
+	snprintf(path, sizeof(path), "%s/" VM_DIR "/fork.sock", dir);
+	r = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+			    rename(sa.sun_path, path) == 0 &&
+			    stat(path, &st) == 0
+		    ? 0
+		    : -1;
+	if (fd >= 0)
+		close(fd);
+	if (r == 0) {
+		p->template_dev = st.st_dev;
+		p->template_ino = st.st_ino;
+	}
+	return r;
+}
+
+static void fork_sock_remove(const char *dir)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/" VM_DIR "/fork.sock", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/" VM_DIR, dir);
+	rmdir(path);
 }
 
 static void test_record(void)
@@ -170,6 +216,10 @@ static void test_record(void)
 		return;
 	}
 	p.template_dir = dir;
+	if (fork_sock(dir, &p) < 0) {
+		ok(0, "the template's fork socket: %s", strerror(errno));
+		return;
+	}
 	/* as a fork maps its template's RAM: the memfd's name, private */
 	fd = memfd_create("kiln-guest-ram", MFD_CLOEXEC);
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
@@ -215,6 +265,19 @@ static void test_record(void)
 	   "8192 pages written: the first %d listed", PREFAULT_MAX_PAGES);
 	free(pages);
 
+	/* a template rebuilt while its first fork recorded: another socket
+	 * there, and the list is not the new template's */
+	unlink(strcat(strcpy((char[256]){ 0 }, dir), "/" VM_PREFAULT));
+	{
+		struct vm_plan rebuilt = p;
+
+		fork_sock(dir, &rebuilt);
+	}
+	template_prefault_record(&p, getpid());
+	ok(entries(dir) == 0, "a list recorded from a template rebuilt "
+			      "meanwhile is dropped");
+	fork_sock(dir, &p);
+
 	/* no guest RAM of that size: nothing written */
 	unlink(strcat(strcpy((char[256]){ 0 }, dir), "/" VM_PREFAULT));
 	conf.memory_mib = 64;
@@ -223,6 +286,7 @@ static void test_record(void)
 
 	munmap(ram, size);
 	close(fd);
+	fork_sock_remove(dir);
 	rmdir(dir);
 	(void)sink;
 }
