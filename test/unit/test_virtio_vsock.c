@@ -837,6 +837,15 @@ static void test_restore_held_rx(struct tvm *t)
 	ok(fd >= 0 && write(fd, "CONNECT 5000\n", 13) == 13, "held rx: a host "
 							     "connection after "
 							     "the restore");
+	/* its REQUEST waits until the guest has taken the TRANSPORT_RESET
+	 * (it refills its event queue then), or the reset would drop it */
+	for (int i = 0; i < 2000 && vdrv_used(&t->v, 2)->idx == 0; i++)
+		usleep(1000);
+	is_int(vdrv_used(&t->v, 2)->idx, 1, "held rx: the reset is given");
+	usleep(200 * 1000);
+	ok(!vdrv_used_next(&t->v, 0, &e), "held rx: no REQUEST before the "
+					  "guest took the reset");
+	offer(t, 2, 1, EVBUF + 4, 4, VIRTQ_DESC_F_WRITE);
 	for (int i = 0; i < 2000 && !vdrv_used_next(&t->v, 0, &e); i++) {
 		e.id = 0xffff;
 		usleep(1000);

@@ -314,9 +314,22 @@ static void test_event_idx(void)
 	is_int(virtq_pop(q, &chain), 0, "event idx: empty again");
 	is_int(*avail_event(QSIZE), 4, "event idx: avail_event follows");
 
+	/* a device that wants the driver's next buffer though some wait:
+	 * avail_event at the avail idx, so a driver following the rule
+	 * (notify when the new idx passes avail_event) notifies */
+	offer(QSIZE, 5);
+	offer(QSIZE, 6);
+	is_int(virtq_notify_next(q), 6, "notify next: past the avail idx");
+	is_int(*avail_event(QSIZE), 6,
+	       "notify next: avail_event at the avail idx, not last_avail");
+	virtq_pop(q, &chain);
+	virtq_push(q, 5, 4);
+	virtq_pop(q, &chain);
+	virtq_push(q, 6, 4);
+
 	/* NO_INTERRUPT is ignored with event idx */
 	avail()->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
-	*used_event(QSIZE) = 4;
+	*used_event(QSIZE) = 6;
 	offer(QSIZE, 4);
 	virtq_pop(q, &chain);
 	virtq_push(q, 4, 4);

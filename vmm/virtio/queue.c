@@ -140,6 +140,24 @@ static uint16_t *virtq_avail_event(struct virtq *q)
 	return (uint16_t *)&q->used->ring[q->size];
 }
 
+uint16_t virtq_avail_idx(const struct virtq *q)
+{
+	return q->ready ? __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) : 0;
+}
+
+uint16_t virtq_notify_next(struct virtq *q)
+{
+	uint16_t idx = virtq_avail_idx(q);
+
+	if (!q->event_idx || !q->ready)
+		return idx;
+	__atomic_store_n(virtq_avail_event(q), idx, __ATOMIC_RELAXED);
+	guest_mem_mark_dirty(q->mem, virtq_avail_event(q), 2);
+	/* as in virtq_next_head: the caller looks at the idx again */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return idx;
+}
+
 /*
  * Copy a descriptor out of guest memory once. The compiler barrier makes
  * the copy the only read: without it the compiler could read the guest's

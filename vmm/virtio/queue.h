@@ -164,6 +164,18 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c);
  */
 void virtq_set_budget(struct virtq *q, uint32_t n);
 
+/* The driver's avail idx as it is now (guest-controlled: compare it). */
+uint16_t virtq_avail_idx(const struct virtq *q);
+
+/*
+ * Have the driver notify us at its next new buffer though the ring is not
+ * empty: with EVENT_IDX it notifies otherwise only past the avail_event a
+ * pop of an empty ring published (without, at every buffer). Returns the
+ * avail idx it notifies past; a driver that added a buffer meanwhile may
+ * not notify for it (virtq_avail_idx tells).
+ */
+uint16_t virtq_notify_next(struct virtq *q);
+
 /* Give chain head back with len bytes written into its writable part. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
 

@@ -23,6 +23,9 @@
  * Snapshots: connections are not saved. A restore drops them all (host
  * clients see their socket closed) and sends the guest a TRANSPORT_RESET
  * event, as Firecracker does; the transport and queue state are kept.
+ * Host clients that connect meanwhile wait until the guest has handled
+ * the event (vsock_requests_wait), so the first connection to a restored
+ * or forked guest works.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -120,6 +123,15 @@ static uint32_t rx_fill_one(struct vsock *vs, const struct virtq_chain *c)
 	return n;
 }
 
+/* The REQUESTs that waited for the guest to handle a reset go out. */
+static void requests_release(struct vsock *vs)
+{
+	vs->requests_held = false;
+	for (struct vsock_conn *c = vs->conns; c != NULL; c = c->next)
+		if (c->pend & PEND_REQUEST)
+			vsock_pending_add(c);
+}
+
 void vsock_rx_run(struct vsock *vs)
 {
 	struct virtio_dev *d = &vs->dev;
@@ -128,6 +140,8 @@ void vsock_rx_run(struct vsock *vs)
 
 	if (!virtio_dev_running(d) || !q->ready)
 		return;
+	if (vs->requests_held && !vsock_requests_wait(vs))
+		requests_release(vs);
 	if (own)
 		virtq_set_budget(q, q->size);
 	while (rx_has_work(vs)) {
@@ -274,6 +288,9 @@ static void event_run(struct vsock *vs)
 		   vs->ev_chain.write_len < sizeof(id) ? vs->ev_chain.write_len
 						       : sizeof(id));
 	vs->event_pending = false;
+	/* until the driver's refill (vsock_requests_wait) */
+	vs->reset_avail = virtq_notify_next(q);
+	vs->reset_unacked = virtq_avail_idx(q) == vs->reset_avail;
 	virtio_dev_used(d, q);
 }
 
@@ -301,12 +318,17 @@ static void vsock_notify(struct virtio_dev *d, unsigned int queue)
 
 	if (vs->reset_pending)
 		vsock_apply_reset(vs);
-	if (queue == VSOCK_TXQ)
+	if (queue == VSOCK_TXQ) {
 		tx_run(vs);
-	else if (queue == VSOCK_RXQ)
+	} else if (queue == VSOCK_RXQ) {
 		vsock_rx_run(vs);
-	else
+	} else {
+		/* a buffer since the reset: the driver has handled it */
+		if (virtq_avail_idx(&d->queues[VSOCK_EVQ]) != vs->reset_avail)
+			vs->reset_unacked = false;
 		event_run(vs);
+		vsock_rx_run(vs);
+	}
 }
 
 static int vsock_activate(struct virtio_dev *d, struct kiln_error *err)
@@ -339,6 +361,7 @@ static void vsock_reset(struct virtio_dev *d)
 	struct vsock *vs = d->priv;
 
 	vs->event_pending = false;
+	vs->reset_unacked = false;
 	vsock_drop_all(vs);
 }
 

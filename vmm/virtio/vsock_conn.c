@@ -563,6 +563,11 @@ uint32_t vsock_conn_rx(struct vsock_conn *c, const struct virtq_chain *chain)
 		vsock_conn_free(c);
 		return VSOCK_HDR_SIZE;
 	}
+	if ((c->pend & PEND_REQUEST) && vsock_requests_wait(c->vs)) {
+		/* off the work list until vsock_rx_run releases it */
+		c->vs->requests_held = true;
+		return 0;
+	}
 	if (c->pend & PEND_REQUEST) {
 		hdr_to_guest(c, &h, VSOCK_OP_REQUEST);
 		c->pend &= ~PEND_REQUEST;

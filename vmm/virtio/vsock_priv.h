@@ -164,10 +164,14 @@ struct vsock {
 	int wake_fd; /* eventfd: more work on the loop thread */
 	struct evloop_entry *wake_ev; /* in loop, or NULL */
 
-	bool reset_pending; /* connections to drop on the loop thread */
-	bool tx_stalled;    /* rst ring full: tx waits for rx */
-	bool rx_held;	    /* rx_chain popped, not yet pushed */
-	bool event_pending; /* TRANSPORT_RESET owed (after restore) */
+	bool reset_pending;   /* connections to drop on the loop thread */
+	bool tx_stalled;      /* rst ring full: tx waits for rx */
+	bool rx_held;	      /* rx_chain popped, not yet pushed */
+	bool event_pending;   /* TRANSPORT_RESET owed (after restore) */
+	bool reset_unacked;   /* given, and the guest has not refilled its
+			     * event queue since: it may not have seen it */
+	uint16_t reset_avail; /* the event queue's avail idx when given */
+	bool requests_held;   /* a host REQUEST waits for the reset's end */
 
 	struct {
 		uint32_t guest_port, host_port;
@@ -197,6 +201,18 @@ struct vsock {
 		if (log_ratelimit())                                   \
 			log_warn("virtio-vsock: " fmt, ##__VA_ARGS__); \
 	} while (0)
+
+/*
+ * A host client's REQUEST waits while a TRANSPORT_RESET is owed or not yet
+ * handled: a guest that accepted it first would reset it right after
+ * (the client's first connection after a restore or fork would fail).
+ * The guest's driver refills its event queue (and kicks it) once it has
+ * handled the event: a new buffer there ends the wait.
+ */
+static inline bool vsock_requests_wait(const struct vsock *vs)
+{
+	return vs->event_pending || vs->reset_unacked;
+}
 
 /* vsock.c */
 void vsock_wake(struct vsock *vs);
