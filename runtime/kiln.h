@@ -32,7 +32,8 @@ struct kiln_cli {
 	bool log_json;	  /* --log-format json */
 	bool debug;
 	bool systemd_cgroup;
-	bool no_jail; /* --no-jail: kiln-vmm unjailed (debugging) */
+	bool no_jail;	  /* --no-jail: kiln-vmm unjailed (debugging) */
+	uint64_t main_ns; /* util_now_ns() as main() began ($KILN_TIMING) */
 };
 
 /*

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "../lib/util.h"
 #include "kiln.h"
 
 static const struct {
@@ -93,7 +94,8 @@ static int parse_globals(struct kiln_cli *cli, int argc, char **argv,
 
 int main(int argc, char **argv)
 {
-	struct kiln_cli cli = { .root = KILN_DEFAULT_ROOT };
+	struct kiln_cli cli = { .root = KILN_DEFAULT_ROOT,
+				.main_ns = util_now_ns() };
 	struct kiln_error err = { 0 };
 	char msg[KILN_ERROR_MSG_MAX + 128];
 	int v, status = 1;

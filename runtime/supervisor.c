@@ -49,6 +49,7 @@
 #define VM_DIED_EXIT 137
 
 enum {
+	T_MAIN,	    /* the CLI's main() began */
 	T_BEGIN,    /* the pid process began */
 	T_SETUP,    /* netns, cgroup, hooks, jail uid, TAPs done */
 	T_ROOTFS,   /* images of the rootfs and mounts are ready */
@@ -166,9 +167,9 @@ static int wait_thread_start(struct sup *s, struct kiln_error *err)
 static void timings(struct sup *s)
 {
 	static const char *const names[T_COUNT] = {
-		"begin",    "setup",	"rootfs", "vmm_spawn",	      "boot",
-		"identity", "create",	"attach", "created_to_start", "start",
-		"run",	    "teardown",
+		"main",	 "begin",    "setup",	 "rootfs", "vmm_spawn",
+		"boot",	 "identity", "create",	 "attach", "created_to_start",
+		"start", "run",	     "teardown",
 	};
 	const char *path = getenv("KILN_TIMING");
 	char line[512];
@@ -851,6 +852,7 @@ static __attribute__((noreturn)) void supervise(struct sup_args *a,
 	/* stderr is the container's now: our own log goes beside the VM's */
 	if (fchdir(a->dirfd) < 0 || log_open(VM_LOG_SUP) < 0)
 		log_set_level(LOG_ERROR);
+	s.t[T_MAIN] = a->cli->main_ns;
 	s.t[T_BEGIN] = util_now_ns();
 	s.st.id = (char *)a->id;
 	s.st.bundle = (char *)a->bundle;
