@@ -145,7 +145,18 @@ $(B)/tsan/%.o: %.c | $(GEN_HDRS) $(CTRD_STAMP)
 	@$(if $(Q),echo "  CC-TSAN $<")
 	$(Q)$(CC) $(BASE_CFLAGS) $(call unused_param,$<) $(TSAN_CFLAGS) -U_FORTIFY_SOURCE -c -o $@ $<
 
-$(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS) $(JSON_SRCS))
+# kiln-vmm's seccomp filters as BPF, generated once per build by a tool
+# that links the same rules and libseccomp (vmm/seccomp.h: lockdown then
+# loads them instead of generating them at each start)
+SECCOMP_BPF := $(GEN)/vmm_seccomp_bpf.c
+$(B)/seccomp-gen: $(call obj,vmm/gen/seccomp_gen.c $(VMM_LIB_SRCS) $(LIB_SRCS) $(JSON_SRCS))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
+$(SECCOMP_BPF): $(B)/seccomp-gen
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)$< $(CURDIR)/vmm/seccomp.h $@.tmp && mv $@.tmp $@
+
+$(B)/kiln-vmm: $(call obj,$(VMM_SRCS) $(LIB_SRCS) $(JSON_SRCS) $(SECCOMP_BPF))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
 
@@ -155,7 +166,7 @@ $(B)/obj/vmm/seccomp-selftest.o: vmm/seccomp.c | $(GEN_HDRS) $(CTRD_STAMP)
 	@$(if $(Q),echo "  CC      $< (selftest)")
 	$(Q)$(CC) $(BASE_CFLAGS) -DKILN_SECCOMP_SELFTEST $(CFLAGS) -c -o $@ $<
 $(B)/kiln-vmm-selftest: $(call obj,$(filter-out vmm/seccomp.c,$(VMM_SRCS)) \
-		$(LIB_SRCS) $(JSON_SRCS)) $(B)/obj/vmm/seccomp-selftest.o
+		$(LIB_SRCS) $(JSON_SRCS) $(SECCOMP_BPF)) $(B)/obj/vmm/seccomp-selftest.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_VMM)
 
@@ -184,7 +195,7 @@ $(B)/kiln-agentctl: $(call obj,test/tools/agentctl.c test/tools/agentctl_opts.c 
 $(B)/test/%: $(B)/san/test/unit/%.o \
 		$(call san,$(VMM_LIB_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS) \
 			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) $(RUNTIME_LIB_SRCS) $(NL_SRCS) \
-			$(SHIM_LIB_SRCS) $(CTRD_SRCS) $(wildcard test/lib/*.c))
+			$(SHIM_LIB_SRCS) $(CTRD_SRCS) $(SECCOMP_BPF) $(wildcard test/lib/*.c))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-SAN  $@")
 	$(Q)$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS_TEST)
@@ -193,7 +204,7 @@ $(B)/test/%: $(B)/san/test/unit/%.o \
 $(B)/tsan-test/%: $(B)/tsan/test/unit/%.o \
 		$(call tsan,$(VMM_LIB_SRCS) $(LIB_SRCS) $(RPC_SRCS) $(CLIENT_SRCS) \
 			$(AGENT_LIB_SRCS) $(JSON_SRCS) $(OCI_SRCS) $(RUNTIME_LIB_SRCS) $(NL_SRCS) \
-			$(SHIM_LIB_SRCS) $(CTRD_SRCS) $(wildcard test/lib/*.c))
+			$(SHIM_LIB_SRCS) $(CTRD_SRCS) $(SECCOMP_BPF) $(wildcard test/lib/*.c))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD-TSAN $@")
 	$(Q)$(CC) $(TSAN_CFLAGS) -o $@ $^ $(LDLIBS_TEST)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/seccomp.h>
 #include <sys/capability.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -204,7 +205,7 @@ out:
 }
 
 static int add_rule(scmp_filter_ctx ctx, const struct seccomp_rule *r,
-		    struct kiln_error *err)
+		    uint32_t self, struct kiln_error *err)
 {
 	struct scmp_arg_cmp cmp = { .arg = r->arg, .op = SCMP_CMP_EQ };
 	int ret;
@@ -226,7 +227,7 @@ static int add_rule(scmp_filter_ctx ctx, const struct seccomp_rule *r,
 					     &cmp);
 		break;
 	case SC_SELF:
-		cmp.datum_a = (uint64_t)getpid();
+		cmp.datum_a = self;
 		ret = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, r->nr, 1,
 					     &cmp);
 		break;
@@ -266,6 +267,70 @@ static void selftest(const char *kind)
 }
 #endif
 
+/* l's filter with the common rules, SC_SELF against self. */
+static scmp_filter_ctx build(const struct seccomp_list *l, uint32_t action,
+			     uint32_t self, struct kiln_error *err)
+{
+	scmp_filter_ctx ctx = seccomp_init(action);
+
+	if (ctx == NULL) {
+		kiln_error_set(err, ENOMEM, "seccomp_init");
+		return NULL;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(common_rules); i++)
+		if (add_rule(ctx, &common_rules[i], self, err) < 0)
+			goto fail;
+	for (size_t i = 0; i < l->n; i++)
+		if (add_rule(ctx, &l->rules[i], self, err) < 0)
+			goto fail;
+	return ctx;
+fail:
+	seccomp_release(ctx);
+	return NULL;
+}
+
+static void loaded(const struct seccomp_list *l)
+{
+	log_debug("%s thread: seccomp filter of %u syscalls loaded", l->kind,
+		  vmm_seccomp_count(l));
+	selftest(l->kind);
+}
+
+/*
+ * l's filter from the generated table, our pid put in: 0 loaded, 1 not
+ * in the table (generate it), -1 with err.
+ */
+static int load_built(const struct seccomp_list *l, struct kiln_error *err)
+{
+	const struct seccomp_bpf *b = vmm_seccomp_bpf;
+	cleanup_free struct sock_filter *f = NULL;
+	struct sock_fprog prog;
+
+	if (b == NULL)
+		return 1;
+	while (b->list != NULL && b->list != l)
+		b++;
+	if (b->list == NULL)
+		return 1;
+	f = malloc(b->len * sizeof(*f));
+	if (f == NULL)
+		return kiln_error_set(err, ENOMEM, "%s thread's filter",
+				      l->kind);
+	memcpy(f, b->insns, b->len * sizeof(*f));
+	/* the generator checked the stand-in is only ever a JEQ's operand */
+	for (unsigned int i = 0; i < b->len; i++)
+		if (f[i].code == (BPF_JMP | BPF_JEQ | BPF_K) &&
+		    f[i].k == SECCOMP_SELF_STANDIN)
+			f[i].k = (uint32_t)getpid();
+	prog = (struct sock_fprog){ .len = b->len, .filter = f };
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		return kiln_error_set(err, errno,
+				      "load the %s thread's seccomp filter",
+				      l->kind);
+	loaded(l);
+	return 0;
+}
+
 int vmm_lockdown(const struct seccomp_list *l, struct kiln_error *err)
 {
 	scmp_filter_ctx ctx;
@@ -286,16 +351,16 @@ int vmm_lockdown(const struct seccomp_list *l, struct kiln_error *err)
 		pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
 		sc_kind = l->kind;
 	}
-	ctx = seccomp_init(mode == SECCOMP_LOG ? SCMP_ACT_TRAP
-					       : SCMP_ACT_KILL_PROCESS);
+	if (mode == SECCOMP_KILL) {
+		ret = load_built(l, err);
+		if (ret <= 0)
+			return ret;
+	}
+	ctx = build(l,
+		    mode == SECCOMP_LOG ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS,
+		    (uint32_t)getpid(), err);
 	if (ctx == NULL)
-		return kiln_error_set(err, ENOMEM, "seccomp_init");
-	for (size_t i = 0; i < ARRAY_SIZE(common_rules); i++)
-		if (add_rule(ctx, &common_rules[i], err) < 0)
-			goto fail;
-	for (size_t i = 0; i < l->n; i++)
-		if (add_rule(ctx, &l->rules[i], err) < 0)
-			goto fail;
+		return -1;
 	ret = seccomp_load(ctx);
 	if (ret < 0) {
 		kiln_error_set(err, -ret, "load the %s thread's seccomp filter",
@@ -303,13 +368,27 @@ int vmm_lockdown(const struct seccomp_list *l, struct kiln_error *err)
 		goto fail;
 	}
 	seccomp_release(ctx);
-	log_debug("%s thread: seccomp filter of %u syscalls loaded", l->kind,
-		  vmm_seccomp_count(l));
-	selftest(l->kind);
+	loaded(l);
 	return 0;
 fail:
 	seccomp_release(ctx);
 	return -1;
+}
+
+int vmm_seccomp_export(const struct seccomp_list *l, uint32_t pid, int fd,
+		       struct kiln_error *err)
+{
+	scmp_filter_ctx ctx = build(l, SCMP_ACT_KILL_PROCESS, pid, err);
+	int ret;
+
+	if (ctx == NULL)
+		return -1;
+	ret = seccomp_export_bpf(ctx, fd);
+	seccomp_release(ctx);
+	if (ret < 0)
+		return kiln_error_set(err, -ret,
+				      "export the %s thread's filter", l->kind);
+	return 0;
 }
 
 static bool seen(const struct seccomp_rule *rules, size_t n, int nr)

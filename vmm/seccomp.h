@@ -15,6 +15,7 @@
 #ifndef KILN_VMM_SECCOMP_H
 #define KILN_VMM_SECCOMP_H
 
+#include <linux/filter.h>
 #include <seccomp.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,5 +97,29 @@ unsigned int vmm_seccomp_count_args(const struct seccomp_list *l, int nr);
 
 /* Every thread kind's list, for --print-seccomp-counts. */
 extern const struct seccomp_list api_seccomp, vcpu_seccomp, vmm_seccomp;
+
+/*
+ * A kind's filter as BPF, generated at build time (vmm/gen/seccomp_gen.c
+ * writes build/gen/vmm_seccomp_bpf.c): libseccomp takes milliseconds to
+ * generate a filter at each start (9 ms for the VMM thread's in the test
+ * bed), the kernel loads BPF in microseconds. The pid an SC_SELF rule
+ * compares with is SECCOMP_SELF_STANDIN there; vmm_lockdown puts the
+ * process's own in.
+ */
+struct seccomp_bpf {
+	const struct seccomp_list *list; /* NULL ends the table */
+	const struct sock_filter *insns;
+	unsigned short len;
+};
+
+#define SECCOMP_SELF_STANDIN 0x6b696c6eu
+
+/* The generated table; absent (NULL) where not linked in: then each
+ * filter is generated at lockdown, as the generator itself does. */
+extern const struct seccomp_bpf vmm_seccomp_bpf[] __attribute__((weak));
+
+/* l's filter (SECCOMP_KILL's, SC_SELF against pid) as BPF, written to fd. */
+int vmm_seccomp_export(const struct seccomp_list *l, uint32_t pid, int fd,
+		       struct kiln_error *err);
 
 #endif
