@@ -456,6 +456,14 @@ static int record_read(int dirfd, char *rel, size_t len)
 	return rel[0] == '/' && path_clean(rel) ? 0 : -1;
 }
 
+static int open_cgroup(const char *rel)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s%s", cg_root, rel);
+	return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 static bool cgroup_exists(const char *rel)
 {
 	char path[4096];
@@ -467,8 +475,8 @@ static bool cgroup_exists(const char *rel)
 	return access(path, F_OK) == 0;
 }
 
-int cgroup_enter(int dirfd, const char *rel, const struct cgroup_limits *l,
-		 struct kiln_error *err)
+static int make(int dirfd, const char *rel, const struct cgroup_limits *l,
+		bool join, struct kiln_error *err)
 {
 	struct cgroup_write w[CGROUP_WRITES_MAX];
 	size_t n = cgroup_plan(l, is_v2(), w);
@@ -481,7 +489,7 @@ int cgroup_enter(int dirfd, const char *rel, const struct cgroup_limits *l,
 	    (is_v2() && enable_ctrls(rel, w, n, err) < 0) ||
 	    apply(rel, w, n, err) < 0)
 		goto fail;
-	if (each_hierarchy(rel, CG_JOIN, err) < 0) {
+	if (join && each_hierarchy(rel, CG_JOIN, err) < 0) {
 		undo(rel, w, n);
 		goto fail;
 	}
@@ -490,6 +498,32 @@ fail:
 	if (!existed)
 		each_hierarchy(rel, CG_RMDIR, &ignored);
 	return -1;
+}
+
+int cgroup_enter(int dirfd, const char *rel, const struct cgroup_limits *l,
+		 struct kiln_error *err)
+{
+	return make(dirfd, rel, l, true, err);
+}
+
+int cgroup_make(int dirfd, const char *rel, const struct cgroup_limits *l,
+		struct kiln_error *err)
+{
+	int fd;
+
+	if (!is_v2())
+		return -1;
+	if (make(dirfd, rel, l, false, err) < 0)
+		return -2;
+	fd = open_cgroup(rel);
+	if (fd < 0) {
+		struct kiln_error ignored = { 0 };
+
+		kiln_error_set(err, errno, "open cgroup `%s%s`", cg_root, rel);
+		each_hierarchy(rel, CG_RMDIR, &ignored);
+		return -2;
+	}
+	return fd;
 }
 
 int cgroup_limit(int dirfd, const struct cgroup_limits *l,

@@ -510,6 +510,14 @@ int cgroup_rel(const struct oci_spec *spec, bool systemd, const char *id,
  * then move the caller in. */
 int cgroup_enter(int dirfd, const char *rel, const struct cgroup_limits *l,
 		 struct kiln_error *err);
+/*
+ * cgroup_enter without the move, for a process to be born in the cgroup
+ * (clone3's CLONE_INTO_CGROUP): the cgroup's directory, open; -1 on a
+ * cgroup v1 host (nothing done: cgroup_enter it), -2 with err (nothing
+ * left).
+ */
+int cgroup_make(int dirfd, const char *rel, const struct cgroup_limits *l,
+		struct kiln_error *err);
 /* Write l to the recorded cgroup, all or none; w keeps what was there. */
 int cgroup_limit(int dirfd, const struct cgroup_limits *l,
 		 struct cgroup_write *w, size_t *n, struct kiln_error *err);
@@ -686,6 +694,7 @@ struct sup_args {
 	int console_fd;	 /* --console-socket, connected; or -1 */
 	bool foreground; /* run: our own stdio, exit with init */
 	bool start;	 /* run: started before it reports ready */
+	bool in_cgroup;	 /* the pid process was born in its host cgroup */
 };
 
 /*

@@ -292,6 +292,37 @@ static void test_write_v2(int dirfd)
 	is_str(get(p), "20000 100000", "cpu.max written");
 	cgroup_undo(dirfd, w, n);
 	is_str(get(p), "max 100000", "and put back by undo");
+
+	/* made for a process to be born in: written, nobody moved in */
+	{
+		struct stat a, b;
+		int fd;
+
+		fake_v2("/kiln/c", "100\n");
+		snprintf(p, sizeof(p), "%s/v2/kiln/c/memory.max", top);
+		put(p, "max\n");
+		memset(&err, 0, sizeof(err));
+		fd = cgroup_make(dirfd, "/kiln/c", &l, &err);
+		snprintf(p, sizeof(p), "%s/v2/kiln/c", top);
+		ok(fd >= 0 && fstat(fd, &a) == 0 && stat(p, &b) == 0 &&
+			   a.st_ino == b.st_ino,
+		   "make: the cgroup's folder, open: %s", err.msg);
+		if (fd >= 0)
+			close(fd);
+		snprintf(p, sizeof(p), "%s/v2/kiln/c/pids.max", top);
+		is_str(get(p), "449", "make: pids.max written");
+		snprintf(p, sizeof(p), "%s/v2/kiln/c/cgroup.procs", top);
+		is_str(get(p), "", "make: nobody joined");
+		snprintf(p, sizeof(p), "%s/state/" CGROUP_RECORD, top);
+		is_str(get(p), "/kiln/c", "make: the path recorded");
+		memset(&err, 0, sizeof(err));
+		ok(cgroup_make(dirfd, "/kiln/new", &l, &err) == -2 &&
+			   err.msg[0] != '\0',
+		   "make: refused with an error: %s", err.msg);
+		snprintf(p, sizeof(p), "%s/v2/kiln/new", top);
+		ok(access(p, F_OK) < 0 && errno == ENOENT, "make: and nothing "
+							   "left");
+	}
 	cgroup_set_root(NULL, 0);
 }
 
@@ -332,6 +363,8 @@ static void test_write_v1(int dirfd)
 	}
 	snprintf(p, sizeof(p), "%s/v1", top);
 	cgroup_set_root(p, 0);
+	is_int(cgroup_make(dirfd, "/x", &l, &err), -1,
+	       "v1: make does nothing, enter moves the caller");
 	ok(cgroup_enter(dirfd, "/x", &l, &err) == 0, "v1 enter: %s", err.msg);
 	snprintf(p, sizeof(p), "%s/v1/cpu/x/cpu.shares", top);
 	is_str(get(p), "512", "v1 cpu.shares in the cpu hierarchy");
