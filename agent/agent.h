@@ -154,7 +154,7 @@ void proc_put(struct proc *p);
 /* a process not yet in the table, and its end */
 struct proc *proc_new(struct ctr *c, const char *exec_id);
 void proc_free(struct proc *p);
-/* create <cgroup>, open its cgroup.procs for writing */
+/* create <cgroup>, open its folder */
 int ctr_open_cgroup(struct ctr *c, struct kiln_error *err);
 /* the reaper: record an exit (false: not a process we track) */
 bool ctr_reap(pid_t pid, int wstatus);
@@ -219,6 +219,15 @@ __attribute__((noreturn)) void proc_child_exec(const struct proc_spec *s,
 					       const int child[3], int report);
 /* clone(2) as fork, without glibc's atfork handlers (see process.c) */
 pid_t proc_raw_clone(unsigned long flags);
+/*
+ * The same, the child born in the cgroup whose folder cgroup_dir is
+ * (clone3's CLONE_INTO_CGROUP; *born true), or where the kernel cannot,
+ * born where we are (*born false: it joins with proc_join_cgroup). A move
+ * through cgroup.procs waits for an RCU grace period; a birth does not.
+ */
+pid_t proc_raw_clone_into(unsigned long flags, int cgroup_dir, bool *born);
+/* In a child: move into the cgroup whose folder cgroup_dir is. */
+int proc_join_cgroup(int cgroup_dir);
 
 /* ---- stdio.c ---- */
 /* serve one stream connection (runs on its own thread; takes fd) */

@@ -262,8 +262,9 @@ struct init_args {
 	struct mount_plan *plan;
 	struct proc_spec *spec;
 	int child[3];
-	int report, start, cgroup;
-	int shared[2]; /* IPC and UTS namespaces to join, or -1 */
+	int report, start, cgroup; /* cgroup: its folder */
+	bool born;		   /* in it already (proc_raw_clone_into) */
+	int shared[2];		   /* IPC and UTS namespaces to join, or -1 */
 };
 
 static const char *const shared_ns[2] = { "ipc", "uts" };
@@ -279,7 +280,7 @@ __attribute__((noreturn)) static void init_child(struct init_args *a)
 	/* nothing of the agent's but what this process needs: an early
 	 * clone must not hold other processes' pipes open */
 	proc_close_fds_except(keep, ARRAY_SIZE(keep));
-	if (write(a->cgroup, "0", 1) < 0) {
+	if (!a->born && proc_join_cgroup(a->cgroup) < 0) {
 		proc_report(a->report, TTRPC_INTERNAL, errno,
 			    "join the container's cgroup");
 		_exit(127);
@@ -343,17 +344,15 @@ __attribute__((noreturn)) static void init_child(struct init_args *a)
 
 int ctr_open_cgroup(struct ctr *c, struct kiln_error *err)
 {
-	char path[200];
 	int fd;
 
 	if (mkdir(c->cgroup, 0755) < 0 && errno != EEXIST)
 		return AGENT_FAIL(err, TTRPC_INTERNAL, errno, "mkdir `%s`",
 				  c->cgroup);
-	snprintf(path, sizeof(path), "%s/cgroup.procs", c->cgroup);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
+	fd = open(c->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return AGENT_FAIL(err, TTRPC_INTERNAL, errno, "open `%s`",
-				  path);
+				  c->cgroup);
 	return fd;
 }
 
@@ -436,8 +435,9 @@ static int spawn_init(struct ctr *c, struct mount_plan *plan,
 	};
 	/* under ctr_lock: the reaper cannot see the pid before it is ours */
 	pthread_mutex_lock(&ctr_lock);
-	pid = proc_raw_clone(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
-			     CLONE_NEWIPC | SIGCHLD);
+	pid = proc_raw_clone_into(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
+					  CLONE_NEWIPC | SIGCHLD,
+				  cg, &a.born);
 	if (pid == 0)
 		init_child(&a);
 	if (pid > 0) {

@@ -26,8 +26,9 @@
 struct exec_args {
 	struct proc_spec *spec;
 	int child[3];
-	int report, pid_w, go, cgroup;
+	int report, pid_w, go, cgroup; /* cgroup: its folder */
 	int ns[5];
+	bool born; /* in it already (proc_raw_clone_into) */
 };
 
 static const char *const ns_names[5] = { "ipc", "uts", "pid", "mnt", "cgroup" };
@@ -40,7 +41,7 @@ __attribute__((noreturn)) static void exec_child(struct exec_args *a)
 	pid_t pid;
 
 	proc_close_fds_except(keep, ARRAY_SIZE(keep));
-	if (write(a->cgroup, "0", 1) < 0) {
+	if (!a->born && proc_join_cgroup(a->cgroup) < 0) {
 		proc_report(a->report, TTRPC_INTERNAL, errno,
 			    "join the container's cgroup");
 		_exit(127);
@@ -167,10 +168,10 @@ static int spawn_exec(struct ctr *c, struct proc *p, struct proc_spec *s,
 	if (res < 0)
 		goto out;
 	a = (struct exec_args){
-		s,  { child[0], child[1], child[2] },	  rep[1], pp[1], go[0],
-		cg, { ns[0], ns[1], ns[2], ns[3], ns[4] }
+		s,  { child[0], child[1], child[2] },	   rep[1], pp[1], go[0],
+		cg, { ns[0], ns[1], ns[2], ns[3], ns[4] }, false
 	};
-	mid = proc_raw_clone(SIGCHLD);
+	mid = proc_raw_clone_into(SIGCHLD, cg, &a.born);
 	if (mid == 0)
 		exec_child(&a);
 	if (mid < 0) {
