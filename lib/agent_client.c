@@ -676,15 +676,19 @@ int agent_stream_header(char *buf, size_t len, const char *container_id,
 	return n;
 }
 
+/* When an attach gives up: the client's call timeout from now, or 30 s. */
+static uint64_t attach_deadline(const struct agent_client *c)
+{
+	return util_now_ns() +
+	       (c->timeout_ns != 0 ? c->timeout_ns : 30 * MIN_TRY_NS);
+}
+
 int agent_attach_stream(struct agent_client *c, const char *container_id,
 			const char *exec_id, const char *stream,
 			struct kiln_error *err)
 {
-	int fd = agent_vsock_connect(
-		c->uds_path, AGENT_STREAM_PORT,
-		util_now_ns() +
-			(c->timeout_ns != 0 ? c->timeout_ns : 30 * MIN_TRY_NS),
-		err);
+	int fd = agent_vsock_connect(c->uds_path, AGENT_STREAM_PORT,
+				     attach_deadline(c), err);
 
 	if (fd < 0)
 		return kiln_error_wrap(err, "attach %s", stream);
@@ -706,8 +710,7 @@ int agent_attach_stream_on(struct agent_client *c, int conn,
 				stream, err);
 	if (n < 0)
 		return -1;
-	deadline = util_now_ns() +
-		   (c->timeout_ns != 0 ? c->timeout_ns : 30 * MIN_TRY_NS);
+	deadline = attach_deadline(c);
 	if (util_write_all(fd, line, (size_t)n) < 0)
 		n = kiln_error_set(err, errno, "write");
 	else
