@@ -262,13 +262,19 @@ static int op_one(const char *hier, const char *rel, enum cg_op op,
 		kill_procs(path);
 		return 0;
 	case CG_RMDIR:
-		/* its tasks may take a moment to exit after SIGKILL */
-		for (int i = 0; i < 200; i++) {
+		/*
+		 * Its tasks may take a moment to exit after SIGKILL, and a
+		 * VMM whose uid lock is free (vm_jail_wait_free) has closed
+		 * its files but may not have left its cgroup yet: usually
+		 * a millisecond or two, so look again each millisecond (2 s
+		 * in all)
+		 */
+		for (int i = 0; i < 2000; i++) {
 			if (rmdir(path) == 0 || errno == ENOENT)
 				return 0;
 			if (errno != EBUSY)
 				break;
-			usleep(10000);
+			usleep(1000);
 		}
 		log_warn("remove cgroup %s: %m", path);
 		return 0;
