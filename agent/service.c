@@ -310,6 +310,17 @@ static int h_reseed(void *ctx, const ProtobufCMessage *in,
 	return res < 0 ? code(res) : empty(resp, err);
 }
 
+static int h_set_identity(void *ctx, const ProtobufCMessage *in,
+			  ProtobufCMessage **resp, struct kiln_error *err)
+{
+	const Kiln__Agent__V1__SetIdentityRequest *req = (const void *)in;
+	int res = sandbox_reseed(req->seed.data, req->seed.len, err);
+
+	if (res == 0)
+		res = sandbox_set_time(req->sec, req->nsec, err);
+	return res < 0 ? code(res) : empty(resp, err);
+}
+
 static void *shutdown_main(void *arg)
 {
 	/* let the answer leave first (the host waits for the VM to end
@@ -379,6 +390,7 @@ const struct ttrpc_method svc_methods[] = {
 	M("GetOOMEvent", empty, h_oom),
 	M("SetTime", set_time_request, h_set_time),
 	M("ReseedRandom", reseed_random_request, h_reseed),
+	M("SetIdentity", set_identity_request, h_set_identity),
 	M("Shutdown", empty, h_shutdown),
 	M("ConfigureNetwork", configure_network_request, h_configure_network),
 	M("UpdateContainer", update_container_request, h_update),

@@ -642,6 +642,30 @@ int agent_reseed(struct agent_client *c, const void *data, size_t len,
 			  err);
 }
 
+int agent_set_identity(struct agent_client *c, int64_t sec, int64_t nsec,
+		       const void *seed, size_t len, struct kiln_error *err)
+{
+	Kiln__Agent__V1__SetIdentityRequest req =
+		KILN__AGENT__V1__SET_IDENTITY_REQUEST__INIT;
+	int code = TTRPC_OK;
+
+	req.sec = sec;
+	req.nsec = nsec;
+	req.seed.data = (uint8_t *)seed;
+	req.seed.len = len;
+	if (call_empty(c, "SetIdentity", &req.base, c->timeout_ns, &code,
+		       err) == 0)
+		return 0;
+	/* an agent from before SetIdentity */
+	if (code != TTRPC_UNIMPLEMENTED)
+		return -1;
+	if (err != NULL)
+		memset(err, 0, sizeof(*err));
+	if (agent_reseed(c, seed, len, err) < 0)
+		return -1;
+	return agent_set_time(c, sec, nsec, err);
+}
+
 int agent_shutdown(struct agent_client *c, struct kiln_error *err)
 {
 	Kiln__Agent__V1__Empty req = KILN__AGENT__V1__EMPTY__INIT;

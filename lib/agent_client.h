@@ -140,6 +140,9 @@ int agent_set_time(struct agent_client *c, int64_t sec, int64_t nsec,
 		   struct kiln_error *err);
 int agent_reseed(struct agent_client *c, const void *data, size_t len,
 		 struct kiln_error *err);
+/* Both in one call (SetIdentity); as two with an agent that lacks it. */
+int agent_set_identity(struct agent_client *c, int64_t sec, int64_t nsec,
+		       const void *seed, size_t len, struct kiln_error *err);
 /*
  * The guest powers off, possibly before its answer leaves: a connection
  * that breaks during the call counts as done.

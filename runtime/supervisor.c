@@ -593,14 +593,20 @@ static int vm_up(struct sup *s, struct kiln_error *err)
 	return -1;
 }
 
-/* Fresh bytes for the guest's RNG (a fork's would repeat its template's). */
-static int reseed(struct agent_client *c, struct kiln_error *err)
+/*
+ * The guest's clock to now and fresh bytes for its RNG (a fork's would
+ * repeat its template's), in one call.
+ */
+static int identity(struct agent_client *c, struct kiln_error *err)
 {
+	struct timespec now;
 	uint8_t seed[64];
 
 	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		return kiln_error_set(err, errno, "getrandom");
-	return agent_reseed(c, seed, sizeof(seed), err);
+	clock_gettime(CLOCK_REALTIME, &now);
+	return agent_set_identity(c, now.tv_sec, now.tv_nsec, seed,
+				  sizeof(seed), err);
 }
 
 /* A pod's container: its drives into the sandbox's VM, its agent ours. */
@@ -669,8 +675,6 @@ static int cpu_quota(struct sup *s, struct kiln_error *err)
 /* Its own VM: a fork of a warm template, else a cold boot. */
 static int own_vm_up(struct sup *s, bool *forked, struct kiln_error *err)
 {
-	struct timespec now;
-
 	*forked = template_pick(&s->plan, s->a->cli->root) == 0;
 	if (vm_up(s, err) < 0) {
 		if (!*forked)
@@ -691,13 +695,11 @@ static int own_vm_up(struct sup *s, bool *forked, struct kiln_error *err)
 			return -1;
 	}
 	s->t[T_AGENT] = util_now_ns();
-	clock_gettime(CLOCK_REALTIME, &now);
 	/*
 	 * A fork's guest has its template's clock and random state: both
 	 * are renewed before anything of the container runs.
 	 */
-	if (agent_set_time(s->agent, now.tv_sec, now.tv_nsec, err) < 0 ||
-	    reseed(s->agent, err) < 0 ||
+	if (identity(s->agent, err) < 0 ||
 	    net_configure_guest(&s->net, s->agent, *forked, err) < 0)
 		return -1;
 	return 0;

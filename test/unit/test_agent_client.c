@@ -115,6 +115,47 @@ static int stub_signal(void *ctx, const ProtobufCMessage *req,
 	return stub_empty(ctx, req, resp, err);
 }
 
+/* What the identity calls brought; SetIdentity as an older agent answers
+ * it (UNIMPLEMENTED) unless identity_known. */
+static bool identity_known = true;
+static int64_t got_sec;
+static size_t got_seed;
+static unsigned int identity_calls, time_calls, reseed_calls;
+
+static int stub_identity(void *ctx, const ProtobufCMessage *req,
+			 ProtobufCMessage **resp, struct kiln_error *err)
+{
+	const Kiln__Agent__V1__SetIdentityRequest *q = (const void *)req;
+
+	if (!__atomic_load_n(&identity_known, __ATOMIC_SEQ_CST)) {
+		kiln_error_set(err, 0, "no method SetIdentity");
+		return TTRPC_UNIMPLEMENTED;
+	}
+	__atomic_add_fetch(&identity_calls, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&got_sec, q->sec, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&got_seed, q->seed.len, __ATOMIC_SEQ_CST);
+	return stub_empty(ctx, req, resp, err);
+}
+
+static int stub_time(void *ctx, const ProtobufCMessage *req,
+		     ProtobufCMessage **resp, struct kiln_error *err)
+{
+	__atomic_add_fetch(&time_calls, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&got_sec,
+			 ((const Kiln__Agent__V1__SetTimeRequest *)req)->sec,
+			 __ATOMIC_SEQ_CST);
+	return stub_empty(ctx, req, resp, err);
+}
+
+static int stub_reseed(void *ctx, const ProtobufCMessage *req,
+		       ProtobufCMessage **resp, struct kiln_error *err)
+{
+	reseed_calls++;
+	got_seed =
+		((const Kiln__Agent__V1__ReseedRandomRequest *)req)->data.len;
+	return stub_empty(ctx, req, resp, err);
+}
+
 /* The guest powers off before it answers: the connection just ends. */
 static int stub_conn_fd = -1;
 static int stub_shutdown(void *ctx, const ProtobufCMessage *req,
@@ -140,7 +181,11 @@ static const struct ttrpc_method stub_methods[] = {
 	  stub_stats),
 	M("SignalProcess", kiln__agent__v1__signal_process_request__descriptor,
 	  stub_signal),
-	M("SetTime", kiln__agent__v1__set_time_request__descriptor, stub_empty),
+	M("SetTime", kiln__agent__v1__set_time_request__descriptor, stub_time),
+	M("ReseedRandom", kiln__agent__v1__reseed_random_request__descriptor,
+	  stub_reseed),
+	M("SetIdentity", kiln__agent__v1__set_identity_request__descriptor,
+	  stub_identity),
 	M("Shutdown", kiln__agent__v1__empty__descriptor, stub_shutdown),
 };
 static const struct ttrpc_server stub_server = {
@@ -378,6 +423,28 @@ static void test_calls(void)
 							   "carries signal and "
 							   "all");
 	ok(agent_set_time(c, 1700000000, 5, &err) == 0, "SetTime");
+	{
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
+		__atomic_store_n(&time_calls, 0, __ATOMIC_SEQ_CST);
+		memset(&err, 0, sizeof(err));
+		ok(agent_set_identity(c, 1700000001, 5, "0123456789", 10,
+				      &err) == 0 &&
+			   LOAD(identity_calls) == 1 && LOAD(time_calls) == 0 &&
+			   LOAD(reseed_calls) == 0 &&
+			   LOAD(got_sec) == 1700000001 && LOAD(got_seed) == 10,
+		   "SetIdentity: clock and seed in one call: %s", err.msg);
+		__atomic_store_n(&identity_known, false, __ATOMIC_SEQ_CST);
+		ok(agent_set_identity(c, 1700000002, 5, "0123456789ab", 12,
+				      &err) == 0 &&
+			   LOAD(identity_calls) == 1 && LOAD(time_calls) == 1 &&
+			   LOAD(reseed_calls) == 1 &&
+			   LOAD(got_sec) == 1700000002 && LOAD(got_seed) == 12,
+		   "an agent without SetIdentity: ReseedRandom and SetTime: "
+		   "%s",
+		   err.msg);
+		__atomic_store_n(&identity_known, true, __ATOMIC_SEQ_CST);
+#undef LOAD
+	}
 	ok(agent_remove(c, "c1", &err) < 0 && strstr(err.msg, "RemoveContaine"
 							      "r") != NULL,
 	   "an unknown method is an error naming it: %s", err.msg);
