@@ -537,7 +537,27 @@ static int enter_netns(const struct oci_spec *spec, int host_netns,
 			      HOST_NET_REFUSED);
 }
 
-/* The agent answers, or the VM ended, or the boot took too long. */
+/*
+ * The agent answers, or the VM ended, or the boot took too long. A fork's
+ * agent was serving when its template was made, and its CONNECT is
+ * answered once the agent has accepted (kiln-vmm's vsock holds it until
+ * the guest has handled its reset): the fork's first call (SetIdentity)
+ * is its check, one round trip fewer. A cold boot's agent is asked Check
+ * until it is set up.
+ */
+static struct agent_client *agent_try(bool forked, struct kiln_error *err)
+{
+	int fd;
+
+	if (!forked)
+		return agent_client_connect(VM_VSOCK, agent_deadline_ms(500),
+					    CALL_TIMEOUT, err);
+	fd = agent_vsock_connect(VM_VSOCK, AGENT_RPC_PORT,
+				 agent_deadline_ms(500), err);
+	return fd < 0 ? NULL
+		      : agent_client_new(fd, VM_VSOCK, CALL_TIMEOUT, err);
+}
+
 static int agent_up(struct sup *s, struct kiln_error *err)
 {
 	uint64_t deadline =
@@ -546,8 +566,7 @@ static int agent_up(struct sup *s, struct kiln_error *err)
 	for (;;) {
 		int status;
 
-		s->agent = agent_client_connect(
-			VM_VSOCK, agent_deadline_ms(500), CALL_TIMEOUT, err);
+		s->agent = agent_try(s->plan.template_dir != NULL, err);
 		if (s->agent != NULL)
 			return 0;
 		if (waitpid(s->vm.pid, &status, WNOHANG) == s->vm.pid) {
