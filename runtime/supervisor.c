@@ -641,9 +641,6 @@ static int pod_up(struct sup *s, struct kiln_error *err)
 	return kiln_error_wrap(err, "the agent of pod sandbox `%s`", s->pod);
 }
 
-/* The VM's host cgroup, limited (but for the CPU quota: cpu_quota()),
- * and we in it, so that kiln-vmm starts there. A pod's container: the
- * sandbox's cgroup holds the VM, this one only the pid process. */
 /*
  * The container's host cgroup (rel), its limits (cg), and those written
  * when it is made (now): the CPU quota waits for the guest (cpu_quota).
@@ -664,6 +661,10 @@ static int host_cgroup_plan(const struct sup_args *a, char *rel, size_t len,
 	return 0;
 }
 
+/* The VM's host cgroup, limited (but for the CPU quota: cpu_quota()),
+ * and we in it, so that kiln-vmm starts there (on cgroup v2 the CLI made
+ * it and we were born in it: supervisor_spawn). A pod's container: the
+ * sandbox's cgroup holds the VM, this one only the pid process. */
 static int host_cgroup(struct sup *s, struct kiln_error *err)
 {
 	struct cgroup_limits now;
