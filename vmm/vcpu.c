@@ -243,7 +243,10 @@ static void *vcpu_thread(void *arg)
 		vcpu_enter(v, VCPU_RUNNING);
 		pthread_mutex_unlock(&v->lock);
 
-		while (vcpu_wanted(v) == VCPU_RUNNING) {
+		/* nor once the VM is ending (an exit of ours may have asked
+		 * for it: a reset ends the guest at the write, not later) */
+		while (vcpu_wanted(v) == VCPU_RUNNING &&
+		       atomic_load(&v->vm->exit_reason) == VM_RUNNING) {
 			int ret = ioctl(v->fd, KVM_RUN, 0);
 
 			v->exits++;
