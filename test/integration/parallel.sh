@@ -37,15 +37,20 @@ for t in $pool; do
 	case " ${queue[*]} " in *" $t "*) ;; *) queue+=("$t") ;; esac
 done
 
-pids=() i=0
+i=0
 for g in "${groups[@]}"; do
 	i=$((i + 1))
 	echo "integration bed $i: $(tr '|' '\n' <<<"$g" | grep -c .) tests of its own, then tests handed out"
 	mkdir "$logs/job$i" || exit 2
-	TB_JOB="$logs/job$i" TB_PASS_CI="${CI:-}" TB_MEM=${TB_MEM:-4608} \
-		TB_TIMEOUT=${TB_TIMEOUT:-3600} \
-		hack/testbed test/integration/run.sh --ask ${g:+"^($g)\$"} >"$logs/$i" 2>&1 &
-	pids+=($!)
+	# Each bed's exit status goes to a file: bash's `wait PID` can fail
+	# with "not a child of this shell" for a job that `jobs` has already
+	# reported as ended.
+	(
+		TB_JOB="$logs/job$i" TB_PASS_CI="${CI:-}" TB_MEM=${TB_MEM:-4608} \
+			TB_TIMEOUT=${TB_TIMEOUT:-3600} \
+			hack/testbed test/integration/run.sh --ask ${g:+"^($g)\$"} >"$logs/$i" 2>&1
+		echo $? >"$logs/rc$i"
+	) &
 done
 
 # Hand out the queue: a bed that wants a test leaves "ask" in its job
@@ -62,13 +67,13 @@ while [ -n "$(jobs -rp)" ]; do
 	sleep 0.2
 done
 
+wait
 rc=0
-for p in "${pids[@]}"; do
-	wait "$p" || rc=1
-done
 for f in $(seq "$i"); do
 	echo "---- integration bed $f"
 	cat "$logs/$f"
+	b=$(cat "$logs/rc$f" 2>/dev/null)
+	[ "$b" = 0 ] || { echo "integration bed $f: exit status ${b:-unknown}"; rc=1; }
 	# a bed that died before its summary (the test bed's time limit)
 	grep -q '^integration: [0-9]* passed' "$logs/$f" ||
 		{ echo "integration: 0 passed, 1 failed, 0 skipped"; rc=1; }
