@@ -219,14 +219,8 @@ __attribute__((noreturn)) void proc_child_exec(const struct proc_spec *s,
 					       const int child[3], int report);
 /* clone(2) as fork, without glibc's atfork handlers (see process.c) */
 pid_t proc_raw_clone(unsigned long flags);
-/*
- * The same, the child born in the cgroup whose folder cgroup_dir is
- * (clone3's CLONE_INTO_CGROUP; *born true), or where the kernel cannot,
- * born where we are (*born false: it joins with proc_join_cgroup). A move
- * through cgroup.procs waits for an RCU grace period; a birth does not.
- */
-pid_t proc_raw_clone_into(unsigned long flags, int cgroup_dir, bool *born);
-/* In a child: move into the cgroup whose folder cgroup_dir is. */
+/* In a child that util_clone_into could not give birth to in the cgroup
+ * whose folder cgroup_dir is: move into it. */
 int proc_join_cgroup(int cgroup_dir);
 
 /* ---- stdio.c ---- */

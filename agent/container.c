@@ -24,6 +24,7 @@
 #include "mount.h"
 #include "../lib/cleanup.h"
 #include "../lib/log.h"
+#include "../lib/util.h"
 
 pthread_mutex_t ctr_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t ctr_cond = PTHREAD_COND_INITIALIZER;
@@ -263,7 +264,7 @@ struct init_args {
 	struct proc_spec *spec;
 	int child[3];
 	int report, start, cgroup; /* cgroup: its folder */
-	bool born;		   /* in it already (proc_raw_clone_into) */
+	bool born;		   /* in it already (util_clone_into) */
 	int shared[2];		   /* IPC and UTS namespaces to join, or -1 */
 };
 
@@ -435,9 +436,9 @@ static int spawn_init(struct ctr *c, struct mount_plan *plan,
 	};
 	/* under ctr_lock: the reaper cannot see the pid before it is ours */
 	pthread_mutex_lock(&ctr_lock);
-	pid = proc_raw_clone_into(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
-					  CLONE_NEWIPC | SIGCHLD,
-				  cg, &a.born);
+	pid = util_clone_into(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
+				      CLONE_NEWIPC | SIGCHLD,
+			      cg, &a.born);
 	if (pid == 0)
 		init_child(&a);
 	if (pid > 0) {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../lib/cleanup.h"
+#include "../lib/util.h"
 #include "mount.h"
 
 struct exec_args {
@@ -28,7 +29,7 @@ struct exec_args {
 	int child[3];
 	int report, pid_w, go, cgroup; /* cgroup: its folder */
 	int ns[5];
-	bool born; /* in it already (proc_raw_clone_into) */
+	bool born; /* in it already (util_clone_into) */
 };
 
 static const char *const ns_names[5] = { "ipc", "uts", "pid", "mnt", "cgroup" };
@@ -171,7 +172,7 @@ static int spawn_exec(struct ctr *c, struct proc *p, struct proc_spec *s,
 		s,  { child[0], child[1], child[2] },	   rep[1], pp[1], go[0],
 		cg, { ns[0], ns[1], ns[2], ns[3], ns[4] }, false
 	};
-	mid = proc_raw_clone_into(SIGCHLD, cg, &a.born);
+	mid = util_clone_into(SIGCHLD, cg, &a.born);
 	if (mid == 0)
 		exec_child(&a);
 	if (mid < 0) {

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sched.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -391,24 +390,6 @@ pid_t proc_raw_clone(unsigned long flags)
 	/* x86-64 argument order: flags, stack, parent_tid, child_tid, tls.
 	 * A NULL stack: the child runs on a copy of ours, as after fork. */
 	return (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
-}
-
-pid_t proc_raw_clone_into(unsigned long flags, int cgroup_dir, bool *born)
-{
-	struct clone_args ca = { .flags = (flags & ~(unsigned long)CSIGNAL) |
-					  CLONE_INTO_CGROUP,
-				 .exit_signal = flags & CSIGNAL,
-				 .cgroup = (uint64_t)cgroup_dir };
-	pid_t pid;
-
-	/* the child reads *born: true before it can exist */
-	*born = true;
-	/* no stack: the child runs on a copy of ours, as after fork */
-	pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-	if (pid >= 0 || (errno != ENOSYS && errno != E2BIG))
-		return pid;
-	*born = false;
-	return proc_raw_clone(flags);
 }
 
 int proc_join_cgroup(int cgroup_dir)

@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
+#include <linux/sched.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int util_write_all(int fd, const void *buf, size_t len)
@@ -119,4 +122,25 @@ size_t util_recv_rights(struct msghdr *m, int *fds, size_t max, bool *extra)
 		}
 	}
 	return n;
+}
+
+pid_t util_clone_into(unsigned long flags, int cgroup_dir, bool *born)
+{
+	struct clone_args ca = { .flags = (flags & ~(unsigned long)CSIGNAL) |
+					  CLONE_INTO_CGROUP,
+				 .exit_signal = flags & CSIGNAL,
+				 .cgroup = (uint64_t)cgroup_dir };
+	pid_t pid;
+
+	/* the child reads *born: true before it can exist */
+	*born = cgroup_dir >= 0;
+	if (*born) {
+		/* no stack: the child runs on a copy of ours, as after fork */
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		if (pid >= 0)
+			return pid;
+		*born = false;
+	}
+	/* x86-64 argument order: flags, stack, parent_tid, child_tid, tls */
+	return (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
 }

@@ -24,13 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sched.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -940,33 +938,6 @@ static __attribute__((noreturn)) void supervise(struct sup_args *a,
 	loop(&s);
 }
 
-/*
- * fork(), the child born in the cgroup cgfd is (clone3's CLONE_INTO_CGROUP)
- * when cgfd >= 0 and the kernel can: *born says so. Moving a process into
- * a cgroup (cgroup.procs) waits for an RCU grace period, 9-17 ms in the
- * test bed; a birth there does not. We are one thread here, as fork()
- * wants, and the child goes on as fork()'s would.
- */
-static pid_t fork_into(int cgfd, bool *born)
-{
-	struct clone_args ca = { .flags = CLONE_INTO_CGROUP,
-				 .exit_signal = SIGCHLD,
-				 .cgroup = (uint64_t)cgfd };
-	pid_t pid;
-
-	*born = false;
-	if (cgfd >= 0) {
-		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-		if (pid >= 0) {
-			*born = true;
-			return pid;
-		}
-		/* a kernel before 5.7 (ENOSYS, E2BIG) or one that refuses
-		 * this cgroup: the child moves itself in */
-	}
-	return fork();
-}
-
 pid_t supervisor_spawn(struct sup_args *a, struct kiln_error *err)
 {
 	int fds[2], cgfd = -1;
@@ -988,7 +959,8 @@ pid_t supervisor_spawn(struct sup_args *a, struct kiln_error *err)
 			close(cgfd);
 		return kiln_error_set(err, errno, "pipe");
 	}
-	pid = fork_into(cgfd, &born);
+	/* born in its cgroup, if it can be; we are one thread here */
+	pid = util_clone_into(SIGCHLD, cgfd, &born);
 	if (cgfd >= 0)
 		close(cgfd);
 	if (pid < 0) {

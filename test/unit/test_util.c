@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The shared helpers: lib/util.h (clock, is_pow2, write_all, send_fds) and the
+ * The shared helpers: lib/util.h (clock, is_pow2, write_all, send_fds,
+ * clone_into) and the
  * scatter-gather copies of vmm/virtio/iov.h, at segment boundaries.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -149,11 +154,86 @@ static void test_send_fds(void)
 	close(sv[1]);
 }
 
+/* The child says where it was born through its exit status: 0 in the
+ * cgroup it was asked for (*born true), 1 where we are (*born false). */
+static int clone_into(int cgroup_dir, bool *born_seen)
+{
+	bool born = false;
+	int status = -1;
+	pid_t pid = util_clone_into(SIGCHLD, cgroup_dir, &born);
+
+	if (pid == 0)
+		_exit(born ? 0 : 1);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	*born_seen = born;
+	return WEXITSTATUS(status);
+}
+
+/* Our own cgroup (v2), where a birth works if cgroupfs lets us write:
+ * whichever way it went, parent and child agree on it. */
+static void own_cgroup(void)
+{
+	char line[PATH_MAX] = "", path[PATH_MAX + 32];
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	bool born = false;
+	int fd, r;
+
+	if (f == NULL)
+		return;
+	/* v2 only: the line "0::/PATH" */
+	while (fgets(line, sizeof(line), f) != NULL &&
+	       strncmp(line, "0::", 3) != 0)
+		;
+	fclose(f);
+	if (strncmp(line, "0::", 3) != 0)
+		return;
+	line[strcspn(line, "\n")] = '\0';
+	snprintf(path, sizeof(path), "/sys/fs/cgroup%s", line + 3);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	r = clone_into(fd, &born);
+	ok(r == (born ? 0 : 1),
+	   "clone_into our own cgroup: parent and child "
+	   "agree (%s)",
+	   born ? "born there" : "cgroupfs refused, born where we are");
+	close(fd);
+}
+
+static void test_clone_into(void)
+{
+	char dir[] = "/tmp/kiln-util-XXXXXX";
+	bool born = true;
+	int fd;
+
+	ok(clone_into(-1, &born) == 1 && !born, "clone_into without a cgroup: "
+						"a child born where we are");
+	/* a folder that is no cgroup: clone3 refuses it (EBADF), and the
+	 * child is born where we are, to join by cgroup.procs (which then
+	 * names the error) */
+	if (mkdtemp(dir) == NULL)
+		return;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	born = true;
+	ok(fd >= 0 && clone_into(fd, &born) == 1 && !born, "clone_into a "
+							   "folder that is no "
+							   "cgroup: born where "
+							   "we are, "
+							   "*born false in "
+							   "parent and child");
+	if (fd >= 0)
+		close(fd);
+	rmdir(dir);
+	own_cgroup();
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_DFL);
 	test_util();
 	test_iov();
 	test_send_fds();
+	test_clone_into();
 	return tap_done();
 }
