@@ -91,6 +91,47 @@ static int write_pid_file(const char *path, pid_t pid, struct kiln_error *err)
 }
 
 /* create; the pid process's pid, or -1 with err and nothing left behind */
+/*
+ * kiln run passes the signals it gets on to the pid process, which passes
+ * them on to the container (runc's signal proxy). Until that exists they
+ * are blocked, not lost: killed then, kiln would leave the container to
+ * start and run with nobody waiting for it to end and delete it. The pid
+ * process is born with them blocked too; it reads them from a signalfd.
+ */
+static pid_t run_child;
+static sigset_t run_forwarded;
+
+static void forward(int sig)
+{
+	if (run_child > 0)
+		kill(run_child, sig);
+}
+
+static void forward_block(void)
+{
+	sigemptyset(&run_forwarded);
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD &&
+		    s != SIGSEGV && s != SIGBUS && s != SIGILL && s != SIGFPE &&
+		    s != SIGWINCH && s != SIGTTIN && s != SIGTTOU &&
+		    s != SIGTSTP && s != SIGCONT && s != SIGPIPE)
+			sigaddset(&run_forwarded, s);
+	sigprocmask(SIG_BLOCK, &run_forwarded, NULL);
+}
+
+/* a.spawned: what came meanwhile goes to the pid process at once */
+static void forward_start(pid_t pid)
+{
+	struct sigaction sa = { .sa_handler = forward };
+
+	run_child = pid;
+	sigemptyset(&sa.sa_mask);
+	for (int s = 1; s < NSIG; s++)
+		if (sigismember(&run_forwarded, s) == 1)
+			sigaction(s, &sa, NULL);
+	sigprocmask(SIG_UNBLOCK, &run_forwarded, NULL);
+}
+
 static pid_t do_create(const struct kiln_cli *cli, struct create_opts *o,
 		       bool foreground, bool start, int *dirfd_out,
 		       struct kiln_error *err)
@@ -154,6 +195,7 @@ static pid_t do_create(const struct kiln_cli *cli, struct create_opts *o,
 	a.dirfd = dirfd;
 	a.foreground = foreground;
 	a.start = start;
+	a.spawned = foreground && start ? forward_start : NULL;
 	pid = supervisor_spawn(&a, err);
 	if (pid > 0 && o->pid_file != NULL &&
 	    write_pid_file(o->pid_file, pid, err) < 0) {
@@ -192,39 +234,23 @@ int verb_create(const struct kiln_cli *cli, int argc, char **argv,
 	return do_create(cli, &o, false, false, NULL, err) < 0 ? 1 : 0;
 }
 
-static pid_t run_child;
-
-static void forward(int sig)
-{
-	if (run_child > 0)
-		kill(run_child, sig);
-}
-
 int verb_run(const struct kiln_cli *cli, int argc, char **argv,
 	     struct kiln_error *err)
 {
 	struct create_opts o = { 0 };
-	struct sigaction sa = { .sa_handler = forward };
 	int status;
 	pid_t pid;
 
 	if (parse(argc, argv, true, &o, err) < 0)
 		return 1;
+	if (!o.detach)
+		forward_block();
 	/* created and started by the pid process, which says so once */
 	pid = do_create(cli, &o, !o.detach, true, NULL, err);
 	if (pid < 0)
 		return 1;
 	if (o.detach)
 		return 0;
-	/* signals for the container from here on reach its pid process */
-	run_child = pid;
-	sigemptyset(&sa.sa_mask);
-	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD &&
-		    s != SIGSEGV && s != SIGBUS && s != SIGILL && s != SIGFPE &&
-		    s != SIGWINCH && s != SIGTTIN && s != SIGTTOU &&
-		    s != SIGTSTP && s != SIGCONT && s != SIGPIPE)
-			sigaction(s, &sa, NULL);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return kiln_error_set(err, errno, "wait"), 1;

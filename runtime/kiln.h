@@ -695,6 +695,9 @@ struct sup_args {
 	bool foreground; /* run: our own stdio, exit with init */
 	bool start;	 /* run: started before it reports ready */
 	bool in_cgroup;	 /* the pid process was born in its host cgroup */
+	/* run: called in the caller with the pid process's pid, as soon
+	 * as it exists (before it reports ready) */
+	void (*spawned)(pid_t pid);
 };
 
 /*

@@ -334,6 +334,24 @@ static int do_pause(struct sup *s, bool pause, struct kiln_error *err)
 	return 0;
 }
 
+/*
+ * A signal that would end the init came while we created (kiln run's own
+ * caller gave up while the VM booted, say): run does not start it. The
+ * signal, still pending, ends the container as created (do_kill), as a
+ * kill before start would.
+ */
+static bool end_pending(void)
+{
+	sigset_t p;
+
+	if (sigpending(&p) < 0)
+		return false;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (ends_created(sig) && sigismember(&p, sig) == 1)
+			return true;
+	return false;
+}
+
 static int do_kill(struct sup *s, int sig, bool all, struct kiln_error *err)
 {
 	if (!s->started) {
@@ -916,7 +934,7 @@ static __attribute__((noreturn)) void supervise(struct sup_args *a,
 		/* run: the start is ours too, without a round trip to the
 		 * caller and back (a failed one ends the container, as a
 		 * failed create does) */
-		if (res == 0 && a->start) {
+		if (res == 0 && a->start && !end_pending()) {
 			what = "start";
 			res = do_start(&s, &err);
 		}
@@ -974,6 +992,8 @@ pid_t supervisor_spawn(struct sup_args *a, struct kiln_error *err)
 		supervise(a, fds[1]);
 	}
 	close(fds[1]);
+	if (a->spawned != NULL)
+		a->spawned(pid);
 	for (;;) {
 		ssize_t n = read(fds[0], line + got, sizeof(line) - 1 - got);
 

@@ -184,6 +184,27 @@ test_kiln_pid_process_exit_status() {
 	kiln_nothing_left
 }
 
+# A signal for `kiln run` while the VM boots is not lost with kiln (which
+# it killed before, leaving the container to start and run on with
+# nobody to wait for it): it reaches the pid process, and a TERM ends the
+# container before its init runs, as a kill before start does.
+test_kiln_run_signal_during_create() {
+	kiln_reset
+	kiln_bundle "$T/b" 'echo started; exec sleep 1000' || return 1
+	"$KILN" --root "$KROOT" run --bundle "$T/b" s1 </dev/null >"$T/kout" 2>"$T/kerr" &
+	rpid=$!
+	# its state folder: kiln is creating; the VM boots for a while yet
+	for _ in $(seq 1000); do [ -d "$KROOT/s1" ] && break; sleep 0.01; done
+	kill -TERM "$rpid"
+	for _ in $(seq 1200); do kill -0 "$rpid" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$rpid" 2>/dev/null && { kill -9 "$rpid"; kiln_fail "run still there 120 s after TERM"; return 1; }
+	rc=0
+	wait "$rpid" || rc=$?
+	[ "$rc" = 143 ] || { kiln_fail "run exited $rc after TERM while creating, want 143"; return 1; }
+	grep -q started "$T/kout" && { kiln_fail "the init ran after TERM while creating"; return 1; }
+	kiln_nothing_left
+}
+
 test_kiln_exec() {
 	kiln_reset
 	kiln_bundle "$T/b" 'exec sleep 1000' || return 1
