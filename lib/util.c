@@ -5,7 +5,6 @@
 #include <stdbool.h>
 #include <string.h>
 #include <linux/sched.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>

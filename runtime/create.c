@@ -90,7 +90,6 @@ static int write_pid_file(const char *path, pid_t pid, struct kiln_error *err)
 	return 0;
 }
 
-/* create; the pid process's pid, or -1 with err and nothing left behind */
 /*
  * kiln run passes the signals it gets on to the pid process, which passes
  * them on to the container (runc's signal proxy). Until that exists they
@@ -132,6 +131,7 @@ static void forward_start(pid_t pid)
 	sigprocmask(SIG_UNBLOCK, &run_forwarded, NULL);
 }
 
+/* create; the pid process's pid, or -1 with err and nothing left behind */
 static pid_t do_create(const struct kiln_cli *cli, struct create_opts *o,
 		       bool foreground, bool start, int *dirfd_out,
 		       struct kiln_error *err)
