@@ -300,6 +300,8 @@ void vm_last_log_line(char *buf, size_t len);
 
 /* ---- warm templates (template.c) --------------------------------------- */
 
+/* The drive slots of p's template: part of its shape. */
+size_t template_slots(const struct vm_plan *p);
 /* A built template of p's shape: p->template_dir set, 0; else -1. */
 int template_pick(struct vm_plan *p, const char *root);
 /* The picked template did not serve: forget it (a new one may be built). */

@@ -17,10 +17,11 @@
  *   jail       its --jail root, gone once it pivoted
  *   pid        the template VMM's pid (jailed: its waiter's) and start
  *   vmm.log
- * It has VM_DRIVES_MAX drive slots, all read-write, and one interface per
- * network interface of the shape (TAPs of its own network namespace,
- * MACs TEMPLATE_MAC(i)); a fork fills the slots it needs with its
- * container's files and the rest with the placeholder, read-only.
+ * It has template_slots() drive slots, all read-write (their count is
+ * part of the shape), and one interface per network interface of the
+ * shape (TAPs of its own network namespace, MACs TEMPLATE_MAC(i)); a fork
+ * fills the slots it needs with its container's files and the rest with
+ * the placeholder, read-only.
  *
  * The pid process of a container whose shape has no template boots cold,
  * then starts a builder (template_spawn), a daemon of its own: out of the
@@ -85,6 +86,24 @@ static void file_id(const char *path, char *out, size_t len)
 }
 
 /* The shape of plan's VM as text, and its directory. */
+/*
+ * Every drive slot is a virtio-blk device that each fork makes and tears
+ * down, used or not: a container of one or two drives (a rootfs image,
+ * and its writable layer or a read-only volume) forks from a template of
+ * two; more drives (an image per volume, per layer), and a pod's sandbox
+ * (its members' rootfs go into its free slots), from one of
+ * VM_DRIVES_MAX. Measured in the test bed, A/B over 20 runs each: a
+ * container of one drive started 10 ms sooner from two slots than from
+ * eight (boot 175 -> 168 ms, kiln run 601 -> 591 ms, medians).
+ */
+#define TEMPLATE_FEW_SLOTS 2
+
+size_t template_slots(const struct vm_plan *p)
+{
+	return p->pod || p->n_drives > TEMPLATE_FEW_SLOTS ? VM_DRIVES_MAX
+							  : TEMPLATE_FEW_SLOTS;
+}
+
 static int template_key(const struct vm_plan *p, const char *root, char *key,
 			size_t keylen, char *dir, size_t dirlen)
 {
@@ -99,9 +118,9 @@ static int template_key(const struct vm_plan *p, const char *root, char *key,
 	file_id(c->initramfs, initrd, sizeof(initrd));
 	n = snprintf(key, keylen,
 		     "vmm=%s\nkernel=%s\ninitramfs=%s\ncmdline=%s\n"
-		     "vcpus=%u\nmemory_mib=%u\nnets=%zu\ndrives=%d\n",
+		     "vcpus=%u\nmemory_mib=%u\nnets=%zu\ndrives=%zu\n",
 		     vmm, kernel, initrd, VM_GUEST_CMDLINE, c->vcpus,
-		     c->memory_mib, p->n_nets, VM_DRIVES_MAX);
+		     c->memory_mib, p->n_nets, template_slots(p));
 	if (n < 0 || (size_t)n >= keylen)
 		return -1;
 	for (const char *k = key; *k != '\0'; k++)
@@ -342,7 +361,8 @@ static pid_t spawn_vmm(const struct vm_plan *p, uid_t uid,
 	argv[n++] = VMM_API;
 	n += vm_argv_source(p->conf, NULL, &buf, argv + n);
 	snprintf(qp, sizeof(qp), ",queue_pairs=%u", pairs);
-	for (int i = 0; i < VM_DRIVES_MAX; i++) {
+	for (int i = 0; i < VM_DRIVES_MAX && (size_t)i < template_slots(p);
+	     i++) {
 		/* in full: the VMM's cwd is VM_DIR (template_key checked the
 		 * length) */
 		snprintf(drives[i], sizeof(drives[i]),

@@ -621,7 +621,9 @@ int vm_start(const struct vm_plan *p, struct vm *vm, struct kiln_error *err)
 	 * rootfs swapped in later (pod.c).
 	 */
 	for (size_t i = p->n_drives;
-	     (p->template_dir != NULL || p->pod) && i < VM_DRIVES_MAX; i++) {
+	     (p->template_dir != NULL || p->pod) &&
+	     i < (p->template_dir != NULL ? template_slots(p) : VM_DRIVES_MAX);
+	     i++) {
 		if (p->template_dir != NULL)
 			snprintf(slots[i], sizeof(slots[i]),
 				 "id=d%zu,path=%s/" VM_SLOT ",ro", i,

@@ -89,3 +89,41 @@ test_kiln_fork_from_template() {
 	[ ! -e "$KROOT/templates" ] || { fail "templates --rm left $(ls "$KROOT/templates")"; return 1; }
 	kiln_nothing_left
 }
+
+# A template's drive slots are part of its shape: a container of one
+# drive forks from a template of two slots; one of three drives (its
+# rootfs and two read-only volumes) does not fit there, boots cold and has
+# a template of 8 built, which the next such container forks.
+test_kiln_fork_slot_classes() {
+	kiln_reset
+	"$KILN" --root "$KROOT" templates --rm
+	kiln_bundle "$T/b" 'echo ran' || return 1
+	kiln_run_logged s1 || return 1
+	kiln_template_ready 300 || { fail "no template was built"; return 1; }
+	kiln_run_logged s2 || return 1
+	[ "$forked" = yes ] || { kiln_fail "s2 (one drive) did not fork"; return 1; }
+	"$KILN" --root "$KROOT" templates >"$T/tl"
+	grep -qx "  drives=2" "$T/tl" || { fail "the template of a one-drive container: $(cat "$T/tl")"; return 1; }
+	mkdir -p "$T/v1" "$T/v2" && echo one >"$T/v1/f" && echo two >"$T/v2/f"
+	KB_EDIT="c['mounts'] += [{'destination': '/v1', 'type': 'bind', 'source': '$T/v1', 'options': ['rbind', 'ro']},
+	{'destination': '/v2', 'type': 'bind', 'source': '$T/v2', 'options': ['rbind', 'ro']}]" \
+		kiln_bundle "$T/b" 'cat /v1/f /v2/f' || return 1
+	for id in s3 s4; do
+		kiln_run_logged $id || return 1
+		[ "$(tr '\n' ' ' <"$T/$id.out")" = "one two " ] || { kiln_fail "$id: $(cat "$T/$id.out")"; return 1; }
+		if [ $id = s3 ]; then
+			[ "$forked" = no ] || { kiln_fail "s3 (three drives) forked a template of two slots"; return 1; }
+			for _ in $(seq 600); do
+				[ "$("$KILN" --root "$KROOT" templates | grep -c ' ready ')" = 2 ] && break
+				sleep 0.5
+			done
+		else
+			[ "$forked" = yes ] || { kiln_fail "s4 (three drives) did not fork: $(cat "$KROOT/s4/vmm.log" 2>/dev/null)"; return 1; }
+		fi
+	done
+	"$KILN" --root "$KROOT" templates >"$T/tl"
+	grep -qx "  drives=2" "$T/tl" && grep -qx "  drives=8" "$T/tl" &&
+		[ "$(grep -c ' ready ' "$T/tl")" = 2 ] || { fail "kiln templates: $(cat "$T/tl")"; return 1; }
+	"$KILN" --root "$KROOT" templates --rm
+	kiln_nothing_left
+}

@@ -956,6 +956,26 @@ static void test_stdio_request(void)
 	   "stdio: pipes are three streams");
 }
 
+/* A template's drive slots: two for a container of one or two drives,
+ * VM_DRIVES_MAX for more and for a pod's sandbox, whose free slots take
+ * its members' rootfs. */
+static void test_template_slots(void)
+{
+	struct vm_plan p = { 0 };
+
+	p.n_drives = 1;
+	ok(template_slots(&p) == 2, "one drive: a template of 2 slots");
+	p.n_drives = 2;
+	ok(template_slots(&p) == 2, "two drives: 2 slots");
+	p.n_drives = 3;
+	ok(template_slots(&p) == VM_DRIVES_MAX, "three drives: %d slots",
+	   VM_DRIVES_MAX);
+	p.n_drives = 1;
+	p.pod = true;
+	ok(template_slots(&p) == VM_DRIVES_MAX,
+	   "a pod's sandbox of one drive: %d slots", VM_DRIVES_MAX);
+}
+
 int main(void)
 {
 	char cmd[400];
@@ -972,6 +992,7 @@ int main(void)
 	test_podfs_wanted();
 	test_podfs_mounts();
 	test_stdio_request();
+	test_template_slots();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", top);
