@@ -85,7 +85,6 @@ static void file_id(const char *path, char *out, size_t len)
 			 (unsigned long long)st.st_size);
 }
 
-/* The shape of plan's VM as text, and its directory. */
 /*
  * Every drive slot is a virtio-blk device that each fork makes and tears
  * down, used or not: a container of one or two drives (a rootfs image,
@@ -104,6 +103,7 @@ size_t template_slots(const struct vm_plan *p)
 							  : TEMPLATE_FEW_SLOTS;
 }
 
+/* The shape of plan's VM as text, and its directory. */
 static int template_key(const struct vm_plan *p, const char *root, char *key,
 			size_t keylen, char *dir, size_t dirlen)
 {
