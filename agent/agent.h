@@ -217,8 +217,6 @@ void proc_close_fds_except(const int *keep, size_t n);
 /* In a child: stdio, session, signals, spec; then execve. Never returns. */
 __attribute__((noreturn)) void proc_child_exec(const struct proc_spec *s,
 					       const int child[3], int report);
-/* clone(2) as fork, without glibc's atfork handlers (see process.c) */
-pid_t proc_raw_clone(unsigned long flags);
 /* In a child that util_clone_into could not give birth to in the cgroup
  * whose folder cgroup_dir is: move into it. */
 int proc_join_cgroup(int cgroup_dir);

@@ -56,7 +56,7 @@ __attribute__((noreturn)) static void exec_child(struct exec_args *a)
 		}
 	/* a pid namespace takes effect for children only; CLONE_PARENT makes
 	 * that child the agent's, so the agent reaps it */
-	pid = proc_raw_clone(CLONE_PARENT | SIGCHLD);
+	pid = util_clone(CLONE_PARENT | SIGCHLD);
 	if (pid < 0) {
 		proc_report(a->report, TTRPC_INTERNAL, errno,
 			    "fork in the container");

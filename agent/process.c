@@ -385,13 +385,6 @@ fail:
 
 /* ---- the child side: no malloc, no locks ----------------------------- */
 
-pid_t proc_raw_clone(unsigned long flags)
-{
-	/* x86-64 argument order: flags, stack, parent_tid, child_tid, tls.
-	 * A NULL stack: the child runs on a copy of ours, as after fork. */
-	return (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
-}
-
 int proc_join_cgroup(int cgroup_dir)
 {
 	int fd = openat(cgroup_dir, "cgroup.procs", O_WRONLY | O_CLOEXEC);

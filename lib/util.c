@@ -123,6 +123,13 @@ size_t util_recv_rights(struct msghdr *m, int *fds, size_t max, bool *extra)
 	return n;
 }
 
+pid_t util_clone(unsigned long flags)
+{
+	/* x86-64 argument order: flags, stack, parent_tid, child_tid, tls.
+	 * A NULL stack: the child runs on a copy of ours, as after fork. */
+	return (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+}
+
 pid_t util_clone_into(unsigned long flags, int cgroup_dir, bool *born)
 {
 	struct clone_args ca = { .flags = (flags & ~(unsigned long)CSIGNAL) |
@@ -140,6 +147,5 @@ pid_t util_clone_into(unsigned long flags, int cgroup_dir, bool *born)
 			return pid;
 		*born = false;
 	}
-	/* x86-64 argument order: flags, stack, parent_tid, child_tid, tls */
-	return (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+	return util_clone(flags);
 }

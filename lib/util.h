@@ -61,8 +61,12 @@ struct msghdr;
 size_t util_recv_rights(struct msghdr *m, int *fds, size_t max, bool *extra);
 
 /*
- * clone(2) as fork (flags: clone's, the exit signal in CSIGNAL), the child
- * born in the cgroup whose folder cgroup_dir is: clone3's
+ * clone(2) as fork (flags: clone's, the exit signal in CSIGNAL), without
+ * glibc's fork handlers: see util_clone_into.
+ */
+pid_t util_clone(unsigned long flags);
+/*
+ * The same, the child born in the cgroup whose folder cgroup_dir is: clone3's
  * CLONE_INTO_CGROUP, *born true. Where that cannot be (cgroup_dir -1, a
  * kernel before 5.7, a cgroup that refuses), the child is born where we
  * are, *born false, and joins with a write to cgroup.procs, which names
