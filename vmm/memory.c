@@ -63,17 +63,19 @@ static int guest_memfd(uint64_t size, bool hugetlb, struct kiln_error *err)
 }
 
 /*
- * size bytes of anonymous memory at a 2 MiB-aligned address: a huge page
- * maps only where host and guest addresses agree in their low 21 bits,
- * and guest RAM starts at guest-physical 0. One PROT_NONE page is kept
- * just below it: the next mapping the kernel places below RAM (a thread's
- * stack) then does not end at a 2 MiB boundary, where THP "always" would
- * give the top of that stack a 2 MiB page (measured: +2 MiB of VMM RSS).
+ * size bytes of fd (anonymous with -1) mapped with prot and flags at a
+ * 2 MiB-aligned address: a huge page maps only where host and guest
+ * addresses agree in their low 21 bits, and guest RAM starts at
+ * guest-physical 0 (a template's huge pages too, fork_template_make). One
+ * PROT_NONE page is kept just below it: the next mapping the kernel places
+ * below RAM (a thread's stack) then does not end at a 2 MiB boundary,
+ * where THP "always" would give the top of that stack a 2 MiB page
+ * (measured: +2 MiB of VMM RSS). Unmapped with guest_mem_unmap_huge.
  */
-static void *guest_anon_map(uint64_t size)
+void *guest_mem_map_huge(int fd, uint64_t size, int prot, int flags)
 {
 	uint64_t span = size + GUEST_HUGE + GUEST_PAGE, head;
-	uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+	uint8_t *p = mmap(NULL, span, PROT_NONE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p == MAP_FAILED)
@@ -82,11 +84,23 @@ static void *guest_anon_map(uint64_t size)
 	head = (GUEST_HUGE - ((uintptr_t)(p + GUEST_PAGE) & (GUEST_HUGE - 1))) &
 	       (GUEST_HUGE - 1);
 	head += GUEST_PAGE;
+	if (mmap(p + head, size, prot, flags | MAP_FIXED, fd, 0) ==
+	    MAP_FAILED) {
+		int e = errno;
+
+		munmap(p, span);
+		errno = e;
+		return MAP_FAILED;
+	}
 	if (head > GUEST_PAGE)
 		munmap(p, head - GUEST_PAGE);
-	mprotect(p + head - GUEST_PAGE, GUEST_PAGE, PROT_NONE);
 	munmap(p + head + size, span - head - size);
 	return p + head;
+}
+
+void guest_mem_unmap_huge(void *p, uint64_t size)
+{
+	munmap((uint8_t *)p - GUEST_PAGE, size + GUEST_PAGE);
 }
 
 int guest_mem_init_choice(struct guest_mem *m, uint64_t size,
@@ -100,7 +114,9 @@ int guest_mem_init_choice(struct guest_mem *m, uint64_t size,
 	if (guest_mem_check_size(size, err) < 0)
 		return -1;
 	if (c->backing == GUEST_MEM_ANON) {
-		p = guest_anon_map(size);
+		p = guest_mem_map_huge(-1, size, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS |
+					       MAP_NORESERVE);
 	} else {
 		m->fd = guest_memfd(size, c->backing == GUEST_MEM_HUGETLB, err);
 		if (m->fd < 0)
@@ -163,8 +179,8 @@ int guest_mem_init_private(struct guest_mem *m, int fd, uint64_t size,
 	 * first write; fd is never written, so a template (or a snapshot's
 	 * memory file) serves any number of VMs.
 	 */
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	p = guest_mem_map_huge(fd, size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_NORESERVE);
 	if (p == MAP_FAILED) {
 		kiln_error_set(err, errno, "map %llu MiB of guest memory",
 			       (unsigned long long)(size >> 20));
@@ -202,8 +218,9 @@ static void guest_mem_layout(struct guest_mem *m)
 
 void guest_mem_destroy(struct guest_mem *m)
 {
-	if (m->host != NULL && m->backing == GUEST_MEM_ANON)
-		munmap(m->host - GUEST_PAGE, m->size + GUEST_PAGE);
+	if (m->host != NULL && (m->backing == GUEST_MEM_ANON ||
+				m->backing == GUEST_MEM_FILE_PRIVATE))
+		guest_mem_unmap_huge(m->host, m->size);
 	else if (m->host != NULL)
 		munmap(m->host, m->size);
 	if (m->fd >= 0)

@@ -6,9 +6,11 @@
  * pages are reserved, so that one host fault maps 2 MiB; a VM whose RAM
  * another process maps (vhost-user) takes an fd mapped MAP_SHARED; a
  * restored snapshot or a fork maps a file MAP_PRIVATE, copy-on-write in
- * 4 KiB pages. A template's RAM is always a 4 KiB memfd
- * (guest_mem_share_fd). Every translation of a guest address goes through
- * guest_mem_ptr(), which checks the whole range.
+ * 4 KiB pages. A template's RAM is always a memfd (guest_mem_share_fd),
+ * never hugetlbfs; its runs of 2 MiB with no hole are made huge pages
+ * (fork.c), which its forks map whole for reading. Every translation of a
+ * guest address goes through guest_mem_ptr(), which checks the whole
+ * range.
  */
 #ifndef KILN_VMM_MEMORY_H
 #define KILN_VMM_MEMORY_H
@@ -127,9 +129,17 @@ int guest_mem_init_backed(struct guest_mem *m, uint64_t size,
  */
 int guest_mem_share_fd(const struct guest_mem *m, struct kiln_error *err);
 /*
+ * size bytes of fd (-1 with MAP_ANONYMOUS) mapped with prot and flags at a
+ * 2 MiB-aligned address, a PROT_NONE page below it; MAP_FAILED with errno.
+ * Undone by guest_mem_unmap_huge(p, size).
+ */
+void *guest_mem_map_huge(int fd, uint64_t size, int prot, int flags);
+void guest_mem_unmap_huge(void *p, uint64_t size);
+/*
  * RAM of size bytes from fd (a snapshot's memory file, a template's
- * memfd), mapped MAP_PRIVATE: copy-on-write, fd never written. Takes fd,
- * also on failure.
+ * memfd), mapped MAP_PRIVATE at a 2 MiB-aligned address (a template's
+ * huge pages map whole, fork_template_make): copy-on-write, fd never
+ * written. Takes fd, also on failure.
  */
 int guest_mem_init_private(struct guest_mem *m, int fd, uint64_t size,
 			   struct kiln_error *err);

@@ -81,6 +81,25 @@ wait_forks() {
 	done
 }
 
+# The template's RAM in 2 MiB pages where a run is all there (the guest
+# kernel's code, at least), and a fork (pid $1) maps such runs whole: its
+# guest RAM starts at a 2 MiB boundary and has PMD-mapped shmem. Linux
+# 6.1's MADV_COLLAPSE, which the test bed's kernel has.
+fork_huge_pages() { # PID
+	line=$(grep -o "template: [0-9]* of [0-9]* full 2 MiB runs[^,]*" "$T/err")
+	set -- "$1" $(echo "$line" | awk '{print $2, $4}')
+	[ -n "$2" ] && [ "$2" -gt 0 ] && [ "$2" = "$3" ] ||
+		{ fail "template's huge pages: '$line'"; return 1; }
+	awk '/^[0-9a-f]+-[0-9a-f]+ / {ram = /kiln-guest-ram/; if (ram) start = $1}
+		ram && /^ShmemPmdMapped:/ {pmd = $2}
+		END {split(start, a, "-"); print a[1], pmd + 0}' "/proc/$1/smaps" >"$T/huge"
+	read -r start pmd <"$T/huge"
+	printf '    template: %s; fork 2: %s kB of RAM mapped in 2 MiB pages\n' \
+		"${line#template: }" "$pmd"
+	[ -n "$start" ] && [ $((0x$start % 0x200000)) -eq 0 ] && [ "$pmd" -ge 2048 ] ||
+		{ fail "fork's RAM at 0x$start, $pmd kB PMD-mapped"; return 1; }
+}
+
 # FORK_N forks of one template, each starting from the template's booted
 # guest: each runs a command through its own agent and answers its own
 # output (a file it writes is on its own drive); reseeded, no two draw
@@ -131,6 +150,7 @@ test_fork_many() {
 	p=$(pgrep -f -- "^$VMM --fork-from .*uds=$T/f2.vsock" | head -n 1)
 	[ -n "$p" ] && awk '/^Pss:|^Private_Dirty:/ {printf "    fork 2: %s %s kB\n", $1, $2}' \
 		"/proc/$p/smaps_rollup"
+	fork_huge_pages "$p" || { fork_stop_all; return 1; }
 	fork_stop_all
 	# every fork wrote its own pages: the template's RAM is as it was
 	[ "$(tmpl_ram_sum)" = "$ram_sum" ] ||
