@@ -88,7 +88,7 @@ wait_forks() {
 fork_huge_pages() { # PID
 	line=$(grep -o "template: [0-9]* of [0-9]* full 2 MiB runs[^,]*" "$T/err")
 	set -- "$1" $(echo "$line" | awk '{print $2, $4}')
-	[ -n "$2" ] && [ "$2" -gt 0 ] && [ "$2" = "$3" ] ||
+	[ -n "${2:-}" ] && [ "$2" -gt 0 ] && [ "$2" = "${3:-}" ] ||
 		{ fail "template's huge pages: '$line'"; return 1; }
 	awk '/^[0-9a-f]+-[0-9a-f]+ / {ram = /kiln-guest-ram/; if (ram) start = $1}
 		ram && /^ShmemPmdMapped:/ {pmd = $2}
