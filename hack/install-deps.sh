@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="build-essential pkg-config clang lld libclang-rt-14-dev clang-format
-libyajl-dev libseccomp-dev libmnl-dev libcap-dev libprotobuf-c-dev protobuf-c-compiler
+libyajl-dev libseccomp-dev libcap-dev libprotobuf-c-dev protobuf-c-compiler
 libhttp-parser-dev nettle-dev erofs-utils
 libprotobuf-dev golang-github-containerd-containerd-dev
 qemu-system-x86 qemu-system-common busybox-static e2fsprogs cpio kmod xz-utils gzip python3 curl iproute2

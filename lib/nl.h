@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * rtnetlink over libmnl, for the host side (the runtime and the shim):
- * one socket per caller, one request at a time. Each file does one
- * concern: nl.c the socket, a request and its ACK, a dump; nl_link.c
- * links and TAPs; nl_addr.c addresses and routes; nl_tc.c the ingress
- * qdisc and the mirred redirect between an interface and its TAP.
+ * rtnetlink for the host side (the runtime and the shim): one socket per
+ * caller, one request at a time. Each file does one concern: nl.c the
+ * socket, a request and its ACK, a dump, and building and reading
+ * messages; nl_link.c links and TAPs; nl_addr.c addresses and routes;
+ * nl_tc.c the ingress qdisc and the mirred redirect between an interface
+ * and its TAP.
  *
  * Errors name the request and the interface:
  * "RTM_NEWQDISC ingress on eth0: Operation not permitted".
@@ -14,6 +15,7 @@
 #ifndef KILN_LIB_NL_H
 #define KILN_LIB_NL_H
 
+#include <linux/netlink.h>
 #include <net/if.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,11 +23,9 @@
 
 #include "error.h"
 
-struct mnl_socket;
-struct nlmsghdr;
-
 struct nl {
-	struct mnl_socket *sk;
+	int fd;
+	bool open;
 	uint32_t portid, seq;
 };
 
@@ -34,7 +34,7 @@ int nl_open(struct nl *nl, struct kiln_error *err);
 void nl_close(struct nl *nl);
 
 /* A request header (type, NLM_F_REQUEST|NLM_F_ACK|flags, seq) in buf,
- * which holds at least NL_BUF_SIZE bytes. */
+ * which holds at least NL_BUF_SIZE bytes, 4-aligned. */
 #define NL_BUF_SIZE 8192
 struct nlmsghdr *nl_msg(struct nl *nl, void *buf, uint16_t type,
 			uint16_t flags);
@@ -47,11 +47,52 @@ struct nlmsghdr *nl_msg(struct nl *nl, void *buf, uint16_t type,
 int nl_talk(struct nl *nl, struct nlmsghdr *h, const char *what,
 	    struct kiln_error *err);
 
-/* A dump: cb(h, data) for each answer message; cb returns MNL_CB_OK,
- * or MNL_CB_ERROR with errno set to stop. */
+/* A dump: cb(h, data) for each answer message; cb returns NL_CB_OK, or
+ * NL_CB_ERROR with errno set to stop. */
+#define NL_CB_OK    1
+#define NL_CB_ERROR (-1)
 typedef int (*nl_cb)(const struct nlmsghdr *h, void *data);
 int nl_dump(struct nl *nl, struct nlmsghdr *h, nl_cb cb, void *data,
 	    const char *what, struct kiln_error *err);
+
+/* ---- building a request (nl.c) ------------------------------------------ */
+
+/*
+ * At the end of h, in its NL_BUF_SIZE buffer (the requests are small: no
+ * check): the family's header of size bytes, zeroed; an attribute; a
+ * nest, whose nl_nest_end counts what was put after its start.
+ */
+void *nl_put_header(struct nlmsghdr *h, size_t size);
+void nl_put(struct nlmsghdr *h, uint16_t type, size_t len, const void *data);
+void nl_put_u16(struct nlmsghdr *h, uint16_t type, uint16_t v);
+void nl_put_u32(struct nlmsghdr *h, uint16_t type, uint32_t v);
+void nl_put_str(struct nlmsghdr *h, uint16_t type, const char *s); /* +NUL */
+struct nlattr *nl_nest_start(struct nlmsghdr *h, uint16_t type);
+void nl_nest_end(struct nlmsghdr *h, struct nlattr *nest);
+
+/* ---- reading an answer (nl.c) ------------------------------------------- */
+
+/*
+ * What the kernel sent, no length trusted. h's family header, and its
+ * length (0 when h is shorter than its own header).
+ */
+void *nl_payload(const struct nlmsghdr *h);
+size_t nl_payload_len(const struct nlmsghdr *h);
+/*
+ * The attributes after h's family header of hdr bytes (or in nest) into
+ * tb[type] (zeroed by the caller, max + 1 of them): the last of a type is
+ * kept, types past max (the kernel's newer ones) are passed over, and the
+ * walk ends at the first attribute that would pass the message's end.
+ * nl_attrs: -1 when h is shorter than hdr.
+ */
+int nl_attrs(const struct nlmsghdr *h, size_t hdr, const struct nlattr **tb,
+	     unsigned int max);
+void nl_attrs_nested(const struct nlattr *nest, const struct nlattr **tb,
+		     unsigned int max);
+/* An attribute's payload and its length; a u32's value (-1: shorter). */
+const void *nl_attr_data(const struct nlattr *a);
+size_t nl_attr_len(const struct nlattr *a);
+int nl_attr_u32(const struct nlattr *a, uint32_t *v);
 
 /* ---- links (nl_link.c) ------------------------------------------------- */
 

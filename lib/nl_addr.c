@@ -8,7 +8,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
 #include <stdio.h>
@@ -22,42 +21,26 @@ static unsigned int addr_len(int family)
 	return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
 }
 
-struct tb {
-	const struct nlattr
-		*a[RTA_MAX + 1 > IFA_MAX + 1 ? RTA_MAX + 1 : IFA_MAX + 1];
-	uint16_t max;
-};
-
-static int tb_cb(const struct nlattr *a, void *data)
-{
-	struct tb *t = data;
-
-	if (mnl_attr_type_valid(a, t->max) > 0)
-		t->a[mnl_attr_get_type(a)] = a;
-	return MNL_CB_OK;
-}
-
 /* An address attribute of exactly len bytes into out. */
 static int attr_addr(const struct nlattr *a, unsigned int len, uint8_t *out)
 {
-	if (mnl_attr_get_payload_len(a) != len)
+	if (nl_attr_len(a) != len)
 		return -1;
-	memcpy(out, mnl_attr_get_payload(a), len);
+	memcpy(out, nl_attr_data(a), len);
 	return 0;
 }
 
 int nl_addr_parse(const struct nlmsghdr *h, struct nl_addr *a)
 {
-	struct tb t = { .max = IFA_MAX };
-	const struct ifaddrmsg *ifa;
+	const struct nlattr *tb[IFA_MAX + 1] = { 0 };
+	const struct ifaddrmsg *ifa = nl_payload(h);
 	const struct nlattr *at;
 	unsigned int len;
 
 	if (h->nlmsg_type != RTM_NEWADDR)
 		return 0;
-	if (h->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)))
+	if (nl_attrs(h, sizeof(*ifa), tb, IFA_MAX) < 0)
 		return -1;
-	ifa = mnl_nlmsg_get_payload(h);
 	len = addr_len(ifa->ifa_family);
 	if (len == 0)
 		return 0;
@@ -69,32 +52,27 @@ int nl_addr_parse(const struct nlmsghdr *h, struct nl_addr *a)
 	a->prefix_len = ifa->ifa_prefixlen;
 	a->scope = ifa->ifa_scope;
 	a->flags = ifa->ifa_flags;
-	if (mnl_attr_parse(h, sizeof(*ifa), tb_cb, &t) < 0)
-		return -1;
 	/* IFA_LOCAL is the address itself on a point-to-point link, where
 	 * IFA_ADDRESS is the peer's; elsewhere they are the same */
-	at = t.a[IFA_LOCAL] != NULL ? t.a[IFA_LOCAL] : t.a[IFA_ADDRESS];
+	at = tb[IFA_LOCAL] != NULL ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
 	if (at == NULL || attr_addr(at, len, a->addr) < 0)
 		return -1;
-	if (t.a[IFA_FLAGS] != NULL) {
-		if (mnl_attr_validate(t.a[IFA_FLAGS], MNL_TYPE_U32) < 0)
-			return -1;
-		a->flags = mnl_attr_get_u32(t.a[IFA_FLAGS]);
-	}
+	if (tb[IFA_FLAGS] != NULL && nl_attr_u32(tb[IFA_FLAGS], &a->flags) < 0)
+		return -1;
 	return 1;
 }
 
 int nl_route_parse(const struct nlmsghdr *h, struct nl_route *r)
 {
-	struct tb t = { .max = RTA_MAX };
-	const struct rtmsg *rtm;
+	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+	const struct rtmsg *rtm = nl_payload(h);
+	uint32_t table, oif;
 	unsigned int len;
 
 	if (h->nlmsg_type != RTM_NEWROUTE)
 		return 0;
-	if (h->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)))
+	if (nl_attrs(h, sizeof(*rtm), tb, RTA_MAX) < 0)
 		return -1;
-	rtm = mnl_nlmsg_get_payload(h);
 	len = addr_len(rtm->rtm_family);
 	if (len == 0)
 		return 0;
@@ -107,33 +85,26 @@ int nl_route_parse(const struct nlmsghdr *h, struct nl_route *r)
 	r->scope = rtm->rtm_scope;
 	r->protocol = rtm->rtm_protocol;
 	r->dst_len = rtm->rtm_dst_len;
-	if (mnl_attr_parse(h, sizeof(*rtm), tb_cb, &t) < 0)
-		return -1;
-	if (t.a[RTA_TABLE] != NULL) {
-		uint32_t table;
-
-		if (mnl_attr_validate(t.a[RTA_TABLE], MNL_TYPE_U32) < 0)
+	if (tb[RTA_TABLE] != NULL) {
+		if (nl_attr_u32(tb[RTA_TABLE], &table) < 0)
 			return -1;
-		table = mnl_attr_get_u32(t.a[RTA_TABLE]);
 		r->table = table > 255 ? RT_TABLE_UNSPEC : (uint8_t)table;
 	}
-	if (t.a[RTA_DST] != NULL && attr_addr(t.a[RTA_DST], len, r->dst) < 0)
+	if (tb[RTA_DST] != NULL && attr_addr(tb[RTA_DST], len, r->dst) < 0)
 		return -1;
-	if (t.a[RTA_GATEWAY] != NULL) {
-		if (attr_addr(t.a[RTA_GATEWAY], len, r->gw) < 0)
+	if (tb[RTA_GATEWAY] != NULL) {
+		if (attr_addr(tb[RTA_GATEWAY], len, r->gw) < 0)
 			return -1;
 		r->has_gw = true;
 	}
-	if (t.a[RTA_OIF] != NULL) {
-		if (mnl_attr_validate(t.a[RTA_OIF], MNL_TYPE_U32) < 0)
+	if (tb[RTA_OIF] != NULL) {
+		if (nl_attr_u32(tb[RTA_OIF], &oif) < 0)
 			return -1;
-		r->oif = (int)mnl_attr_get_u32(t.a[RTA_OIF]);
+		r->oif = (int)oif;
 	}
-	if (t.a[RTA_PRIORITY] != NULL) {
-		if (mnl_attr_validate(t.a[RTA_PRIORITY], MNL_TYPE_U32) < 0)
-			return -1;
-		r->metric = mnl_attr_get_u32(t.a[RTA_PRIORITY]);
-	}
+	if (tb[RTA_PRIORITY] != NULL &&
+	    nl_attr_u32(tb[RTA_PRIORITY], &r->metric) < 0)
+		return -1;
 	return 1;
 }
 
@@ -163,26 +134,26 @@ static int list_cb(const struct nlmsghdr *h, void *data)
 
 	if (r < 0) {
 		errno = EBADMSG;
-		return MNL_CB_ERROR;
+		return NL_CB_ERROR;
 	}
 	if (r == 0)
-		return MNL_CB_OK;
+		return NL_CB_OK;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 8;
 		void *v;
 
 		if (cap > ENTRIES_MAX) {
 			errno = E2BIG;
-			return MNL_CB_ERROR;
+			return NL_CB_ERROR;
 		}
 		v = realloc(l->v, cap * l->size);
 		if (v == NULL)
-			return MNL_CB_ERROR;
+			return NL_CB_ERROR;
 		l->v = v;
 		l->cap = cap;
 	}
 	memcpy((char *)l->v + l->n++ * l->size, one, l->size);
-	return MNL_CB_OK;
+	return NL_CB_OK;
 }
 
 int nl_addr_list(struct nl *nl, int family, struct nl_addr **out, size_t *n,
@@ -190,7 +161,7 @@ int nl_addr_list(struct nl *nl, int family, struct nl_addr **out, size_t *n,
 {
 	char buf[NL_BUF_SIZE];
 	struct nlmsghdr *h = nl_msg(nl, buf, RTM_GETADDR, 0);
-	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(h, sizeof(*ifa));
+	struct ifaddrmsg *ifa = nl_put_header(h, sizeof(*ifa));
 	struct list l = { .size = sizeof(struct nl_addr), .parse = parse_addr };
 
 	ifa->ifa_family = (uint8_t)family;
@@ -208,7 +179,7 @@ int nl_route_list(struct nl *nl, int family, struct nl_route **out, size_t *n,
 {
 	char buf[NL_BUF_SIZE];
 	struct nlmsghdr *h = nl_msg(nl, buf, RTM_GETROUTE, 0);
-	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(h, sizeof(*rtm));
+	struct rtmsg *rtm = nl_put_header(h, sizeof(*rtm));
 	struct list l = { .size = sizeof(struct nl_route),
 			  .parse = parse_route };
 

@@ -10,7 +10,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <libmnl/libmnl.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
@@ -26,7 +25,7 @@ static struct nlmsghdr *tc_msg(struct nl *nl, void *buf, uint16_t type,
 			       uint16_t flags, int index, uint32_t parent)
 {
 	struct nlmsghdr *h = nl_msg(nl, buf, type, flags);
-	struct tcmsg *tcm = mnl_nlmsg_put_extra_header(h, sizeof(*tcm));
+	struct tcmsg *tcm = nl_put_header(h, sizeof(*tcm));
 
 	tcm->tcm_family = AF_UNSPEC;
 	tcm->tcm_ifindex = index;
@@ -41,10 +40,10 @@ int nl_tc_ingress_add(struct nl *nl, int index, const char *name,
 	struct nlmsghdr *h = tc_msg(nl, buf, RTM_NEWQDISC,
 				    NLM_F_CREATE | NLM_F_EXCL, index,
 				    TC_H_INGRESS);
-	struct tcmsg *tcm = mnl_nlmsg_get_payload(h);
+	struct tcmsg *tcm = nl_payload(h);
 
 	tcm->tcm_handle = INGRESS_HANDLE;
-	mnl_attr_put_strz(h, TCA_KIND, "ingress");
+	nl_put_str(h, TCA_KIND, "ingress");
 	snprintf(what, sizeof(what), "RTM_NEWQDISC ingress on %s", name);
 	return nl_talk(nl, h, what, err);
 }
@@ -59,13 +58,12 @@ static int ingress_cb(const struct nlmsghdr *h, void *data)
 	struct ingress_find *f = data;
 	const struct tcmsg *tcm;
 
-	if (h->nlmsg_type != RTM_NEWQDISC ||
-	    mnl_nlmsg_get_payload_len(h) < sizeof(*tcm))
-		return MNL_CB_OK;
-	tcm = mnl_nlmsg_get_payload(h);
+	if (h->nlmsg_type != RTM_NEWQDISC || nl_payload_len(h) < sizeof(*tcm))
+		return NL_CB_OK;
+	tcm = nl_payload(h);
 	if (tcm->tcm_ifindex == f->index && tcm->tcm_parent == TC_H_INGRESS)
 		f->found = true;
-	return MNL_CB_OK;
+	return NL_CB_OK;
 }
 
 int nl_tc_ingress_has(struct nl *nl, int index, const char *name, bool *has,
@@ -88,7 +86,7 @@ int nl_tc_ingress_del(struct nl *nl, int index, const char *name,
 	char buf[NL_BUF_SIZE], what[64];
 	struct nlmsghdr *h =
 		tc_msg(nl, buf, RTM_DELQDISC, 0, index, TC_H_INGRESS);
-	struct tcmsg *tcm = mnl_nlmsg_get_payload(h);
+	struct tcmsg *tcm = nl_payload(h);
 
 	tcm->tcm_handle = INGRESS_HANDLE;
 	snprintf(what, sizeof(what), "RTM_DELQDISC ingress on %s", name);
@@ -109,16 +107,16 @@ static void put_mirred(struct nlmsghdr *h, uint16_t type, int to)
 		.eaction = TCA_EGRESS_REDIR,
 		.ifindex = (uint32_t)to,
 	};
-	struct nlattr *acts = mnl_attr_nest_start(h, type);
-	struct nlattr *act = mnl_attr_nest_start(h, 1);
+	struct nlattr *acts = nl_nest_start(h, type);
+	struct nlattr *act = nl_nest_start(h, 1);
 	struct nlattr *opts;
 
-	mnl_attr_put_strz(h, TCA_ACT_KIND, "mirred");
-	opts = mnl_attr_nest_start(h, TCA_ACT_OPTIONS);
-	mnl_attr_put(h, TCA_MIRRED_PARMS, sizeof(m), &m);
-	mnl_attr_nest_end(h, opts);
-	mnl_attr_nest_end(h, act);
-	mnl_attr_nest_end(h, acts);
+	nl_put_str(h, TCA_ACT_KIND, "mirred");
+	opts = nl_nest_start(h, TCA_ACT_OPTIONS);
+	nl_put(h, TCA_MIRRED_PARMS, sizeof(m), &m);
+	nl_nest_end(h, opts);
+	nl_nest_end(h, act);
+	nl_nest_end(h, acts);
 }
 
 static int redirect(struct nl *nl, bool matchall, int from,
@@ -129,13 +127,13 @@ static int redirect(struct nl *nl, bool matchall, int from,
 	struct nlmsghdr *h = tc_msg(nl, buf, RTM_NEWTFILTER,
 				    NLM_F_CREATE | NLM_F_EXCL, from,
 				    INGRESS_HANDLE);
-	struct tcmsg *tcm = mnl_nlmsg_get_payload(h);
+	struct tcmsg *tcm = nl_payload(h);
 	struct nlattr *opts;
 
 	tcm->tcm_info =
 		TC_H_MAKE((uint32_t)FILTER_PRIO << 16, htons(ETH_P_ALL));
-	mnl_attr_put_strz(h, TCA_KIND, matchall ? "matchall" : "u32");
-	opts = mnl_attr_nest_start(h, TCA_OPTIONS);
+	nl_put_str(h, TCA_KIND, matchall ? "matchall" : "u32");
+	opts = nl_nest_start(h, TCA_OPTIONS);
 	if (matchall) {
 		tcm->tcm_handle = 1;
 		put_mirred(h, TCA_MATCHALL_ACT, to);
@@ -146,10 +144,10 @@ static int redirect(struct nl *nl, bool matchall, int from,
 			struct tc_u32_key key;
 		} sel = { .sel = { .flags = TC_U32_TERMINAL, .nkeys = 1 } };
 
-		mnl_attr_put(h, TCA_U32_SEL, sizeof(sel), &sel);
+		nl_put(h, TCA_U32_SEL, sizeof(sel), &sel);
 		put_mirred(h, TCA_U32_ACT, to);
 	}
-	mnl_attr_nest_end(h, opts);
+	nl_nest_end(h, opts);
 	snprintf(what, sizeof(what), "RTM_NEWTFILTER %s mirred %s -> %s",
 		 matchall ? "matchall" : "u32", from_name, to_name);
 	return nl_talk(nl, h, what, err);

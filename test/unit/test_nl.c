@@ -7,7 +7,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
@@ -25,10 +24,10 @@
 
 static struct nlmsghdr *msg(void *buf, uint16_t type, size_t hdr, void **body)
 {
-	struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+	struct nl nl = { 0 };
+	struct nlmsghdr *h = nl_msg(&nl, buf, type, 0);
 
-	h->nlmsg_type = type;
-	*body = mnl_nlmsg_put_extra_header(h, hdr);
+	*body = nl_put_header(h, hdr);
 	return h;
 }
 
@@ -45,7 +44,7 @@ static void test_parse_addr(void)
 	ifa->ifa_family = AF_INET;
 	ifa->ifa_prefixlen = 16;
 	ifa->ifa_index = 7;
-	mnl_attr_put_u32(h, IFA_ADDRESS, htonl(0xac110002));
+	nl_put_u32(h, IFA_ADDRESS, htonl(0xac110002));
 	is_int(nl_addr_parse(h, &a), 1, "v4 address parsed");
 	ok(a.family == AF_INET && a.index == 7 && a.prefix_len == 16 &&
 		   !strcmp(nl_addr_str(AF_INET, a.addr, a.prefix_len, s,
@@ -53,7 +52,7 @@ static void test_parse_addr(void)
 			   "172.17.0.2/16"),
 	   "v4 address: %s", s);
 	/* IFA_LOCAL wins over IFA_ADDRESS (a point-to-point peer) */
-	mnl_attr_put_u32(h, IFA_LOCAL, htonl(0x0a000001));
+	nl_put_u32(h, IFA_LOCAL, htonl(0x0a000001));
 	nl_addr_parse(h, &a);
 	ok(!strcmp(nl_addr_str(AF_INET, a.addr, a.prefix_len, s, sizeof(s)),
 		   "10.0.0.1/16"),
@@ -62,8 +61,8 @@ static void test_parse_addr(void)
 	h = msg(buf, RTM_NEWADDR, sizeof(*ifa), (void **)&ifa);
 	ifa->ifa_family = AF_INET6;
 	ifa->ifa_prefixlen = 64;
-	mnl_attr_put(h, IFA_ADDRESS, 16, v6);
-	mnl_attr_put_u32(h, IFA_FLAGS, IFA_F_PERMANENT | IFA_F_NODAD);
+	nl_put(h, IFA_ADDRESS, 16, v6);
+	nl_put_u32(h, IFA_FLAGS, IFA_F_PERMANENT | IFA_F_NODAD);
 	is_int(nl_addr_parse(h, &a), 1, "v6 address parsed");
 	ok(!strcmp(nl_addr_str(AF_INET6, a.addr, a.prefix_len, s, sizeof(s)),
 		   "fd00::2/64") &&
@@ -74,7 +73,7 @@ static void test_parse_addr(void)
 	is_int(nl_addr_parse(h, &a), -1, "a v6 prefix past 128 is refused");
 	h = msg(buf, RTM_NEWADDR, sizeof(*ifa), (void **)&ifa);
 	ifa->ifa_family = AF_INET;
-	mnl_attr_put(h, IFA_ADDRESS, 3, v6);
+	nl_put(h, IFA_ADDRESS, 3, v6);
 	is_int(nl_addr_parse(h, &a), -1, "a 3-byte v4 address is refused");
 	h = msg(buf, RTM_NEWADDR, sizeof(*ifa), (void **)&ifa);
 	ifa->ifa_family = AF_INET;
@@ -100,10 +99,10 @@ static void test_parse_route(void)
 	rtm->rtm_family = AF_INET;
 	rtm->rtm_table = RT_TABLE_MAIN;
 	rtm->rtm_type = RTN_UNICAST;
-	mnl_attr_put_u32(h, RTA_GATEWAY, htonl(0xac110001));
-	mnl_attr_put_u32(h, RTA_OIF, 9);
-	mnl_attr_put_u32(h, RTA_PRIORITY, 100);
-	mnl_attr_put_u32(h, RTA_TABLE, RT_TABLE_MAIN);
+	nl_put_u32(h, RTA_GATEWAY, htonl(0xac110001));
+	nl_put_u32(h, RTA_OIF, 9);
+	nl_put_u32(h, RTA_PRIORITY, 100);
+	nl_put_u32(h, RTA_TABLE, RT_TABLE_MAIN);
 	is_int(nl_route_parse(h, &r), 1, "default route parsed");
 	ok(r.has_gw && r.oif == 9 && r.metric == 100 && r.dst_len == 0 &&
 		   r.table == RT_TABLE_MAIN &&
@@ -116,10 +115,10 @@ static void test_parse_route(void)
 	h = msg(buf, RTM_NEWROUTE, sizeof(*rtm), (void **)&rtm);
 	rtm->rtm_family = AF_INET;
 	rtm->rtm_dst_len = 16;
-	mnl_attr_put_u32(h, RTA_DST, htonl(0xac110000));
+	nl_put_u32(h, RTA_DST, htonl(0xac110000));
 	is_int(nl_route_parse(h, &r), 1, "prefix route parsed");
 	ok(!r.has_gw && r.dst_len == 16, "no gateway");
-	mnl_attr_put_u16(h, RTA_OIF, 1);
+	nl_put_u16(h, RTA_OIF, 1);
 	is_int(nl_route_parse(h, &r), -1, "a 16-bit RTA_OIF is refused");
 	h = msg(buf, RTM_NEWROUTE, sizeof(*rtm), (void **)&rtm);
 	rtm->rtm_family = AF_INET;
@@ -127,7 +126,7 @@ static void test_parse_route(void)
 	is_int(nl_route_parse(h, &r), -1, "a v4 dst_len past 32 is refused");
 	h = msg(buf, RTM_NEWROUTE, sizeof(*rtm), (void **)&rtm);
 	rtm->rtm_family = AF_INET6;
-	mnl_attr_put_u32(h, RTA_GATEWAY, 1);
+	nl_put_u32(h, RTA_GATEWAY, 1);
 	is_int(nl_route_parse(h, &r), -1, "a 4-byte v6 gateway is refused");
 }
 
@@ -143,12 +142,12 @@ static void test_parse_link(void)
 	h = msg(buf, RTM_NEWLINK, sizeof(*ifi), (void **)&ifi);
 	ifi->ifi_index = 5;
 	ifi->ifi_flags = IFF_UP;
-	mnl_attr_put_strz(h, IFLA_IFNAME, "eth0");
-	mnl_attr_put_u32(h, IFLA_MTU, 1450);
-	mnl_attr_put(h, IFLA_ADDRESS, 6, mac);
-	info = mnl_attr_nest_start(h, IFLA_LINKINFO);
-	mnl_attr_put_strz(h, IFLA_INFO_KIND, "veth");
-	mnl_attr_nest_end(h, info);
+	nl_put_str(h, IFLA_IFNAME, "eth0");
+	nl_put_u32(h, IFLA_MTU, 1450);
+	nl_put(h, IFLA_ADDRESS, 6, mac);
+	info = nl_nest_start(h, IFLA_LINKINFO);
+	nl_put_str(h, IFLA_INFO_KIND, "veth");
+	nl_nest_end(h, info);
 	is_int(nl_link_parse(h, &l), 1, "link parsed");
 	ok(l.index == 5 && !strcmp(l.name, "eth0") && l.mtu == 1450 &&
 		   l.has_mac && !memcmp(l.mac, mac, 6) &&
@@ -156,11 +155,74 @@ static void test_parse_link(void)
 	   "name, MTU, MAC, kind, flags");
 
 	h = msg(buf, RTM_NEWLINK, sizeof(*ifi), (void **)&ifi);
-	mnl_attr_put(h, IFLA_IFNAME, 4, "eth0"); /* no NUL */
+	nl_put(h, IFLA_IFNAME, 4, "eth0"); /* no NUL */
 	is_int(nl_link_parse(h, &l), -1, "a name without its NUL is refused");
 	h = msg(buf, RTM_NEWLINK, sizeof(*ifi), (void **)&ifi);
-	mnl_attr_put_strz(h, IFLA_IFNAME, "a-name-of-16-chr");
+	nl_put_str(h, IFLA_IFNAME, "a-name-of-16-chr");
 	is_int(nl_link_parse(h, &l), -1, "a name of 16 characters is refused");
+}
+
+/* What nl.c builds is what the kernel reads; what it reads, it bounds. */
+static void test_build_and_walk(void)
+{
+	char buf[512] __attribute__((aligned(4)));
+	const struct nlattr *tb[IFLA_MAX + 1] = { 0 };
+	struct ifinfomsg *ifi;
+	struct nlmsghdr *h;
+	struct nlattr *nest, *a;
+	struct nl_link l;
+	uint32_t v = 0;
+	size_t len;
+
+	memset(buf, 0xaa, sizeof(buf));
+	h = msg(buf, RTM_NEWLINK, sizeof(*ifi), (void **)&ifi);
+	is_int(h->nlmsg_len, NLMSG_HDRLEN + sizeof(*ifi),
+	       "the family header follows the netlink header");
+	ok(ifi->ifi_index == 0 && ifi->ifi_flags == 0, "the family header is "
+						       "zeroed");
+	nl_put_str(h, IFLA_IFNAME, "eth0");
+	a = (struct nlattr *)((char *)ifi + sizeof(*ifi));
+	ok(a->nla_len == NLA_HDRLEN + 5 && a->nla_type == IFLA_IFNAME &&
+		   !memcmp((char *)a + NLA_HDRLEN, "eth0\0\0\0\0", 8),
+	   "a string with its NUL, padded with zeros to 4 bytes");
+	is_int(h->nlmsg_len, NLMSG_HDRLEN + sizeof(*ifi) + NLA_HDRLEN + 8,
+	       "the message grows by the padded attribute");
+	nest = nl_nest_start(h, IFLA_LINKINFO);
+	nl_put_str(h, IFLA_INFO_KIND, "veth");
+	nl_nest_end(h, nest);
+	is_int(nest->nla_len, NLA_HDRLEN + NLA_HDRLEN + 8,
+	       "a nest counts what was put in it");
+	/* a type past IFLA_MAX (a newer kernel's) is passed over */
+	nl_put_u32(h, IFLA_MAX + 1, 7);
+	nl_put_u32(h, IFLA_MTU, 1500);
+	is_int(nl_attrs(h, sizeof(*ifi), tb, IFLA_MAX), 0, "attributes walked");
+	ok(tb[IFLA_IFNAME] != NULL && tb[IFLA_LINKINFO] != NULL &&
+		   tb[IFLA_MTU] != NULL && nl_attr_u32(tb[IFLA_MTU], &v) == 0 &&
+		   v == 1500,
+	   "each attribute found, the one after an unknown type too");
+	is_int(nl_link_parse(h, &l), 1, "the built link parses");
+	ok(!strcmp(l.name, "eth0") && !strcmp(l.kind, "veth") && l.mtu == 1500,
+	   "name, kind and MTU read back");
+
+	/* the last attribute says it is longer than the message */
+	len = h->nlmsg_len;
+	nl_put_u32(h, IFLA_MTU, 9000);
+	a = (struct nlattr *)((char *)h + len);
+	a->nla_len = 200;
+	memset(tb, 0, sizeof(tb));
+	is_int(nl_attrs(h, sizeof(*ifi), tb, IFLA_MAX), 0,
+	       "an overrunning attribute ends the walk");
+	ok(tb[IFLA_MTU] != NULL && nl_attr_u32(tb[IFLA_MTU], &v) == 0 &&
+		   v == 1500,
+	   "and is not read: the MTU before it stands");
+	a->nla_len = 2; /* shorter than its own header */
+	memset(tb, 0, sizeof(tb));
+	is_int(nl_attrs(h, sizeof(*ifi), tb, IFLA_MAX), 0,
+	       "so does one shorter than its header");
+	h->nlmsg_len = NLMSG_HDRLEN + sizeof(*ifi) - 1;
+	is_int(nl_attrs(h, sizeof(*ifi), tb, IFLA_MAX), -1,
+	       "a message shorter than its family header is refused");
+	is_int(nl_link_parse(h, &l), -1, "and not parsed as a link");
 }
 
 static int find(struct nl_link *v, size_t n, const char *name)
@@ -326,6 +388,7 @@ int main(void)
 	test_parse_addr();
 	test_parse_route();
 	test_parse_link();
+	test_build_and_walk();
 	test_live();
 	return tap_done();
 }
